@@ -1,0 +1,255 @@
+"""The CloudEvents 1.0 envelope of every teamnl event.
+
+- over HTTP: structured (``application/cloudevents+json``), binary (``ce-*`` headers) and
+  batch (``application/cloudevents-batch+json``) content modes;
+- on Kafka: binary content mode (``ce_*`` headers, JSON data as the value, the aggregate id
+  as the key), through the CloudEvents SDK's Kafka binding.
+
+Parsing returns an :class:`Event` whose data has been validated against the catalogue, or
+raises :class:`InvalidEvent` listing every problem as ``(field, reason)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cloudevents.core.bindings import kafka as ce_kafka
+from cloudevents.core.exceptions import BaseCloudEventException, CloudEventValidationError
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+from dateutil.parser import isoparse
+from pydantic import ValidationError
+
+from .registry import EventSpec, UnknownEventType, aggregate_id, spec_for
+from .topics import topic_for
+from .types import EventData
+
+CLOUDEVENTS_JSON = "application/cloudevents+json"
+CLOUDEVENTS_BATCH_JSON = "application/cloudevents-batch+json"
+JSON = "application/json"
+_FORMAT = JSONFormat()
+_KNOWN_ATTRIBUTES = {
+    "id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject", "time",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason an event was refused: the field (JSON-pointer-like path) and why."""
+
+    field: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "reason": self.reason}
+
+
+class InvalidEvent(ValueError):
+    def __init__(self, problems: Sequence[Problem], event_type: str | None = None) -> None:
+        self.problems = list(problems)
+        self.event_type = event_type
+        super().__init__("; ".join(f"{p.field}: {p.reason}" for p in self.problems))
+
+
+@dataclass(frozen=True)
+class Event:
+    """A CloudEvent of the teamnl catalogue whose attributes and data are valid."""
+
+    id: str
+    source: str
+    type: str
+    subject: str
+    time: datetime
+    data: EventData
+    extensions: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> EventSpec:
+        return spec_for(self.type)
+
+    @property
+    def topic(self) -> str:
+        return topic_for(self.type)
+
+    @property
+    def key(self) -> str:
+        return self.subject
+
+    def data_dict(self) -> dict[str, Any]:
+        return self.data.model_dump(mode="json")
+
+    def data_json(self) -> bytes:
+        return canonical_json(self.data_dict())
+
+    def fingerprint(self) -> str:
+        """Identifies the content, so a replay with other content can be told apart."""
+        digest = hashlib.sha256(self.type.encode() + b"\0" + self.data_json())
+        return digest.hexdigest()
+
+    def attributes(self) -> dict[str, Any]:
+        return {
+            "specversion": "1.0", "id": self.id, "source": self.source, "type": self.type,
+            "subject": self.subject, "time": self.time, "datacontenttype": JSON,
+            **self.extensions,
+        }
+
+    def to_structured(self) -> dict[str, Any]:
+        attributes = self.attributes()
+        attributes["time"] = _iso(self.time)
+        return {**attributes, "data": self.data_dict()}
+
+    def to_kafka_headers(self) -> list[tuple[str, bytes]]:
+        message = ce_kafka.to_binary(self._sdk_event(), _FORMAT)
+        return sorted(message.headers.items())
+
+    def _sdk_event(self) -> CloudEvent:
+        return CloudEvent(self.attributes(), self.data_dict())
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _iso(moment: datetime) -> str:
+    text = moment.astimezone(UTC).isoformat()
+    return text.removesuffix("+00:00") + "Z"
+
+
+# -- parsing --------------------------------------------------------------------------------
+
+
+def parse_event(attributes: Mapping[str, Any], data: Any, *, prefix: str = "") -> Event:
+    """Validate CloudEvents attributes and the catalogue data; return the :class:`Event`."""
+    attrs = dict(attributes)
+    problems = _attribute_problems(attrs, prefix)
+    event_type = attrs.get("type") if isinstance(attrs.get("type"), str) else None
+    spec = _lookup(event_type, prefix, problems)
+    if problems or spec is None:
+        raise InvalidEvent(problems, event_type)
+    model = _parse_data(spec, data, prefix)
+    return Event(
+        id=attrs["id"], source=attrs["source"], type=spec.type,
+        subject=_subject(attrs, spec, model, prefix), time=_time(attrs, prefix),
+        data=model, extensions=_extensions(attrs),
+    )
+
+
+def _attribute_problems(attrs: dict[str, Any], prefix: str) -> list[Problem]:
+    if isinstance(attrs.get("time"), str):
+        try:
+            attrs["time"] = isoparse(attrs["time"])
+        except ValueError:
+            return [Problem(f"{prefix}time", "not an RFC 3339 timestamp")]
+    try:
+        CloudEvent(dict(attrs))
+    except CloudEventValidationError as error:
+        return [
+            Problem(f"{prefix}{name}", str(reason))
+            for name, reasons in sorted(error.errors.items())
+            for reason in reasons
+        ]
+    except BaseCloudEventException as error:
+        return [Problem(f"{prefix}specversion", str(error))]
+    return []
+
+
+def _lookup(event_type: str | None, prefix: str, problems: list[Problem]) -> EventSpec | None:
+    if event_type is None:
+        return None
+    try:
+        return spec_for(event_type)
+    except UnknownEventType:
+        problems.append(Problem(f"{prefix}type", f"unknown event type {event_type!r}"))
+        return None
+
+
+def _parse_data(spec: EventSpec, data: Any, prefix: str) -> EventData:
+    if data is None:
+        raise InvalidEvent([Problem(f"{prefix}data", "data is required")], spec.type)
+    try:
+        return spec.model.model_validate(data)
+    except ValidationError as error:
+        raise InvalidEvent(
+            [
+                Problem(
+                    f"{prefix}data/" + "/".join(str(part) for part in err["loc"]) if err["loc"]
+                    else f"{prefix}data",
+                    err["msg"],
+                )
+                for err in error.errors()
+            ],
+            spec.type,
+        ) from None
+
+
+def _subject(attrs: dict[str, Any], spec: EventSpec, data: EventData, prefix: str) -> str:
+    expected = aggregate_id(spec.type, data)
+    given = attrs.get("subject")
+    if given is not None and given != expected:
+        raise InvalidEvent(
+            [Problem(f"{prefix}subject", f"must equal data.{spec.aggregate} ({expected!r})")],
+            spec.type,
+        )
+    return expected
+
+
+def _time(attrs: dict[str, Any], prefix: str) -> datetime:
+    moment = attrs.get("time")
+    if moment is None:
+        return datetime.now(UTC)
+    if moment.tzinfo is None:
+        raise InvalidEvent([Problem(f"{prefix}time", "must carry a time zone offset")])
+    return moment  # type: ignore[no-any-return]
+
+
+def _extensions(attrs: dict[str, Any]) -> dict[str, str]:
+    return {
+        name: str(value) for name, value in attrs.items()
+        if name not in _KNOWN_ATTRIBUTES and name != "partitionkey"
+    }
+
+
+# -- HTTP content modes ---------------------------------------------------------------------
+
+
+def parse_structured(document: Any, *, prefix: str = "") -> Event:
+    if not isinstance(document, dict):
+        raise InvalidEvent([Problem(prefix or "/", "a structured CloudEvent is a JSON object")])
+    attributes = {k: v for k, v in document.items() if k not in ("data", "data_base64")}
+    if "data_base64" in document:
+        raise InvalidEvent([Problem(f"{prefix}data_base64", "teamnl events carry JSON data")])
+    return parse_event(attributes, document.get("data"), prefix=prefix)
+
+
+def parse_binary(headers: Mapping[str, str], body: bytes) -> Event:
+    attributes: dict[str, Any] = {
+        name.lower()[3:]: value for name, value in headers.items()
+        if name.lower().startswith("ce-")
+    }
+    content_type = headers.get("content-type", JSON).split(";")[0].strip().lower()
+    if content_type != JSON:
+        raise InvalidEvent([Problem("content-type", f"data must be {JSON}")])
+    try:
+        data = json.loads(body) if body else None
+    except ValueError:
+        raise InvalidEvent([Problem("data", "body is not valid JSON")]) from None
+    return parse_event(attributes, data)
+
+
+def parse_kafka(headers: Sequence[tuple[str, bytes]], value: bytes | None) -> Event:
+    """Read an event back from a Kafka record in binary content mode."""
+    try:
+        message = ce_kafka.KafkaMessage(headers=dict(headers), key=None, value=value or b"")
+        sdk_event = ce_kafka.from_binary(message, _FORMAT, CloudEvent)
+    except CloudEventValidationError as error:
+        raise InvalidEvent(
+            [Problem(name, str(reasons[0])) for name, reasons in error.errors.items()]
+        ) from None
+    except (ValueError, TypeError, UnicodeDecodeError, BaseCloudEventException) as error:
+        raise InvalidEvent([Problem("record", f"not a CloudEvent in binary mode: {error}")]) from None
+    return parse_event(sdk_event.get_attributes(), sdk_event.get_data())

@@ -1,0 +1,163 @@
+"""Value types and base models shared by every v1 event of the catalogue.
+
+Each event's data is an `EventData`: frozen, unknown fields refused, integers never coerced
+from strings or booleans. Money is integer euro cents, days are ISO 8601 dates, countries
+are ISO 3166-1 alpha-2 codes checked against pycountry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any, ClassVar, TypeVar
+
+import pycountry
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+SMART_CITIES = "smart-cities"
+"""The one TINL market that is a theme, not a country."""
+
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+_SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+
+
+def _known_country(code: str) -> str:
+    if pycountry.countries.get(alpha_2=code) is None:
+        raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 country code")
+    return code
+
+
+def _known_market(market: str) -> str:
+    return market if market == SMART_CITIES else _known_country(market)
+
+
+def _iso_day(value: object) -> object:
+    """Accept a `date` or an ISO 8601 string only, never a number read as a timestamp."""
+    if isinstance(value, date | str):
+        return value
+    raise ValueError("expected an ISO 8601 date (YYYY-MM-DD)")
+
+
+def _unique(items: Sequence[Hashable]) -> Sequence[Hashable]:
+    if len(set(items)) != len(items):
+        raise ValueError("items must be unique")
+    return items
+
+
+CountryCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{2}$"),
+    AfterValidator(_known_country),
+    Field(description="ISO 3166-1 alpha-2 country code, upper case", examples=["NL"]),
+]
+Market = Annotated[
+    str,
+    StringConstraints(pattern=rf"^([A-Z]{{2}}|{SMART_CITIES})$"),
+    AfterValidator(_known_market),
+    Field(description=f"ISO 3166-1 alpha-2 country code, or the theme '{SMART_CITIES}'"),
+]
+Sdg = Annotated[int, Strict(), Field(ge=1, le=17, description="UN Sustainable Development Goal")]
+Cents = Annotated[int, Strict(), Field(ge=0, description="amount in euro cents, never negative")]
+Count = Annotated[int, Strict(), Field(ge=0)]
+Year = Annotated[int, Strict(), Field(ge=2000, le=2100)]
+NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Identifier = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=_ID_PATTERN),
+    Field(description="identifier chosen by the partner system"),
+]
+Slug = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=_SLUG_PATTERN),
+    Field(description="lower-case slug, e.g. 'ho-chi-minh-city'"),
+]
+Day = Annotated[date, BeforeValidator(_iso_day), Field(description="ISO 8601 date")]
+
+T = TypeVar("T", bound=Hashable)
+NonEmptyUniqueList = Annotated[
+    tuple[T, ...],
+    Field(min_length=1, json_schema_extra={"uniqueItems": True}),
+    AfterValidator(_unique),
+]
+"""At least one item, no duplicates; a tuple so that frozen events stay immutable."""
+
+
+@dataclass(frozen=True)
+class EventMeta:
+    """What the `event` decorator attaches to a model; the registry reads it."""
+
+    type: str
+    aggregate: str
+    example: dict[str, Any]
+
+
+class EventData(BaseModel):
+    """Base of every event's data payload."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_meta: ClassVar[EventMeta | None] = None
+
+
+M = TypeVar("M", bound=type[EventData])
+
+
+def event(type_: str, *, aggregate: str, example: dict[str, Any]) -> Callable[[M], M]:
+    """Declare a model as the data of one CloudEvents type (read by `registry`)."""
+
+    def declare(model: M) -> M:
+        model.event_meta = EventMeta(type_, aggregate, example)
+        return model
+
+    return declare
+
+
+def not_before(earlier_field: str) -> Callable[[date, ValidationInfo], date]:
+    """A field validator refusing a date earlier than the date in `earlier_field`."""
+
+    def check(value: date, info: ValidationInfo) -> date:
+        earlier = info.data.get(earlier_field)
+        if earlier is not None and value < earlier:
+            raise ValueError(f"{info.field_name} must not be before {earlier_field}")
+        return value
+
+    return check
+
+
+class DateSpan(EventData):
+    """Something that takes place from `start_date` to `end_date`, both inclusive."""
+
+    start_date: Day
+    end_date: Day
+
+    check_end_date = field_validator("end_date")(not_before("start_date"))
+
+
+class BudgetSpent(EventData):
+    """Money spent from an initiative's yearly budget (each family subclasses this once)."""
+
+    spend_id: Identifier
+    year: Year = Field(description="budget year the spending counts against")
+    amount_cents: Cents
+    category: NonEmptyStr = Field(description="e.g. staff, travel, events, subsidy")
+    spent_on: Day
+
+
+BUDGET_SPENT_EXAMPLE: dict[str, Any] = {
+    "spend_id": "2019-0042",
+    "year": 2019,
+    "amount_cents": 1_250_000,
+    "category": "events",
+    "spent_on": "2019-03-14",
+}

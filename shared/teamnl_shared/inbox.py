@@ -1,0 +1,167 @@
+"""Inbox / idempotent consumer.
+
+Each record is parsed and validated against the contract. A valid event is applied at most
+once: its ``(source, id)`` is recorded in ``inbox`` in the same transaction as the
+handler's effect. Offsets are committed only after that transaction, so with Kafka's
+at-least-once delivery every event is applied exactly once in effect.
+
+A record that cannot be parsed or validated, or that the handler refuses with
+:class:`PoisonEvent`, goes to the dead-letter topic with the reason in its headers; the
+partition goes on with the next record. Infrastructure failures (database down) are
+retried from the first unapplied record after a back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from .contract.envelope import Event, InvalidEvent, parse_kafka
+from .contract.topics import deadletter_topic
+from .kafka import idempotent_producer, manual_commit_consumer
+
+log = logging.getLogger(__name__)
+
+
+class PoisonEvent(Exception):
+    """Raised by a handler for a valid-looking event it can never apply."""
+
+
+Handler = Callable[[asyncpg.Connection, Event, ConsumerRecord], Awaitable[None]]
+BatchHook = Callable[[list[tuple[Event, ConsumerRecord]]], Awaitable[None]]
+
+
+@dataclass
+class _Outcome:
+    applied: list[tuple[Event, ConsumerRecord]] = field(default_factory=list)
+    dead: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
+    duplicates: int = 0
+
+
+@dataclass
+class InboxConsumer:
+    pool: asyncpg.Pool
+    bootstrap: str
+    group: str
+    topics: list[str]
+    handler: Handler
+    after_commit: BatchHook | None = None
+    retry_backoff: float = 1.0
+    consumer_options: dict[str, Any] = field(default_factory=dict)
+    applied_total: int = 0
+    duplicate_total: int = 0
+    deadletter_total: int = 0
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _consumer: AIOKafkaConsumer | None = None
+
+    @property
+    def deadletter_topic(self) -> str:
+        return deadletter_topic(self.group)
+
+    async def run(self) -> None:
+        consumer = manual_commit_consumer(self.bootstrap, self.group, *self.topics,
+                                          **self.consumer_options)
+        producer = idempotent_producer(self.bootstrap)
+        await consumer.start()
+        await producer.start()
+        self._consumer = consumer
+        try:
+            while not self._stopping.is_set():
+                batch = await consumer.getmany(timeout_ms=500)
+                for tp, records in batch.items():
+                    await self._process_partition(consumer, producer, tp, records)
+        finally:
+            self._consumer = None
+            await consumer.stop()
+            await producer.stop()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    def lag(self) -> dict[TopicPartition, int]:
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        lags = {}
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            with contextlib.suppress(Exception):
+                position = consumer._subscription.subscription.assignment.state_value(tp)  # noqa: SLF001
+                if high is not None and position is not None and position.has_valid_position:
+                    lags[tp] = max(0, high - position.position)
+        return lags
+
+    async def _process_partition(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer,
+                                 tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        try:
+            outcome = await self._apply(records)
+            for record, reason in outcome.dead:
+                await self._dead_letter(producer, record, reason)
+            await consumer.commit({tp: records[-1].offset + 1})
+        except CommitFailedError:
+            log.info("partition %s was reassigned; the new owner re-reads (inbox dedups)", tp)
+            return
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as error:
+            log.warning("applying %s failed (%r); retrying from offset %d",
+                        tp, error, records[0].offset)
+            consumer.seek(tp, records[0].offset)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.retry_backoff)
+            return
+        self.applied_total += len(outcome.applied)
+        self.duplicate_total += outcome.duplicates
+        self.deadletter_total += len(outcome.dead)
+        if self.after_commit is not None and outcome.applied:
+            await self.after_commit(outcome.applied)
+
+    async def _apply(self, records: list[ConsumerRecord]) -> _Outcome:
+        outcome = _Outcome()
+        async with self.pool.acquire() as conn, conn.transaction():
+            for record in records:
+                try:
+                    event = parse_kafka(record.headers, record.value)
+                except InvalidEvent as error:
+                    outcome.dead.append((record, str(error)))
+                    continue
+                await self._apply_one(conn, event, record, outcome)
+        return outcome
+
+    async def _apply_one(self, conn: asyncpg.Connection, event: Event, record: ConsumerRecord,
+                         outcome: _Outcome) -> None:
+        try:
+            async with conn.transaction():  # a savepoint: a poison event undoes only itself
+                fresh = await conn.fetchval(
+                    "INSERT INTO inbox (event_source, event_id, event_type, topic,"
+                    " kafka_partition, kafka_offset) VALUES ($1, $2, $3, $4, $5, $6)"
+                    " ON CONFLICT DO NOTHING RETURNING true",
+                    event.source, event.id, event.type, record.topic, record.partition,
+                    record.offset,
+                )
+                if not fresh:
+                    outcome.duplicates += 1
+                    return
+                await self.handler(conn, event, record)
+        except PoisonEvent as error:
+            outcome.dead.append((record, f"{event.type}: {error}"))
+            return
+        outcome.applied.append((event, record))
+
+    async def _dead_letter(self, producer: AIOKafkaProducer, record: ConsumerRecord,
+                           reason: str) -> None:
+        headers = [*record.headers,
+                   ("teamnl_error", reason.encode()[:4000]),
+                   ("teamnl_original_topic", record.topic.encode()),
+                   ("teamnl_original_partition", str(record.partition).encode()),
+                   ("teamnl_original_offset", str(record.offset).encode())]
+        await producer.send_and_wait(self.deadletter_topic, record.value, key=record.key,
+                                     headers=headers)
+        log.warning("dead-lettered %s[%d]@%d: %s", record.topic, record.partition,
+                    record.offset, reason)

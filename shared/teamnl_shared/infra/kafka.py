@@ -1,0 +1,179 @@
+"""A single-node Apache Kafka (KRaft, broker + controller) run as a local java process.
+
+The jars are the official ``org.apache.kafka:kafka_2.13`` artifacts, resolved from Maven
+Central by Maven into a cache folder outside the repository.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+import uuid
+from importlib import resources
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from .config import KAFKA_VERSION, InfraConfig
+from .process import exclusive_lock, read_pid, terminate
+
+MAIN_CLASS = "kafka.Kafka"
+
+LOG4J2_YAML = """\
+Configuration:
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Logger:
+      - name: kafka.log.LogCleaner
+        level: WARN
+      - name: org.apache.kafka.storage
+        level: WARN
+    Root:
+      level: INFO
+      AppenderRef:
+        - ref: STDOUT
+"""
+
+
+class KafkaError(RuntimeError):
+    pass
+
+
+def resolve_jars(config: InfraConfig) -> Path:
+    """Resolve Kafka's jars with Maven once; later calls reuse the cache."""
+    libs = config.kafka_libs
+    if (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+        return libs
+    if shutil.which("mvn") is None:
+        raise KafkaError("Maven (mvn) is needed to fetch Apache Kafka's jars: apt-get install maven")
+    pom = resources.files("teamnl_shared.infra").joinpath("kafka-pom.xml")
+    with resources.as_file(pom) as pom_path:
+        tmp = libs.with_name("libs.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run(
+            [
+                "mvn", "-q", "-B", "-f", str(pom_path),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={tmp}", "-DincludeScope=runtime",
+                f"-Dkafka.version={KAFKA_VERSION}",
+            ],
+            check=True,
+        )
+        tmp.replace(libs)
+    return libs
+
+
+def server_properties(config: InfraConfig) -> str:
+    host, port, ctrl = config.host, config.kafka_port, config.kafka_controller_port
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@{host}:{ctrl}",
+            f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{ctrl}",
+            f"advertised.listeners=PLAINTEXT://{host}:{port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+            f"log.dirs={config.kafka_dir / 'data'}",
+            "num.partitions=6",
+            "default.replication.factor=1",
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=false",
+            "",
+        ]
+    )
+
+
+class LocalKafka:
+    def __init__(self, config: InfraConfig) -> None:
+        self.config = config
+        self.dir = config.kafka_dir
+        self.pid_file = self.dir / "kafka.pid"
+        self.log_file = self.dir / "kafka.log"
+
+    def pid(self) -> int | None:
+        return read_pid(self.pid_file, MAIN_CLASS)
+
+    def start(self, timeout: float = 90.0) -> None:
+        with exclusive_lock(self.dir / ".lock"):
+            if self.pid() is None:
+                self._spawn(resolve_jars(self.config))
+        wait_ready(self.config.kafka_bootstrap, timeout, self._log_tail)
+
+    def stop(self) -> None:
+        with exclusive_lock(self.dir / ".lock"):
+            pid = self.pid()
+            if pid is not None:
+                terminate(pid)
+            self.pid_file.unlink(missing_ok=True)
+
+    def _spawn(self, libs: Path) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        props = self.dir / "server.properties"
+        props.write_text(server_properties(self.config))
+        log4j = self.dir / "log4j2.yaml"
+        log4j.write_text(LOG4J2_YAML)
+        java = ["java", "-Xms256m", "-Xmx768m", f"-Dlog4j2.configurationFile={log4j}"]
+        classpath = ["-cp", f"{libs}/*"]
+        if not (self.dir / "data" / "meta.properties").exists():
+            cluster_id = _cluster_id()
+            subprocess.run(
+                [*java, *classpath, "kafka.tools.StorageTool", "format",
+                 "-t", cluster_id, "-c", str(props), "--ignore-formatted"],
+                check=True, stdout=subprocess.DEVNULL,
+            )
+        with self.log_file.open("ab") as log:
+            process = subprocess.Popen(
+                [*java, *classpath, MAIN_CLASS, str(props)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(str(process.pid))
+
+    def _log_tail(self) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-20:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+def _cluster_id() -> str:
+    # Kafka's cluster ids are 16 random bytes in URL-safe base64 without padding.
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+async def ping(bootstrap: str, timeout: float = 5.0) -> bool:
+    """A real admin-client round trip: the broker answers a DescribeCluster request."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        cluster = await asyncio.wait_for(admin.describe_cluster(), timeout)
+        return bool(cluster.get("brokers"))
+    except Exception:  # noqa: BLE001 - any failure means "not ready yet"
+        return False
+    finally:
+        await admin.close()
+
+
+def wait_ready(bootstrap: str, timeout: float, log_tail: object = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if asyncio.run(ping(bootstrap)):
+            return
+        time.sleep(0.5)
+    tail = log_tail() if callable(log_tail) else ""
+    raise KafkaError(f"Kafka at {bootstrap} not ready after {timeout:.0f}s\n{tail}")

@@ -1,0 +1,194 @@
+"""`setup_telemetry`: the tracer and meter providers of one service (or one test app)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from functools import cached_property
+
+from fastapi import FastAPI
+from opentelemetry import metrics, trace
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.metrics import Meter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import (
+    DEPLOYMENT_ENVIRONMENT,
+    SERVICE_NAME,
+    SERVICE_VERSION,
+    OTELResourceDetector,
+    Resource,
+)
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.trace import Tracer
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+from teamnl_shared.telemetry.metrics import Metrics
+
+METER_NAME = "teamnl"
+UNTRACED_PATHS = ("/healthz", "/readyz", "/metrics")
+
+_GLOBALS_LOCK = threading.Lock()
+_globals_installed = False  # the OTel API refuses a second set_tracer_provider
+
+
+class Telemetry:
+    """The providers of one service; pass them explicitly rather than reading the globals.
+
+    The first `setup_telemetry` in a process also installs its providers as the OTel
+    globals (for instrumentations that only read those); later ones do not.
+    """
+
+    def __init__(
+        self,
+        resource: Resource,
+        tracer_provider: TracerProvider,
+        meter_provider: MeterProvider,
+        registry: CollectorRegistry,
+        span_exporters: tuple[SpanExporter, ...],
+        metric_readers: tuple[MetricReader, ...],
+    ) -> None:
+        self.resource = resource
+        self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
+        self.registry = registry
+        self.span_exporters = span_exporters
+        self.metric_readers = metric_readers
+
+    @property
+    def service_name(self) -> str:
+        return str(self.resource.attributes.get(SERVICE_NAME, ""))
+
+    def tracer(self, name: str) -> Tracer:
+        return self.tracer_provider.get_tracer(name)
+
+    @cached_property
+    def meter(self) -> Meter:
+        return self.meter_provider.get_meter(METER_NAME)
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        return Metrics(self.meter)
+
+    def instrument_fastapi(self, app: FastAPI) -> None:
+        """Server spans and HTTP metrics for `app`; probes and scrapes are not traced."""
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=self.tracer_provider,
+            meter_provider=self.meter_provider,
+            excluded_urls=",".join(UNTRACED_PATHS),
+        )
+
+    def instrument_asyncpg(self) -> None:
+        """Trace asyncpg queries. Patches the asyncpg module, so only the first call in a
+        process takes effect: its providers serve every pool in the process."""
+        instrumentor = AsyncPGInstrumentor()
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument(tracer_provider=self.tracer_provider)
+
+    def metrics_endpoint(self) -> Callable[[Request], Awaitable[Response]]:
+        """A handler serving this instance's metrics in the Prometheus text format.
+
+        ``app.add_route("/metrics", telemetry.metrics_endpoint(), include_in_schema=False)``
+        """
+        registry = self.registry
+
+        async def metrics_handler(_request: Request) -> Response:
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+        return metrics_handler
+
+    def shutdown(self) -> None:
+        """Flush and stop exporters; idempotent."""
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
+
+
+def setup_telemetry(
+    service_name: str,
+    service_version: str,
+    environment: str,
+    *,
+    span_exporter: SpanExporter | None = None,
+    metric_reader: MetricReader | None = None,
+) -> Telemetry:
+    """Build the providers for one service.
+
+    OTLP over http/protobuf is added only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the
+    ``_TRACES_``/``_METRICS_`` variant) is set; the exporters read their endpoint, headers
+    and timeout from the usual OTEL_* variables. A Prometheus reader with its own registry
+    is always present. `span_exporter` is exported to synchronously (for tests), and
+    `metric_reader` is added as a further reader.
+    """
+    resource = _resource(service_name, service_version, environment)
+    span_exporters = _span_exporters(span_exporter)
+    tracer_provider = TracerProvider(resource=resource)
+    for exporter in span_exporters:
+        tracer_provider.add_span_processor(
+            SimpleSpanProcessor(exporter) if exporter is span_exporter else BatchSpanProcessor(exporter)
+        )
+    registry = CollectorRegistry(auto_describe=True)
+    readers = _metric_readers(registry, metric_reader)
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    _install_globals_once(tracer_provider, meter_provider)
+    return Telemetry(resource, tracer_provider, meter_provider, registry, span_exporters, readers)
+
+
+def _resource(service_name: str, service_version: str, environment: str) -> Resource:
+    # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES win over the values given in code, so an
+    # operator can rename or relabel a deployment without a release.
+    given = {
+        SERVICE_NAME: service_name,
+        SERVICE_VERSION: service_version,
+        DEPLOYMENT_ENVIRONMENT: environment,
+    }
+    return Resource.create(given).merge(OTELResourceDetector().detect())
+
+
+def _otlp_enabled(signal: str) -> bool:
+    if os.environ.get(f"OTEL_{signal}_EXPORTER", "").strip().lower() == "none":
+        return False
+    endpoint = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    return bool(endpoint and endpoint.strip())
+
+
+def _span_exporters(given: SpanExporter | None) -> tuple[SpanExporter, ...]:
+    exporters: list[SpanExporter] = [given] if given is not None else []
+    if _otlp_enabled("TRACES"):
+        exporters.append(OTLPSpanExporter())
+    return tuple(exporters)
+
+
+def _metric_readers(
+    registry: CollectorRegistry, given: MetricReader | None
+) -> tuple[MetricReader, ...]:
+    readers: list[MetricReader] = [PrometheusMetricReader(registry=registry)]
+    if given is not None:
+        readers.append(given)
+    if _otlp_enabled("METRICS"):
+        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+    return tuple(readers)
+
+
+def _install_globals_once(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
+    global _globals_installed
+    with _GLOBALS_LOCK:
+        if _globals_installed:
+            return
+        trace.set_tracer_provider(tracer_provider)
+        metrics.set_meter_provider(meter_provider)
+        _globals_installed = True

@@ -1,0 +1,168 @@
+"""Trace propagation across our outbox -> relay -> Kafka -> consumer path.
+
+The aiokafka instrumentation only sees the relay's `send` and the consumer's fetch, so the
+trace of the HTTP request that wrote an outbox row would be lost at the outbox table. We
+close the gap by hand:
+
+1. the request stores `inject_traceparent()` with the outbox row;
+2. the relay wraps each send in `publish_span(..., parent_headers=<stored dict>)`, a
+   PRODUCER span continuing the request's trace, and puts `trace_headers()` (the publish
+   span's W3C context) on the Kafka record;
+3. the consumer wraps handling in `consume_span(tracer, record, group)`, a CONSUMER span
+   whose parent is the publish span.
+
+Only W3C Trace Context (``traceparent``/``tracestate``) is written, whatever
+OTEL_PROPAGATORS says, because the ``traceparent`` header is part of our Kafka contract.
+Attribute names follow the OpenTelemetry messaging semantic conventions (v1.27+).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Protocol
+
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import AttributeValue
+
+MESSAGING_SYSTEM = "messaging.system"
+MESSAGING_DESTINATION_NAME = "messaging.destination.name"
+MESSAGING_DESTINATION_PARTITION_ID = "messaging.destination.partition.id"
+MESSAGING_OPERATION_TYPE = "messaging.operation.type"
+MESSAGING_OPERATION_NAME = "messaging.operation.name"
+MESSAGING_MESSAGE_ID = "messaging.message.id"
+MESSAGING_KAFKA_MESSAGE_KEY = "messaging.kafka.message.key"
+MESSAGING_KAFKA_OFFSET = "messaging.kafka.offset"
+MESSAGING_CONSUMER_GROUP_NAME = "messaging.consumer.group.name"
+
+TRACEPARENT = "traceparent"
+CLOUDEVENT_ID_HEADER = "ce_id"
+
+HeadersLike = Mapping[str, str | bytes | None] | Iterable[tuple[str, bytes | str | None]]
+"""A carrier: a dict (e.g. the one stored with an outbox row) or Kafka record headers."""
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+class KafkaRecord(Protocol):
+    """What `consume_span` reads from a record; aiokafka's ConsumerRecord satisfies it."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> object: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+def inject_traceparent(context: Context | None = None) -> dict[str, str]:
+    """The W3C trace context of `context` (default: current), e.g. to store with an outbox row.
+
+    Empty when there is no valid span in the context.
+    """
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier, context=context)
+    return carrier
+
+
+def current_traceparent() -> str | None:
+    """The ``traceparent`` header value of the current span, or None without one."""
+    return inject_traceparent().get(TRACEPARENT)
+
+
+def trace_headers(context: Context | None = None) -> list[tuple[str, bytes]]:
+    """Kafka record headers carrying the trace context of `context` (default: current)."""
+    return [(name, value.encode("ascii")) for name, value in inject_traceparent(context).items()]
+
+
+def context_from_headers(headers: HeadersLike | None) -> Context:
+    """Extract the W3C trace context from a dict or Kafka headers.
+
+    Starts from an empty context, so a message without (or with a malformed) traceparent
+    gives a context without a parent: its span starts a new trace.
+    """
+    return _PROPAGATOR.extract(_carrier(headers), context=Context())
+
+
+@contextmanager
+def publish_span(
+    tracer: Tracer,
+    topic: str,
+    key: str | bytes | None,
+    partition: int | None,
+    message_id: str,
+    parent_headers: HeadersLike | None,
+) -> Iterator[Span]:
+    """A PRODUCER span ``send <topic>`` continuing the trace in `parent_headers`.
+
+    Made current, so `trace_headers()` inside the block gives this span's context for the
+    record. Set the partition later with `set_partition` if it is only known after sending.
+    """
+    attributes: dict[str, AttributeValue] = {
+        **_destination(topic),
+        MESSAGING_OPERATION_TYPE: "send",
+        MESSAGING_OPERATION_NAME: "send",
+        MESSAGING_MESSAGE_ID: message_id,
+    }
+    if key is not None:
+        attributes[MESSAGING_KAFKA_MESSAGE_KEY] = _text(key)
+    if partition is not None:
+        attributes[MESSAGING_DESTINATION_PARTITION_ID] = str(partition)
+    with tracer.start_as_current_span(
+        f"send {topic}",
+        context=context_from_headers(parent_headers),
+        kind=SpanKind.PRODUCER,
+        attributes=attributes,
+    ) as span:
+        yield span
+
+
+@contextmanager
+def consume_span(tracer: Tracer, record: KafkaRecord, group: str) -> Iterator[Span]:
+    """A CONSUMER span ``process <topic>``, child of the producer context in the headers."""
+    attributes: dict[str, AttributeValue] = {
+        **_destination(record.topic),
+        MESSAGING_OPERATION_TYPE: "process",
+        MESSAGING_OPERATION_NAME: "process",
+        MESSAGING_CONSUMER_GROUP_NAME: group,
+        MESSAGING_DESTINATION_PARTITION_ID: str(record.partition),
+        MESSAGING_KAFKA_OFFSET: record.offset,
+    }
+    if isinstance(record.key, str | bytes):
+        attributes[MESSAGING_KAFKA_MESSAGE_KEY] = _text(record.key)
+    message_id = _carrier(record.headers).get(CLOUDEVENT_ID_HEADER)
+    if message_id:
+        attributes[MESSAGING_MESSAGE_ID] = message_id
+    with tracer.start_as_current_span(
+        f"process {record.topic}",
+        context=context_from_headers(record.headers),
+        kind=SpanKind.CONSUMER,
+        attributes=attributes,
+    ) as span:
+        yield span
+
+
+def set_partition(span: Span, partition: int) -> None:
+    """Record the partition the broker assigned, once `send` has returned."""
+    span.set_attribute(MESSAGING_DESTINATION_PARTITION_ID, str(partition))
+
+
+def _destination(topic: str) -> dict[str, AttributeValue]:
+    return {MESSAGING_SYSTEM: "kafka", MESSAGING_DESTINATION_NAME: topic}
+
+
+def _carrier(headers: HeadersLike | None) -> dict[str, str]:
+    if headers is None:
+        return {}
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return {name.lower(): _text(value) for name, value in pairs if value is not None}
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value

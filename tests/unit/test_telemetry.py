@@ -1,0 +1,376 @@
+"""The telemetry bootstrap, proved with in-memory exporters (no collector, no broker)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from teamnl_shared.telemetry import (
+    RequestLogMiddleware,
+    Telemetry,
+    configure_logging,
+    consume_span,
+    context_from_headers,
+    current_traceparent,
+    inject_traceparent,
+    publish_span,
+    setup_telemetry,
+    trace_headers,
+)
+from teamnl_shared.telemetry.messaging import KafkaRecord
+
+OTEL_ENV = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_METRICS_EXPORTER",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+)
+API_KEY = "tnl_abcdefgh_secretsecret"
+
+
+@dataclass
+class FakeRecord:
+    """The fields of aiokafka's ConsumerRecord that consume_span reads."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+@pytest.fixture(autouse=True)
+def clean_otel_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in OTEL_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def telemetry(spans: InMemorySpanExporter) -> Iterator[Telemetry]:
+    telemetry = setup_telemetry(
+        "nlib", "1.2.3", "test", span_exporter=spans, metric_reader=InMemoryMetricReader()
+    )
+    yield telemetry
+    telemetry.shutdown()
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    stream = io.StringIO()
+    configure_logging("nlib", "INFO", stream=stream)
+    yield stream
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def log_lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_spans_and_metrics_carry_the_service_resource(
+    telemetry: Telemetry, spans: InMemorySpanExporter
+) -> None:
+    with telemetry.tracer("test").start_as_current_span("work"):
+        pass
+
+    attributes = spans.get_finished_spans()[0].resource.attributes
+    assert attributes["service.name"] == "nlib"
+    assert attributes["service.version"] == "1.2.3"
+    assert attributes["deployment.environment"] == "test"
+    assert telemetry.meter_provider._sdk_config.resource.attributes["service.name"] == "nlib"
+
+
+def test_otel_env_overrides_the_resource_given_in_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "nlib-canary")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "k8s.pod.name=nlib-0,service.version=9")
+
+    telemetry = setup_telemetry("nlib", "1.2.3", "test")
+
+    attributes = telemetry.resource.attributes
+    assert attributes["service.name"] == "nlib-canary"
+    assert attributes["service.version"] == "9"
+    assert attributes["k8s.pod.name"] == "nlib-0"
+    assert attributes["deployment.environment"] == "test"
+    telemetry.shutdown()
+
+
+def test_no_otlp_exporter_without_an_endpoint(spans: InMemorySpanExporter) -> None:
+    telemetry = setup_telemetry("nlib", "1", "test", span_exporter=spans)
+
+    assert telemetry.span_exporters == (spans,)
+    assert not any(isinstance(r, PeriodicExportingMetricReader) for r in telemetry.metric_readers)
+    telemetry.shutdown()
+
+
+def test_otlp_exporters_when_the_endpoint_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9/")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+
+    telemetry = setup_telemetry("nlib", "1", "test")
+
+    assert [type(e) for e in telemetry.span_exporters] == [OTLPSpanExporter]
+    (periodic,) = [r for r in telemetry.metric_readers if isinstance(r, PeriodicExportingMetricReader)]
+    assert isinstance(periodic._exporter, OTLPMetricExporter)
+    telemetry.shutdown()
+
+
+def test_only_traces_are_exported_with_a_traces_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:9/v1/traces")
+
+    telemetry = setup_telemetry("nlib", "1", "test")
+
+    assert [type(e) for e in telemetry.span_exporters] == [OTLPSpanExporter]
+    assert not any(isinstance(r, PeriodicExportingMetricReader) for r in telemetry.metric_readers)
+    telemetry.shutdown()
+
+
+def test_traceparent_round_trip_keeps_the_trace(telemetry: Telemetry) -> None:
+    with telemetry.tracer("test").start_as_current_span("request") as span:
+        stored = inject_traceparent()
+        header_value = current_traceparent()
+
+    extracted = context_from_headers(stored)
+    from opentelemetry import trace
+
+    remote = trace.get_current_span(extracted).get_span_context()
+    assert remote.trace_id == span.get_span_context().trace_id
+    assert remote.span_id == span.get_span_context().span_id
+    assert remote.is_remote
+    assert stored["traceparent"] == header_value
+    assert inject_traceparent() == {}  # outside any span there is nothing to carry
+
+
+def test_the_consumer_span_is_a_child_of_the_publish_span(
+    telemetry: Telemetry, spans: InMemorySpanExporter
+) -> None:
+    tracer = telemetry.tracer("test")
+    with tracer.start_as_current_span("POST /events") as request_span:
+        outbox_row_trace = inject_traceparent()
+
+    with publish_span(
+        tracer, "teamnl.nlib.events", "mission-1", 3, "evt-1", outbox_row_trace
+    ) as publish:
+        headers = [("ce_id", b"evt-1"), *trace_headers()]
+    record = FakeRecord("teamnl.nlib.events", 3, 42, b"mission-1", headers)
+    with consume_span(tracer, record, "dashboard") as consume:
+        pass
+
+    trace_id = request_span.get_span_context().trace_id
+    assert publish.get_span_context().trace_id == trace_id
+    assert publish.parent is not None
+    assert publish.parent.span_id == request_span.get_span_context().span_id
+    assert consume.get_span_context().trace_id == trace_id
+    assert consume.parent is not None
+    assert consume.parent.span_id == publish.get_span_context().span_id
+    finished = {s.name: s for s in spans.get_finished_spans()}
+    producer, consumer = finished["send teamnl.nlib.events"], finished["process teamnl.nlib.events"]
+    assert producer.kind is SpanKind.PRODUCER
+    assert dict(producer.attributes or {}) == {
+        "messaging.system": "kafka",
+        "messaging.destination.name": "teamnl.nlib.events",
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "send",
+        "messaging.message.id": "evt-1",
+        "messaging.kafka.message.key": "mission-1",
+        "messaging.destination.partition.id": "3",
+    }
+    assert consumer.kind is SpanKind.CONSUMER
+    assert dict(consumer.attributes or {}) == {
+        "messaging.system": "kafka",
+        "messaging.destination.name": "teamnl.nlib.events",
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.consumer.group.name": "dashboard",
+        "messaging.destination.partition.id": "3",
+        "messaging.kafka.offset": 42,
+        "messaging.kafka.message.key": "mission-1",
+        "messaging.message.id": "evt-1",
+    }
+
+
+def test_a_record_without_traceparent_starts_a_new_trace(telemetry: Telemetry) -> None:
+    tracer = telemetry.tracer("test")
+    record: KafkaRecord = FakeRecord("teamnl.nlib.events", 0, 1, None)
+    with tracer.start_as_current_span("poll loop"), consume_span(tracer, record, "g") as span:
+        pass
+
+    assert span.parent is None
+
+
+async def test_metrics_are_served_with_their_prometheus_names(telemetry: Telemetry) -> None:
+    metrics = telemetry.metrics
+    metrics.event_accepted(service="nlib", event_type="nl.teamnl.nlib.mission.held.v1", partner="rvo")
+    metrics.event_rejected(service="nlib", event_type="x", partner="rvo", reason="schema")
+    metrics.observe_outbox(lambda: (7, 2.5))
+    metrics.set_consumer_lag(topic="teamnl.nlib.events", partition=0, lag=12)
+    metrics.record_end_to_end_latency(0.040, topic="teamnl.nlib.events", event_type="x")
+    metrics.deadlettered(topic="teamnl.nlib.events", reason="poison")
+    metrics.observe_findings(lambda: {("missing-country", "high"): 4})
+    app = FastAPI()
+    app.add_route("/metrics", telemetry.metrics_endpoint(), include_in_schema=False)
+
+    async with _client(app) as client:
+        response = await client.get("/metrics")
+
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = {line.split("{")[0].split(" ")[0]: line for line in response.text.splitlines()}
+    assert 'partner="rvo"' in samples["teamnl_events_accepted_total"]
+    assert 'reason="schema"' in samples["teamnl_events_rejected_total"]
+    assert samples["teamnl_outbox_backlog"].endswith(" 7.0")
+    assert samples["teamnl_outbox_oldest_age_seconds"].endswith(" 2.5")
+    assert samples["teamnl_consumer_lag"].endswith(" 12.0")
+    assert 'le="0.001"' in response.text and 'le="30.0"' in response.text
+    assert "teamnl_end_to_end_latency_seconds_bucket" in samples
+    assert samples["teamnl_end_to_end_latency_seconds_count"].endswith(" 1.0")
+    assert samples["teamnl_end_to_end_latency_seconds_sum"].endswith(" 0.04")
+    assert 'reason="poison"' in samples["teamnl_deadletter_total"]
+    assert 'severity="high"' in samples["teamnl_findings_open"]
+
+
+def test_two_setups_in_one_process_are_independent() -> None:
+    first_spans, second_spans = InMemorySpanExporter(), InMemorySpanExporter()
+    first = setup_telemetry("nlib", "1", "test", span_exporter=first_spans)
+    second = setup_telemetry("tinl", "1", "test", span_exporter=second_spans)
+
+    first.metrics.deadlettered(topic="a", reason="r")
+    second.metrics.deadlettered(topic="b", reason="r")
+    with second.tracer("t").start_as_current_span("only-in-second"):
+        pass
+
+    assert first.registry is not second.registry
+    assert 'topic="a"' in _scrape(first) and 'topic="b"' not in _scrape(first)
+    assert 'topic="b"' in _scrape(second)
+    assert first_spans.get_finished_spans() == ()
+    assert [s.name for s in second_spans.get_finished_spans()] == ["only-in-second"]
+    assert second_spans.get_finished_spans()[0].resource.attributes["service.name"] == "tinl"
+    first.shutdown()
+    second.shutdown()
+
+
+def test_a_json_log_line_carries_the_current_trace(
+    telemetry: Telemetry, log_stream: io.StringIO
+) -> None:
+    logger = logging.getLogger("teamnl.test")
+    with telemetry.tracer("test").start_as_current_span("work") as span:
+        logger.info("accepted %s", "evt-1", extra={"event_id": "evt-1"})
+    logger.warning("outside")
+
+    inside, outside = log_lines(log_stream)
+    context = span.get_span_context()
+    assert inside["trace_id"] == format(context.trace_id, "032x")
+    assert inside["span_id"] == format(context.span_id, "016x")
+    assert inside["message"] == "accepted evt-1"
+    assert inside["level"] == "INFO"
+    assert inside["logger"] == "teamnl.test"
+    assert inside["service"] == "nlib"
+    assert inside["event_id"] == "evt-1"
+    assert str(inside["timestamp"]).endswith("+00:00")
+    assert (outside["trace_id"], outside["span_id"]) == ("", "")
+
+
+def test_secrets_are_redacted_from_messages_and_extras(log_stream: io.StringIO) -> None:
+    logger = logging.getLogger("teamnl.test")
+    logger.info(
+        "key %s refused",
+        API_KEY,
+        extra={
+            "authorization": f"Bearer {API_KEY}",
+            "X-Api-Key": "anything",
+            "request": {"cookie": "session=1", "note": f"sent {API_KEY}"},
+            "partner": "rvo",
+        },
+    )
+    try:
+        raise ValueError(f"bad key {API_KEY}")
+    except ValueError:
+        logger.exception("failed")
+
+    output = log_stream.getvalue()
+    assert API_KEY not in output
+    assert "anything" not in output and "session=1" not in output
+    line, failure = log_lines(log_stream)
+    assert line["message"] == "key [REDACTED] refused"
+    assert line["authorization"] == "[REDACTED]"
+    assert line["X-Api-Key"] == "[REDACTED]"
+    assert line["request"] == {"cookie": "[REDACTED]", "note": "sent [REDACTED]"}
+    assert line["partner"] == "rvo"
+    assert "bad key [REDACTED]" in str(failure["exc_info"])
+
+
+async def test_fastapi_requests_are_traced_and_access_logged_without_headers(
+    telemetry: Telemetry, spans: InMemorySpanExporter, log_stream: io.StringIO
+) -> None:
+    app = FastAPI()
+
+    @app.get("/events/{event_id}")
+    async def read_event(event_id: str, request: Request) -> dict[str, str]:
+        request.state.partner = SimpleNamespace(slug="rvo")
+        return {"id": event_id}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_middleware(RequestLogMiddleware)
+    telemetry.instrument_fastapi(app)
+
+    async with _client(app) as client:
+        event = await client.get("/events/e1?sig=x", headers={"Authorization": API_KEY})
+        health = await client.get("/healthz")
+
+    assert (event.status_code, health.status_code) == (200, 200)
+
+    server_spans = [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert [s.name for s in server_spans] == ["GET /events/{event_id}"]
+    access = [line for line in log_lines(log_stream) if line["logger"] == "teamnl.access"]
+    assert [line["path"] for line in access] == ["/events/e1", "/healthz"]
+    first = access[0]
+    assert (first["method"], first["status"], first["partner"]) == ("GET", 200, "rvo")
+    assert isinstance(first["duration_ms"], float)
+    assert first["trace_id"] == format(server_spans[0].context.trace_id, "032x")
+    assert API_KEY not in json.dumps(access) and "sig=x" not in json.dumps(access)
+
+
+def test_asyncpg_is_instrumented_once_per_process(telemetry: Telemetry) -> None:
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+    was_instrumented = AsyncPGInstrumentor().is_instrumented_by_opentelemetry
+    telemetry.instrument_asyncpg()
+    telemetry.instrument_asyncpg()
+
+    assert AsyncPGInstrumentor().is_instrumented_by_opentelemetry
+    if not was_instrumented:
+        AsyncPGInstrumentor().uninstrument()
+
+
+def _scrape(telemetry: Telemetry) -> str:
+    from prometheus_client import generate_latest
+
+    return generate_latest(telemetry.registry).decode()
+
+
+def _client(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
