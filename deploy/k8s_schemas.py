@@ -103,9 +103,7 @@ def _strict(node: Any) -> Any:
     if isinstance(node.get("items"), dict):
         node["items"] = _strict(node["items"])
     for key in ("allOf", "anyOf", "oneOf"):
-        if isinstance(node.get(key), list) and key != "anyOf" or (
-            key == "anyOf" and not node.get("x-kubernetes-int-or-string") and key in node
-        ):
+        if isinstance(node.get(key), list):
             node[key] = [_strict(v) for v in node[key]]
     if isinstance(node.get("not"), dict):
         node["not"] = _strict(node["not"])

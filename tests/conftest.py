@@ -12,7 +12,6 @@ other's data and can run against a shared cluster.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -21,9 +20,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import asyncpg
 import pytest
-
 from teamnl_shared.db import create_pool, migrate
-from teamnl_shared.infra import Infrastructure, InfraConfig, with_database
+from teamnl_shared.infra import InfraConfig, Infrastructure, with_database
 from teamnl_shared.infra.postgres import create_databases, drop_databases
 from teamnl_shared.kafka import ensure_topics
 

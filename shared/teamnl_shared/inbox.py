@@ -23,10 +23,13 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
 
 from .contract.envelope import Event, InvalidEvent, parse_kafka
 from .contract.topics import deadletter_topic
 from .kafka import idempotent_producer, manual_commit_consumer
+from .telemetry.messaging import consume_span
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,8 @@ class InboxConsumer:
     after_commit: BatchHook | None = None
     retry_backoff: float = 1.0
     consumer_options: dict[str, Any] = field(default_factory=dict)
+    tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.inbox"))
+    on_deadletter: Callable[[ConsumerRecord, str], None] | None = None
     applied_total: int = 0
     duplicate_total: int = 0
     deadletter_total: int = 0
@@ -126,12 +131,14 @@ class InboxConsumer:
         outcome = _Outcome()
         async with self.pool.acquire() as conn, conn.transaction():
             for record in records:
-                try:
-                    event = parse_kafka(record.headers, record.value)
-                except InvalidEvent as error:
-                    outcome.dead.append((record, str(error)))
-                    continue
-                await self._apply_one(conn, event, record, outcome)
+                with consume_span(self.tracer, record, self.group) as span:
+                    try:
+                        event = parse_kafka(record.headers, record.value)
+                    except InvalidEvent as error:
+                        span.set_attribute("error.type", "invalid_event")
+                        outcome.dead.append((record, str(error)))
+                        continue
+                    await self._apply_one(conn, event, record, outcome)
         return outcome
 
     async def _apply_one(self, conn: asyncpg.Connection, event: Event, record: ConsumerRecord,
@@ -165,3 +172,5 @@ class InboxConsumer:
                                      headers=headers)
         log.warning("dead-lettered %s[%d]@%d: %s", record.topic, record.partition,
                     record.offset, reason)
+        if self.on_deadletter is not None:
+            self.on_deadletter(record, reason)

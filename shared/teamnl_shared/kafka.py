@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -60,13 +61,11 @@ async def ensure_topics(bootstrap: str, topics: list[str], *, partitions: int = 
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another instance was first
                 await admin.create_topics(
                     [NewTopic(t, num_partitions=partitions, replication_factor=replication)
                      for t in missing]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another instance created it first
             log.info("created topics %s", missing)
     finally:
         await admin.close()

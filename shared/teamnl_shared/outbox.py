@@ -23,15 +23,18 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
 
 from .contract.envelope import Event
 from .kafka import idempotent_producer, partition_for
+from .telemetry.messaging import inject_traceparent, publish_span, trace_headers
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +47,15 @@ async def enqueue(conn: asyncpg.Connection, event: Event,
                   ) -> int:
     """Add the event's Kafka record to the outbox in the caller's transaction.
 
+    The current trace context is stored with the row, so the relay's publish span (and the
+    consumers after it) continue the trace of the request that accepted the event.
+
     ``topic`` defaults to the event family's topic; tests and deployments with a topic
     prefix pass their own.
     """
     headers = [[name, value.decode()] for name, value in event.to_kafka_headers()]
-    headers += [[name, value] for name, value in (extra_headers or {}).items()]
+    extra = {**inject_traceparent(), **(extra_headers or {})}
+    headers += [[name, value] for name, value in extra.items()]
     seq: int = await conn.fetchval(
         "INSERT INTO outbox (event_id, event_source, event_type, topic, key, headers, value)"
         " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) RETURNING seq",
@@ -85,7 +92,7 @@ class OutboxRelay:
     poll_interval: float = 1.0
     retry_backoff: float = 1.0
     producer_options: dict[str, Any] = field(default_factory=dict)
-    send_hook: Callable[[_Row, AIOKafkaProducer, int], Awaitable[Any]] | None = None
+    tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.outbox"))
     published_total: int = 0
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -144,16 +151,7 @@ class OutboxRelay:
         rows = await _pending(conn, self.batch_size)
         if not rows:
             return 0
-        futures = []
-        for row in rows:
-            partition = await self._partition(producer, row)
-            if self.send_hook is not None:
-                futures.append(await self.send_hook(row, producer, partition))
-            else:
-                futures.append(await producer.send(
-                    row.topic, row.value, key=row.key.encode(), partition=partition,
-                    headers=row.headers,
-                ))
+        futures = [await self._send(producer, row) for row in rows]
         metadata = await asyncio.gather(*futures)
         offsets: dict[tuple[str, int], int] = {}
         for meta in metadata:
@@ -161,6 +159,17 @@ class OutboxRelay:
         await _mark_published(conn, [r.seq for r in rows], offsets)
         self.published_total += len(rows)
         return len(rows)
+
+    async def _send(self, producer: AIOKafkaProducer, row: _Row) -> asyncio.Future[Any]:
+        """Queue one record; its publish span continues the trace stored with the row."""
+        partition = await self._partition(producer, row)
+        with publish_span(self.tracer, row.topic, row.key, partition, row.identity[1],
+                          row.headers):
+            headers = [(k, v) for k, v in row.headers if k not in ("traceparent", "tracestate")]
+            headers += trace_headers()
+            future: asyncio.Future[Any] = await producer.send(
+                row.topic, row.value, key=row.key.encode(), partition=partition, headers=headers)
+        return future
 
     async def _partition(self, producer: AIOKafkaProducer, row: _Row) -> int:
         partitions = self._partitions.get(row.topic)

@@ -12,12 +12,15 @@ from types import SimpleNamespace
 import httpx
 import pytest
 from fastapi import FastAPI, Request
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-
+from prometheus_client import generate_latest
 from teamnl_shared.telemetry import (
     RequestLogMiddleware,
     Telemetry,
@@ -132,7 +135,9 @@ def test_otlp_exporters_when_the_endpoint_is_set(monkeypatch: pytest.MonkeyPatch
     telemetry = setup_telemetry("nlib", "1", "test")
 
     assert [type(e) for e in telemetry.span_exporters] == [OTLPSpanExporter]
-    (periodic,) = [r for r in telemetry.metric_readers if isinstance(r, PeriodicExportingMetricReader)]
+    (periodic,) = [
+        r for r in telemetry.metric_readers if isinstance(r, PeriodicExportingMetricReader)
+    ]
     assert isinstance(periodic._exporter, OTLPMetricExporter)
     telemetry.shutdown()
 
@@ -153,8 +158,6 @@ def test_traceparent_round_trip_keeps_the_trace(telemetry: Telemetry) -> None:
         header_value = current_traceparent()
 
     extracted = context_from_headers(stored)
-    from opentelemetry import trace
-
     remote = trace.get_current_span(extracted).get_span_context()
     assert remote.trace_id == span.get_span_context().trace_id
     assert remote.span_id == span.get_span_context().span_id
@@ -170,23 +173,21 @@ def test_the_consumer_span_is_a_child_of_the_publish_span(
     with tracer.start_as_current_span("POST /events") as request_span:
         outbox_row_trace = inject_traceparent()
 
-    with publish_span(
-        tracer, "teamnl.nlib.events", "mission-1", 3, "evt-1", outbox_row_trace
-    ) as publish:
+    with publish_span(tracer, "teamnl.nlib.events", "mission-1", 3, "evt-1", outbox_row_trace):
         headers = [("ce_id", b"evt-1"), *trace_headers()]
     record = FakeRecord("teamnl.nlib.events", 3, 42, b"mission-1", headers)
-    with consume_span(tracer, record, "dashboard") as consume:
+    with consume_span(tracer, record, "dashboard"):
         pass
 
-    trace_id = request_span.get_span_context().trace_id
-    assert publish.get_span_context().trace_id == trace_id
-    assert publish.parent is not None
-    assert publish.parent.span_id == request_span.get_span_context().span_id
-    assert consume.get_span_context().trace_id == trace_id
-    assert consume.parent is not None
-    assert consume.parent.span_id == publish.get_span_context().span_id
-    finished = {s.name: s for s in spans.get_finished_spans()}
-    producer, consumer = finished["send teamnl.nlib.events"], finished["process teamnl.nlib.events"]
+    producer = _finished(spans, "send teamnl.nlib.events")
+    consumer = _finished(spans, "process teamnl.nlib.events")
+    request_context = request_span.get_span_context()
+    assert producer.context is not None and producer.parent is not None
+    assert producer.context.trace_id == request_context.trace_id
+    assert producer.parent.span_id == request_context.span_id
+    assert consumer.context is not None and consumer.parent is not None
+    assert consumer.context.trace_id == request_context.trace_id
+    assert consumer.parent.span_id == producer.context.span_id
     assert producer.kind is SpanKind.PRODUCER
     assert dict(producer.attributes or {}) == {
         "messaging.system": "kafka",
@@ -211,18 +212,22 @@ def test_the_consumer_span_is_a_child_of_the_publish_span(
     }
 
 
-def test_a_record_without_traceparent_starts_a_new_trace(telemetry: Telemetry) -> None:
+def test_a_record_without_traceparent_starts_a_new_trace(
+    telemetry: Telemetry, spans: InMemorySpanExporter
+) -> None:
     tracer = telemetry.tracer("test")
     record: KafkaRecord = FakeRecord("teamnl.nlib.events", 0, 1, None)
-    with tracer.start_as_current_span("poll loop"), consume_span(tracer, record, "g") as span:
+    with tracer.start_as_current_span("poll loop"), consume_span(tracer, record, "g"):
         pass
 
-    assert span.parent is None
+    assert _finished(spans, "process teamnl.nlib.events").parent is None
 
 
 async def test_metrics_are_served_with_their_prometheus_names(telemetry: Telemetry) -> None:
     metrics = telemetry.metrics
-    metrics.event_accepted(service="nlib", event_type="nl.teamnl.nlib.mission.held.v1", partner="rvo")
+    metrics.event_accepted(
+        service="nlib", event_type="nl.teamnl.nlib.mission.held.v1", partner="rvo"
+    )
     metrics.event_rejected(service="nlib", event_type="x", partner="rvo", reason="schema")
     metrics.observe_outbox(lambda: (7, 2.5))
     metrics.set_consumer_lag(topic="teamnl.nlib.events", partition=0, lag=12)
@@ -355,22 +360,25 @@ async def test_fastapi_requests_are_traced_and_access_logged_without_headers(
 
 
 def test_asyncpg_is_instrumented_once_per_process(telemetry: Telemetry) -> None:
-    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]  # a singleton
+    was_instrumented = instrumentor.is_instrumented_by_opentelemetry
 
-    was_instrumented = AsyncPGInstrumentor().is_instrumented_by_opentelemetry
     telemetry.instrument_asyncpg()
     telemetry.instrument_asyncpg()
 
-    assert AsyncPGInstrumentor().is_instrumented_by_opentelemetry
+    assert instrumentor.is_instrumented_by_opentelemetry
     if not was_instrumented:
-        AsyncPGInstrumentor().uninstrument()
+        instrumentor.uninstrument()
 
 
 def _scrape(telemetry: Telemetry) -> str:
-    from prometheus_client import generate_latest
-
     return generate_latest(telemetry.registry).decode()
 
 
 def _client(app: FastAPI) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+def _finished(spans: InMemorySpanExporter, name: str) -> ReadableSpan:
+    (span,) = [s for s in spans.get_finished_spans() if s.name == name]
+    return span

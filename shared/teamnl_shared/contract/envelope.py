@@ -251,5 +251,9 @@ def parse_kafka(headers: Sequence[tuple[str, bytes]], value: bytes | None) -> Ev
             [Problem(name, str(reasons[0])) for name, reasons in error.errors.items()]
         ) from None
     except (ValueError, TypeError, UnicodeDecodeError, BaseCloudEventException) as error:
-        raise InvalidEvent([Problem("record", f"not a CloudEvent in binary mode: {error}")]) from None
-    return parse_event(sdk_event.get_attributes(), sdk_event.get_data())
+        raise InvalidEvent(
+            [Problem("record", f"not a CloudEvent in binary mode: {error}")]) from None
+    data = sdk_event.get_data()
+    if not isinstance(data, dict):
+        raise InvalidEvent([Problem("data", "the record value is not a JSON object")])
+    return parse_event(sdk_event.get_attributes(), data)

@@ -51,7 +51,7 @@ def resolve_jars(config: InfraConfig) -> Path:
     if (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
         return libs
     if shutil.which("mvn") is None:
-        raise KafkaError("Maven (mvn) is needed to fetch Apache Kafka's jars: apt-get install maven")
+        raise KafkaError("Maven (mvn) fetches Apache Kafka's jars: apt-get install maven")
     pom = resources.files("teamnl_shared.infra").joinpath("kafka-pom.xml")
     with resources.as_file(pom) as pom_path:
         tmp = libs.with_name("libs.partial")

@@ -94,7 +94,7 @@ class Telemetry:
     def instrument_asyncpg(self) -> None:
         """Trace asyncpg queries. Patches the asyncpg module, so only the first call in a
         process takes effect: its providers serve every pool in the process."""
-        instrumentor = AsyncPGInstrumentor()
+        instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]  # untyped lib
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(tracer_provider=self.tracer_provider)
 
@@ -137,7 +137,9 @@ def setup_telemetry(
     tracer_provider = TracerProvider(resource=resource)
     for exporter in span_exporters:
         tracer_provider.add_span_processor(
-            SimpleSpanProcessor(exporter) if exporter is span_exporter else BatchSpanProcessor(exporter)
+            SimpleSpanProcessor(exporter)
+            if exporter is span_exporter
+            else BatchSpanProcessor(exporter)
         )
     registry = CollectorRegistry(auto_describe=True)
     readers = _metric_readers(registry, metric_reader)

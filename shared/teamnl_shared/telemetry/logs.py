@@ -27,7 +27,9 @@ API_KEY_PATTERN = re.compile(r"tnl_[A-Za-z0-9_-]{8,}")
 # "client_secret", "access_token", "Set-Cookie" are all secret.
 SECRET_KEY_PARTS = ("authorization", "api_key", "password", "token", "secret", "cookie")
 
-_STANDARD_ATTRS = frozenset(RESERVED_ATTRS) | {"message", "asctime", "trace_id", "span_id"}
+# color_message: the ANSI twin of the message that uvicorn passes as an extra.
+_STANDARD_ATTRS = frozenset(RESERVED_ATTRS) | {"message", "asctime", "color_message"}
+_STANDARD_ATTRS |= {"trace_id", "span_id", "taskName"}
 _ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 
@@ -115,7 +117,7 @@ class TeamnlJsonFormatter(JsonFormatter):
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 log_data.setdefault(key, value)
 
-    def formatException(self, ei: _ExcInfo | tuple[None, None, None]) -> str:  # type: ignore[override]
+    def formatException(self, ei: _ExcInfo | tuple[None, None, None]) -> str:
         return redact_text(logging.Formatter.formatException(self, ei))
 
 

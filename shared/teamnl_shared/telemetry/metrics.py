@@ -41,7 +41,9 @@ class Metrics:
             "teamnl.events.rejected", unit="{event}", description="Events refused by ingestion"
         )
         self.deadletters = meter.create_counter(
-            "teamnl.deadletter", unit="{message}", description="Messages sent to a dead-letter topic"
+            "teamnl.deadletter",
+            unit="{message}",
+            description="Messages sent to a dead-letter topic",
         )
         self.consumer_lag = meter.create_gauge(
             "teamnl.consumer.lag", unit="{message}", description="Records behind the log end"

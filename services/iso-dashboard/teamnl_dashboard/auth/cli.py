@@ -1,0 +1,91 @@
+"""``python -m teamnl_dashboard.members``: create, list, disable and re-role members."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import asyncpg
+import typer
+from teamnl_shared.db import create_pool, migrate
+
+from . import members
+from .passwords import WeakPassword
+from .roles import Role
+
+MIGRATIONS = "teamnl_dashboard.migrations"
+T = TypeVar("T")
+
+cli = typer.Typer(help="ISO NL dashboard members.", no_args_is_help=True, add_completion=False)
+DatabaseUrl = Annotated[str, typer.Option(
+    envvar="DASHBOARD_DATABASE_URL", help="the dashboard's PostgreSQL URL", show_default=False)]
+Email = Annotated[str, typer.Option("--email", help="the member's e-mail address")]
+
+
+def _run(database_url: str, action: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    async def main() -> T:
+        pool = await create_pool(database_url, max_size=2)
+        try:
+            await migrate(pool, MIGRATIONS)
+            return await action(pool)
+        finally:
+            await pool.close()
+
+    try:
+        return asyncio.run(main())
+    except (members.MemberError, WeakPassword) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@cli.command()
+def create(
+    email: Email,
+    database_url: DatabaseUrl,
+    role: Annotated[Role, typer.Option(help="member (read), secretariat or admin")] = Role.MEMBER,
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="read the password from the first line of standard input")
+    ] = False,
+) -> None:
+    """Create a member."""
+    password = _password(password_stdin)
+    member = _run(database_url, lambda pool: members.create_member(pool, email, password, role))
+    typer.echo(f"created {member.email} ({member.role})")
+
+
+@cli.command("list")
+def list_(database_url: DatabaseUrl) -> None:
+    """List the members."""
+    for member in _run(database_url, members.list_members):
+        state = "disabled" if member.disabled else "active"
+        typer.echo(f"{member.email}\t{member.role}\t{state}")
+
+
+@cli.command()
+def disable(email: Email, database_url: DatabaseUrl) -> None:
+    """Disable a member and end their sessions."""
+    member = _run(database_url, lambda pool: members.set_disabled(pool, email, True))
+    typer.echo(f"disabled {member.email}")
+
+
+@cli.command()
+def enable(email: Email, database_url: DatabaseUrl) -> None:
+    """Enable a disabled member again."""
+    member = _run(database_url, lambda pool: members.set_disabled(pool, email, False))
+    typer.echo(f"enabled {member.email}")
+
+
+@cli.command("set-role")
+def set_role(email: Email, role: Annotated[Role, typer.Option()],
+             database_url: DatabaseUrl) -> None:
+    """Change a member's role."""
+    member = _run(database_url, lambda pool: members.set_role(pool, email, role))
+    typer.echo(f"{member.email} is now {member.role}")

@@ -1,0 +1,30 @@
+"""``install_auth(app, settings)``: the auth routes, CSRF middleware and 401/redirect handling."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from .config import AuthConfig, AuthSettings
+from .csrf import CsrfMiddleware
+from .dependencies import NotAuthenticated
+from .routes import router
+
+
+def install_auth(app: FastAPI, settings: AuthSettings) -> None:
+    """Add /login, /logout and CSRF checks to the app. The app must put its asyncpg pool on
+    ``app.state.pool`` (the dashboard's lifespan does) and apply the dashboard migrations."""
+    app.state.teamnl_auth = AuthConfig.from_settings(settings)
+    app.include_router(router)
+    app.add_middleware(CsrfMiddleware)
+    app.add_exception_handler(NotAuthenticated, _not_authenticated)
+
+
+async def _not_authenticated(request: Request, _: Exception) -> Response:
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"detail": "not authenticated"}, status_code=401,
+                            headers={"WWW-Authenticate": 'Cookie realm="teamnl-dashboard"'})
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)

@@ -1,0 +1,65 @@
+"""What a service tells the kit about itself: families, handlers, migrations, resources."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+import asyncpg
+from pydantic import BaseModel
+
+from teamnl_shared.contract.envelope import Event
+from teamnl_shared.contract.registry import specs_for_family
+
+Handler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
+"""Applies one valid event to the service's state, on a connection inside the transaction."""
+
+FilterType = type[str] | type[int] | type[date] | type[bool]
+
+
+class Rejected(Exception):
+    """A domain rule refuses the event (answered 422, or ``status``, naming the field)."""
+
+    def __init__(self, field: str, reason: str, *, status: int = 422) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One state table exposed read-only at ``GET /v1/<name>`` and ``GET /v1/<name>/{id}``."""
+
+    name: str  # URL segment, e.g. "missions"
+    table: str
+    key: str  # id column, also the paging cursor
+    model: type[BaseModel]  # one item as returned; rows are validated into it
+    filters: Mapping[str, FilterType] = field(default_factory=dict)  # query param = column
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str  # "nlib" | "tinl" | "werkplaats"
+    title: str
+    families: tuple[str, ...]
+    handlers: Mapping[str, Handler]
+    migrations_package: str
+    resources: tuple[Resource, ...] = ()
+    version: str = "0.1.0"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        missing = sorted(set(self.event_types) - set(self.handlers))
+        extra = sorted(set(self.handlers) - set(self.event_types))
+        if missing or extra:
+            raise ValueError(f"{self.name}: handlers missing for {missing}, unexpected {extra}")
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        return tuple(spec.type for family in self.families for spec in specs_for_family(family))
+
+    def accepts(self, event_type: str) -> bool:
+        return event_type in self.handlers

@@ -1,0 +1,53 @@
+"""Settings shared by every service: one pydantic-settings class per service extends this.
+
+Each service subclasses :class:`ServiceSettings` with its own ``env_prefix`` (``NLIB_``,
+``TINL_``, ``WERKPLAATS_``, ``DASHBOARD_``). Kafka and OpenTelemetry variables are shared
+and carry no prefix. Outside ``development`` and ``test``, unsafe values are refused.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "test", "production"]
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", env_prefix="TEAMNL_")
+
+    service_name: str = "teamnl"
+    environment: Environment = Field(
+        "development", validation_alias=AliasChoices("TEAMNL_ENVIRONMENT", "environment")
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = ""
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:19092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
+    )
+    # Prepended to every topic name, so several deployments (or test runs) share a cluster.
+    topic_prefix: str = Field(
+        "", validation_alias=AliasChoices("TEAMNL_TOPIC_PREFIX", "topic_prefix")
+    )
+    topic_partitions: int = Field(
+        6, ge=1, validation_alias=AliasChoices("TEAMNL_TOPIC_PARTITIONS", "topic_partitions")
+    )
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> ServiceSettings:
+        if not self.database_url:
+            raise ValueError(f"{self.model_config.get('env_prefix')}DATABASE_URL is required")
+        if self.environment == "production":
+            self.check_production()
+        return self
+
+    def check_production(self) -> None:
+        """Subclasses refuse their own unsafe values (default secrets, ...) here."""
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"

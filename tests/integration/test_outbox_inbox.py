@@ -1,0 +1,235 @@
+"""The outbox relay and the inbox consumer against real Kafka and real PostgreSQL.
+
+What this proves: 10,000 events written to the outbox reach a consumer group exactly once
+in effect and in order per key, while the relay process is killed with SIGKILL and
+restarted and the broker is stopped and started once; and Kafka itself holds each event
+exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import date
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from support import eventually
+from teamnl_shared.contract.envelope import Event, parse_structured
+from teamnl_shared.db import create_pool, migrate
+from teamnl_shared.inbox import InboxConsumer
+from teamnl_shared.infra import Infrastructure
+from teamnl_shared.outbox import backlog, enqueue
+
+pytestmark = pytest.mark.integration
+
+EVENTS = 10_000
+KEYS = 200
+MISSION_HELD = "nl.teamnl.nlib.mission.held.v1"
+
+
+def mission_event(key: int, n: int) -> Event:
+    """The n-th event of aggregate ``key``; ``leads`` carries n to check order per key."""
+    return parse_structured({
+        "specversion": "1.0", "id": f"{key}-{n}", "source": "/partners/test",
+        "type": MISSION_HELD,
+        "data": {
+            "mission_id": f"m-{key}", "title": f"mission {key}", "direction": "outgoing",
+            "country": "VN", "city": "Hanoi", "start_date": str(date(2019, 4, 8)),
+            "end_date": str(date(2019, 4, 9)), "companies": 1, "business_mixers": 0,
+            "leads": n,
+        },
+    })
+
+
+async def write_outbox(pool: asyncpg.Pool, topic: str) -> None:
+    """Write the events in transactions of 100, interleaving keys."""
+    events = [mission_event(i % KEYS, i // KEYS) for i in range(EVENTS)]
+    for start in range(0, EVENTS, 100):
+        async with pool.acquire() as conn, conn.transaction():
+            for event in events[start:start + 100]:
+                await enqueue(conn, event, topic=topic)
+
+
+def start_relay(database_url: str, bootstrap: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "teamnl_shared.relay_main", "--database-url", database_url,
+         "--bootstrap", bootstrap, "--batch-size", "300"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+async def published(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL"))
+
+
+async def record_effect(conn: asyncpg.Connection, event: Event, record: ConsumerRecord) -> None:
+    data = event.data_dict()
+    await conn.execute("INSERT INTO effects (mission_id, n) VALUES ($1, $2)",
+                       data["mission_id"], data["leads"])
+
+
+async def topic_size(bootstrap: str, topic: str, partitions: int) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+async def test_ten_thousand_events_survive_relay_kill_and_broker_restart(
+    infra: Infrastructure, database_url: str, make_topics, kafka_bootstrap: str,
+) -> None:
+    if infra.config.external_kafka:
+        pytest.fail("this test restarts the broker: run it against the project's own Kafka")
+    (topic,) = await make_topics("missions", partitions=6)
+    outbox_pool = await create_pool(database_url)
+    await migrate(outbox_pool)
+    consumer_db = f"consumer_{uuid.uuid4().hex[:8]}"
+    await infra.ensure_databases([consumer_db])
+    consumer_pool = await create_pool(infra.database_url(consumer_db))
+    await migrate(consumer_pool)
+    await consumer_pool.execute(
+        "CREATE TABLE effects (applied bigserial PRIMARY KEY, mission_id text, n int)")
+    consumer = InboxConsumer(consumer_pool, kafka_bootstrap, f"g-{uuid.uuid4().hex[:6]}",
+                             [topic], record_effect)
+    consumer_task = asyncio.create_task(consumer.run())
+    relay = start_relay(database_url, kafka_bootstrap)
+    try:
+        await write_outbox(outbox_pool, topic)
+
+        await eventually(lambda: _at_least(published(outbox_pool), 2_000), timeout=120)
+        relay.send_signal(signal.SIGKILL)
+        relay.wait()
+        relay = start_relay(database_url, kafka_bootstrap)
+
+        await eventually(lambda: _at_least(published(outbox_pool), 5_000), timeout=120)
+        await asyncio.to_thread(infra.kafka.stop)
+        await asyncio.to_thread(infra.kafka.start)
+
+        await eventually(lambda: _at_least(published(outbox_pool), EVENTS), timeout=180)
+        await eventually(
+            lambda: _at_least(consumer_pool.fetchval("SELECT count(*) FROM effects"), EVENTS),
+            timeout=180)
+
+        assert (await backlog(outbox_pool))[0] == 0
+        assert await topic_size(kafka_bootstrap, topic, 6) == EVENTS, "each event once in Kafka"
+        effects = await consumer_pool.fetch("SELECT mission_id, n FROM effects ORDER BY applied")
+        assert len(effects) == EVENTS
+        assert len({(r["mission_id"], r["n"]) for r in effects}) == EVENTS, "no duplicates"
+        per_key: dict[str, list[int]] = {}
+        for row in effects:
+            per_key.setdefault(row["mission_id"], []).append(row["n"])
+        assert len(per_key) == KEYS
+        for key, ns in per_key.items():
+            assert ns == list(range(EVENTS // KEYS)), f"order broken for {key}"
+    finally:
+        if relay.poll() is None:
+            os.kill(relay.pid, signal.SIGKILL)
+            relay.wait()
+        await consumer.stop()
+        await asyncio.wait_for(consumer_task, 30)
+        await outbox_pool.close()
+        await consumer_pool.close()
+
+
+async def _at_least(value: object, minimum: int) -> bool:
+    return int(await value) >= minimum  # type: ignore[misc]
+
+
+async def test_relay_restarted_after_a_crash_between_send_and_mark_sends_nothing_twice(
+    database_url: str, migrated_pool: asyncpg.Pool, make_topics, kafka_bootstrap: str,
+) -> None:
+    """The crash window: records reached Kafka, the rows were never marked published."""
+    from aiokafka import AIOKafkaProducer
+    from teamnl_shared.outbox import OutboxRelay
+
+    (topic,) = await make_topics("crash", partitions=2)
+    events = [mission_event(i, 0) for i in range(10)]
+    async with migrated_pool.acquire() as conn, conn.transaction():
+        for event in events:
+            await enqueue(conn, event, topic=topic)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    for event in events[:6]:  # what a relay had sent before it died
+        await producer.send_and_wait(topic, event.data_json(), key=event.key.encode(),
+                                     headers=event.to_kafka_headers())
+    await producer.stop()
+
+    relay = OutboxRelay(database_url, kafka_bootstrap, poll_interval=0.2)
+    task = asyncio.create_task(relay.run())
+    try:
+        await eventually(lambda: _at_least(published(migrated_pool), 10))
+    finally:
+        await relay.stop()
+        await task
+    assert await topic_size(kafka_bootstrap, topic, 2) == 10
+    assert relay.published_total == 4, "only the rows Kafka did not have yet were sent"
+
+
+async def test_unparseable_record_goes_to_dead_letter_and_the_partition_goes_on(
+    migrated_pool: asyncpg.Pool, make_topics, kafka_bootstrap: str,
+) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    (topic,) = await make_topics("dlq", partitions=1)
+    await migrated_pool.execute("CREATE TABLE effects (mission_id text, n int)")
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    good_before, good_after = mission_event(1, 0), mission_event(1, 1)
+    invalid = mission_event(2, 0)
+    bad_headers = [(k, v) for k, v in invalid.to_kafka_headers() if k != "ce_type"]
+    bad_headers.append(("ce_type", b"nl.teamnl.nlib.mission.held.v1"))
+    await producer.send_and_wait(topic, good_before.data_json(), key=b"m-1",
+                                 headers=good_before.to_kafka_headers())
+    await producer.send_and_wait(topic, b"{not json", key=b"m-2", headers=bad_headers)
+    await producer.send_and_wait(topic, b'{"mission_id": "m-3"}', key=b"m-3",
+                                 headers=bad_headers)  # valid JSON, invalid data
+    await producer.send_and_wait(topic, good_after.data_json(), key=b"m-1",
+                                 headers=good_after.to_kafka_headers())
+    await producer.stop()
+
+    consumer = InboxConsumer(migrated_pool, kafka_bootstrap, group, [topic], record_effect)
+    from teamnl_shared.kafka import ensure_topics
+
+    await ensure_topics(kafka_bootstrap, [consumer.deadletter_topic], partitions=1)
+    task = asyncio.create_task(consumer.run())
+    try:
+        count = "SELECT count(*) FROM effects"
+        await eventually(lambda: _at_least(migrated_pool.fetchval(count), 2))
+        await eventually(lambda: _true(consumer.deadletter_total >= 2))
+    finally:
+        await consumer.stop()
+        await task
+    rows = await migrated_pool.fetch("SELECT n FROM effects ORDER BY n")
+    assert [r["n"] for r in rows] == [0, 1], "the valid record after the poison ones was applied"
+
+    dead = await read_all(kafka_bootstrap, consumer.deadletter_topic)
+    assert len(dead) == 2
+    errors = [dict(r.headers)["teamnl_error"].decode() for r in dead]
+    assert "not a JSON object" in errors[0], errors[0]
+    assert "data/" in errors[1], errors[1]
+    assert {dict(r.headers)["teamnl_original_topic"].decode() for r in dead} == {topic}
+
+
+async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        batch = await consumer.getmany(timeout_ms=5000)
+        return [r for records in batch.values() for r in records]
+    finally:
+        await consumer.stop()
+
+
+async def _true(value: bool) -> bool:
+    return value
