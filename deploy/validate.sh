@@ -116,10 +116,10 @@ if [ ! -f "$CRD_DIR/.done" ]; then
   crd_src=$TOOLS/dl/crd-src; rm -rf "$crd_src"; mkdir -p "$crd_src"
   log "Strimzi $STRIMZI_VERSION CRDs from Maven Central (io.strimzi:api:$STRIMZI_VERSION:jar:tests)"
   command -v mvn >/dev/null || die "mvn is needed for the Strimzi CRDs"
-  m2=$(mvn -q help:evaluate -Dexpression=settings.localRepository -DforceStdout 2>/dev/null || true)
+  m2=$(mvn -B -q help:evaluate -Dexpression=settings.localRepository -DforceStdout 2>/dev/null || true)
   [ -d "$m2" ] || m2=$HOME/.m2/repository
   jar=$m2/io/strimzi/api/$STRIMZI_VERSION/api-$STRIMZI_VERSION-tests.jar
-  [ -f "$jar" ] || mvn -q dependency:get -Dartifact="io.strimzi:api:$STRIMZI_VERSION:jar:tests" -Dtransitive=false >&2
+  [ -f "$jar" ] || mvn -B -q dependency:get -Dartifact="io.strimzi:api:$STRIMZI_VERSION:jar:tests" -Dtransitive=false >&2
   [ -f "$jar" ] || die "could not fetch $jar"
   unzip -q -o "$jar" 'crds/*' -d "$crd_src/strimzi"
   log "CloudNativePG $CNPG_VERSION CRDs from the Go module proxy"
