@@ -48,3 +48,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$inputs" ]; then
   "$VENV/bin/pip" check
   echo "$inputs" > "$stamp"
 fi
+
+# The dashboard's front-end bundle (npm packages at build time, never copied into git).
+scripts/build-frontend.sh
