@@ -1,6 +1,6 @@
 """``python -m teamnl_dashboard.members create --email ... --role ... [--password-stdin]``."""
 
-from teamnl_dashboard.auth.cli import cli
+from .auth.cli import cli
 
 if __name__ == "__main__":
     cli()

@@ -125,8 +125,13 @@ async def ensure_key_store(pool: asyncpg.Pool) -> None:
         await conn.execute(sql)
 
 
-async def create_key(pool: asyncpg.Pool, *, service: str, partner: str,
-                     event_types: list[str] | tuple[str, ...] | None = None) -> IssuedKey:
+async def create_key(
+    pool: asyncpg.Pool,
+    *,
+    service: str,
+    partner: str,
+    event_types: list[str] | tuple[str, ...] | None = None,
+) -> IssuedKey:
     """Issue a key for ``partner`` on ``service``; ``event_types`` default: all of the service."""
     if not _SLUG_PATTERN.match(partner) or len(partner) > 64:
         raise InvalidKeyRequest(f"partner must be a lower-case slug, not {partner!r}")
@@ -135,7 +140,11 @@ async def create_key(pool: asyncpg.Pool, *, service: str, partner: str,
     await pool.execute(
         "INSERT INTO api_keys (key_id, secret_sha256, partner, service, event_types)"
         " VALUES ($1, $2, $3, $4, $5)",
-        key_id, hash_secret(secret), partner, service, list(scope),
+        key_id,
+        hash_secret(secret),
+        partner,
+        service,
+        list(scope),
     )
     return IssuedKey(key, key_id, partner, service, scope)
 
@@ -146,8 +155,17 @@ async def list_keys(pool: asyncpg.Pool, *, service: str | None = None) -> list[S
         " WHERE $1::text IS NULL OR service = $1 ORDER BY service, partner, created_at",
         service,
     )
-    return [StoredKey(r["key_id"], r["partner"], r["service"], tuple(r["event_types"]),
-                      r["created_at"], r["revoked_at"]) for r in rows]
+    return [
+        StoredKey(
+            r["key_id"],
+            r["partner"],
+            r["service"],
+            tuple(r["event_types"]),
+            r["created_at"],
+            r["revoked_at"],
+        )
+        for r in rows
+    ]
 
 
 async def revoke_key(pool: asyncpg.Pool, key_id: str) -> bool:
@@ -166,7 +184,8 @@ async def find_partner(pool: asyncpg.Pool, key: str) -> Partner | None:
     key_id, secret = parts
     row = await pool.fetchrow(
         "SELECT secret_sha256, partner, service, event_types FROM api_keys"
-        " WHERE key_id = $1 AND revoked_at IS NULL", key_id,
+        " WHERE key_id = $1 AND revoked_at IS NULL",
+        key_id,
     )
     if row is None or not secret_matches(secret, row["secret_sha256"]):
         return None

@@ -81,7 +81,9 @@ class ApiProblem(Exception):
 
     def response(self, instance: str | None = None) -> JSONResponse:
         return JSONResponse(
-            self.body(instance), status_code=self.status, media_type=PROBLEM_JSON,
+            self.body(instance),
+            status_code=self.status,
+            media_type=PROBLEM_JSON,
             headers=dict(self.headers),
         )
 
@@ -102,7 +104,10 @@ def malformed(detail: str) -> ApiProblem:
 
 def unauthorized(reason: str) -> ApiProblem:
     return ApiProblem(
-        401, "unauthorized", reason, [Problem("header/authorization", reason)],
+        401,
+        "unauthorized",
+        reason,
+        [Problem("header/authorization", reason)],
         headers={"WWW-Authenticate": 'Bearer realm="teamnl"'},
     )
 
@@ -117,8 +122,13 @@ def too_large(reason: str) -> ApiProblem:
 
 def rate_limited(retry_after: int) -> ApiProblem:
     reason = f"rate limit exceeded; retry after {retry_after} s"
-    return ApiProblem(429, "rate-limited", reason, [Problem("header/authorization", reason)],
-                      headers={"Retry-After": str(retry_after)})
+    return ApiProblem(
+        429,
+        "rate-limited",
+        reason,
+        [Problem("header/authorization", reason)],
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 def not_found(what: str) -> ApiProblem:
@@ -130,8 +140,9 @@ def from_validation_errors(errors: Iterable[Mapping[str, Any]]) -> ApiProblem:
         Problem("/".join(str(part) for part in error.get("loc", ())), str(error.get("msg", "")))
         for error in errors
     ]
-    return ApiProblem(422, "invalid-request", "; ".join(f"{p.field}: {p.reason}"
-                                                        for p in problems), problems)
+    return ApiProblem(
+        422, "invalid-request", "; ".join(f"{p.field}: {p.reason}" for p in problems), problems
+    )
 
 
 def openapi_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -5,17 +5,27 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TypeVar
 
 import asyncpg
 from pydantic import BaseModel
 
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.registry import specs_for_family
+from teamnl_shared.contract.types import EventData
 
 Handler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
 """Applies one valid event to the service's state, on a connection inside the transaction."""
 
 FilterType = type[str] | type[int] | type[date] | type[bool]
+D = TypeVar("D", bound=EventData)
+
+
+def data_as(event: Event, model: type[D]) -> D:
+    """The event's data as the model its type declares (a handler's typed view)."""
+    if not isinstance(event.data, model):
+        raise TypeError(f"{event.type} carries {type(event.data).__name__}, not {model.__name__}")
+    return event.data
 
 
 class Rejected(Exception):

@@ -19,8 +19,12 @@ MIGRATIONS = "teamnl_dashboard.migrations"
 T = TypeVar("T")
 
 cli = typer.Typer(help="ISO NL dashboard members.", no_args_is_help=True, add_completion=False)
-DatabaseUrl = Annotated[str, typer.Option(
-    envvar="DASHBOARD_DATABASE_URL", help="the dashboard's PostgreSQL URL", show_default=False)]
+DatabaseUrl = Annotated[
+    str,
+    typer.Option(
+        envvar="DASHBOARD_DATABASE_URL", help="the dashboard's PostgreSQL URL", show_default=False
+    ),
+]
 Email = Annotated[str, typer.Option("--email", help="the member's e-mail address")]
 
 
@@ -51,8 +55,11 @@ def create(
     email: Email,
     database_url: DatabaseUrl,
     role: Annotated[Role, typer.Option(help="member (read), secretariat or admin")] = Role.MEMBER,
-    password_stdin: Annotated[bool, typer.Option(
-        "--password-stdin", help="read the password from the first line of standard input")
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin", help="read the password from the first line of standard input"
+        ),
     ] = False,
 ) -> None:
     """Create a member."""
@@ -84,8 +91,9 @@ def enable(email: Email, database_url: DatabaseUrl) -> None:
 
 
 @cli.command("set-role")
-def set_role(email: Email, role: Annotated[Role, typer.Option()],
-             database_url: DatabaseUrl) -> None:
+def set_role(
+    email: Email, role: Annotated[Role, typer.Option()], database_url: DatabaseUrl
+) -> None:
     """Change a member's role."""
     member = _run(database_url, lambda pool: members.set_role(pool, email, role))
     typer.echo(f"{member.email} is now {member.role}")

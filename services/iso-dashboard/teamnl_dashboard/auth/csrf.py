@@ -104,8 +104,11 @@ class CsrfMiddleware:
             return
         sent, receive = await _sent_token(request, receive)
         expected, is_session = await expected_token(request)
-        ok = (tokens_match(sent, expected) if is_session
-              else AnonymousTokens(auth_config(request).secret).check(sent, expected))
+        ok = (
+            tokens_match(sent, expected)
+            if is_session
+            else AnonymousTokens(auth_config(request).secret).check(sent, expected)
+        )
         if not ok:
             await _refuse(request, "CSRF token missing or invalid")(scope, receive, send)
             return

@@ -24,7 +24,10 @@ def install_auth(app: FastAPI, settings: AuthSettings) -> None:
 
 async def _not_authenticated(request: Request, _: Exception) -> Response:
     if request.url.path.startswith("/api/"):
-        return JSONResponse({"detail": "not authenticated"}, status_code=401,
-                            headers={"WWW-Authenticate": 'Cookie realm="teamnl-dashboard"'})
+        return JSONResponse(
+            {"detail": "not authenticated"},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Cookie realm="teamnl-dashboard"'},
+        )
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)

@@ -38,19 +38,30 @@ def normalise_email(email: str) -> str:
 
 
 def _member(row: asyncpg.Record) -> Member:
-    return Member(id=row["id"], email=row["email"], role=Role(row["role"]),
-                  disabled=row["disabled"], created_at=row["created_at"])
+    return Member(
+        id=row["id"],
+        email=row["email"],
+        role=Role(row["role"]),
+        disabled=row["disabled"],
+        created_at=row["created_at"],
+    )
 
 
-async def create_member(pool: asyncpg.Pool | asyncpg.Connection, email: str, password: str,
-                        role: Role | str = Role.MEMBER) -> Member:
+async def create_member(
+    pool: asyncpg.Pool | asyncpg.Connection,
+    email: str,
+    password: str,
+    role: Role | str = Role.MEMBER,
+) -> Member:
     """Create a member with an Argon2id password hash; raises MemberError if the e-mail exists."""
     address, checked_role = normalise_email(email), Role(role)
     try:
         row = await pool.fetchrow(
             f"INSERT INTO auth_members (email, password_hash, role) VALUES ($1, $2, $3)"  # noqa: S608
             f" RETURNING {_COLUMNS}",
-            address, hash_password(password), checked_role.value,
+            address,
+            hash_password(password),
+            checked_role.value,
         )
     except asyncpg.UniqueViolationError:
         raise MemberError(f"a member with e-mail {address} exists already") from None
@@ -72,8 +83,11 @@ async def authenticate(pool: asyncpg.Pool, email: str, password: str) -> Member 
     if row["disabled"]:
         return None
     if needs_rehash(row["password_hash"]):
-        await pool.execute("UPDATE auth_members SET password_hash = $2 WHERE id = $1",
-                           row["id"], hash_password(password))
+        await pool.execute(
+            "UPDATE auth_members SET password_hash = $2 WHERE id = $1",
+            row["id"],
+            hash_password(password),
+        )
     return _member(row)
 
 
@@ -103,7 +117,8 @@ async def _update(pool: asyncpg.Pool, email: str, assignment: str, value: object
     row = await pool.fetchrow(
         f"UPDATE auth_members SET {assignment}, updated_at = now() WHERE email = $1"  # noqa: S608
         f" RETURNING {_COLUMNS}",
-        address, value,
+        address,
+        value,
     )
     if row is None:
         raise MemberError(f"no member with e-mail {address}")

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from teamnl_dashboard.web.templating import render
-
+from ..web import templating
 from . import sessions
 from .config import (
     ANONYMOUS_CSRF_COOKIE,
@@ -20,44 +18,45 @@ from .config import (
     pool_of,
 )
 from .members import authenticate
+from .redirects import safe_next
 
 router = APIRouter(include_in_schema=False)
-
-
-def safe_next(target: str | None) -> str:
-    """Only paths on this site: no scheme, no host, no ``//`` or ``/\\`` tricks."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
-        return "/"
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or any(c in target for c in "\r\n\\"):
-        return "/"
-    return target
 
 
 @router.get("/login")
 async def login_page(request: Request, next: str = "/") -> Response:  # noqa: A002
     if await current_session(request) is not None:
         return RedirectResponse(safe_next(next), status_code=303)
-    return await render(request, "login.html", {"next": safe_next(next), "error": False})
+    return await templating.render(request, "login.html", {"next": safe_next(next), "error": False})
 
 
 @router.post("/login")
-async def login(request: Request, email: Annotated[str, Form()],
-                password: Annotated[str, Form()], next: Annotated[str, Form()] = "/",  # noqa: A002
-                ) -> Response:
+async def login(
+    request: Request,
+    email: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/",  # noqa: A002
+) -> Response:
     config = auth_config(request)
     member = await authenticate(pool_of(request), email, password)
     if member is None:
-        return await render(request, "login.html",
-                            {"next": safe_next(next), "error": True, "email": email},
-                            status_code=400)
+        return await templating.render(
+            request,
+            "login.html",
+            {"next": safe_next(next), "error": True, "email": email},
+            status_code=400,
+        )
     old = request.cookies.get(SESSION_COOKIE)
     if old:
         await sessions.end(pool_of(request), config.secret, old)
     token, _ = await sessions.start(pool_of(request), config.secret, member)
     response = RedirectResponse(safe_next(next), status_code=303)
-    response.set_cookie(SESSION_COOKIE, token, max_age=int(sessions.LIFETIME.total_seconds()),
-                        **config.cookie_options())
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(sessions.LIFETIME.total_seconds()),
+        **config.cookie_options(),
+    )
     response.delete_cookie(ANONYMOUS_CSRF_COOKIE, **config.cookie_options())
     return response
 

@@ -33,7 +33,10 @@ async def start(pool: asyncpg.Pool, secret: str, member: Member) -> tuple[str, S
     await pool.execute(
         "INSERT INTO auth_sessions (key_hash, member_id, csrf_token, expires_at)"
         " VALUES ($1, $2, $3, now() + $4::interval)",
-        session_key(secret, token), member.id, csrf, LIFETIME,
+        session_key(secret, token),
+        member.id,
+        csrf,
+        LIFETIME,
     )
     return token, Session(member=member, csrf_token=csrf)
 
@@ -48,11 +51,18 @@ async def load(pool: asyncpg.Pool, secret: str, token: str) -> Session | None:
     )
     if row is None:
         return None
-    member = Member(id=row["id"], email=row["email"], role=Role(row["role"]),
-                    disabled=row["disabled"], created_at=row["created_at"])
+    member = Member(
+        id=row["id"],
+        email=row["email"],
+        role=Role(row["role"]),
+        disabled=row["disabled"],
+        created_at=row["created_at"],
+    )
     return Session(member=member, csrf_token=row["csrf_token"])
 
 
 async def end(pool: asyncpg.Pool, secret: str, token: str) -> None:
-    await pool.execute("DELETE FROM auth_sessions WHERE key_hash = $1 OR expires_at <= now()",
-                       session_key(secret, token))
+    await pool.execute(
+        "DELETE FROM auth_sessions WHERE key_hash = $1 OR expires_at <= now()",
+        session_key(secret, token),
+    )

@@ -23,7 +23,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "login.submit": "Sign in",
         "login.failed": "E-mail address or password is wrong, or the account is disabled.",
         "bundle.missing": "Charts, the map outlines and live updates are unavailable: the "
-                          "front-end bundle was not built (scripts/build-frontend.sh).",
+        "front-end bundle was not built (scripts/build-frontend.sh).",
         "live.connecting": "Connecting to live updates…",
         "live.connected": "Live",
         "live.lost": "Live updates interrupted; reconnecting…",
@@ -89,7 +89,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "login.submit": "Aanmelden",
         "login.failed": "E-mailadres of wachtwoord onjuist, of het account is uitgeschakeld.",
         "bundle.missing": "Grafieken, de landkaart en live-updates zijn niet beschikbaar: de "
-                          "front-endbundel is niet gebouwd (scripts/build-frontend.sh).",
+        "front-endbundel is niet gebouwd (scripts/build-frontend.sh).",
         "live.connecting": "Verbinden met live-updates…",
         "live.connected": "Live",
         "live.lost": "Live-updates onderbroken; opnieuw verbinden…",

@@ -7,7 +7,7 @@ CREATE TABLE ingestion_receipts (
     event_type    text        NOT NULL,
     fingerprint   text        NOT NULL,
     partner       text        NOT NULL,
-    receipt       jsonb       NOT NULL,
+    receipt       json        NOT NULL,   -- json, not jsonb: a replay returns the same bytes
     accepted_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (event_source, event_id)
 );

@@ -1,0 +1,274 @@
+"""The JSON API (and CSV exports) under ``/api/v1``: a thin layer over `queries`.
+
+Every route needs a signed-in member (401 otherwise); acknowledging and resolving
+findings needs the secretariat role. Tables are also served as CSV at ``<path>.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+import asyncpg
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from . import queries
+from .actions import TransitionRefused, change_finding
+from .auth import CurrentMember, Member, require_role
+from .live import LiveHub, sse_stream
+from .rules import RulesEngine, describe
+from .settings import DashboardSettings
+
+router = APIRouter(prefix="/api/v1", tags=["dashboard"])
+Secretariat = Annotated[Member, Depends(require_role("secretariat"))]
+Family = Literal["nlib", "tinl", "globalstars", "werkplaats"]
+CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "the table as CSV"}}
+
+
+def _pool(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+def _settings(request: Request) -> DashboardSettings:
+    settings: DashboardSettings = request.app.state.settings
+    return settings
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return ";".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, default=str, sort_keys=True)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def csv_response(rows: Iterable[Mapping[str, Any]], name: str) -> Response:
+    rows = list(rows)
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+
+
+# -- network views ---------------------------------------------------------------------------
+
+
+@router.get("/overview", summary="Per initiative: events, activities, budget; open findings")
+async def overview(request: Request, member: CurrentMember,
+                   year: int | None = None) -> dict[str, Any]:
+    return await queries.overview(_pool(request), year=year,
+                                  allocations_cents=_settings(request).allocations_cents)
+
+
+@router.get("/activity", summary="Activity over time per initiative (and market)")
+async def activity(request: Request, member: CurrentMember,
+                   granularity: Literal["day", "month", "year"] = "month",
+                   family: Family | None = None, market: str | None = None,
+                   since: date | None = None) -> list[dict[str, Any]]:
+    return await queries.activity_series(_pool(request), granularity=granularity,
+                                         family=family, market=market, since=since)
+
+
+@router.get("/activity.csv", responses=CSV, response_class=Response)
+async def activity_csv(request: Request, member: CurrentMember,
+                       granularity: Literal["day", "month", "year"] = "month",
+                       family: Family | None = None, market: str | None = None,
+                       since: date | None = None) -> Response:
+    return csv_response(await activity(request, member, granularity, family, market, since),
+                        "activity")
+
+
+@router.get("/budget", summary="Budget spent against the yearly allocation")
+async def budget(request: Request, member: CurrentMember,
+                 year: int | None = None) -> list[dict[str, Any]]:
+    return await queries.budget(_pool(request), year=year,
+                                allocations_cents=_settings(request).allocations_cents)
+
+
+@router.get("/budget.csv", responses=CSV, response_class=Response)
+async def budget_csv(request: Request, member: CurrentMember, year: int | None = None
+                     ) -> Response:
+    return csv_response(await budget(request, member, year), "budget")
+
+
+@router.get("/markets", summary="Activity per market and initiative")
+async def markets(request: Request, member: CurrentMember) -> list[dict[str, Any]]:
+    return await queries.markets(_pool(request))
+
+
+@router.get("/markets.csv", responses=CSV, response_class=Response)
+async def markets_csv(request: Request, member: CurrentMember) -> Response:
+    return csv_response(await markets(request, member), "markets")
+
+
+@router.get("/markets/{code}", summary="One market: activities and Werkplaats projects")
+async def market(request: Request, member: CurrentMember, code: str) -> dict[str, Any]:
+    found = await queries.market(_pool(request), code if code == "smart-cities" else code.upper())
+    if found is None:
+        raise HTTPException(404, "no activity in this market")
+    return found
+
+
+@router.get("/cities", summary="Coverage of the Cities of Opportunity")
+async def cities(request: Request, member: CurrentMember) -> dict[str, Any]:
+    return await queries.cities(_pool(request))
+
+
+@router.get("/cities.csv", responses=CSV, response_class=Response)
+async def cities_csv(request: Request, member: CurrentMember) -> Response:
+    return csv_response((await cities(request, member))["cities"], "cities")
+
+
+# -- initiatives -----------------------------------------------------------------------------
+
+
+@router.get("/initiatives/nlib", summary="NLIB: missions, follow-up rate, lead conversion")
+async def nlib(request: Request, member: CurrentMember) -> dict[str, Any]:
+    return await queries.nlib(_pool(request))
+
+
+@router.get("/initiatives/nlib/missions.csv", responses=CSV, response_class=Response)
+async def nlib_missions_csv(request: Request, member: CurrentMember) -> Response:
+    return csv_response((await nlib(request, member))["missions"], "nlib-missions")
+
+
+@router.get("/initiatives/tinl", summary="TINL: focus markets and partner cooperation")
+async def tinl(request: Request, member: CurrentMember) -> dict[str, Any]:
+    return await queries.tinl(_pool(request))
+
+
+@router.get("/initiatives/tinl/partner-pairs.csv", responses=CSV, response_class=Response)
+async def tinl_pairs_csv(request: Request, member: CurrentMember) -> Response:
+    return csv_response((await tinl(request, member))["partner_pairs"], "tinl-partner-pairs")
+
+
+@router.get("/initiatives/globalstars", summary="Global Stars: proposals and lead time")
+async def globalstars(request: Request, member: CurrentMember) -> dict[str, Any]:
+    rules = _settings(request).rules
+    return await queries.globalstars(
+        _pool(request),
+        target_months=(rules.lead_time_target_min_months, rules.lead_time_max_months))
+
+
+@router.get("/initiatives/globalstars/calls.csv", responses=CSV, response_class=Response)
+async def globalstars_csv(request: Request, member: CurrentMember) -> Response:
+    return csv_response((await globalstars(request, member))["calls"], "globalstars-calls")
+
+
+@router.get("/initiatives/werkplaats", summary="De Werkplaats: portfolio, SDGs, graduations")
+async def werkplaats(request: Request, member: CurrentMember) -> dict[str, Any]:
+    settings = _settings(request)
+    return await queries.werkplaats(_pool(request), targets=settings.werkplaats_targets,
+                                    yearly_target=settings.werkplaats_yearly_target)
+
+
+@router.get("/initiatives/werkplaats/portfolio.csv", responses=CSV, response_class=Response)
+async def werkplaats_csv(request: Request, member: CurrentMember) -> Response:
+    return csv_response((await werkplaats(request, member))["portfolio"], "werkplaats-portfolio")
+
+
+# -- coherence -------------------------------------------------------------------------------
+
+
+@router.get("/rules", summary="The coherence rules with their versions and thresholds")
+async def rules(request: Request, member: CurrentMember) -> list[dict[str, Any]]:
+    engine: RulesEngine = request.app.state.engine
+    return [describe(rule) for rule in engine.rules]
+
+
+@router.get("/findings", summary="Findings of the coherence rules, newest first")
+async def findings(request: Request, member: CurrentMember,
+                   state: Literal["open", "acknowledged", "resolved"] | None = None,
+                   rule: str | None = None,
+                   severity: Literal["info", "warning", "critical"] | None = None,
+                   limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> list[dict[str, Any]]:
+    return await queries.findings(_pool(request), state=state, rule=rule, severity=severity,
+                                  limit=limit)
+
+
+@router.get("/findings.csv", responses=CSV, response_class=Response)
+async def findings_csv(request: Request, member: CurrentMember,
+                       state: Literal["open", "acknowledged", "resolved"] | None = None,
+                       rule: str | None = None) -> Response:
+    return csv_response(await findings(request, member, state, rule, None, 5000), "findings")
+
+
+@router.get("/findings/{finding_id}", summary="One finding with its history")
+async def finding(request: Request, member: CurrentMember, finding_id: int) -> dict[str, Any]:
+    found = await queries.finding(_pool(request), finding_id)
+    if found is None:
+        raise HTTPException(404, "no such finding")
+    return found
+
+
+async def _change(request: Request, member: Member, finding_id: int, state: str,
+                  note: str | None) -> dict[str, Any]:
+    try:
+        changed = await change_finding(_pool(request), finding_id, state, member.email,
+                                       at=request.app.state.clock(), note=note)
+    except TransitionRefused as refused:
+        raise HTTPException(409, str(refused)) from None
+    if changed is None:
+        raise HTTPException(404, "no such finding")
+    return await finding(request, member, finding_id)
+
+
+Note = Annotated[str | None, Body(embed=True, max_length=2000)]
+
+
+@router.post("/findings/{finding_id}/acknowledge", summary="Acknowledge (secretariat)")
+async def acknowledge(request: Request, member: Secretariat, finding_id: int,
+                      note: Note = None) -> dict[str, Any]:
+    return await _change(request, member, finding_id, "acknowledged", note)
+
+
+@router.post("/findings/{finding_id}/resolve", summary="Resolve (secretariat)")
+async def resolve(request: Request, member: Secretariat, finding_id: int,
+                  note: Note = None) -> dict[str, Any]:
+    return await _change(request, member, finding_id, "resolved", note)
+
+
+@router.get("/coherence/score", summary="The network coherence score over time")
+async def score(request: Request, member: CurrentMember,
+                bucket: Literal["hour", "day", "week", "month"] = "day",
+                since: datetime | None = None) -> dict[str, Any]:
+    pool = _pool(request)
+    return {"definition": "100 * J / (J + W): J joint NLIB-TINL actions in the trailing year,"
+                          " W open findings weighted info 0.25, warning 1, critical 3",
+            "current": await queries.latest_score(pool),
+            "series": await queries.score_series(pool, bucket=bucket, since=since)}
+
+
+@router.get("/coherence/score.csv", responses=CSV, response_class=Response)
+async def score_csv(request: Request, member: CurrentMember,
+                    bucket: Literal["hour", "day", "week", "month"] = "day") -> Response:
+    return csv_response(await queries.score_series(_pool(request), bucket=bucket), "score")
+
+
+# -- operations and live updates -------------------------------------------------------------
+
+
+@router.get("/status", summary="Projection version, events applied, dead letters")
+async def status(request: Request, member: CurrentMember) -> dict[str, Any]:
+    return await queries.status(_pool(request))
+
+
+@router.get("/stream", summary="Live changes as Server-Sent Events", response_class=Response,
+            responses={200: {"content": {"text/event-stream": {}},
+                             "description": "`event: event|finding` with a JSON `data` line"}})
+async def stream(request: Request, member: CurrentMember) -> StreamingResponse:
+    hub: LiveHub = request.app.state.hub
+    return StreamingResponse(sse_stream(hub), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,152 @@
+"""The dashboard's consumer of every initiative topic, through the shared inbox.
+
+One consumer group (``settings.group``) over the four family topics: Kafka spreads the
+partitions over however many dashboard instances run. Per record, in one transaction:
+the inbox row, the projection and the event-driven rules; the offset is committed after
+that transaction. Invalid records go to the group's dead-letter topic (by the inbox) and
+are also recorded here, so the ``invalid-events`` rule can raise a finding.
+
+``python -m teamnl_dashboard.consumer`` runs only a consumer (no HTTP), e.g. as an extra
+worker, or for the crash test that kills one with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from teamnl_shared.contract.envelope import Event
+from teamnl_shared.contract.topics import ALL_EVENT_TOPICS
+from teamnl_shared.inbox import InboxConsumer
+
+from . import projections
+from .live import notify
+from .projections.network import record_dead_letter
+from .rules import RulesEngine
+from .settings import DashboardSettings
+
+log = logging.getLogger(__name__)
+
+LatencyHook = Callable[[float, str, str], None]
+"""Called once per applied event after its commit: (seconds since the event's ``time``,
+topic, event type) - the end-to-end latency from ingestion to projection."""
+DeadLetterHook = Callable[[ConsumerRecord, str], Awaitable[None]]
+
+
+@dataclass
+class DashboardInbox(InboxConsumer):
+    """The shared inbox consumer, also telling the dashboard about each dead letter."""
+
+    on_dead_letter: DeadLetterHook | None = None
+
+    async def _dead_letter(self, producer: AIOKafkaProducer, record: ConsumerRecord,
+                           reason: str) -> None:
+        await super()._dead_letter(producer, record, reason)
+        if self.on_dead_letter is not None:
+            await self.on_dead_letter(record, reason)
+
+
+def event_topics(settings: DashboardSettings) -> list[str]:
+    return [settings.topic(topic) for topic in ALL_EVENT_TOPICS]
+
+
+def _header(record: ConsumerRecord, name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name and value is not None:
+            return bytes(value).decode(errors="replace")
+    return None
+
+
+class DashboardHandlers:
+    """What the consumer does with records: plain functions over injected dependencies."""
+
+    def __init__(self, pool: asyncpg.Pool, engine: RulesEngine,
+                 on_latency: LatencyHook | None = None) -> None:
+        self.pool = pool
+        self.engine = engine
+        self.on_latency = on_latency
+
+    async def handle(self, conn: asyncpg.Connection, event: Event, _record: ConsumerRecord
+                     ) -> None:
+        await projections.apply(conn, event)
+        await self.engine.on_event(conn, event)
+
+    async def after_commit(self, applied: list[tuple[Event, ConsumerRecord]]) -> None:
+        committed_at = datetime.now(UTC)
+        if self.on_latency is not None:
+            for event, record in applied:
+                self.on_latency((committed_at - event.time).total_seconds(), record.topic,
+                                event.type)
+        families = Counter(event.spec.family for event, _ in applied)
+        async with self.pool.acquire() as conn:
+            await notify(conn, {"kind": "event", "count": len(applied),
+                                "families": dict(families)})
+
+    async def dead_lettered(self, record: ConsumerRecord, reason: str) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await record_dead_letter(
+                conn, topic=record.topic, partition=record.partition, offset=record.offset,
+                reason=reason, event_id=_header(record, "ce_id"),
+                event_type=_header(record, "ce_type"), recorded_at=self.engine.clock())
+            await self.engine.evaluate(conn, [self.engine.rule("invalid-events")])
+
+
+def build_consumer(settings: DashboardSettings, pool: asyncpg.Pool, engine: RulesEngine, *,
+                   on_latency: LatencyHook | None = None) -> DashboardInbox:
+    handlers = DashboardHandlers(pool, engine, on_latency)
+    return DashboardInbox(
+        pool=pool, bootstrap=settings.kafka_bootstrap_servers, group=settings.group,
+        topics=event_topics(settings), handler=handlers.handle,
+        after_commit=handlers.after_commit, on_dead_letter=handlers.dead_lettered,
+        consumer_options={"session_timeout_ms": settings.consumer_session_timeout_ms,
+                          "heartbeat_interval_ms": settings.consumer_session_timeout_ms // 5},
+    )
+
+
+async def supervise(consumer: InboxConsumer, stopping: asyncio.Event,
+                    backoff: float = 2.0) -> None:
+    """Run the consumer until `stopping`; restart it after an unexpected failure."""
+    while not stopping.is_set():
+        try:
+            await consumer.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a crashed consumer is restarted, never lost
+            log.exception("dashboard consumer failed; restarting in %ss", backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), backoff)
+
+
+async def _run_worker(settings: DashboardSettings) -> None:
+    from .app import open_runtime  # the one composition root builds the parts
+
+    async with open_runtime(settings) as runtime:
+        consumer = runtime.consumer
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, runtime.stopping.set)
+        stop = asyncio.ensure_future(_stop_on(runtime.stopping, consumer))
+        await supervise(consumer, runtime.stopping)
+        stop.cancel()
+
+
+async def _stop_on(stopping: asyncio.Event, consumer: InboxConsumer) -> None:
+    await stopping.wait()
+    await consumer.stop()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(_run_worker(DashboardSettings()))
+
+
+if __name__ == "__main__":
+    main()

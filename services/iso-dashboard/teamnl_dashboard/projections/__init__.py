@@ -1,0 +1,40 @@
+"""Projections: each event type's effect on the dashboard's read model.
+
+:func:`apply` runs inside the consumer's transaction (the runtime owns it). An event a
+projection can never store (a value out of the database's range, a broken constraint)
+is refused with :class:`PoisonEvent`, so it goes to the dead-letter topic instead of
+blocking its partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+from teamnl_shared.contract.envelope import Event
+from teamnl_shared.contract.registry import CATALOGUE
+from teamnl_shared.inbox import PoisonEvent
+
+from . import globalstars, nlib, tinl, werkplaats
+from .network import record_event
+
+Projector = Callable[[asyncpg.Connection, Event], Awaitable[None]]
+
+PROJECTORS: dict[str, Projector] = {
+    **nlib.PROJECTORS, **tinl.PROJECTORS, **globalstars.PROJECTORS, **werkplaats.PROJECTORS,
+}
+assert set(PROJECTORS) == set(CATALOGUE), "every catalogue event type has a projection"
+
+_REFUSED_BY_DATABASE = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError,
+                        OverflowError)
+
+
+async def apply(conn: asyncpg.Connection, event: Event) -> None:
+    projector = PROJECTORS.get(event.type)
+    if projector is None:
+        raise PoisonEvent(f"no projection for {event.type}")
+    try:
+        await record_event(conn, event)
+        await projector(conn, event)
+    except _REFUSED_BY_DATABASE as error:
+        raise PoisonEvent(f"projection refused the event: {error}") from error

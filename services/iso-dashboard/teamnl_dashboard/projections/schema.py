@@ -1,0 +1,87 @@
+"""The schema holding the projections: created once, rebuilt and swapped by `rebuild`.
+
+Every dashboard connection runs with ``search_path = proj, public``, so projection SQL
+names its tables without a schema and finds the live ones; the rebuild's connections put
+their own schema first instead.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+import asyncpg
+
+LIVE_SCHEMA = "proj"  # also written out in the SQL below
+PROJECTION_VERSION = 1
+_INSTALL_LOCK = 7_310_101  # one installer or swapper at a time
+_SCHEMA_NAME = re.compile(r"^proj(_rebuild_[a-z0-9]+)?$")
+
+
+def search_path(schema: str = LIVE_SCHEMA) -> str:
+    return f"{_checked(schema)}, public"
+
+
+def _checked(schema: str) -> str:
+    if not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"not a projection schema name: {schema!r}")
+    return schema
+
+
+def _ddl() -> str:
+    return resources.files(__package__).joinpath("schema.sql").read_text()
+
+
+async def create_schema(conn: asyncpg.Connection, schema: str) -> None:
+    """Create ``schema`` with empty projection tables (inside the caller's transaction)."""
+    name = _checked(schema)
+    await conn.execute(f"CREATE SCHEMA {name}")
+    await conn.execute(f"SET LOCAL search_path = {name}")
+    await conn.execute(_ddl())
+    await conn.execute("INSERT INTO projection_meta (version) VALUES ($1)", PROJECTION_VERSION)
+    await conn.execute("SET LOCAL search_path = DEFAULT")
+
+
+async def ensure_live_schema(conn: asyncpg.Connection) -> bool:
+    """Create the live schema on first start; True when it was created."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _INSTALL_LOCK)
+    if await schema_exists(conn, LIVE_SCHEMA):
+        return False
+    await create_schema(conn, LIVE_SCHEMA)
+    return True
+
+
+async def schema_exists(conn: asyncpg.Connection, schema: str) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema))
+
+
+async def live_version(conn: asyncpg.Connection) -> int | None:
+    return await conn.fetchval("SELECT max(version) FROM proj.projection_meta")
+
+
+async def lock_for_swap(conn: asyncpg.Connection) -> None:
+    """Stop live consumers between their batches: they all write the live inbox first."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _INSTALL_LOCK)
+    await conn.execute("LOCK TABLE proj.inbox IN ACCESS EXCLUSIVE MODE")
+
+
+async def live_positions(conn: asyncpg.Connection) -> dict[tuple[str, int], int]:
+    """Next offset per partition that the live projections have seen (applied or dead)."""
+    rows = await conn.fetch(
+        "SELECT topic, kafka_partition, max(kafka_offset) + 1 AS next FROM ("
+        " SELECT topic, kafka_partition, kafka_offset FROM proj.inbox"
+        " UNION ALL SELECT topic, kafka_partition, kafka_offset FROM proj.dead_letters"
+        ") seen GROUP BY topic, kafka_partition"
+    )
+    return {(r["topic"], r["kafka_partition"]): r["next"] for r in rows}
+
+
+async def swap_in(conn: asyncpg.Connection, schema: str) -> None:
+    """Replace the live schema by ``schema`` (after :func:`lock_for_swap`, same transaction)."""
+    await conn.execute(f"DROP SCHEMA {LIVE_SCHEMA} CASCADE")
+    await conn.execute(f"ALTER SCHEMA {_checked(schema)} RENAME TO {LIVE_SCHEMA}")
+
+
+async def drop_schema(conn: asyncpg.Connection, schema: str) -> None:
+    await conn.execute(f"DROP SCHEMA IF EXISTS {_checked(schema)} CASCADE")

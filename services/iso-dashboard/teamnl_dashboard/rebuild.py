@@ -1,0 +1,199 @@
+"""Rebuild the projections from the topics, while the dashboard keeps serving.
+
+``python -m teamnl_dashboard.rebuild`` (settings from DASHBOARD_*), or :func:`rebuild`.
+
+1. Create a fresh schema ``proj_rebuild_<id>`` (projection tables and its own inbox).
+2. Replay every family topic from the beginning into it (no consumer group: partitions
+   are assigned directly), up to the end offsets seen at the start; progress is printed.
+3. Switch over in one transaction: lock the live inbox (live consumers finish their batch
+   and wait), replay what the live projections have seen since, drop the live schema and
+   rename the new one to ``proj``. Waiting consumers then continue on the new schema,
+   whose inbox already knows what was replayed.
+4. Evaluate every coherence rule once against the new projections (findings are kept:
+   they live outside the projection schema and are reconciled, not recreated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from teamnl_shared.inbox import InboxConsumer
+
+from . import projections
+from .app import create_dashboard_pool, prepare_database
+from .consumer import event_topics
+from .projections.network import record_dead_letter
+from .projections.schema import (
+    create_schema,
+    drop_schema,
+    live_positions,
+    lock_for_swap,
+    search_path,
+    swap_in,
+)
+from .rules import Clock, RulesEngine, all_rules, system_clock
+from .settings import DashboardSettings
+
+log = logging.getLogger(__name__)
+REBUILD_LOCK = 7_310_103
+Progress = Callable[[str], None]
+Positions = dict[TopicPartition, int]
+
+
+class RebuildRunning(RuntimeError):
+    """Another rebuild holds the lock."""
+
+
+@dataclass
+class RebuildResult:
+    schema: str
+    records: int
+    applied: int
+    dead_letters: int
+    seconds: float
+
+
+class _Replayer:
+    """Reads the topics from the beginning and applies them to one schema."""
+
+    def __init__(self, settings: DashboardSettings, pool: asyncpg.Pool,
+                 progress: Progress) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.progress = progress
+        self.inbox = InboxConsumer(pool=pool, bootstrap="", group="rebuild", topics=[],
+                                   handler=self._project)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None,
+            enable_auto_commit=False, isolation_level="read_committed")
+        self.positions: Positions = {}
+        self.records = self.applied = self.dead = 0
+
+    @staticmethod
+    async def _project(conn: asyncpg.Connection, event: object, _record: ConsumerRecord) -> None:
+        await projections.apply(conn, event)  # type: ignore[arg-type]
+
+    async def start(self) -> Positions:
+        """Assign every partition from the beginning; returns the current end offsets."""
+        partitions = await _partitions(self.settings)
+        await self.consumer.start()
+        self.consumer.assign(partitions)
+        await self.consumer.seek_to_beginning(*partitions)
+        self.positions = {tp: await self.consumer.position(tp) for tp in partitions}
+        return await self.consumer.end_offsets(partitions)
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+    async def replay_until(self, targets: Positions) -> None:
+        total = sum(targets.values())
+        while any(self.positions.get(tp, 0) < end for tp, end in targets.items()):
+            batch = await self.consumer.getmany(timeout_ms=500, max_records=1000)
+            for records in batch.values():
+                await self._apply(records)
+            for tp in self.positions:
+                self.positions[tp] = await self.consumer.position(tp)
+            self.progress(f"replayed {self.records} records ({self.applied} applied,"
+                          f" {self.dead} dead letters) of about {total}")
+
+    async def _apply(self, records: list[ConsumerRecord]) -> None:
+        outcome = await self.inbox._apply(records)  # noqa: SLF001 - the inbox's own semantics
+        for record, reason in outcome.dead:
+            async with self.pool.acquire() as conn:
+                await record_dead_letter(
+                    conn, topic=record.topic, partition=record.partition,
+                    offset=record.offset, reason=reason, event_id=None, event_type=None,
+                    recorded_at=datetime.fromtimestamp(record.timestamp / 1000, UTC))
+        self.records += len(records)
+        self.applied += len(outcome.applied)
+        self.dead += len(outcome.dead)
+
+
+async def _partitions(settings: DashboardSettings) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(event_topics(settings))
+    finally:
+        await admin.close()
+    return sorted(TopicPartition(topic["topic"], part["partition"])
+                  for topic in described for part in topic["partitions"])
+
+
+async def rebuild(settings: DashboardSettings, *, progress: Progress = print,
+                  clock: Clock = system_clock) -> RebuildResult:
+    """Rebuild the projections and switch the dashboard over to them atomically."""
+    started = asyncio.get_running_loop().time()
+    await prepare_database(settings.database_url)
+    admin = await asyncpg.connect(settings.database_url)
+    try:
+        if not await admin.fetchval("SELECT pg_try_advisory_lock($1)", REBUILD_LOCK):
+            raise RebuildRunning("another rebuild is running")
+        schema = f"proj_rebuild_{uuid.uuid4().hex[:10]}"
+        async with admin.transaction():
+            await create_schema(admin, schema)
+        progress(f"building {schema}")
+        try:
+            replayer = await _replay_and_swap(settings, admin, schema, progress)
+        except BaseException:
+            await drop_schema(admin, schema)
+            raise
+    finally:
+        await admin.close()
+    await _reconcile_findings(settings, clock)
+    seconds = asyncio.get_running_loop().time() - started
+    progress(f"switched to the rebuilt projections: {replayer.applied} events in {seconds:.1f}s")
+    return RebuildResult(schema, replayer.records, replayer.applied, replayer.dead, seconds)
+
+
+async def _replay_and_swap(settings: DashboardSettings, admin: asyncpg.Connection, schema: str,
+                           progress: Progress) -> _Replayer:
+    pool = await create_dashboard_pool(settings.database_url, search_path(schema), max_size=2)
+    replayer = _Replayer(settings, pool, progress)
+    try:
+        await replayer.replay_until(await replayer.start())
+        progress("caught up; switching over")
+        async with admin.transaction():
+            await lock_for_swap(admin)
+            live = await live_positions(admin)
+            await replayer.replay_until({tp: max(live.get((tp.topic, tp.partition), 0), pos)
+                                         for tp, pos in replayer.positions.items()})
+            await swap_in(admin, schema)
+    finally:
+        await replayer.stop()
+        await pool.close()
+    return replayer
+
+
+async def _reconcile_findings(settings: DashboardSettings, clock: Clock) -> None:
+    pool = await create_dashboard_pool(settings.database_url, max_size=1)
+    try:
+        engine = RulesEngine(all_rules(settings), allocations_cents=settings.allocations_cents,
+                             duplication_window_days=settings.rules.overlap_window_days,
+                             clock=clock)
+        await engine.evaluate_all(pool)
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    argparse.ArgumentParser(description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    result = asyncio.run(rebuild(DashboardSettings(), progress=lambda line: print(line,
+                                                                                  flush=True)))
+    print(f"done: {result.records} records, {result.applied} applied, "
+          f"{result.dead_letters} dead letters, {result.seconds:.1f}s")
+
+
+if __name__ == "__main__":
+    main()

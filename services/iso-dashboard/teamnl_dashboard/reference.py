@@ -1,0 +1,108 @@
+"""Reference facts from the minister's letter that the dashboard checks the events against.
+
+The 38 Cities of Opportunity the letter names (it says forty), with their tier and country,
+and the four TINL focus markets. Event data names cities freely ("New York",
+"Guangzhou"), so :func:`city_for` matches a name to a reference city through its aliases.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+FAMILIES: tuple[str, ...] = ("nlib", "tinl", "globalstars", "werkplaats")
+FOCUS_MARKETS: tuple[str, ...] = ("CN", "DE", "US", "smart-cities")
+HOME_COUNTRY = "NL"
+
+
+@dataclass(frozen=True)
+class City:
+    slug: str
+    name: str
+    tier: str  # pilot | golden | silver
+    country: str
+    aliases: tuple[str, ...] = ()
+
+    def names(self) -> tuple[str, ...]:
+        return (self.name, self.slug, *self.aliases)
+
+
+def _city(name: str, tier: str, country: str, *aliases: str) -> City:
+    return City(_slug(name), name, tier, country, aliases)
+
+
+def _slug(name: str) -> str:
+    return "-".join(normalise(name).split())
+
+
+def normalise(name: str) -> str:
+    """Lower case, accents and punctuation dropped: 'São Paulo' -> 'sao paulo'."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+    for mark in "-./":
+        plain = plain.replace(mark, " ")
+    return " ".join(plain.split())
+
+
+CITIES_OF_OPPORTUNITY: tuple[City, ...] = (
+    _city("Warsaw", "pilot", "PL", "Warszawa"),
+    _city("Munich", "pilot", "DE", "München", "Muenchen"),
+    _city("Dubai", "pilot", "AE"),
+    _city("Ho Chi Minh City", "pilot", "VN", "Ho Chi Minh", "Saigon"),
+    _city("Guangzhou/Pearl River Delta", "pilot", "CN", "Guangzhou", "Pearl River Delta",
+          "Shenzhen"),
+    _city("Mexico City", "pilot", "MX", "Ciudad de México"),
+    _city("Berlin", "golden", "DE"),
+    _city("Hamburg", "golden", "DE"),
+    _city("Düsseldorf", "golden", "DE", "Duesseldorf"),
+    _city("Paris", "golden", "FR"),
+    _city("Nantes", "golden", "FR"),
+    _city("London", "golden", "GB"),
+    _city("Manchester-Liverpool", "golden", "GB", "Manchester", "Liverpool"),
+    _city("Shanghai", "golden", "CN"),
+    _city("Tokyo", "golden", "JP"),
+    _city("Bangkok", "golden", "TH"),
+    _city("Singapore", "golden", "SG"),
+    _city("Kuala Lumpur", "golden", "MY"),
+    _city("Jakarta", "golden", "ID"),
+    _city("Mumbai", "golden", "IN", "Bombay"),
+    _city("New York City", "golden", "US", "New York", "NYC"),
+    _city("Chicago", "golden", "US"),
+    _city("Houston", "golden", "US"),
+    _city("San Francisco", "golden", "US", "San Francisco Bay Area"),
+    _city("São Paulo", "golden", "BR"),
+    _city("Milan", "silver", "IT", "Milano"),
+    _city("Kyiv", "silver", "UA", "Kiev"),
+    _city("Istanbul", "silver", "TR"),
+    _city("Moscow", "silver", "RU"),
+    _city("Seoul", "silver", "KR"),
+    _city("Manila", "silver", "PH"),
+    _city("Dhaka", "silver", "BD"),
+    _city("Buenos Aires", "silver", "AR"),
+    _city("Bogotá", "silver", "CO"),
+    _city("Tangier", "silver", "MA", "Tanger"),
+    _city("Cairo", "silver", "EG"),
+    _city("Lagos", "silver", "NG"),
+    _city("Nairobi", "silver", "KE"),
+)
+
+_BY_NAME: dict[str, City] = {
+    normalise(name): city for city in CITIES_OF_OPPORTUNITY for name in city.names()
+}
+
+
+def city_for(*names: str | None) -> City | None:
+    """The City of Opportunity any of ``names`` refers to, if one does."""
+    for name in names:
+        if name:
+            city = _BY_NAME.get(normalise(name))
+            if city is not None:
+                return city
+    return None
+
+
+def market_of(market: str | None, country: str | None) -> str | None:
+    """The foreign market of an activity: its market, or for a theme the foreign country."""
+    if market and len(market) == 2:
+        return market
+    return country if country and country != HOME_COUNTRY else None

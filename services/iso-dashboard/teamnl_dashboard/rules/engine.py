@@ -1,0 +1,86 @@
+"""Runs the rules: as events arrive (in the consumer's transaction) and on a schedule.
+
+Evaluations are serialised with a transaction-level advisory lock, so two dashboard
+instances applying related events at once (an NLIB mission here, a TINL activity there)
+never both miss each other: the second evaluates after the first has committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+
+import asyncpg
+from teamnl_shared.contract.envelope import Event
+
+from .catalogue import Rule
+from .facts import FactContext, load_facts
+from .findings import reconcile
+from .score import coherence_score, open_findings_by_severity, store_snapshot
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+RULES_LOCK = 7_310_102
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class RulesEngine:
+    def __init__(self, rules: Iterable[Rule], *, allocations_cents: Mapping[str, int],
+                 duplication_window_days: int, clock: Clock = system_clock) -> None:
+        self.rules = list(rules)
+        self.clock = clock
+        self._allocations = dict(allocations_cents)
+        self._window = duplication_window_days
+        self._by_trigger: dict[str, list[Rule]] = {}
+        for rule in self.rules:
+            for event_type in rule.triggers:
+                self._by_trigger.setdefault(event_type, []).append(rule)
+
+    def rule(self, name: str) -> Rule:
+        return next(rule for rule in self.rules if rule.name == name)
+
+    @property
+    def scheduled(self) -> list[Rule]:
+        return [rule for rule in self.rules if rule.scheduled]
+
+    async def on_event(self, conn: asyncpg.Connection, event: Event) -> int:
+        """Evaluate the rules `event` triggers, in the caller's transaction."""
+        rules = self._by_trigger.get(event.type)
+        return await self.evaluate(conn, rules) if rules else 0
+
+    async def evaluate(self, conn: asyncpg.Connection, rules: Iterable[Rule]) -> int:
+        """Evaluate `rules` now; returns how many findings changed."""
+        rules = list(rules)
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", RULES_LOCK)
+        now = self.clock()
+        facts = await load_facts(conn, {n for r in rules for n in r.needs},
+                                 FactContext(now, self._allocations))
+        changed = 0
+        for rule in rules:
+            changed += await reconcile(conn, rule.name, rule.version, rule.check(facts, now), now)
+        return changed
+
+    async def tick(self, pool: asyncpg.Pool) -> int:
+        """One scheduled run: the time-based rules, then a coherence score snapshot."""
+        async with pool.acquire() as conn, conn.transaction():
+            changed = await self.evaluate(conn, self.scheduled)
+            await self.snapshot_score(conn)
+        return changed
+
+    async def evaluate_all(self, pool: asyncpg.Pool) -> int:
+        async with pool.acquire() as conn, conn.transaction():
+            changed = await self.evaluate(conn, self.rules)
+            await self.snapshot_score(conn)
+        return changed
+
+    async def snapshot_score(self, conn: asyncpg.Connection) -> None:
+        now = self.clock()
+        facts = await load_facts(conn, {"activities"}, FactContext(now, self._allocations))
+        score = coherence_score(facts.activities, await open_findings_by_severity(conn), now,
+                                self._window)
+        await store_snapshot(conn, now, score)

@@ -1,0 +1,123 @@
+"""The findings repository: reconcile a rule's hits with stored findings; state changes.
+
+A finding is *live* while its rule still sees the situation (``condition_holds``). New
+hits raise findings (``open``); live findings whose situation is gone are resolved by
+``rules``; people acknowledge and resolve through the API. Every change is recorded in
+``finding_changes`` and announced on the live channel when the transaction commits.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from ..live import notify
+from .model import Hit
+
+SYSTEM_ACTOR = "rules"
+_FINDING_COLUMNS = (
+    "id, rule, rule_version, finding_key, severity, summary, details, event_ids, state,"
+    " condition_holds, raised_at, updated_at, acknowledged_by, acknowledged_at, resolved_by,"
+    " resolved_at"
+)
+
+
+async def reconcile(conn: asyncpg.Connection, rule: str, version: int, hits: list[Hit],
+                    now: datetime) -> int:
+    """Store `hits` as the rule's live findings; returns how many findings changed."""
+    unique = list({hit.key: hit for hit in hits}.values())
+    raised = await _upsert(conn, rule, version, unique, now)
+    cleared = await _clear(conn, rule, [hit.key for hit in unique], now)
+    for row in [*raised, *cleared]:
+        await _announce(conn, row, now)
+    return len(raised) + len(cleared)
+
+
+async def _upsert(conn: asyncpg.Connection, rule: str, version: int, hits: list[Hit],
+                  now: datetime) -> list[asyncpg.Record]:
+    if not hits:
+        return []
+    return await conn.fetch(
+        "INSERT INTO findings (rule, rule_version, finding_key, severity, summary, details,"
+        " event_ids, raised_at, updated_at)"
+        " SELECT $1, $2, h.k, h.s, h.m, h.d::jsonb,"
+        "  ARRAY(SELECT jsonb_array_elements_text(h.e::jsonb)), $3, $3"
+        " FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[])"
+        "  AS h(k, s, m, d, e)"
+        " ON CONFLICT (rule, finding_key) WHERE condition_holds DO UPDATE SET"
+        " rule_version = excluded.rule_version, severity = excluded.severity,"
+        " summary = excluded.summary, details = excluded.details,"
+        " event_ids = excluded.event_ids, updated_at = excluded.updated_at"
+        " WHERE (findings.severity, findings.summary, findings.details, findings.event_ids)"
+        "  IS DISTINCT FROM (excluded.severity, excluded.summary, excluded.details,"
+        "  excluded.event_ids)"
+        " RETURNING id, rule, severity, state, (xmax = 0) AS raised",
+        rule, version, now,
+        [h.key for h in hits], [h.severity.value for h in hits], [h.summary for h in hits],
+        [json.dumps(h.details, sort_keys=True, default=str) for h in hits],
+        [json.dumps(list(h.event_ids)) for h in hits],
+    )
+
+
+async def _clear(conn: asyncpg.Connection, rule: str, keys: list[str], now: datetime
+                 ) -> list[asyncpg.Record]:
+    """End the live findings the rule no longer sees; returns those it resolved itself."""
+    rows = await conn.fetch(
+        "WITH gone AS (SELECT id, state AS was FROM findings"
+        "  WHERE rule = $1 AND condition_holds AND NOT (finding_key = ANY($2::text[]))"
+        "  FOR UPDATE)"
+        " UPDATE findings f SET condition_holds = false, state = 'resolved',"
+        "  updated_at = CASE WHEN gone.was = 'resolved' THEN f.updated_at ELSE $3 END,"
+        "  resolved_by = CASE WHEN gone.was = 'resolved' THEN f.resolved_by ELSE $4 END,"
+        "  resolved_at = CASE WHEN gone.was = 'resolved' THEN f.resolved_at ELSE $3 END"
+        " FROM gone WHERE f.id = gone.id"
+        " RETURNING f.id, f.rule, f.severity, f.state, false AS raised, gone.was",
+        rule, keys, now, SYSTEM_ACTOR,
+    )
+    # a finding resolved by hand while it held only forgets that it held: nothing to say
+    return [row for row in rows if row["was"] != "resolved"]
+
+
+async def _announce(conn: asyncpg.Connection, row: asyncpg.Record, now: datetime) -> None:
+    if row["raised"] or row["state"] == "resolved":
+        await _record_change(conn, row["id"], row["state"], SYSTEM_ACTOR, now)
+    await notify(conn, {"kind": "finding", "id": row["id"], "rule": row["rule"],
+                        "state": row["state"], "severity": row["severity"]})
+
+
+async def _record_change(conn: asyncpg.Connection, finding_id: int, state: str, by: str,
+                         at: datetime, note: str | None = None) -> None:
+    await conn.execute(
+        "INSERT INTO finding_changes (finding_id, state, changed_by, changed_at, note)"
+        " VALUES ($1, $2, $3, $4, $5)", finding_id, state, by, at, note)
+
+
+class TransitionRefused(Exception):
+    """The finding is not in a state that allows the change."""
+
+
+_ALLOWED_FROM = {"acknowledged": ("open",), "resolved": ("open", "acknowledged")}
+
+
+async def change_state(conn: asyncpg.Connection, finding_id: int, state: str, by: str,
+                       at: datetime, note: str | None = None) -> dict[str, Any] | None:
+    """Acknowledge or resolve a finding by hand; None when it does not exist."""
+    current = await conn.fetchval("SELECT state FROM findings WHERE id = $1 FOR UPDATE",
+                                  finding_id)
+    if current is None:
+        return None
+    if current not in _ALLOWED_FROM[state]:
+        raise TransitionRefused(f"finding {finding_id} is {current}, cannot become {state}")
+    prefix = "acknowledged" if state == "acknowledged" else "resolved"
+    row = await conn.fetchrow(
+        f"UPDATE findings SET state = $2, {prefix}_by = $3, {prefix}_at = $4, updated_at = $4"  # noqa: S608 - fixed column names
+        f" WHERE id = $1 RETURNING {_FINDING_COLUMNS}",
+        finding_id, state, by, at,
+    )
+    await _record_change(conn, finding_id, state, by, at, note)
+    await notify(conn, {"kind": "finding", "id": finding_id, "rule": row["rule"],
+                        "state": state, "severity": row["severity"]})
+    return dict(row)

@@ -1,0 +1,113 @@
+"""What the coherence rules reason about: plain, frozen facts and the hits they produce.
+
+Nothing here touches a database; `facts.py` loads these from the projections and
+`findings.py` stores what the rules conclude.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A situation a rule sees now; `key` names it so it is raised once and cleared once."""
+
+    key: str
+    severity: Severity
+    summary: str
+    event_ids: tuple[str, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MissionFact:
+    mission_id: str
+    country: str
+    end_date: date
+    held_event_id: str
+    followup_event_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ActivityFact:
+    """An NLIB mission or a TINL activity, as the market rules compare them."""
+
+    activity_id: str
+    family: str
+    market: str | None  # a country code or 'smart-cities'
+    country: str | None  # where it took place
+    city: str | None
+    start_date: date
+    end_date: date
+    event_id: str
+
+
+@dataclass(frozen=True)
+class ProjectFact:
+    project_id: str
+    country: str
+    status: str
+    event_id: str
+
+
+@dataclass(frozen=True)
+class CallFact:
+    call_id: str
+    negotiation_started_on: date | None
+    closed_on: date | None
+    event_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BudgetFact:
+    family: str
+    year: int
+    allocation_cents: int
+    spent_cents: int
+    event_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServiceFact:
+    service: str
+    last_event_at: datetime
+    last_event_id: str
+
+
+@dataclass(frozen=True)
+class DeadLetterFact:
+    topic: str
+    recorded_at: datetime
+    reason: str
+    event_id: str | None
+
+
+@dataclass(frozen=True)
+class CityProgrammeFact:
+    city_id: str
+    city: str
+    event_id: str
+
+
+@dataclass(frozen=True)
+class Facts:
+    """The facts one evaluation needs; a loader fills only the fields its rules ask for."""
+
+    missions: tuple[MissionFact, ...] = ()
+    activities: tuple[ActivityFact, ...] = ()
+    projects: tuple[ProjectFact, ...] = ()
+    calls: tuple[CallFact, ...] = ()
+    budgets: tuple[BudgetFact, ...] = ()
+    services: tuple[ServiceFact, ...] = ()
+    dead_letters: tuple[DeadLetterFact, ...] = ()
+    city_programmes: tuple[CityProgrammeFact, ...] = ()

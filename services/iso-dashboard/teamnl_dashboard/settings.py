@@ -1,0 +1,79 @@
+"""Settings of the ISO NL dashboard (env prefix ``DASHBOARD_``).
+
+Budget allocations are yearly, in euro cents, per event family. The letter gives NLIB
+EUR 6 M and Global Stars EUR 1 M; TINL and De Werkplaats share the rest (EUR 3 M) of the
+public EUR 4 M, split evenly here until ISO NL decides otherwise
+(``DASHBOARD_ALLOCATIONS_CENTS='{"tinl": 200000000, "werkplaats": 100000000, ...}'``).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+from pydantic_settings import SettingsConfigDict
+from teamnl_shared.settings import ServiceSettings
+
+DEFAULT_SESSION_SECRET = "change-me-dashboard-session-secret"  # noqa: S105 - refused in production
+
+DEFAULT_ALLOCATIONS_CENTS: dict[str, int] = {
+    "nlib": 600_000_000,
+    "globalstars": 100_000_000,
+    "tinl": 150_000_000,
+    "werkplaats": 150_000_000,
+}
+
+
+class RuleThresholds(BaseModel):
+    """Thresholds of the coherence rules; nested as ``DASHBOARD_RULES__<NAME>``."""
+
+    followup_days: int = Field(60, ge=1, description="a held mission needs a follow-up within")
+    overlap_window_days: int = Field(
+        30, ge=0, description="NLIB and TINL in one market within this many days: duplication"
+    )
+    isolation_days: int = Field(
+        365, ge=1, description="Werkplaats project isolated when NLIB/TINL absent this long"
+    )
+    focus_market_gap_days: int = Field(180, ge=1, description="a focus market without activity")
+    city_gap_days: int = Field(365, ge=1, description="a City of Opportunity without activity")
+    lead_time_max_months: int = Field(5, ge=1, description="Global Stars lead time limit")
+    lead_time_target_min_months: int = Field(4, ge=0, description="lead time target, lower end")
+    budget_pace_tolerance: float = Field(
+        0.25, gt=0, le=1, description="|spent share - elapsed share of the year| tolerated"
+    )
+    silent_days: int = Field(30, ge=1, description="a service publishing nothing this long")
+    deadletter_window_days: int = Field(7, ge=1, description="dead letters looked back on")
+
+
+class DashboardSettings(ServiceSettings):
+    model_config = SettingsConfigDict(
+        extra="ignore", env_prefix="DASHBOARD_", env_nested_delimiter="__"
+    )
+
+    service_name: str = "iso-dashboard"
+    port: int = 8100
+    session_secret: str = DEFAULT_SESSION_SECRET
+    secure_cookies: bool = False
+    consumer_group: str = "iso-dashboard"
+    consumer_session_timeout_ms: int = Field(10_000, ge=6_000)
+    rules_interval_seconds: float = Field(60.0, gt=0, description="time-based rules run every")
+    allocations_cents: dict[str, int] = Field(
+        default_factory=lambda: dict(DEFAULT_ALLOCATIONS_CENTS))
+    werkplaats_targets: dict[int, int] = Field(
+        default_factory=lambda: {2019: 20},
+        description="portfolio target per year; years not listed use werkplaats_yearly_target",
+    )
+    werkplaats_yearly_target: int = 30
+    rules: RuleThresholds = Field(default_factory=RuleThresholds)
+
+    @property
+    def group(self) -> str:
+        """The consumer group, prefixed like the topics so test runs never share one."""
+        return self.topic(self.consumer_group)
+
+    def werkplaats_target(self, year: int) -> int:
+        return self.werkplaats_targets.get(year, self.werkplaats_yearly_target)
+
+    def check_production(self) -> None:
+        if self.session_secret == DEFAULT_SESSION_SECRET or len(self.session_secret) < 32:
+            raise ValueError("DASHBOARD_SESSION_SECRET must be set (32+ characters) in production")
+        if not self.secure_cookies:
+            raise ValueError("DASHBOARD_SECURE_COOKIES must be true in production")

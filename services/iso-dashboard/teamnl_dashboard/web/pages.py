@@ -1,0 +1,106 @@
+"""The dashboard's server-rendered pages (``router``), the language switch and static files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+
+from ..auth.config import auth_config, pool_of
+from ..auth.dependencies import CurrentMember, require_role
+from ..auth.members import Member
+from ..auth.redirects import safe_next
+from ..auth.roles import Role
+from . import data, i18n
+from .templating import STATIC, render
+
+router = APIRouter(include_in_schema=False)
+Secretariat = Annotated[Member, Depends(require_role(Role.SECRETARIAT))]
+FINDING_ACTIONS = {"acknowledge": "acknowledged", "resolve": "resolved"}
+
+
+@router.get("/")
+async def overview(request: Request, member: CurrentMember) -> Response:
+    allocations = request.app.state.settings.allocations_cents
+    view = await data.overview(pool_of(request), allocations)
+    return await render(request, "overview.html", view)
+
+
+@router.get("/markets")
+async def markets(request: Request, member: CurrentMember) -> Response:
+    return await render(request, "markets.html", await data.markets(pool_of(request)))
+
+
+@router.get("/markets/{country}")
+async def market(request: Request, member: CurrentMember, country: str) -> Response:
+    view = await data.market(pool_of(request), country.upper())
+    if view is None:
+        raise HTTPException(404, "unknown market")
+    return await render(request, "market.html", {"market": view})
+
+
+@router.get("/map")
+async def world_map(request: Request, member: CurrentMember) -> Response:
+    return await render(request, "map.html", await data.world_map(pool_of(request)))
+
+
+@router.get("/findings")
+async def findings(request: Request, member: CurrentMember, state: str | None = None) -> Response:
+    chosen = state if state in ("open", "acknowledged", "resolved") else None
+    view = await data.findings(pool_of(request), chosen)
+    return await render(request, "findings.html", {**view, "state": chosen})
+
+
+@router.post("/findings/{finding_id}/{action}")
+async def change_finding(
+    request: Request,
+    member: Secretariat,
+    finding_id: int,
+    action: str,
+    next: Annotated[str, Form()] = "/findings",  # noqa: A002
+) -> Response:
+    if action not in FINDING_ACTIONS:
+        raise HTTPException(404, "unknown action")
+    try:
+        changed = await data.change_finding(
+            pool_of(request), finding_id, FINDING_ACTIONS[action], member.email
+        )
+    except data.FindingRefused as refused:
+        raise HTTPException(409, str(refused)) from refused
+    if not changed:
+        raise HTTPException(404, "unknown finding")
+    return RedirectResponse(safe_next(next), status_code=303)
+
+
+@router.get("/live/events")
+async def live_events(request: Request, member: CurrentMember) -> list[dict[str, object]]:
+    """The latest events, fetched by the page when the stream says that events arrived."""
+    return await data.recent_events(pool_of(request))
+
+
+@router.post("/language")
+async def language(
+    request: Request, lang: Annotated[str, Form()], next: Annotated[str, Form()] = "/"
+) -> Response:  # noqa: A002
+    response = RedirectResponse(safe_next(next), status_code=303)
+    if lang in i18n.LANGUAGES:
+        options = auth_config(request).cookie_options()
+        response.set_cookie(i18n.COOKIE, lang, max_age=365 * 24 * 3600, **options)
+    return response
+
+
+@router.get("/static/{path:path}")
+async def static(path: str) -> Response:
+    root = STATIC.resolve()
+    target = (root / path).resolve()
+    if not target.is_relative_to(root) or not target.is_file() or _hidden(target, root):
+        raise HTTPException(404)
+    return FileResponse(
+        target, headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+    )
+
+
+def _hidden(target: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in target.relative_to(root).parts)

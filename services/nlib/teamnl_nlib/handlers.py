@@ -1,0 +1,87 @@
+"""One handler per NLIB event type: check the domain rules on locked rows, update state.
+
+The kit runs each handler inside the request's transaction and writes the outbox row after
+it; a :class:`Rejected` rolls everything back and answers 4xx naming the field.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+from teamnl_shared.contract.envelope import Event
+from teamnl_shared.contract.nlib import (
+    CityProgrammeUpdated,
+    CompanySupported,
+    LeadConverted,
+    MissionFollowupHeld,
+    MissionHeld,
+    MissionPlanned,
+)
+from teamnl_shared.ingestion import Handler, Rejected, data_as
+from teamnl_shared.ingestion.budget import handle_budget_spent
+
+from . import repository
+
+
+async def handle_mission_planned(conn: asyncpg.Connection, event: Event) -> None:
+    mission = data_as(event, MissionPlanned)
+    current = await repository.lock_mission(conn, mission.mission_id)
+    if current is not None and current["status"] == "held":
+        raise Rejected(
+            "data/mission_id", f"mission {mission.mission_id} was already held", status=409
+        )
+    await repository.upsert_mission(conn, mission, "planned")
+
+
+async def handle_mission_held(conn: asyncpg.Connection, event: Event) -> None:
+    mission = data_as(event, MissionHeld)
+    await repository.lock_mission(conn, mission.mission_id)
+    await repository.upsert_mission(conn, mission, "held")
+
+
+async def handle_mission_followup_held(conn: asyncpg.Connection, event: Event) -> None:
+    followup = data_as(event, MissionFollowupHeld)
+    mission = await repository.lock_mission(conn, followup.mission_id)
+    if mission is None or mission["status"] != "held":
+        raise Rejected("data/mission_id", f"no mission {followup.mission_id} was held")
+    if followup.held_on < mission["end_date"]:
+        raise Rejected(
+            "data/held_on",
+            f"{followup.held_on} is before the mission ended ({mission['end_date']})",
+        )
+    if not await repository.add_followup(conn, followup):
+        raise Rejected(
+            "data/followup_id", f"follow-up {followup.followup_id} is already recorded", status=409
+        )
+
+
+async def handle_lead_converted(conn: asyncpg.Connection, event: Event) -> None:
+    lead = data_as(event, LeadConverted)
+    mission = await repository.lock_mission(conn, lead.mission_id)
+    if mission is None:
+        raise Rejected("data/mission_id", f"no mission {lead.mission_id} is known")
+    if lead.converted_on < mission["start_date"]:
+        raise Rejected(
+            "data/converted_on",
+            f"{lead.converted_on} is before the mission started ({mission['start_date']})",
+        )
+    if not await repository.add_lead(conn, lead):
+        raise Rejected("data/lead_id", f"lead {lead.lead_id} was already converted", status=409)
+
+
+async def handle_city_programme_updated(conn: asyncpg.Connection, event: Event) -> None:
+    await repository.upsert_city(conn, data_as(event, CityProgrammeUpdated))
+
+
+async def handle_company_supported(conn: asyncpg.Connection, event: Event) -> None:
+    await repository.record_support(conn, data_as(event, CompanySupported))
+
+
+HANDLERS: dict[str, Handler] = {
+    "nl.teamnl.nlib.mission.planned.v1": handle_mission_planned,
+    "nl.teamnl.nlib.mission.held.v1": handle_mission_held,
+    "nl.teamnl.nlib.mission.followup.held.v1": handle_mission_followup_held,
+    "nl.teamnl.nlib.lead.converted.v1": handle_lead_converted,
+    "nl.teamnl.nlib.city.programme.updated.v1": handle_city_programme_updated,
+    "nl.teamnl.nlib.company.supported.v1": handle_company_supported,
+    "nl.teamnl.nlib.budget.spent.v1": handle_budget_spent,
+}

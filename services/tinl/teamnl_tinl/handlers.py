@@ -1,0 +1,70 @@
+"""One handler per TINL and Global Stars event type (rules checked on locked rows)."""
+
+from __future__ import annotations
+
+import asyncpg
+from teamnl_shared.contract.envelope import Event
+from teamnl_shared.contract.globalstars import CallClosed, CallOpened, ProposalSubmitted
+from teamnl_shared.contract.tinl import ActivityHeld, KnowledgeShared
+from teamnl_shared.ingestion import Handler, Rejected, data_as
+from teamnl_shared.ingestion.budget import handle_budget_spent
+
+from . import repository
+
+
+async def handle_activity_held(conn: asyncpg.Connection, event: Event) -> None:
+    await repository.upsert_activity(conn, data_as(event, ActivityHeld))
+
+
+async def handle_knowledge_shared(conn: asyncpg.Connection, event: Event) -> None:
+    await repository.upsert_knowledge(conn, data_as(event, KnowledgeShared))
+
+
+async def handle_call_opened(conn: asyncpg.Connection, event: Event) -> None:
+    call = data_as(event, CallOpened)
+    if not await repository.open_call(conn, call):
+        raise Rejected("data/call_id", f"call {call.call_id} was already opened", status=409)
+
+
+async def _open_call(conn: asyncpg.Connection, call_id: str) -> asyncpg.Record:
+    call = await repository.lock_call(conn, call_id)
+    if call is None:
+        raise Rejected("data/call_id", f"no call {call_id} was opened")
+    if call["status"] != "open":
+        raise Rejected("data/call_id", f"call {call_id} is closed", status=409)
+    return call
+
+
+async def handle_proposal_submitted(conn: asyncpg.Connection, event: Event) -> None:
+    proposal = data_as(event, ProposalSubmitted)
+    call = await _open_call(conn, proposal.call_id)
+    if proposal.submitted_on < call["opened_on"]:
+        raise Rejected(
+            "data/submitted_on",
+            f"{proposal.submitted_on} is before the call opened ({call['opened_on']})",
+        )
+    if not await repository.add_proposal(conn, proposal):
+        raise Rejected(
+            "data/proposal_id", f"proposal {proposal.proposal_id} is already recorded", status=409
+        )
+
+
+async def handle_call_closed(conn: asyncpg.Connection, event: Event) -> None:
+    closed = data_as(event, CallClosed)
+    call = await _open_call(conn, closed.call_id)
+    if closed.closed_on < call["opened_on"]:
+        raise Rejected(
+            "data/closed_on", f"{closed.closed_on} is before the call opened ({call['opened_on']})"
+        )
+    await repository.close_call(conn, closed)
+
+
+HANDLERS: dict[str, Handler] = {
+    "nl.teamnl.tinl.activity.held.v1": handle_activity_held,
+    "nl.teamnl.tinl.knowledge.shared.v1": handle_knowledge_shared,
+    "nl.teamnl.tinl.budget.spent.v1": handle_budget_spent,
+    "nl.teamnl.globalstars.call.opened.v1": handle_call_opened,
+    "nl.teamnl.globalstars.proposal.submitted.v1": handle_proposal_submitted,
+    "nl.teamnl.globalstars.call.closed.v1": handle_call_closed,
+    "nl.teamnl.globalstars.budget.spent.v1": handle_budget_spent,
+}

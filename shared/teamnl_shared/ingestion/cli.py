@@ -1,0 +1,125 @@
+"""``teamnl-keys``: create, list and revoke partner API keys of an initiative service.
+
+The database is ``--database-url``, else ``TEAMNL_KEYS_DATABASE_URL`` (a key store shared by
+the services), else the service's own ``<SERVICE>_DATABASE_URL`` (``teamnl-infra env``).
+The key is printed once, on stdout; it cannot be shown again (only its hash is stored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import asyncpg
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from teamnl_shared.db import create_pool
+
+from .keys import InvalidKeyRequest, IssuedKey, StoredKey, create_key, ensure_key_store
+from .keys import list_keys as stored_keys
+from .keys import revoke_key as revoke_stored_key
+
+app = typer.Typer(help="Partner API keys of the teamnl initiative services.", no_args_is_help=True)
+err = Console(stderr=True)
+T = TypeVar("T")
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="key store; default TEAMNL_KEYS_DATABASE_URL or <SERVICE>_DATABASE_URL",
+    ),
+]
+ServiceOption = Annotated[str, typer.Option("--service", help="nlib | tinl | werkplaats")]
+
+
+def database_url(service: str, given: str | None) -> str:
+    url = (
+        given
+        or os.environ.get("TEAMNL_KEYS_DATABASE_URL")
+        or os.environ.get(f"{service.upper()}_DATABASE_URL")
+    )
+    if not url:
+        raise typer.BadParameter(f"give --database-url or set {service.upper()}_DATABASE_URL")
+    return url
+
+
+def _run(url: str, action: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    async def main() -> T:
+        pool = await create_pool(url, max_size=2)
+        try:
+            await ensure_key_store(pool)
+            return await action(pool)
+        finally:
+            await pool.close()
+
+    return asyncio.run(main())
+
+
+@app.command()
+def create(
+    service: ServiceOption,
+    partner: Annotated[str, typer.Option("--partner", help="partner slug, e.g. rvo-crm")],
+    types: Annotated[
+        str,
+        typer.Option("--types", help="comma-separated event types; default: all of the service"),
+    ] = "",
+    database: DatabaseOption = None,
+) -> None:
+    """Issue a key; prints it once."""
+    event_types = [t.strip() for t in types.split(",") if t.strip()] or None
+    try:
+        issued: IssuedKey = _run(
+            database_url(service, database),
+            lambda pool: create_key(
+                pool, service=service, partner=partner, event_types=event_types
+            ),
+        )
+    except InvalidKeyRequest as error:
+        raise typer.BadParameter(str(error)) from None
+    err.print(
+        f"key {issued.key_id} for {issued.partner} on {issued.service}, "
+        f"source /partners/{issued.partner}, {len(issued.event_types)} event types. "
+        "Store it now: it is shown only once."
+    )
+    print(issued.key)
+
+
+@app.command("list")
+def list_command(service: ServiceOption, database: DatabaseOption = None) -> None:
+    """List the keys of a service (never the secrets)."""
+    keys: list[StoredKey] = _run(
+        database_url(service, database), lambda pool: stored_keys(pool, service=service)
+    )
+    table = Table("key id", "partner", "service", "event types", "created", "revoked")
+    for key in keys:
+        table.add_row(
+            key.key_id,
+            key.partner,
+            key.service,
+            "\n".join(key.event_types),
+            key.created_at.isoformat(timespec="seconds"),
+            key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "",
+        )
+    Console().print(table)
+
+
+@app.command()
+def revoke(
+    key_id: Annotated[str, typer.Argument(help="the key id (the 8 characters after tnl_)")],
+    service: ServiceOption,
+    database: DatabaseOption = None,
+) -> None:
+    """Revoke a key at once."""
+    if not _run(database_url(service, database), lambda pool: revoke_stored_key(pool, key_id)):
+        err.print(f"[red]no active key {key_id}[/]")
+        raise typer.Exit(1)
+    err.print(f"[green]revoked[/] {key_id}")
+
+
+if __name__ == "__main__":
+    app()

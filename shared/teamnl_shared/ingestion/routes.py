@@ -1,0 +1,121 @@
+"""``POST /v1/events`` and ``POST /v1/events:batch``: decode, hand each event to the pipeline,
+encode. Nothing here talks to Kafka; the pipeline writes to the outbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from starlette.requests import Request
+
+from teamnl_shared.contract.envelope import Event
+from teamnl_shared.telemetry import inject_traceparent
+
+from .auth import PartnerDep
+from .keys import Partner
+from .modes import batch_documents, parse_document, parse_single, read_body
+from .openapi import batch_openapi, single_event_openapi
+from .pipeline import Outcome
+from .problems import ApiProblem, openapi_responses
+from .runtime import Runtime, runtime_of
+from .schemas import BatchItem, BatchResult, Receipt
+from .service import ServiceDefinition
+from .settings import IngestionSettings
+
+UNKNOWN_TYPE = "unknown"
+
+
+def events_router(service: ServiceDefinition, settings: IngestionSettings) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["events"])
+
+    @router.post(
+        "/events",
+        status_code=202,
+        response_model=Receipt,
+        summary=f"Send one {service.name} event (CloudEvents structured or binary mode)",
+        responses={
+            200: {"model": Receipt, "description": "A replay: the original receipt"},
+            **openapi_responses(400, 401, 403, 409, 413, 415, 422, 429),
+        },
+        openapi_extra=single_event_openapi(service),
+    )
+    async def post_event(request: Request, partner: PartnerDep) -> JSONResponse:
+        runtime = runtime_of(request)
+        try:
+            body = await read_body(request, settings.max_event_bytes)
+            event = parse_single(request.headers, body)
+        except ApiProblem as problem:
+            runtime.count(partner.partner, UNKNOWN_TYPE, status=problem.status, reason=problem.kind)
+            raise
+        async with runtime.pool.acquire() as conn:
+            outcome = await runtime.pipeline.accept(conn, partner, event, inject_traceparent())
+        _count(runtime, partner, event.type, outcome)
+        if outcome.problem is not None:
+            raise outcome.problem
+        return JSONResponse(
+            outcome.receipt, status_code=outcome.status, headers=dict(outcome.headers)
+        )
+
+    @router.post(
+        "/events:batch",
+        status_code=200,
+        response_model=BatchResult,
+        summary="Send up to 1,000 events (CloudEvents batch mode); answered per event",
+        responses=openapi_responses(400, 401, 403, 413, 415, 422, 429),
+        openapi_extra=batch_openapi(service, settings.max_batch_events),
+    )
+    async def post_batch(request: Request, partner: PartnerDep) -> BatchResult:
+        runtime = runtime_of(request)
+        body = await read_body(request, settings.max_batch_bytes)
+        documents = batch_documents(request.headers, body, settings.max_batch_events)
+        if not documents:
+            raise ApiProblem(422, "invalid-event", "the batch holds no events")
+        items = await _accept_all(runtime, partner, documents)
+        return _summary(items)
+
+    return router
+
+
+async def _accept_all(runtime: Runtime, partner: Partner, documents: list[Any]) -> list[BatchItem]:
+    trace = inject_traceparent()
+    items: list[BatchItem] = []
+    async with runtime.pool.acquire() as conn:
+        for index, document in enumerate(documents):
+            event, outcome = await _accept_document(runtime, conn, partner, document, trace)
+            _count(runtime, partner, event.type if event else UNKNOWN_TYPE, outcome)
+            items.append(_item(index, outcome))
+    return items
+
+
+async def _accept_document(
+    runtime: Runtime, conn: Any, partner: Partner, document: Any, trace: dict[str, str]
+) -> tuple[Event | None, Outcome]:
+    try:
+        event = parse_document(document)
+    except ApiProblem as problem:
+        return None, Outcome(problem.status, problem=problem)
+    return event, await runtime.pipeline.accept(conn, partner, event, trace)
+
+
+def _item(index: int, outcome: Outcome) -> BatchItem:
+    problem = outcome.problem.body() if outcome.problem is not None else None
+    return BatchItem.model_validate(
+        {"index": index, "status": outcome.status, "receipt": outcome.receipt, "problem": problem}
+    )
+
+
+def _summary(items: list[BatchItem]) -> BatchResult:
+    accepted = sum(item.status == 202 for item in items)
+    replayed = sum(item.status == 200 for item in items)
+    return BatchResult(
+        accepted=accepted,
+        replayed=replayed,
+        rejected=len(items) - accepted - replayed,
+        results=items,
+    )
+
+
+def _count(runtime: Runtime, partner: Partner, event_type: str, outcome: Outcome) -> None:
+    reason = outcome.problem.kind if outcome.problem is not None else ""
+    runtime.count(partner.partner, event_type, status=outcome.status, reason=reason)

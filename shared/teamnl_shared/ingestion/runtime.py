@@ -1,0 +1,143 @@
+"""The live parts of one ingestion app: pools, relay, limiter, metrics. Built by the factory,
+started and stopped by its lifespan; routes reach it through ``request.app.state.runtime``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+import asyncpg
+from starlette.requests import Request
+
+from teamnl_shared import outbox
+from teamnl_shared.contract.topics import TOPICS
+from teamnl_shared.db import create_pool, migrate
+from teamnl_shared.kafka import ensure_topics
+from teamnl_shared.outbox import OutboxRelay
+from teamnl_shared.telemetry import Metrics
+
+from .keys import ensure_key_store
+from .pipeline import Pipeline
+from .ratelimit import RateLimiter
+from .service import ServiceDefinition
+from .settings import IngestionSettings
+
+log = logging.getLogger(__name__)
+KIT_MIGRATIONS = "teamnl_shared.ingestion.migrations"
+BACKLOG_REFRESH_SECONDS = 5.0
+
+
+@dataclass
+class Runtime:
+    settings: IngestionSettings
+    service: ServiceDefinition
+    metrics: Metrics | None = None
+    pipeline: Pipeline = field(init=False)
+    limiter: RateLimiter = field(init=False)
+    draining: bool = False
+    backlog: tuple[int, float] = (0, 0.0)
+    _pool: asyncpg.Pool | None = None
+    _keys_pool: asyncpg.Pool | None = None
+    relay: OutboxRelay | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.pipeline = Pipeline(self.service, self.settings)
+        self.limiter = RateLimiter(
+            self.settings.rate_limit_per_second, self.settings.rate_limit_burst
+        )
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the ingestion app is not started (lifespan not running)")
+        return self._pool
+
+    @property
+    def keys_pool(self) -> asyncpg.Pool:
+        return self._keys_pool or self.pool
+
+    @property
+    def topics(self) -> list[str]:
+        return [self.settings.topic(TOPICS[family]) for family in self.service.families]
+
+    def relay_alive(self) -> bool:
+        return bool(self._tasks) and not self._tasks[0].done()
+
+    async def start(self) -> None:
+        settings = self.settings
+        self._pool = await create_pool(settings.database_url, max_size=settings.db_pool_max_size)
+        await migrate(self._pool, KIT_MIGRATIONS, self.service.migrations_package)
+        if settings.keys_database_url:
+            self._keys_pool = await create_pool(settings.keys_database_url, max_size=4)
+        await ensure_key_store(self.keys_pool)
+        await ensure_topics(
+            settings.kafka_bootstrap_servers, self.topics, partitions=settings.topic_partitions
+        )
+        self.relay = OutboxRelay(
+            settings.database_url,
+            settings.kafka_bootstrap_servers,
+            poll_interval=settings.relay_poll_interval,
+        )
+        self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        self._tasks.append(asyncio.create_task(self._refresh_backlog(), name="outbox-backlog"))
+        if self.metrics is not None:
+            self.metrics.observe_outbox(lambda: self.backlog)
+
+    async def stop(self) -> None:
+        """Called once the server stopped taking requests: flush the outbox, then close."""
+        self.draining = True
+        if self.relay is not None:
+            await self.relay.stop()
+        relay_task, others = (self._tasks[0], self._tasks[1:]) if self._tasks else (None, [])
+        for task in others:
+            task.cancel()
+        if relay_task is not None:
+            await self._flush(relay_task)
+        for task in others:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        for pool in (self._keys_pool, self._pool):
+            if pool is not None:
+                await pool.close()
+        self._pool = self._keys_pool = None
+
+    async def _flush(self, relay_task: asyncio.Task[None]) -> None:
+        try:
+            await asyncio.wait_for(relay_task, self.settings.relay_flush_timeout)
+        except TimeoutError:
+            log.warning(
+                "outbox relay did not flush within %.0f s; rows stay in the outbox",
+                self.settings.relay_flush_timeout,
+            )
+
+    async def _refresh_backlog(self) -> None:
+        while True:
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                self.backlog = await outbox.backlog(self.pool)
+            await asyncio.sleep(BACKLOG_REFRESH_SECONDS)
+
+    def count(self, partner: str, event_type: str, *, status: int, reason: str = "") -> None:
+        if self.metrics is None:
+            return
+        if status == 200:
+            return  # a replay: nothing new was accepted
+        if status == 202:
+            self.metrics.event_accepted(
+                service=self.service.name, event_type=event_type, partner=partner
+            )
+        else:
+            self.metrics.event_rejected(
+                service=self.service.name,
+                event_type=event_type,
+                partner=partner,
+                reason=reason or str(status),
+            )
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime

@@ -1,0 +1,207 @@
+"""``make run`` headless: ``teamnl up`` starts the whole suite, seeds the letter's facts
+through the public HTTP APIs, and the dashboard's JSON API shows them (also after
+``teamnl rebuild``); ``teamnl down`` leaves no process behind.
+
+The run is isolated from other tests and from a developer's running stack: its own topic
+prefix, its own databases, free ports and its own state folder, all through the environment
+the services read anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from teamnl_shared.infra import Infrastructure, with_database
+from teamnl_shared.infra.postgres import drop_databases
+from teamnl_shared.suite import pidfile
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SERVICES = {
+    "nlib": "NLIB_",
+    "tinl": "TINL_",
+    "werkplaats": "WERKPLAATS_",
+    "dashboard": "DASHBOARD_",
+}
+TEAMNL = str(Path(sys.executable).parent / "teamnl")
+SEEDED_WITHIN = 120.0  # seconds for the dashboard's consumer to project the seed
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def poll_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """The first truthy result of ``check()`` within ``timeout`` seconds (a readiness poll)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.5)  # poll interval
+    raise AssertionError(f"{what} not seen within {timeout:.0f} s (last: {last!r})")
+
+
+@pytest.fixture
+def suite_env(infra: Infrastructure, tmp_path: Path) -> Iterator[dict[str, str]]:
+    run_id = uuid.uuid4().hex[:10]
+    databases = {name: f"e2e_{run_id}_{name}" for name in SERVICES}
+    env = {
+        **os.environ,
+        "TEAMNL_TOPIC_PREFIX": f"e2e-{run_id}.",
+        "TEAMNL_SUITE_STATE_DIR": str(tmp_path / "suite"),
+        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+        "COLUMNS": "200",
+    }
+    env.pop("TEAMNL_DEMO_PASSWORD", None)
+    for (name, prefix), port in zip(SERVICES.items(), free_ports(len(SERVICES)), strict=True):
+        env[f"{prefix}PORT"] = str(port)
+        env[f"{prefix}DATABASE_URL"] = infra.database_url(databases[name])
+    try:
+        yield env
+    finally:
+        subprocess.run([TEAMNL, "down"], env=env, capture_output=True, timeout=120, check=False)
+        asyncio.run(
+            drop_databases(
+                with_database(infra.admin_database_url(), "postgres"), list(databases.values())
+            )
+        )
+
+
+def teamnl(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+    """Run ``teamnl`` like ``make`` does; its stdout and stderr together."""
+    result = subprocess.run(
+        [TEAMNL, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    output = f"{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, f"teamnl {' '.join(args)} exited {result.returncode}:\n{output}"
+    return output
+
+
+def logged_in(base_url: str, email: str, password: str) -> httpx.Client:
+    client = httpx.Client(base_url=base_url, timeout=10)
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None, page.text[:500]
+    response = client.post(
+        "/login",
+        data={"email": email, "password": password, "csrf_token": token.group(1), "next": "/"},
+    )
+    assert response.status_code == 303, response.text[:500]
+    return client
+
+
+def demo_key_accepted(base_url: str, key: str) -> bool:
+    event = {
+        "specversion": "1.0",
+        "id": "e2e-demo-1",
+        "source": "/partners/demo-nlib",
+        "type": "nl.teamnl.nlib.company.supported.v1",
+        "data": {
+            "company_id": "kvk-00000001",
+            "company": "Demo B.V.",
+            "kind": "export_advice",
+            "country": "PL",
+            "supported_on": "2019-01-17",
+        },
+    }
+    response = httpx.post(
+        f"{base_url}/v1/events",
+        json=event,
+        timeout=10,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/cloudevents+json"},
+    )
+    return response.status_code == 202
+
+
+def seeded(dashboard: httpx.Client) -> dict[str, Any] | None:
+    """The dashboard's views once the whole seed is projected, else None."""
+    views = {
+        "cities": dashboard.get("/api/v1/cities").json(),
+        "globalstars": dashboard.get("/api/v1/initiatives/globalstars").json(),
+        "werkplaats": dashboard.get("/api/v1/initiatives/werkplaats").json(),
+        "budget": dashboard.get("/api/v1/budget", params={"year": 2018}).json(),
+    }
+    complete = (
+        views["cities"]["with_programme"] == 38
+        and views["globalstars"]["calls_closed"] == 3
+        and views["globalstars"]["dutch_proposals"] == 32
+        and views["werkplaats"]["projects"] == 8
+        and all(row["spent_cents"] > 0 for row in views["budget"])
+    )
+    return views if complete else None
+
+
+def test_teamnl_up_seeds_the_letters_facts_and_teamnl_down_stops_everything(
+    suite_env: dict[str, str],
+) -> None:
+    out = teamnl(suite_env, "up")
+
+    password = re.search(r"dashboard login\s+demo@iso\.nl\s+password: (\S+)", out)
+    assert password is not None, out
+    demo_keys = dict(re.findall(r"(\w+) key \(demo-\w+\)\s+(tnl_\S+)", out))
+    assert sorted(demo_keys) == ["nlib", "tinl", "werkplaats"], out
+    state = Path(suite_env["TEAMNL_SUITE_STATE_DIR"])
+    pids = [pidfile.read(state / "supervisor.pid")] + [
+        pidfile.read(state / "pids" / f"{name}.pid") for name in SERVICES
+    ]
+    assert all(pid is not None for pid in pids), pids
+
+    dashboard = logged_in(
+        f"http://127.0.0.1:{suite_env['DASHBOARD_PORT']}", "demo@iso.nl", password.group(1)
+    )
+    views = poll_until(lambda: seeded(dashboard), SEEDED_WITHIN, "the projected seed")
+
+    cities = views["cities"]["cities"]
+    assert Counter(c["programme"]["tier"] for c in cities if c["programme"]) == {
+        "pilot": 6,
+        "golden": 19,
+        "silver": 13,
+    }
+    assert views["werkplaats"]["projects"] == 8 and views["werkplaats"]["sdgs_covered"] > 0
+    calls = views["globalstars"]["calls"]
+    assert sorted(c["country"] for c in calls) == ["BR", "IN", "TW"]
+    assert sum(c["dutch_proposals_reported"] for c in calls) == 32
+    assert all(c["within_target"] and 4 <= c["lead_time_months"] <= 5 for c in calls)
+    allocation = {row["family"]: row["allocation_cents"] for row in views["budget"]}
+    assert allocation["nlib"] == 600_000_000  # EUR 6 M NLIB
+    assert (
+        allocation["tinl"] + allocation["werkplaats"] + allocation["globalstars"] == 400_000_000
+    )  # EUR 4 M public
+    assert allocation["globalstars"] == 100_000_000  # EUR 1 M of it for Global Stars
+
+    assert "already running" in teamnl(suite_env, "up")  # idempotent
+    again = teamnl(suite_env, "seed")  # a replay: answered with the original receipts
+    assert re.search(r"seed nlib\s+0 accepted, 68 replayed, 0 failed", again), again
+    nlib = f"http://127.0.0.1:{suite_env['NLIB_PORT']}"
+    assert demo_key_accepted(nlib, demo_keys["nlib"])
+
+    rebuilt = teamnl(suite_env, "rebuild")  # the projections again, from the topics
+    assert "rebuilt" in rebuilt, rebuilt
+    assert seeded(dashboard) is not None
+
+    teamnl(suite_env, "down")
+    assert not [pid for pid in pids if pid is not None and pidfile.alive(pid)]
+    assert not (state / "supervisor.pid").exists()
+    assert not list((state / "pids").glob("*.pid"))

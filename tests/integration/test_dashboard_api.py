@@ -1,0 +1,216 @@
+"""The dashboard's JSON API over events applied from Kafka: counts, rates, percentages.
+
+Events are published as CloudEvents (binary mode) onto the test's own topics; a real
+dashboard (uvicorn, consumer group, PostgreSQL) projects them; the test reads the API.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from dashboard_harness import FakeClock, dashboard_settings, make_event, running_dashboard
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2019, 7, 1, 12, tzinfo=UTC)
+NLIB = "nl.teamnl.nlib."
+TINL = "nl.teamnl.tinl."
+GS = "nl.teamnl.globalstars."
+WP = "nl.teamnl.werkplaats."
+
+
+def network_events() -> list:
+    def mission(mission_id: str, country: str, city: str, leads: int, **more: object):
+        return make_event(
+            NLIB + "mission.held.v1",
+            mission_id=mission_id,
+            country=country,
+            city=city,
+            city_of_opportunity=more.pop("coo", None),
+            leads=leads,
+            start_date="2019-04-08",
+            end_date="2019-04-12",
+            **more,
+        )
+
+    def activity(
+        activity_id: str,
+        market: str,
+        partners: list[str],
+        city: str = "Tilburg",
+        country: str = "NL",
+    ):
+        return make_event(
+            TINL + "activity.held.v1",
+            activity_id=activity_id,
+            market=market,
+            partners=partners,
+            city=city,
+            country=country,
+            start_date="2019-05-13",
+            end_date="2019-05-17",
+        )
+
+    def spend(family: str, spend_id: str, cents: int, year: int = 2019):
+        return make_event(
+            f"nl.teamnl.{family}.budget.spent.v1", spend_id=spend_id, amount_cents=cents, year=year
+        )
+
+    def project(project_id: str, country: str, sdgs: list[int]):
+        return make_event(
+            WP + "project.onboarded.v1",
+            project_id=project_id,
+            country=country,
+            sdgs=sdgs,
+            onboarded_on="2019-02-01",
+        )
+
+    return [
+        mission("m-vn", "VN", "Ho Chi Minh City", 12, coo="Ho Chi Minh City"),
+        mission("m-cn", "CN", "Shanghai", 8),
+        make_event(NLIB + "mission.followup.held.v1", mission_id="m-vn", followup_id="f1"),
+        *[
+            make_event(
+                NLIB + "lead.converted.v1",
+                lead_id=f"lead-{i}",
+                mission_id="m-vn",
+                contract_value_cents=1_000_00,
+            )
+            for i in range(5)
+        ],
+        make_event(NLIB + "city.programme.updated.v1"),  # Ho Chi Minh City, pilot
+        spend("nlib", "n1", 100_000_000),
+        spend("nlib", "n2", 50_000_000),
+        spend("globalstars", "g1", 50_000_000),
+        spend("tinl", "t1", 15_000_000, 2018),
+        activity("a1", "CN", ["bom", "rvo"]),
+        activity("a2", "CN", ["bom", "rvo", "oost-nl"], city="Shanghai", country="CN"),
+        activity("a3", "DE", ["oost-nl"]),
+        activity(
+            "a4", "smart-cities", ["amsterdam-in-business", "rvo"], city="New York", country="US"
+        ),
+        make_event(TINL + "knowledge.shared.v1", partners=["bom", "rvo"]),
+        make_event(GS + "call.opened.v1", call_id="gs-in", negotiation_started_on="2018-01-15"),
+        *[
+            make_event(
+                GS + "proposal.submitted.v1", call_id="gs-in", proposal_id=f"p{i}", dutch=i < 2
+            )
+            for i in range(3)
+        ],
+        make_event(
+            GS + "call.closed.v1", call_id="gs-in", closed_on="2018-06-15", dutch_proposals=2
+        ),
+        project("w1", "IN", [6, 14]),
+        project("w2", "KE", [3]),
+        project("w3", "CN", [2, 6]),
+        make_event(WP + "project.graduated.v1", project_id="w1"),
+    ]
+
+
+async def test_every_view_reflects_the_applied_events(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    events = network_events()
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        await dash.publish(*events)
+        await dash.wait_applied(len(events))
+
+        nlib = await dash.get("/api/v1/initiatives/nlib")
+        assert (nlib["missions_held"], nlib["missions_followed_up"]) == (2, 1)
+        assert nlib["followup_rate"] == 0.5
+        assert (nlib["leads"], nlib["leads_converted"], nlib["lead_conversion"]) == (20, 5, 0.25)
+        assert nlib["contract_value_cents"] == 5 * 1_000_00
+
+        budget = {(b["family"], b["year"]): b for b in await dash.get("/api/v1/budget")}
+        assert budget[("nlib", 2019)]["spent_cents"] == 150_000_000
+        assert budget[("nlib", 2019)]["spent_pct"] == 25.0
+        assert budget[("globalstars", 2019)]["spent_pct"] == 50.0
+        assert budget[("tinl", 2018)]["spent_pct"] == 10.0
+        assert budget[("werkplaats", 2019)]["spent_pct"] == 0.0
+
+        tinl = await dash.get("/api/v1/initiatives/tinl")
+        focus = {f["market"]: f["activities"] for f in tinl["focus_markets"]}
+        assert focus == {"CN": 2, "DE": 1, "US": 0, "smart-cities": 1}
+        pairs = {tuple(p["partners"]): p for p in tinl["partner_pairs"]}
+        assert (pairs[("bom", "rvo")]["activities"], pairs[("bom", "rvo")]["knowledge_shared"]) == (
+            2,
+            1,
+        )
+        assert pairs[("oost-nl", "rvo")]["activities"] == 1
+
+        gs = await dash.get("/api/v1/initiatives/globalstars")
+        [call] = gs["calls"]
+        assert (call["proposals"], call["dutch_proposals"], call["dutch_proposals_reported"]) == (
+            3,
+            2,
+            2,
+        )
+        assert (call["lead_time_months"], call["within_target"]) == (5.0, True)
+
+        wp = await dash.get("/api/v1/initiatives/werkplaats")
+        assert (wp["projects"], wp["active"], wp["graduated"]) == (3, 2, 1)
+        portfolio_2019 = next(p for p in wp["portfolio"] if p["year"] == 2019)
+        assert (
+            portfolio_2019["portfolio"],
+            portfolio_2019["target"],
+            portfolio_2019["target_pct"],
+        ) == (3, 20, 15.0)
+        assert wp["sdgs_covered"] == 4
+        assert {s["sdg"]: s["projects"] for s in wp["sdg_coverage"]}[6] == 2
+
+        cities = await dash.get("/api/v1/cities")
+        assert (cities["total"], cities["covered"], cities["with_programme"]) == (38, 3, 1)
+        covered = {c["slug"] for c in cities["cities"] if c["covered"]}
+        assert covered == {"ho-chi-minh-city", "shanghai", "new-york-city"}
+
+        markets = {m["market"]: m for m in await dash.get("/api/v1/markets")}
+        assert (markets["CN"]["nlib"], markets["CN"]["tinl"], markets["CN"]["werkplaats"]) == (
+            1,
+            2,
+            1,
+        )
+        assert (await dash.get("/api/v1/markets/cn"))["projects"][0]["project_id"] == "w3"
+
+        overview = {
+            i["family"]: i for i in (await dash.get("/api/v1/overview", year=2019))["initiatives"]
+        }
+        assert overview["nlib"]["budget"]["spent_pct"] == 25.0
+        activity = await dash.get("/api/v1/activity", family="tinl")
+        assert activity == [{"period": "2019-05", "family": "tinl", "count": 4}]
+
+
+async def test_tables_export_as_csv_and_everything_needs_a_member(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        events = network_events()
+        await dash.publish(*events)
+        await dash.wait_applied(len(events))
+        response = await dash.member.get("/api/v1/budget.csv")
+        assert response.headers["content-type"].startswith("text/csv")
+        lines = response.text.splitlines()
+        assert lines[0] == "family,name,year,allocation_cents,spent_cents,spent_pct,remaining_cents"
+        assert "nlib,NLinBusiness,2019,600000000,150000000,25.0,450000000" in lines
+        for path in (
+            "/api/v1/markets.csv",
+            "/api/v1/cities.csv",
+            "/api/v1/findings.csv",
+            "/api/v1/activity.csv",
+            "/api/v1/coherence/score.csv",
+            "/api/v1/initiatives/nlib/missions.csv",
+            "/api/v1/initiatives/tinl/partner-pairs.csv",
+            "/api/v1/initiatives/globalstars/calls.csv",
+            "/api/v1/initiatives/werkplaats/portfolio.csv",
+        ):
+            assert (await dash.member.get(path)).status_code == 200, path
+
+        assert (await dash.anonymous.get("/api/v1/overview")).status_code == 401
+        assert (await dash.anonymous.get("/api/v1/stream")).status_code == 401
+        rules = await dash.get("/api/v1/rules")
+        assert {r["name"] for r in rules} >= {"mission-followup-overdue", "market-duplication"}
+        paths = (await dash.anonymous.get("/openapi.json")).json()["paths"]
+        assert "/api/v1/findings/{finding_id}/acknowledge" in paths
+        assert "text/csv" in paths["/api/v1/budget.csv"]["get"]["responses"]["200"]["content"]

@@ -1,0 +1,122 @@
+"""Two dashboard consumers share the group; one is killed with SIGKILL mid-stream.
+
+The survivor takes over the dead member's partitions after its session times out and
+re-reads from the last committed offsets; the inbox makes re-delivered records no-ops.
+The end state: every event applied exactly once, and the sums prove no double effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dashboard_harness import dashboard_settings, make_event
+from support import eventually
+from teamnl_dashboard.app import open_runtime
+from teamnl_dashboard.consumer import supervise
+from teamnl_dashboard.reference import FAMILIES
+from teamnl_shared.kafka import idempotent_producer
+
+pytestmark = pytest.mark.integration
+
+HALF = 1500
+
+
+def spends(start: int, count: int) -> list:
+    return [
+        make_event(
+            f"nl.teamnl.{FAMILIES[i % 4]}.budget.spent.v1",
+            spend_id=f"s{i}",
+            amount_cents=i,
+            year=2019,
+        )
+        for i in range(start, start + count)
+    ]
+
+
+def start_worker(settings, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DASHBOARD_DATABASE_URL": settings.database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "TEAMNL_TOPIC_PREFIX": settings.topic_prefix,
+        "TEAMNL_ENVIRONMENT": "test",
+        "TEAMNL_TOPIC_PARTITIONS": str(settings.topic_partitions),
+        "DASHBOARD_CONSUMER_SESSION_TIMEOUT_MS": "6000",
+        "DASHBOARD_RULES_INTERVAL_SECONDS": "3600",
+    }
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "teamnl_dashboard.consumer"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def test_a_killed_consumer_loses_and_duplicates_nothing(
+    database_url: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings = dashboard_settings(database_url, kafka_bootstrap, rules_interval_seconds=3600)
+    async with open_runtime(settings) as runtime:  # topics and schema exist before the worker
+        worker = start_worker(settings, tmp_path / "worker.log")
+        survivor = runtime.consumer
+        task = asyncio.create_task(supervise(survivor, runtime.stopping))
+        producer = idempotent_producer(kafka_bootstrap)
+        await producer.start()
+        try:
+
+            async def group_shared() -> bool:
+                kafka = survivor._consumer  # noqa: SLF001 - only to see the assignment
+                assigned = len(kafka.assignment()) if kafka is not None else 0
+                return 0 < assigned < 4 * settings.topic_partitions
+
+            await eventually(group_shared, timeout=60)
+
+            async def publish(events: list) -> None:
+                for event in events:
+                    await producer.send(
+                        settings.topic(event.topic),
+                        event.data_json(),
+                        key=event.key.encode(),
+                        headers=event.to_kafka_headers(),
+                    )
+                await producer.flush()
+
+            async def applied() -> int:
+                return int(await runtime.pool.fetchval("SELECT count(*) FROM proj.inbox"))
+
+            await publish(spends(0, HALF))
+
+            async def worker_busy() -> bool:
+                return await applied() - survivor.applied_total >= 100
+
+            await eventually(worker_busy, timeout=60)
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+            await publish(spends(HALF, HALF))
+
+            async def all_applied() -> bool:
+                return await applied() >= 2 * HALF
+
+            await eventually(all_applied, timeout=120)
+        finally:
+            await producer.stop()
+            await survivor.stop()
+            runtime.stopping.set()
+            await task
+            if worker.poll() is None:
+                worker.kill()
+
+        pool = runtime.pool
+        assert await pool.fetchval("SELECT count(*) FROM proj.inbox") == 2 * HALF
+        assert await pool.fetchval("SELECT count(*) FROM proj.events") == 2 * HALF
+        assert await pool.fetchval("SELECT count(*) FROM proj.budget_spent") == 2 * HALF
+        total = await pool.fetchval("SELECT sum(amount_cents) FROM proj.budget_spent")
+        assert total == sum(range(2 * HALF))
+        assert 0 < survivor.applied_total < 2 * HALF  # both consumers did part of the work

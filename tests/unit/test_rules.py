@@ -1,0 +1,183 @@
+"""Each coherence rule alone, as a pure function over a few facts and a given `now`."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from teamnl_dashboard.rules import Facts, Severity, all_rules, describe
+from teamnl_dashboard.rules.catalogue import (
+    BudgetOffPace,
+    CityGap,
+    FocusMarketGap,
+    GlobalStarsLeadTime,
+    InvalidEvents,
+    IsolatedProject,
+    MarketDuplication,
+    MissionFollowupOverdue,
+    ServiceSilent,
+    pair_activities,
+    year_elapsed,
+)
+from teamnl_dashboard.rules.model import (
+    ActivityFact,
+    BudgetFact,
+    CallFact,
+    CityProgrammeFact,
+    DeadLetterFact,
+    MissionFact,
+    ProjectFact,
+    ServiceFact,
+)
+from teamnl_dashboard.rules.score import coherence_score
+from teamnl_dashboard.settings import DashboardSettings
+
+NOW = datetime(2019, 7, 1, 12, tzinfo=UTC)
+
+
+def mission(end: date, *followups: str) -> MissionFact:
+    return MissionFact("m1", "VN", end, "ev-held", tuple(followups))
+
+
+def act(
+    id_: str,
+    family: str,
+    market: str,
+    start: date,
+    days: int = 2,
+    city: str | None = "Shanghai",
+    country: str | None = None,
+) -> ActivityFact:
+    return ActivityFact(
+        id_,
+        family,
+        market,
+        country or market,
+        city,
+        start,
+        start + timedelta(days=days),
+        f"ev-{id_}",
+    )
+
+
+def test_followup_overdue_only_after_the_threshold_and_without_followup() -> None:
+    rule = MissionFollowupOverdue(followup_days=60)
+    due = NOW.date() - timedelta(days=60)
+    assert rule.check(Facts(missions=(mission(due),)), NOW) == []
+    [hit] = rule.check(Facts(missions=(mission(due - timedelta(days=1)),)), NOW)
+    assert (hit.key, hit.severity, hit.event_ids) == ("m1", Severity.WARNING, ("ev-held",))
+    assert rule.check(Facts(missions=(mission(date(2019, 1, 1), "ev-f"),)), NOW) == []
+
+
+def test_pairs_are_joint_in_the_same_city_on_overlapping_dates() -> None:
+    nlib = act("m1", "nlib", "CN", date(2019, 5, 1), city="Shanghai")
+    joint = act("t1", "tinl", "CN", date(2019, 5, 2), city="Shanghai")
+    apart = act("t2", "tinl", "CN", date(2019, 5, 20), city="Beijing")
+    far = act("t3", "tinl", "CN", date(2019, 9, 1))
+    other = act("t4", "tinl", "DE", date(2019, 5, 1))
+    pairs = pair_activities((nlib, joint, apart, far, other), window_days=30)
+    assert {(p.tinl.activity_id, p.joint) for p in pairs} == {("t1", True), ("t2", False)}
+
+
+def test_market_duplication_raises_the_pairs_that_did_not_act_together() -> None:
+    facts = Facts(
+        activities=(
+            act("m1", "nlib", "CN", date(2019, 5, 1)),
+            act("t2", "tinl", "CN", date(2019, 5, 20), city="Beijing"),
+        )
+    )
+    [hit] = MarketDuplication(overlap_window_days=30).check(facts, NOW)
+    assert hit.key == "m1|t2" and set(hit.event_ids) == {"ev-m1", "ev-t2"}
+    assert MarketDuplication(overlap_window_days=5).check(facts, NOW) == []
+
+
+def test_smart_cities_activities_count_for_the_country_where_they_happen() -> None:
+    nyc = act("t1", "tinl", "smart-cities", date(2019, 5, 1), country="US", city="New York")
+    mission_us = act("m1", "nlib", "US", date(2019, 5, 1), city="New York City")
+    [pair] = pair_activities((nyc, mission_us), 30)
+    assert pair.joint
+
+
+def test_isolated_project_until_nlib_or_tinl_is_active_in_its_country() -> None:
+    rule = IsolatedProject(isolation_days=365)
+    project = ProjectFact("p1", "KE", "active", "ev-p1")
+    [hit] = rule.check(Facts(projects=(project,)), NOW)
+    assert hit.key == "p1" and hit.severity is Severity.INFO
+    recent = act("m1", "nlib", "KE", date(2019, 3, 1))
+    assert rule.check(Facts(projects=(project,), activities=(recent,)), NOW) == []
+    old = act("m0", "nlib", "KE", date(2017, 3, 1))
+    assert len(rule.check(Facts(projects=(project,), activities=(old,)), NOW)) == 1
+    graduated = ProjectFact("p1", "KE", "graduated", "ev-p1")
+    assert rule.check(Facts(projects=(graduated,)), NOW) == []
+
+
+def test_focus_market_gap_once_tinl_reports_anything() -> None:
+    rule = FocusMarketGap(focus_market_gap_days=180)
+    assert rule.check(Facts(), NOW) == []
+    facts = Facts(
+        activities=(
+            act("t1", "tinl", "CN", date(2019, 6, 1)),
+            act("t2", "tinl", "DE", date(2018, 6, 1)),
+        )
+    )
+    assert {h.key for h in rule.check(facts, NOW)} == {"DE", "US", "smart-cities"}
+
+
+def test_city_gap_for_cities_in_the_programme_only() -> None:
+    rule = CityGap(city_gap_days=365)
+    programme = CityProgrammeFact("ho-chi-minh-city", "Ho Chi Minh City", "ev-c")
+    [hit] = rule.check(Facts(city_programmes=(programme,)), NOW)
+    assert hit.key == "ho-chi-minh-city"
+    visit = act("m1", "nlib", "VN", date(2019, 4, 8), city="Ho Chi Minh")
+    assert rule.check(Facts(city_programmes=(programme,), activities=(visit,)), NOW) == []
+
+
+def test_lead_time_over_five_months_closed_or_still_open() -> None:
+    rule = GlobalStarsLeadTime(lead_time_max_months=5)
+    on_time = CallFact("c1", date(2018, 1, 15), date(2018, 6, 15), ("a",))
+    late = CallFact("c2", date(2018, 1, 15), date(2018, 6, 16), ("b",))
+    open_late = CallFact("c3", date(2019, 1, 1), None, ("c",))
+    open_fine = CallFact("c4", date(2019, 5, 1), None, ("d",))
+    hits = rule.check(Facts(calls=(on_time, late, open_late, open_fine)), NOW)
+    assert {h.key for h in hits} == {"c2", "c3"}
+
+
+def test_budget_pace_and_overspending() -> None:
+    rule = BudgetOffPace(budget_pace_tolerance=0.25)
+    half = year_elapsed(NOW, 2019)
+    assert 0.49 < half < 0.5
+    on_pace = BudgetFact("nlib", 2019, 1000, 500)
+    behind = BudgetFact("tinl", 2019, 1000, 100, ("s1",))
+    over = BudgetFact("werkplaats", 2018, 1000, 1001)
+    hits = {h.key: h for h in rule.check(Facts(budgets=(on_pace, behind, over)), NOW)}
+    assert set(hits) == {"tinl:2019", "werkplaats:2018"}
+    assert hits["werkplaats:2018"].severity is Severity.CRITICAL
+    assert hits["tinl:2019"].event_ids == ("s1",)
+
+
+def test_silent_service_and_invalid_events() -> None:
+    heard = ServiceFact("nlib", NOW - timedelta(days=31), "e1")
+    fresh = ServiceFact("tinl", NOW - timedelta(days=1), "e2")
+    assert [h.key for h in ServiceSilent(30).check(Facts(services=(heard, fresh)), NOW)] == ["nlib"]
+    dead = (
+        DeadLetterFact("t.nlib", NOW - timedelta(days=1), "bad", "x1"),
+        DeadLetterFact("t.tinl", NOW - timedelta(days=9), "old", None),
+    )
+    [hit] = InvalidEvents(7).check(Facts(dead_letters=dead), NOW)
+    assert (hit.key, hit.event_ids) == ("t.nlib", ("x1",))
+
+
+def test_the_score_weighs_joint_actions_against_open_findings() -> None:
+    acts = (act("m1", "nlib", "CN", date(2019, 5, 1)), act("t1", "tinl", "CN", date(2019, 5, 1)))
+    assert coherence_score((), {}, NOW, 30).score == 100.0
+    score = coherence_score(acts, {"warning": 1}, NOW, 30)
+    assert (score.joint_actions, score.weighted_findings, score.score) == (1, 1.0, 50.0)
+
+
+def test_every_rule_is_named_versioned_and_takes_its_thresholds_from_settings() -> None:
+    settings = DashboardSettings(database_url="postgresql://unused/db", rules={"followup_days": 10})
+    rules = all_rules(settings)
+    names = [r.name for r in rules]
+    assert len(set(names)) == len(names) == 9
+    described = {d["name"]: d for d in map(describe, rules)}
+    assert described["mission-followup-overdue"]["thresholds"] == {"followup_days": 10}
+    assert all(d["version"] >= 1 and d["description"] for d in described.values())
