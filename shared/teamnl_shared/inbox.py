@@ -9,12 +9,19 @@ A record that cannot be parsed or validated, or that the handler refuses with
 :class:`PoisonEvent`, goes to the dead-letter topic with the reason in its headers; the
 partition goes on with the next record. Infrastructure failures (database down) are
 retried from the first unapplied record after a back-off.
+
+Public API besides :meth:`InboxConsumer.run` / :meth:`~InboxConsumer.stop`:
+:meth:`InboxConsumer.apply` applies records with the inbox's semantics without Kafka (a
+replay that reads the topics itself), and ``on_deadletter`` is told about each dead
+letter after it is on the dead-letter topic (sync or async; an infrastructure error it
+raises retries the batch like any other).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -40,10 +47,14 @@ class PoisonEvent(Exception):
 
 Handler = Callable[[asyncpg.Connection, Event, ConsumerRecord], Awaitable[None]]
 BatchHook = Callable[[list[tuple[Event, ConsumerRecord]]], Awaitable[None]]
+DeadLetterHook = Callable[[ConsumerRecord, str], Awaitable[None] | None]
 
 
 @dataclass
-class _Outcome:
+class Outcome:
+    """What :meth:`InboxConsumer.apply` did with a batch: the events applied (in order),
+    the records to dead-letter with their reasons, and the duplicates skipped."""
+
     applied: list[tuple[Event, ConsumerRecord]] = field(default_factory=list)
     dead: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
     duplicates: int = 0
@@ -60,7 +71,7 @@ class InboxConsumer:
     retry_backoff: float = 1.0
     consumer_options: dict[str, Any] = field(default_factory=dict)
     tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.inbox"))
-    on_deadletter: Callable[[ConsumerRecord, str], None] | None = None
+    on_deadletter: DeadLetterHook | None = None
     applied_total: int = 0
     duplicate_total: int = 0
     deadletter_total: int = 0
@@ -91,6 +102,11 @@ class InboxConsumer:
     async def stop(self) -> None:
         self._stopping.set()
 
+    @property
+    def running(self) -> bool:
+        """True while connected to Kafka and consuming (between start-up and stop)."""
+        return self._consumer is not None
+
     def lag(self) -> dict[TopicPartition, int]:
         consumer = self._consumer
         if consumer is None:
@@ -107,7 +123,7 @@ class InboxConsumer:
     async def _process_partition(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer,
                                  tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         try:
-            outcome = await self._apply(records)
+            outcome = await self.apply(records)
             for record, reason in outcome.dead:
                 await self._dead_letter(producer, record, reason)
             await consumer.commit({tp: records[-1].offset + 1})
@@ -127,8 +143,10 @@ class InboxConsumer:
         if self.after_commit is not None and outcome.applied:
             await self.after_commit(outcome.applied)
 
-    async def _apply(self, records: list[ConsumerRecord]) -> _Outcome:
-        outcome = _Outcome()
+    async def apply(self, records: list[ConsumerRecord]) -> Outcome:
+        """Apply `records` (one partition's, in order) in one transaction: each valid, new
+        event through the handler; nothing is sent or committed to Kafka."""
+        outcome = Outcome()
         async with self.pool.acquire() as conn, conn.transaction():
             for record in records:
                 with consume_span(self.tracer, record, self.group) as span:
@@ -142,7 +160,7 @@ class InboxConsumer:
         return outcome
 
     async def _apply_one(self, conn: asyncpg.Connection, event: Event, record: ConsumerRecord,
-                         outcome: _Outcome) -> None:
+                         outcome: Outcome) -> None:
         try:
             async with conn.transaction():  # a savepoint: a poison event undoes only itself
                 fresh = await conn.fetchval(
@@ -173,4 +191,6 @@ class InboxConsumer:
         log.warning("dead-lettered %s[%d]@%d: %s", record.topic, record.partition,
                     record.offset, reason)
         if self.on_deadletter is not None:
-            self.on_deadletter(record, reason)
+            told = self.on_deadletter(record, reason)
+            if inspect.isawaitable(told):
+                await told

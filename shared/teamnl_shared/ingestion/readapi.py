@@ -144,8 +144,8 @@ def _get_endpoint(resource: Resource) -> Any:
         return _item(resource, record)
 
     keyword = inspect.Parameter.KEYWORD_ONLY
-    get_item.__signature__ = inspect.Signature(
-        [  # type: ignore[attr-defined]
+    signature = inspect.Signature(
+        [
             inspect.Parameter("request", keyword, annotation=Request),
             inspect.Parameter(
                 "partner", keyword, annotation=Annotated[Any, Depends(current_partner)]
@@ -157,6 +157,7 @@ def _get_endpoint(resource: Resource) -> Any:
             ),
         ]
     )
+    get_item.__signature__ = signature  # type: ignore[attr-defined]
     return get_item
 
 
