@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INFRA := $(VENV)/bin/teamnl-infra
 
-.PHONY: bootstrap infra-up infra-down infra-status run up down test test-fast bench faults lint schemas schemas-check
+.PHONY: bootstrap infra-up infra-down infra-status run up down test bench faults lint docs docs-check
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -31,17 +31,38 @@ down:
 	@$(INFRA) down
 
 ## Every test: unit, integration (real Kafka + PostgreSQL), contract, browser.
-test: infra-up schemas-check
+test: infra-up docs-check
 	@$(PY) -m pytest tests
 
-## Regenerate the JSON Schemas and the AsyncAPI document from the event models.
-schemas: bootstrap
+## Regenerate what is generated from code: JSON Schemas + AsyncAPI (from the event models)
+## and docs/CONFIGURATION.md (from the settings classes).
+docs: bootstrap
 	@$(PY) -m teamnl_shared.contract.export
+	@$(PY) -m teamnl_shared.suite.reference
 
-schemas-check: bootstrap
+docs-check: bootstrap
 	@$(PY) -m teamnl_shared.contract.export --check
+	@$(PY) -m teamnl_shared.suite.reference --check
 
 lint: bootstrap
 	@$(VENV)/bin/ruff check shared services tests
 	@$(VENV)/bin/ruff format --check shared services tests
 	@$(VENV)/bin/mypy --strict shared/teamnl_shared
+
+## Benchmarks, fault injection and soak (issue 7); each starts its own private Kafka +
+## PostgreSQL (ports 29092/55532) and writes bench/results/*-latest.{md,json}.
+BENCH_SIZE ?= full
+FAULTS_SIZE ?= smoke
+SOAK_SIZE ?= smoke
+.PHONY: bench-smoke soak
+bench: bootstrap
+	@$(PY) -m bench.run --size $(BENCH_SIZE)
+
+bench-smoke: bootstrap
+	@$(PY) -m bench.run --size smoke
+
+faults: bootstrap
+	@$(PY) -m bench.faults --size $(FAULTS_SIZE)
+
+soak: bootstrap
+	@$(PY) -m bench.soak --size $(SOAK_SIZE)

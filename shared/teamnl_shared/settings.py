@@ -18,25 +18,31 @@ Environment = Literal["development", "test", "production"]
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", env_prefix="TEAMNL_")
 
-    service_name: str = "teamnl"
+    service_name: str = Field("teamnl", description="service.name in traces, metrics and logs")
     environment: Environment = Field(
-        "development", validation_alias=AliasChoices("TEAMNL_ENVIRONMENT", "environment")
+        "development", validation_alias=AliasChoices("TEAMNL_ENVIRONMENT", "environment"),
+        description="development, test or production (production refuses unsafe values)",
     )
-    host: str = "127.0.0.1"
-    port: int = 8000
-    database_url: str = ""
+    host: str = Field("127.0.0.1", description="address the HTTP server listens on")
+    port: int = Field(8000, description="HTTP port")
+    database_url: str = Field(
+        "", description="required: the service's own PostgreSQL database (postgresql://…)"
+    )
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:19092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
+        description="Kafka brokers, comma-separated host:port",
     )
     # Prepended to every topic name, so several deployments (or test runs) share a cluster.
     topic_prefix: str = Field(
-        "", validation_alias=AliasChoices("TEAMNL_TOPIC_PREFIX", "topic_prefix")
+        "", validation_alias=AliasChoices("TEAMNL_TOPIC_PREFIX", "topic_prefix"),
+        description="prepended to every topic name (several deployments on one cluster)",
     )
     topic_partitions: int = Field(
-        6, ge=1, validation_alias=AliasChoices("TEAMNL_TOPIC_PARTITIONS", "topic_partitions")
+        6, ge=1, validation_alias=AliasChoices("TEAMNL_TOPIC_PARTITIONS", "topic_partitions"),
+        description="partitions of topics created at start-up (existing ones are kept)",
     )
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> ServiceSettings:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 from dashboard_harness import FakeClock, dashboard_settings, make_event, running_dashboard
+from support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -214,3 +215,76 @@ async def test_tables_export_as_csv_and_everything_needs_a_member(
         paths = (await dash.anonymous.get("/openapi.json")).json()["paths"]
         assert "/api/v1/findings/{finding_id}/acknowledge" in paths
         assert "text/csv" in paths["/api/v1/budget.csv"]["get"]["responses"]["200"]["content"]
+
+
+async def test_the_latest_events_carry_a_title_newest_first(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Proves: ``queries.recent_events`` (and the page's ``/live/events``) give the latest
+    events by time with a title - the event's own, or a label built for its type."""
+    from teamnl_dashboard import queries
+
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    older = make_event(
+        NLIB + "mission.held.v1", title="Trade mission to Vietnam",
+        time=datetime(2019, 4, 12, tzinfo=UTC),
+    )
+    newer = make_event(
+        NLIB + "budget.spent.v1", spend_id="s1", category="missions", year=2019,
+        time=datetime(2019, 4, 13, tzinfo=UTC),
+    )
+    newest = make_event(
+        GS + "call.closed.v1", call_id="gs-in", dutch_proposals=2,
+        time=datetime(2019, 6, 15, tzinfo=UTC),
+    )
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        await dash.publish(older, newer, newest)
+        await dash.wait_applied(3)
+
+        latest = await queries.recent_events(dash.pool, limit=2)
+        assert [e["event_id"] for e in latest] == [newest.id, newer.id]
+        assert set(latest[0]) == {"event_id", "family", "type", "subject", "time", "title"}
+        assert latest[0]["title"] == "Call gs-in closed with 2 Dutch proposals"
+        assert latest[1]["title"] == "Budget spent: missions (2019)"
+        page = (await dash.member.get("/live/events")).json()
+        assert [e["title"] for e in page] == [
+            "Call gs-in closed with 2 Dutch proposals",
+            "Budget spent: missions (2019)",
+            "Trade mission to Vietnam",
+        ]
+        assert page[2]["initiative"] == "nlib" and page[2]["id"] == older.id
+
+
+async def test_probes_and_the_openapi_document(database_url: str, kafka_bootstrap: str) -> None:
+    """Proves: /healthz answers, /readyz reports the database, Kafka, the consumer and the
+    live hub as ready (without a sign-in), and the main JSON routes have response schemas."""
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        assert (await dash.anonymous.get("/healthz")).json() == {"status": "alive"}
+        ready = await dash.anonymous.get("/readyz")
+
+        async def is_ready() -> bool:  # the consumer joins its group after start-up
+            nonlocal ready
+            ready = await dash.anonymous.get("/readyz")
+            assert ready.status_code in (200, 503), ready.text
+            return ready.status_code == 200
+
+        await eventually(is_ready)
+        assert ready.json() == {
+            "status": "ready", "database": True, "kafka": True, "consumer": True, "live": True
+        }
+        document = (await dash.anonymous.get("/openapi.json")).json()
+
+    def schema(path: str, method: str = "get") -> dict:
+        responses = document["paths"][path][method]["responses"]
+        return responses["200"]["content"]["application/json"]["schema"]
+
+    assert schema("/api/v1/overview") == {"$ref": "#/components/schemas/Overview"}
+    assert schema("/api/v1/findings")["items"] == {"$ref": "#/components/schemas/Finding"}
+    assert schema("/api/v1/findings/{finding_id}")["$ref"].endswith("/FindingWithHistory")
+    assert schema("/api/v1/rules")["items"]["$ref"].endswith("/Rule")
+    assert schema("/api/v1/cities")["$ref"].endswith("/Cities")
+    assert schema("/api/v1/markets")["items"]["$ref"].endswith("/Market")
+    assert schema("/readyz")["$ref"].endswith("/Readiness")
+    finding = document["components"]["schemas"]["Finding"]["properties"]
+    assert finding["state"]["enum"] == ["open", "acknowledged", "resolved"]

@@ -13,6 +13,9 @@ from typing import Any
 import asyncpg
 import pytest
 from dashboard_harness import FakeClock, dashboard_settings, make_event, running_dashboard
+from teamnl_dashboard import queries
+from teamnl_dashboard.app import open_runtime
+from teamnl_dashboard.projections.schema import PROJECTION_VERSION
 from teamnl_dashboard.rebuild import rebuild
 from test_dashboard_api import NOW, network_events
 
@@ -80,3 +83,34 @@ async def test_rebuild_gives_the_same_projections_and_keeps_serving(
         schemas = await dash.pool.fetch(
             "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'proj%'")
         assert [r["nspname"] for r in schemas] == ["proj"]
+
+
+async def test_projections_of_an_older_version_are_rebuilt_at_start_up(
+        database_url: str, kafka_bootstrap: str) -> None:
+    """Proves: live projections built by an older PROJECTION_VERSION (here: version 1,
+    whose events table has no titles) are rebuilt from the topics when the dashboard
+    starts, before anything reads them; current ones are left alone."""
+    clock = FakeClock(NOW)
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    events = network_events()
+    async with running_dashboard(settings, clock) as dash:
+        await dash.publish(*events)
+        await dash.wait_applied(len(events))
+        built_at = await dash.pool.fetchval("SELECT built_at FROM proj.projection_meta")
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute("ALTER TABLE proj.events DROP COLUMN title;"
+                            " UPDATE proj.projection_meta SET version = 1")
+    finally:
+        await admin.close()
+
+    async with open_runtime(settings, clock=clock) as runtime:
+        meta = await runtime.pool.fetch("SELECT version, built_at FROM projection_meta")
+        assert [r["version"] for r in meta] == [PROJECTION_VERSION]
+        assert meta[0]["built_at"] > built_at
+        assert await runtime.pool.fetchval("SELECT count(*) FROM inbox") == len(events)
+        latest = await queries.recent_events(runtime.pool, limit=len(events))
+        assert len(latest) == len(events) and all(e["title"] for e in latest)
+    async with open_runtime(settings, clock=clock) as runtime:  # current: not rebuilt again
+        again = await runtime.pool.fetchval("SELECT built_at FROM projection_meta")
+        assert again == meta[0]["built_at"]

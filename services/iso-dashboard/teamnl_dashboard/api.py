@@ -17,7 +17,7 @@ import asyncpg
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from . import queries
+from . import queries, schemas
 from .actions import TransitionRefused, change_finding
 from .auth import CurrentMember, Member, require_role
 from .live import LiveHub, sse_stream
@@ -65,14 +65,16 @@ def csv_response(rows: Iterable[Mapping[str, Any]], name: str) -> Response:
 # -- network views ---------------------------------------------------------------------------
 
 
-@router.get("/overview", summary="Per initiative: events, activities, budget; open findings")
+@router.get("/overview", response_model=schemas.Overview,
+            summary="Per initiative: events, activities, budget; open findings")
 async def overview(request: Request, member: CurrentMember,
                    year: int | None = None) -> dict[str, Any]:
     return await queries.overview(_pool(request), year=year,
                                   allocations_cents=_settings(request).allocations_cents)
 
 
-@router.get("/activity", summary="Activity over time per initiative (and market)")
+@router.get("/activity", response_model=list[schemas.ActivityPoint],
+            summary="Activity over time per initiative (and market)")
 async def activity(request: Request, member: CurrentMember,
                    granularity: Literal["day", "month", "year"] = "month",
                    family: Family | None = None, market: str | None = None,
@@ -90,7 +92,8 @@ async def activity_csv(request: Request, member: CurrentMember,
                         "activity")
 
 
-@router.get("/budget", summary="Budget spent against the yearly allocation")
+@router.get("/budget", response_model=list[schemas.Budget],
+            summary="Budget spent against the yearly allocation")
 async def budget(request: Request, member: CurrentMember,
                  year: int | None = None) -> list[dict[str, Any]]:
     return await queries.budget(_pool(request), year=year,
@@ -103,7 +106,8 @@ async def budget_csv(request: Request, member: CurrentMember, year: int | None =
     return csv_response(await budget(request, member, year), "budget")
 
 
-@router.get("/markets", summary="Activity per market and initiative")
+@router.get("/markets", response_model=list[schemas.Market],
+            summary="Activity per market and initiative")
 async def markets(request: Request, member: CurrentMember) -> list[dict[str, Any]]:
     return await queries.markets(_pool(request))
 
@@ -113,7 +117,8 @@ async def markets_csv(request: Request, member: CurrentMember) -> Response:
     return csv_response(await markets(request, member), "markets")
 
 
-@router.get("/markets/{code}", summary="One market: activities and Werkplaats projects")
+@router.get("/markets/{code}", response_model=schemas.MarketDetail,
+            summary="One market: activities and Werkplaats projects")
 async def market(request: Request, member: CurrentMember, code: str) -> dict[str, Any]:
     found = await queries.market(_pool(request), code if code == "smart-cities" else code.upper())
     if found is None:
@@ -121,7 +126,8 @@ async def market(request: Request, member: CurrentMember, code: str) -> dict[str
     return found
 
 
-@router.get("/cities", summary="Coverage of the Cities of Opportunity")
+@router.get("/cities", response_model=schemas.Cities,
+            summary="Coverage of the Cities of Opportunity")
 async def cities(request: Request, member: CurrentMember) -> dict[str, Any]:
     return await queries.cities(_pool(request))
 
@@ -182,13 +188,15 @@ async def werkplaats_csv(request: Request, member: CurrentMember) -> Response:
 # -- coherence -------------------------------------------------------------------------------
 
 
-@router.get("/rules", summary="The coherence rules with their versions and thresholds")
+@router.get("/rules", response_model=list[schemas.Rule],
+            summary="The coherence rules with their versions and thresholds")
 async def rules(request: Request, member: CurrentMember) -> list[dict[str, Any]]:
     engine: RulesEngine = request.app.state.engine
     return [describe(rule) for rule in engine.rules]
 
 
-@router.get("/findings", summary="Findings of the coherence rules, newest first")
+@router.get("/findings", response_model=list[schemas.Finding],
+            summary="Findings of the coherence rules, newest first")
 async def findings(request: Request, member: CurrentMember,
                    state: Literal["open", "acknowledged", "resolved"] | None = None,
                    rule: str | None = None,
@@ -205,7 +213,8 @@ async def findings_csv(request: Request, member: CurrentMember,
     return csv_response(await findings(request, member, state, rule, None, 5000), "findings")
 
 
-@router.get("/findings/{finding_id}", summary="One finding with its history")
+@router.get("/findings/{finding_id}", response_model=schemas.FindingWithHistory,
+            summary="One finding with its history")
 async def finding(request: Request, member: CurrentMember, finding_id: int) -> dict[str, Any]:
     found = await queries.finding(_pool(request), finding_id)
     if found is None:
@@ -228,19 +237,22 @@ async def _change(request: Request, member: Member, finding_id: int, state: str,
 Note = Annotated[str | None, Body(embed=True, max_length=2000)]
 
 
-@router.post("/findings/{finding_id}/acknowledge", summary="Acknowledge (secretariat)")
+@router.post("/findings/{finding_id}/acknowledge", response_model=schemas.FindingWithHistory,
+            summary="Acknowledge (secretariat)")
 async def acknowledge(request: Request, member: Secretariat, finding_id: int,
                       note: Note = None) -> dict[str, Any]:
     return await _change(request, member, finding_id, "acknowledged", note)
 
 
-@router.post("/findings/{finding_id}/resolve", summary="Resolve (secretariat)")
+@router.post("/findings/{finding_id}/resolve", response_model=schemas.FindingWithHistory,
+            summary="Resolve (secretariat)")
 async def resolve(request: Request, member: Secretariat, finding_id: int,
                   note: Note = None) -> dict[str, Any]:
     return await _change(request, member, finding_id, "resolved", note)
 
 
-@router.get("/coherence/score", summary="The network coherence score over time")
+@router.get("/coherence/score", response_model=schemas.CoherenceScore,
+            summary="The network coherence score over time")
 async def score(request: Request, member: CurrentMember,
                 bucket: Literal["hour", "day", "week", "month"] = "day",
                 since: datetime | None = None) -> dict[str, Any]:
@@ -260,7 +272,8 @@ async def score_csv(request: Request, member: CurrentMember,
 # -- operations and live updates -------------------------------------------------------------
 
 
-@router.get("/status", summary="Projection version, events applied, dead letters")
+@router.get("/status", response_model=schemas.Status,
+            summary="Projection version, events applied, dead letters")
 async def status(request: Request, member: CurrentMember) -> dict[str, Any]:
     return await queries.status(_pool(request))
 

@@ -1,11 +1,13 @@
 """The composition root: ``create_app(settings)`` builds the dashboard; its lifespan runs it.
 
-On start-up: migrations (on a connection with the default search path, so that no table
-lands in the projection schema), the live projection schema, the topics, then three
-background tasks - the consumer (supervised), the rules scheduler and the live hub.
+On start-up: migrations and the live projection schema (see `database`), the topics, a
+rebuild of the projections from the topics when an older ``PROJECTION_VERSION`` built them
+(`rebuild.upgrade_projections`), then three background tasks - the consumer (supervised),
+the rules scheduler and the live hub.
 
-``app.state`` carries ``settings``, ``pool`` (search path ``proj, public``), ``engine``
-(the rules), ``hub`` (live updates), ``clock`` and ``runtime``.
+``app.state`` carries ``settings``, ``telemetry``, ``pool`` (search path ``proj, public``),
+``engine`` (the rules), ``hub`` (live updates), ``clock`` and ``runtime``. Probes:
+``/healthz`` (the process answers), ``/readyz`` (see `ops`), ``/metrics``.
 """
 
 from __future__ import annotations
@@ -15,45 +17,27 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import asyncpg
 from fastapi import FastAPI
 from teamnl_shared.contract.topics import deadletter_topic
-from teamnl_shared.db import migrate
+from teamnl_shared.inbox import InboxConsumer
 from teamnl_shared.kafka import ensure_topics
+from teamnl_shared.telemetry import RequestLogMiddleware, Telemetry, setup_telemetry
 
-from . import api, queries
+from . import api, ops, queries
 from .auth import install_auth
-from .consumer import DashboardInbox, LatencyHook, build_consumer, event_topics, supervise
+from .consumer import DeadLetterCounter, LatencyHook, build_consumer, event_topics, supervise
+from .database import create_dashboard_pool, prepare_database
 from .live import LiveHub
-from .projections.schema import ensure_live_schema, search_path
+from .rebuild import upgrade_projections
 from .rules import Clock, RulesEngine, all_rules, system_clock
 from .settings import DashboardSettings
 
+__all__ = ["VERSION", "Runtime", "create_app", "open_runtime"]
+
 log = logging.getLogger(__name__)
-MIGRATIONS = "teamnl_dashboard.migrations"
-
-
-async def create_dashboard_pool(url: str, schema_path: str | None = None, *,
-                                min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(
-        url, min_size=min_size, max_size=max_size,
-        server_settings={"search_path": schema_path or search_path()})
-    assert pool is not None
-    return pool
-
-
-async def prepare_database(url: str) -> None:
-    """Apply the migrations and create the live projection schema on first start."""
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
-    assert pool is not None
-    try:
-        await migrate(pool, MIGRATIONS)
-        async with pool.acquire() as conn, conn.transaction():
-            await ensure_live_schema(conn)
-    finally:
-        await pool.close()
+VERSION = "1.0.0"
 
 
 @dataclass
@@ -61,7 +45,7 @@ class Runtime:
     settings: DashboardSettings
     pool: asyncpg.Pool
     engine: RulesEngine
-    consumer: DashboardInbox
+    consumer: InboxConsumer
     hub: LiveHub
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     findings_open: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -69,32 +53,36 @@ class Runtime:
 
 @contextlib.asynccontextmanager
 async def open_runtime(settings: DashboardSettings, *, clock: Clock | None = None,
-                       on_latency: LatencyHook | None = None) -> AsyncIterator[Runtime]:
+                       on_latency: LatencyHook | None = None,
+                       on_dead_letter: DeadLetterCounter | None = None,
+                       telemetry: Telemetry | None = None) -> AsyncIterator[Runtime]:
     """The dashboard's parts, connected; the pool is closed on exit."""
     await prepare_database(settings.database_url)
     await ensure_topics(settings.kafka_bootstrap_servers,
                         [*event_topics(settings), deadletter_topic(settings.group)],
                         partitions=settings.topic_partitions)
+    await upgrade_projections(settings, clock=clock or system_clock)
     pool = await create_dashboard_pool(settings.database_url)
     try:
         engine = RulesEngine(all_rules(settings), allocations_cents=settings.allocations_cents,
                              duplication_window_days=settings.rules.overlap_window_days,
                              clock=clock or system_clock)
-        consumer = build_consumer(settings, pool, engine, on_latency=on_latency)
+        consumer = build_consumer(
+            settings, pool, engine, on_latency=on_latency, on_dead_letter=on_dead_letter,
+            tracer=telemetry.tracer("teamnl.dashboard") if telemetry is not None else None)
         yield Runtime(settings, pool, engine, consumer, LiveHub(settings.database_url))
     finally:
         await pool.close()
 
 
-async def _after_tick(runtime: Runtime, telemetry: Any) -> None:
+async def _after_tick(runtime: Runtime, telemetry: Telemetry) -> None:
     """Refresh the snapshots the metric probes read (probes never query the database)."""
     runtime.findings_open = await queries.open_findings_by_rule(runtime.pool)
-    if telemetry is not None:
-        for tp, lag in runtime.consumer.lag().items():
-            telemetry.metrics.set_consumer_lag(topic=tp.topic, partition=tp.partition, lag=lag)
+    for tp, lag in runtime.consumer.lag().items():
+        telemetry.metrics.set_consumer_lag(topic=tp.topic, partition=tp.partition, lag=lag)
 
 
-async def _schedule(runtime: Runtime, telemetry: Any) -> None:
+async def _schedule(runtime: Runtime, telemetry: Telemetry) -> None:
     interval = runtime.settings.rules_interval_seconds
     while not runtime.stopping.is_set():
         try:
@@ -106,8 +94,8 @@ async def _schedule(runtime: Runtime, telemetry: Any) -> None:
             await asyncio.wait_for(runtime.stopping.wait(), interval)
 
 
-def _latency_hook(telemetry: Any, given: LatencyHook | None) -> LatencyHook | None:
-    if given is not None or telemetry is None:
+def _latency_hook(telemetry: Telemetry, given: LatencyHook | None) -> LatencyHook:
+    if given is not None:
         return given
 
     def record(seconds: float, topic: str, event_type: str) -> None:
@@ -116,37 +104,50 @@ def _latency_hook(telemetry: Any, given: LatencyHook | None) -> LatencyHook | No
     return record
 
 
+def _dead_letter_counter(telemetry: Telemetry) -> DeadLetterCounter:
+    def count(topic: str, reason: str) -> None:
+        telemetry.metrics.deadlettered(topic=topic, reason=reason)
+
+    return count
+
+
 def create_app(settings: DashboardSettings, *, clock: Clock | None = None,
-               telemetry: Any = None, on_latency: LatencyHook | None = None) -> FastAPI:
-    """The dashboard app. `clock` drives the rules (tests inject one); `telemetry` is a
-    `teamnl_shared.telemetry.Telemetry`; `on_latency` receives each event's end-to-end
-    latency (by default recorded in telemetry's ``teamnl.end_to_end.latency``)."""
+               telemetry: Telemetry | None = None, on_latency: LatencyHook | None = None
+               ) -> FastAPI:
+    """The dashboard app. `clock` drives the rules (tests inject one); `telemetry` (by
+    default set up here, as the initiative services do) gets the traces and metrics;
+    `on_latency` receives each event's end-to-end latency (by default recorded in
+    telemetry's ``teamnl.end_to_end.latency``)."""
+    telemetry = telemetry or setup_telemetry(settings.service_name, VERSION,
+                                             settings.environment)
     hook = _latency_hook(telemetry, on_latency)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_runtime(settings, clock=clock, on_latency=hook) as runtime:
+        async with open_runtime(settings, clock=clock, on_latency=hook,
+                                on_dead_letter=_dead_letter_counter(telemetry),
+                                telemetry=telemetry) as runtime:
             _expose(app, runtime)
-            if telemetry is not None:
-                telemetry.metrics.observe_findings(lambda: runtime.findings_open)
+            telemetry.metrics.observe_findings(lambda: runtime.findings_open)
             tasks = _start(runtime, telemetry)
             try:
                 yield
             finally:
                 await _stop(runtime, tasks)
 
-    app = FastAPI(title="ISO NL dashboard", version="1.0.0", lifespan=lifespan,
+    app = FastAPI(title="ISO NL dashboard", version=VERSION, lifespan=lifespan,
                   description="Projections of the Team NL network's events, the coherence "
                               "rules' findings and the coherence score.")
     app.state.settings = settings
+    app.state.telemetry = telemetry
     app.state.clock = clock or system_clock
     install_auth(app, settings)
     app.include_router(api.router)
+    app.include_router(ops.router)
     _include_web(app)
-    app.add_api_route("/healthz", _healthz, include_in_schema=False)
-    if telemetry is not None:
-        telemetry.instrument_fastapi(app)
-        app.add_route("/metrics", telemetry.metrics_endpoint(), include_in_schema=False)
+    app.add_middleware(RequestLogMiddleware)
+    telemetry.instrument_fastapi(app)
+    app.add_route("/metrics", telemetry.metrics_endpoint(), include_in_schema=False)
     return app
 
 
@@ -156,10 +157,6 @@ def _include_web(app: FastAPI) -> None:
     app.include_router(web_router)
 
 
-async def _healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
 def _expose(app: FastAPI, runtime: Runtime) -> None:
     app.state.runtime = runtime
     app.state.pool = runtime.pool
@@ -167,7 +164,7 @@ def _expose(app: FastAPI, runtime: Runtime) -> None:
     app.state.hub = runtime.hub
 
 
-def _start(runtime: Runtime, telemetry: Any) -> list[asyncio.Task[None]]:
+def _start(runtime: Runtime, telemetry: Telemetry) -> list[asyncio.Task[None]]:
     return [
         asyncio.create_task(supervise(runtime.consumer, runtime.stopping), name="consumer"),
         asyncio.create_task(_schedule(runtime, telemetry), name="rules-scheduler"),

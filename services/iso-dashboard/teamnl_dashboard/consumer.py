@@ -17,15 +17,17 @@ import contextlib
 import logging
 import signal
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import ConsumerRecord
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.topics import ALL_EVENT_TOPICS
 from teamnl_shared.inbox import InboxConsumer
+from teamnl_shared.telemetry import configure_logging
 
 from . import projections
 from .live import notify
@@ -38,20 +40,11 @@ log = logging.getLogger(__name__)
 LatencyHook = Callable[[float, str, str], None]
 """Called once per applied event after its commit: (seconds since the event's ``time``,
 topic, event type) - the end-to-end latency from ingestion to projection."""
-DeadLetterHook = Callable[[ConsumerRecord, str], Awaitable[None]]
-
-
-@dataclass
-class DashboardInbox(InboxConsumer):
-    """The shared inbox consumer, also telling the dashboard about each dead letter."""
-
-    on_dead_letter: DeadLetterHook | None = None
-
-    async def _dead_letter(self, producer: AIOKafkaProducer, record: ConsumerRecord,
-                           reason: str) -> None:
-        await super()._dead_letter(producer, record, reason)
-        if self.on_dead_letter is not None:
-            await self.on_dead_letter(record, reason)
+ANNOUNCED_IDS = 20
+"""An event announcement names the batch's last events (as many as the page's feed shows),
+so that two announcements are never the same message (pages drop repeated messages)."""
+DeadLetterCounter = Callable[[str, str], None]
+"""Called once per dead letter: (original topic, reason kind ``invalid-event``/``poison``)."""
 
 
 def event_topics(settings: DashboardSettings) -> list[str]:
@@ -69,14 +62,19 @@ class DashboardHandlers:
     """What the consumer does with records: plain functions over injected dependencies."""
 
     def __init__(self, pool: asyncpg.Pool, engine: RulesEngine,
-                 on_latency: LatencyHook | None = None) -> None:
+                 on_latency: LatencyHook | None = None,
+                 on_dead_letter: DeadLetterCounter | None = None,
+                 tracer: Tracer | None = None) -> None:
         self.pool = pool
         self.engine = engine
         self.on_latency = on_latency
+        self.on_dead_letter = on_dead_letter
+        self.tracer = tracer or trace.get_tracer("teamnl.dashboard")
 
     async def handle(self, conn: asyncpg.Connection, event: Event, _record: ConsumerRecord
                      ) -> None:
-        await projections.apply(conn, event)
+        with self.tracer.start_as_current_span(f"project {event.type}"):
+            await projections.apply(conn, event)
         await self.engine.on_event(conn, event)
 
     async def after_commit(self, applied: list[tuple[Event, ConsumerRecord]]) -> None:
@@ -88,7 +86,8 @@ class DashboardHandlers:
         families = Counter(event.spec.family for event, _ in applied)
         async with self.pool.acquire() as conn:
             await notify(conn, {"kind": "event", "count": len(applied),
-                                "families": dict(families)})
+                                "families": dict(families),
+                                "ids": [event.id for event, _ in applied[-ANNOUNCED_IDS:]]})
 
     async def dead_lettered(self, record: ConsumerRecord, reason: str) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -97,17 +96,25 @@ class DashboardHandlers:
                 reason=reason, event_id=_header(record, "ce_id"),
                 event_type=_header(record, "ce_type"), recorded_at=self.engine.clock())
             await self.engine.evaluate(conn, [self.engine.rule("invalid-events")])
+        if self.on_dead_letter is not None:
+            kind = "poison" if reason.startswith(f"{_header(record, 'ce_type')}: ") else (
+                "invalid-event")
+            self.on_dead_letter(record.topic, kind)
 
 
 def build_consumer(settings: DashboardSettings, pool: asyncpg.Pool, engine: RulesEngine, *,
-                   on_latency: LatencyHook | None = None) -> DashboardInbox:
-    handlers = DashboardHandlers(pool, engine, on_latency)
-    return DashboardInbox(
+                   on_latency: LatencyHook | None = None,
+                   on_dead_letter: DeadLetterCounter | None = None,
+                   tracer: Tracer | None = None) -> InboxConsumer:
+    tracer = tracer or trace.get_tracer("teamnl.dashboard")
+    handlers = DashboardHandlers(pool, engine, on_latency, on_dead_letter, tracer)
+    return InboxConsumer(
         pool=pool, bootstrap=settings.kafka_bootstrap_servers, group=settings.group,
         topics=event_topics(settings), handler=handlers.handle,
-        after_commit=handlers.after_commit, on_dead_letter=handlers.dead_lettered,
+        after_commit=handlers.after_commit, on_deadletter=handlers.dead_lettered,
         consumer_options={"session_timeout_ms": settings.consumer_session_timeout_ms,
                           "heartbeat_interval_ms": settings.consumer_session_timeout_ms // 5},
+        tracer=tracer,
     )
 
 
@@ -144,8 +151,9 @@ async def _stop_on(stopping: asyncio.Event, consumer: InboxConsumer) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(_run_worker(DashboardSettings()))
+    settings = DashboardSettings()
+    configure_logging(f"{settings.service_name}-consumer", settings.log_level)
+    asyncio.run(_run_worker(settings))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,12 @@
-"""``teamnl-dashboard``: serve the ISO NL dashboard with uvicorn (settings from DASHBOARD_*)."""
+"""``teamnl-dashboard``: serve the ISO NL dashboard (settings from DASHBOARD_*), the same way
+as the initiative services (``teamnl_shared.ingestion.server``): JSON logs, then uvicorn
+with its own logging and access log off (``RequestLogMiddleware`` writes one line per
+request); telemetry is set up by ``create_app``."""
 
 from __future__ import annotations
 
 import uvicorn
+from teamnl_shared.telemetry import configure_logging
 
 from .app import create_app
 from .settings import DashboardSettings
@@ -10,8 +14,10 @@ from .settings import DashboardSettings
 
 def main() -> None:
     settings = DashboardSettings()
+    configure_logging(settings.service_name, settings.log_level)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level.lower(), proxy_headers=True)
+                log_config=None, access_log=False, proxy_headers=True,
+                timeout_graceful_shutdown=int(settings.shutdown_grace_seconds))
 
 
 if __name__ == "__main__":

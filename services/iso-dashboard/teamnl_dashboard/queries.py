@@ -68,6 +68,15 @@ async def overview(db: DB, *, year: int | None = None,
             "score": await latest_score(db)}
 
 
+async def recent_events(db: DB, *, limit: int = 20) -> list[dict[str, Any]]:
+    """[{"event_id", "family", "type", "subject", "time", "title"}]: the latest `limit`
+    events by their time, newest first. ``title`` is plain text (the event's own title or a
+    label per type), never markup."""
+    return _rows(await db.fetch(
+        "SELECT event_id, family, type, subject, time, title FROM events"
+        " ORDER BY time DESC, event_id DESC LIMIT $1", limit))
+
+
 async def activity_series(db: DB, *, granularity: str = "month", family: str | None = None,
                           market: str | None = None, since: date | None = None
                           ) -> list[dict[str, Any]]:

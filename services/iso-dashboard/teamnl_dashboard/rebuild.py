@@ -29,13 +29,15 @@ from aiokafka.admin import AIOKafkaAdminClient
 from teamnl_shared.inbox import InboxConsumer
 
 from . import projections
-from .app import create_dashboard_pool, prepare_database
 from .consumer import event_topics
+from .database import create_dashboard_pool, prepare_database
 from .projections.network import record_dead_letter
 from .projections.schema import (
+    PROJECTION_VERSION,
     create_schema,
     drop_schema,
     live_positions,
+    live_version,
     lock_for_swap,
     search_path,
     swap_in,
@@ -106,7 +108,7 @@ class _Replayer:
                           f" {self.dead} dead letters) of about {total}")
 
     async def _apply(self, records: list[ConsumerRecord]) -> None:
-        outcome = await self.inbox._apply(records)  # noqa: SLF001 - the inbox's own semantics
+        outcome = await self.inbox.apply(records)
         for record, reason in outcome.dead:
             async with self.pool.acquire() as conn:
                 await record_dead_letter(
@@ -153,6 +155,29 @@ async def rebuild(settings: DashboardSettings, *, progress: Progress = print,
     seconds = asyncio.get_running_loop().time() - started
     progress(f"switched to the rebuilt projections: {replayer.applied} events in {seconds:.1f}s")
     return RebuildResult(schema, replayer.records, replayer.applied, replayer.dead, seconds)
+
+
+async def upgrade_projections(settings: DashboardSettings, *, clock: Clock = system_clock,
+                              progress: Progress | None = None) -> RebuildResult | None:
+    """At start-up: rebuild the live projections when an older ``PROJECTION_VERSION`` built
+    them (their tables lack what this code reads). Returns None when they are current; when
+    another instance is already rebuilding, waits for it to finish."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        version = await live_version(conn) or 0
+        if version >= PROJECTION_VERSION:
+            return None
+        log.warning("projections are version %d, this code needs %d: rebuilding from the"
+                    " topics", version, PROJECTION_VERSION)
+        try:
+            return await rebuild(settings, progress=progress or log.info, clock=clock)
+        except RebuildRunning:
+            log.warning("another instance is rebuilding the projections; waiting for it")
+            await conn.execute("SELECT pg_advisory_lock($1)", REBUILD_LOCK)
+            await conn.execute("SELECT pg_advisory_unlock($1)", REBUILD_LOCK)
+            return None
+    finally:
+        await conn.close()
 
 
 async def _replay_and_swap(settings: DashboardSettings, admin: asyncpg.Connection, schema: str,

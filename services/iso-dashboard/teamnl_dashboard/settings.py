@@ -52,6 +52,8 @@ class DashboardSettings(ServiceSettings):
     port: int = 8100
     session_secret: str = DEFAULT_SESSION_SECRET
     secure_cookies: bool = False
+    shutdown_grace_seconds: float = Field(
+        10.0, ge=0, description="on SIGTERM, open requests and live streams get this long")
     consumer_group: str = "iso-dashboard"
     consumer_session_timeout_ms: int = Field(10_000, ge=6_000)
     rules_interval_seconds: float = Field(60.0, gt=0, description="time-based rules run every")

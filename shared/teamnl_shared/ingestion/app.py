@@ -35,7 +35,9 @@ def create_ingestion_app(
     """The app of one initiative service. Its lifespan opens the pool, migrates, ensures the
     topics and runs the outbox relay; on shutdown it flushes the relay and closes the pool."""
     telemetry = telemetry or setup_telemetry(service.name, service.version, settings.environment)
-    runtime = Runtime(settings, service, metrics=telemetry.metrics)
+    runtime = Runtime(
+        settings, service, metrics=telemetry.metrics, tracer=telemetry.tracer("teamnl.outbox")
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -60,6 +62,7 @@ def create_ingestion_app(
     install_openapi(app, service)
     app.add_middleware(RequestLogMiddleware)
     telemetry.instrument_fastapi(app)
+    telemetry.instrument_asyncpg()
     app.add_route("/metrics", telemetry.metrics_endpoint(), include_in_schema=False)
     return app
 

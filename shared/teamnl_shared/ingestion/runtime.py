@@ -9,6 +9,8 @@ import logging
 from dataclasses import dataclass, field
 
 import asyncpg
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
 from starlette.requests import Request
 
 from teamnl_shared import outbox
@@ -34,6 +36,8 @@ class Runtime:
     settings: IngestionSettings
     service: ServiceDefinition
     metrics: Metrics | None = None
+    # The relay's publish spans; the app passes its own telemetry's (never the global one).
+    tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.outbox"))
     pipeline: Pipeline = field(init=False)
     limiter: RateLimiter = field(init=False)
     draining: bool = False
@@ -80,6 +84,7 @@ class Runtime:
             settings.database_url,
             settings.kafka_bootstrap_servers,
             poll_interval=settings.relay_poll_interval,
+            tracer=self.tracer,
         )
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         self._tasks.append(asyncio.create_task(self._refresh_backlog(), name="outbox-backlog"))

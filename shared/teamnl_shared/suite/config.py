@@ -62,7 +62,6 @@ SERVICES: tuple[ServiceSpec, ...] = (
         8100,
         "teamnl_dashboard",
         "yellow",
-        ready_path="/healthz",
     ),
 )
 BY_NAME: dict[str, ServiceSpec] = {spec.name: spec for spec in SERVICES}

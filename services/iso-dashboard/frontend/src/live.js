@@ -18,9 +18,10 @@ function prepend(list, row) {
   if (empty) empty.remove();
 }
 
-// The stream announces that events arrived ({"kind": "event", "count", "families"}); the
-// page then asks for the latest events once (a second announcement during that request
-// asks again afterwards) and adds the ones it does not show yet.
+// The stream announces that events arrived ({"kind": "event", "count", "families", "ids"}:
+// the ids make every announcement distinct); the page then asks for the latest events once
+// (a second announcement during that request asks again afterwards) and adds the ones it
+// does not show yet.
 const EVENTS_URL = "/live/events";
 let fetching = null;
 let again = false;

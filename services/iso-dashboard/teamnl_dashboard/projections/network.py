@@ -8,12 +8,15 @@ import asyncpg
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.types import BudgetSpent
 
+from .titles import event_title
+
 
 async def record_event(conn: asyncpg.Connection, event: Event) -> None:
     await conn.execute(
-        "INSERT INTO events (event_id, source, type, family, subject, time)"
-        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        "INSERT INTO events (event_id, source, type, family, subject, time, title)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
         event.id, event.source, event.type, event.spec.family, event.subject, event.time,
+        event_title(event),
     )
 
 

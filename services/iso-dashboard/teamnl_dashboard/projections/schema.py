@@ -13,7 +13,7 @@ from importlib import resources
 import asyncpg
 
 LIVE_SCHEMA = "proj"  # also written out in the SQL below
-PROJECTION_VERSION = 1
+PROJECTION_VERSION = 2  # 2: events.title
 _INSTALL_LOCK = 7_310_101  # one installer or swapper at a time
 _SCHEMA_NAME = re.compile(r"^proj(_rebuild_[a-z0-9]+)?$")
 

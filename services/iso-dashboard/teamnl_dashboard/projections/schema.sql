@@ -40,9 +40,11 @@ CREATE TABLE events (
     family      text        NOT NULL,
     subject     text        NOT NULL,
     time        timestamptz NOT NULL,
+    title       text        NOT NULL,   -- data.title or a label per type (titles.py)
     PRIMARY KEY (source, event_id)
 );
 CREATE INDEX events_family_time ON events (family, time);
+CREATE INDEX events_time ON events (time DESC);
 
 CREATE TABLE activities (
     event_id    text        PRIMARY KEY,

@@ -53,11 +53,11 @@ def _text(value: Any) -> str:
 
 def _event(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "id": row.get("event_id"),
-        "time": _text(row.get("time")),
-        "initiative": row.get("family") or "",
-        "type": row.get("type") or "",
-        "title": row.get("title") or row.get("subject") or "",
+        "id": row["event_id"],
+        "time": _text(row["time"]),
+        "initiative": row["family"],
+        "type": row["type"],
+        "title": row["title"],
     }
 
 
@@ -112,13 +112,8 @@ async def _targets(pool: asyncpg.Pool) -> dict[str, list[dict[str, Any]]]:
 
 
 async def recent_events(pool: asyncpg.Pool, limit: int = 20) -> list[dict[str, Any]]:
-    """The latest events with a human title. Needs ``queries.recent_events`` (asked of the
-    backend: the events projection keeps no titles yet); until then the feed only fills
-    from the live stream's announcements, and shows nothing."""
-    read = getattr(queries, "recent_events", None)
-    if read is None:
-        return []
-    return [_event(row) for row in await read(pool, limit=limit)]
+    """The latest events with their titles (the overview's feed and ``/live/events``)."""
+    return [_event(row) for row in await queries.recent_events(pool, limit=limit)]
 
 
 async def overview(pool: asyncpg.Pool, allocations_cents: Mapping[str, int]) -> dict[str, Any]:

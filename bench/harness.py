@@ -1,0 +1,241 @@
+"""What every run needs around the stack: load generator processes, memory sampling, the
+projection-commit observer and the dashboard's counts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench.loadgen import LoadConfig, Target
+from bench.stack import INITIATIVES, BenchStack
+
+LIVE_INBOX = "proj.inbox"  # the dashboard's live projection schema keeps its inbox there
+NOTIFY_CHANNEL = "bench_inbox"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def targets(stack: BenchStack, services: tuple[str, ...] = INITIATIVES) -> list[Target]:
+    return [Target(s, stack.services[s].url, stack.keys[s]) for s in services]
+
+
+# -- the load generator, as its own process ---------------------------------------------------
+@dataclass
+class LoadgenProcess:
+    config: LoadConfig
+    process: subprocess.Popen[str]
+    last_progress: dict[str, Any] = field(default_factory=dict)
+    _reader: threading.Thread | None = None
+
+    @classmethod
+    def start(cls, config: LoadConfig, workdir: Path, label: str) -> LoadgenProcess:
+        config_path = workdir / f"loadgen-{label}.json"
+        config.out = str(workdir / f"loadgen-{label}.result.json")
+        config.dump(config_path)
+        process = subprocess.Popen([sys.executable, "-m", "bench.loadgen", str(config_path)],
+                                   stdout=subprocess.PIPE, text=True, cwd=_repo_root(),
+                                   env={**os.environ, "PYTHONPATH": str(_repo_root())})
+        started = cls(config, process)
+        started._reader = threading.Thread(target=started._read, daemon=True)
+        started._reader.start()
+        return started
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if "progress" in message:
+                self.last_progress = message["progress"]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def wait(self, timeout: float) -> dict[str, Any]:
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        if self.process.returncode != 0:
+            raise RuntimeError(f"load generator failed ({self.process.returncode})")
+        result: dict[str, Any] = json.loads(Path(self.config.out).read_text())
+        return result
+
+
+def run_loadgen(config: LoadConfig, workdir: Path, label: str,
+                sampler: MemorySampler | None = None) -> dict[str, Any]:
+    process = LoadgenProcess.start(config, workdir, label)
+    if sampler is not None:
+        sampler.extra["loadgen"] = process.pid
+    try:
+        return process.wait(timeout=config.duration + 300)
+    finally:
+        if sampler is not None:
+            sampler.extra.pop("loadgen", None)
+
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+# -- resident memory while something runs -----------------------------------------------------
+class MemorySampler:
+    """Samples every service's VmRSS (with descendants) in a thread; keeps the maximum."""
+
+    def __init__(self, stack: BenchStack, interval: float = 0.5) -> None:
+        self.stack = stack
+        self.interval = interval
+        self.peak: dict[str, float] = {}
+        self.extra: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> MemorySampler:
+        self.peak = {}
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        from bench.procmem import tree_rss_kib
+
+        while not self._stop.wait(self.interval):
+            samples = dict(self.stack.rss_mib())
+            for name, pid in list(self.extra.items()):
+                kib = tree_rss_kib(pid)
+                samples[name] = None if kib is None else round(kib / 1024, 1)
+            for name, value in samples.items():
+                if value is not None:
+                    self.peak[name] = max(self.peak.get(name, 0.0), value)
+
+
+# -- when did each event's projection commit? ---------------------------------------------------
+class CommitObserver:
+    """LISTENs to a per-row trigger on the live inbox; NOTIFY arrives at commit.
+
+    The trigger exists only while the observer runs, in the run's own database.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    def __enter__(self) -> CommitObserver:
+        self._thread.start()
+        if not self._ready.wait(30) or self._error:
+            raise RuntimeError(f"commit observer did not start: {self._error!r}")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+    async def _run(self) -> None:
+        try:
+            conn = await asyncpg.connect(self.database_url)
+        except BaseException as error:
+            self._error = error
+            self._ready.set()
+            raise
+        try:
+            await conn.execute(
+                "CREATE OR REPLACE FUNCTION public.bench_inbox_notify() RETURNS trigger"
+                " LANGUAGE plpgsql AS $$ BEGIN"
+                f" PERFORM pg_notify('{NOTIFY_CHANNEL}', NEW.event_id); RETURN NULL; END $$;"
+                f" DROP TRIGGER IF EXISTS bench_inbox_notify ON {LIVE_INBOX};"
+                f" CREATE TRIGGER bench_inbox_notify AFTER INSERT ON {LIVE_INBOX}"
+                " FOR EACH ROW EXECUTE FUNCTION public.bench_inbox_notify();")
+            await conn.add_listener(NOTIFY_CHANNEL, self._notified)
+            self._ready.set()
+            await asyncio.to_thread(self._stop.wait)
+            await conn.execute(f"DROP TRIGGER IF EXISTS bench_inbox_notify ON {LIVE_INBOX}")
+        finally:
+            await conn.close()
+
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self.seen.setdefault(payload, time.time())
+
+    def wait_for(self, ids: set[str], timeout: float) -> set[str]:
+        """Wait until every id was seen; returns those still missing at the timeout."""
+        deadline = time.monotonic() + timeout
+        missing = ids - self.seen.keys()
+        while missing and time.monotonic() < deadline:
+            time.sleep(0.2)
+            missing = ids - self.seen.keys()
+        return missing
+
+
+def read_acks(path: str) -> list[tuple[str, str, int, float]]:
+    with open(path) as handle:
+        return [tuple(json.loads(line)) for line in handle if line.strip()]  # type: ignore[misc]
+
+
+# -- the dashboard's counts -----------------------------------------------------------------
+async def _dashboard_counts(url: str, like: str) -> dict[str, int]:
+    conn = await asyncpg.connect(url)
+    try:
+        applied = await conn.fetchval(
+            "SELECT count(*) FROM proj.inbox WHERE event_id LIKE $1", like)
+        dead = await conn.fetchval("SELECT count(*) FROM proj.dead_letters")
+        total = await conn.fetchval("SELECT count(*) FROM proj.inbox")
+    finally:
+        await conn.close()
+    return {"applied": int(applied), "applied_total": int(total), "dead_letters": int(dead)}
+
+
+def dashboard_counts(stack: BenchStack, like: str = "%") -> dict[str, int]:
+    return asyncio.run(_dashboard_counts(stack.database_url("dashboard"), like))
+
+
+def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval)
+    return check()
+
+
+def wait_projected(stack: BenchStack, like: str, expected: int, timeout: float
+                   ) -> tuple[bool, float, dict[str, int]]:
+    """Wait until the dashboard's inbox holds ``expected`` events matching ``like``."""
+    started = time.monotonic()
+    counts: dict[str, int] = {}
+
+    def done() -> bool:
+        nonlocal counts
+        counts = dashboard_counts(stack, like)
+        return counts["applied"] >= expected
+
+    ok = wait_until(done, timeout, 0.25)
+    return ok, time.monotonic() - started, counts

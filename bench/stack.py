@@ -1,0 +1,252 @@
+"""The stack a benchmark run starts for itself, and stops again.
+
+- Infrastructure: by default a *private* Kafka + PostgreSQL on their own ports and state
+  folder (``teamnl-bench``), so a run never disturbs (nor is disturbed by) the developers'
+  instance, and the fault run may stop its broker. ``--infra shared`` uses
+  ``Infrastructure.from_env()`` instead.
+- Per run: a topic prefix ``bench.<run>.``, one database per service ``bench_<run>_<svc>``,
+  and an API key per initiative service (issued with the ingestion kit's functions).
+- Services: the four console scripts as separate processes, with the suite's environment
+  conventions (``<SVC>_PORT``, ``<SVC>_DATABASE_URL``, ``TEAMNL_TOPIC_PREFIX``, ...), so each
+  can be killed with SIGKILL and restarted on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from teamnl_shared.db import create_pool
+from teamnl_shared.infra import InfraConfig, Infrastructure
+from teamnl_shared.infra.config import _default_state_dir
+from teamnl_shared.infra.postgres import create_databases, drop_databases
+from teamnl_shared.ingestion.keys import create_key, ensure_key_store
+from teamnl_shared.kafka import ensure_topics
+
+from bench import events
+from bench.procmem import tree_rss_kib
+
+INITIATIVES = events.SERVICES
+ALL_SERVICES = (*INITIATIVES, "dashboard")
+SCRIPTS = {"nlib": "teamnl-nlib", "tinl": "teamnl-tinl", "werkplaats": "teamnl-werkplaats",
+           "dashboard": "teamnl-dashboard"}
+ENV_PREFIX = {"nlib": "NLIB_", "tinl": "TINL_", "werkplaats": "WERKPLAATS_",
+              "dashboard": "DASHBOARD_"}
+PORT_OFFSET = {"dashboard": 0, "nlib": 1, "tinl": 2, "werkplaats": 3}
+BIN = Path(sys.executable).parent
+
+
+def private_infra(kafka_port: int = 29092, postgres_port: int = 55532) -> Infrastructure:
+    base = InfraConfig.from_env()
+    state = _default_state_dir().with_name("teamnl-bench")
+    return Infrastructure(InfraConfig(
+        state_dir=state, cache_dir=base.cache_dir, host="127.0.0.1", kafka_port=kafka_port,
+        kafka_controller_port=kafka_port + 1, postgres_port=postgres_port,
+        external_kafka=None, external_database_url=None))
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process and self.process.poll() is None else None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(self.argv, env=self.env, stdout=log,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True)
+        self.starts += 1
+
+    def wait_ready(self, timeout: float = 90.0) -> float:
+        """Seconds until ``/readyz`` (``/healthz`` where there is none) answered 200."""
+        started = time.monotonic()
+        deadline = started + timeout
+        path = "/readyz"
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                break
+            with contextlib.suppress(httpx.HTTPError):
+                status = httpx.get(self.url + path, timeout=2.0).status_code
+                if status == 200:
+                    return time.monotonic() - started
+                if status == 404:
+                    path = "/healthz"
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready after {timeout:.0f}s:\n{self.log_tail()}")
+
+    def kill9(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+
+    def rss_kib(self) -> int | None:
+        pid = self.pid
+        return tree_rss_kib(pid) if pid else None
+
+    def log_tail(self, lines: int = 25) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+@dataclass
+class BenchStack:
+    infra: Infrastructure
+    private: bool
+    workdir: Path
+    base_port: int = 18100
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    service_env: dict[str, str] = field(default_factory=dict)
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def prefix(self) -> str:
+        return f"bench.{self.run_id}."
+
+    @property
+    def bootstrap(self) -> str:
+        return self.infra.kafka_bootstrap
+
+    def database(self, service: str) -> str:
+        return f"bench_{self.run_id}_{service}"
+
+    def database_url(self, service: str) -> str:
+        return self.infra.database_url(self.database(service))
+
+    def topics(self) -> list[str]:
+        return events.topics(self.prefix)
+
+    def deadletter_topic(self) -> str:
+        return f"teamnl.deadletter.{self.prefix}iso-dashboard"
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def up(self, services: tuple[str, ...] = ALL_SERVICES) -> dict[str, float]:
+        """Infrastructure, databases, topics, the services; returns start-up seconds each."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        start_infra(self.infra)
+        asyncio.run(self._prepare())
+        ready: dict[str, float] = {}
+        for name in services:
+            process = self._process(name)
+            self.services[name] = process
+            process.start()
+        for name in services:
+            ready[name] = round(self.services[name].wait_ready(), 2)
+        asyncio.run(self._issue_keys([s for s in services if s in INITIATIVES]))
+        return ready
+
+    def down(self, *, drop: bool = True, stop_infra: bool | None = None) -> None:
+        for process in self.services.values():
+            process.stop()
+        if drop:
+            with contextlib.suppress(Exception):
+                asyncio.run(self._drop())
+        if stop_infra if stop_infra is not None else self.private:
+            self.infra.down()
+
+    def restart(self, name: str) -> float:
+        process = self.services[name]
+        process.start()
+        return process.wait_ready()
+
+    def rss_mib(self) -> dict[str, float | None]:
+        found = {name: p.rss_kib() for name, p in self.services.items()}
+        return {name: None if kib is None else round(kib / 1024, 1) for name, kib in found.items()}
+
+    # -- internals ----------------------------------------------------------------------------
+    def _process(self, name: str) -> ServiceProcess:
+        prefix = ENV_PREFIX[name]
+        port = self.base_port + PORT_OFFSET[name]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_EXPORTER_OTLP")}
+        env.update({
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "TEAMNL_TOPIC_PREFIX": self.prefix,
+            "TEAMNL_ENVIRONMENT": "development", f"{prefix}PORT": str(port),
+            f"{prefix}HOST": "127.0.0.1", f"{prefix}DATABASE_URL": self.database_url(name),
+            f"{prefix}LOG_LEVEL": "WARNING",
+        })
+        if name in INITIATIVES:
+            # The benchmark measures the pipeline, not the per-partner rate limit.
+            env[f"{prefix}RATE_LIMIT_PER_SECOND"] = "1000000"
+            env[f"{prefix}RATE_LIMIT_BURST"] = "1000000"
+        env.update({k.replace("{P}", prefix): v for k, v in self.service_env.items()})
+        return ServiceProcess(name, [str(BIN / SCRIPTS[name])], env, port,
+                              self.workdir / f"{name}.log")
+
+    async def _prepare(self) -> None:
+        names = [self.database(s) for s in ALL_SERVICES]
+        await create_databases(self.infra.admin_database_url(), names)
+        await ensure_topics(self.bootstrap, self.topics())
+
+    async def _issue_keys(self, services: list[str]) -> None:
+        for service in services:
+            pool = await create_pool(self.database_url(service), max_size=2)
+            try:
+                await ensure_key_store(pool)
+                issued = await create_key(pool, service=service,
+                                          partner=events.partner_of(service))
+                self.keys[service] = issued.key
+            finally:
+                await pool.close()
+
+    async def _drop(self) -> None:
+        await drop_databases(self.infra.admin_database_url(),
+                             [self.database(s) for s in ALL_SERVICES])
+        await delete_topics_with_prefix(self.bootstrap, self.prefix)
+
+
+def start_infra(infra: Infrastructure) -> None:
+    """``infra.up()`` without aiokafka's log line per refused connection while Kafka boots."""
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        infra.up()
+    finally:
+        quiet.setLevel(level)
+
+
+async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if prefix in t]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()

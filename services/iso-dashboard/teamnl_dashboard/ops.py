@@ -1,0 +1,56 @@
+"""Operations endpoints: ``/healthz`` (the process answers) and ``/readyz`` (the database
+and Kafka reachable, the consumer running, the live hub listening). Like the initiative
+services' (``teamnl_shared.ingestion.ops``); no sign-in needed, nothing secret shown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+import asyncpg
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from teamnl_shared.infra.kafka import ping
+
+from .schemas import Readiness
+
+if TYPE_CHECKING:
+    from .app import Runtime
+
+PROBE_TIMEOUT = 3.0
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "alive"}
+
+
+@router.get("/readyz", response_model=Readiness, summary="Ready to serve and to consume",
+            responses={503: {"model": Readiness, "description": "Not ready"}})
+async def readyz(request: Request) -> JSONResponse:
+    readiness = await check_readiness(getattr(request.app.state, "runtime", None))
+    return JSONResponse(readiness.model_dump(), status_code=200 if readiness.ready else 503)
+
+
+async def _database(pool: asyncpg.Pool) -> bool:
+    with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                             TimeoutError):
+        return await asyncio.wait_for(pool.fetchval("SELECT true"), PROBE_TIMEOUT) is True
+    return False
+
+
+async def check_readiness(runtime: Runtime | None) -> Readiness:
+    """`runtime` is the app's `Runtime`, or None while the lifespan is still starting."""
+    if runtime is None:
+        return Readiness(status="not ready", database=False, kafka=False, consumer=False,
+                         live=False)
+    database, kafka = await asyncio.gather(
+        _database(runtime.pool), ping(runtime.settings.kafka_bootstrap_servers, PROBE_TIMEOUT))
+    consumer = runtime.consumer.running
+    live = runtime.hub.listening.is_set()
+    ready = database and kafka and consumer and live
+    return Readiness(status="ready" if ready else "not ready", database=database, kafka=kafka,
+                     consumer=consumer, live=live)
