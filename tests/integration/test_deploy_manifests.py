@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -164,6 +165,9 @@ def test_collector_pipelines_use_declared_components_and_prometheus_scrapes_all(
     assert "otel-collector:8889" in targets
 
 
+VENV_BIN = Path(sys.executable).parent
+
+
 def test_compose_start_order_is_health_checked() -> None:
     services = load_yaml(REPO / "docker-compose.yml")["services"]
     for infra in ("kafka", "postgres"):
@@ -173,6 +177,11 @@ def test_compose_start_order_is_health_checked() -> None:
         assert deps["kafka"]["condition"] == "service_healthy"
         assert deps["postgres"]["condition"] == "service_healthy"
     seed = services["seed"]
-    assert seed["command"] == ["teamnl", "seed", "--via-http"]
+    script = " ".join(seed["command"])
+    assert "teamnl seed" in script and "teamnl members create" in script
+    for words in (["seed"], ["members", "create"]):  # the commands it runs exist, as written
+        result = subprocess.run([str(VENV_BIN / "teamnl"), *words, "--help"],
+                                capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
     assert all(d["condition"] == "service_healthy" for d in seed["depends_on"].values())
     assert set(seed["depends_on"]) == {"nlib", "tinl", "werkplaats", "dashboard"}
