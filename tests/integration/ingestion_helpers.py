@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from fastapi import FastAPI
+
 from teamnl_nlib.app import create_app as create_nlib
 from teamnl_nlib.settings import NlibSettings
 from teamnl_shared.contract.envelope import CLOUDEVENTS_BATCH_JSON, CLOUDEVENTS_JSON

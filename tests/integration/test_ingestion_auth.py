@@ -12,9 +12,11 @@ from ingestion_helpers import (
     running,
     structured,
 )
+
 from teamnl_shared.infra import Infrastructure, with_database
 from teamnl_shared.infra.postgres import create_databases, drop_databases
 from teamnl_shared.ingestion import list_keys, revoke_key
+from teamnl_shared.ingestion.keycache import KeyCache
 
 pytestmark = pytest.mark.integration
 HELD = "nl.teamnl.nlib.mission.held.v1"
@@ -68,10 +70,38 @@ async def test_a_wrong_secret_for_a_known_key_id_is_401(
 
 
 async def test_a_revoked_key_is_401(database_url: str, kafka_bootstrap: str) -> None:
-    async with running("nlib", database_url, kafka_bootstrap) as svc:
+    async with running("nlib", database_url, kafka_bootstrap, key_cache_seconds=0) as svc:
         key = await svc.key()
         assert (await svc.post(held(), key)).status_code == 202
         assert await revoke_key(svc.runtime.keys_pool, key.split("_")[1])
+        assert_problem(await svc.post(held(), key), 401, "header/authorization")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_revoked_key_is_401_within_the_key_cache_time(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Proves the documented bound: a verified key is trusted for key_cache_seconds, so a
+    revocation takes effect at most that long after the key was last looked up; a wrong
+    secret for a cached key id is refused at once."""
+    async with running("nlib", database_url, kafka_bootstrap, key_cache_seconds=5) as svc:
+        clock = FakeClock()
+        svc.runtime.keys = KeyCache(svc.settings.key_cache_seconds, clock=clock)
+        key = await svc.key()
+        assert (await svc.post(held(), key)).status_code == 202
+        forged = key[: len("tnl_12345678_")] + "y" * 43
+        assert_problem(await svc.post(held(), forged), 401, "header/authorization")
+        assert await revoke_key(svc.runtime.keys_pool, key.split("_")[1])
+        clock.now += 4.9
+        assert (await svc.post(held(), key)).status_code == 202  # still inside the bound
+        clock.now += 0.1
         assert_problem(await svc.post(held(), key), 401, "header/authorization")
 
 

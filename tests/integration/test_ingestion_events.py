@@ -18,6 +18,7 @@ from ingestion_helpers import (
     scenario,
     structured,
 )
+
 from teamnl_nlib.app import SERVICE as NLIB
 from teamnl_shared.contract.envelope import parse_structured
 from teamnl_shared.contract.registry import spec_for

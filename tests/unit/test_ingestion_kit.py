@@ -6,6 +6,8 @@ import json
 
 import pytest
 import yaml
+from asyncpg import exceptions as pg
+
 from teamnl_nlib.app import SERVICE as NLIB
 from teamnl_nlib.app import create_app as create_nlib
 from teamnl_nlib.settings import NlibSettings
@@ -20,9 +22,10 @@ from teamnl_shared.ingestion.keys import (
     split_key,
 )
 from teamnl_shared.ingestion.openapi import service_asyncapi
-from teamnl_shared.ingestion.problems import PROBLEM_JSON, invalid_event, rate_limited
+from teamnl_shared.ingestion.problems import PROBLEM_JSON, invalid_event, rate_limited, unavailable
 from teamnl_shared.ingestion.ratelimit import RateLimiter
 from teamnl_shared.ingestion.service import ServiceDefinition
+from teamnl_shared.ingestion.unavailable import is_unavailable
 from teamnl_shared.telemetry import redact_text
 from teamnl_tinl.app import SERVICE as TINL
 from teamnl_werkplaats.app import SERVICE as WERKPLAATS
@@ -107,6 +110,42 @@ def test_problem_names_the_field_and_reason() -> None:
 
 def test_rate_limited_problem_carries_retry_after() -> None:
     assert rate_limited(3).response().headers["retry-after"] == "3"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionRefusedError(111, "refused"),
+        TimeoutError(),
+        pg.CannotConnectNowError("the database system is starting up"),
+        pg.AdminShutdownError("terminating connection due to administrator command"),
+        pg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        pg.TooManyConnectionsError("too many clients"),
+        pg.DeadlockDetectedError("deadlock detected"),
+        pg.InterfaceError("connection is closed"),
+    ],
+    ids=type,
+)
+def test_database_outages_are_unavailable(error: Exception) -> None:
+    assert is_unavailable(error)
+
+
+def test_bugs_and_refusals_are_not_unavailable() -> None:
+    assert not is_unavailable(ValueError("bug"))
+    assert not is_unavailable(pg.UniqueViolationError("duplicate key"))
+
+
+def test_unavailable_problem_is_503_with_retry_after_and_documented() -> None:
+    response = unavailable("the database is unavailable").response("/v1/events")
+    assert (response.status_code, response.headers["retry-after"]) == (503, "1")
+    document = create_nlib(NlibSettings(database_url="postgresql://unused/unused")).openapi()
+    for path, method in [
+        ("/v1/events", "post"),
+        ("/v1/events:batch", "post"),
+        ("/v1/missions", "get"),
+    ]:
+        documented = document["paths"][path][method]["responses"]["503"]
+        assert "Retry-After" in documented["headers"], path
 
 
 def test_a_service_must_handle_exactly_its_types() -> None:

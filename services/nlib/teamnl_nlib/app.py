@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+
 from teamnl_shared.ingestion import ServiceDefinition, create_ingestion_app
 from teamnl_shared.telemetry import Telemetry
 

@@ -7,6 +7,7 @@ it; a :class:`Rejected` rolls everything back and answers 4xx naming the field.
 from __future__ import annotations
 
 import asyncpg
+
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.nlib import (
     CityProgrammeUpdated,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+
 from teamnl_shared.contract.nlib import (
     CityProgrammeUpdated,
     CompanySupported,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from pydantic import BaseModel
+
 from teamnl_shared.ingestion import Resource
 from teamnl_shared.ingestion.budget import BUDGET_RESOURCE
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+
 from teamnl_shared.contract.globalstars import CallClosed, CallOpened, ProposalSubmitted
 from teamnl_shared.contract.tinl import ActivityHeld, KnowledgeShared
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import asyncpg
+
 from teamnl_shared.contract.werkplaats import MilestoneReached, ProjectOnboarded
 
 

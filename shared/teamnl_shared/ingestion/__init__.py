@@ -18,7 +18,6 @@ from teamnl_shared.ingestion.keys import (
     revoke_key,
 )
 from teamnl_shared.ingestion.problems import PROBLEM_JSON, ApiProblem
-from teamnl_shared.ingestion.receipts import make_receipt
 from teamnl_shared.ingestion.service import Handler, Rejected, Resource, ServiceDefinition, data_as
 from teamnl_shared.ingestion.settings import IngestionSettings
 
@@ -38,6 +37,5 @@ __all__ = [
     "create_key",
     "ensure_key_store",
     "list_keys",
-    "make_receipt",
     "revoke_key",
 ]

@@ -17,12 +17,13 @@ from teamnl_shared.telemetry import RequestLogMiddleware, Telemetry, setup_telem
 
 from .openapi import install_openapi
 from .ops import ops_router
-from .problems import ApiProblem, from_validation_errors
+from .problems import ApiProblem, from_validation_errors, unavailable
 from .readapi import read_router
 from .routes import events_router
 from .runtime import Runtime
 from .service import ServiceDefinition
 from .settings import IngestionSettings
+from .unavailable import UNAVAILABLE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,10 @@ def _install_problem_handlers(app: FastAPI) -> None:
         )
         return problem.response(instance=request.url.path)
 
+    async def on_unavailable(request: Request, error: Exception) -> Response:
+        log.warning("database unavailable on %s %s: %r", request.method, request.url.path, error)
+        return unavailable("the database is unavailable; retry shortly").response(request.url.path)
+
     async def on_crash(request: Request, error: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return ApiProblem(500, "internal-error", "internal error").response(request.url.path)
@@ -91,4 +96,6 @@ def _install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiProblem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    for error_class in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error_class, on_unavailable)
     app.add_exception_handler(Exception, on_crash)

@@ -1,6 +1,7 @@
 """Authentication and authorisation of a request: ``Authorization: Bearer tnl_...``.
 
-401: no key, a malformed, unknown or revoked key. 403: the key belongs to another service.
+401: no key, a malformed, unknown or revoked key (revocation takes effect within
+``key_cache_seconds``, see :mod:`.keycache`). 403: the key belongs to another service.
 429: the key's token bucket is empty. Event-level scope (type, source) is checked per event
 by the pipeline, so a batch answers 403 for the events outside the scope only.
 """
@@ -13,7 +14,7 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import Request
 
-from .keys import Partner, find_partner
+from .keys import Partner
 from .problems import forbidden, rate_limited, unauthorized
 from .runtime import runtime_of
 
@@ -32,7 +33,7 @@ async def current_partner(
     runtime = runtime_of(request)
     if credentials is None:
         raise unauthorized("send the API key as 'Authorization: Bearer tnl_...'")
-    partner = await find_partner(runtime.keys_pool, credentials.credentials)
+    partner = await runtime.keys.partner(runtime.keys_pool, credentials.credentials)
     if partner is None:
         raise unauthorized("unknown or revoked API key")
     request.state.partner = partner.partner

@@ -176,17 +176,20 @@ async def revoke_key(pool: asyncpg.Pool, key_id: str) -> bool:
     return status.endswith(" 1")
 
 
-async def find_partner(pool: asyncpg.Pool, key: str) -> Partner | None:
-    """The partner behind an active key, or None for a malformed, unknown or revoked key."""
-    parts = split_key(key)
-    if parts is None:
-        return None
-    key_id, secret = parts
+@dataclass(frozen=True)
+class ActiveKey:
+    secret_sha256: str
+    partner: Partner
+
+
+async def find_active_key(pool: asyncpg.Pool, key_id: str) -> ActiveKey | None:
+    """The stored hash and scope of an active (not revoked) key, by its public id."""
     row = await pool.fetchrow(
         "SELECT secret_sha256, partner, service, event_types FROM api_keys"
         " WHERE key_id = $1 AND revoked_at IS NULL",
         key_id,
     )
-    if row is None or not secret_matches(secret, row["secret_sha256"]):
+    if row is None:
         return None
-    return Partner(key_id, row["partner"], row["service"], frozenset(row["event_types"]))
+    partner = Partner(key_id, row["partner"], row["service"], frozenset(row["event_types"]))
+    return ActiveKey(row["secret_sha256"], partner)

@@ -1,27 +1,41 @@
-"""Accepting one parsed event: authorise, deduplicate, apply, enqueue, all in one transaction.
+"""Accepting events: authorise, deduplicate, apply, enqueue, all in one transaction.
 
-The request handler never publishes: the event's Kafka record is written to the outbox in
-the same transaction as the state rows and the receipt; the relay publishes it after commit.
+The request handler never publishes: the events' Kafka records are written to the outbox in
+the same transaction as the state rows and the receipts; the relay publishes them after
+commit.
+
+A request (one event, or a whole batch) is one transaction. Each event of a batch is applied
+inside its own savepoint, so a refused event is undone alone and every event is answered as
+if it had been sent on its own, in batch order. Claims, receipts and outbox rows are written
+for the whole batch at once (see :mod:`.receipts`). When the transaction cannot finish
+(a deadlock with another batch locking the same aggregates in another order), it is rolled
+back and run again, up to :data:`ATTEMPTS` times; nothing is ever partly stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from asyncpg import exceptions as pg
 
 from teamnl_shared import outbox
 from teamnl_shared.contract.envelope import Event, Problem
 
+from . import receipts
 from .keys import Partner
 from .problems import ApiProblem, field_problem, forbidden
-from .receipts import find_receipt, lock_identity, make_receipt, save_receipt
+from .receipts import Claim, Identity, StoredReceipt
 from .service import Rejected, ServiceDefinition
 from .settings import IngestionSettings
 
+log = logging.getLogger(__name__)
 REPLAY_HEADER = "Idempotent-Replay"
+ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,19 @@ class Outcome:
     @property
     def accepted(self) -> bool:
         return self.status == 202
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An event that parsed and that the key may send, at its place in the request."""
+
+    index: int
+    event: Event
+    fingerprint: str
+
+    @property
+    def identity(self) -> Identity:
+        return (self.event.source, self.event.id)
 
 
 @dataclass(frozen=True)
@@ -66,44 +93,196 @@ class Pipeline:
         event: Event,
         trace_headers: Mapping[str, str],
     ) -> Outcome:
-        """Authorise and apply ``event`` in its own transaction on ``conn``."""
-        try:
-            self.authorise(partner, event)
-            async with conn.transaction():
-                return await self._apply(conn, partner, event, trace_headers)
-        except Rejected as rejected:
-            problem = ApiProblem(
-                rejected.status,
-                "rejected",
-                str(rejected),
-                [Problem(rejected.field, rejected.reason)],
-            )
-            return Outcome(problem.status, problem=problem)
-        except ApiProblem as problem:
-            return Outcome(problem.status, problem=problem)
+        """Authorise and apply one event in its own transaction on ``conn``."""
+        [outcome] = await self.accept_all(conn, partner, [event], trace_headers)
+        return outcome
 
-    async def _apply(
+    async def accept_all(
         self,
         conn: asyncpg.Connection,
         partner: Partner,
-        event: Event,
+        items: Sequence[Event | ApiProblem],
         trace_headers: Mapping[str, str],
-    ) -> Outcome:
-        await lock_identity(conn, event)
-        stored = await find_receipt(conn, event)
+    ) -> list[Outcome]:
+        """One outcome per item, in order, from one transaction on ``conn``; an item that
+        did not parse comes as its problem."""
+        outcomes: dict[int, Outcome] = {}
+        candidates: list[Candidate] = []
+        for index, item in enumerate(items):
+            admitted = self._admit(partner, index, item)
+            if isinstance(admitted, Outcome):
+                outcomes[index] = admitted
+            else:
+                candidates.append(admitted)
+        if candidates:
+            outcomes.update(await self._transact(conn, partner, candidates, trace_headers))
+        return [outcomes[index] for index in range(len(items))]
+
+    def _admit(self, partner: Partner, index: int, item: Event | ApiProblem) -> Outcome | Candidate:
+        if isinstance(item, ApiProblem):
+            return Outcome(item.status, problem=item)
+        try:
+            self.authorise(partner, item)
+        except ApiProblem as problem:
+            return Outcome(problem.status, problem=problem)
+        return Candidate(index, item, item.fingerprint())
+
+    async def _transact(
+        self,
+        conn: asyncpg.Connection,
+        partner: Partner,
+        candidates: list[Candidate],
+        trace_headers: Mapping[str, str],
+    ) -> dict[int, Outcome]:
+        attempt = 1
+        while True:
+            unit = _UnitOfWork(self, conn, partner.partner, candidates, trace_headers)
+            try:
+                return await unit.run()
+            except pg.TransactionRollbackError as error:
+                if attempt >= ATTEMPTS:
+                    raise
+                log.info("ingestion transaction rolled back (%r); attempt %d", error, attempt + 1)
+                attempt += 1
+
+
+class _Undone(Exception):
+    """The only event that could change anything was refused: roll the transaction back."""
+
+
+class _UnitOfWork:
+    """One transaction over the admitted events of a request."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        conn: asyncpg.Connection,
+        partner: str,
+        candidates: list[Candidate],
+        trace_headers: Mapping[str, str],
+    ) -> None:
+        self.pipeline = pipeline
+        self.conn = conn
+        self.partner = partner
+        self.candidates = candidates
+        self.trace_headers = trace_headers
+        self.outcomes: dict[int, Outcome] = {}
+        self.claimed: set[Identity] = set()
+        self.stored: dict[Identity, StoredReceipt] = {}
+        self.accepted: dict[Identity, Candidate] = {}  # in order of acceptance
+        self.repeats: list[Candidate] = []  # a later copy of an event accepted in this batch
+        self.savepoints = _Savepoints(conn, enabled=False)
+
+    async def run(self) -> dict[int, Outcome]:
+        try:
+            async with self.conn.transaction():
+                await self._claim()
+                for candidate in self.candidates:
+                    await self._decide(candidate)
+                await self._record()
+        except _Undone:
+            pass  # its outcome is set; nothing else was written
+        return self.outcomes
+
+    async def _claim(self) -> None:
+        firsts: dict[Identity, Candidate] = {}
+        for candidate in self.candidates:
+            firsts.setdefault(candidate.identity, candidate)
+        claims = [Claim(i, c.event.type, c.fingerprint) for i, c in firsts.items()]
+        self.claimed = await receipts.claim(self.conn, self.partner, claims)
+        others = [identity for identity in firsts if identity not in self.claimed]
+        if others:
+            self.stored = await receipts.find(self.conn, others)
+        appliable = sum(c.identity in self.claimed for c in self.candidates)
+        self.savepoints = _Savepoints(self.conn, enabled=appliable > 1)
+
+    async def _decide(self, candidate: Candidate) -> None:
+        stored = self.stored.get(candidate.identity)
         if stored is not None:
-            return _replay_or_conflict(stored.fingerprint, stored.receipt, event)
-        await self.service.handlers[event.type](conn, event)
-        topic = self.settings.topic(event.topic)
-        sequence = await outbox.enqueue(conn, event, trace_headers, topic=topic)
-        receipt = make_receipt(event, topic=topic, sequence=sequence)
-        await save_receipt(conn, event, partner.partner, receipt)
-        return Outcome(202, receipt=receipt)
+            outcome = _replay_or_conflict(stored.fingerprint, stored.receipt, candidate)
+            self.outcomes[candidate.index] = outcome
+        elif candidate.identity in self.accepted:
+            self.repeats.append(candidate)  # answered once the first copy has its receipt
+        else:
+            await self._apply(candidate)
+
+    async def _apply(self, candidate: Candidate) -> None:
+        event = candidate.event
+        await self.savepoints.enter()
+        try:
+            await self.pipeline.service.handlers[event.type](self.conn, event)
+        except Rejected as rejected:
+            await self._refuse(candidate, _rejection(rejected))
+        except ApiProblem as problem:
+            await self._refuse(candidate, problem)
+        else:
+            self.accepted[candidate.identity] = candidate
+
+    async def _refuse(self, candidate: Candidate, problem: ApiProblem) -> None:
+        self.outcomes[candidate.index] = Outcome(problem.status, problem=problem)
+        if not self.savepoints.enabled:
+            raise _Undone
+        await self.savepoints.rollback()
+
+    async def _record(self) -> None:
+        accepted = list(self.accepted.values())
+        if accepted:
+            stored = await receipts.record_accepted(
+                self.conn,
+                [self._outbox_record(c.event) for c in accepted],
+                [c.fingerprint for c in accepted],
+                datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            )
+            for c in accepted:
+                self.outcomes[c.index] = Outcome(202, receipt=stored[c.identity])
+            for c in self.repeats:
+                first = self.accepted[c.identity]
+                outcome = _replay_or_conflict(first.fingerprint, stored[c.identity], c)
+                self.outcomes[c.index] = outcome
+        refused = [identity for identity in self.claimed if identity not in self.accepted]
+        if refused:
+            await receipts.release(self.conn, refused)
+
+    def _outbox_record(self, event: Event) -> outbox.OutboxRecord:
+        topic = self.pipeline.settings.topic(event.topic)
+        return outbox.record_of(event, self.trace_headers, topic)
 
 
-def _replay_or_conflict(fingerprint: str, receipt: dict[str, Any], event: Event) -> Outcome:
-    if fingerprint == event.fingerprint():
+class _Savepoints:
+    """A savepoint around each applied event of a batch. Releasing the previous savepoint and
+    setting the next is one round trip; after a rollback to it, the savepoint stands and is
+    used again."""
+
+    def __init__(self, conn: asyncpg.Connection, *, enabled: bool) -> None:
+        self.conn = conn
+        self.enabled = enabled
+        self._set = False
+        self._dirty = False
+
+    async def enter(self) -> None:
+        if not self.enabled:
+            return
+        if not self._set:
+            await self.conn.execute("SAVEPOINT ingestion_event")
+        elif self._dirty:
+            await self.conn.execute("RELEASE SAVEPOINT ingestion_event; SAVEPOINT ingestion_event")
+        self._set = self._dirty = True
+
+    async def rollback(self) -> None:
+        await self.conn.execute("ROLLBACK TO SAVEPOINT ingestion_event")
+        self._dirty = False
+
+
+def _rejection(rejected: Rejected) -> ApiProblem:
+    return ApiProblem(
+        rejected.status, "rejected", str(rejected), [Problem(rejected.field, rejected.reason)]
+    )
+
+
+def _replay_or_conflict(fingerprint: str, receipt: dict[str, Any], again: Candidate) -> Outcome:
+    if fingerprint == again.fingerprint:
         return Outcome(200, receipt=receipt, headers={REPLAY_HEADER: "true"})
+    event = again.event
     problem = field_problem(
         409, "conflict", "id", f"({event.source}, {event.id}) was accepted with other content"
     )

@@ -20,6 +20,7 @@ from teamnl_shared.contract.envelope import InvalidEvent, Problem
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:teamnl:problem:"
 PROBLEM_SCHEMA_REF = "#/components/schemas/ProblemDetails"  # added by the app's openapi()
+UNAVAILABLE_RETRY_AFTER = 1  # seconds; a PostgreSQL restart takes about that long
 
 TITLES: dict[str, str] = {
     "malformed-request": "The request body is not valid JSON",
@@ -34,7 +35,7 @@ TITLES: dict[str, str] = {
     "not-found": "Not found",
     "method-not-allowed": "Method not allowed",
     "invalid-request": "The request parameters are not valid",
-    "unavailable": "The service is not ready",
+    "unavailable": "The service is temporarily unavailable",
 }
 
 
@@ -131,6 +132,12 @@ def rate_limited(retry_after: int) -> ApiProblem:
     )
 
 
+def unavailable(reason: str, retry_after: int = UNAVAILABLE_RETRY_AFTER) -> ApiProblem:
+    """503: the database is unreachable (restarting, connections lost, pool exhausted).
+    Nothing of the request was stored; the client retries it unchanged after ``Retry-After``."""
+    return ApiProblem(503, "unavailable", reason, headers={"Retry-After": str(retry_after)})
+
+
 def not_found(what: str) -> ApiProblem:
     return ApiProblem(404, "not-found", f"{what} not found")
 
@@ -167,8 +174,8 @@ _DESCRIPTIONS = {
     415: "The content type is not a CloudEvents content mode this endpoint takes",
     422: "The event (or a query parameter) is invalid; `errors` names each field and why",
     429: "The key's rate limit is exhausted",
-    503: "Not ready",
+    503: "The database is unavailable for a moment; nothing was stored, retry the same"
+    " request after `Retry-After` seconds",
 }
-_HEADERS = {
-    429: {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
-}
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+_HEADERS = {429: _RETRY_AFTER, 503: _RETRY_AFTER}

@@ -173,7 +173,7 @@ def read_router(resources: tuple[Resource, ...]) -> APIRouter:
             response_model=_page_model(resource),
             summary=f"List {resource.name}",
             description=resource.description,
-            responses=openapi_responses(401, 403, 422, 429),
+            responses=openapi_responses(401, 403, 422, 429, 503),
             name=f"list_{resource.name}",
         )
         router.add_api_route(
@@ -182,7 +182,7 @@ def read_router(resources: tuple[Resource, ...]) -> APIRouter:
             methods=["GET"],
             response_model=resource.model,
             summary=f"One of {resource.name}",
-            responses=openapi_responses(401, 403, 404, 422, 429),
+            responses=openapi_responses(401, 403, 404, 422, 429, 503),
             name=f"get_{resource.name}",
         )
     return router

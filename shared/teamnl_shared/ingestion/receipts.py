@@ -1,21 +1,35 @@
 """Receipts: what an accepted event answers, stored for idempotent replays.
 
-Receipt (JSON): ``{"id", "source", "type", "subject", "topic", "sequence", "accepted_at",
-"status": "accepted"}``. The first acceptance answers 202; a replay of the same
+Receipt (JSON): ``{"status": "accepted", "id", "source", "type", "subject", "topic",
+"sequence", "accepted_at"}``. The first acceptance answers 202; a replay of the same
 ``(source, id)`` with the same content answers 200 with the identical stored receipt (and
 the header ``Idempotent-Replay: true``); with other content it answers 409.
+
+How a transaction uses them (every statement takes a whole batch, so a batch of 100 costs
+the round trips of one event):
+
+1. :func:`claim` inserts a placeholder receipt per ``(source, id)``. The primary key makes
+   a concurrent request for the same identity wait until this transaction ends, then skip
+   it (it committed: a replay) or take it (it rolled back). Claims are taken in identity
+   order, so two batches never deadlock on each other's claims.
+2. :func:`find` reads the receipts of the identities that were not ours to claim.
+3. The handlers apply the claimed events; :func:`record_accepted` then writes their outbox
+   rows and fills their receipts (with the outbox sequence) in one statement, and
+   :func:`release` drops the claims of the events that were refused.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
-from teamnl_shared.contract.envelope import Event
+from teamnl_shared.outbox import INSERT_MANY, OutboxRecord, insert_many_args
+
+Identity = tuple[str, str]  # (source, id)
 
 
 @dataclass(frozen=True)
@@ -24,50 +38,82 @@ class StoredReceipt:
     receipt: dict[str, Any]
 
 
-def make_receipt(event: Event, *, topic: str, sequence: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Claim:
+    identity: Identity
+    event_type: str
+    fingerprint: str
+
+
+_CLAIM = (
+    "INSERT INTO ingestion_receipts"
+    " (event_source, event_id, event_type, fingerprint, partner, receipt)"
+    " SELECT c.source, c.id, c.type, c.fingerprint, $5, '{}'"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
+    " AS c(source, id, type, fingerprint)"
+    " ORDER BY c.source, c.id"
+    " ON CONFLICT DO NOTHING RETURNING event_source, event_id"
+)
+_FIND = (
+    "SELECT r.event_source, r.event_id, r.fingerprint, r.receipt FROM ingestion_receipts r"
+    " JOIN unnest($1::text[], $2::text[]) AS f(source, id)"
+    " ON r.event_source = f.source AND r.event_id = f.id"
+)
+# The outbox rows ($1..$7, see outbox.INSERT_MANY) and the receipts naming their sequence.
+_RECORD = (
+    f"WITH queued AS ({INSERT_MANY})"  # noqa: S608 - constants only, values are $n
+    " UPDATE ingestion_receipts AS r SET event_type = q.event_type, fingerprint = f.fingerprint,"
+    " receipt = json_build_object('status', 'accepted', 'id', q.event_id,"
+    " 'source', q.event_source, 'type', q.event_type, 'subject', q.key, 'topic', q.topic,"
+    " 'sequence', q.seq, 'accepted_at', $9::text)"
+    " FROM queued AS q"
+    " JOIN unnest($2::text[], $1::text[], $8::text[]) AS f(source, id, fingerprint)"
+    " ON f.source = q.event_source AND f.id = q.event_id"
+    " WHERE r.event_source = q.event_source AND r.event_id = q.event_id"
+    " RETURNING r.event_source, r.event_id, r.receipt::text"
+)
+_RELEASE = (
+    "DELETE FROM ingestion_receipts AS r USING unnest($1::text[], $2::text[]) AS d(source, id)"
+    " WHERE r.event_source = d.source AND r.event_id = d.id"
+)
+
+
+async def claim(conn: asyncpg.Connection, partner: str, claims: Sequence[Claim]) -> set[Identity]:
+    """Claim each identity for this transaction; returns those claimed (the others exist)."""
+    rows = await conn.fetch(
+        _CLAIM,
+        [c.identity[0] for c in claims],
+        [c.identity[1] for c in claims],
+        [c.event_type for c in claims],
+        [c.fingerprint for c in claims],
+        partner,
+    )
+    return {(row["event_source"], row["event_id"]) for row in rows}
+
+
+async def find(
+    conn: asyncpg.Connection, identities: Sequence[Identity]
+) -> dict[Identity, StoredReceipt]:
+    rows = await conn.fetch(_FIND, [s for s, _ in identities], [i for _, i in identities])
     return {
-        "status": "accepted",
-        "id": event.id,
-        "source": event.source,
-        "type": event.type,
-        "subject": event.subject,
-        "topic": topic,
-        "sequence": sequence,
-        "accepted_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        (row["event_source"], row["event_id"]): StoredReceipt(
+            row["fingerprint"], json.loads(row["receipt"])
+        )
+        for row in rows
     }
 
 
-async def lock_identity(conn: asyncpg.Connection, event: Event) -> None:
-    """Serialise concurrent requests for the same (source, id) until the transaction ends."""
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 7310003))",
-        json.dumps([event.source, event.id]),
-    )
+async def record_accepted(
+    conn: asyncpg.Connection,
+    records: Sequence[OutboxRecord],
+    fingerprints: Sequence[str],
+    accepted_at: str,
+) -> dict[Identity, dict[str, Any]]:
+    """Queue the accepted events' Kafka records (in this order) and fill their receipts."""
+    rows = await conn.fetch(_RECORD, *insert_many_args(records), list(fingerprints), accepted_at)
+    return {(row["event_source"], row["event_id"]): json.loads(row["receipt"]) for row in rows}
 
 
-async def find_receipt(conn: asyncpg.Connection, event: Event) -> StoredReceipt | None:
-    row = await conn.fetchrow(
-        "SELECT fingerprint, receipt FROM ingestion_receipts"
-        " WHERE event_source = $1 AND event_id = $2",
-        event.source,
-        event.id,
-    )
-    if row is None:
-        return None
-    return StoredReceipt(row["fingerprint"], json.loads(row["receipt"]))
-
-
-async def save_receipt(
-    conn: asyncpg.Connection, event: Event, partner: str, receipt: dict[str, Any]
-) -> None:
-    await conn.execute(
-        "INSERT INTO ingestion_receipts"
-        " (event_source, event_id, event_type, fingerprint, partner, receipt)"
-        " VALUES ($1, $2, $3, $4, $5, $6::json)",
-        event.source,
-        event.id,
-        event.type,
-        event.fingerprint(),
-        partner,
-        json.dumps(receipt),
-    )
+async def release(conn: asyncpg.Connection, identities: Sequence[Identity]) -> None:
+    """Drop the claims of refused events (a later request with the same id is new)."""
+    await conn.execute(_RELEASE, [s for s, _ in identities], [i for _, i in identities])

@@ -1,5 +1,6 @@
-"""``POST /v1/events`` and ``POST /v1/events:batch``: decode, hand each event to the pipeline,
-encode. Nothing here talks to Kafka; the pipeline writes to the outbox."""
+"""``POST /v1/events`` and ``POST /v1/events:batch``: decode, hand the events to the pipeline
+(one transaction per request), encode. Nothing here talks to Kafka; the pipeline writes to
+the outbox. 503 with ``Retry-After``: the database is unavailable, nothing was stored."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def events_router(service: ServiceDefinition, settings: IngestionSettings) -> AP
         summary=f"Send one {service.name} event (CloudEvents structured or binary mode)",
         responses={
             200: {"model": Receipt, "description": "A replay: the original receipt"},
-            **openapi_responses(400, 401, 403, 409, 413, 415, 422, 429),
+            **openapi_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
         },
         openapi_extra=single_event_openapi(service),
     )
@@ -48,7 +49,7 @@ def events_router(service: ServiceDefinition, settings: IngestionSettings) -> AP
         except ApiProblem as problem:
             runtime.count(partner.partner, UNKNOWN_TYPE, status=problem.status, reason=problem.kind)
             raise
-        async with runtime.pool.acquire() as conn:
+        async with runtime.connection() as conn:
             outcome = await runtime.pipeline.accept(conn, partner, event, inject_traceparent())
         _count(runtime, partner, event.type, outcome)
         if outcome.problem is not None:
@@ -62,7 +63,7 @@ def events_router(service: ServiceDefinition, settings: IngestionSettings) -> AP
         status_code=200,
         response_model=BatchResult,
         summary="Send up to 1,000 events (CloudEvents batch mode); answered per event",
-        responses=openapi_responses(400, 401, 403, 413, 415, 422, 429),
+        responses=openapi_responses(400, 401, 403, 413, 415, 422, 429, 503),
         openapi_extra=batch_openapi(service, settings.max_batch_events),
     )
     async def post_batch(request: Request, partner: PartnerDep) -> BatchResult:
@@ -78,24 +79,19 @@ def events_router(service: ServiceDefinition, settings: IngestionSettings) -> AP
 
 
 async def _accept_all(runtime: Runtime, partner: Partner, documents: list[Any]) -> list[BatchItem]:
-    trace = inject_traceparent()
-    items: list[BatchItem] = []
-    async with runtime.pool.acquire() as conn:
-        for index, document in enumerate(documents):
-            event, outcome = await _accept_document(runtime, conn, partner, document, trace)
-            _count(runtime, partner, event.type if event else UNKNOWN_TYPE, outcome)
-            items.append(_item(index, outcome))
-    return items
+    parsed = [_parse(document) for document in documents]
+    async with runtime.connection() as conn:
+        outcomes = await runtime.pipeline.accept_all(conn, partner, parsed, inject_traceparent())
+    for item, outcome in zip(parsed, outcomes, strict=True):
+        _count(runtime, partner, item.type if isinstance(item, Event) else UNKNOWN_TYPE, outcome)
+    return [_item(index, outcome) for index, outcome in enumerate(outcomes)]
 
 
-async def _accept_document(
-    runtime: Runtime, conn: Any, partner: Partner, document: Any, trace: dict[str, str]
-) -> tuple[Event | None, Outcome]:
+def _parse(document: Any) -> Event | ApiProblem:
     try:
-        event = parse_document(document)
+        return parse_document(document)
     except ApiProblem as problem:
-        return None, Outcome(problem.status, problem=problem)
-    return event, await runtime.pipeline.accept(conn, partner, event, trace)
+        return problem
 
 
 def _item(index: int, outcome: Outcome) -> BatchItem:
