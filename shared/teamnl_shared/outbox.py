@@ -26,6 +26,7 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -56,11 +57,19 @@ class OutboxRecord:
     value: bytes
 
 
+ACCEPTED_AT_HEADER = "teamnl_accepted_at"
+
+
 def record_of(event: Event, extra_headers: Mapping[str, str], topic: str) -> OutboxRecord:
     """The outbox row of ``event``: binary-mode ``ce_*`` headers plus ``extra_headers``
-    (the trace context), the data as canonical JSON."""
+    (the trace context), the data as canonical JSON.
+
+    ``teamnl_accepted_at`` records when teamnl accepted the event: consumers measure the
+    end-to-end latency from it, not from the partner-supplied ``time`` (which may be old).
+    """
     headers = [[name, value.decode()] for name, value in event.to_kafka_headers()]
-    headers += [[name, value] for name, value in extra_headers.items()]
+    extra = {ACCEPTED_AT_HEADER: datetime.now(UTC).isoformat(), **extra_headers}
+    headers += [[name, value] for name, value in extra.items()]
     return OutboxRecord(event.id, event.source, event.type, topic, event.key,
                         json.dumps(headers), event.data_json())
 

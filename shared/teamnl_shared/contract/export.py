@@ -53,6 +53,11 @@ _KAFKA_HEADERS: dict[str, Any] = {
         "ce_time": {"type": "string", "format": "date-time"},
         "content-type": {"const": "application/json"},
         "traceparent": {"type": "string", "description": "W3C trace context"},
+        "teamnl_accepted_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "when teamnl accepted the event (end-to-end latency starts here)",
+        },
     },
 }
 
