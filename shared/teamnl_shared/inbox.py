@@ -10,6 +10,13 @@ A record that cannot be parsed or validated, or that the handler refuses with
 partition goes on with the next record. Infrastructure failures (database down) are
 retried from the first unapplied record after a back-off.
 
+A batch is applied together first: one statement records the whole batch in ``inbox``,
+then the handler runs per new event, all under one savepoint. Only when the handler
+refuses an event is that savepoint rolled back and the batch applied again one record at a
+time, each under a savepoint of its own, so a poison event undoes only itself. Either way
+``before_commit`` then sees the applied events once, in the same transaction (e.g. to
+evaluate rules once per batch instead of once per event).
+
 Public API besides :meth:`InboxConsumer.run` / :meth:`~InboxConsumer.stop`:
 :meth:`InboxConsumer.apply` applies records with the inbox's semantics without Kafka (a
 replay that reads the topics itself), and ``on_deadletter`` is told about each dead
@@ -31,7 +38,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from opentelemetry import trace
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import Span, Tracer
 
 from .contract.envelope import Event, InvalidEvent, parse_kafka
 from .contract.topics import deadletter_topic
@@ -46,7 +53,9 @@ class PoisonEvent(Exception):
 
 
 Handler = Callable[[asyncpg.Connection, Event, ConsumerRecord], Awaitable[None]]
-BatchHook = Callable[[list[tuple[Event, ConsumerRecord]]], Awaitable[None]]
+Applied = list[tuple[Event, ConsumerRecord]]
+BatchHook = Callable[[Applied], Awaitable[None]]
+BeforeCommit = Callable[[asyncpg.Connection, Applied], Awaitable[None]]
 DeadLetterHook = Callable[[ConsumerRecord, str], Awaitable[None] | None]
 
 
@@ -55,7 +64,7 @@ class Outcome:
     """What :meth:`InboxConsumer.apply` did with a batch: the events applied (in order),
     the records to dead-letter with their reasons, and the duplicates skipped."""
 
-    applied: list[tuple[Event, ConsumerRecord]] = field(default_factory=list)
+    applied: Applied = field(default_factory=list)
     dead: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
     duplicates: int = 0
 
@@ -72,6 +81,7 @@ class InboxConsumer:
     consumer_options: dict[str, Any] = field(default_factory=dict)
     tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.inbox"))
     on_deadletter: DeadLetterHook | None = None
+    before_commit: BeforeCommit | None = None
     applied_total: int = 0
     duplicate_total: int = 0
     deadletter_total: int = 0
@@ -145,17 +155,44 @@ class InboxConsumer:
 
     async def apply(self, records: list[ConsumerRecord]) -> Outcome:
         """Apply `records` (one partition's, in order) in one transaction: each valid, new
-        event through the handler; nothing is sent or committed to Kafka."""
-        outcome = Outcome()
+        event through the handler, then ``before_commit`` once; nothing is sent or
+        committed to Kafka."""
+        parsed = [_parse(record) for record in records]
         async with self.pool.acquire() as conn, conn.transaction():
-            for record in records:
-                with consume_span(self.tracer, record, self.group) as span:
-                    try:
-                        event = parse_kafka(record.headers, record.value)
-                    except InvalidEvent as error:
-                        span.set_attribute("error.type", "invalid_event")
-                        outcome.dead.append((record, str(error)))
-                        continue
+            try:
+                async with conn.transaction():  # a savepoint: a poison event undoes the batch
+                    outcome = await self._apply_together(conn, records, parsed)
+            except PoisonEvent:
+                outcome = await self._apply_one_by_one(conn, records, parsed)
+            if self.before_commit is not None and outcome.applied:
+                await self.before_commit(conn, outcome.applied)
+        return outcome
+
+    async def _apply_together(self, conn: asyncpg.Connection, records: list[ConsumerRecord],
+                              parsed: list[Event | InvalidEvent]) -> Outcome:
+        """The fast path: the inbox rows in one statement; a poison event aborts it all."""
+        outcome = Outcome()
+        fresh = await _record_fresh(conn, records, parsed)
+        for record, event in zip(records, parsed, strict=True):
+            with consume_span(self.tracer, record, self.group) as span:
+                if isinstance(event, InvalidEvent):
+                    _invalid(span, record, event, outcome)
+                elif (event.source, event.id) not in fresh:
+                    outcome.duplicates += 1
+                else:
+                    fresh.discard((event.source, event.id))  # a repeat later on is a duplicate
+                    await self.handler(conn, event, record)
+                    outcome.applied.append((event, record))
+        return outcome
+
+    async def _apply_one_by_one(self, conn: asyncpg.Connection, records: list[ConsumerRecord],
+                                parsed: list[Event | InvalidEvent]) -> Outcome:
+        outcome = Outcome()
+        for record, event in zip(records, parsed, strict=True):
+            with consume_span(self.tracer, record, self.group) as span:
+                if isinstance(event, InvalidEvent):
+                    _invalid(span, record, event, outcome)
+                else:
                     await self._apply_one(conn, event, record, outcome)
         return outcome
 
@@ -194,3 +231,33 @@ class InboxConsumer:
             told = self.on_deadletter(record, reason)
             if inspect.isawaitable(told):
                 await told
+
+
+def _parse(record: ConsumerRecord) -> Event | InvalidEvent:
+    try:
+        return parse_kafka(record.headers, record.value)
+    except InvalidEvent as error:
+        return error
+
+
+def _invalid(span: Span, record: ConsumerRecord, error: InvalidEvent, outcome: Outcome) -> None:
+    span.set_attribute("error.type", "invalid_event")
+    outcome.dead.append((record, str(error)))
+
+
+async def _record_fresh(conn: asyncpg.Connection, records: list[ConsumerRecord],
+                        parsed: list[Event | InvalidEvent]) -> set[tuple[str, str]]:
+    """Insert the batch's inbox rows in one statement; the (source, id) that were new."""
+    rows = [(event, record) for record, event in zip(records, parsed, strict=True)
+            if isinstance(event, Event)]
+    if not rows:
+        return set()
+    inserted = await conn.fetch(
+        "INSERT INTO inbox (event_source, event_id, event_type, topic, kafka_partition,"
+        " kafka_offset) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+        " $5::int[], $6::bigint[]) ON CONFLICT DO NOTHING RETURNING event_source, event_id",
+        [e.source for e, _ in rows], [e.id for e, _ in rows], [e.type for e, _ in rows],
+        [r.topic for _, r in rows], [r.partition for _, r in rows],
+        [r.offset for _, r in rows],
+    )
+    return {(row["event_source"], row["event_id"]) for row in inserted}

@@ -6,11 +6,14 @@ dashboard (uvicorn, consumer group, PostgreSQL) projects them; the test reads th
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
+
 from dashboard_harness import FakeClock, dashboard_settings, make_event, running_dashboard
 from support import eventually
+from teamnl_dashboard import queries
 
 pytestmark = pytest.mark.integration
 
@@ -178,8 +181,19 @@ async def test_every_view_reflects_the_applied_events(
             i["family"]: i for i in (await dash.get("/api/v1/overview", year=2019))["initiatives"]
         }
         assert overview["nlib"]["budget"]["spent_pct"] == 25.0
+        per_family = Counter(event.spec.family for event in events)
+        assert {f: i["events"] for f, i in overview.items()} == {f: per_family[f] for f in overview}
         activity = await dash.get("/api/v1/activity", family="tinl")
         assert activity == [{"period": "2019-05", "family": "tinl", "count": 4}]
+
+        # the overview page's figures come from running totals: they agree with the reports
+        rates = await queries.nlib_rates(dash.pool)
+        assert rates == {"followup_rate": 0.5, "lead_conversion": 0.25}
+        summary = await queries.tinl_summary(dash.pool)
+        assert summary == {"activities": 4, "partner_pairs": len(tinl["partner_pairs"])}
+        projects = await queries.werkplaats_summary(dash.pool)
+        assert projects["portfolio"] == wp["portfolio"][-1]
+        assert (projects["sdgs_covered"], projects["graduations"]) == (4, 1)
 
 
 async def test_tables_export_as_csv_and_everything_needs_a_member(

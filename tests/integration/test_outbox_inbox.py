@@ -19,10 +19,11 @@ from datetime import date
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
 from support import eventually
 from teamnl_shared.contract.envelope import Event, parse_structured
 from teamnl_shared.db import create_pool, migrate
-from teamnl_shared.inbox import InboxConsumer
+from teamnl_shared.inbox import InboxConsumer, PoisonEvent
 from teamnl_shared.infra import Infrastructure
 from teamnl_shared.outbox import backlog, enqueue
 
@@ -149,6 +150,7 @@ async def test_relay_restarted_after_a_crash_between_send_and_mark_sends_nothing
 ) -> None:
     """The crash window: records reached Kafka, the rows were never marked published."""
     from aiokafka import AIOKafkaProducer
+
     from teamnl_shared.outbox import OutboxRelay
 
     (topic,) = await make_topics("crash", partitions=2)
@@ -233,3 +235,42 @@ async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord]:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+def as_record(event: Event, offset: int, topic: str = "t") -> ConsumerRecord:
+    value = event.data_json()
+    return ConsumerRecord(topic, 0, offset, 0, 0, b"k", value, None, 1, len(value),
+                          event.to_kafka_headers())
+
+
+async def test_a_poison_event_undoes_only_itself_and_each_event_applies_once_per_batch(
+    migrated_pool: asyncpg.Pool,
+) -> None:
+    """A batch is applied together; a poison event in it makes the inbox apply the batch
+    again one record at a time, so the poison record is dead-lettered and the others are
+    applied once (a repeat within the batch is a duplicate); `before_commit` sees the applied
+    events once, in the batch's transaction."""
+    await migrated_pool.execute("CREATE TABLE effects (mission_id text, n int)")
+    seen: list[list[str]] = []
+
+    async def refuse_n2(conn: asyncpg.Connection, event: Event, record: ConsumerRecord) -> None:
+        await record_effect(conn, event, record)
+        if event.id == "1-2":
+            raise PoisonEvent("n 2 is refused")
+
+    async def before_commit(conn: asyncpg.Connection, applied: list) -> None:
+        seen.append([event.id for event, _ in applied])
+        assert conn.is_in_transaction()
+
+    inbox = InboxConsumer(migrated_pool, "", "g", [], refuse_n2, before_commit=before_commit)
+    events = [mission_event(1, n) for n in (0, 1, 2, 1, 3)]
+    outcome = await inbox.apply([as_record(e, i) for i, e in enumerate(events)])
+
+    assert [e.id for e, _ in outcome.applied] == ["1-0", "1-1", "1-3"]
+    refused = [(r.offset, reason) for r, reason in outcome.dead]
+    assert refused == [(2, f"{MISSION_HELD}: n 2 is refused")]
+    assert outcome.duplicates == 1 and seen == [["1-0", "1-1", "1-3"]]
+    rows = await migrated_pool.fetch("SELECT n FROM effects ORDER BY n")
+    assert [r["n"] for r in rows] == [0, 1, 3]
+    again = await inbox.apply([as_record(e, i) for i, e in enumerate(events)])
+    assert again.applied == [] and again.duplicates == 4 and len(again.dead) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from dashboard_harness import make_event
 from teamnl_dashboard.rules import Facts, Severity, all_rules, describe
 from teamnl_dashboard.rules.catalogue import (
     BudgetOffPace,
@@ -26,6 +27,7 @@ from teamnl_dashboard.rules.model import (
     DeadLetterFact,
     MissionFact,
     ProjectFact,
+    Scope,
     ServiceFact,
 )
 from teamnl_dashboard.rules.score import coherence_score
@@ -80,7 +82,7 @@ def test_pairs_are_joint_in_the_same_city_on_overlapping_dates() -> None:
 
 def test_market_duplication_raises_the_pairs_that_did_not_act_together() -> None:
     facts = Facts(
-        activities=(
+        paired_activities=(
             act("m1", "nlib", "CN", date(2019, 5, 1)),
             act("t2", "tinl", "CN", date(2019, 5, 20), city="Beijing"),
         )
@@ -103,18 +105,32 @@ def test_isolated_project_until_nlib_or_tinl_is_active_in_its_country() -> None:
     [hit] = rule.check(Facts(projects=(project,)), NOW)
     assert hit.key == "p1" and hit.severity is Severity.INFO
     recent = act("m1", "nlib", "KE", date(2019, 3, 1))
-    assert rule.check(Facts(projects=(project,), activities=(recent,)), NOW) == []
+    assert rule.check(Facts(projects=(project,), latest_activities=(recent,)), NOW) == []
     old = act("m0", "nlib", "KE", date(2017, 3, 1))
-    assert len(rule.check(Facts(projects=(project,), activities=(old,)), NOW)) == 1
+    assert len(rule.check(Facts(projects=(project,), latest_activities=(old,)), NOW)) == 1
     graduated = ProjectFact("p1", "KE", "graduated", "ev-p1")
     assert rule.check(Facts(projects=(graduated,)), NOW) == []
+
+
+def test_isolated_project_as_events_arrive_judges_only_what_the_batch_touched() -> None:
+    rule = IsolatedProject(isolation_days=365)
+    batch = [
+        make_event("nl.teamnl.werkplaats.project.onboarded.v1", project_id="p1", country="KE"),
+        make_event("nl.teamnl.werkplaats.project.stopped.v1", project_id="p2"),
+        make_event("nl.teamnl.tinl.activity.held.v1", market="smart-cities", country="US"),
+        make_event("nl.teamnl.nlib.mission.held.v1", country="VN"),
+        make_event("nl.teamnl.nlib.budget.spent.v1"),
+    ]
+    assert rule.scope(batch) == Scope(frozenset({"p1", "p2"}), frozenset({"US", "VN"}))
+    projects = (ProjectFact("p1", "KE", "active", "ev-p1"), ProjectFact("p3", "US", "active", "e"))
+    assert rule.judged(Facts(projects=projects)) == {"p1", "p3"}
 
 
 def test_focus_market_gap_once_tinl_reports_anything() -> None:
     rule = FocusMarketGap(focus_market_gap_days=180)
     assert rule.check(Facts(), NOW) == []
     facts = Facts(
-        activities=(
+        latest_activities=(
             act("t1", "tinl", "CN", date(2019, 6, 1)),
             act("t2", "tinl", "DE", date(2018, 6, 1)),
         )
@@ -128,7 +144,7 @@ def test_city_gap_for_cities_in_the_programme_only() -> None:
     [hit] = rule.check(Facts(city_programmes=(programme,)), NOW)
     assert hit.key == "ho-chi-minh-city"
     visit = act("m1", "nlib", "VN", date(2019, 4, 8), city="Ho Chi Minh")
-    assert rule.check(Facts(city_programmes=(programme,), activities=(visit,)), NOW) == []
+    assert rule.check(Facts(city_programmes=(programme,), latest_activities=(visit,)), NOW) == []
 
 
 def test_lead_time_over_five_months_closed_or_still_open() -> None:

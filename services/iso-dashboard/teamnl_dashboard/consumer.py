@@ -1,10 +1,11 @@
 """The dashboard's consumer of every initiative topic, through the shared inbox.
 
 One consumer group (``settings.group``) over the four family topics: Kafka spreads the
-partitions over however many dashboard instances run. Per record, in one transaction:
-the inbox row, the projection and the event-driven rules; the offset is committed after
-that transaction. Invalid records go to the group's dead-letter topic (by the inbox) and
-are also recorded here, so the ``invalid-events`` rule can raise a finding.
+partitions over however many dashboard instances run. Per partition batch, in one
+transaction: each record's inbox row and projection, then each rule the batch's events
+trigger, evaluated once; the offsets are committed after that transaction. Invalid
+records go to the group's dead-letter topic (by the inbox) and are also recorded here, so
+the ``invalid-events`` rule can raise a finding.
 
 ``python -m teamnl_dashboard.consumer`` runs only a consumer (no HTTP), e.g. as an extra
 worker, or for the crash test that kills one with SIGKILL.
@@ -24,6 +25,7 @@ import asyncpg
 from aiokafka import ConsumerRecord
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
+
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.topics import ALL_EVENT_TOPICS
 from teamnl_shared.inbox import InboxConsumer
@@ -75,7 +77,13 @@ class DashboardHandlers:
                      ) -> None:
         with self.tracer.start_as_current_span(f"project {event.type}"):
             await projections.apply(conn, event)
-        await self.engine.on_event(conn, event)
+
+    async def before_commit(self, conn: asyncpg.Connection,
+                            applied: list[tuple[Event, ConsumerRecord]]) -> None:
+        """The batch's totals, then its rules, once each, before its commit."""
+        await projections.fold_totals(conn)
+        with self.tracer.start_as_current_span("evaluate rules"):
+            await self.engine.on_events(conn, (event for event, _ in applied))
 
     async def after_commit(self, applied: list[tuple[Event, ConsumerRecord]]) -> None:
         committed_at = datetime.now(UTC)
@@ -111,7 +119,8 @@ def build_consumer(settings: DashboardSettings, pool: asyncpg.Pool, engine: Rule
     return InboxConsumer(
         pool=pool, bootstrap=settings.kafka_bootstrap_servers, group=settings.group,
         topics=event_topics(settings), handler=handlers.handle,
-        after_commit=handlers.after_commit, on_deadletter=handlers.dead_lettered,
+        before_commit=handlers.before_commit, after_commit=handlers.after_commit,
+        on_deadletter=handlers.dead_lettered,
         consumer_options={"session_timeout_ms": settings.consumer_session_timeout_ms,
                           "heartbeat_interval_ms": settings.consumer_session_timeout_ms // 5},
         tracer=tracer,

@@ -48,18 +48,16 @@ async def overview(db: DB, *, year: int | None = None,
     budget: {allocation_cents, spent_cents, spent_pct}}], "findings_open": {severity: n},
     "score": latest score snapshot or None}."""
     year = year or datetime.now(UTC).year
-    events = {r["family"]: r for r in await db.fetch(
-        "SELECT family, count(*) AS events, max(time) AS last_event_at FROM events"
-        " GROUP BY family")}
-    acts = {r["family"]: r["n"] for r in await db.fetch(
-        "SELECT family, count(*) AS n FROM activities GROUP BY family")}
+    totals = {r["family"]: r for r in await db.fetch(
+        "SELECT family, sum(events)::bigint AS events, max(last_event_at) AS last_event_at,"
+        " sum(activities)::bigint AS activities FROM family_totals GROUP BY family")}
     spent = {b["family"]: b for b in await budget(db, year=year,
                                                   allocations_cents=allocations_cents)}
     initiatives = [
         {"family": f, "name": INITIATIVE_NAMES[f],
-         "events": events[f]["events"] if f in events else 0,
-         "last_event_at": events[f]["last_event_at"] if f in events else None,
-         "activities": acts.get(f, 0),
+         "events": totals[f]["events"] if f in totals else 0,
+         "last_event_at": totals[f]["last_event_at"] if f in totals else None,
+         "activities": totals[f]["activities"] if f in totals else 0,
          "budget": {k: spent[f][k] for k in ("allocation_cents", "spent_cents", "spent_pct")}}
         for f in FAMILIES
     ]
@@ -84,6 +82,12 @@ async def activity_series(db: DB, *, granularity: str = "month", family: str | N
     formats = {"day": "YYYY-MM-DD", "month": "YYYY-MM", "year": "YYYY"}
     if granularity not in formats:
         raise ValueError(f"granularity must be one of {sorted(formats)}")
+    if granularity != "day" and since is None:  # the monthly running totals suffice
+        return _rows(await db.fetch(
+            "SELECT to_char(month, $1) AS period, family, sum(n)::bigint AS count"
+            " FROM activity_months WHERE ($2::text IS NULL OR family = $2)"
+            " AND ($3::text IS NULL OR market = $3) GROUP BY 1, 2 HAVING sum(n) > 0"
+            " ORDER BY 1, 2", formats[granularity], family, market))
     return _rows(await db.fetch(
         "SELECT to_char(on_date, $1) AS period, family, count(*) AS count FROM activities"
         " WHERE ($2::text IS NULL OR family = $2) AND ($3::text IS NULL OR market = $3)"
@@ -98,8 +102,9 @@ async def budget(db: DB, *, year: int | None = None,
     """[{"family", "name", "year", "allocation_cents", "spent_cents", "spent_pct",
     "remaining_cents"}] for every initiative and every year with spending (or `year`)."""
     rows = await db.fetch(
-        "SELECT family, year, sum(amount_cents)::bigint AS spent FROM budget_spent"
-        " WHERE ($1::int IS NULL OR year = $1) GROUP BY family, year", year)
+        "SELECT family, year, sum(spent_cents)::bigint AS spent FROM budget_totals"
+        " WHERE ($1::int IS NULL OR year = $1) GROUP BY family, year HAVING sum(spends) > 0",
+        year)
     spent = {(r["family"], r["year"]): r["spent"] for r in rows}
     years = sorted({y for _, y in spent} | ({year} if year else set()))
     return [
@@ -230,6 +235,28 @@ async def nlib(db: DB) -> dict[str, Any]:
     }
 
 
+async def nlib_rates(db: DB) -> dict[str, Any]:
+    """{"followup_rate", "lead_conversion"} of :func:`nlib`, without its mission list."""
+    held = await db.fetchrow(
+        "SELECT count(*) AS held, count(*) FILTER (WHERE EXISTS (SELECT 1 FROM nlib_followups f"
+        "  WHERE f.mission_id = m.mission_id)) AS followed_up,"
+        " coalesce(sum(leads), 0) AS leads"  # only held missions report leads
+        " FROM nlib_missions m WHERE status = 'held'")
+    converted = await db.fetchval("SELECT count(*) FROM nlib_leads_converted")
+    return {"followup_rate": _ratio(held["followed_up"], held["held"]),
+            "lead_conversion": _ratio(converted, held["leads"])}
+
+
+async def tinl_summary(db: DB) -> dict[str, Any]:
+    """{"activities", "partner_pairs"}: the counts of :func:`tinl`'s lists."""
+    return dict(await db.fetchrow(
+        "WITH s AS (SELECT partners, sum(activities) AS a FROM tinl_partner_sets"
+        "  GROUP BY partners HAVING sum(activities) + sum(knowledge) > 0)"
+        " SELECT (SELECT coalesce(sum(a), 0) FROM s)::bigint AS activities,"
+        " (SELECT count(DISTINCT (p1, p2)) FROM s, unnest(partners) p1, unnest(partners) p2"
+        "  WHERE p1 < p2) AS partner_pairs"))
+
+
 async def tinl(db: DB) -> dict[str, Any]:
     """{"activities", "knowledge_shared", "focus_markets": [{"market", "activities",
     "last_activity_on"}], "markets": [{"market", "focus", "activities"}], "partners":
@@ -330,6 +357,33 @@ async def werkplaats(db: DB, *, targets: Mapping[int, int] = DEFAULT_WERKPLAATS_
     }
 
 
+async def werkplaats_summary(db: DB, *, targets: Mapping[int, int] = DEFAULT_WERKPLAATS_TARGETS,
+                             yearly_target: int = DEFAULT_WERKPLAATS_YEARLY_TARGET
+                             ) -> dict[str, Any]:
+    """{"portfolio": the last entry of :func:`werkplaats`'s portfolio or None,
+    "sdgs_covered", "graduations": how many}."""
+    row = await db.fetchrow(
+        "WITH p AS (SELECT status, since, coalesce(until, extract(year FROM current_date)::int)"
+        "  AS until, sdgs, sum(n) AS n FROM wp_portfolio GROUP BY 1, 2, 3, 4"
+        "  HAVING sum(n) <> 0), y AS (SELECT max(until) AS year FROM p)"
+        " SELECT y.year,"
+        " coalesce(sum(n) FILTER (WHERE since = y.year AND y.year <= until), 0)::bigint"
+        "  AS onboarded,"
+        " coalesce(sum(n) FILTER (WHERE since <= y.year AND y.year <= until), 0)::bigint"
+        "  AS portfolio,"
+        " (SELECT count(DISTINCT s) FROM p, unnest(sdgs) s) AS sdgs_covered,"
+        " coalesce(sum(n) FILTER (WHERE status = 'graduated'), 0)::bigint AS graduations"
+        " FROM y LEFT JOIN p ON true GROUP BY y.year")
+    portfolio = None
+    if row["year"] is not None:
+        target = targets.get(row["year"], yearly_target)
+        portfolio = {"year": row["year"], "onboarded": row["onboarded"],
+                     "portfolio": row["portfolio"], "target": target,
+                     "target_pct": _pct(row["portfolio"], target)}
+    return {"portfolio": portfolio, "sdgs_covered": row["sdgs_covered"],
+            "graduations": row["graduations"]}
+
+
 # -- findings and the score ------------------------------------------------------------------
 
 _FINDING_FIELDS = (
@@ -372,9 +426,10 @@ async def finding(db: DB, finding_id: int) -> dict[str, Any] | None:
 
 
 async def open_findings_by_severity(db: DB) -> dict[str, int]:
+    """{severity: open or acknowledged findings}, from the running totals."""
     rows = await db.fetch(
-        "SELECT severity, count(*) AS n FROM findings WHERE state <> 'resolved'"
-        " GROUP BY severity")
+        "SELECT severity, sum(open)::bigint AS n FROM finding_totals GROUP BY severity"
+        " HAVING sum(open) > 0")
     return {r["severity"]: r["n"] for r in rows}
 
 

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+
 from teamnl_shared.inbox import InboxConsumer
 
 from . import projections
@@ -73,7 +74,7 @@ class _Replayer:
         self.pool = pool
         self.progress = progress
         self.inbox = InboxConsumer(pool=pool, bootstrap="", group="rebuild", topics=[],
-                                   handler=self._project)
+                                   handler=self._project, before_commit=self._fold)
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None,
             enable_auto_commit=False, isolation_level="read_committed")
@@ -83,6 +84,10 @@ class _Replayer:
     @staticmethod
     async def _project(conn: asyncpg.Connection, event: object, _record: ConsumerRecord) -> None:
         await projections.apply(conn, event)  # type: ignore[arg-type]
+
+    @staticmethod
+    async def _fold(conn: asyncpg.Connection, _applied: object) -> None:
+        await projections.fold_totals(conn)
 
     async def start(self) -> Positions:
         """Assign every partition from the beginning; returns the current end offsets."""

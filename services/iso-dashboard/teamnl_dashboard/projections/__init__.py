@@ -1,6 +1,7 @@
 """Projections: each event type's effect on the dashboard's read model.
 
-:func:`apply` runs inside the consumer's transaction (the runtime owns it). An event a
+:func:`apply` runs inside the consumer's transaction (the runtime owns it), per event;
+:func:`fold_totals` once per batch, after its events, folds the running totals. An event a
 projection can never store (a value out of the database's range, a broken constraint)
 is refused with :class:`PoisonEvent`, so it goes to the dead-letter topic instead of
 blocking its partition.
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.registry import CATALOGUE
 from teamnl_shared.inbox import PoisonEvent
@@ -38,3 +40,8 @@ async def apply(conn: asyncpg.Connection, event: Event) -> None:
         await projector(conn, event)
     except _REFUSED_BY_DATABASE as error:
         raise PoisonEvent(f"projection refused the event: {error}") from error
+
+
+async def fold_totals(conn: asyncpg.Connection) -> None:
+    """Fold the running totals' delta rows (schema.sql) into one row per key."""
+    await conn.execute("SELECT fold_totals()")

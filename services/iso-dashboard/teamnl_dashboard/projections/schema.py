@@ -13,7 +13,7 @@ from importlib import resources
 import asyncpg
 
 LIVE_SCHEMA = "proj"  # also written out in the SQL below
-PROJECTION_VERSION = 2  # 2: events.title
+PROJECTION_VERSION = 3  # 2: events.title; 3: running totals, indexes for the rules
 _INSTALL_LOCK = 7_310_101  # one installer or swapper at a time
 _SCHEMA_NAME = re.compile(r"^proj(_rebuild_[a-z0-9]+)?$")
 

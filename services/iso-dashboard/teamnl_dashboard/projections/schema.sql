@@ -67,6 +67,7 @@ CREATE TABLE budget_spent (
     event_id        text    NOT NULL,
     PRIMARY KEY (family, spend_id)
 );
+CREATE INDEX budget_spent_latest ON budget_spent (family, year, spent_on DESC, spend_id);
 
 -- NLIB
 CREATE TABLE nlib_missions (
@@ -85,6 +86,10 @@ CREATE TABLE nlib_missions (
     planned_event_id    text,
     held_event_id       text
 );
+-- the rules' "latest activity per place" (rules/facts.py) walks these, one place at a time
+CREATE INDEX nlib_missions_place ON nlib_missions
+    (country, (coalesce(city_of_opportunity, city)), end_date DESC, mission_id)
+    WHERE status = 'held';
 
 CREATE TABLE nlib_followups (
     followup_id text PRIMARY KEY,
@@ -136,6 +141,8 @@ CREATE TABLE tinl_activities (
     partners    text[] NOT NULL,
     event_id    text   NOT NULL
 );
+CREATE INDEX tinl_activities_place ON tinl_activities
+    (market, country, city, end_date DESC, activity_id);
 
 CREATE TABLE tinl_knowledge (
     knowledge_id text   PRIMARY KEY,
@@ -182,6 +189,7 @@ CREATE TABLE wp_projects (
     onboarded_event_id text   NOT NULL,
     ended_event_id     text
 );
+CREATE INDEX wp_projects_country ON wp_projects (country);
 
 CREATE TABLE wp_members (
     project_id text NOT NULL,
@@ -196,3 +204,124 @@ CREATE TABLE wp_milestones (
     milestone  text NOT NULL,
     reached_on date NOT NULL
 );
+
+-- Running totals the overview and the rules read instead of counting millions of rows.
+-- Triggers append a delta row per change (no hot row, no lock shared between writers, so
+-- every writer - live consumer, rebuild - keeps them right); `fold_totals()`, called once
+-- per consumed batch, folds the deltas into one row per key. Readers sum the rows.
+CREATE TABLE family_totals (
+    family        text        NOT NULL,
+    events        bigint      NOT NULL DEFAULT 0,
+    last_event_at timestamptz,
+    activities    bigint      NOT NULL DEFAULT 0
+);
+
+CREATE TABLE activity_months (
+    family text NOT NULL,
+    market text,
+    month  date NOT NULL,
+    n      bigint NOT NULL
+);
+
+CREATE TABLE budget_totals (
+    family      text    NOT NULL,
+    year        int     NOT NULL,
+    spends      bigint  NOT NULL,
+    spent_cents bigint  NOT NULL
+);
+
+CREATE FUNCTION count_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO family_totals (family, events, last_event_at) VALUES (NEW.family, 1, NEW.time);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER events_total AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION count_event();
+
+CREATE FUNCTION count_activity() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO family_totals (family, activities) VALUES (NEW.family, 1);
+    INSERT INTO activity_months
+    VALUES (NEW.family, NEW.market, date_trunc('month', NEW.on_date)::date, 1);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER activities_total AFTER INSERT ON activities
+    FOR EACH ROW EXECUTE FUNCTION count_activity();
+
+CREATE FUNCTION sum_spend() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        INSERT INTO budget_totals VALUES (OLD.family, OLD.year, -1, -OLD.amount_cents);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO budget_totals VALUES (NEW.family, NEW.year, 1, NEW.amount_cents);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER budget_total AFTER INSERT OR UPDATE OR DELETE ON budget_spent
+    FOR EACH ROW EXECUTE FUNCTION sum_spend();
+
+-- The overview page's initiative targets: TINL partner sets, De Werkplaats project spans.
+CREATE TABLE tinl_partner_sets (
+    partners   text[] NOT NULL,
+    activities bigint NOT NULL,
+    knowledge  bigint NOT NULL
+);
+
+CREATE FUNCTION count_partners() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    activity int := (TG_ARGV[0] = 'activity')::int;
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        INSERT INTO tinl_partner_sets VALUES (OLD.partners, -activity, activity - 1);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO tinl_partner_sets VALUES (NEW.partners, activity, 1 - activity);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER tinl_activities_partners AFTER INSERT OR UPDATE OF partners OR DELETE
+    ON tinl_activities FOR EACH ROW EXECUTE FUNCTION count_partners('activity');
+CREATE TRIGGER tinl_knowledge_partners AFTER INSERT OR UPDATE OF partners OR DELETE
+    ON tinl_knowledge FOR EACH ROW EXECUTE FUNCTION count_partners('knowledge');
+
+CREATE TABLE wp_portfolio (
+    status text   NOT NULL,
+    since  int    NOT NULL,   -- the year it was onboarded
+    until  int,               -- the year it graduated or stopped; NULL while active
+    sdgs   int[]  NOT NULL,
+    n      bigint NOT NULL
+);
+
+CREATE FUNCTION count_project() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        INSERT INTO wp_portfolio VALUES (OLD.status, extract(year FROM OLD.onboarded_on),
+            extract(year FROM coalesce(OLD.graduated_on, OLD.stopped_on)), OLD.sdgs, -1);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO wp_portfolio VALUES (NEW.status, extract(year FROM NEW.onboarded_on),
+            extract(year FROM coalesce(NEW.graduated_on, NEW.stopped_on)), NEW.sdgs, 1);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER wp_projects_portfolio
+    AFTER INSERT OR UPDATE OF status, onboarded_on, graduated_on, stopped_on, sdgs OR DELETE
+    ON wp_projects FOR EACH ROW EXECUTE FUNCTION count_project();
+
+CREATE FUNCTION fold_totals() RETURNS void LANGUAGE sql AS $$
+    WITH gone AS (DELETE FROM family_totals RETURNING *)
+    INSERT INTO family_totals SELECT family, sum(events), max(last_event_at), sum(activities)
+    FROM gone GROUP BY family;
+    WITH gone AS (DELETE FROM activity_months RETURNING *)
+    INSERT INTO activity_months SELECT family, market, month, sum(n)
+    FROM gone GROUP BY family, market, month;
+    WITH gone AS (DELETE FROM tinl_partner_sets RETURNING *)
+    INSERT INTO tinl_partner_sets SELECT partners, sum(activities), sum(knowledge)
+    FROM gone GROUP BY partners;
+    WITH gone AS (DELETE FROM wp_portfolio RETURNING *)
+    INSERT INTO wp_portfolio SELECT status, since, until, sdgs, sum(n)
+    FROM gone GROUP BY status, since, until, sdgs;
+    WITH gone AS (DELETE FROM budget_totals RETURNING *)
+    INSERT INTO budget_totals SELECT family, year, sum(spends), sum(spent_cents)
+    FROM gone GROUP BY family, year;
+$$;

@@ -11,17 +11,20 @@ Bump ``version`` when a rule's meaning changes.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from dateutil.relativedelta import relativedelta
+
+from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.registry import CATALOGUE
 from teamnl_shared.contract.topics import PUBLISHED_BY
 
 from ..reference import FOCUS_MARKETS, city_for, market_of, normalise
 from ..settings import DashboardSettings
-from .model import ActivityFact, Facts, Hit, Severity
+from .model import ActivityFact, Facts, Hit, Scope, Severity
 
 MISSION_HELD = "nl.teamnl.nlib.mission.held.v1"
 FOLLOWUP_HELD = "nl.teamnl.nlib.mission.followup.held.v1"
@@ -47,6 +50,16 @@ class Rule(Protocol):
     scheduled: ClassVar[bool]
 
     def check(self, facts: Facts, now: datetime) -> list[Hit]: ...
+
+
+@runtime_checkable
+class ScopedRule(Rule, Protocol):
+    """A rule that, as events arrive, judges only what the batch can have changed; the
+    scheduler still evaluates it whole."""
+
+    def scope(self, events: Iterable[Event]) -> Scope: ...
+
+    def judged(self, facts: Facts) -> set[str]: ...
 
 
 def describe(rule: Rule) -> dict[str, Any]:
@@ -144,7 +157,7 @@ class MarketDuplication:
         "`overlap_window_days` of each other without acting together (same city, "
         "overlapping dates). Acting together is counted as a coherence success instead."
     )
-    needs: ClassVar[frozenset[str]] = frozenset({"activities"})
+    needs: ClassVar[frozenset[str]] = frozenset({"paired_activities"})
     triggers: ClassVar[frozenset[str]] = MARKET_ACTIVITY
     scheduled: ClassVar[bool] = False
 
@@ -156,7 +169,7 @@ class MarketDuplication:
                 f"{self.overlap_window_days} days without acting together",
                 (p.nlib.event_id, p.tinl.event_id),
                 {"market": market_of(p.tinl.market, p.tinl.country)})
-            for p in pair_activities(facts.activities, self.overlap_window_days)
+            for p in pair_activities(facts.paired_activities, self.overlap_window_days)
             if not p.joint
         ]
 
@@ -174,13 +187,28 @@ class IsolatedProject:
         "An active Werkplaats project in a country where neither NLIB nor TINL has been "
         "active in the last `isolation_days`: an isolated project, or an opportunity to link."
     )
-    needs: ClassVar[frozenset[str]] = frozenset({"projects", "activities"})
+    needs: ClassVar[frozenset[str]] = frozenset({"projects", "latest_activities"})
     triggers: ClassVar[frozenset[str]] = PROJECT_EVENTS | MARKET_ACTIVITY
     scheduled: ClassVar[bool] = True
 
+    def scope(self, events: Iterable[Event]) -> Scope:
+        """What a batch can have changed: the projects it names, the markets it was in."""
+        projects, countries = set(), set()
+        for event in events:
+            if event.type in PROJECT_EVENTS:
+                projects.add(event.data.project_id)  # type: ignore[union-attr]
+            elif event.type in MARKET_ACTIVITY:
+                data = event.data
+                countries.add(market_of(getattr(data, "market", None), data.country))  # type: ignore[union-attr]
+        return Scope(frozenset(projects), frozenset(countries - {None}))
+
+    def judged(self, facts: Facts) -> set[str]:
+        """The finding keys one evaluation over `facts` decides on: its projects."""
+        return {p.project_id for p in facts.projects}
+
     def check(self, facts: Facts, now: datetime) -> list[Hit]:
         since = now.date() - timedelta(days=self.isolation_days)
-        active = {market_of(a.market, a.country) for a in facts.activities
+        active = {market_of(a.market, a.country) for a in facts.latest_activities
                   if since <= a.end_date and a.start_date <= now.date()}
         return [
             Hit(p.project_id, Severity.INFO,
@@ -209,12 +237,12 @@ class FocusMarketGap:
         "A TINL focus market (China, Germany, USA, Smart Cities) with no TINL activity in "
         "the last `focus_market_gap_days`, once TINL has reported any activity at all."
     )
-    needs: ClassVar[frozenset[str]] = frozenset({"activities"})
+    needs: ClassVar[frozenset[str]] = frozenset({"latest_activities"})
     triggers: ClassVar[frozenset[str]] = frozenset({ACTIVITY_HELD})
     scheduled: ClassVar[bool] = True
 
     def check(self, facts: Facts, now: datetime) -> list[Hit]:
-        tinl = [a for a in facts.activities if a.family == "tinl"]
+        tinl = [a for a in facts.latest_activities if a.family == "tinl"]
         if not tinl:
             return []
         since = now.date() - timedelta(days=self.focus_market_gap_days)
@@ -240,14 +268,14 @@ class CityGap:
         "A City of Opportunity in NLIB's programme with no NLIB mission or TINL activity "
         "in the last `city_gap_days`."
     )
-    needs: ClassVar[frozenset[str]] = frozenset({"city_programmes", "activities"})
+    needs: ClassVar[frozenset[str]] = frozenset({"city_programmes", "latest_activities"})
     triggers: ClassVar[frozenset[str]] = frozenset({CITY_UPDATED}) | MARKET_ACTIVITY
     scheduled: ClassVar[bool] = True
 
     def check(self, facts: Facts, now: datetime) -> list[Hit]:
         since = now.date() - timedelta(days=self.city_gap_days)
         by_city: dict[str, list[ActivityFact]] = defaultdict(list)
-        for activity in facts.activities:
+        for activity in facts.latest_activities:
             city = city_for(activity.city)
             if city is not None:
                 by_city[city.slug].append(activity)

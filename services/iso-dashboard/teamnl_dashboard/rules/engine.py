@@ -1,5 +1,8 @@
 """Runs the rules: as events arrive (in the consumer's transaction) and on a schedule.
 
+As events arrive means once per consumed batch: the consumer applies a batch's projections,
+then evaluates each rule any of its events triggers once, before the batch commits.
+
 Evaluations are serialised with a transaction-level advisory lock, so two dashboard
 instances applying related events at once (an NLIB mission here, a TINL activity there)
 never both miss each other: the second evaluates after the first has committed.
@@ -12,11 +15,13 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
 import asyncpg
+
 from teamnl_shared.contract.envelope import Event
 
-from .catalogue import Rule
+from .catalogue import Rule, ScopedRule
 from .facts import FactContext, load_facts
 from .findings import reconcile
+from .model import Scope
 from .score import coherence_score, open_findings_by_severity, store_snapshot
 
 log = logging.getLogger(__name__)
@@ -48,21 +53,38 @@ class RulesEngine:
     def scheduled(self) -> list[Rule]:
         return [rule for rule in self.rules if rule.scheduled]
 
-    async def on_event(self, conn: asyncpg.Connection, event: Event) -> int:
-        """Evaluate the rules `event` triggers, in the caller's transaction."""
-        rules = self._by_trigger.get(event.type)
-        return await self.evaluate(conn, rules) if rules else 0
+    def triggered_by(self, event_types: Iterable[str]) -> list[Rule]:
+        """The rules any of `event_types` triggers, each once, in catalogue order."""
+        names = {rule.name for t in set(event_types) for rule in self._by_trigger.get(t, ())}
+        return [rule for rule in self.rules if rule.name in names]
 
-    async def evaluate(self, conn: asyncpg.Connection, rules: Iterable[Rule]) -> int:
-        """Evaluate `rules` now; returns how many findings changed."""
+    async def on_events(self, conn: asyncpg.Connection, events: Iterable[Event]) -> int:
+        """Evaluate the rules `events` trigger, each once, in the caller's transaction; a
+        scoped rule judges only what these events can have changed."""
+        events = list(events)
+        rules = self.triggered_by(event.type for event in events)
+        whole = [rule for rule in rules if not isinstance(rule, ScopedRule)]
+        changed = await self.evaluate(conn, whole) if whole else 0
+        for rule in rules:
+            if isinstance(rule, ScopedRule):
+                changed += await self.evaluate(conn, [rule], rule.scope(events))
+        return changed
+
+    async def evaluate(self, conn: asyncpg.Connection, rules: Iterable[Rule],
+                       scope: Scope | None = None) -> int:
+        """Evaluate `rules` now (only within `scope` when given: scoped rules only);
+        returns how many findings changed."""
         rules = list(rules)
         await conn.execute("SELECT pg_advisory_xact_lock($1)", RULES_LOCK)
         now = self.clock()
         facts = await load_facts(conn, {n for r in rules for n in r.needs},
-                                 FactContext(now, self._allocations))
+                                 FactContext(now, self._allocations, scope))
         changed = 0
         for rule in rules:
-            changed += await reconcile(conn, rule.name, rule.version, rule.check(facts, now), now)
+            within = rule.judged(facts) if scope is not None else None  # type: ignore[attr-defined]
+            changed += await reconcile(conn, rule.name, rule.version, rule.check(facts, now),
+                                       now, within)
+        await conn.execute("SELECT fold_finding_totals()")
         return changed
 
     async def tick(self, pool: asyncpg.Pool) -> int:
@@ -80,7 +102,8 @@ class RulesEngine:
 
     async def snapshot_score(self, conn: asyncpg.Connection) -> None:
         now = self.clock()
-        facts = await load_facts(conn, {"activities"}, FactContext(now, self._allocations))
-        score = coherence_score(facts.activities, await open_findings_by_severity(conn), now,
+        facts = await load_facts(conn, {"paired_activities"},
+                                 FactContext(now, self._allocations))
+        score = coherence_score(facts.paired_activities, await open_findings_by_severity(conn), now,
                                 self._window)
         await store_snapshot(conn, now, score)

@@ -7,8 +7,10 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+
 from teamnl_shared.contract.topics import PUBLISHED_BY
 
+from ..reference import market_of
 from .model import (
     ActivityFact,
     BudgetFact,
@@ -18,6 +20,7 @@ from .model import (
     Facts,
     MissionFact,
     ProjectFact,
+    Scope,
     ServiceFact,
 )
 
@@ -25,11 +28,14 @@ Loader = Callable[[asyncpg.Connection, "FactContext"], Awaitable[tuple[Any, ...]
 
 
 class FactContext:
-    """What loaders need besides the connection: the clock's now and the allocations."""
+    """What loaders need besides the connection: the clock's now, the allocations and,
+    for an evaluation of what a batch of events changed, its scope (None: everything)."""
 
-    def __init__(self, now: datetime, allocations_cents: Mapping[str, int]) -> None:
+    def __init__(self, now: datetime, allocations_cents: Mapping[str, int],
+                 scope: Scope | None = None) -> None:
         self.now = now
         self.allocations_cents = allocations_cents
+        self.scope = scope
 
 
 async def _missions(conn: asyncpg.Connection, _: FactContext) -> tuple[MissionFact, ...]:
@@ -44,22 +50,97 @@ async def _missions(conn: asyncpg.Connection, _: FactContext) -> tuple[MissionFa
                              tuple(r["followups"])) for r in rows)
 
 
-async def _activities(conn: asyncpg.Connection, _: FactContext) -> tuple[ActivityFact, ...]:
-    rows = await conn.fetch(
-        "SELECT mission_id AS id, 'nlib' AS family, country AS market, country,"
-        " coalesce(city_of_opportunity, city) AS city, start_date, end_date, held_event_id AS ev"
-        " FROM nlib_missions WHERE status = 'held'"
-        " UNION ALL SELECT activity_id, 'tinl', market, country, city, start_date, end_date,"
-        " event_id FROM tinl_activities ORDER BY 1"
-    )
+def _activity_facts(rows: list[asyncpg.Record]) -> tuple[ActivityFact, ...]:
     return tuple(ActivityFact(r["id"], r["family"], r["market"], r["country"], r["city"],
                               r["start_date"], r["end_date"], r["ev"]) for r in rows)
 
 
-async def _projects(conn: asyncpg.Connection, _: FactContext) -> tuple[ProjectFact, ...]:
-    rows = await conn.fetch(
-        "SELECT project_id, country, status, onboarded_event_id FROM wp_projects"
-        " ORDER BY project_id")
+_PLACES = {
+    "nlib": ("nlib_missions", "mission_id", "held_event_id", "status = 'held'",
+             ("country", "country", "coalesce(city_of_opportunity, city)")),
+    "tinl": ("tinl_activities", "activity_id", "event_id", "true",
+             ("market", "country", "city")),
+}
+"""Where each family's activities are: table, id, event id, filter, (market, country, city)
+- the columns of the place indexes (schema.sql)."""
+_EACH_PLACE = """
+WITH RECURSIVE place (m, c, ci) AS (
+    (SELECT {m}, {c}, {ci} FROM {table} WHERE {where} ORDER BY 1, 2, 3 LIMIT 1)
+    UNION ALL
+    SELECT n.* FROM place CROSS JOIN LATERAL (SELECT {m}, {c}, {ci} FROM {table}
+        WHERE {where} AND ({m}, {c}, {ci}) > (place.m, place.c, place.ci)
+        ORDER BY 1, 2, 3 LIMIT 1) n
+)"""
+"""Walks a place index one place at a time (a loose index scan), so that what is read per
+place costs with the number of places, not of activities."""
+_ACTIVITY = ("SELECT {id} AS id, '{family}' AS family, {m} AS market, {c} AS country,"
+             " {ci} AS city, start_date, end_date, {ev} AS ev FROM {table}")
+_LATEST_PER_PLACE = _EACH_PLACE + """
+SELECT a.* FROM place CROSS JOIN LATERAL (
+    ({activity} WHERE {where} AND ({m}, {c}, {ci}) = (place.m, place.c, place.ci)
+     ORDER BY end_date DESC, {id} LIMIT 1)
+    UNION
+    ({activity} WHERE {where} AND ({m}, {c}, {ci}) = (place.m, place.c, place.ci)
+     AND start_date <= $1 ORDER BY end_date DESC, {id} LIMIT 1)
+) a"""
+_PLACE_LIST = _EACH_PLACE + " SELECT m, c, ci FROM place"  # noqa: S608 - constants
+_IN_PLACES = ("{activity} WHERE {where} AND ({m}, {c}, {ci}) IN"
+              " (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))")
+
+
+def _sql(template: str, family: str) -> str:
+    table, id_, ev, where, (m, c, ci) = _PLACES[family]
+    names = {"table": table, "id": id_, "ev": ev, "where": where, "family": family,
+             "m": m, "c": c, "ci": ci}
+    return template.format(activity=_ACTIVITY.format(**names), **names)
+
+
+async def _places(conn: asyncpg.Connection, family: str) -> list[tuple[str, str, str]]:
+    rows = await conn.fetch(_sql(_PLACE_LIST, family))
+    return [(r["m"], r["c"], r["ci"]) for r in rows]
+
+
+async def _activities_in(conn: asyncpg.Connection, family: str,
+                         places: list[tuple[str, str, str]]) -> list[asyncpg.Record]:
+    if not places:
+        return []
+    return await conn.fetch(_sql(_IN_PLACES, family), *map(list, zip(*places, strict=True)))
+
+
+async def _paired_activities(conn: asyncpg.Connection, _: FactContext
+                             ) -> tuple[ActivityFact, ...]:
+    """The activities of the foreign markets where both NLIB and TINL were active: the
+    only ones that can pair."""
+    places = {family: await _places(conn, family) for family in _PLACES}
+    markets = [{market_of(m, c) for m, c, _ in found} for found in places.values()]
+    both = set.intersection(*markets) - {None}
+    rows = [row for family, found in places.items()
+            for row in await _activities_in(conn, family,
+                                            [p for p in found if market_of(p[0], p[1]) in both])]
+    return _activity_facts(sorted(rows, key=lambda r: r["id"]))
+
+
+async def _latest_activities(conn: asyncpg.Connection, ctx: FactContext
+                             ) -> tuple[ActivityFact, ...]:
+    """Per family, market, country and city: its latest activity, and its latest one that
+    has started by now - enough to tell since when a market, city or country is quiet."""
+    rows = [row for family in _PLACES
+            for row in await conn.fetch(_sql(_LATEST_PER_PLACE, family), ctx.now.date())]
+    return _activity_facts(sorted(rows, key=lambda r: r["id"]))
+
+
+_PROJECTS = "SELECT project_id, country, status, onboarded_event_id FROM wp_projects"
+
+
+async def _projects(conn: asyncpg.Connection, ctx: FactContext) -> tuple[ProjectFact, ...]:
+    """Every project, or within a scope those it names and those in its countries."""
+    if ctx.scope is None:
+        rows = await conn.fetch(f"{_PROJECTS} ORDER BY project_id")
+    else:
+        rows = await conn.fetch(
+            f"{_PROJECTS} WHERE project_id = ANY($1) UNION"  # noqa: S608 - constants
+            f" {_PROJECTS} WHERE country = ANY($2) ORDER BY project_id",
+            sorted(ctx.scope.projects), sorted(ctx.scope.countries))
     return tuple(ProjectFact(r["project_id"], r["country"], r["status"],
                              r["onboarded_event_id"]) for r in rows)
 
@@ -76,12 +157,13 @@ async def _calls(conn: asyncpg.Connection, _: FactContext) -> tuple[CallFact, ..
 
 async def _budgets(conn: asyncpg.Connection, ctx: FactContext) -> tuple[BudgetFact, ...]:
     rows = await conn.fetch(
-        "SELECT family, year, sum(amount_cents) AS spent,"
-        " (array_agg(event_id ORDER BY spent_on DESC, spend_id))[1:20] AS ids"
-        " FROM budget_spent GROUP BY family, year"
-        " UNION ALL SELECT DISTINCT family, $1::int, 0, '{}'::text[] FROM events e"
-        " WHERE NOT EXISTS (SELECT 1 FROM budget_spent b"
-        "  WHERE b.family = e.family AND b.year = $1)"
+        "WITH t AS (SELECT family, year, sum(spent_cents) AS spent FROM budget_totals"
+        "  GROUP BY family, year HAVING sum(spends) > 0)"
+        " SELECT t.family, t.year, t.spent, ARRAY(SELECT b.event_id FROM budget_spent b"
+        "  WHERE b.family = t.family AND b.year = t.year"
+        "  ORDER BY b.spent_on DESC, b.spend_id LIMIT 20) AS ids FROM t"
+        " UNION ALL SELECT DISTINCT f.family, $1::int, 0, '{}'::text[] FROM family_totals f"
+        " WHERE NOT EXISTS (SELECT 1 FROM t WHERE t.family = f.family AND t.year = $1)"
         " ORDER BY 1, 2", ctx.now.year)
     return tuple(
         BudgetFact(r["family"], r["year"], ctx.allocations_cents.get(r["family"], 0),
@@ -90,8 +172,10 @@ async def _budgets(conn: asyncpg.Connection, ctx: FactContext) -> tuple[BudgetFa
 
 async def _services(conn: asyncpg.Connection, _: FactContext) -> tuple[ServiceFact, ...]:
     rows = await conn.fetch(
-        "SELECT DISTINCT ON (family) family, time, event_id FROM events"
-        " ORDER BY family, time DESC")
+        "SELECT f.family, e.time, e.event_id FROM (SELECT DISTINCT family FROM family_totals) f"
+        " CROSS JOIN LATERAL"
+        " (SELECT time, event_id FROM events WHERE family = f.family"
+        "  ORDER BY time DESC LIMIT 1) e")
     latest: dict[str, ServiceFact] = {}
     for r in rows:
         service = PUBLISHED_BY[r["family"]]
@@ -117,7 +201,8 @@ async def _city_programmes(conn: asyncpg.Connection, _: FactContext
 
 LOADERS: dict[str, Loader] = {
     "missions": _missions,
-    "activities": _activities,
+    "paired_activities": _paired_activities,
+    "latest_activities": _latest_activities,
     "projects": _projects,
     "calls": _calls,
     "budgets": _budgets,

@@ -26,11 +26,13 @@ _FINDING_COLUMNS = (
 
 
 async def reconcile(conn: asyncpg.Connection, rule: str, version: int, hits: list[Hit],
-                    now: datetime) -> int:
-    """Store `hits` as the rule's live findings; returns how many findings changed."""
+                    now: datetime, within: set[str] | None = None) -> int:
+    """Store `hits` as the rule's live findings (of the keys `within`, when given: the
+    rule judged only those); returns how many findings changed."""
     unique = list({hit.key: hit for hit in hits}.values())
     raised = await _upsert(conn, rule, version, unique, now)
-    cleared = await _clear(conn, rule, [hit.key for hit in unique], now)
+    judged = None if within is None else sorted(within)
+    cleared = await _clear(conn, rule, [hit.key for hit in unique], now, judged)
     for row in [*raised, *cleared]:
         await _announce(conn, row, now)
     return len(raised) + len(cleared)
@@ -62,20 +64,21 @@ async def _upsert(conn: asyncpg.Connection, rule: str, version: int, hits: list[
     )
 
 
-async def _clear(conn: asyncpg.Connection, rule: str, keys: list[str], now: datetime
-                 ) -> list[asyncpg.Record]:
-    """End the live findings the rule no longer sees; returns those it resolved itself."""
+async def _clear(conn: asyncpg.Connection, rule: str, keys: list[str], now: datetime,
+                 judged: list[str] | None) -> list[asyncpg.Record]:
+    """End the live findings the rule no longer sees (of those it `judged`, when given);
+    returns those it resolved itself."""
     rows = await conn.fetch(
         "WITH gone AS (SELECT id, state AS was FROM findings"
         "  WHERE rule = $1 AND condition_holds AND NOT (finding_key = ANY($2::text[]))"
-        "  FOR UPDATE)"
+        "  AND ($5::text[] IS NULL OR finding_key = ANY($5::text[])) FOR UPDATE)"
         " UPDATE findings f SET condition_holds = false, state = 'resolved',"
         "  updated_at = CASE WHEN gone.was = 'resolved' THEN f.updated_at ELSE $3 END,"
         "  resolved_by = CASE WHEN gone.was = 'resolved' THEN f.resolved_by ELSE $4 END,"
         "  resolved_at = CASE WHEN gone.was = 'resolved' THEN f.resolved_at ELSE $3 END"
         " FROM gone WHERE f.id = gone.id"
         " RETURNING f.id, f.rule, f.severity, f.state, false AS raised, gone.was",
-        rule, keys, now, SYSTEM_ACTOR,
+        rule, keys, now, SYSTEM_ACTOR, judged,
     )
     # a finding resolved by hand while it held only forgets that it held: nothing to say
     return [row for row in rows if row["was"] != "resolved"]

@@ -100,11 +100,23 @@ class CityProgrammeFact:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """What a batch of events can have changed, for a rule that judges only that part
+    (``Rule.scoped``): the projects it named and the foreign markets it was active in."""
+
+    projects: frozenset[str] = frozenset()
+    countries: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Facts:
     """The facts one evaluation needs; a loader fills only the fields its rules ask for."""
 
     missions: tuple[MissionFact, ...] = ()
-    activities: tuple[ActivityFact, ...] = ()
+    paired_activities: tuple[ActivityFact, ...] = ()
+    """NLIB and TINL activities of the foreign markets where both were active."""
+    latest_activities: tuple[ActivityFact, ...] = ()
+    """Per family, market, country and city: the latest activity and the latest started."""
     projects: tuple[ProjectFact, ...] = ()
     calls: tuple[CallFact, ...] = ()
     budgets: tuple[BudgetFact, ...] = ()

@@ -53,8 +53,8 @@ def coherence_score(activities: tuple[ActivityFact, ...], open_by_severity: Mapp
 
 async def open_findings_by_severity(conn: asyncpg.Connection) -> dict[str, int]:
     rows = await conn.fetch(
-        "SELECT severity, count(*) AS n FROM findings WHERE state <> 'resolved'"
-        " GROUP BY severity")
+        "SELECT severity, sum(open)::bigint AS n FROM finding_totals GROUP BY severity"
+        " HAVING sum(open) > 0")
     return {r["severity"]: r["n"] for r in rows}
 
 

@@ -78,9 +78,9 @@ def _pct(value: float | None) -> str:
 
 async def _targets(pool: asyncpg.Pool) -> dict[str, list[dict[str, Any]]]:
     """The initiatives' own targets (DOMAIN.md, "What ISO NL wants to see")."""
-    nlib, tinl = await queries.nlib(pool), await queries.tinl(pool)
-    stars, werkplaats = await queries.globalstars(pool), await queries.werkplaats(pool)
-    portfolio = werkplaats["portfolio"][-1] if werkplaats["portfolio"] else None
+    nlib, tinl = await queries.nlib_rates(pool), await queries.tinl_summary(pool)
+    stars, werkplaats = await queries.globalstars(pool), await queries.werkplaats_summary(pool)
+    portfolio = werkplaats["portfolio"]
     return {
         "nlib": [
             {"label": "follow-up rate", "value": _pct(nlib["followup_rate"]), "target": None},
@@ -88,7 +88,7 @@ async def _targets(pool: asyncpg.Pool) -> dict[str, list[dict[str, Any]]]:
         ],
         "tinl": [
             {"label": "activities", "value": tinl["activities"], "target": None},
-            {"label": "partner pairs", "value": len(tinl["partner_pairs"]), "target": None},
+            {"label": "partner pairs", "value": tinl["partner_pairs"], "target": None},
         ],
         "globalstars": [
             {"label": "calls closed", "value": stars["calls_closed"], "target": None},
@@ -106,7 +106,7 @@ async def _targets(pool: asyncpg.Pool) -> dict[str, list[dict[str, Any]]]:
                 "target": portfolio["target"] if portfolio else None,
             },
             {"label": "SDGs covered", "value": werkplaats["sdgs_covered"], "target": 17},
-            {"label": "graduations", "value": len(werkplaats["graduations"]), "target": None},
+            {"label": "graduations", "value": werkplaats["graduations"], "target": None},
         ],
     }
 
