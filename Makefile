@@ -1,4 +1,4 @@
-# One vocabulary for people and CI: make run | up | down | test | bench | faults | lint | schemas
+# One vocabulary for people and CI: make run | up | down | test | lint | bench | faults | docs
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -45,8 +45,8 @@ docs-check: bootstrap
 	@$(PY) -m teamnl_shared.suite.reference --check
 
 lint: bootstrap
-	@$(VENV)/bin/ruff check shared services tests
-	@$(VENV)/bin/ruff format --check shared services tests
+	@$(VENV)/bin/ruff check shared services tests bench
+	@$(VENV)/bin/ruff format --check shared services tests bench
 	@$(VENV)/bin/mypy --strict shared/teamnl_shared
 
 ## Benchmarks, fault injection and soak (issue 7); each starts its own private Kafka +

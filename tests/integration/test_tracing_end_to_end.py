@@ -71,6 +71,10 @@ def one(spans: list[ReadableSpan], what: str) -> ReadableSpan:
 
 
 @pytest.mark.usefixtures("asyncpg_uninstrumented")
+def hex_id_of(context: object) -> str:
+    return format(context.trace_id, "032x")  # type: ignore[attr-defined]
+
+
 async def test_one_event_is_one_trace_from_http_to_projection(infra: Infrastructure) -> None:
     nlib_spans, dashboard_spans = InMemorySpanExporter(), InMemorySpanExporter()
     nlib_telemetry = setup_telemetry("nlib", "test", "test", span_exporter=nlib_spans)
@@ -144,6 +148,18 @@ async def test_one_event_is_one_trace_from_http_to_projection(infra: Infrastruct
         "projection span",
     )
     assert projection.kind is SpanKind.INTERNAL
+
+    # The push to browsers serves a whole batch: linked to the trace of each of its events.
+    push = one(
+        [
+            s
+            for s in dashboard
+            if s.name == "live push"
+            and any(link.context.span_id == publish.context.span_id for link in s.links)
+        ],
+        "live push span linked to the publish span",
+    )
+    assert any(hex_id_of(link.context) == trace_id for link in push.links)
 
     chain = [server, outbox_write, publish, consume, projection]
     assert all(span in in_trace for span in chain), "the chain is not one trace"

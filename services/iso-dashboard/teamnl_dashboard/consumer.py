@@ -24,12 +24,14 @@ from datetime import UTC, datetime
 import asyncpg
 from aiokafka import ConsumerRecord
 from opentelemetry import trace
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import SpanContext, SpanKind, Tracer
 
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.topics import ALL_EVENT_TOPICS
 from teamnl_shared.inbox import InboxConsumer
+from teamnl_shared.outbox import ACCEPTED_AT_HEADER
 from teamnl_shared.telemetry import configure_logging
+from teamnl_shared.telemetry.messaging import context_from_headers
 
 from . import projections
 from .live import notify
@@ -58,6 +60,28 @@ def _header(record: ConsumerRecord, name: str) -> str | None:
         if key == name and value is not None:
             return bytes(value).decode(errors="replace")
     return None
+
+
+MAX_LINKS = 128
+
+
+def _accepted_at(record: ConsumerRecord) -> datetime | None:
+    """When teamnl accepted the event (the outbox's header); None for records without it."""
+    raw = _header(record, ACCEPTED_AT_HEADER)
+    try:
+        return datetime.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _producer_contexts(applied: list[tuple[Event, ConsumerRecord]]) -> list[SpanContext]:
+    contexts = []
+    for _, record in applied:
+        span_context = trace.get_current_span(context_from_headers(record.headers)
+                                              ).get_span_context()
+        if span_context.is_valid:
+            contexts.append(span_context)
+    return contexts
 
 
 class DashboardHandlers:
@@ -89,13 +113,20 @@ class DashboardHandlers:
         committed_at = datetime.now(UTC)
         if self.on_latency is not None:
             for event, record in applied:
-                self.on_latency((committed_at - event.time).total_seconds(), record.topic,
+                accepted_at = _accepted_at(record) or event.time
+                self.on_latency((committed_at - accepted_at).total_seconds(), record.topic,
                                 event.type)
         families = Counter(event.spec.family for event, _ in applied)
-        async with self.pool.acquire() as conn:
-            await notify(conn, {"kind": "event", "count": len(applied),
-                                "families": dict(families),
-                                "ids": [event.id for event, _ in applied[-ANNOUNCED_IDS:]]})
+        # The push to browsers belongs to every event of the batch: a span linked to each
+        # event's trace (a batch has many parents, so links rather than one parent).
+        links = [trace.Link(span_context) for span_context in _producer_contexts(applied)]
+        with self.tracer.start_as_current_span("live push", kind=SpanKind.PRODUCER,
+                                               links=links[:MAX_LINKS]) as span:
+            span.set_attribute("teamnl.live.events", len(applied))
+            async with self.pool.acquire() as conn:
+                await notify(conn, {"kind": "event", "count": len(applied),
+                                    "families": dict(families),
+                                    "ids": [event.id for event, _ in applied[-ANNOUNCED_IDS:]]})
 
     async def dead_lettered(self, record: ConsumerRecord, reason: str) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
