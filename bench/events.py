@@ -22,12 +22,20 @@ SERVICES = ("nlib", "tinl", "werkplaats")
 
 # Types whose aggregate id alone makes an event independent of every other event.
 EVENT_MIX: dict[str, tuple[str, ...]] = {
-    "nlib": ("nl.teamnl.nlib.mission.planned.v1", "nl.teamnl.nlib.company.supported.v1",
-             "nl.teamnl.nlib.budget.spent.v1"),
-    "tinl": ("nl.teamnl.tinl.activity.held.v1", "nl.teamnl.tinl.knowledge.shared.v1",
-             "nl.teamnl.tinl.budget.spent.v1"),
-    "werkplaats": ("nl.teamnl.werkplaats.project.onboarded.v1",
-                   "nl.teamnl.werkplaats.budget.spent.v1"),
+    "nlib": (
+        "nl.teamnl.nlib.mission.planned.v1",
+        "nl.teamnl.nlib.company.supported.v1",
+        "nl.teamnl.nlib.budget.spent.v1",
+    ),
+    "tinl": (
+        "nl.teamnl.tinl.activity.held.v1",
+        "nl.teamnl.tinl.knowledge.shared.v1",
+        "nl.teamnl.tinl.budget.spent.v1",
+    ),
+    "werkplaats": (
+        "nl.teamnl.werkplaats.project.onboarded.v1",
+        "nl.teamnl.werkplaats.budget.spent.v1",
+    ),
 }
 
 
@@ -53,9 +61,16 @@ class BenchEvent:
         return source_of(self.service)
 
     def structured(self) -> dict[str, Any]:
-        return {"specversion": "1.0", "id": self.id, "source": self.source, "type": self.type,
-                "subject": self.subject, "time": self.time,
-                "datacontenttype": "application/json", "data": self.data}
+        return {
+            "specversion": "1.0",
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "subject": self.subject,
+            "time": self.time,
+            "datacontenttype": "application/json",
+            "data": self.data,
+        }
 
     def body(self) -> bytes:
         return json.dumps(self.structured(), separators=(",", ":")).encode()
@@ -65,11 +80,20 @@ class BenchEvent:
 
     def kafka_record(self) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
         """(key, value, headers) exactly as the outbox relay writes them (minus traceparent)."""
-        headers = [("ce_id", self.id), ("ce_source", self.source), ("ce_specversion", "1.0"),
-                   ("ce_subject", self.subject), ("ce_time", self.time),
-                   ("ce_type", self.type), ("content-type", "application/json")]
-        return (self.subject.encode(), canonical_json(self.data),
-                [(name, value.encode()) for name, value in headers])
+        headers = [
+            ("ce_id", self.id),
+            ("ce_source", self.source),
+            ("ce_specversion", "1.0"),
+            ("ce_subject", self.subject),
+            ("ce_time", self.time),
+            ("ce_type", self.type),
+            ("content-type", "application/json"),
+        ]
+        return (
+            self.subject.encode(),
+            canonical_json(self.data),
+            [(name, value.encode()) for name, value in headers],
+        )
 
 
 def make_event(service: str, run_id: str, index: int, now: datetime | None = None) -> BenchEvent:

@@ -53,10 +53,12 @@ class FaultSize:
 
 
 FAULT_SIZES = {
-    "smoke": FaultSize("smoke", rate=20, events=2_000, settle=6, kafka_down=8, kill_down=2,
-                       drain_timeout=240),
-    "full": FaultSize("full", rate=60, events=20_000, settle=20, kafka_down=30, kill_down=5,
-                      drain_timeout=1200),
+    "smoke": FaultSize(
+        "smoke", rate=20, events=2_000, settle=6, kafka_down=8, kill_down=2, drain_timeout=240
+    ),
+    "full": FaultSize(
+        "full", rate=60, events=20_000, settle=20, kafka_down=30, kill_down=5, drain_timeout=1200
+    ),
 }
 
 
@@ -73,8 +75,10 @@ class FaultReport:
 
     def text(self) -> str:
         lines = [f"faults ({self.size}): {'PASSED' if self.ok else 'FAILED'}", "", "faults:"]
-        lines += [f"  {f['fault']:<28} {f['seconds']:>6.1f}s  at acked={f['acked_at_start']}"
-                  for f in self.faults]
+        lines += [
+            f"  {f['fault']:<28} {f['seconds']:>6.1f}s  at acked={f['acked_at_start']}"
+            for f in self.faults
+        ]
         lines += ["", "counts:"]
         lines += [f"  {k:<34} {v}" for k, v in self.counts.items()]
         lines += ["", *[f"FAIL: {f}" for f in self.failures]]
@@ -90,10 +94,19 @@ class FaultRun:
     def run(self) -> FaultReport:
         size = self.size
         acks_path = str(self.stack.workdir / "acks-faults.jsonl")
-        config = LoadConfig(targets=targets(self.stack), out="", mode="single", run_id="f",
-                            count=size.events, rate=size.rate,
-                            duration=size.events / size.rate + 5, concurrency=32,
-                            retry_seconds=size.drain_timeout, acks=acks_path, timeout=20)
+        config = LoadConfig(
+            targets=targets(self.stack),
+            out="",
+            mode="single",
+            run_id="f",
+            count=size.events,
+            rate=size.rate,
+            duration=size.events / size.rate + 5,
+            concurrency=32,
+            retry_seconds=size.drain_timeout,
+            acks=acks_path,
+            timeout=20,
+        )
         load = LoadgenProcess.start(config, self.stack.workdir, "faults")
         try:
             time.sleep(size.settle)
@@ -115,8 +128,9 @@ class FaultRun:
         log(f"fault: {name} (acked so far {acked})")
         started = time.monotonic()
         action()
-        self.report.faults.append({"fault": name, "seconds": time.monotonic() - started,
-                                   "acked_at_start": acked})
+        self.report.faults.append(
+            {"fault": name, "seconds": time.monotonic() - started, "acked_at_start": acked}
+        )
         time.sleep(self.size.settle)
 
     def _kill(self, service: str) -> None:
@@ -141,20 +155,21 @@ class FaultRun:
         c["retries"] = result["retries"]
         c["acknowledged events (202 or 200 replay)"] = len(acked)
         c["  of which 202 / 200 replay"] = (
-            f"{sum(1 for a in acks if a[2] == 202)} / {sum(1 for a in acks if a[2] == 200)}")
+            f"{sum(1 for a in acks if a[2] == 202)} / {sum(1 for a in acks if a[2] == 200)}"
+        )
         c["gave up (never acknowledged)"] = result["gave_up"]
         c["not acknowledged (final answer not 2xx)"] = self.size.events - len(acked)
         c["HTTP statuses by attempt"] = result["statuses"]
         c["offered -> achieved rate (ev/s)"] = (
-            f"{result['offered_rate']} -> {result['achieved_rate']:.1f}")
+            f"{result['offered_rate']} -> {result['achieved_rate']:.1f}"
+        )
         log("audit: waiting until every acknowledged event is in Kafka and projected")
         in_kafka = self._wait_kafka(acked)
         projected = self._wait_dashboard(acked)
         self._check(acked, in_kafka, projected, result)
 
     def _kafka_counts(self) -> Counter[tuple[str, str]]:
-        read = asyncio.run(read_to_end(self.stack.bootstrap, self.stack.topics(),
-                                       identities=True))
+        read = asyncio.run(read_to_end(self.stack.bootstrap, self.stack.topics(), identities=True))
         counts: Counter[tuple[str, str]] = read["counts"]
         return Counter({k: v for k, v in counts.items() if k[1].startswith("f-")})
 
@@ -181,8 +196,13 @@ class FaultRun:
         counts["deadletter_topic"] = asyncio.run(_deadletters(self.stack))
         return counts
 
-    def _check(self, acked: set[tuple[str, str]], kafka: Counter[tuple[str, str]],
-               dashboard: dict[str, Any], result: dict[str, Any]) -> None:
+    def _check(
+        self,
+        acked: set[tuple[str, str]],
+        kafka: Counter[tuple[str, str]],
+        dashboard: dict[str, Any],
+        result: dict[str, Any],
+    ) -> None:
         c, fail = self.report.counts, self.report.failures
         missing = acked - kafka.keys()
         duplicated = {k: n for k, n in kafka.items() if n > 1}
@@ -202,36 +222,50 @@ class FaultRun:
         c["dead-letter topic: valid events of this run"] = dlq["ours"]
         c["5xx other than 503 + Retry-After"] = len(result["bad_5xx"])
         if missing:
-            fail.append(f"{len(missing)} acknowledged events are not in Kafka, "
-                        f"e.g. {sorted(missing)[:3]}")
+            fail.append(
+                f"{len(missing)} acknowledged events are not in Kafka, e.g. {sorted(missing)[:3]}"
+            )
         if duplicated:
-            fail.append(f"{len(duplicated)} events are in Kafka more than once, "
-                        f"e.g. {sorted(duplicated.items())[:3]}")
+            fail.append(
+                f"{len(duplicated)} events are in Kafka more than once, "
+                f"e.g. {sorted(duplicated.items())[:3]}"
+            )
         if acked - inbox or len(events) != len(inbox) or inbox != events:
-            fail.append(f"dashboard applied {len(inbox)} (events projection {len(events)}) of "
-                        f"{len(acked)} acknowledged events")
+            fail.append(
+                f"dashboard applied {len(inbox)} (events projection {len(events)}) of "
+                f"{len(acked)} acknowledged events"
+            )
         if dlq["ours"]:
             fail.append(f"{dlq['ours']} valid events of this run are in the dead-letter topic")
         if result["bad_5xx"]:
-            fail.append(f"clients saw {len(result['bad_5xx'])} 5xx other than 503 with "
-                        f"Retry-After, e.g. {result['bad_5xx'][:2]}")
+            fail.append(
+                f"clients saw {len(result['bad_5xx'])} 5xx other than 503 with "
+                f"Retry-After, e.g. {result['bad_5xx'][:2]}"
+            )
         if result["gave_up"]:
-            fail.append(f"{result['gave_up']} events were never acknowledged within "
-                        f"{self.size.drain_timeout:g}s of retries")
+            fail.append(
+                f"{result['gave_up']} events were never acknowledged within "
+                f"{self.size.drain_timeout:g}s of retries"
+            )
 
 
 async def _dashboard_audit(url: str) -> dict[str, Any]:
     conn = await asyncpg.connect(url)
     try:
-        inbox = await conn.fetch("SELECT event_source, event_id FROM proj.inbox"
-                                 " WHERE event_id LIKE 'f-%'")
-        events = await conn.fetch("SELECT source, event_id FROM proj.events"
-                                  " WHERE event_id LIKE 'f-%'")
+        inbox = await conn.fetch(
+            "SELECT event_source, event_id FROM proj.inbox WHERE event_id LIKE 'f-%'"
+        )
+        events = await conn.fetch(
+            "SELECT source, event_id FROM proj.events WHERE event_id LIKE 'f-%'"
+        )
         dead = await conn.fetchval("SELECT count(*) FROM proj.dead_letters")
     finally:
         await conn.close()
-    return {"inbox": {(r[0], r[1]) for r in inbox}, "events": {(r[0], r[1]) for r in events},
-            "dead_letters": int(dead)}
+    return {
+        "inbox": {(r[0], r[1]) for r in inbox},
+        "events": {(r[0], r[1]) for r in events},
+        "dead_letters": int(dead),
+    }
 
 
 async def _deadletters(stack: BenchStack) -> dict[str, int]:
@@ -264,16 +298,24 @@ def run_faults(size: str = "smoke", *, keep: bool = False) -> FaultReport:
 
 def _write(report: FaultReport, stack: BenchStack) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    data = {"size": report.size, "run_id": stack.run_id, "ok": report.ok,
-            "counts": report.counts, "faults": report.faults, "failures": report.failures}
+    data = {
+        "size": report.size,
+        "run_id": stack.run_id,
+        "ok": report.ok,
+        "counts": report.counts,
+        "faults": report.faults,
+        "failures": report.failures,
+    }
     (RESULTS / "faults-latest.json").write_text(json.dumps(data, indent=1, default=str))
     (RESULTS / "faults-latest.md").write_text(
-        f"# Fault injection ({report.size})\n\n```\n{report.text()}\n```\n")
+        f"# Fault injection ({report.size})\n\n```\n{report.text()}\n```\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", choices=sorted(FAULT_SIZES), default="smoke")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)

@@ -45,9 +45,13 @@ class LoadgenProcess:
         config_path = workdir / f"loadgen-{label}.json"
         config.out = str(workdir / f"loadgen-{label}.result.json")
         config.dump(config_path)
-        process = subprocess.Popen([sys.executable, "-m", "bench.loadgen", str(config_path)],
-                                   stdout=subprocess.PIPE, text=True, cwd=_repo_root(),
-                                   env={**os.environ, "PYTHONPATH": str(_repo_root())})
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.loadgen", str(config_path)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=_repo_root(),
+            env={**os.environ, "PYTHONPATH": str(_repo_root())},
+        )
         started = cls(config, process)
         started._reader = threading.Thread(target=started._read, daemon=True)
         started._reader.start()
@@ -82,8 +86,9 @@ class LoadgenProcess:
         return result
 
 
-def run_loadgen(config: LoadConfig, workdir: Path, label: str,
-                sampler: MemorySampler | None = None) -> dict[str, Any]:
+def run_loadgen(
+    config: LoadConfig, workdir: Path, label: str, sampler: MemorySampler | None = None
+) -> dict[str, Any]:
     process = LoadgenProcess.start(config, workdir, label)
     if sampler is not None:
         sampler.extra["loadgen"] = process.pid
@@ -174,7 +179,8 @@ class CommitObserver:
                 f" PERFORM pg_notify('{NOTIFY_CHANNEL}', NEW.event_id); RETURN NULL; END $$;"
                 f" DROP TRIGGER IF EXISTS bench_inbox_notify ON {LIVE_INBOX};"
                 f" CREATE TRIGGER bench_inbox_notify AFTER INSERT ON {LIVE_INBOX}"
-                " FOR EACH ROW EXECUTE FUNCTION public.bench_inbox_notify();")
+                " FOR EACH ROW EXECUTE FUNCTION public.bench_inbox_notify();"
+            )
             await conn.add_listener(NOTIFY_CHANNEL, self._notified)
             self._ready.set()
             await asyncio.to_thread(self._stop.wait)
@@ -205,7 +211,8 @@ async def _dashboard_counts(url: str, like: str) -> dict[str, int]:
     conn = await asyncpg.connect(url)
     try:
         applied = await conn.fetchval(
-            "SELECT count(*) FROM proj.inbox WHERE event_id LIKE $1", like)
+            "SELECT count(*) FROM proj.inbox WHERE event_id LIKE $1", like
+        )
         dead = await conn.fetchval("SELECT count(*) FROM proj.dead_letters")
         total = await conn.fetchval("SELECT count(*) FROM proj.inbox")
     finally:
@@ -226,8 +233,9 @@ def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.5)
     return check()
 
 
-def wait_projected(stack: BenchStack, like: str, expected: int, timeout: float
-                   ) -> tuple[bool, float, dict[str, int]]:
+def wait_projected(
+    stack: BenchStack, like: str, expected: int, timeout: float
+) -> tuple[bool, float, dict[str, int]]:
     """Wait until the dashboard's inbox holds ``expected`` events matching ``like``."""
     started = time.monotonic()
     counts: dict[str, int] = {}

@@ -15,16 +15,17 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from teamnl_shared.kafka import ensure_topics, idempotent_producer
 
 from bench import events
 from bench.stats import rate
+from teamnl_shared.kafka import ensure_topics, idempotent_producer
 
 IN_FLIGHT = 20_000  # sends queued before awaiting the oldest: pipelined, memory bounded
 
 
-async def produce(bootstrap: str, prefix: str, run_id: str, count: int,
-                  topic: str | None = None) -> dict[str, Any]:
+async def produce(
+    bootstrap: str, prefix: str, run_id: str, count: int, topic: str | None = None
+) -> dict[str, Any]:
     """Write ``count`` events (round-robin over the services) with acks=all, idempotent.
 
     ``topic`` set: all into that one topic (the baseline); else each into its family topic
@@ -53,22 +54,31 @@ async def produce(bootstrap: str, prefix: str, run_id: str, count: int,
     return {"events": count, "elapsed_s": round(elapsed, 3), "rate": rate(count, elapsed)}
 
 
-async def _reader(bootstrap: str, topics: list[str]
-                  ) -> tuple[AIOKafkaConsumer, dict[TopicPartition, int]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                isolation_level="read_committed", max_partition_fetch_bytes=4 << 20,
-                                fetch_max_bytes=32 << 20)
+async def _reader(
+    bootstrap: str, topics: list[str]
+) -> tuple[AIOKafkaConsumer, dict[TopicPartition, int]]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=4 << 20,
+        fetch_max_bytes=32 << 20,
+    )
     await consumer.start()
-    partitions = [TopicPartition(t, p) for t, ps in (await partitions_of(bootstrap, topics)).items()
-                  for p in ps]
+    partitions = [
+        TopicPartition(t, p)
+        for t, ps in (await partitions_of(bootstrap, topics)).items()
+        for p in ps
+    ]
     consumer.assign(partitions)
     await consumer.seek_to_beginning(*partitions)
     ends = await consumer.end_offsets(partitions)
     return consumer, ends
 
 
-async def read_to_end(bootstrap: str, topics: list[str], *, identities: bool,
-                      timeout: float = 600.0) -> dict[str, Any]:
+async def read_to_end(
+    bootstrap: str, topics: list[str], *, identities: bool, timeout: float = 600.0
+) -> dict[str, Any]:
     """Read every record of ``topics`` up to their current end offsets.
 
     With ``identities`` the result also holds ``counts``: (ce_source, ce_id) -> records.
@@ -86,8 +96,12 @@ async def read_to_end(bootstrap: str, topics: list[str], *, identities: bool,
                 if identities:
                     for record in items:
                         headers = dict(record.headers)
-                        counts[(headers.get("ce_source", b"").decode(),
-                                headers.get("ce_id", b"").decode())] += 1
+                        counts[
+                            (
+                                headers.get("ce_source", b"").decode(),
+                                headers.get("ce_id", b"").decode(),
+                            )
+                        ] += 1
                 if items and items[-1].offset + 1 >= ends[tp]:
                     remaining.discard(tp)
         elapsed = time.monotonic() - started
@@ -95,8 +109,13 @@ async def read_to_end(bootstrap: str, topics: list[str], *, identities: bool,
         await consumer.stop()
     if remaining:
         raise RuntimeError(f"could not read to the end of {sorted(map(str, remaining))}")
-    return {"records": records, "elapsed_s": round(elapsed, 3), "rate": rate(records, elapsed),
-            "end_offsets": sum(ends.values()), "counts": counts}
+    return {
+        "records": records,
+        "elapsed_s": round(elapsed, 3),
+        "rate": rate(records, elapsed),
+        "end_offsets": sum(ends.values()),
+        "counts": counts,
+    }
 
 
 async def partitions_of(bootstrap: str, topics: list[str]) -> dict[str, list[int]]:
@@ -106,8 +125,11 @@ async def partitions_of(bootstrap: str, topics: list[str]) -> dict[str, list[int
         described = await admin.describe_topics(topics)
     finally:
         await admin.close()
-    return {d["topic"]: sorted(p["partition"] for p in d["partitions"]) for d in described
-            if not d.get("error_code")}
+    return {
+        d["topic"]: sorted(p["partition"] for p in d["partitions"])
+        for d in described
+        if not d.get("error_code")
+    }
 
 
 async def end_offsets(bootstrap: str, topics: list[str]) -> int:

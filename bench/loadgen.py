@@ -103,11 +103,19 @@ class Tally:
 def prepare(config: LoadConfig) -> list[Unit]:
     """Every request body, rendered before the clock starts."""
     per_request = config.batch_size if config.mode == "batch" else 1
-    total = config.count or int(min(config.max_prepared,
-                                    (config.rate or 20_000) * config.duration * 1.05 + 1))
+    total = config.count or int(
+        min(config.max_prepared, (config.rate or 20_000) * config.duration * 1.05 + 1)
+    )
     if config.mode == "get":
-        return [Unit(config.targets[i % len(config.targets)], [], b"",
-                     config.paths[i % len(config.paths)]) for i in range(total)]
+        return [
+            Unit(
+                config.targets[i % len(config.targets)],
+                [],
+                b"",
+                config.paths[i % len(config.paths)],
+            )
+            for i in range(total)
+        ]
     units: list[Unit] = []
     next_index = {t.service: config.start_index for t in config.targets}
     made = 0
@@ -145,8 +153,9 @@ class Runner:
             if self.config.rate > 0:
                 await self._open_loop()
             else:
-                await asyncio.gather(*(self._closed_worker()
-                                       for _ in range(self.config.concurrency)))
+                await asyncio.gather(
+                    *(self._closed_worker() for _ in range(self.config.concurrency))
+                )
             elapsed = time.monotonic() - self.started
             reporter.cancel()
         return self._result(elapsed)
@@ -217,8 +226,15 @@ class Runner:
         if self.config.mode == "get":
             return await self.client.request("GET", url, headers=self.config.headers)
         content_type = BATCH if self.config.mode == "batch" else STRUCTURED
-        return await self.client.request("POST", url, content=unit.body, headers={
-            "content-type": content_type, "authorization": f"Bearer {unit.target.api_key}"})
+        return await self.client.request(
+            "POST",
+            url,
+            content=unit.body,
+            headers={
+                "content-type": content_type,
+                "authorization": f"Bearer {unit.target.api_key}",
+            },
+        )
 
     def _event_statuses(self, unit: Unit, response: Response) -> list[int]:
         if self.config.mode != "batch" or response.status_code >= 300:
@@ -232,46 +248,67 @@ class Runner:
             if status in ACCEPTED:
                 self.tally.events_acked += 1
                 if self.config.acks:
-                    self.tally.acks.append((event.source, event.id, status, wall,
-                                            self.tally.requests))
+                    self.tally.acks.append(
+                        (event.source, event.id, status, wall, self.tally.requests)
+                    )
 
     def _note_5xx(self, response: Response) -> None:
         if response.status_code == 503 and response.headers.get("retry-after"):
             return
         if len(self.tally.bad_5xx) < 50:
-            self.tally.bad_5xx.append({"status": response.status_code,
-                                       "retry_after": response.headers.get("retry-after"),
-                                       "body": response.text[:300], "at": time.time()})
+            self.tally.bad_5xx.append(
+                {
+                    "status": response.status_code,
+                    "retry_after": response.headers.get("retry-after"),
+                    "body": response.text[:300],
+                    "at": time.time(),
+                }
+            )
 
     # -- reporting --------------------------------------------------------------------------
     async def _report(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            print(json.dumps({"progress": {
-                "elapsed": round(time.monotonic() - self.started, 2),
-                "requests": self.tally.requests, "events_acked": self.tally.events_acked,
-                "statuses": dict(self.tally.statuses)}}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "progress": {
+                            "elapsed": round(time.monotonic() - self.started, 2),
+                            "requests": self.tally.requests,
+                            "events_acked": self.tally.events_acked,
+                            "statuses": dict(self.tally.statuses),
+                        }
+                    }
+                ),
+                flush=True,
+            )
 
     def _result(self, elapsed: float) -> dict[str, Any]:
         t = self.tally
         per_unit = self.config.batch_size if self.config.mode == "batch" else 1
         offered = self.config.rate or None
         return {
-            "mode": self.config.mode, "concurrency": self.config.concurrency,
+            "mode": self.config.mode,
+            "concurrency": self.config.concurrency,
             "elapsed_s": round(elapsed, 3),
             "loadgen_cpu_s": round(time.process_time() - self.cpu_started, 3),
             "offered_rate": offered,
-            "achieved_rate": rate(t.events_acked if self.config.mode != "get" else t.requests,
-                                  elapsed),
-            "sent_rate": rate(t.events_sent if self.config.mode != "get" else t.requests,
-                              elapsed),
+            "achieved_rate": rate(
+                t.events_acked if self.config.mode != "get" else t.requests, elapsed
+            ),
+            "sent_rate": rate(t.events_sent if self.config.mode != "get" else t.requests, elapsed),
             "request_rate": rate(t.requests, elapsed),
             "events_per_request": per_unit,
-            "requests": t.requests, "events_sent": t.events_sent, "events_acked": t.events_acked,
-            "retries": t.retries, "gave_up": t.gave_up,
-            "statuses": dict(t.statuses), "event_statuses": dict(t.event_statuses),
+            "requests": t.requests,
+            "events_sent": t.events_sent,
+            "events_acked": t.events_acked,
+            "retries": t.retries,
+            "gave_up": t.gave_up,
+            "statuses": dict(t.statuses),
+            "event_statuses": dict(t.event_statuses),
             "bad_5xx": t.bad_5xx,
-            "service_ms": summarise(t.service_ms), "response_ms": summarise(t.response_ms),
+            "service_ms": summarise(t.service_ms),
+            "response_ms": summarise(t.response_ms),
         }
 
 
@@ -284,15 +321,20 @@ def batch_statuses(response: Response, n: int) -> list[int]:
     items = body.get("results", body.get("items")) if isinstance(body, dict) else body
     if not isinstance(items, list) or len(items) != n:
         return [response.status_code] * n
-    return [int(item.get("status", response.status_code)) if isinstance(item, dict)
-            else response.status_code for item in items]
+    return [
+        int(item.get("status", response.status_code))
+        if isinstance(item, dict)
+        else response.status_code
+        for item in items
+    ]
 
 
 @contextlib.asynccontextmanager
 async def _client(config: LoadConfig) -> AsyncIterator[Any]:
     if config.client == "httpx":
-        limits = httpx.Limits(max_connections=config.concurrency,
-                              max_keepalive_connections=config.concurrency)
+        limits = httpx.Limits(
+            max_connections=config.concurrency, max_keepalive_connections=config.concurrency
+        )
         async with httpx.AsyncClient(limits=limits, timeout=config.timeout) as client:
             yield client
         return

@@ -18,8 +18,10 @@ def create_app() -> FastAPI:
     @app.post("/v1/events", status_code=202)
     async def accept(request: Request) -> JSONResponse:
         event = json.loads(await request.body())
-        return JSONResponse({"status": "accepted", "id": event.get("id"),
-                             "source": event.get("source")}, status_code=202)
+        return JSONResponse(
+            {"status": "accepted", "id": event.get("id"), "source": event.get("source")},
+            status_code=202,
+        )
 
     @app.get("/readyz")
     async def ready() -> dict[str, str]:

@@ -80,21 +80,24 @@ class RawClient:
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
         self._slots: dict[tuple[str, int], asyncio.Semaphore] = {}
 
-    async def request(self, method: str, url: str, headers: dict[str, str],
-                      content: bytes = b"") -> RawResponse:
+    async def request(
+        self, method: str, url: str, headers: dict[str, str], content: bytes = b""
+    ) -> RawResponse:
         parts = urlsplit(url)
         address = (parts.hostname or "127.0.0.1", parts.port or 80)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
-        lines = [f"{method} {target} HTTP/1.1", f"host: {address[0]}:{address[1]}",
-                 f"content-length: {len(content)}"]
+        lines = [
+            f"{method} {target} HTTP/1.1",
+            f"host: {address[0]}:{address[1]}",
+            f"content-length: {len(content)}",
+        ]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         slot = self._slots.setdefault(address, asyncio.Semaphore(self.max_connections))
         async with slot:
             return await self._exchange(address, head, content)
 
-    async def _exchange(self, address: tuple[str, int], head: bytes, body: bytes
-                        ) -> RawResponse:
+    async def _exchange(self, address: tuple[str, int], head: bytes, body: bytes) -> RawResponse:
         idle = self._idle.setdefault(address, [])
         connection = idle.pop() if idle else None
         if connection is not None:
@@ -104,17 +107,24 @@ class RawClient:
                 pass  # the server closed an idle connection: once more on a fresh one
         return await self._on(None, address, head, body)
 
-    async def _on(self, connection: _Connection | None, address: tuple[str, int], head: bytes,
-                  body: bytes) -> RawResponse:
+    async def _on(
+        self, connection: _Connection | None, address: tuple[str, int], head: bytes, body: bytes
+    ) -> RawResponse:
         try:
             if connection is None:
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(*address), self.timeout)
+                    asyncio.open_connection(*address), self.timeout
+                )
                 connection = _Connection(reader, writer)
-            response, keep = await asyncio.wait_for(connection.exchange(head, body),
-                                                    self.timeout)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                TimeoutError, ValueError, IndexError) as error:
+            response, keep = await asyncio.wait_for(connection.exchange(head, body), self.timeout)
+        except (
+            OSError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            TimeoutError,
+            ValueError,
+            IndexError,
+        ) as error:
             if connection is not None:
                 connection.close()
             raise TransportError(f"{type(error).__name__}: {error}") from error

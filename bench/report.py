@@ -27,16 +27,26 @@ def machine(stack: Any = None) -> dict[str, Any]:
                 break
     except OSError:
         pass
-    versions = {"python": platform.python_version(), "kafka": KAFKA_VERSION,
-                "postgresql": _postgres_version()}
+    versions = {
+        "python": platform.python_version(),
+        "kafka": KAFKA_VERSION,
+        "postgresql": _postgres_version(),
+    }
     for package in PACKAGES:
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = "-"
-    return {"cores": os.cpu_count(), "cpu": cpu, "memory_gib": _memory_gib(),
-            "kernel": platform.release(), "versions": versions, "commit": _commit(),
-            "infra": getattr(stack, "bootstrap", None), "at": datetime.now(UTC).isoformat()}
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": _memory_gib(),
+        "kernel": platform.release(),
+        "versions": versions,
+        "commit": _commit(),
+        "infra": getattr(stack, "bootstrap", None),
+        "at": datetime.now(UTC).isoformat(),
+    }
 
 
 def _memory_gib() -> float:
@@ -52,17 +62,20 @@ def _postgres_version() -> str:
     bindir = find_bindir()
     if bindir is None:
         return "-"
-    done = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False
+    )
     found = re.search(r"\d+\.\d+", done.stdout)
     return found.group(0) if found else "-"
 
 
 def _commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True, check=False)
-    dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True,
-                           check=False).stdout.strip()
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    )
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     return done.stdout.strip() + ("+uncommitted" if dirty else "")
 
 
@@ -86,61 +99,123 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     out: list[tuple[str, str, str, str, str]] = []
     if "single" in r:
         s, b, p = r["single"], r["single"]["baseline"], r["single"]["pipeline"]
-        out.append((f"1. single-event POST, {p['concurrency']} keep-alive clients (nlib)",
-                    f"{_n(p['achieved_rate'])} ev/s, p50/p99 {_ms(p['service_ms'], 'p50', 'p99')}",
-                    f"no-op FastAPI {_n(b['achieved_rate'])} ev/s, "
-                    f"p50/p99 {_ms(b['service_ms'], 'p50', 'p99')}",
-                    _ratio(s["ratio"]), f"closed loop -> {_n(p['achieved_rate'])} ev/s"))
+        out.append(
+            (
+                f"1. single-event POST, {p['concurrency']} keep-alive clients (nlib)",
+                f"{_n(p['achieved_rate'])} ev/s, p50/p99 {_ms(p['service_ms'], 'p50', 'p99')}",
+                f"no-op FastAPI {_n(b['achieved_rate'])} ev/s, "
+                f"p50/p99 {_ms(b['service_ms'], 'p50', 'p99')}",
+                _ratio(s["ratio"]),
+                f"closed loop -> {_n(p['achieved_rate'])} ev/s",
+            )
+        )
     if "batch" in r:
         s, b, p = r["batch"], r["batch"]["baseline"], r["batch"]["pipeline"]
         label = f"2. batch POST ({p['events_per_request']}/request, {p['events_sent']:,} events)"
-        out.append((label + ": 202 accepted",
-                    f"{_n(p['achieved_rate'])} ev/s",
-                    f"bare producer acks=all {_n(b['rate'])} ev/s",
-                    _ratio(s["ratio_accept"]), f"closed loop -> {_n(p['achieved_rate'])} ev/s"))
-        out.append(("2. batch: first request -> all in Kafka (relay)",
-                    f"{_n(p['to_kafka_rate'])} ev/s ({p['in_kafka']:,} in {p['to_kafka_s']} s)",
-                    f"bare producer {_n(b['rate'])} ev/s", _ratio(s["ratio_to_kafka"]), ""))
+        out.append(
+            (
+                label + ": 202 accepted",
+                f"{_n(p['achieved_rate'])} ev/s",
+                f"bare producer acks=all {_n(b['rate'])} ev/s",
+                _ratio(s["ratio_accept"]),
+                f"closed loop -> {_n(p['achieved_rate'])} ev/s",
+            )
+        )
+        out.append(
+            (
+                "2. batch: first request -> all in Kafka (relay)",
+                f"{_n(p['to_kafka_rate'])} ev/s ({p['in_kafka']:,} in {p['to_kafka_s']} s)",
+                f"bare producer {_n(b['rate'])} ev/s",
+                _ratio(s["ratio_to_kafka"]),
+                "",
+            )
+        )
     if "latency" in r:
         f = r["latency"]["fixed"]
-        out.append(("3. end-to-end 202 -> projection commit, p50/p95/p99",
-                    _ms(f["e2e_ms"], "p50", "p95", "p99") + f" ({f['projected']:,} events)",
-                    "-", "-", f"{_n(f['offered_rate'])} -> {_n(f['achieved_rate'])} ev/s"))
+        out.append(
+            (
+                "3. end-to-end 202 -> projection commit, p50/p95/p99",
+                _ms(f["e2e_ms"], "p50", "p95", "p99") + f" ({f['projected']:,} events)",
+                "-",
+                "-",
+                f"{_n(f['offered_rate'])} -> {_n(f['achieved_rate'])} ev/s",
+            )
+        )
         for step in r["latency"]["ramp"]:
             verdict = "sustained" if step["sustained"] else "NOT sustained"
-            out.append((f"3. ramp step {_n(step['offered_rate'])} ev/s: {verdict}",
-                        "p99 " + _ms(step["e2e_ms"], "p99")
-                        + f", {step['not_projected']} late, {step['non_accepted']} non-2xx",
-                        "-", "-",
-                        f"{_n(step['offered_rate'])} -> {_n(step['achieved_rate'])} ev/s"))
-        out.append(("3. highest rate sustained with p99 < 1 s",
-                    f"{_n(r['latency']['max_sustained_rate'])} ev/s", "-", "-", ""))
+            out.append(
+                (
+                    f"3. ramp step {_n(step['offered_rate'])} ev/s: {verdict}",
+                    "p99 "
+                    + _ms(step["e2e_ms"], "p99")
+                    + f", {step['not_projected']} late, {step['non_accepted']} non-2xx",
+                    "-",
+                    "-",
+                    f"{_n(step['offered_rate'])} -> {_n(step['achieved_rate'])} ev/s",
+                )
+            )
+        out.append(
+            (
+                "3. highest rate sustained with p99 < 1 s",
+                f"{_n(r['latency']['max_sustained_rate'])} ev/s",
+                "-",
+                "-",
+                "",
+            )
+        )
     if "dashboard" in r:
         d = r["dashboard"]
         pr = d["projection"]
         done = "" if pr["complete"] else " INCOMPLETE at the time limit"
-        out.append((f"4. live projection of {pr['loaded']['events']:,} events loaded into Kafka",
-                    f"{_n(pr['rate'])} ev/s ({pr['projected']:,} in {pr['seconds']} s){done}",
-                    f"loader (bare producer) {_n(pr['loaded']['rate'])} ev/s", "-", ""))
-        for key, label in (("overview_page", "overview page /"),
-                           ("overview_api", "JSON API /api/v1/overview")):
+        out.append(
+            (
+                f"4. live projection of {pr['loaded']['events']:,} events loaded into Kafka",
+                f"{_n(pr['rate'])} ev/s ({pr['projected']:,} in {pr['seconds']} s){done}",
+                f"loader (bare producer) {_n(pr['loaded']['rate'])} ev/s",
+                "-",
+                "",
+            )
+        )
+        for key, label in (
+            ("overview_page", "overview page /"),
+            ("overview_api", "JSON API /api/v1/overview"),
+        ):
             g = d[key]
-            out.append((f"5. {label}, {pr['applied_total']:,} events projected, p50/p95",
-                        _ms(g["service_ms"], "p50", "p95") + f", {_n(g['achieved_rate'])} req/s"
-                        f" ({g['concurrency']} clients)", "-", "-",
-                        f"closed loop, statuses {g['statuses']}"))
+            out.append(
+                (
+                    f"5. {label}, {pr['applied_total']:,} events projected, p50/p95",
+                    _ms(g["service_ms"], "p50", "p95") + f", {_n(g['achieved_rate'])} req/s"
+                    f" ({g['concurrency']} clients)",
+                    "-",
+                    "-",
+                    f"closed loop, statuses {g['statuses']}",
+                )
+            )
     if "rebuild" in r:
         rb = r["rebuild"]
         if "error" in rb:
             out.append(("4. projection rebuild", "FAILED", "-", "-", ""))
         else:
             p, b = rb["pipeline"], rb["baseline"]
-            out.append((f"4. projection rebuild ({p['records']:,} records)",
-                        f"{_n(p['rate'])} ev/s ({p['seconds']} s)",
-                        f"bare consumer {_n(b['rate'])} ev/s", _ratio(rb["ratio"]), ""))
+            out.append(
+                (
+                    f"4. projection rebuild ({p['records']:,} records)",
+                    f"{_n(p['rate'])} ev/s ({p['seconds']} s)",
+                    f"bare consumer {_n(b['rate'])} ev/s",
+                    _ratio(rb["ratio"]),
+                    "",
+                )
+            )
     for service, values in _memory(r).items():
-        out.append((f"6. RSS {service}: at rest / under load / projecting / end",
-                    " / ".join(_n(v, 0) for v in values) + " MiB", "-", "-", ""))
+        out.append(
+            (
+                f"6. RSS {service}: at rest / under load / projecting / end",
+                " / ".join(_n(v, 0) for v in values) + " MiB",
+                "-",
+                "-",
+                "",
+            )
+        )
     return out
 
 
@@ -161,26 +236,28 @@ def table(r: dict[str, Any]) -> str:
 def markdown(r: dict[str, Any]) -> str:
     m = r["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
-    return "\n".join([
-        f"# Benchmark results ({r['size']} size)",
-        "",
-        f"Run `{r['run_id']}` at {m['at']}, commit `{m['commit']}`, {r.get('elapsed_s')} s.",
-        f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, "
-        f"Linux {m['kernel']}. Load average at the end: {r.get('loadavg_end')}.",
-        f"Versions: {versions}.",
-        "",
-        "Every baseline ran in the same run, on the same machine and the same private "
-        "Kafka + PostgreSQL, just before or after its figure. The load generator is a "
-        "separate process (`bench/loadgen.py`, raw HTTP/1.1 keep-alive client).",
-        "The dashboard figures load their events straight into Kafka with a bare producer "
-        "(not through the HTTP ingestion), then wait until the dashboard projected them all.",
-        "",
-        table(r),
-        "",
-        "Raw figures: [`latest.json`](latest.json). Re-run: `make bench` (full size) or "
-        "`make bench-smoke` (the CI size).",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"# Benchmark results ({r['size']} size)",
+            "",
+            f"Run `{r['run_id']}` at {m['at']}, commit `{m['commit']}`, {r.get('elapsed_s')} s.",
+            f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, "
+            f"Linux {m['kernel']}. Load average at the end: {r.get('loadavg_end')}.",
+            f"Versions: {versions}.",
+            "",
+            "Every baseline ran in the same run, on the same machine and the same private "
+            "Kafka + PostgreSQL, just before or after its figure. The load generator is a "
+            "separate process (`bench/loadgen.py`, raw HTTP/1.1 keep-alive client).",
+            "The dashboard figures load their events straight into Kafka with a bare producer "
+            "(not through the HTTP ingestion), then wait until the dashboard projected them all.",
+            "",
+            table(r),
+            "",
+            "Raw figures: [`latest.json`](latest.json). Re-run: `make bench` (full size) or "
+            "`make bench-smoke` (the CI size).",
+            "",
+        ]
+    )
 
 
 def write(r: dict[str, Any], out: Path, stack: Any = None) -> None:

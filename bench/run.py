@@ -60,11 +60,23 @@ class Bench:
     # -- 1 ------------------------------------------------------------------------------------
     def single(self) -> None:
         size = self.size
-        noop = ServiceProcess("noop", [str(BIN / "python"), "-m", "uvicorn", "bench.noop_app:app",
-                                       "--port", str(self.stack.base_port + 9),
-                                       "--no-access-log", "--log-level", "warning"],
-                              {**os.environ, "PYTHONPATH": str(RESULTS.parent.parent)},
-                              self.stack.base_port + 9, self.workdir / "noop.log")
+        noop = ServiceProcess(
+            "noop",
+            [
+                str(BIN / "python"),
+                "-m",
+                "uvicorn",
+                "bench.noop_app:app",
+                "--port",
+                str(self.stack.base_port + 9),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            {**os.environ, "PYTHONPATH": str(RESULTS.parent.parent)},
+            self.stack.base_port + 9,
+            self.workdir / "noop.log",
+        )
         noop.start()
         try:
             noop.wait_ready()
@@ -76,14 +88,21 @@ class Bench:
         log("1. single-event: nlib ingestion")
         target = targets(self.stack, ("nlib",))[0]
         pipeline = self._closed(target, "single-nlib")
-        self.results["single"] = {"baseline": baseline, "pipeline": pipeline,
-                                  "ratio": ratio(pipeline["achieved_rate"],
-                                                 baseline["achieved_rate"])}
+        self.results["single"] = {
+            "baseline": baseline,
+            "pipeline": pipeline,
+            "ratio": ratio(pipeline["achieved_rate"], baseline["achieved_rate"]),
+        }
 
     def _closed(self, target: Target, label: str) -> dict[str, Any]:
-        config = LoadConfig(targets=[target], out="", mode="single", run_id=f"s{label[-4:]}",
-                            duration=self.size.single_seconds,
-                            concurrency=self.size.single_concurrency)
+        config = LoadConfig(
+            targets=[target],
+            out="",
+            mode="single",
+            run_id=f"s{label[-4:]}",
+            duration=self.size.single_seconds,
+            concurrency=self.size.single_concurrency,
+        )
         result = run_loadgen(config, self.workdir, label, self.sampler)
         result["loadavg"] = os.getloadavg()
         return result
@@ -92,16 +111,35 @@ class Bench:
     def batch(self) -> None:
         size = self.size
         log(f"2. batch: bare aiokafka producer, {size.batch_events} events")
-        baseline = _json_process([str(BIN / "python"), "-m", "bench.kafka_io", "produce",
-                                  "--bootstrap", self.stack.bootstrap, "--run-id", "bb",
-                                  "--count", str(size.batch_events),
-                                  "--topic", f"{self.stack.prefix}baseline.events"])
+        baseline = _json_process(
+            [
+                str(BIN / "python"),
+                "-m",
+                "bench.kafka_io",
+                "produce",
+                "--bootstrap",
+                self.stack.bootstrap,
+                "--run-id",
+                "bb",
+                "--count",
+                str(size.batch_events),
+                "--topic",
+                f"{self.stack.prefix}baseline.events",
+            ]
+        )
         log(f"2. batch: {size.batch_events} events in batches of {size.batch_size}")
         topics = self.stack.topics()
         before = asyncio.run(end_offsets(self.stack.bootstrap, topics))
-        config = LoadConfig(targets=targets(self.stack), out="", mode="batch", run_id="b",
-                            count=size.batch_events, duration=size.drain_timeout,
-                            batch_size=size.batch_size, concurrency=size.batch_concurrency)
+        config = LoadConfig(
+            targets=targets(self.stack),
+            out="",
+            mode="batch",
+            run_id="b",
+            count=size.batch_events,
+            duration=size.drain_timeout,
+            batch_size=size.batch_size,
+            concurrency=size.batch_concurrency,
+        )
         started = time.monotonic()
         accepted = run_loadgen(config, self.workdir, "batch", self.sampler)
         acked = accepted["events_acked"]
@@ -114,20 +152,27 @@ class Bench:
             time.sleep(0.1)
         to_kafka_s = time.monotonic() - started
         reached = in_kafka()
-        pipeline = {**accepted, "in_kafka": reached, "to_kafka_s": round(to_kafka_s, 3),
-                    "to_kafka_rate": reached / to_kafka_s, "loadavg": os.getloadavg()}
-        self.results["batch"] = {"baseline": baseline, "pipeline": pipeline,
-                                 "ratio_accept": ratio(accepted["achieved_rate"],
-                                                       baseline["rate"]),
-                                 "ratio_to_kafka": ratio(pipeline["to_kafka_rate"],
-                                                         baseline["rate"])}
+        pipeline = {
+            **accepted,
+            "in_kafka": reached,
+            "to_kafka_s": round(to_kafka_s, 3),
+            "to_kafka_rate": reached / to_kafka_s,
+            "loadavg": os.getloadavg(),
+        }
+        self.results["batch"] = {
+            "baseline": baseline,
+            "pipeline": pipeline,
+            "ratio_accept": ratio(accepted["achieved_rate"], baseline["rate"]),
+            "ratio_to_kafka": ratio(pipeline["to_kafka_rate"], baseline["rate"]),
+        }
 
     # -- 3 ------------------------------------------------------------------------------------
     def latency(self) -> None:
         size = self.size
         self._drain()
-        log(f"3. end-to-end latency at {size.latency_rate:g} events/s for "
-            f"{size.latency_seconds:g}s")
+        log(
+            f"3. end-to-end latency at {size.latency_rate:g} events/s for {size.latency_seconds:g}s"
+        )
         fixed = self._latency_step("lat", size.latency_rate, size.latency_seconds)
         ramp = []
         for step, offered in enumerate(size.ramp_rates):
@@ -138,28 +183,51 @@ class Bench:
             if not result["sustained"]:
                 break
         passed = [r["offered_rate"] for r in ramp if r["sustained"]]
-        self.results["latency"] = {"fixed": fixed, "ramp": ramp,
-                                   "max_sustained_rate": max(passed) if passed else None}
+        self.results["latency"] = {
+            "fixed": fixed,
+            "ramp": ramp,
+            "max_sustained_rate": max(passed) if passed else None,
+        }
 
     def _latency_step(self, label: str, offered: float, seconds: float) -> dict[str, Any]:
         acks_path = str(self.workdir / f"acks-{label}.jsonl")
-        config = LoadConfig(targets=targets(self.stack), out="", mode="single", run_id=label,
-                            duration=seconds, rate=offered, concurrency=64, acks=acks_path)
+        config = LoadConfig(
+            targets=targets(self.stack),
+            out="",
+            mode="single",
+            run_id=label,
+            duration=seconds,
+            rate=offered,
+            concurrency=64,
+            acks=acks_path,
+        )
         with CommitObserver(self.stack.database_url("dashboard")) as observer:
             result = run_loadgen(config, self.workdir, label, self.sampler)
             acks = read_acks(acks_path)
             missing = observer.wait_for({a[1] for a in acks}, timeout=self.size.drain_timeout)
             latencies = [(observer.seen[a[1]] - a[3]) * 1000 for a in acks if a[1] in observer.seen]
         e2e = summarise(latencies)
-        non_accepted = sum(n for status, n in result["statuses"].items()
-                           if status not in ("200", "202"))
-        sustained = (result["achieved_rate"] >= 0.97 * offered and not missing
-                     and non_accepted == 0 and e2e["p99"] < 1000)
-        return {"offered_rate": offered, "achieved_rate": result["achieved_rate"],
-                "acked": len(acks), "projected": len(acks) - len(missing),
-                "not_projected": len(missing), "non_accepted": non_accepted,
-                "e2e_ms": e2e, "http_ms": result["response_ms"], "sustained": sustained,
-                "loadavg": os.getloadavg()}
+        non_accepted = sum(
+            n for status, n in result["statuses"].items() if status not in ("200", "202")
+        )
+        sustained = (
+            result["achieved_rate"] >= 0.97 * offered
+            and not missing
+            and non_accepted == 0
+            and e2e["p99"] < 1000
+        )
+        return {
+            "offered_rate": offered,
+            "achieved_rate": result["achieved_rate"],
+            "acked": len(acks),
+            "projected": len(acks) - len(missing),
+            "not_projected": len(missing),
+            "non_accepted": non_accepted,
+            "e2e_ms": e2e,
+            "http_ms": result["response_ms"],
+            "sustained": sustained,
+            "loadavg": os.getloadavg(),
+        }
 
     def _drain(self) -> None:
         """Wait until the dashboard has applied everything in the topics (between steps)."""
@@ -172,26 +240,50 @@ class Bench:
         size = self.size
         log(f"4. loading {size.projected_events} events straight into Kafka")
         before = dashboard_counts(self.stack)["applied_total"]
-        load = _json_process([str(BIN / "python"), "-m", "bench.kafka_io", "produce",
-                              "--bootstrap", self.stack.bootstrap, "--run-id", "m",
-                              "--prefix", self.stack.prefix,
-                              "--count", str(size.projected_events)])
+        load = _json_process(
+            [
+                str(BIN / "python"),
+                "-m",
+                "bench.kafka_io",
+                "produce",
+                "--bootstrap",
+                self.stack.bootstrap,
+                "--run-id",
+                "m",
+                "--prefix",
+                self.stack.prefix,
+                "--count",
+                str(size.projected_events),
+            ]
+        )
         with self.sampler:
-            ok, seconds, counts = wait_projected(self.stack, "m-%", size.projected_events,
-                                                 size.drain_timeout)
+            ok, seconds, counts = wait_projected(
+                self.stack, "m-%", size.projected_events, size.drain_timeout
+            )
         self.results["memory"]["projecting"] = dict(self.sampler.peak)
-        projected = {"loaded": load, "projected": counts["applied"], "complete": ok,
-                     "seconds": round(seconds, 1), "rate": counts["applied"] / seconds,
-                     "applied_before": before, "applied_total": counts["applied_total"],
-                     "dead_letters": counts["dead_letters"]}
+        projected = {
+            "loaded": load,
+            "projected": counts["applied"],
+            "complete": ok,
+            "seconds": round(seconds, 1),
+            "rate": counts["applied"] / seconds,
+            "applied_before": before,
+            "applied_total": counts["applied_total"],
+            "dead_letters": counts["dead_letters"],
+        }
         log(f"4. dashboard overview page and JSON API, {size.get_seconds:g}s each")
         cookie = _session_cookie(self.stack)
         pages = {}
         for label, path in (("overview_page", "/"), ("overview_api", "/api/v1/overview")):
-            config = LoadConfig(targets=[Target("dashboard", self.stack.services["dashboard"].url)],
-                                out="", mode="get", duration=size.get_seconds,
-                                concurrency=size.get_concurrency, paths=[path],
-                                headers={"cookie": cookie})
+            config = LoadConfig(
+                targets=[Target("dashboard", self.stack.services["dashboard"].url)],
+                out="",
+                mode="get",
+                duration=size.get_seconds,
+                concurrency=size.get_concurrency,
+                paths=[path],
+                headers={"cookie": cookie},
+            )
             pages[label] = run_loadgen(config, self.workdir, label, self.sampler)
         self.results["dashboard"] = {"projection": projected, **pages}
 
@@ -199,28 +291,52 @@ class Bench:
     def rebuild(self) -> None:
         topics = self.stack.topics()
         log("5. rebuild: bare aiokafka consumer over the same topics")
-        baseline = _json_process([str(BIN / "python"), "-m", "bench.kafka_io", "consume",
-                                  "--bootstrap", self.stack.bootstrap,
-                                  *[arg for t in topics for arg in ("--topic", t)]])
+        baseline = _json_process(
+            [
+                str(BIN / "python"),
+                "-m",
+                "bench.kafka_io",
+                "consume",
+                "--bootstrap",
+                self.stack.bootstrap,
+                *[arg for t in topics for arg in ("--topic", t)],
+            ]
+        )
         log("5. rebuild: python -m teamnl_dashboard.rebuild")
         process = self.stack.services["dashboard"]
         started = time.monotonic()
-        done = subprocess.run([str(BIN / "python"), "-m", "teamnl_dashboard.rebuild"],
-                              env=process.env, capture_output=True, text=True,
-                              timeout=self.size.drain_timeout * 2, check=False)
+        done = subprocess.run(
+            [str(BIN / "python"), "-m", "teamnl_dashboard.rebuild"],
+            env=process.env,
+            capture_output=True,
+            text=True,
+            timeout=self.size.drain_timeout * 2,
+            check=False,
+        )
         wall = time.monotonic() - started
         (self.workdir / "rebuild.log").write_text(done.stdout + done.stderr)
-        match = re.search(r"done: (\d+) records, (\d+) applied, (\d+) dead letters, "
-                          r"([\d.]+)s", done.stdout)
+        match = re.search(
+            r"done: (\d+) records, (\d+) applied, (\d+) dead letters, "
+            r"([\d.]+)s",
+            done.stdout,
+        )
         if done.returncode != 0 or match is None:
             self.results["rebuild"] = {"error": (done.stdout + done.stderr)[-1500:]}
             return
         records, applied, dead, seconds = match.groups()
-        pipeline = {"records": int(records), "applied": int(applied), "dead_letters": int(dead),
-                    "seconds": float(seconds), "wall_s": round(wall, 2),
-                    "rate": int(records) / float(seconds)}
-        self.results["rebuild"] = {"baseline": baseline, "pipeline": pipeline,
-                                   "ratio": ratio(pipeline["rate"], baseline["rate"])}
+        pipeline = {
+            "records": int(records),
+            "applied": int(applied),
+            "dead_letters": int(dead),
+            "seconds": float(seconds),
+            "wall_s": round(wall, 2),
+            "rate": int(records) / float(seconds),
+        }
+        self.results["rebuild"] = {
+            "baseline": baseline,
+            "pipeline": pipeline,
+            "ratio": ratio(pipeline["rate"], baseline["rate"]),
+        }
 
     # -- 6 ------------------------------------------------------------------------------------
     def memory_at_rest(self, key: str) -> None:
@@ -230,8 +346,7 @@ class Bench:
 
 def _json_process(argv: list[str]) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(RESULTS.parent.parent)}
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=True,
-                          timeout=3600)
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=True, timeout=3600)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -246,8 +361,9 @@ def _session_cookie(stack: BenchStack) -> str:
     async def make() -> str:
         pool = await create_pool(stack.database_url("dashboard"), max_size=2)
         try:
-            member = await members.create_member(pool, f"bench-{stack.run_id}@example.org",
-                                                 "bench-password-" + stack.run_id * 2)
+            member = await members.create_member(
+                pool, f"bench-{stack.run_id}@example.org", "bench-password-" + stack.run_id * 2
+            )
             secret = DashboardSettings(database_url="x").session_secret
             token, _ = await sessions.start(pool, secret, member)
         finally:
@@ -255,16 +371,18 @@ def _session_cookie(stack: BenchStack) -> str:
         return f"{SESSION_COOKIE}={token}"
 
     cookie = asyncio.run(make())
-    response = httpx.get(stack.services["dashboard"].url + "/api/v1/overview",
-                         headers={"cookie": cookie}, timeout=30)
+    response = httpx.get(
+        stack.services["dashboard"].url + "/api/v1/overview", headers={"cookie": cookie}, timeout=30
+    )
     if response.status_code != 200:
         raise RuntimeError(f"dashboard session refused: {response.status_code} {response.text}")
     return cookie
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", choices=sorted(SIZES), default="smoke")
     parser.add_argument("--infra", choices=["private", "shared"], default="private")
     parser.add_argument("--keep", action="store_true", help="leave the stack and data running")

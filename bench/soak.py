@@ -27,8 +27,15 @@ MAX_GROWTH = 0.10
 
 def soak(stack: BenchStack, rate: float, seconds: float) -> dict[str, Any]:
     at_rest = stack.rss_mib()
-    config = LoadConfig(targets=targets(stack), out="", mode="single", run_id="k",
-                        rate=rate, duration=seconds, concurrency=32)
+    config = LoadConfig(
+        targets=targets(stack),
+        out="",
+        mode="single",
+        run_id="k",
+        rate=rate,
+        duration=seconds,
+        concurrency=32,
+    )
     load = LoadgenProcess.start(config, stack.workdir, "soak")
     started = time.monotonic()
     warmup = max(10.0, seconds / 10)
@@ -43,31 +50,48 @@ def soak(stack: BenchStack, rate: float, seconds: float) -> dict[str, Any]:
         time.sleep(5)
     result = load.wait(timeout=60)
     end = stack.rss_mib()
-    growth = {name: (end[name] - value) / value if value and end.get(name) else None
-              for name, value in start.items()}
+    growth = {
+        name: (end[name] - value) / value if value and end.get(name) else None
+        for name, value in start.items()
+    }
     failed = [n for n, g in growth.items() if g is None or g > MAX_GROWTH]
-    return {"rate": rate, "seconds": seconds, "at_rest_mib": at_rest, "start_mib": start,
-            "end_mib": end, "growth": growth, "failed": failed, "series": series,
-            "offered_rate": result["offered_rate"], "achieved_rate": result["achieved_rate"],
-            "statuses": result["statuses"], "events_acked": result["events_acked"]}
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "at_rest_mib": at_rest,
+        "start_mib": start,
+        "end_mib": end,
+        "growth": growth,
+        "failed": failed,
+        "series": series,
+        "offered_rate": result["offered_rate"],
+        "achieved_rate": result["achieved_rate"],
+        "statuses": result["statuses"],
+        "events_acked": result["events_acked"],
+    }
 
 
 def text(r: dict[str, Any]) -> str:
-    lines = [f"soak: {r['seconds']:g}s at {r['offered_rate']:g} ev/s offered, "
-             f"{r['achieved_rate']:.1f} achieved, statuses {r['statuses']}",
-             f"{'service':<12} {'at rest':>9} {'start':>9} {'end':>9} {'growth':>8}"]
+    lines = [
+        f"soak: {r['seconds']:g}s at {r['offered_rate']:g} ev/s offered, "
+        f"{r['achieved_rate']:.1f} achieved, statuses {r['statuses']}",
+        f"{'service':<12} {'at rest':>9} {'start':>9} {'end':>9} {'growth':>8}",
+    ]
     for name, start in r["start_mib"].items():
         growth = r["growth"].get(name)
-        lines.append(f"{name:<12} {r['at_rest_mib'].get(name) or 0:>9.1f} {start or 0:>9.1f} "
-                     f"{r['end_mib'].get(name) or 0:>9.1f} "
-                     f"{'-' if growth is None else f'{growth * 100:+.1f}%':>8}")
+        lines.append(
+            f"{name:<12} {r['at_rest_mib'].get(name) or 0:>9.1f} {start or 0:>9.1f} "
+            f"{r['end_mib'].get(name) or 0:>9.1f} "
+            f"{'-' if growth is None else f'{growth * 100:+.1f}%':>8}"
+        )
     lines.append("PASSED" if not r["failed"] else f"FAILED (growth > 10 %): {r['failed']}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", choices=sorted(SIZES), default="smoke")
     parser.add_argument("--rate", type=float)
     parser.add_argument("--seconds", type=float)

@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from bench import events
+from bench.procmem import tree_rss_kib
 from teamnl_shared.db import create_pool
 from teamnl_shared.infra import InfraConfig, Infrastructure
 from teamnl_shared.infra.config import _default_state_dir
@@ -33,15 +36,20 @@ from teamnl_shared.infra.postgres import create_databases, drop_databases
 from teamnl_shared.ingestion.keys import create_key, ensure_key_store
 from teamnl_shared.kafka import ensure_topics
 
-from bench import events
-from bench.procmem import tree_rss_kib
-
 INITIATIVES = events.SERVICES
 ALL_SERVICES = (*INITIATIVES, "dashboard")
-SCRIPTS = {"nlib": "teamnl-nlib", "tinl": "teamnl-tinl", "werkplaats": "teamnl-werkplaats",
-           "dashboard": "teamnl-dashboard"}
-ENV_PREFIX = {"nlib": "NLIB_", "tinl": "TINL_", "werkplaats": "WERKPLAATS_",
-              "dashboard": "DASHBOARD_"}
+SCRIPTS = {
+    "nlib": "teamnl-nlib",
+    "tinl": "teamnl-tinl",
+    "werkplaats": "teamnl-werkplaats",
+    "dashboard": "teamnl-dashboard",
+}
+ENV_PREFIX = {
+    "nlib": "NLIB_",
+    "tinl": "TINL_",
+    "werkplaats": "WERKPLAATS_",
+    "dashboard": "DASHBOARD_",
+}
 PORT_OFFSET = {"dashboard": 0, "nlib": 1, "tinl": 2, "werkplaats": 3}
 BIN = Path(sys.executable).parent
 
@@ -49,10 +57,18 @@ BIN = Path(sys.executable).parent
 def private_infra(kafka_port: int = 29092, postgres_port: int = 55532) -> Infrastructure:
     base = InfraConfig.from_env()
     state = _default_state_dir().with_name("teamnl-bench")
-    return Infrastructure(InfraConfig(
-        state_dir=state, cache_dir=base.cache_dir, host="127.0.0.1", kafka_port=kafka_port,
-        kafka_controller_port=kafka_port + 1, postgres_port=postgres_port,
-        external_kafka=None, external_database_url=None))
+    return Infrastructure(
+        InfraConfig(
+            state_dir=state,
+            cache_dir=base.cache_dir,
+            host="127.0.0.1",
+            kafka_port=kafka_port,
+            kafka_controller_port=kafka_port + 1,
+            postgres_port=postgres_port,
+            external_kafka=None,
+            external_database_url=None,
+        )
+    )
 
 
 @dataclass
@@ -75,9 +91,14 @@ class ServiceProcess:
 
     def start(self) -> None:
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(self.argv, env=self.env, stdout=log,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.starts += 1
 
     def wait_ready(self, timeout: float = 90.0) -> float:
@@ -192,19 +213,25 @@ class BenchStack:
         prefix = ENV_PREFIX[name]
         port = self.base_port + PORT_OFFSET[name]
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_EXPORTER_OTLP")}
-        env.update({
-            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "TEAMNL_TOPIC_PREFIX": self.prefix,
-            "TEAMNL_ENVIRONMENT": "development", f"{prefix}PORT": str(port),
-            f"{prefix}HOST": "127.0.0.1", f"{prefix}DATABASE_URL": self.database_url(name),
-            f"{prefix}LOG_LEVEL": "WARNING",
-        })
+        env.update(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                "TEAMNL_TOPIC_PREFIX": self.prefix,
+                "TEAMNL_ENVIRONMENT": "development",
+                f"{prefix}PORT": str(port),
+                f"{prefix}HOST": "127.0.0.1",
+                f"{prefix}DATABASE_URL": self.database_url(name),
+                f"{prefix}LOG_LEVEL": "WARNING",
+            }
+        )
         if name in INITIATIVES:
             # The benchmark measures the pipeline, not the per-partner rate limit.
             env[f"{prefix}RATE_LIMIT_PER_SECOND"] = "1000000"
             env[f"{prefix}RATE_LIMIT_BURST"] = "1000000"
         env.update({k.replace("{P}", prefix): v for k, v in self.service_env.items()})
-        return ServiceProcess(name, [str(BIN / SCRIPTS[name])], env, port,
-                              self.workdir / f"{name}.log")
+        return ServiceProcess(
+            name, [str(BIN / SCRIPTS[name])], env, port, self.workdir / f"{name}.log"
+        )
 
     async def _prepare(self) -> None:
         names = [self.database(s) for s in ALL_SERVICES]
@@ -216,15 +243,15 @@ class BenchStack:
             pool = await create_pool(self.database_url(service), max_size=2)
             try:
                 await ensure_key_store(pool)
-                issued = await create_key(pool, service=service,
-                                          partner=events.partner_of(service))
+                issued = await create_key(pool, service=service, partner=events.partner_of(service))
                 self.keys[service] = issued.key
             finally:
                 await pool.close()
 
     async def _drop(self) -> None:
-        await drop_databases(self.infra.admin_database_url(),
-                             [self.database(s) for s in ALL_SERVICES])
+        await drop_databases(
+            self.infra.admin_database_url(), [self.database(s) for s in ALL_SERVICES]
+        )
         await delete_topics_with_prefix(self.bootstrap, self.prefix)
 
 

@@ -14,8 +14,9 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return float(sorted_values[min(rank, len(sorted_values)) - 1])
 
 
-def summarise(values: Sequence[float], quantiles: Sequence[float] = (50, 95, 99)
-              ) -> dict[str, float]:
+def summarise(
+    values: Sequence[float], quantiles: Sequence[float] = (50, 95, 99)
+) -> dict[str, float]:
     """``{"n", "mean", "p50", "p95", "p99", "max"}`` of the values."""
     ordered = sorted(values)
     summary: dict[str, float] = {"n": float(len(ordered))}

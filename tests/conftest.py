@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import asyncpg
 import pytest
+
 from teamnl_shared.db import create_pool, migrate
 from teamnl_shared.infra import InfraConfig, Infrastructure, with_database
 from teamnl_shared.infra.postgres import create_databases, drop_databases
@@ -48,11 +49,18 @@ def _testcontainers_infra() -> Iterator[Infrastructure]:
     from testcontainers.kafka import KafkaContainer
     from testcontainers.postgres import PostgresContainer
 
-    with KafkaContainer("apache/kafka:4.1.2").with_kraft() as kafka, \
-            PostgresContainer("postgres:15", driver=None) as pg:
+    with (
+        KafkaContainer("apache/kafka:4.1.2").with_kraft() as kafka,
+        PostgresContainer("postgres:15", driver=None) as pg,
+    ):
         base = InfraConfig.from_env()
-        config = InfraConfig(**{**base.__dict__, "external_kafka": kafka.get_bootstrap_server(),
-                                "external_database_url": pg.get_connection_url()})
+        config = InfraConfig(
+            **{
+                **base.__dict__,
+                "external_kafka": kafka.get_bootstrap_server(),
+                "external_database_url": pg.get_connection_url(),
+            }
+        )
         yield Infrastructure(config)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 import httpx
 import uvicorn
+
 from support import eventually
 from teamnl_dashboard.app import create_app
 from teamnl_dashboard.auth import create_member

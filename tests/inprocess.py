@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+
 from support import eventually
 from teamnl_dashboard.app import create_app as create_dashboard
 from teamnl_dashboard.settings import DashboardSettings

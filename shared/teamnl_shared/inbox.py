@@ -93,8 +93,9 @@ class InboxConsumer:
         return deadletter_topic(self.group)
 
     async def run(self) -> None:
-        consumer = manual_commit_consumer(self.bootstrap, self.group, *self.topics,
-                                          **self.consumer_options)
+        consumer = manual_commit_consumer(
+            self.bootstrap, self.group, *self.topics, **self.consumer_options
+        )
         producer = idempotent_producer(self.bootstrap)
         await consumer.start()
         await producer.start()
@@ -130,8 +131,13 @@ class InboxConsumer:
                     lags[tp] = max(0, high - position.position)
         return lags
 
-    async def _process_partition(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer,
-                                 tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+    async def _process_partition(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        tp: TopicPartition,
+        records: list[ConsumerRecord],
+    ) -> None:
         try:
             outcome = await self.apply(records)
             for record, reason in outcome.dead:
@@ -141,8 +147,9 @@ class InboxConsumer:
             log.info("partition %s was reassigned; the new owner re-reads (inbox dedups)", tp)
             return
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as error:
-            log.warning("applying %s failed (%r); retrying from offset %d",
-                        tp, error, records[0].offset)
+            log.warning(
+                "applying %s failed (%r); retrying from offset %d", tp, error, records[0].offset
+            )
             consumer.seek(tp, records[0].offset)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.retry_backoff)
@@ -168,8 +175,12 @@ class InboxConsumer:
                 await self.before_commit(conn, outcome.applied)
         return outcome
 
-    async def _apply_together(self, conn: asyncpg.Connection, records: list[ConsumerRecord],
-                              parsed: list[Event | InvalidEvent]) -> Outcome:
+    async def _apply_together(
+        self,
+        conn: asyncpg.Connection,
+        records: list[ConsumerRecord],
+        parsed: list[Event | InvalidEvent],
+    ) -> Outcome:
         """The fast path: the inbox rows in one statement; a poison event aborts it all."""
         outcome = Outcome()
         fresh = await _record_fresh(conn, records, parsed)
@@ -185,8 +196,12 @@ class InboxConsumer:
                     outcome.applied.append((event, record))
         return outcome
 
-    async def _apply_one_by_one(self, conn: asyncpg.Connection, records: list[ConsumerRecord],
-                                parsed: list[Event | InvalidEvent]) -> Outcome:
+    async def _apply_one_by_one(
+        self,
+        conn: asyncpg.Connection,
+        records: list[ConsumerRecord],
+        parsed: list[Event | InvalidEvent],
+    ) -> Outcome:
         outcome = Outcome()
         for record, event in zip(records, parsed, strict=True):
             with consume_span(self.tracer, record, self.group) as span:
@@ -196,15 +211,20 @@ class InboxConsumer:
                     await self._apply_one(conn, event, record, outcome)
         return outcome
 
-    async def _apply_one(self, conn: asyncpg.Connection, event: Event, record: ConsumerRecord,
-                         outcome: Outcome) -> None:
+    async def _apply_one(
+        self, conn: asyncpg.Connection, event: Event, record: ConsumerRecord, outcome: Outcome
+    ) -> None:
         try:
             async with conn.transaction():  # a savepoint: a poison event undoes only itself
                 fresh = await conn.fetchval(
                     "INSERT INTO inbox (event_source, event_id, event_type, topic,"
                     " kafka_partition, kafka_offset) VALUES ($1, $2, $3, $4, $5, $6)"
                     " ON CONFLICT DO NOTHING RETURNING true",
-                    event.source, event.id, event.type, record.topic, record.partition,
+                    event.source,
+                    event.id,
+                    event.type,
+                    record.topic,
+                    record.partition,
                     record.offset,
                 )
                 if not fresh:
@@ -216,17 +236,22 @@ class InboxConsumer:
             return
         outcome.applied.append((event, record))
 
-    async def _dead_letter(self, producer: AIOKafkaProducer, record: ConsumerRecord,
-                           reason: str) -> None:
-        headers = [*record.headers,
-                   ("teamnl_error", reason.encode()[:4000]),
-                   ("teamnl_original_topic", record.topic.encode()),
-                   ("teamnl_original_partition", str(record.partition).encode()),
-                   ("teamnl_original_offset", str(record.offset).encode())]
-        await producer.send_and_wait(self.deadletter_topic, record.value, key=record.key,
-                                     headers=headers)
-        log.warning("dead-lettered %s[%d]@%d: %s", record.topic, record.partition,
-                    record.offset, reason)
+    async def _dead_letter(
+        self, producer: AIOKafkaProducer, record: ConsumerRecord, reason: str
+    ) -> None:
+        headers = [
+            *record.headers,
+            ("teamnl_error", reason.encode()[:4000]),
+            ("teamnl_original_topic", record.topic.encode()),
+            ("teamnl_original_partition", str(record.partition).encode()),
+            ("teamnl_original_offset", str(record.offset).encode()),
+        ]
+        await producer.send_and_wait(
+            self.deadletter_topic, record.value, key=record.key, headers=headers
+        )
+        log.warning(
+            "dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason
+        )
         if self.on_deadletter is not None:
             told = self.on_deadletter(record, reason)
             if inspect.isawaitable(told):
@@ -245,19 +270,26 @@ def _invalid(span: Span, record: ConsumerRecord, error: InvalidEvent, outcome: O
     outcome.dead.append((record, str(error)))
 
 
-async def _record_fresh(conn: asyncpg.Connection, records: list[ConsumerRecord],
-                        parsed: list[Event | InvalidEvent]) -> set[tuple[str, str]]:
+async def _record_fresh(
+    conn: asyncpg.Connection, records: list[ConsumerRecord], parsed: list[Event | InvalidEvent]
+) -> set[tuple[str, str]]:
     """Insert the batch's inbox rows in one statement; the (source, id) that were new."""
-    rows = [(event, record) for record, event in zip(records, parsed, strict=True)
-            if isinstance(event, Event)]
+    rows = [
+        (event, record)
+        for record, event in zip(records, parsed, strict=True)
+        if isinstance(event, Event)
+    ]
     if not rows:
         return set()
     inserted = await conn.fetch(
         "INSERT INTO inbox (event_source, event_id, event_type, topic, kafka_partition,"
         " kafka_offset) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
         " $5::int[], $6::bigint[]) ON CONFLICT DO NOTHING RETURNING event_source, event_id",
-        [e.source for e, _ in rows], [e.id for e, _ in rows], [e.type for e, _ in rows],
-        [r.topic for _, r in rows], [r.partition for _, r in rows],
+        [e.source for e, _ in rows],
+        [e.id for e, _ in rows],
+        [e.type for e, _ in rows],
+        [r.topic for _, r in rows],
+        [r.partition for _, r in rows],
         [r.offset for _, r in rows],
     )
     return {(row["event_source"], row["event_id"]) for row in inserted}

@@ -29,8 +29,9 @@ def idempotent_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer
     return AIOKafkaProducer(**options)
 
 
-def manual_commit_consumer(bootstrap: str, group: str, *topics: str, **overrides: object
-                           ) -> AIOKafkaConsumer:
+def manual_commit_consumer(
+    bootstrap: str, group: str, *topics: str, **overrides: object
+) -> AIOKafkaConsumer:
     """Offsets are committed by the caller, after the effects of a batch have committed."""
     options: dict[str, object] = {
         "bootstrap_servers": bootstrap,
@@ -52,8 +53,9 @@ def partition_for(key: str, partitions: list[int]) -> int:
     return int(_partitioner(key.encode(), ordered, ordered))
 
 
-async def ensure_topics(bootstrap: str, topics: list[str], *, partitions: int = 6,
-                        replication: int = 1) -> None:
+async def ensure_topics(
+    bootstrap: str, topics: list[str], *, partitions: int = 6, replication: int = 1
+) -> None:
     """Create the topics that do not exist yet (idempotent)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -63,8 +65,10 @@ async def ensure_topics(bootstrap: str, topics: list[str], *, partitions: int = 
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another instance was first
                 await admin.create_topics(
-                    [NewTopic(t, num_partitions=partitions, replication_factor=replication)
-                     for t in missing]
+                    [
+                        NewTopic(t, num_partitions=partitions, replication_factor=replication)
+                        for t in missing
+                    ]
                 )
             log.info("created topics %s", missing)
     finally:

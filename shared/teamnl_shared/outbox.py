@@ -70,8 +70,9 @@ def record_of(event: Event, extra_headers: Mapping[str, str], topic: str) -> Out
     headers = [[name, value.decode()] for name, value in event.to_kafka_headers()]
     extra = {ACCEPTED_AT_HEADER: datetime.now(UTC).isoformat(), **extra_headers}
     headers += [[name, value] for name, value in extra.items()]
-    return OutboxRecord(event.id, event.source, event.type, topic, event.key,
-                        json.dumps(headers), event.data_json())
+    return OutboxRecord(
+        event.id, event.source, event.type, topic, event.key, json.dumps(headers), event.data_json()
+    )
 
 
 # Rows in the order given ($1..$7 are parallel arrays, see insert_many_args); ``seq`` follows
@@ -93,9 +94,13 @@ def insert_many_args(records: Sequence[OutboxRecord]) -> list[list[Any]]:
     return [[getattr(r, name) for r in records] for name in _COLUMNS]
 
 
-async def enqueue(conn: asyncpg.Connection, event: Event,
-                  extra_headers: Mapping[str, str] | None = None, *, topic: str | None = None
-                  ) -> int:
+async def enqueue(
+    conn: asyncpg.Connection,
+    event: Event,
+    extra_headers: Mapping[str, str] | None = None,
+    *,
+    topic: str | None = None,
+) -> int:
     """Add the event's Kafka record to the outbox in the caller's transaction.
 
     The current trace context is stored with the row, so the relay's publish span (and the
@@ -208,12 +213,12 @@ class OutboxRelay:
     async def _send(self, producer: AIOKafkaProducer, row: _Row) -> asyncio.Future[Any]:
         """Queue one record; its publish span continues the trace stored with the row."""
         partition = await self._partition(producer, row)
-        with publish_span(self.tracer, row.topic, row.key, partition, row.identity[1],
-                          row.headers):
+        with publish_span(self.tracer, row.topic, row.key, partition, row.identity[1], row.headers):
             headers = [(k, v) for k, v in row.headers if k not in ("traceparent", "tracestate")]
             headers += trace_headers()
             future: asyncio.Future[Any] = await producer.send(
-                row.topic, row.value, key=row.key.encode(), partition=partition, headers=headers)
+                row.topic, row.value, key=row.key.encode(), partition=partition, headers=headers
+            )
         return future
 
     async def _partition(self, producer: AIOKafkaProducer, row: _Row) -> int:
@@ -226,24 +231,33 @@ class OutboxRelay:
     # -- reconciliation -------------------------------------------------------------------
     async def _reconcile(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> None:
         """Mark rows that reached Kafka in an earlier session (crash or outage) as published."""
-        topics = [r["topic"] for r in await conn.fetch(
-            "SELECT DISTINCT topic FROM outbox WHERE published_at IS NULL")]
+        topics = [
+            r["topic"]
+            for r in await conn.fetch(
+                "SELECT DISTINCT topic FROM outbox WHERE published_at IS NULL"
+            )
+        ]
         if not topics:
             return
         for topic in topics:
             await self._partition(producer, _Row(0, topic, "", [], b"", ("", "")))
         checkpoints = await _checkpoints(conn)
-        found, ends = await _read_since(self.bootstrap, {
-            TopicPartition(t, p): checkpoints.get((t, p), 0)
-            for t in topics for p in self._partitions[t]
-        })
+        found, ends = await _read_since(
+            self.bootstrap,
+            {
+                TopicPartition(t, p): checkpoints.get((t, p), 0)
+                for t in topics
+                for p in self._partitions[t]
+            },
+        )
         async with conn.transaction():
             if found:
                 await conn.execute(
                     "UPDATE outbox SET published_at = now() FROM unnest($1::text[], $2::text[])"
                     " AS f(src, id) WHERE event_source = f.src AND event_id = f.id"
                     " AND published_at IS NULL",
-                    [s for s, _ in found], [i for _, i in found],
+                    [s for s, _ in found],
+                    [i for _, i in found],
                 )
             await _save_checkpoints(conn, {(tp.topic, tp.partition): o for tp, o in ends.items()})
         if found:
@@ -258,24 +272,34 @@ class OutboxRelay:
 async def _pending(conn: asyncpg.Connection, limit: int) -> list[_Row]:
     records = await conn.fetch(
         "SELECT seq, topic, key, headers, value, event_source, event_id FROM outbox"
-        " WHERE published_at IS NULL ORDER BY seq LIMIT $1", limit,
+        " WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+        limit,
     )
     return [
-        _Row(r["seq"], r["topic"], r["key"],
-             [(name, value.encode()) for name, value in json.loads(r["headers"])],
-             bytes(r["value"]), (r["event_source"], r["event_id"]))
+        _Row(
+            r["seq"],
+            r["topic"],
+            r["key"],
+            [(name, value.encode()) for name, value in json.loads(r["headers"])],
+            bytes(r["value"]),
+            (r["event_source"], r["event_id"]),
+        )
         for r in records
     ]
 
 
-async def _mark_published(conn: asyncpg.Connection, seqs: list[int],
-                          offsets: dict[tuple[str, int], int]) -> None:
+async def _mark_published(
+    conn: asyncpg.Connection, seqs: list[int], offsets: dict[tuple[str, int], int]
+) -> None:
     """Mark the rows and advance the checkpoints in one statement (atomic on its own: one
     round trip instead of a four-statement transaction)."""
     keys = list(offsets)
     await conn.execute(
         f"WITH marked AS ({_MARK}) {_SAVE_CHECKPOINTS}",  # noqa: S608 - constants only
-        [t for t, _ in keys], [p for _, p in keys], [offsets[k] for k in keys], seqs,
+        [t for t, _ in keys],
+        [p for _, p in keys],
+        [offsets[k] for k in keys],
+        seqs,
     )
 
 
@@ -302,11 +326,13 @@ async def _save_checkpoints(conn: asyncpg.Connection, offsets: dict[tuple[str, i
     )
 
 
-async def _read_since(bootstrap: str, starts: dict[TopicPartition, int]
-                      ) -> tuple[set[tuple[str, str]], dict[TopicPartition, int]]:
+async def _read_since(
+    bootstrap: str, starts: dict[TopicPartition, int]
+) -> tuple[set[tuple[str, str]], dict[TopicPartition, int]]:
     """Every (ce_source, ce_id) written at or after the given offsets, and the end offsets."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                isolation_level="read_uncommitted")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_uncommitted"
+    )
     await consumer.start()
     try:
         consumer.assign(list(starts))
@@ -325,8 +351,9 @@ async def _read_since(bootstrap: str, starts: dict[TopicPartition, int]
             for tp, records in batch.items():
                 for record in records:
                     headers = dict(record.headers)
-                    found.add((headers.get("ce_source", b"").decode(),
-                               headers.get("ce_id", b"").decode()))
+                    found.add(
+                        (headers.get("ce_source", b"").decode(), headers.get("ce_id", b"").decode())
+                    )
                     if record.offset + 1 >= remaining.get(tp, 0):
                         remaining.pop(tp, None)
                         consumer.pause(tp)

@@ -20,7 +20,8 @@ class ServiceSettings(BaseSettings):
 
     service_name: str = Field("teamnl", description="service.name in traces, metrics and logs")
     environment: Environment = Field(
-        "development", validation_alias=AliasChoices("TEAMNL_ENVIRONMENT", "environment"),
+        "development",
+        validation_alias=AliasChoices("TEAMNL_ENVIRONMENT", "environment"),
         description="development, test or production (production refuses unsafe values)",
     )
     host: str = Field("127.0.0.1", description="address the HTTP server listens on")
@@ -35,11 +36,14 @@ class ServiceSettings(BaseSettings):
     )
     # Prepended to every topic name, so several deployments (or test runs) share a cluster.
     topic_prefix: str = Field(
-        "", validation_alias=AliasChoices("TEAMNL_TOPIC_PREFIX", "topic_prefix"),
+        "",
+        validation_alias=AliasChoices("TEAMNL_TOPIC_PREFIX", "topic_prefix"),
         description="prepended to every topic name (several deployments on one cluster)",
     )
     topic_partitions: int = Field(
-        6, ge=1, validation_alias=AliasChoices("TEAMNL_TOPIC_PARTITIONS", "topic_partitions"),
+        6,
+        ge=1,
+        validation_alias=AliasChoices("TEAMNL_TOPIC_PARTITIONS", "topic_partitions"),
         description="partitions of topics created at start-up (existing ones are kept)",
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")

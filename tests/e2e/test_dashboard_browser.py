@@ -24,6 +24,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from playwright.async_api import Browser, Page, async_playwright, expect
+
 from teamnl_dashboard.app import create_app as create_dashboard
 from teamnl_dashboard.auth import create_member
 from teamnl_dashboard.settings import DashboardSettings

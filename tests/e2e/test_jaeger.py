@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from opentelemetry.trace import SpanKind
+
 from support import eventually
 from teamnl_shared.telemetry import (
     consume_span,

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from teamnl_shared.infra import Infrastructure, with_database
 from teamnl_shared.infra.postgres import drop_databases
 from teamnl_shared.suite import pidfile

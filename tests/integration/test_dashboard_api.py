@@ -240,15 +240,21 @@ async def test_the_latest_events_carry_a_title_newest_first(
 
     settings = dashboard_settings(database_url, kafka_bootstrap)
     older = make_event(
-        NLIB + "mission.held.v1", title="Trade mission to Vietnam",
+        NLIB + "mission.held.v1",
+        title="Trade mission to Vietnam",
         time=datetime(2019, 4, 12, tzinfo=UTC),
     )
     newer = make_event(
-        NLIB + "budget.spent.v1", spend_id="s1", category="missions", year=2019,
+        NLIB + "budget.spent.v1",
+        spend_id="s1",
+        category="missions",
+        year=2019,
         time=datetime(2019, 4, 13, tzinfo=UTC),
     )
     newest = make_event(
-        GS + "call.closed.v1", call_id="gs-in", dutch_proposals=2,
+        GS + "call.closed.v1",
+        call_id="gs-in",
+        dutch_proposals=2,
         time=datetime(2019, 6, 15, tzinfo=UTC),
     )
     async with running_dashboard(settings, FakeClock(NOW)) as dash:
@@ -285,7 +291,11 @@ async def test_probes_and_the_openapi_document(database_url: str, kafka_bootstra
 
         await eventually(is_ready)
         assert ready.json() == {
-            "status": "ready", "database": True, "kafka": True, "consumer": True, "live": True
+            "status": "ready",
+            "database": True,
+            "kafka": True,
+            "consumer": True,
+            "live": True,
         }
         document = (await dash.anonymous.get("/openapi.json")).json()
 

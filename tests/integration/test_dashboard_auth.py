@@ -16,6 +16,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import Depends, FastAPI
+
 from teamnl_dashboard.auth import (
     CurrentMember,
     Member,

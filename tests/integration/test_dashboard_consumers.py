@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from dashboard_harness import dashboard_settings, make_event
 from support import eventually
 from teamnl_dashboard.app import open_runtime

@@ -12,42 +12,58 @@ from typing import Any
 
 import asyncpg
 import pytest
+from test_dashboard_api import NOW, network_events
+
 from dashboard_harness import FakeClock, dashboard_settings, make_event, running_dashboard
 from teamnl_dashboard import queries
 from teamnl_dashboard.app import open_runtime
 from teamnl_dashboard.projections.schema import PROJECTION_VERSION
 from teamnl_dashboard.rebuild import rebuild
-from test_dashboard_api import NOW, network_events
 
 pytestmark = pytest.mark.integration
 
 VOLATILE = {"applied_at", "recorded_at", "built_at"}
-VIEWS = ("/api/v1/overview?year=2019", "/api/v1/budget", "/api/v1/markets", "/api/v1/cities",
-         "/api/v1/initiatives/nlib", "/api/v1/initiatives/tinl",
-         "/api/v1/initiatives/globalstars", "/api/v1/initiatives/werkplaats",
-         "/api/v1/activity")
+VIEWS = (
+    "/api/v1/overview?year=2019",
+    "/api/v1/budget",
+    "/api/v1/markets",
+    "/api/v1/cities",
+    "/api/v1/initiatives/nlib",
+    "/api/v1/initiatives/tinl",
+    "/api/v1/initiatives/globalstars",
+    "/api/v1/initiatives/werkplaats",
+    "/api/v1/activity",
+)
 
 
 async def projection_tables(pool: asyncpg.Pool) -> dict[str, list[tuple[Any, ...]]]:
-    names = [r["tablename"] for r in await pool.fetch(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'proj' ORDER BY tablename")]
+    names = [
+        r["tablename"]
+        for r in await pool.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'proj' ORDER BY tablename"
+        )
+    ]
     tables = {}
     for name in names:
         rows = await pool.fetch(f"SELECT * FROM proj.{name}")
         tables[name] = sorted(
-            tuple((k, repr(v)) for k, v in dict(r).items() if k not in VOLATILE) for r in rows)
+            tuple((k, repr(v)) for k, v in dict(r).items() if k not in VOLATILE) for r in rows
+        )
     return tables
 
 
 async def snapshot(dash) -> dict[str, Any]:
     views = {path: (await dash.member.get(path)).json() for path in VIEWS}
-    views["findings"] = [(f["id"], f["rule"], f["finding_key"], f["state"])
-                         for f in await dash.get("/api/v1/findings")]
+    views["findings"] = [
+        (f["id"], f["rule"], f["finding_key"], f["state"])
+        for f in await dash.get("/api/v1/findings")
+    ]
     return {"tables": await projection_tables(dash.pool), "views": views}
 
 
 async def test_rebuild_gives_the_same_projections_and_keeps_serving(
-        database_url: str, kafka_bootstrap: str) -> None:
+    database_url: str, kafka_bootstrap: str
+) -> None:
     clock = FakeClock(NOW)
     settings = dashboard_settings(database_url, kafka_bootstrap)
     async with running_dashboard(settings, clock) as dash:
@@ -71,22 +87,32 @@ async def test_rebuild_gives_the_same_projections_and_keeps_serving(
         assert await snapshot(dash) == before
 
         # phase 2: events arriving during a rebuild land once, on either side of the switch
-        more = [make_event("nl.teamnl.nlib.budget.spent.v1", spend_id=f"late-{i}",
-                           amount_cents=1, year=2019) for i in range(200)]
+        more = [
+            make_event(
+                "nl.teamnl.nlib.budget.spent.v1", spend_id=f"late-{i}", amount_cents=1, year=2019
+            )
+            for i in range(200)
+        ]
         rebuilding = asyncio.create_task(rebuild(settings, progress=lines.append, clock=clock))
         await dash.publish(*more)
         await rebuilding
         await dash.wait_applied(len(events) + len(more))
-        assert await dash.pool.fetchval(
-            "SELECT count(*) FROM proj.budget_spent WHERE spend_id LIKE 'late-%'") == 200
+        assert (
+            await dash.pool.fetchval(
+                "SELECT count(*) FROM proj.budget_spent WHERE spend_id LIKE 'late-%'"
+            )
+            == 200
+        )
         assert await dash.applied() == len(events) + len(more)
         schemas = await dash.pool.fetch(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'proj%'")
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'proj%'"
+        )
         assert [r["nspname"] for r in schemas] == ["proj"]
 
 
 async def test_projections_of_an_older_version_are_rebuilt_at_start_up(
-        database_url: str, kafka_bootstrap: str) -> None:
+    database_url: str, kafka_bootstrap: str
+) -> None:
     """Proves: live projections built by an older PROJECTION_VERSION (here: version 1,
     whose events table has no titles) are rebuilt from the topics when the dashboard
     starts, before anything reads them; current ones are left alone."""
@@ -99,8 +125,9 @@ async def test_projections_of_an_older_version_are_rebuilt_at_start_up(
         built_at = await dash.pool.fetchval("SELECT built_at FROM proj.projection_meta")
     admin = await asyncpg.connect(database_url)
     try:
-        await admin.execute("ALTER TABLE proj.events DROP COLUMN title;"
-                            " UPDATE proj.projection_meta SET version = 1")
+        await admin.execute(
+            "ALTER TABLE proj.events DROP COLUMN title; UPDATE proj.projection_meta SET version = 1"
+        )
     finally:
         await admin.close()
 

@@ -11,6 +11,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+
 from dashboard_harness import FakeClock, dashboard_settings, make_event, running_dashboard
 from support import eventually
 from teamnl_shared.contract.topics import deadletter_topic

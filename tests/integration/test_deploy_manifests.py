@@ -180,8 +180,12 @@ def test_compose_start_order_is_health_checked() -> None:
     script = " ".join(seed["command"])
     assert "teamnl seed" in script and "teamnl members create" in script
     for words in (["seed"], ["members", "create"]):  # the commands it runs exist, as written
-        result = subprocess.run([str(VENV_BIN / "teamnl"), *words, "--help"],
-                                capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            [str(VENV_BIN / "teamnl"), *words, "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert result.returncode == 0, result.stderr
     assert all(d["condition"] == "service_healthy" for d in seed["depends_on"].values())
     assert set(seed["depends_on"]) == {"nlib", "tinl", "werkplaats", "dashboard"}

@@ -17,14 +17,31 @@ async def test_kcat_shows_the_ce_headers_of_an_event(make_topics, kafka_bootstra
     event = mission_event(7, 3)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
-    await producer.send_and_wait(topic, event.data_json(), key=event.key.encode(),
-                                 headers=event.to_kafka_headers())
+    await producer.send_and_wait(
+        topic, event.data_json(), key=event.key.encode(), headers=event.to_kafka_headers()
+    )
     await producer.stop()
 
     result = subprocess.run(
-        ["kcat", "-b", kafka_bootstrap, "-C", "-t", topic, "-o", "beginning", "-c", "1", "-e",
-         "-f", "key=%k\\nheaders=%h\\nvalue=%s\\n"],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            "kcat",
+            "-b",
+            kafka_bootstrap,
+            "-C",
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-c",
+            "1",
+            "-e",
+            "-f",
+            "key=%k\\nheaders=%h\\nvalue=%s\\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     lines = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
     assert lines["key"] == "m-7"

@@ -21,9 +21,10 @@ from typing import Any
 
 import httpx
 import pytest
-from inprocess import PARTNER, mission_held, serving, spans_named
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+
+from inprocess import PARTNER, mission_held, serving, spans_named
 from teamnl_nlib.app import create_app
 from teamnl_nlib.settings import NlibSettings
 from teamnl_shared.db import create_pool

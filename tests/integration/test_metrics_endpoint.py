@@ -15,6 +15,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+
 from inprocess import (
     MISSION_HELD,
     PARTNER,

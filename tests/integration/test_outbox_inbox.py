@@ -36,16 +36,26 @@ MISSION_HELD = "nl.teamnl.nlib.mission.held.v1"
 
 def mission_event(key: int, n: int) -> Event:
     """The n-th event of aggregate ``key``; ``leads`` carries n to check order per key."""
-    return parse_structured({
-        "specversion": "1.0", "id": f"{key}-{n}", "source": "/partners/test",
-        "type": MISSION_HELD,
-        "data": {
-            "mission_id": f"m-{key}", "title": f"mission {key}", "direction": "outgoing",
-            "country": "VN", "city": "Hanoi", "start_date": str(date(2019, 4, 8)),
-            "end_date": str(date(2019, 4, 9)), "companies": 1, "business_mixers": 0,
-            "leads": n,
-        },
-    })
+    return parse_structured(
+        {
+            "specversion": "1.0",
+            "id": f"{key}-{n}",
+            "source": "/partners/test",
+            "type": MISSION_HELD,
+            "data": {
+                "mission_id": f"m-{key}",
+                "title": f"mission {key}",
+                "direction": "outgoing",
+                "country": "VN",
+                "city": "Hanoi",
+                "start_date": str(date(2019, 4, 8)),
+                "end_date": str(date(2019, 4, 9)),
+                "companies": 1,
+                "business_mixers": 0,
+                "leads": n,
+            },
+        }
+    )
 
 
 async def write_outbox(pool: asyncpg.Pool, topic: str) -> None:
@@ -53,15 +63,25 @@ async def write_outbox(pool: asyncpg.Pool, topic: str) -> None:
     events = [mission_event(i % KEYS, i // KEYS) for i in range(EVENTS)]
     for start in range(0, EVENTS, 100):
         async with pool.acquire() as conn, conn.transaction():
-            for event in events[start:start + 100]:
+            for event in events[start : start + 100]:
                 await enqueue(conn, event, topic=topic)
 
 
 def start_relay(database_url: str, bootstrap: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "teamnl_shared.relay_main", "--database-url", database_url,
-         "--bootstrap", bootstrap, "--batch-size", "300"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "teamnl_shared.relay_main",
+            "--database-url",
+            database_url,
+            "--bootstrap",
+            bootstrap,
+            "--batch-size",
+            "300",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -71,8 +91,9 @@ async def published(pool: asyncpg.Pool) -> int:
 
 async def record_effect(conn: asyncpg.Connection, event: Event, record: ConsumerRecord) -> None:
     data = event.data_dict()
-    await conn.execute("INSERT INTO effects (mission_id, n) VALUES ($1, $2)",
-                       data["mission_id"], data["leads"])
+    await conn.execute(
+        "INSERT INTO effects (mission_id, n) VALUES ($1, $2)", data["mission_id"], data["leads"]
+    )
 
 
 async def topic_size(bootstrap: str, topic: str, partitions: int) -> int:
@@ -86,7 +107,10 @@ async def topic_size(bootstrap: str, topic: str, partitions: int) -> int:
 
 
 async def test_ten_thousand_events_survive_relay_kill_and_broker_restart(
-    infra: Infrastructure, database_url: str, make_topics, kafka_bootstrap: str,
+    infra: Infrastructure,
+    database_url: str,
+    make_topics,
+    kafka_bootstrap: str,
 ) -> None:
     if infra.config.external_kafka:
         pytest.fail("this test restarts the broker: run it against the project's own Kafka")
@@ -98,9 +122,11 @@ async def test_ten_thousand_events_survive_relay_kill_and_broker_restart(
     consumer_pool = await create_pool(infra.database_url(consumer_db))
     await migrate(consumer_pool)
     await consumer_pool.execute(
-        "CREATE TABLE effects (applied bigserial PRIMARY KEY, mission_id text, n int)")
-    consumer = InboxConsumer(consumer_pool, kafka_bootstrap, f"g-{uuid.uuid4().hex[:6]}",
-                             [topic], record_effect)
+        "CREATE TABLE effects (applied bigserial PRIMARY KEY, mission_id text, n int)"
+    )
+    consumer = InboxConsumer(
+        consumer_pool, kafka_bootstrap, f"g-{uuid.uuid4().hex[:6]}", [topic], record_effect
+    )
     consumer_task = asyncio.create_task(consumer.run())
     relay = start_relay(database_url, kafka_bootstrap)
     try:
@@ -118,7 +144,8 @@ async def test_ten_thousand_events_survive_relay_kill_and_broker_restart(
         await eventually(lambda: _at_least(published(outbox_pool), EVENTS), timeout=180)
         await eventually(
             lambda: _at_least(consumer_pool.fetchval("SELECT count(*) FROM effects"), EVENTS),
-            timeout=180)
+            timeout=180,
+        )
 
         assert (await backlog(outbox_pool))[0] == 0
         assert await topic_size(kafka_bootstrap, topic, 6) == EVENTS, "each event once in Kafka"
@@ -146,7 +173,10 @@ async def _at_least(value: object, minimum: int) -> bool:
 
 
 async def test_relay_restarted_after_a_crash_between_send_and_mark_sends_nothing_twice(
-    database_url: str, migrated_pool: asyncpg.Pool, make_topics, kafka_bootstrap: str,
+    database_url: str,
+    migrated_pool: asyncpg.Pool,
+    make_topics,
+    kafka_bootstrap: str,
 ) -> None:
     """The crash window: records reached Kafka, the rows were never marked published."""
     from aiokafka import AIOKafkaProducer
@@ -161,8 +191,9 @@ async def test_relay_restarted_after_a_crash_between_send_and_mark_sends_nothing
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
     for event in events[:6]:  # what a relay had sent before it died
-        await producer.send_and_wait(topic, event.data_json(), key=event.key.encode(),
-                                     headers=event.to_kafka_headers())
+        await producer.send_and_wait(
+            topic, event.data_json(), key=event.key.encode(), headers=event.to_kafka_headers()
+        )
     await producer.stop()
 
     relay = OutboxRelay(database_url, kafka_bootstrap, poll_interval=0.2)
@@ -177,7 +208,9 @@ async def test_relay_restarted_after_a_crash_between_send_and_mark_sends_nothing
 
 
 async def test_unparseable_record_goes_to_dead_letter_and_the_partition_goes_on(
-    migrated_pool: asyncpg.Pool, make_topics, kafka_bootstrap: str,
+    migrated_pool: asyncpg.Pool,
+    make_topics,
+    kafka_bootstrap: str,
 ) -> None:
     from aiokafka import AIOKafkaProducer
 
@@ -190,13 +223,16 @@ async def test_unparseable_record_goes_to_dead_letter_and_the_partition_goes_on(
     invalid = mission_event(2, 0)
     bad_headers = [(k, v) for k, v in invalid.to_kafka_headers() if k != "ce_type"]
     bad_headers.append(("ce_type", b"nl.teamnl.nlib.mission.held.v1"))
-    await producer.send_and_wait(topic, good_before.data_json(), key=b"m-1",
-                                 headers=good_before.to_kafka_headers())
+    await producer.send_and_wait(
+        topic, good_before.data_json(), key=b"m-1", headers=good_before.to_kafka_headers()
+    )
     await producer.send_and_wait(topic, b"{not json", key=b"m-2", headers=bad_headers)
-    await producer.send_and_wait(topic, b'{"mission_id": "m-3"}', key=b"m-3",
-                                 headers=bad_headers)  # valid JSON, invalid data
-    await producer.send_and_wait(topic, good_after.data_json(), key=b"m-1",
-                                 headers=good_after.to_kafka_headers())
+    await producer.send_and_wait(
+        topic, b'{"mission_id": "m-3"}', key=b"m-3", headers=bad_headers
+    )  # valid JSON, invalid data
+    await producer.send_and_wait(
+        topic, good_after.data_json(), key=b"m-1", headers=good_after.to_kafka_headers()
+    )
     await producer.stop()
 
     consumer = InboxConsumer(migrated_pool, kafka_bootstrap, group, [topic], record_effect)
@@ -223,8 +259,9 @@ async def test_unparseable_record_goes_to_dead_letter_and_the_partition_goes_on(
 
 
 async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
     await consumer.start()
     try:
         batch = await consumer.getmany(timeout_ms=5000)
@@ -239,8 +276,9 @@ async def _true(value: bool) -> bool:
 
 def as_record(event: Event, offset: int, topic: str = "t") -> ConsumerRecord:
     value = event.data_json()
-    return ConsumerRecord(topic, 0, offset, 0, 0, b"k", value, None, 1, len(value),
-                          event.to_kafka_headers())
+    return ConsumerRecord(
+        topic, 0, offset, 0, 0, b"k", value, None, 1, len(value), event.to_kafka_headers()
+    )
 
 
 async def test_a_poison_event_undoes_only_itself_and_each_event_applies_once_per_batch(

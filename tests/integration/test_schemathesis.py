@@ -26,6 +26,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
 from support import eventually
 from teamnl_shared.ingestion import create_key
 from teamnl_shared.ingestion.openapi import EXAMPLE_SOURCE

@@ -16,11 +16,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from inprocess import metric_total, mission_held, nlib_and_dashboard, post_event, scrape
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+
+from inprocess import metric_total, mission_held, nlib_and_dashboard, post_event, scrape
 from support import eventually
 from teamnl_shared.infra import Infrastructure
 from teamnl_shared.telemetry import setup_telemetry

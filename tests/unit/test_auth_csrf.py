@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 from fastapi import FastAPI, Form
 from fastapi.testclient import TestClient
+
 from teamnl_dashboard.auth.config import ANONYMOUS_CSRF_COOKIE, AuthConfig
 from teamnl_dashboard.auth.csrf import AnonymousTokens, CsrfMiddleware, cross_site, tokens_match
 

@@ -7,6 +7,7 @@ from typing import Annotated
 import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
+
 from teamnl_dashboard.auth import Member, Role, require_role
 from teamnl_dashboard.auth.dependencies import current_member
 from teamnl_dashboard.auth.passwords import (

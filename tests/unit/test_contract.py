@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+
 from teamnl_shared.contract import export
 from teamnl_shared.contract.registry import (
     CATALOGUE,

@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+
 from teamnl_shared.contract.envelope import Event, parse_structured
 from teamnl_shared.contract.registry import spec_for
 from teamnl_shared.contract.topics import PUBLISHED_BY

@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from prometheus_client import generate_latest
+
 from teamnl_shared.telemetry import (
     RequestLogMiddleware,
     Telemetry,
@@ -382,3 +383,29 @@ def _client(app: FastAPI) -> httpx.AsyncClient:
 def _finished(spans: InMemorySpanExporter, name: str) -> ReadableSpan:
     (span,) = [s for s in spans.get_finished_spans() if s.name == name]
     return span
+
+
+def test_process_wide_instrumentation_spans_go_to_the_app_of_their_parent() -> None:
+    """Proves: with two apps in one process, a span made by a once-per-process
+    instrumentation (asyncpg's) lands in the exporter of the app whose span is its parent."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from teamnl_shared.telemetry.routing import ParentRoutedTracerProvider
+
+    exporters = [InMemorySpanExporter(), InMemorySpanExporter()]
+    providers = [TracerProvider(), TracerProvider()]
+    for provider, exporter in zip(providers, exporters, strict=True):
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    router = ParentRoutedTracerProvider()
+    for provider in providers:
+        router.register(provider)
+    library_tracer = router.get_tracer("a-library")
+
+    for app, provider in enumerate(providers):
+        request = provider.get_tracer("app").start_as_current_span(f"request {app}")
+        with request, library_tracer.start_as_current_span(f"query {app}"):
+            pass
+    names = [sorted(s.name for s in e.get_finished_spans()) for e in exporters]
+    assert names == [["query 0", "request 0"], ["query 1", "request 1"]]

@@ -16,9 +16,15 @@ from .rules.findings import TransitionRefused, change_state
 __all__ = ["TransitionRefused", "change_finding"]
 
 
-async def change_finding(pool: asyncpg.Pool, finding_id: int, state: str, by: str, *,
-                         at: datetime | None = None, note: str | None = None
-                         ) -> dict[str, Any] | None:
+async def change_finding(
+    pool: asyncpg.Pool,
+    finding_id: int,
+    state: str,
+    by: str,
+    *,
+    at: datetime | None = None,
+    note: str | None = None,
+) -> dict[str, Any] | None:
     """Move a finding to ``acknowledged`` or ``resolved`` on behalf of ``by``.
 
     Returns the finding, None when it does not exist; raises TransitionRefused when its

@@ -28,7 +28,8 @@ router = APIRouter(prefix="/api/v1", tags=["dashboard"])
 Secretariat = Annotated[Member, Depends(require_role("secretariat"))]
 Family = Literal["nlib", "tinl", "globalstars", "werkplaats"]
 CSV: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/csv": {}}, "description": "the table as CSV"}}
+    200: {"content": {"text/csv": {}}, "description": "the table as CSV"}
+}
 
 
 def _pool(request: Request) -> asyncpg.Pool:
@@ -58,56 +59,82 @@ def csv_response(rows: Iterable[Mapping[str, Any]], name: str) -> Response:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
-    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
 
 
 # -- network views ---------------------------------------------------------------------------
 
 
-@router.get("/overview", response_model=schemas.Overview,
-            summary="Per initiative: events, activities, budget; open findings")
-async def overview(request: Request, member: CurrentMember,
-                   year: int | None = None) -> dict[str, Any]:
-    return await queries.overview(_pool(request), year=year,
-                                  allocations_cents=_settings(request).allocations_cents)
+@router.get(
+    "/overview",
+    response_model=schemas.Overview,
+    summary="Per initiative: events, activities, budget; open findings",
+)
+async def overview(
+    request: Request, member: CurrentMember, year: int | None = None
+) -> dict[str, Any]:
+    return await queries.overview(
+        _pool(request), year=year, allocations_cents=_settings(request).allocations_cents
+    )
 
 
-@router.get("/activity", response_model=list[schemas.ActivityPoint],
-            summary="Activity over time per initiative (and market)")
-async def activity(request: Request, member: CurrentMember,
-                   granularity: Literal["day", "month", "year"] = "month",
-                   family: Family | None = None, market: str | None = None,
-                   since: date | None = None) -> list[dict[str, Any]]:
-    return await queries.activity_series(_pool(request), granularity=granularity,
-                                         family=family, market=market, since=since)
+@router.get(
+    "/activity",
+    response_model=list[schemas.ActivityPoint],
+    summary="Activity over time per initiative (and market)",
+)
+async def activity(
+    request: Request,
+    member: CurrentMember,
+    granularity: Literal["day", "month", "year"] = "month",
+    family: Family | None = None,
+    market: str | None = None,
+    since: date | None = None,
+) -> list[dict[str, Any]]:
+    return await queries.activity_series(
+        _pool(request), granularity=granularity, family=family, market=market, since=since
+    )
 
 
 @router.get("/activity.csv", responses=CSV, response_class=Response)
-async def activity_csv(request: Request, member: CurrentMember,
-                       granularity: Literal["day", "month", "year"] = "month",
-                       family: Family | None = None, market: str | None = None,
-                       since: date | None = None) -> Response:
-    return csv_response(await activity(request, member, granularity, family, market, since),
-                        "activity")
+async def activity_csv(
+    request: Request,
+    member: CurrentMember,
+    granularity: Literal["day", "month", "year"] = "month",
+    family: Family | None = None,
+    market: str | None = None,
+    since: date | None = None,
+) -> Response:
+    return csv_response(
+        await activity(request, member, granularity, family, market, since), "activity"
+    )
 
 
-@router.get("/budget", response_model=list[schemas.Budget],
-            summary="Budget spent against the yearly allocation")
-async def budget(request: Request, member: CurrentMember,
-                 year: int | None = None) -> list[dict[str, Any]]:
-    return await queries.budget(_pool(request), year=year,
-                                allocations_cents=_settings(request).allocations_cents)
+@router.get(
+    "/budget",
+    response_model=list[schemas.Budget],
+    summary="Budget spent against the yearly allocation",
+)
+async def budget(
+    request: Request, member: CurrentMember, year: int | None = None
+) -> list[dict[str, Any]]:
+    return await queries.budget(
+        _pool(request), year=year, allocations_cents=_settings(request).allocations_cents
+    )
 
 
 @router.get("/budget.csv", responses=CSV, response_class=Response)
-async def budget_csv(request: Request, member: CurrentMember, year: int | None = None
-                     ) -> Response:
+async def budget_csv(request: Request, member: CurrentMember, year: int | None = None) -> Response:
     return csv_response(await budget(request, member, year), "budget")
 
 
-@router.get("/markets", response_model=list[schemas.Market],
-            summary="Activity per market and initiative")
+@router.get(
+    "/markets", response_model=list[schemas.Market], summary="Activity per market and initiative"
+)
 async def markets(request: Request, member: CurrentMember) -> list[dict[str, Any]]:
     return await queries.markets(_pool(request))
 
@@ -117,8 +144,11 @@ async def markets_csv(request: Request, member: CurrentMember) -> Response:
     return csv_response(await markets(request, member), "markets")
 
 
-@router.get("/markets/{code}", response_model=schemas.MarketDetail,
-            summary="One market: activities and Werkplaats projects")
+@router.get(
+    "/markets/{code}",
+    response_model=schemas.MarketDetail,
+    summary="One market: activities and Werkplaats projects",
+)
 async def market(request: Request, member: CurrentMember, code: str) -> dict[str, Any]:
     found = await queries.market(_pool(request), code if code == "smart-cities" else code.upper())
     if found is None:
@@ -126,8 +156,9 @@ async def market(request: Request, member: CurrentMember, code: str) -> dict[str
     return found
 
 
-@router.get("/cities", response_model=schemas.Cities,
-            summary="Coverage of the Cities of Opportunity")
+@router.get(
+    "/cities", response_model=schemas.Cities, summary="Coverage of the Cities of Opportunity"
+)
 async def cities(request: Request, member: CurrentMember) -> dict[str, Any]:
     return await queries.cities(_pool(request))
 
@@ -165,7 +196,8 @@ async def globalstars(request: Request, member: CurrentMember) -> dict[str, Any]
     rules = _settings(request).rules
     return await queries.globalstars(
         _pool(request),
-        target_months=(rules.lead_time_target_min_months, rules.lead_time_max_months))
+        target_months=(rules.lead_time_target_min_months, rules.lead_time_max_months),
+    )
 
 
 @router.get("/initiatives/globalstars/calls.csv", responses=CSV, response_class=Response)
@@ -176,8 +208,11 @@ async def globalstars_csv(request: Request, member: CurrentMember) -> Response:
 @router.get("/initiatives/werkplaats", summary="De Werkplaats: portfolio, SDGs, graduations")
 async def werkplaats(request: Request, member: CurrentMember) -> dict[str, Any]:
     settings = _settings(request)
-    return await queries.werkplaats(_pool(request), targets=settings.werkplaats_targets,
-                                    yearly_target=settings.werkplaats_yearly_target)
+    return await queries.werkplaats(
+        _pool(request),
+        targets=settings.werkplaats_targets,
+        yearly_target=settings.werkplaats_yearly_target,
+    )
 
 
 @router.get("/initiatives/werkplaats/portfolio.csv", responses=CSV, response_class=Response)
@@ -188,33 +223,49 @@ async def werkplaats_csv(request: Request, member: CurrentMember) -> Response:
 # -- coherence -------------------------------------------------------------------------------
 
 
-@router.get("/rules", response_model=list[schemas.Rule],
-            summary="The coherence rules with their versions and thresholds")
+@router.get(
+    "/rules",
+    response_model=list[schemas.Rule],
+    summary="The coherence rules with their versions and thresholds",
+)
 async def rules(request: Request, member: CurrentMember) -> list[dict[str, Any]]:
     engine: RulesEngine = request.app.state.engine
     return [describe(rule) for rule in engine.rules]
 
 
-@router.get("/findings", response_model=list[schemas.Finding],
-            summary="Findings of the coherence rules, newest first")
-async def findings(request: Request, member: CurrentMember,
-                   state: Literal["open", "acknowledged", "resolved"] | None = None,
-                   rule: str | None = None,
-                   severity: Literal["info", "warning", "critical"] | None = None,
-                   limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> list[dict[str, Any]]:
-    return await queries.findings(_pool(request), state=state, rule=rule, severity=severity,
-                                  limit=limit)
+@router.get(
+    "/findings",
+    response_model=list[schemas.Finding],
+    summary="Findings of the coherence rules, newest first",
+)
+async def findings(
+    request: Request,
+    member: CurrentMember,
+    state: Literal["open", "acknowledged", "resolved"] | None = None,
+    rule: str | None = None,
+    severity: Literal["info", "warning", "critical"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[dict[str, Any]]:
+    return await queries.findings(
+        _pool(request), state=state, rule=rule, severity=severity, limit=limit
+    )
 
 
 @router.get("/findings.csv", responses=CSV, response_class=Response)
-async def findings_csv(request: Request, member: CurrentMember,
-                       state: Literal["open", "acknowledged", "resolved"] | None = None,
-                       rule: str | None = None) -> Response:
+async def findings_csv(
+    request: Request,
+    member: CurrentMember,
+    state: Literal["open", "acknowledged", "resolved"] | None = None,
+    rule: str | None = None,
+) -> Response:
     return csv_response(await findings(request, member, state, rule, None, 5000), "findings")
 
 
-@router.get("/findings/{finding_id}", response_model=schemas.FindingWithHistory,
-            summary="One finding with its history")
+@router.get(
+    "/findings/{finding_id}",
+    response_model=schemas.FindingWithHistory,
+    summary="One finding with its history",
+)
 async def finding(request: Request, member: CurrentMember, finding_id: int) -> dict[str, Any]:
     found = await queries.finding(_pool(request), finding_id)
     if found is None:
@@ -222,11 +273,13 @@ async def finding(request: Request, member: CurrentMember, finding_id: int) -> d
     return found
 
 
-async def _change(request: Request, member: Member, finding_id: int, state: str,
-                  note: str | None) -> dict[str, Any]:
+async def _change(
+    request: Request, member: Member, finding_id: int, state: str, note: str | None
+) -> dict[str, Any]:
     try:
-        changed = await change_finding(_pool(request), finding_id, state, member.email,
-                                       at=request.app.state.clock(), note=note)
+        changed = await change_finding(
+            _pool(request), finding_id, state, member.email, at=request.app.state.clock(), note=note
+        )
     except TransitionRefused as refused:
         raise HTTPException(409, str(refused)) from None
     if changed is None:
@@ -237,51 +290,82 @@ async def _change(request: Request, member: Member, finding_id: int, state: str,
 Note = Annotated[str | None, Body(embed=True, max_length=2000)]
 
 
-@router.post("/findings/{finding_id}/acknowledge", response_model=schemas.FindingWithHistory,
-            summary="Acknowledge (secretariat)")
-async def acknowledge(request: Request, member: Secretariat, finding_id: int,
-                      note: Note = None) -> dict[str, Any]:
+@router.post(
+    "/findings/{finding_id}/acknowledge",
+    response_model=schemas.FindingWithHistory,
+    summary="Acknowledge (secretariat)",
+)
+async def acknowledge(
+    request: Request, member: Secretariat, finding_id: int, note: Note = None
+) -> dict[str, Any]:
     return await _change(request, member, finding_id, "acknowledged", note)
 
 
-@router.post("/findings/{finding_id}/resolve", response_model=schemas.FindingWithHistory,
-            summary="Resolve (secretariat)")
-async def resolve(request: Request, member: Secretariat, finding_id: int,
-                  note: Note = None) -> dict[str, Any]:
+@router.post(
+    "/findings/{finding_id}/resolve",
+    response_model=schemas.FindingWithHistory,
+    summary="Resolve (secretariat)",
+)
+async def resolve(
+    request: Request, member: Secretariat, finding_id: int, note: Note = None
+) -> dict[str, Any]:
     return await _change(request, member, finding_id, "resolved", note)
 
 
-@router.get("/coherence/score", response_model=schemas.CoherenceScore,
-            summary="The network coherence score over time")
-async def score(request: Request, member: CurrentMember,
-                bucket: Literal["hour", "day", "week", "month"] = "day",
-                since: datetime | None = None) -> dict[str, Any]:
+@router.get(
+    "/coherence/score",
+    response_model=schemas.CoherenceScore,
+    summary="The network coherence score over time",
+)
+async def score(
+    request: Request,
+    member: CurrentMember,
+    bucket: Literal["hour", "day", "week", "month"] = "day",
+    since: datetime | None = None,
+) -> dict[str, Any]:
     pool = _pool(request)
-    return {"definition": "100 * J / (J + W): J joint NLIB-TINL actions in the trailing year,"
-                          " W open findings weighted info 0.25, warning 1, critical 3",
-            "current": await queries.latest_score(pool),
-            "series": await queries.score_series(pool, bucket=bucket, since=since)}
+    return {
+        "definition": "100 * J / (J + W): J joint NLIB-TINL actions in the trailing year,"
+        " W open findings weighted info 0.25, warning 1, critical 3",
+        "current": await queries.latest_score(pool),
+        "series": await queries.score_series(pool, bucket=bucket, since=since),
+    }
 
 
 @router.get("/coherence/score.csv", responses=CSV, response_class=Response)
-async def score_csv(request: Request, member: CurrentMember,
-                    bucket: Literal["hour", "day", "week", "month"] = "day") -> Response:
+async def score_csv(
+    request: Request, member: CurrentMember, bucket: Literal["hour", "day", "week", "month"] = "day"
+) -> Response:
     return csv_response(await queries.score_series(_pool(request), bucket=bucket), "score")
 
 
 # -- operations and live updates -------------------------------------------------------------
 
 
-@router.get("/status", response_model=schemas.Status,
-            summary="Projection version, events applied, dead letters")
+@router.get(
+    "/status",
+    response_model=schemas.Status,
+    summary="Projection version, events applied, dead letters",
+)
 async def status(request: Request, member: CurrentMember) -> dict[str, Any]:
     return await queries.status(_pool(request))
 
 
-@router.get("/stream", summary="Live changes as Server-Sent Events", response_class=Response,
-            responses={200: {"content": {"text/event-stream": {}},
-                             "description": "`event: event|finding` with a JSON `data` line"}})
+@router.get(
+    "/stream",
+    summary="Live changes as Server-Sent Events",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "`event: event|finding` with a JSON `data` line",
+        }
+    },
+)
 async def stream(request: Request, member: CurrentMember) -> StreamingResponse:
     hub: LiveHub = request.app.state.hub
-    return StreamingResponse(sse_stream(hub), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        sse_stream(hub),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

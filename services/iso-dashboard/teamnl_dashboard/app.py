@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from fastapi import FastAPI
+
 from teamnl_shared.contract.topics import deadletter_topic
 from teamnl_shared.inbox import InboxConsumer
 from teamnl_shared.kafka import ensure_topics
@@ -52,24 +53,38 @@ class Runtime:
 
 
 @contextlib.asynccontextmanager
-async def open_runtime(settings: DashboardSettings, *, clock: Clock | None = None,
-                       on_latency: LatencyHook | None = None,
-                       on_dead_letter: DeadLetterCounter | None = None,
-                       telemetry: Telemetry | None = None) -> AsyncIterator[Runtime]:
+async def open_runtime(
+    settings: DashboardSettings,
+    *,
+    clock: Clock | None = None,
+    on_latency: LatencyHook | None = None,
+    on_dead_letter: DeadLetterCounter | None = None,
+    telemetry: Telemetry | None = None,
+) -> AsyncIterator[Runtime]:
     """The dashboard's parts, connected; the pool is closed on exit."""
     await prepare_database(settings.database_url)
-    await ensure_topics(settings.kafka_bootstrap_servers,
-                        [*event_topics(settings), deadletter_topic(settings.group)],
-                        partitions=settings.topic_partitions)
+    await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        [*event_topics(settings), deadletter_topic(settings.group)],
+        partitions=settings.topic_partitions,
+    )
     await upgrade_projections(settings, clock=clock or system_clock)
     pool = await create_dashboard_pool(settings.database_url)
     try:
-        engine = RulesEngine(all_rules(settings), allocations_cents=settings.allocations_cents,
-                             duplication_window_days=settings.rules.overlap_window_days,
-                             clock=clock or system_clock)
+        engine = RulesEngine(
+            all_rules(settings),
+            allocations_cents=settings.allocations_cents,
+            duplication_window_days=settings.rules.overlap_window_days,
+            clock=clock or system_clock,
+        )
         consumer = build_consumer(
-            settings, pool, engine, on_latency=on_latency, on_dead_letter=on_dead_letter,
-            tracer=telemetry.tracer("teamnl.dashboard") if telemetry is not None else None)
+            settings,
+            pool,
+            engine,
+            on_latency=on_latency,
+            on_dead_letter=on_dead_letter,
+            tracer=telemetry.tracer("teamnl.dashboard") if telemetry is not None else None,
+        )
         yield Runtime(settings, pool, engine, consumer, LiveHub(settings.database_url))
     finally:
         await pool.close()
@@ -111,22 +126,29 @@ def _dead_letter_counter(telemetry: Telemetry) -> DeadLetterCounter:
     return count
 
 
-def create_app(settings: DashboardSettings, *, clock: Clock | None = None,
-               telemetry: Telemetry | None = None, on_latency: LatencyHook | None = None
-               ) -> FastAPI:
+def create_app(
+    settings: DashboardSettings,
+    *,
+    clock: Clock | None = None,
+    telemetry: Telemetry | None = None,
+    on_latency: LatencyHook | None = None,
+) -> FastAPI:
     """The dashboard app. `clock` drives the rules (tests inject one); `telemetry` (by
     default set up here, as the initiative services do) gets the traces and metrics;
     `on_latency` receives each event's end-to-end latency (by default recorded in
     telemetry's ``teamnl.end_to_end.latency``)."""
-    telemetry = telemetry or setup_telemetry(settings.service_name, VERSION,
-                                             settings.environment)
+    telemetry = telemetry or setup_telemetry(settings.service_name, VERSION, settings.environment)
     hook = _latency_hook(telemetry, on_latency)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_runtime(settings, clock=clock, on_latency=hook,
-                                on_dead_letter=_dead_letter_counter(telemetry),
-                                telemetry=telemetry) as runtime:
+        async with open_runtime(
+            settings,
+            clock=clock,
+            on_latency=hook,
+            on_dead_letter=_dead_letter_counter(telemetry),
+            telemetry=telemetry,
+        ) as runtime:
             _expose(app, runtime)
             telemetry.metrics.observe_findings(lambda: runtime.findings_open)
             tasks = _start(runtime, telemetry)
@@ -135,9 +157,13 @@ def create_app(settings: DashboardSettings, *, clock: Clock | None = None,
             finally:
                 await _stop(runtime, tasks)
 
-    app = FastAPI(title="ISO NL dashboard", version=VERSION, lifespan=lifespan,
-                  description="Projections of the Team NL network's events, the coherence "
-                              "rules' findings and the coherence score.")
+    app = FastAPI(
+        title="ISO NL dashboard",
+        version=VERSION,
+        lifespan=lifespan,
+        description="Projections of the Team NL network's events, the coherence "
+        "rules' findings and the coherence score.",
+    )
     app.state.settings = settings
     app.state.telemetry = telemetry
     app.state.clock = clock or system_clock

@@ -77,8 +77,9 @@ def _accepted_at(record: ConsumerRecord) -> datetime | None:
 def _producer_contexts(applied: list[tuple[Event, ConsumerRecord]]) -> list[SpanContext]:
     contexts = []
     for _, record in applied:
-        span_context = trace.get_current_span(context_from_headers(record.headers)
-                                              ).get_span_context()
+        span_context = trace.get_current_span(
+            context_from_headers(record.headers)
+        ).get_span_context()
         if span_context.is_valid:
             contexts.append(span_context)
     return contexts
@@ -87,23 +88,27 @@ def _producer_contexts(applied: list[tuple[Event, ConsumerRecord]]) -> list[Span
 class DashboardHandlers:
     """What the consumer does with records: plain functions over injected dependencies."""
 
-    def __init__(self, pool: asyncpg.Pool, engine: RulesEngine,
-                 on_latency: LatencyHook | None = None,
-                 on_dead_letter: DeadLetterCounter | None = None,
-                 tracer: Tracer | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        engine: RulesEngine,
+        on_latency: LatencyHook | None = None,
+        on_dead_letter: DeadLetterCounter | None = None,
+        tracer: Tracer | None = None,
+    ) -> None:
         self.pool = pool
         self.engine = engine
         self.on_latency = on_latency
         self.on_dead_letter = on_dead_letter
         self.tracer = tracer or trace.get_tracer("teamnl.dashboard")
 
-    async def handle(self, conn: asyncpg.Connection, event: Event, _record: ConsumerRecord
-                     ) -> None:
+    async def handle(self, conn: asyncpg.Connection, event: Event, _record: ConsumerRecord) -> None:
         with self.tracer.start_as_current_span(f"project {event.type}"):
             await projections.apply(conn, event)
 
-    async def before_commit(self, conn: asyncpg.Connection,
-                            applied: list[tuple[Event, ConsumerRecord]]) -> None:
+    async def before_commit(
+        self, conn: asyncpg.Connection, applied: list[tuple[Event, ConsumerRecord]]
+    ) -> None:
         """The batch's totals, then its rules, once each, before its commit."""
         await projections.fold_totals(conn)
         with self.tracer.start_as_current_span("evaluate rules"):
@@ -114,52 +119,79 @@ class DashboardHandlers:
         if self.on_latency is not None:
             for event, record in applied:
                 accepted_at = _accepted_at(record) or event.time
-                self.on_latency((committed_at - accepted_at).total_seconds(), record.topic,
-                                event.type)
+                self.on_latency(
+                    (committed_at - accepted_at).total_seconds(), record.topic, event.type
+                )
         families = Counter(event.spec.family for event, _ in applied)
         # The push to browsers belongs to every event of the batch: a span linked to each
         # event's trace (a batch has many parents, so links rather than one parent).
         links = [trace.Link(span_context) for span_context in _producer_contexts(applied)]
-        with self.tracer.start_as_current_span("live push", kind=SpanKind.PRODUCER,
-                                               links=links[:MAX_LINKS]) as span:
+        with self.tracer.start_as_current_span(
+            "live push", kind=SpanKind.PRODUCER, links=links[:MAX_LINKS]
+        ) as span:
             span.set_attribute("teamnl.live.events", len(applied))
             async with self.pool.acquire() as conn:
-                await notify(conn, {"kind": "event", "count": len(applied),
-                                    "families": dict(families),
-                                    "ids": [event.id for event, _ in applied[-ANNOUNCED_IDS:]]})
+                await notify(
+                    conn,
+                    {
+                        "kind": "event",
+                        "count": len(applied),
+                        "families": dict(families),
+                        "ids": [event.id for event, _ in applied[-ANNOUNCED_IDS:]],
+                    },
+                )
 
     async def dead_lettered(self, record: ConsumerRecord, reason: str) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await record_dead_letter(
-                conn, topic=record.topic, partition=record.partition, offset=record.offset,
-                reason=reason, event_id=_header(record, "ce_id"),
-                event_type=_header(record, "ce_type"), recorded_at=self.engine.clock())
+                conn,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                reason=reason,
+                event_id=_header(record, "ce_id"),
+                event_type=_header(record, "ce_type"),
+                recorded_at=self.engine.clock(),
+            )
             await self.engine.evaluate(conn, [self.engine.rule("invalid-events")])
         if self.on_dead_letter is not None:
-            kind = "poison" if reason.startswith(f"{_header(record, 'ce_type')}: ") else (
-                "invalid-event")
+            kind = (
+                "poison"
+                if reason.startswith(f"{_header(record, 'ce_type')}: ")
+                else ("invalid-event")
+            )
             self.on_dead_letter(record.topic, kind)
 
 
-def build_consumer(settings: DashboardSettings, pool: asyncpg.Pool, engine: RulesEngine, *,
-                   on_latency: LatencyHook | None = None,
-                   on_dead_letter: DeadLetterCounter | None = None,
-                   tracer: Tracer | None = None) -> InboxConsumer:
+def build_consumer(
+    settings: DashboardSettings,
+    pool: asyncpg.Pool,
+    engine: RulesEngine,
+    *,
+    on_latency: LatencyHook | None = None,
+    on_dead_letter: DeadLetterCounter | None = None,
+    tracer: Tracer | None = None,
+) -> InboxConsumer:
     tracer = tracer or trace.get_tracer("teamnl.dashboard")
     handlers = DashboardHandlers(pool, engine, on_latency, on_dead_letter, tracer)
     return InboxConsumer(
-        pool=pool, bootstrap=settings.kafka_bootstrap_servers, group=settings.group,
-        topics=event_topics(settings), handler=handlers.handle,
-        before_commit=handlers.before_commit, after_commit=handlers.after_commit,
+        pool=pool,
+        bootstrap=settings.kafka_bootstrap_servers,
+        group=settings.group,
+        topics=event_topics(settings),
+        handler=handlers.handle,
+        before_commit=handlers.before_commit,
+        after_commit=handlers.after_commit,
         on_deadletter=handlers.dead_lettered,
-        consumer_options={"session_timeout_ms": settings.consumer_session_timeout_ms,
-                          "heartbeat_interval_ms": settings.consumer_session_timeout_ms // 5},
+        consumer_options={
+            "session_timeout_ms": settings.consumer_session_timeout_ms,
+            "heartbeat_interval_ms": settings.consumer_session_timeout_ms // 5,
+        },
         tracer=tracer,
     )
 
 
-async def supervise(consumer: InboxConsumer, stopping: asyncio.Event,
-                    backoff: float = 2.0) -> None:
+async def supervise(consumer: InboxConsumer, stopping: asyncio.Event, backoff: float = 2.0) -> None:
     """Run the consumer until `stopping`; restart it after an unexpected failure."""
     while not stopping.is_set():
         try:

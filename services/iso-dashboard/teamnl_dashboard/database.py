@@ -4,6 +4,7 @@ start-up preparation (migrations, then the live projection schema on first start
 from __future__ import annotations
 
 import asyncpg
+
 from teamnl_shared.db import migrate
 
 from .projections.schema import ensure_live_schema, search_path
@@ -11,11 +12,15 @@ from .projections.schema import ensure_live_schema, search_path
 MIGRATIONS = "teamnl_dashboard.migrations"
 
 
-async def create_dashboard_pool(url: str, schema_path: str | None = None, *,
-                                min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+async def create_dashboard_pool(
+    url: str, schema_path: str | None = None, *, min_size: int = 1, max_size: int = 10
+) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        url, min_size=min_size, max_size=max_size,
-        server_settings={"search_path": schema_path or search_path()})
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"search_path": schema_path or search_path()},
+    )
     assert pool is not None
     return pool
 

@@ -27,8 +27,9 @@ _QUEUE_SIZE = 256
 
 async def notify(conn: asyncpg.Connection, payload: dict[str, Any]) -> None:
     """Announce a change; inside a transaction it is delivered when that commits."""
-    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL,
-                       json.dumps(payload, separators=(",", ":"), default=str))
+    await conn.execute(
+        "SELECT pg_notify($1, $2)", CHANNEL, json.dumps(payload, separators=(",", ":"), default=str)
+    )
 
 
 class LiveHub:

@@ -6,6 +6,7 @@ request); telemetry is set up by ``create_app``."""
 from __future__ import annotations
 
 import uvicorn
+
 from teamnl_shared.telemetry import configure_logging
 
 from .app import create_app
@@ -15,9 +16,15 @@ from .settings import DashboardSettings
 def main() -> None:
     settings = DashboardSettings()
     configure_logging(settings.service_name, settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_config=None, access_log=False, proxy_headers=True,
-                timeout_graceful_shutdown=int(settings.shutdown_grace_seconds))
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+
 from teamnl_shared.infra.kafka import ping
 
 from .schemas import Readiness
@@ -28,16 +29,19 @@ async def healthz() -> dict[str, str]:
     return {"status": "alive"}
 
 
-@router.get("/readyz", response_model=Readiness, summary="Ready to serve and to consume",
-            responses={503: {"model": Readiness, "description": "Not ready"}})
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Ready to serve and to consume",
+    responses={503: {"model": Readiness, "description": "Not ready"}},
+)
 async def readyz(request: Request) -> JSONResponse:
     readiness = await check_readiness(getattr(request.app.state, "runtime", None))
     return JSONResponse(readiness.model_dump(), status_code=200 if readiness.ready else 503)
 
 
 async def _database(pool: asyncpg.Pool) -> bool:
-    with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
-                             TimeoutError):
+    with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
         return await asyncio.wait_for(pool.fetchval("SELECT true"), PROBE_TIMEOUT) is True
     return False
 
@@ -45,12 +49,19 @@ async def _database(pool: asyncpg.Pool) -> bool:
 async def check_readiness(runtime: Runtime | None) -> Readiness:
     """`runtime` is the app's `Runtime`, or None while the lifespan is still starting."""
     if runtime is None:
-        return Readiness(status="not ready", database=False, kafka=False, consumer=False,
-                         live=False)
+        return Readiness(
+            status="not ready", database=False, kafka=False, consumer=False, live=False
+        )
     database, kafka = await asyncio.gather(
-        _database(runtime.pool), ping(runtime.settings.kafka_bootstrap_servers, PROBE_TIMEOUT))
+        _database(runtime.pool), ping(runtime.settings.kafka_bootstrap_servers, PROBE_TIMEOUT)
+    )
     consumer = runtime.consumer.running
     live = runtime.hub.listening.is_set()
     ready = database and kafka and consumer and live
-    return Readiness(status="ready" if ready else "not ready", database=database, kafka=kafka,
-                     consumer=consumer, live=live)
+    return Readiness(
+        status="ready" if ready else "not ready",
+        database=database,
+        kafka=kafka,
+        consumer=consumer,
+        live=live,
+    )

@@ -68,16 +68,24 @@ class RebuildResult:
 class _Replayer:
     """Reads the topics from the beginning and applies them to one schema."""
 
-    def __init__(self, settings: DashboardSettings, pool: asyncpg.Pool,
-                 progress: Progress) -> None:
+    def __init__(self, settings: DashboardSettings, pool: asyncpg.Pool, progress: Progress) -> None:
         self.settings = settings
         self.pool = pool
         self.progress = progress
-        self.inbox = InboxConsumer(pool=pool, bootstrap="", group="rebuild", topics=[],
-                                   handler=self._project, before_commit=self._fold)
+        self.inbox = InboxConsumer(
+            pool=pool,
+            bootstrap="",
+            group="rebuild",
+            topics=[],
+            handler=self._project,
+            before_commit=self._fold,
+        )
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None,
-            enable_auto_commit=False, isolation_level="read_committed")
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
         self.positions: Positions = {}
         self.records = self.applied = self.dead = 0
 
@@ -109,17 +117,25 @@ class _Replayer:
                 await self._apply(records)
             for tp in self.positions:
                 self.positions[tp] = await self.consumer.position(tp)
-            self.progress(f"replayed {self.records} records ({self.applied} applied,"
-                          f" {self.dead} dead letters) of about {total}")
+            self.progress(
+                f"replayed {self.records} records ({self.applied} applied,"
+                f" {self.dead} dead letters) of about {total}"
+            )
 
     async def _apply(self, records: list[ConsumerRecord]) -> None:
         outcome = await self.inbox.apply(records)
         for record, reason in outcome.dead:
             async with self.pool.acquire() as conn:
                 await record_dead_letter(
-                    conn, topic=record.topic, partition=record.partition,
-                    offset=record.offset, reason=reason, event_id=None, event_type=None,
-                    recorded_at=datetime.fromtimestamp(record.timestamp / 1000, UTC))
+                    conn,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    reason=reason,
+                    event_id=None,
+                    event_type=None,
+                    recorded_at=datetime.fromtimestamp(record.timestamp / 1000, UTC),
+                )
         self.records += len(records)
         self.applied += len(outcome.applied)
         self.dead += len(outcome.dead)
@@ -132,12 +148,16 @@ async def _partitions(settings: DashboardSettings) -> list[TopicPartition]:
         described = await admin.describe_topics(event_topics(settings))
     finally:
         await admin.close()
-    return sorted(TopicPartition(topic["topic"], part["partition"])
-                  for topic in described for part in topic["partitions"])
+    return sorted(
+        TopicPartition(topic["topic"], part["partition"])
+        for topic in described
+        for part in topic["partitions"]
+    )
 
 
-async def rebuild(settings: DashboardSettings, *, progress: Progress = print,
-                  clock: Clock = system_clock) -> RebuildResult:
+async def rebuild(
+    settings: DashboardSettings, *, progress: Progress = print, clock: Clock = system_clock
+) -> RebuildResult:
     """Rebuild the projections and switch the dashboard over to them atomically."""
     started = asyncio.get_running_loop().time()
     await prepare_database(settings.database_url)
@@ -162,8 +182,9 @@ async def rebuild(settings: DashboardSettings, *, progress: Progress = print,
     return RebuildResult(schema, replayer.records, replayer.applied, replayer.dead, seconds)
 
 
-async def upgrade_projections(settings: DashboardSettings, *, clock: Clock = system_clock,
-                              progress: Progress | None = None) -> RebuildResult | None:
+async def upgrade_projections(
+    settings: DashboardSettings, *, clock: Clock = system_clock, progress: Progress | None = None
+) -> RebuildResult | None:
     """At start-up: rebuild the live projections when an older ``PROJECTION_VERSION`` built
     them (their tables lack what this code reads). Returns None when they are current; when
     another instance is already rebuilding, waits for it to finish."""
@@ -172,8 +193,11 @@ async def upgrade_projections(settings: DashboardSettings, *, clock: Clock = sys
         version = await live_version(conn) or 0
         if version >= PROJECTION_VERSION:
             return None
-        log.warning("projections are version %d, this code needs %d: rebuilding from the"
-                    " topics", version, PROJECTION_VERSION)
+        log.warning(
+            "projections are version %d, this code needs %d: rebuilding from the topics",
+            version,
+            PROJECTION_VERSION,
+        )
         try:
             return await rebuild(settings, progress=progress or log.info, clock=clock)
         except RebuildRunning:
@@ -185,8 +209,9 @@ async def upgrade_projections(settings: DashboardSettings, *, clock: Clock = sys
         await conn.close()
 
 
-async def _replay_and_swap(settings: DashboardSettings, admin: asyncpg.Connection, schema: str,
-                           progress: Progress) -> _Replayer:
+async def _replay_and_swap(
+    settings: DashboardSettings, admin: asyncpg.Connection, schema: str, progress: Progress
+) -> _Replayer:
     pool = await create_dashboard_pool(settings.database_url, search_path(schema), max_size=2)
     replayer = _Replayer(settings, pool, progress)
     try:
@@ -195,8 +220,12 @@ async def _replay_and_swap(settings: DashboardSettings, admin: asyncpg.Connectio
         async with admin.transaction():
             await lock_for_swap(admin)
             live = await live_positions(admin)
-            await replayer.replay_until({tp: max(live.get((tp.topic, tp.partition), 0), pos)
-                                         for tp, pos in replayer.positions.items()})
+            await replayer.replay_until(
+                {
+                    tp: max(live.get((tp.topic, tp.partition), 0), pos)
+                    for tp, pos in replayer.positions.items()
+                }
+            )
             await swap_in(admin, schema)
     finally:
         await replayer.stop()
@@ -207,22 +236,29 @@ async def _replay_and_swap(settings: DashboardSettings, admin: asyncpg.Connectio
 async def _reconcile_findings(settings: DashboardSettings, clock: Clock) -> None:
     pool = await create_dashboard_pool(settings.database_url, max_size=1)
     try:
-        engine = RulesEngine(all_rules(settings), allocations_cents=settings.allocations_cents,
-                             duplication_window_days=settings.rules.overlap_window_days,
-                             clock=clock)
+        engine = RulesEngine(
+            all_rules(settings),
+            allocations_cents=settings.allocations_cents,
+            duplication_window_days=settings.rules.overlap_window_days,
+            clock=clock,
+        )
         await engine.evaluate_all(pool)
     finally:
         await pool.close()
 
 
 def main() -> None:
-    argparse.ArgumentParser(description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
     logging.basicConfig(level=logging.WARNING)
-    result = asyncio.run(rebuild(DashboardSettings(), progress=lambda line: print(line,
-                                                                                  flush=True)))
-    print(f"done: {result.records} records, {result.applied} applied, "
-          f"{result.dead_letters} dead letters, {result.seconds:.1f}s")
+    result = asyncio.run(
+        rebuild(DashboardSettings(), progress=lambda line: print(line, flush=True))
+    )
+    print(
+        f"done: {result.records} records, {result.applied} applied, "
+        f"{result.dead_letters} dead letters, {result.seconds:.1f}s"
+    )
 
 
 if __name__ == "__main__":

@@ -49,8 +49,9 @@ CITIES_OF_OPPORTUNITY: tuple[City, ...] = (
     _city("Munich", "pilot", "DE", "München", "Muenchen"),
     _city("Dubai", "pilot", "AE"),
     _city("Ho Chi Minh City", "pilot", "VN", "Ho Chi Minh", "Saigon"),
-    _city("Guangzhou/Pearl River Delta", "pilot", "CN", "Guangzhou", "Pearl River Delta",
-          "Shenzhen"),
+    _city(
+        "Guangzhou/Pearl River Delta", "pilot", "CN", "Guangzhou", "Pearl River Delta", "Shenzhen"
+    ),
     _city("Mexico City", "pilot", "MX", "Ciudad de México"),
     _city("Berlin", "golden", "DE"),
     _city("Hamburg", "golden", "DE"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
+
 from teamnl_shared.settings import ServiceSettings
 
 DEFAULT_SESSION_SECRET = "change-me-dashboard-session-secret"  # noqa: S105 - refused in production
@@ -53,12 +54,14 @@ class DashboardSettings(ServiceSettings):
     session_secret: str = DEFAULT_SESSION_SECRET
     secure_cookies: bool = False
     shutdown_grace_seconds: float = Field(
-        10.0, ge=0, description="on SIGTERM, open requests and live streams get this long")
+        10.0, ge=0, description="on SIGTERM, open requests and live streams get this long"
+    )
     consumer_group: str = "iso-dashboard"
     consumer_session_timeout_ms: int = Field(10_000, ge=6_000)
     rules_interval_seconds: float = Field(60.0, gt=0, description="time-based rules run every")
     allocations_cents: dict[str, int] = Field(
-        default_factory=lambda: dict(DEFAULT_ALLOCATIONS_CENTS))
+        default_factory=lambda: dict(DEFAULT_ALLOCATIONS_CENTS)
+    )
     werkplaats_targets: dict[int, int] = Field(
         default_factory=lambda: {2019: 20},
         description="portfolio target per year; years not listed use werkplaats_yearly_target",

@@ -34,7 +34,14 @@ CLOUDEVENTS_BATCH_JSON = "application/cloudevents-batch+json"
 JSON = "application/json"
 _FORMAT = JSONFormat()
 _KNOWN_ATTRIBUTES = {
-    "id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject", "time",
+    "id",
+    "source",
+    "specversion",
+    "type",
+    "datacontenttype",
+    "dataschema",
+    "subject",
+    "time",
 }
 
 
@@ -93,8 +100,13 @@ class Event:
 
     def attributes(self) -> dict[str, Any]:
         return {
-            "specversion": "1.0", "id": self.id, "source": self.source, "type": self.type,
-            "subject": self.subject, "time": self.time, "datacontenttype": JSON,
+            "specversion": "1.0",
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "subject": self.subject,
+            "time": self.time,
+            "datacontenttype": JSON,
             **self.extensions,
         }
 
@@ -133,9 +145,13 @@ def parse_event(attributes: Mapping[str, Any], data: Any, *, prefix: str = "") -
         raise InvalidEvent(problems, event_type)
     model = _parse_data(spec, data, prefix)
     return Event(
-        id=attrs["id"], source=attrs["source"], type=spec.type,
-        subject=_subject(attrs, spec, model, prefix), time=_time(attrs, prefix),
-        data=model, extensions=_extensions(attrs),
+        id=attrs["id"],
+        source=attrs["source"],
+        type=spec.type,
+        subject=_subject(attrs, spec, model, prefix),
+        time=_time(attrs, prefix),
+        data=model,
+        extensions=_extensions(attrs),
     )
 
 
@@ -177,7 +193,8 @@ def _parse_data(spec: EventSpec, data: Any, prefix: str) -> EventData:
         raise InvalidEvent(
             [
                 Problem(
-                    f"{prefix}data/" + "/".join(str(part) for part in err["loc"]) if err["loc"]
+                    f"{prefix}data/" + "/".join(str(part) for part in err["loc"])
+                    if err["loc"]
                     else f"{prefix}data",
                     err["msg"],
                 )
@@ -209,7 +226,8 @@ def _time(attrs: dict[str, Any], prefix: str) -> datetime:
 
 def _extensions(attrs: dict[str, Any]) -> dict[str, str]:
     return {
-        name: str(value) for name, value in attrs.items()
+        name: str(value)
+        for name, value in attrs.items()
         if name not in _KNOWN_ATTRIBUTES and name != "partitionkey"
     }
 
@@ -228,8 +246,7 @@ def parse_structured(document: Any, *, prefix: str = "") -> Event:
 
 def parse_binary(headers: Mapping[str, str], body: bytes) -> Event:
     attributes: dict[str, Any] = {
-        name.lower()[3:]: value for name, value in headers.items()
-        if name.lower().startswith("ce-")
+        name.lower()[3:]: value for name, value in headers.items() if name.lower().startswith("ce-")
     }
     content_type = headers.get("content-type", JSON).split(";")[0].strip().lower()
     if content_type != JSON:
@@ -252,7 +269,8 @@ def parse_kafka(headers: Sequence[tuple[str, bytes]], value: bytes | None) -> Ev
         ) from None
     except (ValueError, TypeError, UnicodeDecodeError, BaseCloudEventException) as error:
         raise InvalidEvent(
-            [Problem("record", f"not a CloudEvent in binary mode: {error}")]) from None
+            [Problem("record", f"not a CloudEvent in binary mode: {error}")]
+        ) from None
     data = sdk_event.get_data()
     if not isinstance(data, dict):
         raise InvalidEvent([Problem("data", "the record value is not a JSON object")])

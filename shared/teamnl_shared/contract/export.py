@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
 from teamnl_shared.contract.registry import CATALOGUE, FAMILIES, EventSpec, specs_for_family
 from teamnl_shared.contract.topics import PUBLISHED_BY, TOPICS
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from pydantic import Field
+
 from teamnl_shared.contract.types import (
     BUDGET_SPENT_EXAMPLE,
     BudgetSpent,

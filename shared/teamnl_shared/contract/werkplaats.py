@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import Field
+
 from teamnl_shared.contract.types import (
     BUDGET_SPENT_EXAMPLE,
     BudgetSpent,

@@ -21,8 +21,10 @@ def up() -> None:
     infra = Infrastructure.from_env()
     with console.status("starting PostgreSQL and Apache Kafka (first run resolves Kafka's jars)"):
         infra.up()
-    console.print(f"[green]ready[/] kafka={infra.kafka_bootstrap} "
-                  f"postgres=127.0.0.1:{infra.config.postgres_port}")
+    console.print(
+        f"[green]ready[/] kafka={infra.kafka_bootstrap} "
+        f"postgres=127.0.0.1:{infra.config.postgres_port}"
+    )
 
 
 @app.command()
@@ -39,8 +41,10 @@ def status() -> None:
     kafka_ok = asyncio.run(infra.kafka_ready())
     pg_ok = infra.config.external_database_url is not None or infra.postgres.running()
     console.print(f"kafka    {infra.kafka_bootstrap:24} {'[green]up' if kafka_ok else '[red]down'}")
-    console.print(f"postgres 127.0.0.1:{infra.config.postgres_port:<14} "
-                  f"{'[green]up' if pg_ok else '[red]down'}")
+    console.print(
+        f"postgres 127.0.0.1:{infra.config.postgres_port:<14} "
+        f"{'[green]up' if pg_ok else '[red]down'}"
+    )
     raise typer.Exit(0 if kafka_ok and pg_ok else 1)
 
 

@@ -58,9 +58,14 @@ def resolve_jars(config: InfraConfig) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         subprocess.run(
             [
-                "mvn", "-q", "-B", "-f", str(pom_path),
+                "mvn",
+                "-q",
+                "-B",
+                "-f",
+                str(pom_path),
                 "dependency:copy-dependencies",
-                f"-DoutputDirectory={tmp}", "-DincludeScope=runtime",
+                f"-DoutputDirectory={tmp}",
+                "-DincludeScope=runtime",
                 f"-Dkafka.version={KAFKA_VERSION}",
             ],
             check=True,
@@ -130,14 +135,26 @@ class LocalKafka:
         if not (self.dir / "data" / "meta.properties").exists():
             cluster_id = _cluster_id()
             subprocess.run(
-                [*java, *classpath, "kafka.tools.StorageTool", "format",
-                 "-t", cluster_id, "-c", str(props), "--ignore-formatted"],
-                check=True, stdout=subprocess.DEVNULL,
+                [
+                    *java,
+                    *classpath,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(props),
+                    "--ignore-formatted",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
             )
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(
                 [*java, *classpath, MAIN_CLASS, str(props)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         self.pid_file.write_text(str(process.pid))

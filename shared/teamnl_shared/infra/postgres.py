@@ -46,7 +46,8 @@ def ensure_installed() -> Path:
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
     subprocess.run(
         ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"],
-        check=True, env=env,
+        check=True,
+        env=env,
     )
     bindir = find_bindir()
     if bindir is None:
@@ -71,8 +72,17 @@ class LocalPostgres:
             if not (self.data / "PG_VERSION").exists():
                 self._initdb(bindir)
             if not self.running(bindir):
-                self._pg_ctl(bindir, "start", "-w", "-t", "60", "-l", str(self.log_file),
-                             "-o", self._server_options())
+                self._pg_ctl(
+                    bindir,
+                    "start",
+                    "-w",
+                    "-t",
+                    "60",
+                    "-l",
+                    str(self.log_file),
+                    "-o",
+                    self._server_options(),
+                )
         asyncio.run(self._create_databases())
 
     def stop(self) -> None:
@@ -85,8 +95,17 @@ class LocalPostgres:
 
     def restart(self) -> None:
         bindir = ensure_installed()
-        self._pg_ctl(bindir, "restart", "-w", "-m", "fast", "-l", str(self.log_file),
-                     "-o", self._server_options())
+        self._pg_ctl(
+            bindir,
+            "restart",
+            "-w",
+            "-m",
+            "fast",
+            "-l",
+            str(self.log_file),
+            "-o",
+            self._server_options(),
+        )
 
     def running(self, bindir: Path | None = None) -> bool:
         bindir = bindir or find_bindir()
@@ -103,13 +122,17 @@ class LocalPostgres:
         return self.password_file.read_text().strip()
 
     def url(self, database: str = "postgres") -> str:
-        return (f"postgresql://{SUPERUSER}:{self.password()}@{self.config.host}:"
-                f"{self.config.postgres_port}/{database}")
+        return (
+            f"postgresql://{SUPERUSER}:{self.password()}@{self.config.host}:"
+            f"{self.config.postgres_port}/{database}"
+        )
 
     # -- internals -----------------------------------------------------------------------
     def _server_options(self) -> str:
-        return (f"-p {self.config.postgres_port} -c listen_addresses={self.config.host} "
-                f"-k {self.run_dir} -c max_connections=300 -c shared_buffers=128MB")
+        return (
+            f"-p {self.config.postgres_port} -c listen_addresses={self.config.host} "
+            f"-k {self.run_dir} -c max_connections=300 -c shared_buffers=128MB"
+        )
 
     def _prepare_dirs(self) -> None:
         for folder in (self.dir, self.run_dir):
@@ -127,11 +150,21 @@ class LocalPostgres:
         if os.geteuid() == 0:
             shutil.chown(pwfile, "postgres", "postgres")
         try:
-            self._run([
-                str(bindir / "initdb"), "-D", str(self.data), "-U", SUPERUSER,
-                f"--pwfile={pwfile}", "--auth-local=scram-sha-256",
-                "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8",
-            ])
+            self._run(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    SUPERUSER,
+                    f"--pwfile={pwfile}",
+                    "--auth-local=scram-sha-256",
+                    "--auth-host=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ]
+            )
         finally:
             pwfile.unlink(missing_ok=True)
 

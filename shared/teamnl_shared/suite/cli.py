@@ -541,7 +541,6 @@ def members_create(
     """Create a dashboard member (the dashboard's create_member)."""
     from teamnl_dashboard.auth import MemberError, Role, create_member
     from teamnl_dashboard.auth.passwords import WeakPassword
-
     from teamnl_shared.db import migrate
 
     password = (

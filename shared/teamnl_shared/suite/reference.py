@@ -22,8 +22,11 @@ DEFAULT_OUTPUT = Path(__file__).resolve().parents[3] / "docs" / "CONFIGURATION.m
 
 SERVICES = (
     ("NLinBusiness (`teamnl-nlib`)", "teamnl_nlib.settings", "NlibSettings"),
-    ("Trade & Innovate NL and Global Stars (`teamnl-tinl`)", "teamnl_tinl.settings",
-     "TinlSettings"),
+    (
+        "Trade & Innovate NL and Global Stars (`teamnl-tinl`)",
+        "teamnl_tinl.settings",
+        "TinlSettings",
+    ),
     ("De Werkplaats (`teamnl-werkplaats`)", "teamnl_werkplaats.settings", "WerkplaatsSettings"),
     ("ISO NL dashboard (`teamnl-dashboard`)", "teamnl_dashboard.settings", "DashboardSettings"),
 )
@@ -79,8 +82,10 @@ def _rows(settings: type[BaseSettings]) -> list[str]:
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             rows.extend(_nested_rows(settings, name, annotation))
             continue
-        rows.append(f"| {_env_names(settings, name, field)} | {_default(field)} "
-                    f"| {_description(settings, name)} |")
+        rows.append(
+            f"| {_env_names(settings, name, field)} | {_default(field)} "
+            f"| {_description(settings, name)} |"
+        )
     return rows
 
 

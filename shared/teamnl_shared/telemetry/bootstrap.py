@@ -37,9 +37,12 @@ from starlette.responses import Response
 
 from teamnl_shared.telemetry.metrics import Metrics
 
+from .routing import ParentRoutedTracerProvider
+
 METER_NAME = "teamnl"
 UNTRACED_PATHS = ("/healthz", "/readyz", "/metrics")
 
+_ASYNCPG_PROVIDERS = ParentRoutedTracerProvider()
 _GLOBALS_LOCK = threading.Lock()
 _globals_installed = False  # the OTel API refuses a second set_tracer_provider
 
@@ -92,11 +95,12 @@ class Telemetry:
         )
 
     def instrument_asyncpg(self) -> None:
-        """Trace asyncpg queries. Patches the asyncpg module, so only the first call in a
-        process takes effect: its providers serve every pool in the process."""
+        """Trace asyncpg queries. The instrumentation patches the asyncpg module once per
+        process; each query span goes to the provider of its parent span's app."""
+        _ASYNCPG_PROVIDERS.register(self.tracer_provider)
         instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]  # untyped lib
         if not instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.instrument(tracer_provider=self.tracer_provider)
+            instrumentor.instrument(tracer_provider=_ASYNCPG_PROVIDERS)
 
     def metrics_endpoint(self) -> Callable[[Request], Awaitable[Response]]:
         """A handler serving this instance's metrics in the Prometheus text format.

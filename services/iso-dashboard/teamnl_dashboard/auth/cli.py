@@ -9,6 +9,7 @@ from typing import Annotated, TypeVar
 
 import asyncpg
 import typer
+
 from teamnl_shared.db import create_pool, migrate
 
 from . import members

@@ -23,12 +23,14 @@ from .network import record_event
 Projector = Callable[[asyncpg.Connection, Event], Awaitable[None]]
 
 PROJECTORS: dict[str, Projector] = {
-    **nlib.PROJECTORS, **tinl.PROJECTORS, **globalstars.PROJECTORS, **werkplaats.PROJECTORS,
+    **nlib.PROJECTORS,
+    **tinl.PROJECTORS,
+    **globalstars.PROJECTORS,
+    **werkplaats.PROJECTORS,
 }
 assert set(PROJECTORS) == set(CATALOGUE), "every catalogue event type has a projection"
 
-_REFUSED_BY_DATABASE = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError,
-                        OverflowError)
+_REFUSED_BY_DATABASE = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, OverflowError)
 
 
 async def apply(conn: asyncpg.Connection, event: Event) -> None:

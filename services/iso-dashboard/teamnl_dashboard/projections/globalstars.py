@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+
 from teamnl_shared.contract import globalstars
 from teamnl_shared.contract.envelope import Event
 
@@ -18,11 +19,16 @@ async def call_opened(conn: asyncpg.Connection, event: Event) -> None:
         " ON CONFLICT (call_id) DO UPDATE SET country = excluded.country,"
         " theme = excluded.theme, negotiation_started_on = excluded.negotiation_started_on,"
         " opened_on = excluded.opened_on, opened_event_id = excluded.opened_event_id",
-        data.call_id, data.country, data.theme, data.negotiation_started_on, data.opened_on,
+        data.call_id,
+        data.country,
+        data.theme,
+        data.negotiation_started_on,
+        data.opened_on,
         event.id,
     )
-    await record_activity(conn, event, kind="call", on_date=data.opened_on,
-                          market=data.country, country=data.country)
+    await record_activity(
+        conn, event, kind="call", on_date=data.opened_on, market=data.country, country=data.country
+    )
 
 
 async def proposal_submitted(conn: asyncpg.Connection, event: Event) -> None:
@@ -34,7 +40,11 @@ async def proposal_submitted(conn: asyncpg.Connection, event: Event) -> None:
         " call_id = excluded.call_id, lead_organisation = excluded.lead_organisation,"
         " dutch = excluded.dutch, submitted_on = excluded.submitted_on,"
         " event_id = excluded.event_id",
-        data.proposal_id, data.call_id, data.lead_organisation, data.dutch, data.submitted_on,
+        data.proposal_id,
+        data.call_id,
+        data.lead_organisation,
+        data.dutch,
+        data.submitted_on,
         event.id,
     )
 
@@ -47,7 +57,10 @@ async def call_closed(conn: asyncpg.Connection, event: Event) -> None:
         " VALUES ($1, $2, $3, $4) ON CONFLICT (call_id) DO UPDATE SET"
         " closed_on = excluded.closed_on, dutch_proposals = excluded.dutch_proposals,"
         " closed_event_id = excluded.closed_event_id",
-        data.call_id, data.closed_on, data.dutch_proposals, event.id,
+        data.call_id,
+        data.closed_on,
+        data.dutch_proposals,
+        event.id,
     )
 
 

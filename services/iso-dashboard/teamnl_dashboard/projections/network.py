@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import asyncpg
+
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.types import BudgetSpent
 
@@ -15,18 +16,36 @@ async def record_event(conn: asyncpg.Connection, event: Event) -> None:
     await conn.execute(
         "INSERT INTO events (event_id, source, type, family, subject, time, title)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-        event.id, event.source, event.type, event.spec.family, event.subject, event.time,
+        event.id,
+        event.source,
+        event.type,
+        event.spec.family,
+        event.subject,
+        event.time,
         event_title(event),
     )
 
 
-async def record_activity(conn: asyncpg.Connection, event: Event, *, kind: str, on_date: date,
-                          market: str | None = None, country: str | None = None,
-                          city: str | None = None) -> None:
+async def record_activity(
+    conn: asyncpg.Connection,
+    event: Event,
+    *,
+    kind: str,
+    on_date: date,
+    market: str | None = None,
+    country: str | None = None,
+    city: str | None = None,
+) -> None:
     await conn.execute(
         "INSERT INTO activities (event_id, family, kind, market, country, city, on_date)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
-        event.id, event.spec.family, kind, market, country, city, on_date,
+        event.id,
+        event.spec.family,
+        kind,
+        market,
+        country,
+        city,
+        on_date,
     )
 
 
@@ -39,16 +58,35 @@ async def record_spend(conn: asyncpg.Connection, event: Event) -> None:
         " ON CONFLICT (family, spend_id) DO UPDATE SET year = excluded.year,"
         " amount_cents = excluded.amount_cents, category = excluded.category,"
         " spent_on = excluded.spent_on, event_id = excluded.event_id",
-        event.spec.family, data.spend_id, data.year, data.amount_cents, data.category,
-        data.spent_on, event.id,
+        event.spec.family,
+        data.spend_id,
+        data.year,
+        data.amount_cents,
+        data.category,
+        data.spent_on,
+        event.id,
     )
 
 
-async def record_dead_letter(conn: asyncpg.Connection, *, topic: str, partition: int,
-                             offset: int, reason: str, event_id: str | None,
-                             event_type: str | None, recorded_at: datetime) -> None:
+async def record_dead_letter(
+    conn: asyncpg.Connection,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    reason: str,
+    event_id: str | None,
+    event_type: str | None,
+    recorded_at: datetime,
+) -> None:
     await conn.execute(
         "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, event_id, event_type,"
         " reason, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-        topic, partition, offset, event_id, event_type, reason[:2000], recorded_at,
+        topic,
+        partition,
+        offset,
+        event_id,
+        event_type,
+        reason[:2000],
+        recorded_at,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+
 from teamnl_shared.contract import nlib
 from teamnl_shared.contract.envelope import Event
 
@@ -14,8 +15,16 @@ _MISSION_COLUMNS = (
 
 
 def _mission_values(data: nlib.Mission) -> tuple[object, ...]:
-    return (data.mission_id, data.title, data.direction.value, data.country, data.city,
-            data.city_of_opportunity, data.start_date, data.end_date)
+    return (
+        data.mission_id,
+        data.title,
+        data.direction.value,
+        data.country,
+        data.city,
+        data.city_of_opportunity,
+        data.start_date,
+        data.end_date,
+    )
 
 
 async def mission_planned(conn: asyncpg.Connection, event: Event) -> None:
@@ -26,7 +35,8 @@ async def mission_planned(conn: asyncpg.Connection, event: Event) -> None:
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'planned', $9)"
         " ON CONFLICT (mission_id) DO UPDATE SET planned_event_id = excluded.planned_event_id"
         " WHERE nlib_missions.status = 'planned'",
-        *_mission_values(data), event.id,
+        *_mission_values(data),
+        event.id,
     )
 
 
@@ -42,11 +52,21 @@ async def mission_held(conn: asyncpg.Connection, event: Event) -> None:
         " end_date = excluded.end_date, status = 'held', companies = excluded.companies,"
         " business_mixers = excluded.business_mixers, leads = excluded.leads,"
         " held_event_id = excluded.held_event_id",
-        *_mission_values(data), data.companies, data.business_mixers, data.leads, event.id,
+        *_mission_values(data),
+        data.companies,
+        data.business_mixers,
+        data.leads,
+        event.id,
     )
-    await record_activity(conn, event, kind="mission", on_date=data.start_date,
-                          market=data.country, country=data.country,
-                          city=data.city_of_opportunity or data.city)
+    await record_activity(
+        conn,
+        event,
+        kind="mission",
+        on_date=data.start_date,
+        market=data.country,
+        country=data.country,
+        city=data.city_of_opportunity or data.city,
+    )
 
 
 async def followup_held(conn: asyncpg.Connection, event: Event) -> None:
@@ -57,7 +77,11 @@ async def followup_held(conn: asyncpg.Connection, event: Event) -> None:
         " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (followup_id) DO UPDATE SET"
         " held_on = excluded.held_on, kind = excluded.kind, companies = excluded.companies,"
         " event_id = excluded.event_id",
-        data.followup_id, data.mission_id, data.held_on, data.kind.value, data.companies,
+        data.followup_id,
+        data.mission_id,
+        data.held_on,
+        data.kind.value,
+        data.companies,
         event.id,
     )
     await record_activity(conn, event, kind="followup", on_date=data.held_on)
@@ -72,8 +96,12 @@ async def lead_converted(conn: asyncpg.Connection, event: Event) -> None:
         " ON CONFLICT (lead_id) DO UPDATE SET mission_id = excluded.mission_id,"
         " company = excluded.company, contract_value_cents = excluded.contract_value_cents,"
         " converted_on = excluded.converted_on, event_id = excluded.event_id",
-        data.lead_id, data.mission_id, data.company, data.contract_value_cents,
-        data.converted_on, event.id,
+        data.lead_id,
+        data.mission_id,
+        data.company,
+        data.contract_value_cents,
+        data.converted_on,
+        event.id,
     )
 
 
@@ -87,8 +115,13 @@ async def city_programme_updated(conn: asyncpg.Connection, event: Event) -> None
         " tier = excluded.tier, soft_landing = excluded.soft_landing,"
         " updated_on = excluded.updated_on, event_id = excluded.event_id"
         " WHERE nlib_cities.updated_on <= excluded.updated_on",
-        data.city_id, data.city, data.country, data.tier.value, data.soft_landing.value,
-        data.updated_on, event.id,
+        data.city_id,
+        data.city,
+        data.country,
+        data.tier.value,
+        data.soft_landing.value,
+        data.updated_on,
+        event.id,
     )
 
 
@@ -98,10 +131,20 @@ async def company_supported(conn: asyncpg.Connection, event: Event) -> None:
     await conn.execute(
         "INSERT INTO nlib_companies_supported (event_id, company_id, kind, country, supported_on)"
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        event.id, data.company_id, data.kind.value, data.country, data.supported_on,
+        event.id,
+        data.company_id,
+        data.kind.value,
+        data.country,
+        data.supported_on,
     )
-    await record_activity(conn, event, kind="support", on_date=data.supported_on,
-                          market=data.country, country=data.country)
+    await record_activity(
+        conn,
+        event,
+        kind="support",
+        on_date=data.supported_on,
+        market=data.country,
+        country=data.country,
+    )
 
 
 PROJECTORS = {

@@ -52,8 +52,9 @@ async def ensure_live_schema(conn: asyncpg.Connection) -> bool:
 
 
 async def schema_exists(conn: asyncpg.Connection, schema: str) -> bool:
-    return bool(await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema))
+    return bool(
+        await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema)
+    )
 
 
 async def live_version(conn: asyncpg.Connection) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+
 from teamnl_shared.contract import tinl
 from teamnl_shared.contract.envelope import Event
 
@@ -21,11 +22,26 @@ async def activity_held(conn: asyncpg.Connection, event: Event) -> None:
         " market = excluded.market, country = excluded.country, city = excluded.city,"
         " start_date = excluded.start_date, end_date = excluded.end_date,"
         " partners = excluded.partners, event_id = excluded.event_id",
-        data.activity_id, data.title, data.kind.value, data.market, data.country, data.city,
-        data.start_date, data.end_date, partners, event.id,
+        data.activity_id,
+        data.title,
+        data.kind.value,
+        data.market,
+        data.country,
+        data.city,
+        data.start_date,
+        data.end_date,
+        partners,
+        event.id,
     )
-    await record_activity(conn, event, kind=data.kind.value, on_date=data.start_date,
-                          market=data.market, country=data.country, city=data.city)
+    await record_activity(
+        conn,
+        event,
+        kind=data.kind.value,
+        on_date=data.start_date,
+        market=data.market,
+        country=data.country,
+        city=data.city,
+    )
 
 
 async def knowledge_shared(conn: asyncpg.Connection, event: Event) -> None:
@@ -36,7 +52,10 @@ async def knowledge_shared(conn: asyncpg.Connection, event: Event) -> None:
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (knowledge_id) DO UPDATE SET"
         " topic = excluded.topic, partners = excluded.partners,"
         " shared_on = excluded.shared_on, event_id = excluded.event_id",
-        data.knowledge_id, data.topic, sorted(p.value for p in data.partners), data.shared_on,
+        data.knowledge_id,
+        data.topic,
+        sorted(p.value for p in data.partners),
+        data.shared_on,
         event.id,
     )
 

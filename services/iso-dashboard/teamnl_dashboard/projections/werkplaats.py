@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+
 from teamnl_shared.contract import werkplaats
 from teamnl_shared.contract.envelope import Event
 
@@ -19,16 +20,27 @@ async def project_onboarded(conn: asyncpg.Connection, event: Event) -> None:
         " country = excluded.country, sectors = excluded.sectors, sdgs = excluded.sdgs,"
         " onboarded_on = excluded.onboarded_on,"
         " onboarded_event_id = excluded.onboarded_event_id",
-        data.project_id, data.title, data.country, list(data.sectors), sorted(data.sdgs),
-        data.onboarded_on, event.id,
+        data.project_id,
+        data.title,
+        data.country,
+        list(data.sectors),
+        sorted(data.sdgs),
+        data.onboarded_on,
+        event.id,
     )
     await conn.executemany(
         "INSERT INTO wp_members (project_id, member, joined_on) VALUES ($1, $2, $3)"
         " ON CONFLICT DO NOTHING",
         [(data.project_id, member, data.onboarded_on) for member in data.consortium_members],
     )
-    await record_activity(conn, event, kind="onboarding", on_date=data.onboarded_on,
-                          market=data.country, country=data.country)
+    await record_activity(
+        conn,
+        event,
+        kind="onboarding",
+        on_date=data.onboarded_on,
+        market=data.country,
+        country=data.country,
+    )
 
 
 async def member_joined(conn: asyncpg.Connection, event: Event) -> None:
@@ -37,7 +49,9 @@ async def member_joined(conn: asyncpg.Connection, event: Event) -> None:
     await conn.execute(
         "INSERT INTO wp_members (project_id, member, joined_on) VALUES ($1, $2, $3)"
         " ON CONFLICT (project_id, member) DO UPDATE SET joined_on = excluded.joined_on",
-        data.project_id, data.member, data.joined_on,
+        data.project_id,
+        data.member,
+        data.joined_on,
     )
 
 
@@ -47,7 +61,10 @@ async def milestone_reached(conn: asyncpg.Connection, event: Event) -> None:
     await conn.execute(
         "INSERT INTO wp_milestones (event_id, project_id, milestone, reached_on)"
         " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-        event.id, data.project_id, data.milestone, data.reached_on,
+        event.id,
+        data.project_id,
+        data.milestone,
+        data.reached_on,
     )
 
 
@@ -60,17 +77,30 @@ async def project_graduated(conn: asyncpg.Connection, event: Event) -> None:
 async def project_stopped(conn: asyncpg.Connection, event: Event) -> None:
     data = event.data
     assert isinstance(data, werkplaats.ProjectStopped)
-    await _end(conn, event, data.project_id, "stopped", stopped_on=data.stopped_on,
-               reason=data.reason)
+    await _end(
+        conn, event, data.project_id, "stopped", stopped_on=data.stopped_on, reason=data.reason
+    )
 
 
-async def _end(conn: asyncpg.Connection, event: Event, project_id: str, status: str, *,
-               graduated_on: object = None, stopped_on: object = None,
-               reason: str | None = None) -> None:
+async def _end(
+    conn: asyncpg.Connection,
+    event: Event,
+    project_id: str,
+    status: str,
+    *,
+    graduated_on: object = None,
+    stopped_on: object = None,
+    reason: str | None = None,
+) -> None:
     await conn.execute(
         "UPDATE wp_projects SET status = $2, graduated_on = $3, stopped_on = $4,"
         " stop_reason = $5, ended_event_id = $6 WHERE project_id = $1",
-        project_id, status, graduated_on, stopped_on, reason, event.id,
+        project_id,
+        status,
+        graduated_on,
+        stopped_on,
+        reason,
+        event.id,
     )
 
 

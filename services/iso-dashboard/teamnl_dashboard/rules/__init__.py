@@ -5,6 +5,14 @@ from .engine import Clock, RulesEngine, system_clock
 from .model import Facts, Hit, Severity
 
 __all__ = [
-    "Clock", "Facts", "Hit", "Rule", "RulesEngine", "Severity", "all_rules", "describe",
-    "pair_activities", "system_clock",
+    "Clock",
+    "Facts",
+    "Hit",
+    "Rule",
+    "RulesEngine",
+    "Severity",
+    "all_rules",
+    "describe",
+    "pair_activities",
+    "system_clock",
 ]

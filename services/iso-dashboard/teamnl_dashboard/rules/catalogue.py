@@ -32,11 +32,13 @@ CITY_UPDATED = "nl.teamnl.nlib.city.programme.updated.v1"
 ACTIVITY_HELD = "nl.teamnl.tinl.activity.held.v1"
 CALL_OPENED = "nl.teamnl.globalstars.call.opened.v1"
 CALL_CLOSED = "nl.teamnl.globalstars.call.closed.v1"
-PROJECT_EVENTS = frozenset({
-    "nl.teamnl.werkplaats.project.onboarded.v1",
-    "nl.teamnl.werkplaats.project.graduated.v1",
-    "nl.teamnl.werkplaats.project.stopped.v1",
-})
+PROJECT_EVENTS = frozenset(
+    {
+        "nl.teamnl.werkplaats.project.onboarded.v1",
+        "nl.teamnl.werkplaats.project.graduated.v1",
+        "nl.teamnl.werkplaats.project.stopped.v1",
+    }
+)
 BUDGET_SPENT = frozenset(t for t in CATALOGUE if t.endswith(".budget.spent.v1"))
 MARKET_ACTIVITY = frozenset({MISSION_HELD, ACTIVITY_HELD})
 
@@ -65,9 +67,12 @@ class ScopedRule(Rule, Protocol):
 def describe(rule: Rule) -> dict[str, Any]:
     """What the API lists for a rule."""
     return {
-        "name": rule.name, "version": rule.version, "description": rule.description,
+        "name": rule.name,
+        "version": rule.version,
+        "description": rule.description,
         "thresholds": asdict(rule),  # type: ignore[call-overload]
-        "triggers": sorted(rule.triggers), "scheduled": rule.scheduled,
+        "triggers": sorted(rule.triggers),
+        "scheduled": rule.scheduled,
     }
 
 
@@ -90,10 +95,14 @@ class MissionFollowupOverdue:
 
     def check(self, facts: Facts, now: datetime) -> list[Hit]:
         return [
-            Hit(m.mission_id, Severity.WARNING,
+            Hit(
+                m.mission_id,
+                Severity.WARNING,
                 f"Mission {m.mission_id} ({m.country}) ended {m.end_date} and has had no "
                 f"follow-up within {self.followup_days} days",
-                (m.held_event_id,), {"mission_id": m.mission_id, "due": str(due)})
+                (m.held_event_id,),
+                {"mission_id": m.mission_id, "due": str(due)},
+            )
             for m in facts.missions
             if not m.followup_event_ids
             and now.date() > (due := m.end_date + timedelta(days=self.followup_days))
@@ -163,12 +172,15 @@ class MarketDuplication:
 
     def check(self, facts: Facts, now: datetime) -> list[Hit]:
         return [
-            Hit(f"{p.nlib.activity_id}|{p.tinl.activity_id}", Severity.WARNING,
+            Hit(
+                f"{p.nlib.activity_id}|{p.tinl.activity_id}",
+                Severity.WARNING,
                 f"NLIB mission {p.nlib.activity_id} and TINL activity {p.tinl.activity_id} "
                 f"worked {market_of(p.tinl.market, p.tinl.country)} within "
                 f"{self.overlap_window_days} days without acting together",
                 (p.nlib.event_id, p.tinl.event_id),
-                {"market": market_of(p.tinl.market, p.tinl.country)})
+                {"market": market_of(p.tinl.market, p.tinl.country)},
+            )
             for p in pair_activities(facts.paired_activities, self.overlap_window_days)
             if not p.joint
         ]
@@ -208,13 +220,20 @@ class IsolatedProject:
 
     def check(self, facts: Facts, now: datetime) -> list[Hit]:
         since = now.date() - timedelta(days=self.isolation_days)
-        active = {market_of(a.market, a.country) for a in facts.latest_activities
-                  if since <= a.end_date and a.start_date <= now.date()}
+        active = {
+            market_of(a.market, a.country)
+            for a in facts.latest_activities
+            if since <= a.end_date and a.start_date <= now.date()
+        }
         return [
-            Hit(p.project_id, Severity.INFO,
+            Hit(
+                p.project_id,
+                Severity.INFO,
                 f"Werkplaats project {p.project_id} in {p.country}: no NLIB or TINL activity "
                 f"there in the last {self.isolation_days} days",
-                (p.event_id,), {"country": p.country})
+                (p.event_id,),
+                {"country": p.country},
+            )
             for p in facts.projects
             if p.status == "active" and p.country not in active
         ]
@@ -250,11 +269,16 @@ class FocusMarketGap:
         for market in FOCUS_MARKETS:
             last = _last_activity([a for a in tinl if a.market == market])
             if last is None or last.end_date < since:
-                hits.append(Hit(
-                    market, Severity.WARNING,
-                    f"No TINL activity in focus market {market} since "
-                    f"{last.end_date if last else 'the start'}",
-                    (last.event_id,) if last else (), {"market": market}))
+                hits.append(
+                    Hit(
+                        market,
+                        Severity.WARNING,
+                        f"No TINL activity in focus market {market} since "
+                        f"{last.end_date if last else 'the start'}",
+                        (last.event_id,) if last else (),
+                        {"market": market},
+                    )
+                )
         return hits
 
 
@@ -286,10 +310,16 @@ class CityGap:
             last = _last_activity(by_city.get(slug, []))
             if last is None or last.end_date < since:
                 ids = (programme.event_id, *((last.event_id,) if last else ()))
-                hits.append(Hit(slug, Severity.INFO,
-                                f"No mission or activity in {programme.city} since "
-                                f"{last.end_date if last else 'the programme started'}",
-                                ids, {"city": programme.city}))
+                hits.append(
+                    Hit(
+                        slug,
+                        Severity.INFO,
+                        f"No mission or activity in {programme.city} since "
+                        f"{last.end_date if last else 'the programme started'}",
+                        ids,
+                        {"city": programme.city},
+                    )
+                )
         return hits
 
 
@@ -319,10 +349,16 @@ class GlobalStarsLeadTime:
             end = call.closed_on or now.date()
             if end > limit:
                 state = f"closed {call.closed_on}" if call.closed_on else "still open"
-                hits.append(Hit(call.call_id, Severity.WARNING,
-                                f"Global Stars call {call.call_id}: negotiation started "
-                                f"{call.negotiation_started_on}, {state}; limit {limit}",
-                                call.event_ids, {"limit": str(limit)}))
+                hits.append(
+                    Hit(
+                        call.call_id,
+                        Severity.WARNING,
+                        f"Global Stars call {call.call_id}: negotiation started "
+                        f"{call.negotiation_started_on}, {state}; limit {limit}",
+                        call.event_ids,
+                        {"limit": str(limit)},
+                    )
+                )
         return hits
 
 
@@ -352,23 +388,34 @@ class BudgetOffPace:
     scheduled: ClassVar[bool] = True
 
     def check(self, facts: Facts, now: datetime) -> list[Hit]:
-        return [hit for budget in facts.budgets
-                if budget.allocation_cents > 0 and (hit := self._check_one(budget, now))]
+        return [
+            hit
+            for budget in facts.budgets
+            if budget.allocation_cents > 0 and (hit := self._check_one(budget, now))
+        ]
 
     def _check_one(self, budget: Any, now: datetime) -> Hit | None:
         spent = budget.spent_cents / budget.allocation_cents
         key = f"{budget.family}:{budget.year}"
         details = {"family": budget.family, "year": budget.year, "spent_share": round(spent, 4)}
         if spent > 1:
-            return Hit(key, Severity.CRITICAL,
-                       f"{budget.family} spent {spent:.0%} of its {budget.year} allocation",
-                       budget.event_ids, details)
+            return Hit(
+                key,
+                Severity.CRITICAL,
+                f"{budget.family} spent {spent:.0%} of its {budget.year} allocation",
+                budget.event_ids,
+                details,
+            )
         elapsed = year_elapsed(now, budget.year)
         if budget.year == now.year and abs(spent - elapsed) > self.budget_pace_tolerance:
-            return Hit(key, Severity.WARNING,
-                       f"{budget.family} spent {spent:.0%} of its {budget.year} allocation "
-                       f"with {elapsed:.0%} of the year passed",
-                       budget.event_ids, {**details, "elapsed_share": round(elapsed, 4)})
+            return Hit(
+                key,
+                Severity.WARNING,
+                f"{budget.family} spent {spent:.0%} of its {budget.year} allocation "
+                f"with {elapsed:.0%} of the year passed",
+                budget.event_ids,
+                {**details, "elapsed_share": round(elapsed, 4)},
+            )
         return None
 
 
@@ -391,9 +438,13 @@ class ServiceSilent:
 
     def check(self, facts: Facts, now: datetime) -> list[Hit]:
         return [
-            Hit(s.service, Severity.WARNING,
+            Hit(
+                s.service,
+                Severity.WARNING,
                 f"Service {s.service} has published nothing since {s.last_event_at:%Y-%m-%d}",
-                (s.last_event_id,), {"last_event_at": s.last_event_at.isoformat()})
+                (s.last_event_id,),
+                {"last_event_at": s.last_event_at.isoformat()},
+            )
             for s in facts.services
             if now - s.last_event_at > timedelta(days=self.silent_days)
         ]
@@ -420,9 +471,13 @@ class InvalidEvents:
             if dead.recorded_at >= since:
                 by_topic[dead.topic].append(dead)
         return [
-            Hit(topic, Severity.WARNING,
+            Hit(
+                topic,
+                Severity.WARNING,
                 f"{len(dead)} record(s) on {topic} failed validation; last: {dead[-1].reason}",
-                tuple(d.event_id for d in dead if d.event_id)[-20:], {"count": len(dead)})
+                tuple(d.event_id for d in dead if d.event_id)[-20:],
+                {"count": len(dead)},
+            )
             for topic, dead in sorted(by_topic.items())
         ]
 

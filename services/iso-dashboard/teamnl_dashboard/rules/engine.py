@@ -35,8 +35,14 @@ def system_clock() -> datetime:
 
 
 class RulesEngine:
-    def __init__(self, rules: Iterable[Rule], *, allocations_cents: Mapping[str, int],
-                 duplication_window_days: int, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        rules: Iterable[Rule],
+        *,
+        allocations_cents: Mapping[str, int],
+        duplication_window_days: int,
+        clock: Clock = system_clock,
+    ) -> None:
         self.rules = list(rules)
         self.clock = clock
         self._allocations = dict(allocations_cents)
@@ -70,20 +76,23 @@ class RulesEngine:
                 changed += await self.evaluate(conn, [rule], rule.scope(events))
         return changed
 
-    async def evaluate(self, conn: asyncpg.Connection, rules: Iterable[Rule],
-                       scope: Scope | None = None) -> int:
+    async def evaluate(
+        self, conn: asyncpg.Connection, rules: Iterable[Rule], scope: Scope | None = None
+    ) -> int:
         """Evaluate `rules` now (only within `scope` when given: scoped rules only);
         returns how many findings changed."""
         rules = list(rules)
         await conn.execute("SELECT pg_advisory_xact_lock($1)", RULES_LOCK)
         now = self.clock()
-        facts = await load_facts(conn, {n for r in rules for n in r.needs},
-                                 FactContext(now, self._allocations, scope))
+        facts = await load_facts(
+            conn, {n for r in rules for n in r.needs}, FactContext(now, self._allocations, scope)
+        )
         changed = 0
         for rule in rules:
             within = rule.judged(facts) if scope is not None else None  # type: ignore[attr-defined]
-            changed += await reconcile(conn, rule.name, rule.version, rule.check(facts, now),
-                                       now, within)
+            changed += await reconcile(
+                conn, rule.name, rule.version, rule.check(facts, now), now, within
+            )
         await conn.execute("SELECT fold_finding_totals()")
         return changed
 
@@ -102,8 +111,8 @@ class RulesEngine:
 
     async def snapshot_score(self, conn: asyncpg.Connection) -> None:
         now = self.clock()
-        facts = await load_facts(conn, {"paired_activities"},
-                                 FactContext(now, self._allocations))
-        score = coherence_score(facts.paired_activities, await open_findings_by_severity(conn), now,
-                                self._window)
+        facts = await load_facts(conn, {"paired_activities"}, FactContext(now, self._allocations))
+        score = coherence_score(
+            facts.paired_activities, await open_findings_by_severity(conn), now, self._window
+        )
         await store_snapshot(conn, now, score)

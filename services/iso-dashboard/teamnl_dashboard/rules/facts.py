@@ -31,8 +31,9 @@ class FactContext:
     """What loaders need besides the connection: the clock's now, the allocations and,
     for an evaluation of what a batch of events changed, its scope (None: everything)."""
 
-    def __init__(self, now: datetime, allocations_cents: Mapping[str, int],
-                 scope: Scope | None = None) -> None:
+    def __init__(
+        self, now: datetime, allocations_cents: Mapping[str, int], scope: Scope | None = None
+    ) -> None:
         self.now = now
         self.allocations_cents = allocations_cents
         self.scope = scope
@@ -46,20 +47,39 @@ async def _missions(conn: asyncpg.Connection, _: FactContext) -> tuple[MissionFa
         " FROM nlib_missions m LEFT JOIN nlib_followups f USING (mission_id)"
         " WHERE m.status = 'held' GROUP BY m.mission_id ORDER BY m.mission_id"
     )
-    return tuple(MissionFact(r["mission_id"], r["country"], r["end_date"], r["held_event_id"],
-                             tuple(r["followups"])) for r in rows)
+    return tuple(
+        MissionFact(
+            r["mission_id"], r["country"], r["end_date"], r["held_event_id"], tuple(r["followups"])
+        )
+        for r in rows
+    )
 
 
 def _activity_facts(rows: list[asyncpg.Record]) -> tuple[ActivityFact, ...]:
-    return tuple(ActivityFact(r["id"], r["family"], r["market"], r["country"], r["city"],
-                              r["start_date"], r["end_date"], r["ev"]) for r in rows)
+    return tuple(
+        ActivityFact(
+            r["id"],
+            r["family"],
+            r["market"],
+            r["country"],
+            r["city"],
+            r["start_date"],
+            r["end_date"],
+            r["ev"],
+        )
+        for r in rows
+    )
 
 
 _PLACES = {
-    "nlib": ("nlib_missions", "mission_id", "held_event_id", "status = 'held'",
-             ("country", "country", "coalesce(city_of_opportunity, city)")),
-    "tinl": ("tinl_activities", "activity_id", "event_id", "true",
-             ("market", "country", "city")),
+    "nlib": (
+        "nlib_missions",
+        "mission_id",
+        "held_event_id",
+        "status = 'held'",
+        ("country", "country", "coalesce(city_of_opportunity, city)"),
+    ),
+    "tinl": ("tinl_activities", "activity_id", "event_id", "true", ("market", "country", "city")),
 }
 """Where each family's activities are: table, id, event id, filter, (market, country, city)
 - the columns of the place indexes (schema.sql)."""
@@ -73,9 +93,13 @@ WITH RECURSIVE place (m, c, ci) AS (
 )"""
 """Walks a place index one place at a time (a loose index scan), so that what is read per
 place costs with the number of places, not of activities."""
-_ACTIVITY = ("SELECT {id} AS id, '{family}' AS family, {m} AS market, {c} AS country,"
-             " {ci} AS city, start_date, end_date, {ev} AS ev FROM {table}")
-_LATEST_PER_PLACE = _EACH_PLACE + """
+_ACTIVITY = (
+    "SELECT {id} AS id, '{family}' AS family, {m} AS market, {c} AS country,"
+    " {ci} AS city, start_date, end_date, {ev} AS ev FROM {table}"
+)
+_LATEST_PER_PLACE = (
+    _EACH_PLACE
+    + """
 SELECT a.* FROM place CROSS JOIN LATERAL (
     ({activity} WHERE {where} AND ({m}, {c}, {ci}) = (place.m, place.c, place.ci)
      ORDER BY end_date DESC, {id} LIMIT 1)
@@ -83,15 +107,26 @@ SELECT a.* FROM place CROSS JOIN LATERAL (
     ({activity} WHERE {where} AND ({m}, {c}, {ci}) = (place.m, place.c, place.ci)
      AND start_date <= $1 ORDER BY end_date DESC, {id} LIMIT 1)
 ) a"""
+)
 _PLACE_LIST = _EACH_PLACE + " SELECT m, c, ci FROM place"  # noqa: S608 - constants
-_IN_PLACES = ("{activity} WHERE {where} AND ({m}, {c}, {ci}) IN"
-              " (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))")
+_IN_PLACES = (
+    "{activity} WHERE {where} AND ({m}, {c}, {ci}) IN"
+    " (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))"
+)
 
 
 def _sql(template: str, family: str) -> str:
     table, id_, ev, where, (m, c, ci) = _PLACES[family]
-    names = {"table": table, "id": id_, "ev": ev, "where": where, "family": family,
-             "m": m, "c": c, "ci": ci}
+    names = {
+        "table": table,
+        "id": id_,
+        "ev": ev,
+        "where": where,
+        "family": family,
+        "m": m,
+        "c": c,
+        "ci": ci,
+    }
     return template.format(activity=_ACTIVITY.format(**names), **names)
 
 
@@ -100,32 +135,40 @@ async def _places(conn: asyncpg.Connection, family: str) -> list[tuple[str, str,
     return [(r["m"], r["c"], r["ci"]) for r in rows]
 
 
-async def _activities_in(conn: asyncpg.Connection, family: str,
-                         places: list[tuple[str, str, str]]) -> list[asyncpg.Record]:
+async def _activities_in(
+    conn: asyncpg.Connection, family: str, places: list[tuple[str, str, str]]
+) -> list[asyncpg.Record]:
     if not places:
         return []
     return await conn.fetch(_sql(_IN_PLACES, family), *map(list, zip(*places, strict=True)))
 
 
-async def _paired_activities(conn: asyncpg.Connection, _: FactContext
-                             ) -> tuple[ActivityFact, ...]:
+async def _paired_activities(conn: asyncpg.Connection, _: FactContext) -> tuple[ActivityFact, ...]:
     """The activities of the foreign markets where both NLIB and TINL were active: the
     only ones that can pair."""
     places = {family: await _places(conn, family) for family in _PLACES}
     markets = [{market_of(m, c) for m, c, _ in found} for found in places.values()]
     both = set.intersection(*markets) - {None}
-    rows = [row for family, found in places.items()
-            for row in await _activities_in(conn, family,
-                                            [p for p in found if market_of(p[0], p[1]) in both])]
+    rows = [
+        row
+        for family, found in places.items()
+        for row in await _activities_in(
+            conn, family, [p for p in found if market_of(p[0], p[1]) in both]
+        )
+    ]
     return _activity_facts(sorted(rows, key=lambda r: r["id"]))
 
 
-async def _latest_activities(conn: asyncpg.Connection, ctx: FactContext
-                             ) -> tuple[ActivityFact, ...]:
+async def _latest_activities(
+    conn: asyncpg.Connection, ctx: FactContext
+) -> tuple[ActivityFact, ...]:
     """Per family, market, country and city: its latest activity, and its latest one that
     has started by now - enough to tell since when a market, city or country is quiet."""
-    rows = [row for family in _PLACES
-            for row in await conn.fetch(_sql(_LATEST_PER_PLACE, family), ctx.now.date())]
+    rows = [
+        row
+        for family in _PLACES
+        for row in await conn.fetch(_sql(_LATEST_PER_PLACE, family), ctx.now.date())
+    ]
     return _activity_facts(sorted(rows, key=lambda r: r["id"]))
 
 
@@ -140,19 +183,29 @@ async def _projects(conn: asyncpg.Connection, ctx: FactContext) -> tuple[Project
         rows = await conn.fetch(
             f"{_PROJECTS} WHERE project_id = ANY($1) UNION"  # noqa: S608 - constants
             f" {_PROJECTS} WHERE country = ANY($2) ORDER BY project_id",
-            sorted(ctx.scope.projects), sorted(ctx.scope.countries))
-    return tuple(ProjectFact(r["project_id"], r["country"], r["status"],
-                             r["onboarded_event_id"]) for r in rows)
+            sorted(ctx.scope.projects),
+            sorted(ctx.scope.countries),
+        )
+    return tuple(
+        ProjectFact(r["project_id"], r["country"], r["status"], r["onboarded_event_id"])
+        for r in rows
+    )
 
 
 async def _calls(conn: asyncpg.Connection, _: FactContext) -> tuple[CallFact, ...]:
     rows = await conn.fetch(
         "SELECT call_id, negotiation_started_on, closed_on, opened_event_id, closed_event_id"
-        " FROM gs_calls ORDER BY call_id")
+        " FROM gs_calls ORDER BY call_id"
+    )
     return tuple(
-        CallFact(r["call_id"], r["negotiation_started_on"], r["closed_on"],
-                 tuple(i for i in (r["opened_event_id"], r["closed_event_id"]) if i))
-        for r in rows)
+        CallFact(
+            r["call_id"],
+            r["negotiation_started_on"],
+            r["closed_on"],
+            tuple(i for i in (r["opened_event_id"], r["closed_event_id"]) if i),
+        )
+        for r in rows
+    )
 
 
 async def _budgets(conn: asyncpg.Connection, ctx: FactContext) -> tuple[BudgetFact, ...]:
@@ -164,10 +217,19 @@ async def _budgets(conn: asyncpg.Connection, ctx: FactContext) -> tuple[BudgetFa
         "  ORDER BY b.spent_on DESC, b.spend_id LIMIT 20) AS ids FROM t"
         " UNION ALL SELECT DISTINCT f.family, $1::int, 0, '{}'::text[] FROM family_totals f"
         " WHERE NOT EXISTS (SELECT 1 FROM t WHERE t.family = f.family AND t.year = $1)"
-        " ORDER BY 1, 2", ctx.now.year)
+        " ORDER BY 1, 2",
+        ctx.now.year,
+    )
     return tuple(
-        BudgetFact(r["family"], r["year"], ctx.allocations_cents.get(r["family"], 0),
-                   int(r["spent"]), tuple(r["ids"])) for r in rows)
+        BudgetFact(
+            r["family"],
+            r["year"],
+            ctx.allocations_cents.get(r["family"], 0),
+            int(r["spent"]),
+            tuple(r["ids"]),
+        )
+        for r in rows
+    )
 
 
 async def _services(conn: asyncpg.Connection, _: FactContext) -> tuple[ServiceFact, ...]:
@@ -175,7 +237,8 @@ async def _services(conn: asyncpg.Connection, _: FactContext) -> tuple[ServiceFa
         "SELECT f.family, e.time, e.event_id FROM (SELECT DISTINCT family FROM family_totals) f"
         " CROSS JOIN LATERAL"
         " (SELECT time, event_id FROM events WHERE family = f.family"
-        "  ORDER BY time DESC LIMIT 1) e")
+        "  ORDER BY time DESC LIMIT 1) e"
+    )
     latest: dict[str, ServiceFact] = {}
     for r in rows:
         service = PUBLISHED_BY[r["family"]]
@@ -188,13 +251,16 @@ async def _services(conn: asyncpg.Connection, _: FactContext) -> tuple[ServiceFa
 async def _dead_letters(conn: asyncpg.Connection, _: FactContext) -> tuple[DeadLetterFact, ...]:
     rows = await conn.fetch(
         "SELECT topic, recorded_at, reason, event_id FROM dead_letters"
-        " ORDER BY recorded_at, topic, kafka_partition, kafka_offset")
-    return tuple(DeadLetterFact(r["topic"], r["recorded_at"], r["reason"], r["event_id"])
-                 for r in rows)
+        " ORDER BY recorded_at, topic, kafka_partition, kafka_offset"
+    )
+    return tuple(
+        DeadLetterFact(r["topic"], r["recorded_at"], r["reason"], r["event_id"]) for r in rows
+    )
 
 
-async def _city_programmes(conn: asyncpg.Connection, _: FactContext
-                           ) -> tuple[CityProgrammeFact, ...]:
+async def _city_programmes(
+    conn: asyncpg.Connection, _: FactContext
+) -> tuple[CityProgrammeFact, ...]:
     rows = await conn.fetch("SELECT city_id, city, event_id FROM nlib_cities ORDER BY city_id")
     return tuple(CityProgrammeFact(r["city_id"], r["city"], r["event_id"]) for r in rows)
 

@@ -25,8 +25,14 @@ _FINDING_COLUMNS = (
 )
 
 
-async def reconcile(conn: asyncpg.Connection, rule: str, version: int, hits: list[Hit],
-                    now: datetime, within: set[str] | None = None) -> int:
+async def reconcile(
+    conn: asyncpg.Connection,
+    rule: str,
+    version: int,
+    hits: list[Hit],
+    now: datetime,
+    within: set[str] | None = None,
+) -> int:
     """Store `hits` as the rule's live findings (of the keys `within`, when given: the
     rule judged only those); returns how many findings changed."""
     unique = list({hit.key: hit for hit in hits}.values())
@@ -38,8 +44,9 @@ async def reconcile(conn: asyncpg.Connection, rule: str, version: int, hits: lis
     return len(raised) + len(cleared)
 
 
-async def _upsert(conn: asyncpg.Connection, rule: str, version: int, hits: list[Hit],
-                  now: datetime) -> list[asyncpg.Record]:
+async def _upsert(
+    conn: asyncpg.Connection, rule: str, version: int, hits: list[Hit], now: datetime
+) -> list[asyncpg.Record]:
     if not hits:
         return []
     return await conn.fetch(
@@ -57,15 +64,20 @@ async def _upsert(conn: asyncpg.Connection, rule: str, version: int, hits: list[
         "  IS DISTINCT FROM (excluded.severity, excluded.summary, excluded.details,"
         "  excluded.event_ids)"
         " RETURNING id, rule, severity, state, (xmax = 0) AS raised",
-        rule, version, now,
-        [h.key for h in hits], [h.severity.value for h in hits], [h.summary for h in hits],
+        rule,
+        version,
+        now,
+        [h.key for h in hits],
+        [h.severity.value for h in hits],
+        [h.summary for h in hits],
         [json.dumps(h.details, sort_keys=True, default=str) for h in hits],
         [json.dumps(list(h.event_ids)) for h in hits],
     )
 
 
-async def _clear(conn: asyncpg.Connection, rule: str, keys: list[str], now: datetime,
-                 judged: list[str] | None) -> list[asyncpg.Record]:
+async def _clear(
+    conn: asyncpg.Connection, rule: str, keys: list[str], now: datetime, judged: list[str] | None
+) -> list[asyncpg.Record]:
     """End the live findings the rule no longer sees (of those it `judged`, when given);
     returns those it resolved itself."""
     rows = await conn.fetch(
@@ -78,7 +90,11 @@ async def _clear(conn: asyncpg.Connection, rule: str, keys: list[str], now: date
         "  resolved_at = CASE WHEN gone.was = 'resolved' THEN f.resolved_at ELSE $3 END"
         " FROM gone WHERE f.id = gone.id"
         " RETURNING f.id, f.rule, f.severity, f.state, false AS raised, gone.was",
-        rule, keys, now, SYSTEM_ACTOR, judged,
+        rule,
+        keys,
+        now,
+        SYSTEM_ACTOR,
+        judged,
     )
     # a finding resolved by hand while it held only forgets that it held: nothing to say
     return [row for row in rows if row["was"] != "resolved"]
@@ -87,15 +103,35 @@ async def _clear(conn: asyncpg.Connection, rule: str, keys: list[str], now: date
 async def _announce(conn: asyncpg.Connection, row: asyncpg.Record, now: datetime) -> None:
     if row["raised"] or row["state"] == "resolved":
         await _record_change(conn, row["id"], row["state"], SYSTEM_ACTOR, now)
-    await notify(conn, {"kind": "finding", "id": row["id"], "rule": row["rule"],
-                        "state": row["state"], "severity": row["severity"]})
+    await notify(
+        conn,
+        {
+            "kind": "finding",
+            "id": row["id"],
+            "rule": row["rule"],
+            "state": row["state"],
+            "severity": row["severity"],
+        },
+    )
 
 
-async def _record_change(conn: asyncpg.Connection, finding_id: int, state: str, by: str,
-                         at: datetime, note: str | None = None) -> None:
+async def _record_change(
+    conn: asyncpg.Connection,
+    finding_id: int,
+    state: str,
+    by: str,
+    at: datetime,
+    note: str | None = None,
+) -> None:
     await conn.execute(
         "INSERT INTO finding_changes (finding_id, state, changed_by, changed_at, note)"
-        " VALUES ($1, $2, $3, $4, $5)", finding_id, state, by, at, note)
+        " VALUES ($1, $2, $3, $4, $5)",
+        finding_id,
+        state,
+        by,
+        at,
+        note,
+    )
 
 
 class TransitionRefused(Exception):
@@ -105,11 +141,16 @@ class TransitionRefused(Exception):
 _ALLOWED_FROM = {"acknowledged": ("open",), "resolved": ("open", "acknowledged")}
 
 
-async def change_state(conn: asyncpg.Connection, finding_id: int, state: str, by: str,
-                       at: datetime, note: str | None = None) -> dict[str, Any] | None:
+async def change_state(
+    conn: asyncpg.Connection,
+    finding_id: int,
+    state: str,
+    by: str,
+    at: datetime,
+    note: str | None = None,
+) -> dict[str, Any] | None:
     """Acknowledge or resolve a finding by hand; None when it does not exist."""
-    current = await conn.fetchval("SELECT state FROM findings WHERE id = $1 FOR UPDATE",
-                                  finding_id)
+    current = await conn.fetchval("SELECT state FROM findings WHERE id = $1 FOR UPDATE", finding_id)
     if current is None:
         return None
     if current not in _ALLOWED_FROM[state]:
@@ -118,9 +159,20 @@ async def change_state(conn: asyncpg.Connection, finding_id: int, state: str, by
     row = await conn.fetchrow(
         f"UPDATE findings SET state = $2, {prefix}_by = $3, {prefix}_at = $4, updated_at = $4"  # noqa: S608 - fixed column names
         f" WHERE id = $1 RETURNING {_FINDING_COLUMNS}",
-        finding_id, state, by, at,
+        finding_id,
+        state,
+        by,
+        at,
     )
     await _record_change(conn, finding_id, state, by, at, note)
-    await notify(conn, {"kind": "finding", "id": finding_id, "rule": row["rule"],
-                        "state": state, "severity": row["severity"]})
+    await notify(
+        conn,
+        {
+            "kind": "finding",
+            "id": finding_id,
+            "rule": row["rule"],
+            "state": state,
+            "severity": row["severity"],
+        },
+    )
     return dict(row)

@@ -40,11 +40,18 @@ def weighted(open_by_severity: Mapping[str, int]) -> float:
     return sum(SEVERITY_WEIGHTS.get(s, 1.0) * n for s, n in open_by_severity.items())
 
 
-def coherence_score(activities: tuple[ActivityFact, ...], open_by_severity: Mapping[str, int],
-                    now: datetime, window_days: int) -> Score:
+def coherence_score(
+    activities: tuple[ActivityFact, ...],
+    open_by_severity: Mapping[str, int],
+    now: datetime,
+    window_days: int,
+) -> Score:
     since = now.date() - timedelta(days=TRAILING_DAYS)
-    pairs = [p for p in pair_activities(activities, window_days)
-             if max(p.nlib.end_date, p.tinl.end_date) >= since]
+    pairs = [
+        p
+        for p in pair_activities(activities, window_days)
+        if max(p.nlib.end_date, p.tinl.end_date) >= since
+    ]
     joint = sum(p.joint for p in pairs)
     weight = weighted(open_by_severity)
     value = 100.0 if joint + weight == 0 else 100.0 * joint / (joint + weight)
@@ -54,7 +61,8 @@ def coherence_score(activities: tuple[ActivityFact, ...], open_by_severity: Mapp
 async def open_findings_by_severity(conn: asyncpg.Connection) -> dict[str, int]:
     rows = await conn.fetch(
         "SELECT severity, sum(open)::bigint AS n FROM finding_totals GROUP BY severity"
-        " HAVING sum(open) > 0")
+        " HAVING sum(open) > 0"
+    )
     return {r["severity"]: r["n"] for r in rows}
 
 
@@ -64,5 +72,9 @@ async def store_snapshot(conn: asyncpg.Connection, at: datetime, score: Score) -
         " weighted_findings) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (at) DO UPDATE SET"
         " score = excluded.score, joint_actions = excluded.joint_actions,"
         " duplications = excluded.duplications, weighted_findings = excluded.weighted_findings",
-        at, score.score, score.joint_actions, score.duplications, score.weighted_findings,
+        at,
+        score.score,
+        score.joint_actions,
+        score.duplications,
+        score.weighted_findings,
     )
