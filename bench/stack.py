@@ -54,9 +54,20 @@ PORT_OFFSET = {"dashboard": 0, "nlib": 1, "tinl": 2, "werkplaats": 3}
 BIN = Path(sys.executable).parent
 
 
-def private_infra(kafka_port: int = 29092, postgres_port: int = 55532) -> Infrastructure:
+def bench_slot() -> int:
+    """``TEAMNL_BENCH_SLOT`` (0 by default) shifts every port and the state folder of a
+    private bench stack, so two bench, fault or soak runs can share one machine."""
+    return int(os.environ.get("TEAMNL_BENCH_SLOT", "0"))
+
+
+def private_infra(
+    kafka_port: int | None = None, postgres_port: int | None = None
+) -> Infrastructure:
+    slot = bench_slot()
+    kafka_port = kafka_port or 29092 + 10 * slot
+    postgres_port = postgres_port or 55532 + 10 * slot
     base = InfraConfig.from_env()
-    state = _default_state_dir().with_name("teamnl-bench")
+    state = _default_state_dir().with_name("teamnl-bench" if slot == 0 else f"teamnl-bench-{slot}")
     return Infrastructure(
         InfraConfig(
             state_dir=state,
@@ -148,7 +159,7 @@ class BenchStack:
     infra: Infrastructure
     private: bool
     workdir: Path
-    base_port: int = 18100
+    base_port: int = field(default_factory=lambda: 18100 + 20 * bench_slot())
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     service_env: dict[str, str] = field(default_factory=dict)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
