@@ -35,10 +35,14 @@ from teamnl_shared.telemetry import (
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT_SECONDS = 3600  # a cold build on 2 cores takes ~20 minutes
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("go") is None,
-    reason="Jaeger is built from source with Go (scripts/build-jaeger.sh); no `go` on PATH",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        shutil.which("go") is None,
+        reason="Jaeger is built from source with Go (scripts/build-jaeger.sh); no `go` on PATH",
+    ),
+    # The module fixture may build Jaeger cold (~20 minutes on 2 cores).
+    pytest.mark.timeout(BUILD_TIMEOUT_SECONDS + 300),
+]
 
 
 def free_port() -> int:

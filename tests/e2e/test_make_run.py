@@ -29,7 +29,7 @@ from teamnl_shared.infra import Infrastructure, with_database
 from teamnl_shared.infra.postgres import drop_databases
 from teamnl_shared.suite import pidfile
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 SERVICES = {
     "nlib": "NLIB_",
