@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from teamnl_shared.infra.config import KAFKA_VERSION
+from teamnl_suite.infra.config import KAFKA_VERSION
 
 PACKAGES = ("fastapi", "uvicorn", "starlette", "pydantic", "aiokafka", "asyncpg", "httpx")
 
@@ -57,7 +57,7 @@ def _memory_gib() -> float:
 
 
 def _postgres_version() -> str:
-    from teamnl_shared.infra.postgres import find_bindir
+    from teamnl_suite.infra.postgres import find_bindir
 
     bindir = find_bindir()
     if bindir is None:

@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     size = SIZES[args.size]
-    from teamnl_shared.infra import Infrastructure
+    from teamnl_suite.infra import Infrastructure
 
     infra = private_infra() if args.infra == "private" else Infrastructure.from_env()
     stack = BenchStack(infra, args.infra == "private", RESULTS / "runs")

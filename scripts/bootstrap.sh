@@ -38,12 +38,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 stamp="$VENV/.teamnl-installed"
-inputs=$(cat requirements/*.txt shared/pyproject.toml services/*/pyproject.toml | sha256sum | cut -d' ' -f1)
+inputs=$(cat requirements/*.txt shared/pyproject.toml services/*/pyproject.toml suite/pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$inputs" ]; then
   echo "==> installing Python packages (pinned by requirements/constraints.txt)"
   "$VENV/bin/pip" install -q --upgrade pip
   "$VENV/bin/pip" install -q -c requirements/constraints.txt \
-    -e shared -e services/nlib -e services/tinl -e services/werkplaats -e services/iso-dashboard \
+    -e shared -e services/nlib -e services/tinl -e services/werkplaats -e services/iso-dashboard -e suite \
     -r requirements/dev.txt
   "$VENV/bin/pip" check
   echo "$inputs" > "$stamp"

@@ -30,12 +30,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
 from .contract.envelope import Event
-from .kafka import idempotent_producer, partition_for
+from .kafka import assigned_reader, idempotent_producer, partition_for
 from .telemetry.messaging import inject_traceparent, publish_span, trace_headers
 
 log = logging.getLogger(__name__)
@@ -330,9 +330,7 @@ async def _read_since(
     bootstrap: str, starts: dict[TopicPartition, int]
 ) -> tuple[set[tuple[str, str]], dict[TopicPartition, int]]:
     """Every (ce_source, ce_id) written at or after the given offsets, and the end offsets."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_uncommitted"
-    )
+    consumer = assigned_reader(bootstrap, isolation_level="read_uncommitted")
     await consumer.start()
     try:
         consumer.assign(list(starts))

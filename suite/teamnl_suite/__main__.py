@@ -1,5 +1,5 @@
-"""``python -m teamnl_shared.suite`` = ``teamnl`` (how ``teamnl up`` starts the supervisor)."""
+"""``python -m teamnl_suite`` = ``teamnl`` (how ``teamnl up`` starts the supervisor)."""
 
-from teamnl_shared.suite.cli import app
+from teamnl_suite.cli import app
 
 app()

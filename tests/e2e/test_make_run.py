@@ -25,9 +25,9 @@ from typing import Any
 import httpx
 import pytest
 
-from teamnl_shared.infra import Infrastructure, with_database
-from teamnl_shared.infra.postgres import drop_databases
-from teamnl_shared.suite import pidfile
+from teamnl_suite import pidfile
+from teamnl_suite.infra import Infrastructure, with_database
+from teamnl_suite.infra.postgres import drop_databases
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -27,6 +27,7 @@ from teamnl_dashboard.auth import (
     require_role,
 )
 from teamnl_dashboard.auth.members import authenticate, list_members, set_disabled
+from teamnl_dashboard.web import login
 from teamnl_shared.db import migrate
 
 pytestmark = pytest.mark.integration
@@ -43,6 +44,7 @@ def _app(pool: asyncpg.Pool) -> FastAPI:
     app = FastAPI()
     app.state.pool = pool
     install_auth(app, SimpleNamespace(session_secret="s" * 32, secure_cookies=False))
+    app.include_router(login.router)
 
     @app.get("/api/v1/me")
     async def me(member: CurrentMember) -> dict[str, str]:

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import Request
 
 from teamnl_shared import outbox
-from teamnl_shared.infra.kafka import ping
+from teamnl_shared.kafka import ping
 
 from .openapi import service_asyncapi
 from .runtime import Runtime, runtime_of

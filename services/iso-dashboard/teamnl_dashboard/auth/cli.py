@@ -10,13 +10,10 @@ from typing import Annotated, TypeVar
 import asyncpg
 import typer
 
-from teamnl_shared.db import create_pool, migrate
-
-from . import members
+from . import accounts, members
 from .passwords import WeakPassword
 from .roles import Role
 
-MIGRATIONS = "teamnl_dashboard.migrations"
 T = TypeVar("T")
 
 cli = typer.Typer(help="ISO NL dashboard members.", no_args_is_help=True, add_completion=False)
@@ -30,16 +27,8 @@ Email = Annotated[str, typer.Option("--email", help="the member's e-mail address
 
 
 def _run(database_url: str, action: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
-    async def main() -> T:
-        pool = await create_pool(database_url, max_size=2)
-        try:
-            await migrate(pool, MIGRATIONS)
-            return await action(pool)
-        finally:
-            await pool.close()
-
     try:
-        return asyncio.run(main())
+        return asyncio.run(accounts.with_member_store(database_url, action))
     except (members.MemberError, WeakPassword) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None

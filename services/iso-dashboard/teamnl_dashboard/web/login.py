@@ -1,4 +1,4 @@
-"""/login and /logout."""
+"""/login and /logout: the sign-in pages (the auth package holds the sessions and members)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from ..web import templating
-from . import sessions
-from .config import (
+from ..auth import sessions
+from ..auth.config import (
     ANONYMOUS_CSRF_COOKIE,
     SESSION_COOKIE,
     auth_config,
@@ -17,8 +16,9 @@ from .config import (
     forget_session,
     pool_of,
 )
-from .members import authenticate
-from .redirects import safe_next
+from ..auth.members import authenticate
+from ..auth.redirects import safe_next
+from . import templating
 
 router = APIRouter(include_in_schema=False)
 
