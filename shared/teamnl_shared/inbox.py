@@ -44,6 +44,7 @@ from opentelemetry.trace import Span, Tracer
 
 from .contract.envelope import Event, InvalidEvent, parse_kafka
 from .contract.topics import deadletter_topic
+from .db import transaction
 from .kafka import idempotent_producer, manual_commit_consumer
 from .telemetry.messaging import consume_span
 
@@ -88,7 +89,7 @@ class Inbox:
         event through the handler, then ``before_commit`` once; nothing is sent or
         committed to Kafka."""
         parsed = [_parse(record) for record in records]
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with transaction(self.pool) as conn:
             try:
                 async with conn.transaction():  # a savepoint: a poison event undoes the batch
                     outcome = await self._apply_together(conn, records, parsed)

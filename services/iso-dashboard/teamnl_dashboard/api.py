@@ -17,6 +17,8 @@ import asyncpg
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
+from teamnl_shared.contract.registry import Family
+
 from . import queries, schemas
 from .actions import TransitionRefused, change_finding
 from .auth import CurrentMember, Member, require_role
@@ -26,7 +28,6 @@ from .settings import DashboardSettings
 
 router = APIRouter(prefix="/api/v1", tags=["dashboard"])
 Secretariat = Annotated[Member, Depends(require_role("secretariat"))]
-Family = Literal["nlib", "tinl", "globalstars", "werkplaats"]
 CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {}}, "description": "the table as CSV"}
 }

@@ -26,6 +26,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Tracer
 
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.topics import ALL_EVENT_TOPICS
+from teamnl_shared.db import transaction
 from teamnl_shared.inbox import InboxConsumer
 from teamnl_shared.outbox import ACCEPTED_AT_HEADER
 from teamnl_shared.telemetry.messaging import context_from_headers
@@ -139,7 +140,7 @@ class DashboardHandlers:
                 )
 
     async def dead_lettered(self, record: ConsumerRecord, reason: str) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with transaction(self.pool) as conn:
             await record_dead_letter(
                 conn,
                 topic=record.topic,

@@ -10,7 +10,9 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
-FAMILIES: tuple[str, ...] = ("nlib", "tinl", "globalstars", "werkplaats")
+# re-exported: the contract declares the families once
+from teamnl_shared.contract.registry import FAMILIES as FAMILIES
+
 FOCUS_MARKETS: tuple[str, ...] = ("CN", "DE", "US", "smart-cities")
 HOME_COUNTRY = "NL"
 

@@ -11,10 +11,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from teamnl_shared.contract.registry import Family
+
 Instant = Annotated[
     datetime, PlainSerializer(lambda v: v.isoformat(), return_type=str, when_used="json")
 ]
-Family = Literal["nlib", "tinl", "globalstars", "werkplaats"]
 Severity = Literal["info", "warning", "critical"]
 FindingState = Literal["open", "acknowledged", "resolved"]
 

@@ -108,6 +108,9 @@ class EventData(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_meta: ClassVar[EventMeta | None] = None
+    TYPE: ClassVar[str] = ""
+    """The CloudEvents type this model is the data of (set by `event`): handler, projection
+    and rule maps are keyed by ``MissionHeld.TYPE``, never by a re-typed string."""
 
 
 M = TypeVar("M", bound=type[EventData])
@@ -118,6 +121,7 @@ def event(type_: str, *, aggregate: str, example: dict[str, Any]) -> Callable[[M
 
     def declare(model: M) -> M:
         model.event_meta = EventMeta(type_, aggregate, example)
+        model.TYPE = type_
         return model
 
     return declare

@@ -18,28 +18,30 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from dateutil.relativedelta import relativedelta
 
+from teamnl_shared.contract import globalstars, nlib, tinl, werkplaats
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.registry import CATALOGUE
 from teamnl_shared.contract.topics import PUBLISHED_BY
+from teamnl_shared.contract.types import BudgetSpent
 
 from ..reference import FOCUS_MARKETS, city_for, market_of, normalise
 from ..settings import DashboardSettings
 from .model import ActivityFact, Facts, Hit, Scope, Severity
 
-MISSION_HELD = "nl.teamnl.nlib.mission.held.v1"
-FOLLOWUP_HELD = "nl.teamnl.nlib.mission.followup.held.v1"
-CITY_UPDATED = "nl.teamnl.nlib.city.programme.updated.v1"
-ACTIVITY_HELD = "nl.teamnl.tinl.activity.held.v1"
-CALL_OPENED = "nl.teamnl.globalstars.call.opened.v1"
-CALL_CLOSED = "nl.teamnl.globalstars.call.closed.v1"
+MISSION_HELD = nlib.MissionHeld.TYPE
+FOLLOWUP_HELD = nlib.MissionFollowupHeld.TYPE
+CITY_UPDATED = nlib.CityProgrammeUpdated.TYPE
+ACTIVITY_HELD = tinl.ActivityHeld.TYPE
+CALL_OPENED = globalstars.CallOpened.TYPE
+CALL_CLOSED = globalstars.CallClosed.TYPE
 PROJECT_EVENTS = frozenset(
     {
-        "nl.teamnl.werkplaats.project.onboarded.v1",
-        "nl.teamnl.werkplaats.project.graduated.v1",
-        "nl.teamnl.werkplaats.project.stopped.v1",
+        werkplaats.ProjectOnboarded.TYPE,
+        werkplaats.ProjectGraduated.TYPE,
+        werkplaats.ProjectStopped.TYPE,
     }
 )
-BUDGET_SPENT = frozenset(t for t in CATALOGUE if t.endswith(".budget.spent.v1"))
+BUDGET_SPENT = frozenset(t for t, spec in CATALOGUE.items() if issubclass(spec.model, BudgetSpent))
 MARKET_ACTIVITY = frozenset({MISSION_HELD, ACTIVITY_HELD})
 
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from teamnl_shared.contract.envelope import Event
+from teamnl_shared.db import transaction
 
 from .catalogue import Rule, ScopedRule
 from .facts import FactContext, load_facts
@@ -98,13 +99,13 @@ class RulesEngine:
 
     async def tick(self, pool: asyncpg.Pool) -> int:
         """One scheduled run: the time-based rules, then a coherence score snapshot."""
-        async with pool.acquire() as conn, conn.transaction():
+        async with transaction(pool) as conn:
             changed = await self.evaluate(conn, self.scheduled)
             await self.snapshot_score(conn)
         return changed
 
     async def evaluate_all(self, pool: asyncpg.Pool) -> int:
-        async with pool.acquire() as conn, conn.transaction():
+        async with transaction(pool) as conn:
             changed = await self.evaluate(conn, self.rules)
             await self.snapshot_score(conn)
         return changed

@@ -15,9 +15,8 @@ import pycountry
 
 from .. import actions, queries
 from ..queries import INITIATIVE_NAMES
+from ..reference import FAMILIES
 from . import geo
-
-FAMILIES = ("nlib", "tinl", "globalstars", "werkplaats")
 
 
 class FindingRefused(ValueError):
