@@ -14,11 +14,11 @@ from collections import Counter
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from bench import events
 from bench.stats import rate
-from teamnl_shared.kafka import ensure_topics, idempotent_producer
+from teamnl_shared import kafka
+from teamnl_shared.kafka import assigned_reader, ensure_topics, idempotent_producer
 
 IN_FLIGHT = 20_000  # sends queued before awaiting the oldest: pipelined, memory bounded
 
@@ -57,12 +57,8 @@ async def produce(
 async def _reader(
     bootstrap: str, topics: list[str]
 ) -> tuple[AIOKafkaConsumer, dict[TopicPartition, int]]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        max_partition_fetch_bytes=4 << 20,
-        fetch_max_bytes=32 << 20,
+    consumer = assigned_reader(
+        bootstrap, max_partition_fetch_bytes=4 << 20, fetch_max_bytes=32 << 20
     )
     await consumer.start()
     partitions = [
@@ -119,17 +115,11 @@ async def read_to_end(
 
 
 async def partitions_of(bootstrap: str, topics: list[str]) -> dict[str, list[int]]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_topics(topics)
-    finally:
-        await admin.close()
-    return {
-        d["topic"]: sorted(p["partition"] for p in d["partitions"])
-        for d in described
-        if not d.get("error_code")
-    }
+    """The partitions of each topic that exists."""
+    found: dict[str, list[int]] = {}
+    for tp in await kafka.partitions_of(bootstrap, topics):
+        found.setdefault(tp.topic, []).append(tp.partition)
+    return found
 
 
 async def end_offsets(bootstrap: str, topics: list[str]) -> int:

@@ -1,6 +1,6 @@
 """Kafka clients configured once: the idempotent producer, consumers, the admin client,
-topic creation and the readiness ping. Nothing else in the project constructs an aiokafka
-client."""
+topic creation and the readiness ping. shared/, the services, the suite and the benchmarks
+build their aiokafka clients here (tests build their own, as outside parties)."""
 
 from __future__ import annotations
 
