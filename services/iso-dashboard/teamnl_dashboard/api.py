@@ -42,14 +42,23 @@ def _settings(request: Request) -> DashboardSettings:
     return settings
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection");
+# event data comes from partners, so such a cell is prefixed with ' and stays text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(text: str) -> str:
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def _cell(value: Any) -> Any:
     if isinstance(value, list | tuple):
-        return ";".join(str(v) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, default=str, sort_keys=True)
-    if isinstance(value, datetime | date):
+        value = ";".join(str(v) for v in value)
+    elif isinstance(value, dict):
+        value = json.dumps(value, default=str, sort_keys=True)
+    elif isinstance(value, datetime | date):
         return value.isoformat()
-    return value
+    return neutralise_formula(value) if isinstance(value, str) else value
 
 
 def csv_response(rows: Iterable[Mapping[str, Any]], name: str) -> Response:
