@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from urllib.parse import parse_qs, urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -107,7 +108,7 @@ class CsrfMiddleware:
         try:
             sent, receive = await _sent_token(request, _bounded(request, receive))
         except FormRefused as refused:
-            await _refuse(request, refused.reason, refused.status)(scope, receive, send)
+            await _refuse(request, refused.detail, refused.status_code)(scope, receive, send)
             return
         expected, is_session = await expected_token(request)
         ok = (
@@ -135,13 +136,12 @@ async def _bounded_app(app: ASGIApp, request: Request, receive: Receive, send: S
     except FormRefused as refused:
         if started:
             raise
-        await _refuse(request, refused.reason, refused.status)(request.scope, receive, send)
+        await _refuse(request, refused.detail, refused.status_code)(request.scope, receive, send)
 
 
-class FormRefused(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.reason = status, reason
+class FormRefused(HTTPException):
+    """A body or form past the limits. An HTTPException, so that raised while FastAPI reads
+    the body it still answers with this status (FastAPI turns other errors into 400)."""
 
 
 def _bounded(request: Request, receive: Receive) -> Receive:
