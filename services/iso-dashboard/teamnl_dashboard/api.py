@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from . import queries, schemas
@@ -24,9 +24,27 @@ from .live import LiveHub, sse_stream
 from .rules import RulesEngine, describe
 from .settings import DashboardSettings
 
-router = APIRouter(prefix="/api/v1", tags=["dashboard"])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["dashboard"],
+    responses={
+        401: {"description": "not signed in"},
+        403: {"description": "the member's role may not, or the CSRF token is missing"},
+    },
+)
 Secretariat = Annotated[Member, Depends(require_role("secretariat"))]
 Family = Literal["nlib", "tinl", "globalstars", "werkplaats"]
+# Bounds on what a query may ask, so that no value reaches PostgreSQL out of its range
+# (a 500) - it is a 422 naming the parameter instead.
+Year = Annotated[int | None, Query(ge=1900, le=2999, description="a calendar year")]
+FindingId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+Name = Annotated[str, Path(max_length=100, pattern=r"^[\w.:-]+$")]
+NameFilter = Annotated[str | None, Query(max_length=100, pattern=r"^[\w.:-]+$")]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "not found"}}
+CHANGE: dict[int | str, dict[str, Any]] = {
+    **NOT_FOUND,
+    409: {"description": "the finding's state does not allow this change"},
+}
 CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {}}, "description": "the table as CSV"}
 }
@@ -83,9 +101,7 @@ def csv_response(rows: Iterable[Mapping[str, Any]], name: str) -> Response:
     response_model=schemas.Overview,
     summary="Per initiative: events, activities, budget; open findings",
 )
-async def overview(
-    request: Request, member: CurrentMember, year: int | None = None
-) -> dict[str, Any]:
+async def overview(request: Request, member: CurrentMember, year: Year = None) -> dict[str, Any]:
     return await queries.overview(
         _pool(request), year=year, allocations_cents=_settings(request).allocations_cents
     )
@@ -101,7 +117,7 @@ async def activity(
     member: CurrentMember,
     granularity: Literal["day", "month", "year"] = "month",
     family: Family | None = None,
-    market: str | None = None,
+    market: NameFilter = None,
     since: date | None = None,
 ) -> list[dict[str, Any]]:
     return await queries.activity_series(
@@ -115,7 +131,7 @@ async def activity_csv(
     member: CurrentMember,
     granularity: Literal["day", "month", "year"] = "month",
     family: Family | None = None,
-    market: str | None = None,
+    market: NameFilter = None,
     since: date | None = None,
 ) -> Response:
     return csv_response(
@@ -129,7 +145,7 @@ async def activity_csv(
     summary="Budget spent against the yearly allocation",
 )
 async def budget(
-    request: Request, member: CurrentMember, year: int | None = None
+    request: Request, member: CurrentMember, year: Year = None
 ) -> list[dict[str, Any]]:
     return await queries.budget(
         _pool(request), year=year, allocations_cents=_settings(request).allocations_cents
@@ -137,7 +153,7 @@ async def budget(
 
 
 @router.get("/budget.csv", responses=CSV, response_class=Response)
-async def budget_csv(request: Request, member: CurrentMember, year: int | None = None) -> Response:
+async def budget_csv(request: Request, member: CurrentMember, year: Year = None) -> Response:
     return csv_response(await budget(request, member, year), "budget")
 
 
@@ -155,10 +171,11 @@ async def markets_csv(request: Request, member: CurrentMember) -> Response:
 
 @router.get(
     "/markets/{code}",
+    responses=NOT_FOUND,
     response_model=schemas.MarketDetail,
     summary="One market: activities and Werkplaats projects",
 )
-async def market(request: Request, member: CurrentMember, code: str) -> dict[str, Any]:
+async def market(request: Request, member: CurrentMember, code: Name) -> dict[str, Any]:
     found = await queries.market(_pool(request), code if code == "smart-cities" else code.upper())
     if found is None:
         raise HTTPException(404, "no activity in this market")
@@ -251,7 +268,7 @@ async def findings(
     request: Request,
     member: CurrentMember,
     state: Literal["open", "acknowledged", "resolved"] | None = None,
-    rule: str | None = None,
+    rule: NameFilter = None,
     severity: Literal["info", "warning", "critical"] | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[dict[str, Any]]:
@@ -265,17 +282,18 @@ async def findings_csv(
     request: Request,
     member: CurrentMember,
     state: Literal["open", "acknowledged", "resolved"] | None = None,
-    rule: str | None = None,
+    rule: NameFilter = None,
 ) -> Response:
     return csv_response(await findings(request, member, state, rule, None, 5000), "findings")
 
 
 @router.get(
     "/findings/{finding_id}",
+    responses=NOT_FOUND,
     response_model=schemas.FindingWithHistory,
     summary="One finding with its history",
 )
-async def finding(request: Request, member: CurrentMember, finding_id: int) -> dict[str, Any]:
+async def finding(request: Request, member: CurrentMember, finding_id: FindingId) -> dict[str, Any]:
     found = await queries.finding(_pool(request), finding_id)
     if found is None:
         raise HTTPException(404, "no such finding")
@@ -301,22 +319,24 @@ Note = Annotated[str | None, Body(embed=True, max_length=2000)]
 
 @router.post(
     "/findings/{finding_id}/acknowledge",
+    responses=CHANGE,
     response_model=schemas.FindingWithHistory,
     summary="Acknowledge (secretariat)",
 )
 async def acknowledge(
-    request: Request, member: Secretariat, finding_id: int, note: Note = None
+    request: Request, member: Secretariat, finding_id: FindingId, note: Note = None
 ) -> dict[str, Any]:
     return await _change(request, member, finding_id, "acknowledged", note)
 
 
 @router.post(
     "/findings/{finding_id}/resolve",
+    responses=CHANGE,
     response_model=schemas.FindingWithHistory,
     summary="Resolve (secretariat)",
 )
 async def resolve(
-    request: Request, member: Secretariat, finding_id: int, note: Note = None
+    request: Request, member: Secretariat, finding_id: FindingId, note: Note = None
 ) -> dict[str, Any]:
     return await _change(request, member, finding_id, "resolved", note)
 
