@@ -14,7 +14,7 @@ from teamnl_dashboard.api import csv_response
 
 def _rows(rows: list[dict[str, object]]) -> list[dict[str, str]]:
     body = csv_response(rows, "t").body
-    return list(csv.DictReader(io.StringIO(bytes(body).decode())))
+    return list(csv.DictReader(io.StringIO(bytes(body).decode(), newline="")))
 
 
 @pytest.mark.parametrize(

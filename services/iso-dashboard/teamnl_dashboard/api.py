@@ -83,7 +83,8 @@ def csv_response(rows: Iterable[Mapping[str, Any]], name: str) -> Response:
     rows = list(rows)
     out = io.StringIO()
     if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        # RFC 4180 line ends, so a cell with a bare \r or \n is quoted, never a new row
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\r\n")
         writer.writeheader()
         writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
     return Response(
