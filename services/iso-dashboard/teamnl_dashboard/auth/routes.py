@@ -50,8 +50,8 @@ async def login(
     await throttle.forget_account(pool, keys)
     old = request.cookies.get(SESSION_COOKIE)
     if old:
-        await sessions.end(pool_of(request), config.secret, old)
-    token, _ = await sessions.start(pool_of(request), config.secret, member)
+        await sessions.end(pool, config.secret, old)
+    token, _ = await sessions.start(pool, config.secret, member)
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
