@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from teamnl_shared.contract.registry import Family
@@ -26,8 +26,26 @@ from .live import LiveHub, sse_stream
 from .rules import RulesEngine, describe
 from .settings import DashboardSettings
 
-router = APIRouter(prefix="/api/v1", tags=["dashboard"])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["dashboard"],
+    responses={
+        401: {"description": "not signed in"},
+        403: {"description": "the member's role may not, or the CSRF token is missing"},
+    },
+)
 Secretariat = Annotated[Member, Depends(require_role("secretariat"))]
+# Bounds on what a query may ask, so that no value reaches PostgreSQL out of its range
+# (a 500) - it is a 422 naming the parameter instead.
+Year = Annotated[int | None, Query(ge=1900, le=2999, description="a calendar year")]
+FindingId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+Name = Annotated[str, Path(max_length=100, pattern=r"^[\w.:-]+$")]
+NameFilter = Annotated[str | None, Query(max_length=100, pattern=r"^[\w.:-]+$")]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "not found"}}
+CHANGE: dict[int | str, dict[str, Any]] = {
+    **NOT_FOUND,
+    409: {"description": "the finding's state does not allow this change"},
+}
 CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {}}, "description": "the table as CSV"}
 }
@@ -43,21 +61,31 @@ def _settings(request: Request) -> DashboardSettings:
     return settings
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection");
+# event data comes from partners, so such a cell is prefixed with ' and stays text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(text: str) -> str:
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def _cell(value: Any) -> Any:
     if isinstance(value, list | tuple):
-        return ";".join(str(v) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, default=str, sort_keys=True)
-    if isinstance(value, datetime | date):
+        value = ";".join(str(v) for v in value)
+    elif isinstance(value, dict):
+        value = json.dumps(value, default=str, sort_keys=True)
+    elif isinstance(value, datetime | date):
         return value.isoformat()
-    return value
+    return neutralise_formula(value) if isinstance(value, str) else value
 
 
 def csv_response(rows: Iterable[Mapping[str, Any]], name: str) -> Response:
     rows = list(rows)
     out = io.StringIO()
     if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        # RFC 4180 line ends, so a cell with a bare \r or \n is quoted, never a new row
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\r\n")
         writer.writeheader()
         writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
     return Response(
@@ -75,9 +103,7 @@ def csv_response(rows: Iterable[Mapping[str, Any]], name: str) -> Response:
     response_model=schemas.Overview,
     summary="Per initiative: events, activities, budget; open findings",
 )
-async def overview(
-    request: Request, member: CurrentMember, year: int | None = None
-) -> dict[str, Any]:
+async def overview(request: Request, member: CurrentMember, year: Year = None) -> dict[str, Any]:
     return await queries.overview(
         _pool(request), year=year, allocations_cents=_settings(request).allocations_cents
     )
@@ -93,7 +119,7 @@ async def activity(
     member: CurrentMember,
     granularity: Literal["day", "month", "year"] = "month",
     family: Family | None = None,
-    market: str | None = None,
+    market: NameFilter = None,
     since: date | None = None,
 ) -> list[dict[str, Any]]:
     return await queries.activity_series(
@@ -107,7 +133,7 @@ async def activity_csv(
     member: CurrentMember,
     granularity: Literal["day", "month", "year"] = "month",
     family: Family | None = None,
-    market: str | None = None,
+    market: NameFilter = None,
     since: date | None = None,
 ) -> Response:
     return csv_response(
@@ -121,7 +147,7 @@ async def activity_csv(
     summary="Budget spent against the yearly allocation",
 )
 async def budget(
-    request: Request, member: CurrentMember, year: int | None = None
+    request: Request, member: CurrentMember, year: Year = None
 ) -> list[dict[str, Any]]:
     return await queries.budget(
         _pool(request), year=year, allocations_cents=_settings(request).allocations_cents
@@ -129,7 +155,7 @@ async def budget(
 
 
 @router.get("/budget.csv", responses=CSV, response_class=Response)
-async def budget_csv(request: Request, member: CurrentMember, year: int | None = None) -> Response:
+async def budget_csv(request: Request, member: CurrentMember, year: Year = None) -> Response:
     return csv_response(await budget(request, member, year), "budget")
 
 
@@ -147,10 +173,11 @@ async def markets_csv(request: Request, member: CurrentMember) -> Response:
 
 @router.get(
     "/markets/{code}",
+    responses=NOT_FOUND,
     response_model=schemas.MarketDetail,
     summary="One market: activities and Werkplaats projects",
 )
-async def market(request: Request, member: CurrentMember, code: str) -> dict[str, Any]:
+async def market(request: Request, member: CurrentMember, code: Name) -> dict[str, Any]:
     found = await queries.market(_pool(request), code if code == "smart-cities" else code.upper())
     if found is None:
         raise HTTPException(404, "no activity in this market")
@@ -243,7 +270,7 @@ async def findings(
     request: Request,
     member: CurrentMember,
     state: Literal["open", "acknowledged", "resolved"] | None = None,
-    rule: str | None = None,
+    rule: NameFilter = None,
     severity: Literal["info", "warning", "critical"] | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[dict[str, Any]]:
@@ -257,17 +284,18 @@ async def findings_csv(
     request: Request,
     member: CurrentMember,
     state: Literal["open", "acknowledged", "resolved"] | None = None,
-    rule: str | None = None,
+    rule: NameFilter = None,
 ) -> Response:
     return csv_response(await findings(request, member, state, rule, None, 5000), "findings")
 
 
 @router.get(
     "/findings/{finding_id}",
+    responses=NOT_FOUND,
     response_model=schemas.FindingWithHistory,
     summary="One finding with its history",
 )
-async def finding(request: Request, member: CurrentMember, finding_id: int) -> dict[str, Any]:
+async def finding(request: Request, member: CurrentMember, finding_id: FindingId) -> dict[str, Any]:
     found = await queries.finding(_pool(request), finding_id)
     if found is None:
         raise HTTPException(404, "no such finding")
@@ -293,22 +321,24 @@ Note = Annotated[str | None, Body(embed=True, max_length=2000)]
 
 @router.post(
     "/findings/{finding_id}/acknowledge",
+    responses=CHANGE,
     response_model=schemas.FindingWithHistory,
     summary="Acknowledge (secretariat)",
 )
 async def acknowledge(
-    request: Request, member: Secretariat, finding_id: int, note: Note = None
+    request: Request, member: Secretariat, finding_id: FindingId, note: Note = None
 ) -> dict[str, Any]:
     return await _change(request, member, finding_id, "acknowledged", note)
 
 
 @router.post(
     "/findings/{finding_id}/resolve",
+    responses=CHANGE,
     response_model=schemas.FindingWithHistory,
     summary="Resolve (secretariat)",
 )
 async def resolve(
-    request: Request, member: Secretariat, finding_id: int, note: Note = None
+    request: Request, member: Secretariat, finding_id: FindingId, note: Note = None
 ) -> dict[str, Any]:
     return await _change(request, member, finding_id, "resolved", note)
 

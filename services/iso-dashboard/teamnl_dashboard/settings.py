@@ -13,6 +13,8 @@ from pydantic_settings import SettingsConfigDict
 
 from teamnl_shared.settings import ServiceSettings
 
+from .auth.throttle import LoginThrottle
+
 DEFAULT_SESSION_SECRET = "change-me-dashboard-session-secret"  # noqa: S105 - refused in production
 
 DEFAULT_ALLOCATIONS_CENTS: dict[str, int] = {
@@ -53,6 +55,14 @@ class DashboardSettings(ServiceSettings):
     port: int = 8100
     session_secret: str = DEFAULT_SESSION_SECRET
     secure_cookies: bool = False
+    login: LoginThrottle = Field(
+        default_factory=LoginThrottle,
+        description="sign-in throttling per account and per client address",
+    )
+    form_max_bytes: int = Field(
+        64 * 1024, ge=1024, description="largest request body a form or API POST may send (413)"
+    )
+    form_max_fields: int = Field(20, ge=5, description="most fields one posted form may have (400)")
     shutdown_grace_seconds: float = Field(
         10.0, ge=0, description="on SIGTERM, open requests and live streams get this long"
     )

@@ -24,6 +24,12 @@ DatabaseUrl = Annotated[
     ),
 ]
 Email = Annotated[str, typer.Option("--email", help="the member's e-mail address")]
+PasswordStdin = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin", help="read the password from the first line of standard input"
+    ),
+]
 
 
 def _run(database_url: str, action: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
@@ -45,17 +51,24 @@ def create(
     email: Email,
     database_url: DatabaseUrl,
     role: Annotated[Role, typer.Option(help="member (read), secretariat or admin")] = Role.MEMBER,
-    password_stdin: Annotated[
-        bool,
-        typer.Option(
-            "--password-stdin", help="read the password from the first line of standard input"
-        ),
-    ] = False,
+    password_stdin: PasswordStdin = False,
 ) -> None:
     """Create a member."""
     password = _password(password_stdin)
     member = _run(database_url, lambda pool: members.create_member(pool, email, password, role))
     typer.echo(f"created {member.email} ({member.role})")
+
+
+@cli.command("set-password")
+def set_password(
+    email: Email,
+    database_url: DatabaseUrl,
+    password_stdin: PasswordStdin = False,
+) -> None:
+    """Set a member's password; ends every session they have."""
+    password = _password(password_stdin)
+    member = _run(database_url, lambda pool: members.set_password(pool, email, password))
+    typer.echo(f"new password for {member.email}; their sessions are ended")
 
 
 @cli.command("list")

@@ -22,6 +22,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "login.password": "Password",
         "login.submit": "Sign in",
         "login.failed": "E-mail address or password is wrong, or the account is disabled.",
+        "login.throttled": "Too many failed sign-ins. Please wait a few minutes and try again.",
         "bundle.missing": "Charts, the map outlines and live updates are unavailable: the "
         "front-end bundle was not built (scripts/build-frontend.sh).",
         "live.connecting": "Connecting to live updates…",
@@ -88,6 +89,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "login.password": "Wachtwoord",
         "login.submit": "Aanmelden",
         "login.failed": "E-mailadres of wachtwoord onjuist, of het account is uitgeschakeld.",
+        "login.throttled": "Te veel mislukte aanmeldpogingen. Wacht enkele minuten.",
         "bundle.missing": "Grafieken, de landkaart en live-updates zijn niet beschikbaar: de "
         "front-endbundel is niet gebouwd (scripts/build-frontend.sh).",
         "live.connecting": "Verbinden met live-updates…",
