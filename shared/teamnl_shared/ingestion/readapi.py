@@ -74,7 +74,8 @@ async def fetch_one(pool: asyncpg.Pool, resource: Resource, item_id: str) -> asy
 def may_read(partner: Partner, resource: Resource) -> bool:
     if partner.event_types >= set(service_event_types(partner.service)):
         return True
-    return any(resource.key in spec_for(t).model.model_fields for t in partner.event_types)
+    names_a_row = resource.written_by_field or resource.key
+    return any(names_a_row in spec_for(t).model.model_fields for t in partner.event_types)
 
 
 def _check_scope(partner: Partner, resource: Resource) -> None:
