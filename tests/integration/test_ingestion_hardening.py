@@ -258,3 +258,18 @@ async def test_a_key_limited_with_types_reads_only_what_its_types_write(
         assert (await svc.client.get(one, headers=auth(budget_only))).status_code == 200
         response = await svc.client.get(one, headers=auth(missions_only))
         assert_names(response, 403, "header/authorization")
+
+
+async def test_a_batch_of_replays_around_one_refused_event_answers_each(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Found by the bad-input fuzzing: one new event refused by its handler, followed by
+    replays in the same batch, answered 500 (the replays after it got no outcome)."""
+    async with running("nlib", database_url, kafka_bootstrap) as svc:
+        key = await svc.key()
+        first, second = with_data(BUDGET), with_data(HELD)
+        assert (await svc.post_batch([first, second], key)).status_code == 200
+        orphan = with_data("nl.teamnl.nlib.mission.followup.held.v1", mission_id="m-unknown")
+        response = await svc.post_batch([first, orphan, second], key)
+        assert response.status_code == 200, response.text
+        assert [item["status"] for item in response.json()["results"]] == [200, 422, 200]
