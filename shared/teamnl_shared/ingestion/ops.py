@@ -28,6 +28,9 @@ from .service import ServiceDefinition
 from .settings import IngestionSettings
 
 PROBE_TIMEOUT = 3.0
+KAFKA_PROBE_TIMEOUT = 1.5
+"""Kafka is information only: a blackholed broker must not make /readyz slower than the
+orchestrator's probe timeout (2 s in deploy/k8s), which would fail the probe after all."""
 
 
 def ops_router(service: ServiceDefinition, settings: IngestionSettings) -> APIRouter:
@@ -80,10 +83,16 @@ async def _outbox_state(runtime: Runtime) -> tuple[int, float, int] | None:
     return None
 
 
+async def _kafka_answers(runtime: Runtime) -> bool:
+    bootstrap = runtime.settings.kafka_bootstrap_servers
+    try:
+        return await asyncio.wait_for(ping(bootstrap, KAFKA_PROBE_TIMEOUT), KAFKA_PROBE_TIMEOUT)
+    except TimeoutError:
+        return False
+
+
 async def check_readiness(runtime: Runtime) -> Readiness:
-    state, kafka = await asyncio.gather(
-        _outbox_state(runtime), ping(runtime.settings.kafka_bootstrap_servers, PROBE_TIMEOUT)
-    )
+    state, kafka = await asyncio.gather(_outbox_state(runtime), _kafka_answers(runtime))
     backlog, age, parked = state if state is not None else (None, None, None)
     relay = runtime.relay_alive()
     leader = runtime.relay is not None and runtime.relay.leader
