@@ -7,44 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import date
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from ingestion_helpers import headers_of, read_records
+from test_outbox_inbox import mission_event
 
 from support import eventually
-from teamnl_shared.contract.envelope import Event, parse_structured
+from teamnl_shared.contract.envelope import Event
 from teamnl_shared.outbox import OutboxRelay, _mark_found, _read_since, enqueue, parked_rows
 
 pytestmark = pytest.mark.integration
-
-MISSION_HELD = "nl.teamnl.nlib.mission.held.v1"
-
-
-def mission_event(key: str, n: int, *, title: str = "") -> Event:
-    return parse_structured(
-        {
-            "specversion": "1.0",
-            "id": f"{key}-{n}",
-            "source": "/partners/test",
-            "type": MISSION_HELD,
-            "data": {
-                "mission_id": key,
-                "title": title or f"mission {key}",
-                "direction": "outgoing",
-                "country": "VN",
-                "city": "Hanoi",
-                "start_date": str(date(2019, 4, 8)),
-                "end_date": str(date(2019, 4, 9)),
-                "companies": 1,
-                "business_mixers": 0,
-                "leads": n,
-            },
-        }
-    )
 
 
 async def write(pool: asyncpg.Pool, topic: str, events: list[Event]) -> None:
@@ -61,19 +36,19 @@ async def test_a_record_kafka_can_never_take_is_parked_and_the_rest_is_published
     database_url: str, migrated_pool: asyncpg.Pool, make_topics, kafka_bootstrap: str
 ) -> None:
     topic, dead = await make_topics("parking", "deadletter", partitions=2)
-    before = [mission_event("m-a", n) for n in range(3)]
+    before = [mission_event(1, n) for n in range(3)]
     await write(migrated_pool, topic, before)
     # What an older version (without the size check at the door) let into the outbox: a
     # record twice the producer's max_request_size, then a row whose headers are garbage.
-    await write(migrated_pool, topic, [mission_event("m-a", 3)])
+    await write(migrated_pool, topic, [mission_event(1, 3)])
     await migrated_pool.execute(
-        "UPDATE outbox SET value = $1 WHERE event_id = 'm-a-3'", b"x" * (2 * 1024 * 1024)
+        "UPDATE outbox SET value = $1 WHERE event_id = '1-3'", b"x" * (2 * 1024 * 1024)
     )
-    await write(migrated_pool, topic, [mission_event("m-b", 0)])
+    await write(migrated_pool, topic, [mission_event(2, 0)])
     await migrated_pool.execute(
-        "UPDATE outbox SET headers = '{\"not\": \"pairs\"}' WHERE event_id = 'm-b-0'"
+        "UPDATE outbox SET headers = '{\"not\": \"pairs\"}' WHERE event_id = '2-0'"
     )
-    after = [mission_event(key, n) for n in range(4, 8) for key in ("m-a", "m-c")]
+    after = [mission_event(key, n) for n in range(4, 8) for key in (1, 3)]
     await write(migrated_pool, topic, after)
 
     told: list[tuple[str, str]] = []
@@ -85,18 +60,13 @@ async def test_a_record_kafka_can_never_take_is_parked_and_the_rest_is_published
         service="nlib",
         on_parked=lambda t, reason: told.append((t, reason)),
     )
-    task = asyncio.create_task(relay.run())
-    try:
-        await eventually(lambda: _nothing_left(migrated_pool))
-    finally:
-        await relay.stop()
-        await task
+    await relay_until_nothing_left(relay, migrated_pool)
 
     parked = {row.event_id: row for row in await parked_rows(migrated_pool)}
-    assert set(parked) == {"m-a-3", "m-b-0"}
-    assert parked["m-a-3"].reason.startswith("MessageSizeTooLargeError")
-    assert parked["m-a-3"].size == 2 * 1024 * 1024
-    assert parked["m-b-0"].reason.startswith("ValueError: headers are not")
+    assert set(parked) == {"1-3", "2-0"}
+    assert parked["1-3"].reason.startswith("MessageSizeTooLargeError")
+    assert parked["1-3"].size == 2 * 1024 * 1024
+    assert parked["2-0"].reason.startswith("ValueError: headers are not")
     assert sorted(told) == [(topic, "MessageSizeTooLargeError"), (topic, "ValueError")]
     assert relay.parked_total == 2
     assert relay.published_total == len(before) + len(after)
@@ -104,18 +74,26 @@ async def test_a_record_kafka_can_never_take_is_parked_and_the_rest_is_published
     records = await read_records(kafka_bootstrap, topic, len(before) + len(after), partitions=2)
     ids = [headers_of(r)["ce_id"] for r in records]
     assert sorted(ids) == sorted(e.id for e in before + after), "every other row, once"
-    for key in ("m-a", "m-c"):
+    for key in ("m-1", "m-3"):
         of_key = [json.loads(r.value)["leads"] for r in records if r.key == key.encode()]
         assert of_key == sorted(of_key), f"order of {key} kept around the parked row"
 
     notices = [json.loads(r.value) for r in await read_records(kafka_bootstrap, dead, 2)]
-    assert sorted(n["ce_id"] for n in notices) == ["m-a-3", "m-b-0"]
+    assert sorted(n["ce_id"] for n in notices) == ["1-3", "2-0"]
     assert {n["service"] for n in notices} == {"nlib"}
     assert all("value" not in n and "data" not in n for n in notices), "no payload copied"
 
 
-async def _nothing_left(pool: asyncpg.Pool) -> bool:
-    return await unpublished(pool) == 0
+async def relay_until_nothing_left(relay: OutboxRelay, pool: asyncpg.Pool) -> None:
+    async def nothing_left() -> bool:
+        return await unpublished(pool) == 0
+
+    task = asyncio.create_task(relay.run())
+    try:
+        await eventually(nothing_left)
+    finally:
+        await relay.stop()
+        await task
 
 
 async def _send_as_a_crashed_relay(bootstrap: str, topic: str, events: list[Event]) -> None:
@@ -139,7 +117,7 @@ async def test_reconcile_keeps_its_progress_and_the_relay_resumes_without_resend
     """A reconcile that ends after its first chunk has marked that chunk and advanced the
     checkpoint; the next session reads only the rest and sends nothing twice."""
     (topic,) = await make_topics("reconcile", partitions=1)
-    events = [mission_event(f"m-{i % 7}", i) for i in range(3000)]
+    events = [mission_event(i % 7, i) for i in range(3000)]
     await write(migrated_pool, topic, events)
     await _send_as_a_crashed_relay(kafka_bootstrap, topic, events)  # crash before marking
 
@@ -155,12 +133,7 @@ async def test_reconcile_keeps_its_progress_and_the_relay_resumes_without_resend
     assert await unpublished(migrated_pool) == len(events) - marked
 
     relay = OutboxRelay(database_url, kafka_bootstrap, poll_interval=0.2)
-    task = asyncio.create_task(relay.run())
-    try:
-        await eventually(lambda: _nothing_left(migrated_pool))
-    finally:
-        await relay.stop()
-        await task
+    await relay_until_nothing_left(relay, migrated_pool)
     assert relay.published_total == 0, "every row was in Kafka already: nothing resent"
     assert await migrated_pool.fetchval("SELECT next_offset FROM outbox_checkpoints") == 3000
 
@@ -171,8 +144,8 @@ async def test_reconcile_reads_from_the_oldest_record_kept_when_the_checkpoint_i
     """Retention deleted the records before the checkpoint: with ``earliest`` the relay reads
     what is left (and marks it), instead of jumping to the end and sending it again."""
     (topic,) = await make_topics("retention", partitions=1)
-    gone = [mission_event("m-old", n) for n in range(5)]
-    kept = [mission_event("m-new", n) for n in range(5)]
+    gone = [mission_event(100, n) for n in range(5)]
+    kept = [mission_event(200, n) for n in range(5)]
     await write(migrated_pool, topic, kept)  # only these are still unpublished
     await _send_as_a_crashed_relay(kafka_bootstrap, topic, gone + kept)
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
@@ -183,10 +156,5 @@ async def test_reconcile_reads_from_the_oldest_record_kept_when_the_checkpoint_i
         await admin.close()
 
     relay = OutboxRelay(database_url, kafka_bootstrap, poll_interval=0.2)
-    task = asyncio.create_task(relay.run())
-    try:
-        await eventually(lambda: _nothing_left(migrated_pool))
-    finally:
-        await relay.stop()
-        await task
+    await relay_until_nothing_left(relay, migrated_pool)
     assert relay.published_total == 0, "the kept records were found, not sent again"
