@@ -181,8 +181,17 @@ class _UnitOfWork:
                     await self._decide(candidate)
                 await self._record()
         except _Undone:
-            pass  # its outcome is set; nothing else was written
+            self._answer_replays()  # its outcome is set; nothing else was written
         return self.outcomes
+
+    def _answer_replays(self) -> None:
+        """The candidates after the one refused event: replays of stored receipts (the only
+        other kind a batch without savepoints holds), answered without a write."""
+        for candidate in self.candidates:
+            if candidate.index not in self.outcomes:
+                stored = self.stored[candidate.identity]
+                outcome = _replay_or_conflict(stored.fingerprint, stored.receipt, candidate)
+                self.outcomes[candidate.index] = outcome
 
     async def _claim(self) -> None:
         firsts: dict[Identity, Candidate] = {}

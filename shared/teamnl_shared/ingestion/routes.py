@@ -45,7 +45,7 @@ def events_router(service: ServiceDefinition, settings: IngestionSettings) -> AP
         runtime = runtime_of(request)
         try:
             body = await read_body(request, settings.max_event_bytes)
-            event = parse_single(request.headers, body)
+            event = parse_single(request.headers, body, settings.max_event_bytes)
         except ApiProblem as problem:
             runtime.count(partner.partner, UNKNOWN_TYPE, status=problem.status, reason=problem.kind)
             raise
@@ -72,14 +72,16 @@ def events_router(service: ServiceDefinition, settings: IngestionSettings) -> AP
         documents = batch_documents(request.headers, body, settings.max_batch_events)
         if not documents:
             raise ApiProblem(422, "invalid-event", "the batch holds no events")
-        items = await _accept_all(runtime, partner, documents)
+        items = await _accept_all(runtime, partner, documents, settings.max_event_bytes)
         return _summary(items)
 
     return router
 
 
-async def _accept_all(runtime: Runtime, partner: Partner, documents: list[Any]) -> list[BatchItem]:
-    parsed = [_parse(document) for document in documents]
+async def _accept_all(
+    runtime: Runtime, partner: Partner, documents: list[Any], max_event_bytes: int
+) -> list[BatchItem]:
+    parsed = [_parse(document, max_event_bytes) for document in documents]
     async with runtime.connection() as conn:
         outcomes = await runtime.pipeline.accept_all(conn, partner, parsed, inject_traceparent())
     for item, outcome in zip(parsed, outcomes, strict=True):
@@ -87,9 +89,9 @@ async def _accept_all(runtime: Runtime, partner: Partner, documents: list[Any]) 
     return [_item(index, outcome) for index, outcome in enumerate(outcomes)]
 
 
-def _parse(document: Any) -> Event | ApiProblem:
+def _parse(document: Any, max_event_bytes: int) -> Event | ApiProblem:
     try:
-        return parse_document(document)
+        return parse_document(document, max_event_bytes)
     except ApiProblem as problem:
         return problem
 

@@ -8,6 +8,7 @@ import contextlib
 import logging
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 from opentelemetry import trace
@@ -15,7 +16,7 @@ from opentelemetry.trace import Tracer
 from starlette.requests import Request
 
 from teamnl_shared import outbox
-from teamnl_shared.contract.topics import TOPICS
+from teamnl_shared.contract.topics import TOPICS, deadletter_topic
 from teamnl_shared.db import migrate
 from teamnl_shared.kafka import ensure_topics
 from teamnl_shared.outbox import OutboxRelay
@@ -79,6 +80,26 @@ class Runtime:
     def topics(self) -> list[str]:
         return [self.settings.topic(TOPICS[family]) for family in self.service.families]
 
+    @property
+    def parked_topic(self) -> str:
+        """Where the relay announces the outbox rows it parks (no payload, just who/why)."""
+        return self.settings.topic(deadletter_topic(self.service.name))
+
+    def _relay_parking(self) -> dict[str, Any]:
+        """How the relay bounds its records and reports the ones it cannot publish."""
+        metrics, service = self.metrics, self.service.name
+
+        def count(topic: str, reason: str) -> None:
+            if metrics is not None:
+                metrics.outbox_row_parked(service=service, topic=topic, reason=reason)
+
+        return {
+            "producer_options": {"max_request_size": self.settings.kafka_max_request_bytes},
+            "parked_topic": self.parked_topic,
+            "service": service,
+            "on_parked": count,
+        }
+
     def relay_alive(self) -> bool:
         return bool(self._tasks) and not self._tasks[0].done()
 
@@ -90,13 +111,16 @@ class Runtime:
             self._keys_pool = await _request_pool(settings.keys_database_url, 4)
         await ensure_key_store(self.keys_pool)
         await ensure_topics(
-            settings.kafka_bootstrap_servers, self.topics, partitions=settings.topic_partitions
+            settings.kafka_bootstrap_servers,
+            [*self.topics, self.parked_topic],
+            partitions=settings.topic_partitions,
         )
         self.relay = OutboxRelay(
             settings.database_url,
             settings.kafka_bootstrap_servers,
             poll_interval=settings.relay_poll_interval,
             tracer=self.tracer,
+            **self._relay_parking(),
         )
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         self._tasks.append(asyncio.create_task(self._refresh_backlog(), name="outbox-backlog"))
