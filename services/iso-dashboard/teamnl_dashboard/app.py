@@ -31,6 +31,8 @@ from .auth import install_auth
 from .consumer import DeadLetterCounter, LatencyHook, build_consumer, event_topics, supervise
 from .database import create_dashboard_pool, prepare_database
 from .live import LiveHub
+from .period import InvalidReading
+from .reading import reading_problem
 from .rebuild import upgrade_projections
 from .rules import Clock, RulesEngine, all_rules, system_clock
 from .settings import DashboardSettings
@@ -181,6 +183,7 @@ def _include_web(app: FastAPI) -> None:
     from .web import router as web_router
 
     app.include_router(web_router)
+    app.add_exception_handler(InvalidReading, reading_problem)
 
 
 def _expose(app: FastAPI, runtime: Runtime) -> None:
