@@ -165,6 +165,9 @@ EUREKA_COUNT = 44
 WERKPLAATS_TARGET_FIRST_YEAR = 2019
 """The portfolio target starts in 2019 (20 projects); never judged for 2017-2018."""
 TINL_CONVENANT_SIGNED = date(2018, 1, 22)
+NETWORK_OPERATIONAL_SINCE = date(2018, 1, 1)
+"""The letter: after a start-up phase in 2017, NLIB, TINL and De Werkplaats became fully
+operational in 2018 - the network's absence somewhere is judged from then on."""
 TINL_PARTNERS: tuple[str, ...] = tuple(p.value for p in TinlPartner)
 """The eight partners of the TINL convenant of 22 January 2018 (partner keys)."""
 PILOT_CITIES: tuple[str, ...] = tuple(c.slug for c in CITIES_OF_OPPORTUNITY if c.tier == "pilot")

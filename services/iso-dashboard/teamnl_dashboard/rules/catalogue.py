@@ -27,6 +27,7 @@ from ..reference import (
     EUREKA_COUNTRIES,
     FOCUS_MARKETS,
     HOME_COUNTRY,
+    NETWORK_OPERATIONAL_SINCE,
     TINL_CONVENANT_SIGNED,
     WERKPLAATS_TARGET_FIRST_YEAR,
     city_for,
@@ -218,11 +219,12 @@ class IsolatedProject:
     isolation_days: int = 365
 
     name: ClassVar[str] = "isolated-project"
-    version: ClassVar[int] = 2  # 2: judged only once the project has run `isolation_days`
+    version: ClassVar[int] = 2  # 2: judged only once project and network ran that long
     description: ClassVar[str] = (
-        "An active Werkplaats project, onboarded at least `isolation_days` ago, in a country "
-        "where neither NLIB nor TINL has been active in the last `isolation_days`: an "
-        "isolated project, or an opportunity to link."
+        "An active Werkplaats project in a country where neither NLIB nor TINL has been "
+        "active in the last `isolation_days`: an isolated project, or an opportunity to link. "
+        "Judged once the project and the network (fully operational since 2018, the letter "
+        "says) have both run `isolation_days`."
     )
     needs: ClassVar[frozenset[str]] = frozenset({"projects", "latest_activities"})
     triggers: ClassVar[frozenset[str]] = PROJECT_EVENTS | MARKET_ACTIVITY
@@ -262,7 +264,7 @@ class IsolatedProject:
             for p in facts.projects
             if p.status == "active"
             and p.country not in active
-            and (p.onboarded_on is None or p.onboarded_on <= since)
+            and max(p.onboarded_on or since, NETWORK_OPERATIONAL_SINCE) <= since
         ]
 
 
