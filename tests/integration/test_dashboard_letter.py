@@ -82,7 +82,12 @@ async def the_letters_showcases_complement_each_other(dash: Any) -> None:
     assert [i["family"] for i in india["initiatives"]] == ["nlib", "globalstars", "werkplaats"]
     assert len(india["links"]) == 3
     china = together["CN"]
-    assert {p["city"] for p in china["preparation"]} == {"Tilburg", "Zaandam", "Arnhem", "Rotterdam"}
+    assert {p["city"] for p in china["preparation"]} == {
+        "Tilburg",
+        "Zaandam",
+        "Arnhem",
+        "Rotterdam",
+    }
     assert "tinl" in [i["family"] for i in china["initiatives"]] and china["complementary"]
     smart = await dash.get("/api/v1/markets/smart-cities")  # no 404
     assert smart["tinl"] == 1

@@ -109,9 +109,13 @@ def parse_as_of(spec: str) -> date:
 
 
 def default_as_of(latest_event_on: date | None, today: date) -> date:
-    """The latest event's date when it is in the past (a seeded or archived data set opens
-    at its own date), else today."""
-    return latest_event_on if latest_event_on is not None and latest_event_on < today else today
+    """The latest event's date when it lies in a past year (a seeded or archived data set,
+    like the letter's 2018, opens at its own date), else today. Data of this year is read
+    as of today: a service that went quiet last month must not pull the reading back to
+    its last event and hide that very silence."""
+    if latest_event_on is not None and latest_event_on.year < today.year:
+        return latest_event_on
+    return today
 
 
 def read(

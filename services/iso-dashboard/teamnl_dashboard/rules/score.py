@@ -67,10 +67,11 @@ def coherence_score(
         for p in pair_activities(activities, window_days)
         if max(p.nlib.end_date, p.tinl.end_date) >= since
     ]
-    joint = sum(p.joint for p in pairs) + links
+    together = sum(p.joint for p in pairs)
+    joint = together + links
     weight = weighted(open_by_severity)
     value = 100.0 if joint + weight == 0 else 100.0 * joint / (joint + weight)
-    return Score(round(value, 1), joint, len(pairs) - joint, weight)
+    return Score(round(value, 1), joint, len(pairs) - together, weight)
 
 
 async def open_findings_by_severity(conn: asyncpg.Connection) -> dict[str, int]:
