@@ -565,7 +565,7 @@ async def nlib(
             "  AND ($2::date IS NULL OR f.held_on <= $2)) AS first_followup_on,"
             " (SELECT count(*) FROM nlib_leads_converted l WHERE l.mission_id = m.mission_id"
             "  AND ($2::date IS NULL OR l.converted_on <= $2)) AS leads_converted,"
-            " (SELECT coalesce(sum(contract_value_cents), 0) FROM nlib_leads_converted l"
+            " (SELECT coalesce(sum(contract_value_cents), 0)::bigint FROM nlib_leads_converted l"
             "  WHERE l.mission_id = m.mission_id AND ($2::date IS NULL OR l.converted_on <= $2))"
             "  AS contract_value_cents"
             " FROM nlib_missions m WHERE ($1::date IS NULL OR m.end_date >= $1)"
