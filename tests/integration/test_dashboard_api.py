@@ -201,7 +201,11 @@ async def test_every_view_reflects_the_applied_events(
         rates = await queries.nlib_rates(dash.pool)
         assert rates == {"followup_rate": 0.5, "lead_conversion": 0.25}
         summary = await queries.tinl_summary(dash.pool)
-        assert summary == {"activities": 4, "partner_pairs": len(tinl["partner_pairs"])}
+        assert summary == {
+            "activities": 4,
+            "partner_pairs": len(tinl["partner_pairs"]),
+            "partners_taking_part": tinl["partners_taking_part"],
+        }
         projects = await queries.werkplaats_summary(dash.pool)
         unbounded = await queries.werkplaats(dash.pool)  # the running totals read no period
         assert projects["portfolio"] == unbounded["portfolio"][-1]

@@ -92,6 +92,7 @@ async def overview(request: Request, member: CurrentMember, read: CurrentReading
         as_of=read.as_of,
         allocations_cents=_settings(request).allocations_cents,
         findings_open=Counter(f["severity"] for f in findings_of(as_of)) if as_of else None,
+        past=past,
     )
     if as_of is not None:
         found["score"] = score_of(as_of)

@@ -75,6 +75,20 @@ def _bounds(period: Period | None, as_of: date | None) -> tuple[date | None, dat
     return first, last
 
 
+async def covers_all(db: DB, period: Period | None, as_of: date | None) -> bool:
+    """Whether the reading holds every event (the usual live reading: this year as of
+    today): then the running totals answer instead of counting the period's rows."""
+    first, last = _bounds(period, as_of)
+    if first is None and last is None:
+        return True
+    span = await db.fetchrow("SELECT min(time) AS first, max(time) AS last FROM events")
+    if span["first"] is None:
+        return True
+    return (first is None or span["first"] >= _start_of(first)) and (
+        last is None or span["last"] <= _end_of(last)
+    )
+
+
 def _reading(period: Period | None, as_of: date | None) -> dict[str, Any]:
     return {"period": period.label if period else None, "as_of": as_of}
 
@@ -89,33 +103,19 @@ async def overview(
     as_of: date | None = None,
     allocations_cents: Mapping[str, int] = DEFAULT_ALLOCATIONS_CENTS,
     findings_open: Mapping[str, int] | None = None,
+    past: bool = False,
 ) -> dict[str, Any]:
     """{"period", "as_of", "initiatives": [{family, name, events, last_event_at,
     activities, budget: {allocation_cents, spent_cents, spent_pct}}], "findings_open":
     {severity: n}, "score"}. Events and activities count those of the period up to
     `as_of`; the budget sums the period's years (allocation = yearly allocation x years).
     ``findings_open`` is given by a caller that evaluated the rules as of a past date;
-    otherwise the live findings are counted."""
+    otherwise the live findings are counted. ``past``: the reading lies before the
+    caller's today - only then is the seeded demo (``illustrative``) looked for."""
     first, last = _bounds(period, as_of)
-    totals = {
-        r["family"]: r
-        for r in await db.fetch(
-            "SELECT family, count(*) AS events, max(time) AS last_event_at FROM events"
-            " WHERE ($1::timestamptz IS NULL OR time >= $1)"
-            " AND ($2::timestamptz IS NULL OR time <= $2) GROUP BY family",
-            _start_of(first),
-            _end_of(last),
-        )
-    }
-    acts = {
-        r["family"]: r["n"]
-        for r in await db.fetch(
-            "SELECT family, count(*) AS n FROM activities WHERE ($1::date IS NULL OR"
-            " on_date >= $1) AND ($2::date IS NULL OR on_date <= $2) GROUP BY family",
-            first,
-            last,
-        )
-    }
+    if await covers_all(db, period, as_of):
+        first = last = None  # the running totals: the same figures without counting rows
+    totals = await _family_counts(db, first, last)
     spent = await budget_over_period(
         db, period=period, as_of=as_of, allocations_cents=allocations_cents
     )
@@ -125,20 +125,52 @@ async def overview(
             "name": INITIATIVE_NAMES[f],
             "events": totals[f]["events"] if f in totals else 0,
             "last_event_at": totals[f]["last_event_at"] if f in totals else None,
-            "activities": acts.get(f, 0),
+            "activities": totals[f]["activities"] if f in totals else 0,
             "budget": {k: spent[f][k] for k in ("allocation_cents", "spent_cents", "spent_pct")},
         }
         for f in FAMILIES
     ]
     return {
         **_reading(period, as_of),
-        "illustrative": await illustrative(db, period=period, as_of=as_of),
+        "illustrative": past and await illustrative(db, period=period, as_of=as_of),
         "initiatives": initiatives,
         "findings_open": dict(findings_open)
         if findings_open is not None
         else await open_findings_by_severity(db),
         "score": await latest_score(db),
     }
+
+
+async def _family_counts(
+    db: DB, first: date | None, last: date | None
+) -> dict[str, dict[str, Any]]:
+    """{family: {"events", "last_event_at", "activities"}} of the days read; from the
+    running totals when unbounded."""
+    if first is None and last is None:
+        rows = await db.fetch(
+            "SELECT family, sum(events)::bigint AS events, max(last_event_at) AS last_event_at,"
+            " sum(activities)::bigint AS activities FROM family_totals GROUP BY family"
+        )
+        return {r["family"]: dict(r) for r in rows}
+    events = await db.fetch(
+        "SELECT family, count(*) AS events, max(time) AS last_event_at FROM events"
+        " WHERE ($1::timestamptz IS NULL OR time >= $1)"
+        " AND ($2::timestamptz IS NULL OR time <= $2) GROUP BY family",
+        _start_of(first),
+        _end_of(last),
+    )
+    activities = await db.fetch(
+        "SELECT family, count(*) AS n FROM activities WHERE ($1::date IS NULL OR"
+        " on_date >= $1) AND ($2::date IS NULL OR on_date <= $2) GROUP BY family",
+        first,
+        last,
+    )
+    counts = {r["family"]: {**dict(r), "activities": 0} for r in events}
+    for r in activities:
+        counts.setdefault(r["family"], {"family": r["family"], "events": 0, "last_event_at": None})[
+            "activities"
+        ] = r["n"]
+    return counts
 
 
 async def illustrative(db: DB, *, period: Period | None = None, as_of: date | None = None) -> bool:
@@ -607,7 +639,7 @@ async def nlib_rates(
     db: DB, *, period: Period | None = None, as_of: date | None = None
 ) -> dict[str, Any]:
     """{"followup_rate", "lead_conversion"} of :func:`nlib`, without its mission list."""
-    if period is not None or as_of is not None:
+    if not await covers_all(db, period, as_of):
         found = await nlib(db, period=period, as_of=as_of)
         return {k: found[k] for k in ("followup_rate", "lead_conversion")}
     held = await db.fetchrow(
@@ -626,17 +658,25 @@ async def nlib_rates(
 async def tinl_summary(
     db: DB, *, period: Period | None = None, as_of: date | None = None
 ) -> dict[str, Any]:
-    """{"activities", "partner_pairs"}: the counts of :func:`tinl`'s lists."""
-    if period is not None or as_of is not None:
+    """{"activities", "partner_pairs", "partners_taking_part"}: the counts of
+    :func:`tinl`'s lists."""
+    if not await covers_all(db, period, as_of):
         found = await tinl(db, period=period, as_of=as_of)
-        return {"activities": found["activities"], "partner_pairs": len(found["partner_pairs"])}
+        return {
+            "activities": found["activities"],
+            "partner_pairs": len(found["partner_pairs"]),
+            "partners_taking_part": found["partners_taking_part"],
+        }
     return dict(
         await db.fetchrow(
             "WITH s AS (SELECT partners, sum(activities) AS a FROM tinl_partner_sets"
             "  GROUP BY partners HAVING sum(activities) + sum(knowledge) > 0)"
             " SELECT (SELECT coalesce(sum(a), 0) FROM s)::bigint AS activities,"
             " (SELECT count(DISTINCT (p1, p2)) FROM s, unnest(partners) p1, unnest(partners) p2"
-            "  WHERE p1 < p2) AS partner_pairs"
+            "  WHERE p1 < p2) AS partner_pairs,"
+            " (SELECT count(DISTINCT p) FROM s, unnest(partners) p"
+            "  WHERE p = ANY($1::text[])) AS partners_taking_part",
+            list(TINL_PARTNERS),
         )
     )
 
@@ -895,7 +935,7 @@ async def werkplaats_summary(
 ) -> dict[str, Any]:
     """{"portfolio": the last entry of :func:`werkplaats`'s portfolio or None,
     "next_target", "sdgs_covered", "graduations": how many}."""
-    if period is not None or as_of is not None:
+    if not await covers_all(db, period, as_of):
         found = await werkplaats(
             db, period=period, as_of=as_of, targets=targets, yearly_target=yearly_target
         )

@@ -80,10 +80,10 @@ def _pct(value: float | None) -> str:
 
 async def _targets(pool: asyncpg.Pool, read: Reading) -> dict[str, list[dict[str, Any]]]:
     """The initiatives' own targets (DOMAIN.md, "What ISO NL wants to see")."""
-    within = {"period": read.period, "as_of": read.as_of}
-    nlib, tinl = await queries.nlib_rates(pool, **within), await queries.tinl(pool, **within)
-    stars = await queries.globalstars(pool, **within)
-    werkplaats = await queries.werkplaats_summary(pool, **within)
+    nlib = await queries.nlib_rates(pool, period=read.period, as_of=read.as_of)
+    tinl = await queries.tinl_summary(pool, period=read.period, as_of=read.as_of)
+    stars = await queries.globalstars(pool, period=read.period, as_of=read.as_of)
+    werkplaats = await queries.werkplaats_summary(pool, period=read.period, as_of=read.as_of)
     portfolio, next_target = werkplaats["portfolio"], werkplaats["next_target"]
     return {
         "nlib": [
@@ -93,7 +93,7 @@ async def _targets(pool: asyncpg.Pool, read: Reading) -> dict[str, list[dict[str
         "tinl": [
             {"label": "activities", "value": tinl["activities"], "target": None},
             {"label": "partners taking part", "value": tinl["partners_taking_part"], "target": 8},
-            {"label": "partner pairs", "value": len(tinl["partner_pairs"]), "target": None},
+            {"label": "partner pairs", "value": tinl["partner_pairs"], "target": None},
         ],
         "globalstars": [
             {"label": "calls closed", "value": stars["calls_closed"], "target": None},
@@ -155,6 +155,7 @@ async def overview(
         as_of=read.as_of,
         allocations_cents=allocations_cents,
         findings_open=open_by_severity,
+        past=as_of_findings is not None,
     )
     targets = await _targets(pool, read)
     stored = as_of_scores if as_of_scores is not None else await queries.score_series(pool)
@@ -202,12 +203,14 @@ def _market(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def markets(pool: asyncpg.Pool, read: Reading) -> dict[str, Any]:
-    within = {"period": read.period, "as_of": read.as_of}
-    together = {c["market"]: c for c in await queries.complementarity(pool, **within)}
+    together = {
+        c["market"]: c
+        for c in await queries.complementarity(pool, period=read.period, as_of=read.as_of)
+    }
     return {
         "markets": [
             {**_market(row), "complementarity": _together(together.get(row["market"]))}
-            for row in await queries.markets(pool, **within)
+            for row in await queries.markets(pool, period=read.period, as_of=read.as_of)
         ]
     }
 
@@ -260,15 +263,17 @@ async def market(pool: asyncpg.Pool, code: str, read: Reading) -> dict[str, Any]
 
 
 async def world_map(pool: asyncpg.Pool, read: Reading) -> dict[str, Any]:
-    within = {"period": read.period, "as_of": read.as_of}
-    activity = {row["market"]: row["total"] for row in await queries.markets(pool, **within)}
-    coverage = await queries.cities(pool, **within)
+    activity = {
+        row["market"]: row["total"]
+        for row in await queries.markets(pool, period=read.period, as_of=read.as_of)
+    }
+    coverage = await queries.cities(pool, period=read.period, as_of=read.as_of)
     cities = [
         {**c, "last_activity": _text(c["last_activity_on"]) or None} for c in coverage["cities"]
     ]
     preparation = [
         {"city": p["city"], "market": c["market"], "on_date": _text(p["on_date"])}
-        for c in await queries.complementarity(pool, **within)
+        for c in await queries.complementarity(pool, period=read.period, as_of=read.as_of)
         for p in c["preparation"]
     ]
     return {

@@ -147,7 +147,7 @@ def world(
                 "last_activity": city.get("last_activity"),
             }
         )
-    domestic = {}
+    domestic: dict[str, dict[str, Any]] = {}
     for event in preparation:
         position = dutch_position(event.get("city"))
         if position is not None:
