@@ -96,19 +96,21 @@ CITIES_OF_OPPORTUNITY: tuple[City, ...] = (
     _city("Nairobi", "silver", "KE"),
 )
 
-_BY_NAME: dict[str, City] = {
-    normalise(name): city for city in CITIES_OF_OPPORTUNITY for name in city.names()
-}
+
+def _by_name(cities: tuple[City, ...]) -> dict[str, City]:
+    return {normalise(name): city for city in cities for name in city.names()}
+
+
+def _find(by_name: dict[str, City], names: tuple[str | None, ...]) -> City | None:
+    return next((by_name[normalise(n)] for n in names if n and normalise(n) in by_name), None)
+
+
+_BY_NAME = _by_name(CITIES_OF_OPPORTUNITY)
 
 
 def city_for(*names: str | None) -> City | None:
     """The City of Opportunity any of ``names`` refers to, if one does."""
-    for name in names:
-        if name:
-            city = _BY_NAME.get(normalise(name))
-            if city is not None:
-                return city
-    return None
+    return _find(_BY_NAME, names)
 
 
 def market_of(market: str | None, country: str | None) -> str | None:
@@ -129,19 +131,12 @@ DUTCH_CITIES: tuple[City, ...] = (
 """The Dutch cities the letter names: China Business Week in Tilburg, Zaandam, Arnhem and
 Rotterdam; the Smart City New York mission linking Rotterdam, Eindhoven and Amsterdam."""
 
-_DUTCH_BY_NAME: dict[str, City] = {
-    normalise(name): city for city in DUTCH_CITIES for name in city.names()
-}
+_DUTCH_BY_NAME = _by_name(DUTCH_CITIES)
 
 
 def dutch_city_for(*names: str | None) -> City | None:
     """The Dutch city of the letter any of ``names`` refers to, if one does."""
-    for name in names:
-        if name:
-            city = _DUTCH_BY_NAME.get(normalise(name))
-            if city is not None:
-                return city
-    return None
+    return _find(_DUTCH_BY_NAME, names)
 
 
 # The 44 Eureka countries of the letter ("projecten buiten de 44 Eureka landen"), as
