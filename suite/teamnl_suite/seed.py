@@ -7,8 +7,11 @@ mission to New York), the Global Stars calls India, Taiwan and Brazil with 32 Du
 and a 4-5 month lead time, and the eight Werkplaats programmes.
 
 The letter gives no dates, head counts, leads, amounts, SDGs or per-call split of the 32
-proposals; those figures below are **illustrative**, chosen to be plausible and consistent
-(lead times within 4-5 months, spending well inside the allocations).
+proposals; those figures below are **illustrative** (listed in ``ILLUSTRATIVE``; the
+dashboard says so on the pages that show them), chosen to be plausible and consistent:
+lead times within 4-5 months, 2018 spending on pace with and inside the allocations of a
+year the letter calls fully operational, the data ending at the letter's date (December
+2018) so that the dashboard opens as of then.
 
 Every event has a deterministic ``id`` (``seed-...``) and content, so seeding twice is
 idempotent: the services answer a replay with the original receipt.
@@ -40,6 +43,18 @@ SEED_PARTNERS: dict[str, str] = {
 """The partner each service's seed events are written as (``source = /partners/<slug>``)."""
 
 SEED_YEAR = 2018  # the year the three initiatives became fully operational
+SEED_EVENT_PREFIX = "seed-"
+"""Every seed event id starts so: the dashboard marks a reading holding them illustrative."""
+
+ILLUSTRATIVE: tuple[str, ...] = (
+    "dates of missions, activities, calls, onboardings, follow-ups and spending",
+    "companies, business mixers, leads and converted leads per mission",
+    "the split of the 32 Dutch proposals over the three calls",
+    "budget amounts (only the allocations are the letter's)",
+    "sectors, SDGs and consortium of the Werkplaats programmes",
+    "the TINL partners per activity beyond the letter's examples",
+)
+"""What the seed states that the letter does not."""
 
 
 # -- the facts (kept as tables: fmt off) ---------------------------------------------------
@@ -202,11 +217,16 @@ BUDGET: tuple[tuple[str, str, int, str, date], ...] = (
     ("nlib", "staff-h1", 150_000_000, "staff", date(2018, 6, 30)),
     ("nlib", "missions-h1", 80_000_000, "missions", date(2018, 6, 30)),
     ("nlib", "platform", 60_000_000, "digital platform", date(2018, 9, 30)),
+    ("nlib", "missions-h2", 60_000_000, "missions", date(2018, 11, 30)),
+    ("nlib", "staff-h2", 200_000_000, "staff", date(2018, 12, 14)),
     ("tinl", "events-h1", 40_000_000, "events", date(2018, 6, 30)),
     ("tinl", "missions-h2", 35_000_000, "missions", date(2018, 10, 31)),
+    ("tinl", "events-h2", 45_000_000, "events", date(2018, 12, 14)),
     ("globalstars", "calls-2018", 55_000_000, "subsidy", date(2018, 9, 30)),
+    ("globalstars", "calls-2018-h2", 25_000_000, "subsidy", date(2018, 12, 14)),
     ("werkplaats", "staff-h1", 45_000_000, "staff", date(2018, 6, 30)),
     ("werkplaats", "programmes", 50_000_000, "programme support", date(2018, 10, 31)),
+    ("werkplaats", "staff-h2", 35_000_000, "staff", date(2018, 12, 14)),
 )
 # fmt: on
 
@@ -235,7 +255,7 @@ def cloud_event(
     partner = SEED_PARTNERS[_FAMILY_SERVICE[spec_for(model.TYPE).family]]
     return {
         "specversion": SPEC_VERSION,
-        "id": f"seed-{event_id}",
+        "id": f"{SEED_EVENT_PREFIX}{event_id}",
         "source": f"/partners/{partner}",
         "type": model.TYPE,
         "time": f"{on.isoformat()}T12:00:00Z",

@@ -18,6 +18,8 @@ from teamnl_shared.telemetry import RequestLogMiddleware, Telemetry, setup_telem
 from . import api, ops, web
 from .auth import install_auth
 from .consumer import DeadLetterCounter, LatencyHook
+from .period import InvalidReading
+from .reading import reading_problem
 from .rules import Clock, system_clock
 from .runtime import Runtime, open_runtime, start, stop
 from .settings import DashboardSettings
@@ -89,6 +91,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(ops.router)
     app.include_router(web.router)
+    app.add_exception_handler(InvalidReading, reading_problem)
     app.add_middleware(RequestLogMiddleware)
     telemetry.instrument_fastapi(app)
     app.add_route("/metrics", telemetry.metrics_endpoint(), include_in_schema=False)

@@ -35,7 +35,9 @@ class RuleThresholds(BaseModel):
     isolation_days: int = Field(
         365, ge=1, description="Werkplaats project isolated when NLIB/TINL absent this long"
     )
-    focus_market_gap_days: int = Field(180, ge=1, description="a focus market without activity")
+    focus_market_gap_days: int = Field(
+        365, ge=1, description="a focus market without activity (TINL plans per year)"
+    )
     city_gap_days: int = Field(365, ge=1, description="a City of Opportunity without activity")
     lead_time_max_months: int = Field(5, ge=1, description="Global Stars lead time limit")
     lead_time_target_min_months: int = Field(4, ge=0, description="lead time target, lower end")
@@ -44,6 +46,12 @@ class RuleThresholds(BaseModel):
     )
     silent_days: int = Field(30, ge=1, description="a service publishing nothing this long")
     deadletter_window_days: int = Field(7, ge=1, description="dead letters looked back on")
+    lead_conversion_days: int = Field(
+        365, ge=1, description="a mission's leads should convert to a contract within"
+    )
+    partner_idle_days: int = Field(
+        365, ge=1, description="a TINL convenant partner taking part in nothing this long"
+    )
 
 
 class DashboardSettings(ServiceSettings):
