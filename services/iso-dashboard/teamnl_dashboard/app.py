@@ -179,8 +179,10 @@ def create_app(
 
 def _include_web(app: FastAPI) -> None:
     from .web import router as web_router
+    from .web.initiative_pages import install as install_initiative_pages
 
     app.include_router(web_router)
+    install_initiative_pages(app)
 
 
 def _expose(app: FastAPI, runtime: Runtime) -> None:

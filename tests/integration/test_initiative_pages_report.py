@@ -1,0 +1,260 @@
+"""Pages per initiative and the progress report to parliament, over events applied from Kafka.
+
+The events (2017-2019, so that a period leaves some out) are published as CloudEvents onto
+the test's own topics and projected by a real dashboard. The report is downloaded as a PDF
+printed by headless Chromium, its text extracted with ``pdftotext`` (poppler-utils), and
+its figures checked against the JSON API for the same period: spending against
+``/api/v1/budget``, counts against ``/api/v1/initiatives/*`` and ``/api/v1/events``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from dashboard_harness import (
+    Dashboard,
+    FakeClock,
+    dashboard_settings,
+    make_event,
+    running_dashboard,
+)
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2019, 7, 1, 12, tzinfo=UTC)
+NLIB, TINL, GS, WP = (f"nl.teamnl.{f}." for f in ("nlib", "tinl", "globalstars", "werkplaats"))
+HOSTILE = "<script>alert(1)</script>"
+
+
+def spend(family: str, spend_id: str, cents: int, year: int, on: str) -> Any:
+    return make_event(
+        f"nl.teamnl.{family}.budget.spent.v1",
+        spend_id=spend_id,
+        amount_cents=cents,
+        year=year,
+        spent_on=on,
+    )
+
+
+def mission(mission_id: str, country: str, city: str, start: str, leads: int, **more: Any) -> Any:
+    return make_event(
+        NLIB + "mission.held.v1",
+        mission_id=mission_id,
+        title=more.pop("title", f"Mission {mission_id}"),
+        country=country,
+        city=city,
+        city_of_opportunity=more.pop("coo", None),
+        start_date=start,
+        end_date=start,
+        leads=leads,
+        **more,
+    )
+
+
+def activity(
+    activity_id: str, market: str, country: str, city: str, on: str, partners: list[str]
+) -> Any:
+    return make_event(
+        TINL + "activity.held.v1",
+        activity_id=activity_id,
+        market=market,
+        country=country,
+        city=city,
+        start_date=on,
+        end_date=on,
+        partners=partners,
+    )
+
+
+def call(
+    call_id: str, country: str, negotiation: str, opened: str, closed: str, dutch: int
+) -> list[Any]:
+    proposals = [
+        make_event(
+            GS + "proposal.submitted.v1",
+            call_id=call_id,
+            proposal_id=f"{call_id}-p{i}",
+            dutch=i < dutch,
+            submitted_on=opened,
+        )
+        for i in range(dutch + 1)  # one foreign proposal per call
+    ]
+    return [
+        make_event(
+            GS + "call.opened.v1",
+            call_id=call_id,
+            country=country,
+            negotiation_started_on=negotiation,
+            opened_on=opened,
+        ),
+        *proposals,
+        make_event(GS + "call.closed.v1", call_id=call_id, closed_on=closed, dutch_proposals=dutch),
+    ]
+
+
+def project(project_id: str, country: str, on: str) -> Any:
+    return make_event(
+        WP + "project.onboarded.v1", project_id=project_id, country=country, onboarded_on=on
+    )
+
+
+def network_events() -> list[Any]:
+    return [
+        spend("nlib", "n1", 150_000_000, 2018, "2018-03-01"),
+        spend("nlib", "n2", 25_000_000, 2018, "2018-09-01"),
+        spend("nlib", "n3", 10_000_000, 2019, "2019-02-01"),
+        spend("nlib", "n0", 7_000_000, 2017, "2017-11-01"),
+        spend("tinl", "t1", 12_345_600, 2018, "2018-04-01"),
+        spend("globalstars", "g1", 40_000_000, 2018, "2018-05-01"),
+        spend("werkplaats", "w1", 33_000_000, 2018, "2018-06-01"),
+        mission("m-vn", "VN", "Ho Chi Minh City", "2018-03-05", 10, title=HOSTILE),
+        mission("m-pl", "PL", "Warsaw", "2018-06-04", 6),
+        mission("m-by", "DE", "Munich", "2018-10-01", 0, direction="incoming"),
+        mission("m-in", "IN", "Mumbai", "2019-01-14", 5),
+        make_event(
+            NLIB + "mission.followup.held.v1",
+            mission_id="m-vn",
+            followup_id="f1",
+            held_on="2018-04-01",
+        ),
+        make_event(
+            NLIB + "mission.followup.held.v1",
+            mission_id="m-pl",
+            followup_id="f2",
+            held_on="2018-10-01",
+        ),
+        *[
+            make_event(
+                NLIB + "lead.converted.v1",
+                lead_id=f"l{i}",
+                mission_id="m-vn",
+                converted_on="2018-06-01",
+            )
+            for i in range(3)
+        ],
+        make_event(
+            NLIB + "lead.converted.v1", lead_id="l9", mission_id="m-in", converted_on="2019-03-01"
+        ),
+        make_event(
+            NLIB + "city.programme.updated.v1",
+            city_id="warsaw",
+            city="Warsaw",
+            country="PL",
+            tier="pilot",
+            updated_on="2018-02-01",
+        ),
+        activity("cbw-tilburg", "CN", "NL", "Tilburg", "2018-05-14", ["bom", "rvo"]),
+        activity(
+            "sc-nyc",
+            "smart-cities",
+            "US",
+            "New York",
+            "2018-06-11",
+            ["amsterdam-in-business", "brainport-eindhoven", "rotterdam-partners"],
+        ),
+        activity("de-berlin", "DE", "DE", "Berlin", "2019-04-01", ["oost-nl"]),
+        *call("gs-in", "IN", "2017-11-01", "2018-01-15", "2018-03-20", 3),
+        *call("gs-tw", "TW", "2018-01-10", "2018-03-01", "2018-09-15", 2),
+        *call("gs-br", "BR", "2019-01-10", "2019-02-01", "2019-05-01", 4),
+        project("p1", "IN", "2018-02-01"),
+        project("p2", "KE", "2018-05-01"),
+        make_event(WP + "project.graduated.v1", project_id="p2", graduated_on="2018-12-01"),
+        project("p3", "CN", "2019-03-01"),
+    ]
+
+
+def euro_nl(cents: int) -> str:
+    return "€ " + f"{cents / 100:,.0f}".replace(",", ".")
+
+
+def pdf_text(pdf: bytes, tmp_path: Any) -> str:
+    assert shutil.which("pdftotext"), "poppler-utils (pdftotext) is installed by bootstrap.sh"
+    path = tmp_path / "report.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, check=True, text=True
+    ).stdout.replace("\u00a0", " ")
+
+
+def figure(text: str, label: str) -> int:
+    """The number printed after `label` (a figure of the report: label, then its value)."""
+    found = re.search(re.escape(label) + r"\s+(\d+)\b", text)
+    assert found, f"{label!r} not in the report:\n{text}"
+    return int(found.group(1))
+
+
+def row(text: str, name: str) -> str:
+    lines = [line for line in text.splitlines() if line.startswith(name) and "€" in line]
+    assert lines, f"no row {name!r} in the report:\n{text}"
+    return lines[0]
+
+
+async def evidence_count(dash: Dashboard, figure_name: str, period: str) -> int:
+    body = await dash.get("/api/v1/events", figure=figure_name, period=period)
+    assert body["count"] == len(body["events"])
+    return int(body["count"])
+
+
+async def download_report(dash: Dashboard, period: str, lang: str = "nl") -> bytes:
+    response = await dash.member.get(
+        "/report", params={"period": period, "lang": lang, "format": "pdf"}, timeout=120
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF")
+    return response.content
+
+
+@pytest.mark.timeout(400)
+async def test_report_pdf_figures_equal_the_api_for_the_period(
+    database_url: str, kafka_bootstrap: str, tmp_path: Any
+) -> None:
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    events = network_events()
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        await dash.publish(*events)
+        await dash.wait_applied(len(events))
+
+        text = pdf_text(await download_report(dash, "2018"), tmp_path)
+        (tmp_path / "report-2018.txt").write_text(text)
+        assert "Voortgangsrapportage aan de Tweede" in text
+        # spending per initiative: the 2018 cell of each row is /api/v1/budget?year=2018's
+        for spent in await dash.get("/api/v1/budget", year=2018):
+            assert euro_nl(spent["spent_cents"]) in row(text, spent["name"]), spent
+        assert euro_nl(175_000_000) in row(text, "NLinBusiness")  # 2017 and 2019 left out
+        # counts: as fed for 2018, and the API lists the events behind each one
+        for label, name, printed, behind in [
+            ("Missies gehouden", "missions.held", 3, 3),
+            ("Opgevolgd binnen 60 dagen", "missions.followed_up_in_time", 1, 1),
+            ("Leads omgezet in contracten", "leads.converted", 3, 3),
+            ("Steden met een programma", "cities.programmes", 1, 1),
+            ("Steden met activiteit in de periode", "cities.active", 3, 3),  # not Munich
+            ("Deelnemende partners (van 8)", "tinl.partners", 5, 2),  # 5 partners, 2 activities
+            ("Calls gesloten", "calls.closed", 2, 4),  # each call: opened and closed
+            ("Nederlandse projectvoorstellen", "calls.proposals", 5, 5),
+            ("Zelfstandig verder", "werkplaats.graduated", 1, 2),  # onboarded, graduated
+        ]:
+            assert figure(text, label) == printed, label
+            assert await evidence_count(dash, name, "2018") == behind, name
+
+        # the whole programme period against the API's all-time figures
+        text = pdf_text(await download_report(dash, "2017-2021", lang="en"), tmp_path)
+        (tmp_path / "report-programme.txt").write_text(text)
+        assert "Progress report to parliament" in text
+        nlib = await dash.get("/api/v1/initiatives/nlib")
+        stars = await dash.get("/api/v1/initiatives/globalstars")
+        werkplaats = await dash.get("/api/v1/initiatives/werkplaats")
+        assert figure(text, "Missions held") == nlib["missions_held"] == 4
+        assert figure(text, "Leads converted to contracts") == nlib["leads_converted"] == 4
+        assert figure(text, "Calls closed") == stars["calls_closed"] == 3
+        assert figure(text, "Dutch proposals") == stars["dutch_proposals"] == 9
+        assert figure(text, "Portfolio") == werkplaats["projects"] == 3
+        budget = await dash.get("/api/v1/budget")
+        nlib_total = sum(b["spent_cents"] for b in budget if b["family"] == "nlib")
+        assert f"{nlib_total / 100:,.0f}" in row(text, "NLinBusiness")
