@@ -258,3 +258,76 @@ async def test_report_pdf_figures_equal_the_api_for_the_period(
         budget = await dash.get("/api/v1/budget")
         nlib_total = sum(b["spent_cents"] for b in budget if b["family"] == "nlib")
         assert f"{nlib_total / 100:,.0f}" in row(text, "NLinBusiness")
+
+
+async def page(dash: Dashboard, path: str, lang: str = "en", **params: str) -> str:
+    response = await dash.member.get(path, params=params, headers={"Accept-Language": lang})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    return response.text
+
+
+async def test_initiative_pages_read_a_period_and_an_as_of_date(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    events = network_events()
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        await dash.publish(*events)
+        await dash.wait_applied(len(events))
+
+        nlib = await page(dash, "/initiatives/nlib", period="2018")
+        assert all(f'data-mission="{m}"' in nlib for m in ("m-vn", "m-pl", "m-by"))
+        assert 'data-mission="m-in"' not in nlib  # 2019
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in nlib and HOSTILE not in nlib
+        assert "Missions held" in nlib
+        assert "Missies gehouden" in await page(dash, "/initiatives/nlib", "nl", period="2018")
+        early = await page(dash, "/initiatives/nlib", period="2018", as_of="2018-05-01")
+        assert 'data-mission="m-vn"' in early and 'data-mission="m-pl"' not in early
+
+        tinl = await page(dash, "/initiatives/tinl", period="2018")
+        assert 'data-partner="bom" data-acts="True"' in tinl
+        assert 'data-partner="oost-nl" data-acts="False"' in tinl  # acted only in 2019
+        assert all(f'data-market="{m}"' in tinl for m in ("CN", "DE", "US", "smart-cities"))
+
+        stars = await page(dash, "/initiatives/globalstars", period="2018")
+        assert 'data-call="gs-in" data-within-target="True"' in stars
+        assert 'data-call="gs-tw" data-within-target="False"' in stars  # 8 months
+        assert 'data-call="gs-br"' not in stars
+
+        wp_2018 = await page(dash, "/initiatives/werkplaats", period="2018")
+        assert 'data-project="p2" data-status="graduated"' in wp_2018
+        assert 'data-project="p3"' not in wp_2018
+        assert 'data-year="2018" data-portfolio="2" data-target="None"' in wp_2018
+        wp_2019 = await page(dash, "/initiatives/werkplaats", period="2019")
+        assert 'data-project="p3"' in wp_2019 and 'data-project="p2"' not in wp_2019
+        assert 'data-year="2019" data-portfolio="2" data-target="20"' in wp_2019  # p1, p3
+
+        assert "Period 2019" in await page(dash, "/initiatives/tinl")  # latest year with data
+        evidence = await page(dash, "/events", figure="missions.held", period="2018")
+        assert evidence.count("<tr data-id=") == 3
+        report = await page(dash, "/report", period="2018", lang="nl")
+        assert "/events?period=2018&amp;figure=spending.nlib" in report
+        assert "format=pdf" in report and "Voortgangsrapportage" in report
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/initiatives/nlib", {"period": "2018-17"}, "query/period"),
+        ("/report", {"period": "twenty"}, "query/period"),
+        ("/initiatives/tinl", {"as_of": "2018-13-01"}, "query/as_of"),
+        ("/api/v1/events", {"figure": "missions.lost"}, "query/figure"),
+    ],
+)
+async def test_an_unreadable_period_is_a_problem_naming_the_parameter(
+    database_url: str, kafka_bootstrap: str, path: str, params: dict[str, str], field: str
+) -> None:
+    async with running_dashboard(dashboard_settings(database_url, kafka_bootstrap)) as dash:
+        response = await dash.member.get(path, params=params)
+        assert response.status_code == 422
+        assert response.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in response.json()["errors"]] == [field]
+        for anonymous in ("/initiatives/nlib", "/report?format=pdf"):
+            assert (await dash.anonymous.get(anonymous)).status_code == 303  # to the login
+        assert (await dash.anonymous.get("/api/v1/events?figure=spending")).status_code == 401

@@ -234,7 +234,7 @@ async def cities_of_opportunity(db: DB, period: Period, as_of: date | None) -> d
         city = city_for(r["city"])
         if city is not None:
             activity.setdefault(city.slug, []).append(r["event_id"])
-    entries = [
+    entries: list[dict[str, Any]] = [
         {
             "slug": c.slug,
             "name": c.name,

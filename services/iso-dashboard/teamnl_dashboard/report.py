@@ -17,7 +17,7 @@ from typing import Any
 from . import initiatives, queries
 from .period import Period
 from .queries import DB
-from .reference import FAMILIES
+from .reference import FAMILIES, FOCUS_MARKETS
 from .settings import DEFAULT_ALLOCATIONS_CENTS, DashboardSettings
 
 
@@ -120,6 +120,13 @@ def _spending(family: str | None) -> Callable[[Report], list[str]]:
     return pick
 
 
+def _focus_market(market: str) -> Callable[[Report], list[str]]:
+    def pick(report: Report) -> list[str]:
+        return _ids([m for m in report["tinl"]["focus_markets"] if m["market"] == market])
+
+    return pick
+
+
 FIGURES: dict[str, Callable[[Report], list[str]]] = {
     "spending": _spending(None),
     **{f"spending.{family}": _spending(family) for family in FAMILIES},
@@ -135,12 +142,7 @@ FIGURES: dict[str, Callable[[Report], list[str]]] = {
     "tinl.activities": lambda r: _ids(r["tinl"]["activities"]),
     "tinl.partners": lambda r: _ids(r["tinl"]["partners"]),
     "tinl.knowledge": lambda r: list(r["tinl"]["knowledge_event_ids"]),
-    **{
-        f"tinl.market.{m}": (
-            lambda r, m=m: _ids([f for f in r["tinl"]["focus_markets"] if f["market"] == m])
-        )
-        for m in ("CN", "DE", "US", "smart-cities")
-    },
+    **{f"tinl.market.{market}": _focus_market(market) for market in FOCUS_MARKETS},
     "calls.closed": lambda r: _ids(_closed(r)),
     "calls.proposals": lambda r: _ids(_closed(r), "proposal_event_ids"),
     "werkplaats.portfolio": lambda r: _ids(_projects(r)),
