@@ -1,7 +1,8 @@
 """Pages per initiative and the progress report to parliament, over events applied from Kafka.
 
-The events (2017-2019, so that a period leaves some out) are published as CloudEvents onto
-the test's own topics and projected by a real dashboard. The report is downloaded as a PDF
+The events (2017-2019, so that a period leaves some out) are posted as CloudEvents to the
+three initiative services (for the report) or published onto the test's own topics (for the
+pages), and projected by a real dashboard. The report is downloaded as a PDF
 printed by headless Chromium, its text extracted with ``pdftotext`` (poppler-utils), and
 its figures checked against the JSON API for the same period: spending against
 ``/api/v1/budget``, counts against ``/api/v1/initiatives/*`` and ``/api/v1/events``.
@@ -9,13 +10,16 @@ its figures checked against the JSON API for the same period: spending against
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from ingestion_helpers import running
 
 from dashboard_harness import (
     Dashboard,
@@ -24,6 +28,9 @@ from dashboard_harness import (
     make_event,
     running_dashboard,
 )
+from inprocess import fresh_database
+from teamnl_shared.contract.envelope import Event
+from teamnl_shared.infra import Infrastructure
 
 pytestmark = pytest.mark.integration
 
@@ -169,6 +176,33 @@ def network_events() -> list[Any]:
     ]
 
 
+SERVICE_OF = {"nlib": "nlib", "tinl": "tinl", "globalstars": "tinl", "werkplaats": "werkplaats"}
+
+
+@contextlib.asynccontextmanager
+async def initiative_services(
+    infra: Infrastructure, kafka_bootstrap: str, topic_prefix: str
+) -> AsyncIterator[Callable[[Event], Awaitable[None]]]:
+    """NLIB, TINL (with Global Stars) and De Werkplaats, each on a database of its own and
+    publishing onto the dashboard's topics; yields ``post(event)``, which POSTs the event
+    to its service with a partner key and checks that it was accepted."""
+    async with contextlib.AsyncExitStack() as stack:
+        services, keys = {}, {}
+        for name in ("nlib", "tinl", "werkplaats"):
+            database = await stack.enter_async_context(fresh_database(infra, f"rep_{name}"))
+            services[name] = await stack.enter_async_context(
+                running(name, database, kafka_bootstrap, topic_prefix=topic_prefix)
+            )
+            keys[name] = await services[name].key(partner="test")  # make_event's source
+
+        async def post(event: Event) -> None:
+            name = SERVICE_OF[event.spec.family]
+            response = await services[name].post(event.to_structured(), keys[name])
+            assert response.status_code == 202, response.text
+
+        yield post
+
+
 def euro_nl(cents: int) -> str:
     return "€ " + f"{cents / 100:,.0f}".replace(",", ".")
 
@@ -213,12 +247,16 @@ async def download_report(dash: Dashboard, period: str, lang: str = "nl") -> byt
 
 @pytest.mark.timeout(400)
 async def test_report_pdf_figures_equal_the_api_for_the_period(
-    database_url: str, kafka_bootstrap: str, tmp_path: Any
+    infra: Infrastructure, database_url: str, kafka_bootstrap: str, tmp_path: Any
 ) -> None:
     settings = dashboard_settings(database_url, kafka_bootstrap)
     events = network_events()
-    async with running_dashboard(settings, FakeClock(NOW)) as dash:
-        await dash.publish(*events)
+    async with (
+        running_dashboard(settings, FakeClock(NOW)) as dash,
+        initiative_services(infra, kafka_bootstrap, settings.topic_prefix) as post,
+    ):
+        for event in events:
+            await post(event)
         await dash.wait_applied(len(events))
 
         text = pdf_text(await download_report(dash, "2018"), tmp_path)
