@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -347,6 +348,13 @@ async def test_initiative_pages_read_a_period_and_an_as_of_date(
         report = await page(dash, "/report", period="2018", lang="nl")
         assert "/events?period=2018&amp;figure=spending.nlib" in report
         assert "format=pdf" in report and "Voortgangsrapportage" in report
+        assert 'id="illustrative"' not in report
+
+        # events of the seed (ids "seed-...") carry illustrative figures: the report says so
+        seeded = make_event(NLIB + "company.supported.v1")
+        await dash.publish(replace(seeded, id="seed-nlib-company-1"))
+        await dash.wait_applied(len(events) + 1)
+        assert 'id="illustrative"' in await page(dash, "/report", period="2018")
 
 
 @pytest.mark.parametrize(

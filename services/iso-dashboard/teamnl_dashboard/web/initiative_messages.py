@@ -11,7 +11,7 @@ from . import i18n
 MESSAGES: dict[str, dict[str, str]] = {
     "en": {
         "nav.initiatives": "Initiatives",
-        "nav.report": "Progress report",
+        "nav.report": "Report",
         "period.label": "Period",
         "period.as_of": "As of",
         "period.show": "Show",
@@ -101,6 +101,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "De Werkplaats and Global Stars",
         "report.generated": "Generated from the events received by the ISO NL dashboard",
         "report.links": "Every figure links to the events behind it.",
+        "report.illustrative": "Demonstration data: the events were seeded from the minister's "
+        "letter; dates, amounts, leads and SDGs the letter does not state are illustrative.",
         "report.download_pdf": "Download as PDF",
         "report.download_html": "HTML",
         "report.other_language": "Nederlandse versie",
@@ -117,7 +119,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "nl": {
         "nav.initiatives": "Initiatieven",
-        "nav.report": "Voortgangsrapportage",
+        "nav.report": "Rapportage",
         "period.label": "Periode",
         "period.as_of": "Peildatum",
         "period.show": "Toon",
@@ -207,6 +209,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "Trade & Innovate NL, De Werkplaats en Global Stars",
         "report.generated": "Opgesteld uit de gebeurtenissen die het ISO NL-dashboard ontving",
         "report.links": "Elk cijfer verwijst naar de gebeurtenissen erachter.",
+        "report.illustrative": "Demonstratiegegevens: de gebeurtenissen komen uit de brief van "
+        "de minister; data, bedragen, leads en SDG's die de brief niet noemt zijn illustratief.",
         "report.download_pdf": "Download als PDF",
         "report.download_html": "HTML",
         "report.other_language": "English version",
