@@ -343,6 +343,11 @@ async def test_initiative_pages_read_a_period_and_an_as_of_date(
         assert 'data-year="2019" data-portfolio="2" data-target="20"' in wp_2019  # p1, p3
 
         assert "Period 2019" in await page(dash, "/initiatives/tinl")  # latest year with data
+        for figure_name, behind in (("spending.nlib", 1), ("missions.held", 1)):
+            as_of = await dash.get(
+                "/api/v1/events", figure=figure_name, period="2018", as_of="2018-05-01"
+            )
+            assert as_of["count"] == behind, figure_name  # n1, m-vn: the rest came later
         evidence = await page(dash, "/events", figure="missions.held", period="2018")
         assert evidence.count("<tr data-id=") == 3
         report = await page(dash, "/report", period="2018", lang="nl")

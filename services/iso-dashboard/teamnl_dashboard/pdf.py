@@ -35,6 +35,10 @@ class PdfFailed(RuntimeError):
     """Chromium is missing, failed or took too long."""
 
 
+# Each print starts a whole browser (some 200 MB): at most this many at once per process.
+_PRINTING = asyncio.Semaphore(2)
+
+
 async def html_to_pdf(
     html: str, *, browser: str = "chromium", timeout: float = DEFAULT_TIMEOUT_SECONDS
 ) -> bytes:
@@ -48,7 +52,8 @@ async def html_to_pdf(
             f"--print-to-pdf={output}",
             page.as_uri(),
         ]
-        await _run(command, timeout)
+        async with _PRINTING:
+            await _run(command, timeout)
         if not output.is_file() or output.stat().st_size == 0:
             raise PdfFailed("chromium produced no PDF")
         return output.read_bytes()
