@@ -260,7 +260,11 @@ async def test_report_pdf_figures_equal_the_api_for_the_period(
             await post(event)
         await dash.wait_applied(len(events))
 
-        text = pdf_text(await download_report(dash, "2018"), tmp_path)
+        pdf = await download_report(dash, "2018")
+        # every figure is a link to the events behind it (a PDF link annotation)
+        for name in ("spending.nlib", "missions.held", "calls.proposals", "cities.active"):
+            assert f"{dash.base_url}/events?period=2018&figure={name}".encode() in pdf, name
+        text = pdf_text(pdf, tmp_path)
         (tmp_path / "report-2018.txt").write_text(text)
         assert "Voortgangsrapportage aan de Tweede" in text
         # spending per initiative: the 2018 cell of each row is /api/v1/budget?year=2018's
