@@ -8,7 +8,7 @@ be read is answered with a 422 problem (RFC 9457) naming the parameter.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -96,7 +96,7 @@ def _settings(request: Request) -> ReportSettings:
 # -- formatting shared by the pages and the report ------------------------------------------
 
 
-def _euro(language: str):  # type: ignore[no-untyped-def]
+def _euro(language: str) -> Callable[[int | None], str]:
     def euro(cents: int | None) -> str:
         text = f"{(cents or 0) / 100:,.0f}"
         # a no-break space: the sign stays with its amount in narrow table cells
