@@ -23,6 +23,7 @@ from .reading import reading_problem
 from .rules import Clock, system_clock
 from .runtime import Runtime, open_runtime, start, stop
 from .settings import DashboardSettings
+from .web.initiative_pages import install as install_initiative_pages
 
 __all__ = ["VERSION", "create_app"]
 
@@ -91,6 +92,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(ops.router)
     app.include_router(web.router)
+    install_initiative_pages(app)
     app.add_exception_handler(InvalidReading, reading_problem)
     app.add_middleware(RequestLogMiddleware)
     telemetry.instrument_fastapi(app)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from urllib.parse import urlencode
 
 PROGRAMME_FIRST_YEAR = 2017
 PROGRAMME_LAST_YEAR = 2021
@@ -95,6 +96,10 @@ class Reading:
     def until(self) -> date:
         """The last day read: the period's last day, or the as-of date when earlier."""
         return min(self.as_of, date(self.period.last_year, 12, 31))
+
+    def query(self, **more: str) -> str:
+        """The reading as a URL query string (for links that keep it), plus ``more``."""
+        return urlencode({"period": self.period.label, "as_of": str(self.as_of), **more})
 
 
 def parse_as_of(spec: str) -> date:

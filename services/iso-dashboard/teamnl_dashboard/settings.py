@@ -86,6 +86,9 @@ class DashboardSettings(ServiceSettings):
     )
     werkplaats_yearly_target: int = 30
     rules: RuleThresholds = Field(default_factory=RuleThresholds)
+    report_browser: str = Field(
+        "chromium", description="headless Chromium that prints the progress report as PDF"
+    )
 
     @property
     def group(self) -> str:
