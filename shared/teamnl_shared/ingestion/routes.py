@@ -1,5 +1,6 @@
 """``POST /v1/events`` and ``POST /v1/events:batch``: decode, hand the events to the pipeline
-(one transaction per request), encode. Nothing here talks to Kafka; the pipeline writes to
+(a batch is one transaction; single events are group-committed with concurrent ones, see
+:mod:`.groupcommit`), encode. Nothing here talks to Kafka; the pipeline writes to
 the outbox. 503 with ``Retry-After``: the database is unavailable, nothing was stored."""
 
 from __future__ import annotations
@@ -49,8 +50,7 @@ def events_router(service: ServiceDefinition, settings: IngestionSettings) -> AP
         except ApiProblem as problem:
             runtime.count(partner.partner, UNKNOWN_TYPE, status=problem.status, reason=problem.kind)
             raise
-        async with runtime.connection() as conn:
-            outcome = await runtime.pipeline.accept(conn, partner, event, inject_traceparent())
+        outcome = await runtime.committer.submit(partner, event, inject_traceparent())
         _count(runtime, partner, event.type, outcome)
         if outcome.problem is not None:
             raise outcome.problem
