@@ -17,14 +17,15 @@ import httpx
 import pytest
 from ingestion_helpers import (
     RunningService,
+    backend_waiting_for_a_lock,
     example,
     headers_of,
     read_records,
     running,
+    stored,
     structured,
 )
 
-from support import eventually
 from teamnl_shared.contract.envelope import Event
 
 pytestmark = pytest.mark.integration
@@ -62,15 +63,6 @@ async def transactions_of(svc: RunningService, *events: dict[str, Any]) -> set[s
     )
     assert len(rows) == len({e["id"] for e in events}), "an event has no outbox row"
     return {row["tx"] for row in rows}
-
-
-async def stored(svc: RunningService, event: dict[str, Any]) -> tuple[int, int]:
-    """(outbox rows, receipts) of ``event``."""
-    outbox = await svc.pool.fetchval("SELECT count(*) FROM outbox WHERE event_id = $1", event["id"])
-    receipts = await svc.pool.fetchval(
-        "SELECT count(*) FROM ingestion_receipts WHERE event_id = $1", event["id"]
-    )
-    return outbox, receipts
 
 
 async def test_concurrent_requests_share_one_transaction_each_with_its_own_trace(
@@ -173,7 +165,7 @@ async def test_a_connection_ended_mid_group_answers_503_to_all_and_stores_nothin
                 held["data"]["mission_id"],
             )
             requests = asyncio.gather(*(svc.post(e, key) for e in [*others, held]))
-            pid = await _backend_waiting_for_a_lock(admin)
+            pid = await backend_waiting_for_a_lock(admin)
             await admin.execute("SELECT pg_terminate_backend($1)", pid)
             responses = await requests
     finally:
@@ -200,21 +192,3 @@ async def test_without_group_commit_each_request_has_its_own_transaction(
         responses = await post_together(svc, key, *events)
         assert [r.status_code for r in responses] == [202] * 4
         assert len(await transactions_of(svc, *events)) == 4
-
-
-async def _backend_waiting_for_a_lock(admin: asyncpg.Connection) -> int:
-    """The pid of the service backend blocked on the row lock the admin holds."""
-    found: list[int] = []
-
-    async def waiting() -> bool:
-        found[:] = [
-            r["pid"]
-            for r in await admin.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-            )
-        ]
-        return len(found) == 1
-
-    await eventually(waiting, timeout=10)
-    return found[0]
