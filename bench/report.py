@@ -244,6 +244,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                         "",
                     )
                 )
+    out += _server_cpu(r)
     out += _loadgen_cpu(r)
     for service, values in _memory(r).items():
         out.append(
@@ -255,6 +256,27 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 "",
             )
         )
+    return out
+
+
+def _server_cpu(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """CPU the server process spent per single-event POST: steady on a shared machine, where
+    the throughput depends on the CPU share each process gets."""
+    single = r.get("single", {})
+    mine = single.get("pipeline", {}).get("server_cpu_ms_per_event")
+    out = []
+    for key, label in (("baseline", "no-op FastAPI"), ("durable", "one durable INSERT")):
+        theirs = single.get(key, {}).get("server_cpu_ms_per_event")
+        if mine and theirs:
+            out.append(
+                (
+                    "1. single-event POST: server CPU per event",
+                    f"{mine:.2f} ms",
+                    f"{label} {theirs:.2f} ms",
+                    _ratio(theirs / mine),
+                    "",
+                )
+            )
     return out
 
 

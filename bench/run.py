@@ -43,6 +43,7 @@ from bench.harness import (
 )
 from bench.kafka_io import end_offsets
 from bench.loadgen import LoadConfig, Target
+from bench.procmem import cpu_seconds
 from bench.profile import Profiler
 from bench.sizes import SIZES, BenchSize
 from bench.stack import BIN, BenchStack, ServiceProcess, private_infra
@@ -72,7 +73,7 @@ class Bench:
         log("1. single-event: nlib ingestion")
         target = targets(self.stack, ("nlib",))[0]
         with self._profiled("nlib", "single"):
-            pipeline = self._closed(target, "single-nlib")
+            pipeline = self._closed(target, "single-nlib", self.stack.services["nlib"].pid)
         self.results["single"] = {
             "baseline": noop,
             "durable": durable,
@@ -99,7 +100,8 @@ class Bench:
         process.start()
         try:
             process.wait_ready()
-            result = self._closed(Target("nlib", process.url, "none"), f"single-{name}")
+            target = Target("nlib", process.url, "none")
+            result = self._closed(target, f"single-{name}", process.pid)
             result["rss_mib"] = process.rss_kib() and round(process.rss_kib() / 1024, 1)
         finally:
             process.stop()
@@ -108,7 +110,7 @@ class Bench:
     def _profiled(self, service: str, label: str) -> Profiler:
         return Profiler(self.stack, service, label, enabled=self.profile)
 
-    def _closed(self, target: Target, label: str) -> dict[str, Any]:
+    def _closed(self, target: Target, label: str, pid: int | None = None) -> dict[str, Any]:
         config = LoadConfig(
             targets=[target],
             out="",
@@ -117,8 +119,14 @@ class Bench:
             duration=self.size.single_seconds,
             concurrency=self.size.single_concurrency,
         )
+        cpu_before = cpu_seconds(pid)
         result = run_loadgen(config, self.workdir, label, self.sampler)
+        cpu_after = cpu_seconds(pid)
         result["loadavg"] = os.getloadavg()
+        if cpu_before is not None and cpu_after is not None and result["events_acked"]:
+            result["server_cpu_ms_per_event"] = (
+                (cpu_after - cpu_before) * 1000 / result["events_acked"]
+            )
         return result
 
     # -- 2 ------------------------------------------------------------------------------------
