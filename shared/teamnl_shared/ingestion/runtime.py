@@ -22,6 +22,7 @@ from teamnl_shared.kafka import ensure_topics
 from teamnl_shared.outbox import OutboxRelay
 from teamnl_shared.telemetry import Metrics
 
+from .groupcommit import GroupCommit
 from .keycache import KeyCache
 from .keys import ensure_key_store
 from .pipeline import Pipeline
@@ -49,6 +50,7 @@ class Runtime:
     _pool: asyncpg.Pool | None = None
     _keys_pool: asyncpg.Pool | None = None
     relay: OutboxRelay | None = None
+    _committer: GroupCommit | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -63,6 +65,13 @@ class Runtime:
         if self._pool is None:
             raise RuntimeError("the ingestion app is not started (lifespan not running)")
         return self._pool
+
+    @property
+    def committer(self) -> GroupCommit:
+        """Where single-event requests queue for a shared transaction (group commit)."""
+        if self._committer is None:
+            raise RuntimeError("the ingestion app is not started (lifespan not running)")
+        return self._committer
 
     @property
     def keys_pool(self) -> asyncpg.Pool:
@@ -122,6 +131,15 @@ class Runtime:
             tracer=self.tracer,
             **self._relay_parking(),
         )
+        self._committer = GroupCommit(
+            self.pipeline,
+            self.connection,
+            max_events=settings.group_commit_max_events,
+            linger=settings.group_commit_linger,
+            writers=settings.group_commit_writers,
+            tracer=self.tracer,
+        )
+        self._committer.start()
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         self._tasks.append(asyncio.create_task(self._refresh_backlog(), name="outbox-backlog"))
         if self.metrics is not None:
@@ -130,6 +148,8 @@ class Runtime:
     async def stop(self) -> None:
         """Called once the server stopped taking requests: flush the outbox, then close."""
         self.draining = True
+        if self._committer is not None:
+            await self._committer.stop()  # the server answered every request before this
         if self.relay is not None:
             await self.relay.stop()
         relay_task, others = (self._tasks[0], self._tasks[1:]) if self._tasks else (None, [])

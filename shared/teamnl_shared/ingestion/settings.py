@@ -56,6 +56,22 @@ class IngestionSettings(ServiceSettings):
         description="seconds a request waits for a database connection (connecting "
         "included) before it answers 503 with Retry-After",
     )
+    group_commit_max_events: int = Field(
+        256, ge=1, le=1000, description="single-event requests committed in one transaction"
+    )
+    group_commit_linger: float = Field(
+        0.002,
+        ge=0,
+        le=1.0,
+        description="seconds a group-commit writer waits for more requests once it has one",
+    )
+    group_commit_writers: int = Field(
+        2,
+        ge=0,
+        le=16,
+        description="concurrent group-commit transactions (events routed by key, so one "
+        "key's events keep their order); 0: one transaction per request",
+    )
     key_cache_seconds: float = Field(
         5.0,
         ge=0,
