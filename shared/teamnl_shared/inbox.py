@@ -1,14 +1,19 @@
 """Inbox / idempotent consumer.
 
 Each record is parsed and validated against the contract. A valid event is applied at most
-once: its ``(source, id)`` is recorded in ``inbox`` in the same transaction as the
-handler's effect. Offsets are committed only after that transaction, so with Kafka's
+once: its ``(topic, source, id)`` is recorded in ``inbox`` in the same transaction as the
+handler's effect (one partner may use one id at two services: two events). Offsets are
+committed only after that transaction, so with Kafka's
 at-least-once delivery every event is applied exactly once in effect.
 
-A record that cannot be parsed or validated, or that the handler refuses with
-:class:`PoisonEvent`, goes to the dead-letter topic with the reason in its headers; the
-partition goes on with the next record. Infrastructure failures (database down) are
-retried from the first unapplied record after a back-off.
+A record that cannot be parsed or validated, that the handler refuses with
+:class:`PoisonEvent`, or that meets a database error it would meet on every retry
+(:data:`DATA_ERRORS`: a value out of range, a violated check) goes to the dead-letter topic
+with the reason in its headers; the partition goes on with the next record. When such an
+error comes from the batch-wide ``before_commit``, the batch is applied again one record at
+a time to find the record behind it. Infrastructure failures (database down) are retried
+from the first unapplied record after a back-off; :meth:`InboxConsumer.stalled` tells how
+long they have lasted (readiness reports it).
 
 A batch is applied together first: one statement records the whole batch in ``inbox``,
 then the handler runs per new event, all under one savepoint. Only when the handler
@@ -32,6 +37,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +59,26 @@ log = logging.getLogger(__name__)
 
 class PoisonEvent(Exception):
     """Raised by a handler for a valid-looking event it can never apply."""
+
+
+# Database errors that the same record meets again on every retry (a value out of range, a
+# check or not-null violation, a row too large): the record is poison, not the database down.
+DATA_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.exceptions.ProgramLimitExceededError,
+)
+
+
+# What makes the inbox dead-letter one event and apply the others.
+REFUSALS: tuple[type[BaseException], ...] = (PoisonEvent, *DATA_ERRORS)
+
+
+def refused(event_type: str, error: BaseException) -> str:
+    """The dead-letter reason for a record its handler or the database refused."""
+    if isinstance(error, asyncpg.PostgresError):
+        return f"{event_type}: the database refused it ({error.sqlstate}: {error})"
+    return f"{event_type}: {error}"
 
 
 Handler = Callable[[asyncpg.Connection, Event, ConsumerRecord], Awaitable[None]]
@@ -93,7 +119,7 @@ class Inbox:
             try:
                 async with conn.transaction():  # a savepoint: a poison event undoes the batch
                     outcome = await self._apply_together(conn, records, parsed)
-            except PoisonEvent:
+            except REFUSALS:
                 outcome = await self._apply_one_by_one(conn, records, parsed)
             if self.before_commit is not None and outcome.applied:
                 await self.before_commit(conn, outcome.applied)
@@ -155,8 +181,8 @@ class Inbox:
                     outcome.duplicates += 1
                     return
                 await self.handler(conn, event, record)
-        except PoisonEvent as error:
-            outcome.dead.append((record, f"{event.type}: {error}"))
+        except REFUSALS as error:
+            outcome.dead.append((record, refused(event.type, error)))
             return
         outcome.applied.append((event, record))
 
@@ -180,6 +206,7 @@ class InboxConsumer:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _consumer: AIOKafkaConsumer | None = None
     _next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    failing_since: float | None = None  # monotonic time of the first failure in a row
     inbox: Inbox = field(init=False)
 
     def __post_init__(self) -> None:
@@ -217,6 +244,12 @@ class InboxConsumer:
         """True while connected to Kafka and consuming (between start-up and stop)."""
         return self._consumer is not None
 
+    def stalled(self, after_seconds: float) -> bool:
+        """True when every attempt to apply has failed for longer than ``after_seconds``
+        (the database unreachable, say): nothing is being projected."""
+        since = self.failing_since
+        return since is not None and time.monotonic() - since > after_seconds
+
     def lag(self) -> dict[TopicPartition, int]:
         """Records behind the log end, per assigned partition this consumer has read from."""
         consumer = self._consumer
@@ -235,28 +268,64 @@ class InboxConsumer:
         producer: AIOKafkaProducer,
         tp: TopicPartition,
         records: list[ConsumerRecord],
-    ) -> None:
+    ) -> bool:
+        """Apply, dead-letter and commit one partition's records; False when it must be
+        read again from its first record (after a back-off)."""
         try:
             outcome = await self.inbox.apply(records)
+        except DATA_ERRORS as error:
+            # Only a batch-wide step (``before_commit``) gets here: each event's own refusal
+            # is dead-lettered by `apply`. One record at a time finds the one it refuses.
+            if len(records) > 1:
+                return await self._isolate(consumer, producer, tp, records)
+            outcome = Outcome(dead=[(records[0], refused(_type_of(records[0]), error))])
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            return await self._retry_later(consumer, tp, records, error)
+        try:
             for record, reason in outcome.dead:
                 await self._dead_letter(producer, record, reason)
             await consumer.commit({tp: records[-1].offset + 1})
         except CommitFailedError:
             log.info("partition %s was reassigned; the new owner re-reads (inbox dedups)", tp)
-            return
+            return False
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as error:
-            log.warning(
-                "applying %s failed (%r); retrying from offset %d", tp, error, records[0].offset
-            )
-            consumer.seek(tp, records[0].offset)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.retry_backoff)
-            return
+            return await self._retry_later(consumer, tp, records, error)
+        self.failing_since = None
         self.applied_total += len(outcome.applied)
         self.duplicate_total += outcome.duplicates
         self.deadletter_total += len(outcome.dead)
         if self.after_commit is not None and outcome.applied:
             await self.after_commit(outcome.applied)
+        return True
+
+    async def _isolate(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        tp: TopicPartition,
+        records: list[ConsumerRecord],
+    ) -> bool:
+        for record in records:
+            if not await self._process_partition(consumer, producer, tp, [record]):
+                return False
+        return True
+
+    async def _retry_later(
+        self,
+        consumer: AIOKafkaConsumer,
+        tp: TopicPartition,
+        records: list[ConsumerRecord],
+        error: BaseException,
+    ) -> bool:
+        log.warning(
+            "applying %s failed (%r); retrying from offset %d", tp, error, records[0].offset
+        )
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+        consumer.seek(tp, records[0].offset)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), self.retry_backoff)
+        return False
 
     async def _dead_letter(
         self, producer: AIOKafkaProducer, record: ConsumerRecord, reason: str
@@ -285,6 +354,14 @@ def _parse(record: ConsumerRecord) -> Event | InvalidEvent:
         return parse_kafka(record.headers, record.value)
     except InvalidEvent as error:
         return error
+
+
+def _type_of(record: ConsumerRecord) -> str:
+    """The record's ``ce_type`` header (for a reason), or "unknown type"."""
+    for name, value in record.headers:
+        if name == "ce_type":
+            return bytes(value).decode(errors="replace")
+    return "unknown type"
 
 
 def _invalid(span: Span, record: ConsumerRecord, error: InvalidEvent, outcome: Outcome) -> None:
