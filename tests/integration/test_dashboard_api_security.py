@@ -28,8 +28,11 @@ async def test_csv_cells_that_start_a_formula_are_neutralised(
     async with running_dashboard(settings) as dash:
         await dash.publish(mission)
         await dash.wait_applied(1)
-        response = await dash.member.get("/api/v1/initiatives/nlib/missions.csv")
-        as_json = await dash.get("/api/v1/initiatives/nlib")
+        period = str(mission.data.start_date.year)  # the mission's year, not the event's
+        response = await dash.member.get(
+            "/api/v1/initiatives/nlib/missions.csv", params={"period": period}
+        )
+        as_json = await dash.get("/api/v1/initiatives/nlib", period=period)
     assert response.status_code == 200
     [row] = list(csv.DictReader(io.StringIO(response.text)))
     assert row["title"] == "'" + FORMULA

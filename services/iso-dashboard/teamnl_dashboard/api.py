@@ -35,14 +35,19 @@ from .reading import (
 from .rules import RulesEngine, describe
 from .settings import DashboardSettings
 
-router = APIRouter(
-    prefix="/api/v1",
-    tags=["dashboard"],
-    responses={
-        401: {"description": "not signed in"},
-        403: {"description": "the member's role may not, or the CSRF token is missing"},
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "not signed in"},
+    403: {"description": "the member's role may not, or the CSRF token is missing"},
+    422: {
+        "description": "a parameter is invalid: FastAPI's validation error, or a problem"
+        " (RFC 9457) naming the period or as-of parameter",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/problem+json": {"schema": {"type": "object"}},
+        },
     },
-)
+}
+router = APIRouter(prefix="/api/v1", tags=["dashboard"], responses=RESPONSES)
 Secretariat = Annotated[Member, Depends(require_role("secretariat"))]
 # Bounds on what a query may ask, so that no value reaches PostgreSQL out of its range
 # (a 500) - it is a 422 naming the parameter instead.

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from .. import initiatives, report
+from .. import api, initiatives, report
 from ..auth.config import pool_of
 from ..auth.dependencies import CurrentMember
 from ..pdf import PdfFailed, html_to_pdf
@@ -30,7 +30,7 @@ from .templating import SECURITY_HEADERS, STATIC, environment, render
 
 initiative_messages.register()
 router = APIRouter(include_in_schema=False)
-api_router = APIRouter(prefix="/api/v1", tags=["dashboard"])
+api_router = APIRouter(prefix="/api/v1", tags=["dashboard"], responses=api.RESPONSES)
 PAGES = ("nlib", "tinl", "globalstars", "werkplaats")
 REPORT_CSS = STATIC / "report.css"
 
