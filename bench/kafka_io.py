@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -77,11 +78,17 @@ async def _reader(
 
 
 async def read_to_end(
-    bootstrap: str, topics: list[str], *, identities: bool, timeout: float = 600.0
+    bootstrap: str,
+    topics: list[str],
+    *,
+    identities: bool,
+    timeout: float = 600.0,
+    on_record: Callable[[Any], None] | None = None,
 ) -> dict[str, Any]:
     """Read every record of ``topics`` up to their current end offsets.
 
     With ``identities`` the result also holds ``counts``: (ce_source, ce_id) -> records.
+    ``on_record`` is called with every record read (the fault run's audit decodes them).
     """
     consumer, ends = await _reader(bootstrap, topics)
     remaining = {tp for tp, end in ends.items() if end > 0}
@@ -93,6 +100,9 @@ async def read_to_end(
             batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
             for tp, items in batch.items():
                 records += len(items)
+                if on_record is not None:
+                    for record in items:
+                        on_record(record)
                 if identities:
                     for record in items:
                         headers = dict(record.headers)
