@@ -34,6 +34,8 @@ class TcpProxy:
         self._pumps: set[asyncio.Task[None]] = set()
         self._open = asyncio.Event()  # cleared while blackholed
         self._open.set()
+        self.connections = 0  # accepted, so a run can show its traffic did pass the proxy
+        self.bytes = 0
 
     @property
     def blackholed(self) -> bool:
@@ -67,6 +69,7 @@ class TcpProxy:
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self._writers.add(client_w)
+        self.connections += 1
         await self._open.wait()  # a connection made during a partition hangs here
         try:
             server_r, server_w = await asyncio.open_connection(*self.target)
@@ -90,6 +93,7 @@ class TcpProxy:
                 if not data:
                     break
                 await self._open.wait()  # bytes read just before the cut are held too
+                self.bytes += len(data)
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()
@@ -123,6 +127,12 @@ class ProxyThread:
 
     def restore(self, name: str) -> None:
         self._call(self.proxies[name].restore())
+
+    def traffic(self) -> dict[str, str]:
+        return {
+            name: f"{p.connections} connections, {p.bytes / 2**20:.1f} MiB"
+            for name, p in self.proxies.items()
+        }
 
     def close(self) -> None:
         for proxy in self.proxies.values():
