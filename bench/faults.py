@@ -207,9 +207,13 @@ class FaultRun:
         load = LoadgenProcess.start(config, self.stack.workdir, "faults")
         try:
             time.sleep(size.settle)
+            rounds = 0
             while True:
                 for name, action in self.scenario():
+                    if rounds and not load.running():
+                        break  # a repeat round stops with the load: faults without it prove little
                     self._fault(name, load, action)
+                rounds += 1
                 if not size.repeat or not load.running():
                     break
             log("faults: all injected; waiting for the load generator")
