@@ -38,16 +38,17 @@ test: infra-up docs-check
 ## and docs/CONFIGURATION.md (from the settings classes).
 docs: bootstrap
 	@$(PY) -m teamnl_shared.contract.export
-	@$(PY) -m teamnl_shared.suite.reference
+	@$(PY) -m teamnl_suite.reference
 
 docs-check: bootstrap
 	@$(PY) -m teamnl_shared.contract.export --check
-	@$(PY) -m teamnl_shared.suite.reference --check
+	@$(PY) -m teamnl_suite.reference --check
 
 lint: bootstrap
-	@$(VENV)/bin/ruff check shared services tests bench
-	@$(VENV)/bin/ruff format --check shared services tests bench
+	@$(VENV)/bin/ruff check shared services suite tests bench
+	@$(VENV)/bin/ruff format --check shared services suite tests bench
 	@$(VENV)/bin/mypy --strict shared/teamnl_shared
+	@$(VENV)/bin/lint-imports
 
 ## Benchmarks, fault injection and soak (issues 7, 10); each starts its own private Kafka +
 ## PostgreSQL (ports 29092/55532, shifted by TEAMNL_BENCH_SLOT) and writes

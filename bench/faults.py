@@ -67,7 +67,7 @@ from bench.stack import (
 )
 from bench.tcp_proxy import ProxyThread
 from teamnl_shared.contract.registry import spec_for
-from teamnl_shared.infra.process import _alive
+from teamnl_suite.infra.process import _alive
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KAFKA_PROXY = "kafka"

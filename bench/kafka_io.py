@@ -1,25 +1,35 @@
 """Bare aiokafka: the producer and consumer baselines, the fast loader, and the audit reader.
 
-``python -m bench.kafka_io produce|consume|audit ...`` runs one of them as its own process
-and prints a JSON result on its last stdout line.
+``python -m bench.kafka_io produce|consume|roundtrip ...`` runs one of them as its own
+process and prints a JSON result on its last stdout line.
+
+- ``produce``: the floor of batch accept (acks=all, idempotent, pipelined sends);
+- ``consume``: read every record; with ``--copy-to DATABASE_URL`` it also parses each value
+  as JSON and writes one row per record with COPY into a fresh table, the floor of a
+  projection rebuild;
+- ``roundtrip``: Kafka's own end-to-end latency, producer send -> consumer poll, at a fixed
+  rate, one record at a time (the floor of the end-to-end latency figure).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from bench import events
-from bench.stats import rate
-from teamnl_shared.kafka import ensure_topics, idempotent_producer
+from bench.stats import rate, summarise
+from teamnl_shared import kafka
+from teamnl_shared.kafka import assigned_reader, ensure_topics, idempotent_producer
 
 IN_FLIGHT = 20_000  # sends queued before awaiting the oldest: pipelined, memory bounded
 
@@ -58,12 +68,8 @@ async def produce(
 async def _reader(
     bootstrap: str, topics: list[str]
 ) -> tuple[AIOKafkaConsumer, dict[TopicPartition, int]]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        max_partition_fetch_bytes=4 << 20,
-        fetch_max_bytes=32 << 20,
+    consumer = assigned_reader(
+        bootstrap, max_partition_fetch_bytes=4 << 20, fetch_max_bytes=32 << 20
     )
     await consumer.start()
     partitions = [
@@ -83,13 +89,16 @@ async def read_to_end(
     *,
     identities: bool,
     timeout: float = 600.0,
+    copy_to: str = "",
     on_record: Callable[[Any], None] | None = None,
 ) -> dict[str, Any]:
     """Read every record of ``topics`` up to their current end offsets.
 
     With ``identities`` the result also holds ``counts``: (ce_source, ce_id) -> records.
+    With ``copy_to`` (a database URL) every batch is parsed and COPYed into a fresh table.
     ``on_record`` is called with every record read (the fault run's audit decodes them).
     """
+    sink = await RowSink.open(copy_to) if copy_to else None
     consumer, ends = await _reader(bootstrap, topics)
     remaining = {tp for tp, end in ends.items() if end > 0}
     counts: Counter[tuple[str, str]] = Counter()
@@ -100,6 +109,8 @@ async def read_to_end(
             batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
             for tp, items in batch.items():
                 records += len(items)
+                if sink is not None:
+                    await sink.write(items)
                 if on_record is not None:
                     for record in items:
                         on_record(record)
@@ -117,6 +128,8 @@ async def read_to_end(
         elapsed = time.monotonic() - started
     finally:
         await consumer.stop()
+        if sink is not None:
+            await sink.close()
     if remaining:
         raise RuntimeError(f"could not read to the end of {sorted(map(str, remaining))}")
     return {
@@ -128,18 +141,96 @@ async def read_to_end(
     }
 
 
-async def partitions_of(bootstrap: str, topics: list[str]) -> dict[str, list[int]]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
+class RowSink:
+    """One fresh table, one row per record (its identity, type and parsed data), by COPY."""
+
+    COLUMNS = ("topic", "partition", "record_offset", "event_id", "event_type", "data")
+
+    def __init__(self, conn: asyncpg.Connection, table: str) -> None:
+        self.conn = conn
+        self.table = table
+
+    @classmethod
+    async def open(cls, database_url: str) -> RowSink:
+        conn = await asyncpg.connect(database_url)
+        table = f"bench_copy_{uuid.uuid4().hex[:8]}"
+        await conn.execute(
+            f"CREATE TABLE {table} (topic text, partition int, record_offset bigint,"
+            " event_id text, event_type text, data jsonb)"
+        )
+        return cls(conn, table)
+
+    async def write(self, records: list[Any]) -> None:
+        rows = []
+        for record in records:
+            headers = dict(record.headers)
+            data = json.loads(record.value)
+            rows.append(
+                (
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    headers.get("ce_id", b"").decode(),
+                    headers.get("ce_type", b"").decode(),
+                    json.dumps(data),
+                )
+            )
+        await self.conn.copy_records_to_table(self.table, records=rows, columns=self.COLUMNS)
+
+    async def close(self) -> None:
+        await self.conn.execute(f"DROP TABLE {self.table}")
+        await self.conn.close()
+
+
+async def roundtrip(
+    bootstrap: str, topic: str, rate_per_s: float, seconds: float
+) -> dict[str, Any]:
+    """Send one record every ``1/rate`` s and time it until a consumer has it in hand."""
+    await ensure_topics(bootstrap, [topic])
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="latest", fetch_max_wait_ms=100
+    )
+    producer = idempotent_producer(bootstrap)
+    await consumer.start()
+    await producer.start()
+    latencies: list[float] = []
     try:
-        described = await admin.describe_topics(topics)
+        await _until_assigned(consumer)
+        count = int(rate_per_s * seconds)
+        receiving = asyncio.create_task(_receive(consumer, latencies, count))
+        started = time.monotonic()
+        for index in range(count):
+            await asyncio.sleep(max(0.0, started + index / rate_per_s - time.monotonic()))
+            sent = str(time.monotonic()).encode()
+            await producer.send(topic, sent, key=str(index % 64).encode())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(receiving, 10)
     finally:
-        await admin.close()
-    return {
-        d["topic"]: sorted(p["partition"] for p in d["partitions"])
-        for d in described
-        if not d.get("error_code")
-    }
+        await producer.stop()
+        await consumer.stop()
+    return {"rate": rate_per_s, "sent": count, "received": len(latencies), **summarise(latencies)}
+
+
+async def _until_assigned(consumer: AIOKafkaConsumer) -> None:
+    while not consumer.assignment():
+        await consumer.getmany(timeout_ms=100)
+    await consumer.seek_to_end()
+
+
+async def _receive(consumer: AIOKafkaConsumer, latencies: list[float], count: int) -> None:
+    while len(latencies) < count:
+        batch = await consumer.getmany(timeout_ms=100)
+        now = time.monotonic()
+        for records in batch.values():
+            latencies += [(now - float(r.value)) * 1000 for r in records]
+
+
+async def partitions_of(bootstrap: str, topics: list[str]) -> dict[str, list[int]]:
+    """The partitions of each topic that exists."""
+    found: dict[str, list[int]] = {}
+    for tp in await kafka.partitions_of(bootstrap, topics):
+        found.setdefault(tp.topic, []).append(tp.partition)
+    return found
 
 
 async def end_offsets(bootstrap: str, topics: list[str]) -> int:
@@ -150,18 +241,25 @@ async def end_offsets(bootstrap: str, topics: list[str]) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("action", choices=["produce", "consume"])
+    parser.add_argument("action", choices=["produce", "consume", "roundtrip"])
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--prefix", default="")
     parser.add_argument("--run-id", default="baseline")
     parser.add_argument("--count", type=int, default=0)
     parser.add_argument("--topic", action="append", default=[])
+    parser.add_argument("--copy-to", default="", help="consume: COPY the rows to this database")
+    parser.add_argument("--rate", type=float, default=200.0, help="roundtrip: records/s")
+    parser.add_argument("--seconds", type=float, default=10.0, help="roundtrip: how long")
     args = parser.parse_args()
     if args.action == "produce":
         topic = args.topic[0] if args.topic else None
         result = asyncio.run(produce(args.bootstrap, args.prefix, args.run_id, args.count, topic))
+    elif args.action == "roundtrip":
+        result = asyncio.run(roundtrip(args.bootstrap, args.topic[0], args.rate, args.seconds))
     else:
-        result = asyncio.run(read_to_end(args.bootstrap, args.topic, identities=False))
+        result = asyncio.run(
+            read_to_end(args.bootstrap, args.topic, identities=False, copy_to=args.copy_to)
+        )
         result.pop("counts")
     print(json.dumps(result), flush=True)
 

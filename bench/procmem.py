@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -45,3 +46,17 @@ def tree_rss_kib(pid: int) -> int | None:
 
 def mib(kib: int | None) -> float | None:
     return None if kib is None else round(kib / 1024, 1)
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds a process has used (``/proc/<pid>/stat``); None when gone.
+
+    On a machine shared with other work, throughput swings with the CPU share a process
+    gets; the CPU it spends per event does not, so the bench reports both."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

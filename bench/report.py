@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from teamnl_shared.infra.config import KAFKA_VERSION
+from teamnl_suite.infra.config import KAFKA_VERSION
 
 PACKAGES = ("fastapi", "uvicorn", "starlette", "pydantic", "aiokafka", "asyncpg", "httpx")
 
@@ -57,7 +57,7 @@ def _memory_gib() -> float:
 
 
 def _postgres_version() -> str:
-    from teamnl_shared.infra.postgres import find_bindir
+    from teamnl_suite.infra.postgres import find_bindir
 
     bindir = find_bindir()
     if bindir is None:
@@ -126,16 +126,31 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     out: list[tuple[str, str, str, str, str]] = []
     if "single" in r:
         s, b, p = r["single"], r["single"]["baseline"], r["single"]["pipeline"]
+        label = f"1. single-event POST, {p['concurrency']} keep-alive clients (nlib)"
+        measured = f"{_n(p['achieved_rate'])} ev/s, p50/p99 {_ms(p['service_ms'], 'p50', 'p99')}"
+        achieved = f"closed loop -> {_n(p['achieved_rate'])} ev/s"
         out.append(
             (
-                f"1. single-event POST, {p['concurrency']} keep-alive clients (nlib)",
-                f"{_n(p['achieved_rate'])} ev/s, p50/p99 {_ms(p['service_ms'], 'p50', 'p99')}",
+                label,
+                measured,
                 f"no-op FastAPI {_n(b['achieved_rate'])} ev/s, "
                 f"p50/p99 {_ms(b['service_ms'], 'p50', 'p99')}",
                 _ratio(s["ratio"]),
-                f"closed loop -> {_n(p['achieved_rate'])} ev/s",
+                achieved,
             )
         )
+        if "durable" in s:
+            d = s["durable"]
+            out.append(
+                (
+                    label,
+                    measured,
+                    f"one durable INSERT per request {_n(d['achieved_rate'])} ev/s, "
+                    f"p50/p99 {_ms(d['service_ms'], 'p50', 'p99')}",
+                    _ratio(s["ratio_durable"]),
+                    achieved,
+                )
+            )
     if "batch" in r:
         s, b, p = r["batch"], r["batch"]["baseline"], r["batch"]["pipeline"]
         label = f"2. batch POST ({p['events_per_request']}/request, {p['events_sent']:,} events)"
@@ -168,6 +183,17 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 f"{_n(f['offered_rate'])} -> {_n(f['achieved_rate'])} ev/s",
             )
         )
+        k = r["latency"].get("kafka_roundtrip")
+        if k:
+            out.append(
+                (
+                    "3. baseline: bare Kafka producer -> consumer, p50/p95/p99",
+                    "-",
+                    _ms(k, "p50", "p95", "p99") + f" ({k['received']:,} records)",
+                    "-",
+                    f"{_n(k['rate'])} rec/s",
+                )
+            )
         for step in r["latency"]["ramp"]:
             verdict = "sustained" if step["sustained"] else "NOT sustained"
             out.append(
@@ -224,15 +250,29 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             out.append(("4. projection rebuild", "FAILED", "-", "-", ""))
         else:
             p, b = rb["pipeline"], rb["baseline"]
+            copying = "parse JSON + COPY rows" if "bare_read" in rb else ""
             out.append(
                 (
                     f"4. projection rebuild ({p['records']:,} records)",
                     f"{_n(p['rate'])} ev/s ({p['seconds']} s)",
-                    f"bare consumer {_n(b['rate'])} ev/s",
+                    f"bare consumer {copying} {_n(b['rate'])} ev/s",
                     _ratio(rb["ratio"]),
                     "",
                 )
             )
+            if "bare_read" in rb:
+                read = rb["bare_read"]["rate"]
+                out.append(
+                    (
+                        "4. projection rebuild vs a read-only bare consumer",
+                        f"{_n(p['rate'])} ev/s",
+                        f"bare consumer, read only {_n(read)} ev/s",
+                        _ratio(p["rate"] / read if read else math.nan),
+                        "",
+                    )
+                )
+    out += _server_cpu(r)
+    out += _loadgen_cpu(r)
     for service, values in _memory(r).items():
         out.append(
             (
@@ -243,6 +283,49 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 "",
             )
         )
+    return out
+
+
+def _server_cpu(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """CPU the server process spent per single-event POST: steady on a shared machine, where
+    the throughput depends on the CPU share each process gets."""
+    single = r.get("single", {})
+    mine = single.get("pipeline", {}).get("server_cpu_ms_per_event")
+    out = []
+    for key, label in (("baseline", "no-op FastAPI"), ("durable", "one durable INSERT")):
+        theirs = single.get(key, {}).get("server_cpu_ms_per_event")
+        if mine and theirs:
+            out.append(
+                (
+                    "1. single-event POST: server CPU per event",
+                    f"{mine:.2f} ms",
+                    f"{label} {theirs:.2f} ms",
+                    _ratio(theirs / mine),
+                    "",
+                )
+            )
+    return out
+
+
+def _loadgen_cpu(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """The load generator's own CPU (seconds busy per second of run: 1.0 is a full core)."""
+    runs = {
+        "single-event": r.get("single", {}).get("pipeline"),
+        "batch": r.get("batch", {}).get("pipeline"),
+    }
+    out = []
+    for label, run in runs.items():
+        if run and run.get("loadgen_cpu_s") is not None and run.get("elapsed_s"):
+            share = run["loadgen_cpu_s"] / run["elapsed_s"]
+            out.append(
+                (
+                    f"6. loadgen CPU during {label}",
+                    f"{share:.2f} cores ({run['loadgen_cpu_s']} s in {run['elapsed_s']} s)",
+                    "-",
+                    "-",
+                    "",
+                )
+            )
     return out
 
 

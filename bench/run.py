@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 from bench import report
+from bench.durable_app import DATABASE_URL_ENV as DURABLE_URL_ENV
 from bench.harness import (
     CommitObserver,
     MemorySampler,
@@ -42,16 +43,20 @@ from bench.harness import (
 )
 from bench.kafka_io import end_offsets
 from bench.loadgen import LoadConfig, Target
+from bench.procmem import cpu_seconds
+from bench.profile import Profiler
 from bench.sizes import SIZES, BenchSize
 from bench.stack import BIN, BenchStack, ServiceProcess, private_infra
 from bench.stats import ratio, summarise
 
 RESULTS = Path(__file__).resolve().parent / "results"
+KAFKA_IO = [str(BIN / "python"), "-m", "bench.kafka_io"]
 
 
 class Bench:
-    def __init__(self, stack: BenchStack, size: BenchSize) -> None:
+    def __init__(self, stack: BenchStack, size: BenchSize, *, profile: bool = False) -> None:
         self.stack = stack
+        self.profile = profile
         self.size = size
         self.workdir = stack.workdir
         self.results: dict[str, Any] = {"size": size.name, "run_id": stack.run_id}
@@ -60,41 +65,52 @@ class Bench:
     # -- 1 ------------------------------------------------------------------------------------
     def single(self) -> None:
         size = self.size
-        noop = ServiceProcess(
-            "noop",
-            [
-                str(BIN / "python"),
-                "-m",
-                "uvicorn",
-                "bench.noop_app:app",
-                "--port",
-                str(self.stack.base_port + 9),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            {**os.environ, "PYTHONPATH": str(RESULTS.parent.parent)},
-            self.stack.base_port + 9,
-            self.workdir / "noop.log",
-        )
-        noop.start()
-        try:
-            noop.wait_ready()
-            log(f"1. single-event: baseline no-op FastAPI, {size.single_seconds:g}s")
-            baseline = self._closed(Target("nlib", noop.url, "none"), "single-noop")
-            baseline["rss_mib"] = noop.rss_kib() and round(noop.rss_kib() / 1024, 1)
-        finally:
-            noop.stop()
+        log(f"1. single-event: baseline no-op FastAPI, {size.single_seconds:g}s")
+        noop = self._baseline_app("noop", "bench.noop_app:create_app", 9, {})
+        log(f"1. single-event: baseline durable insert FastAPI, {size.single_seconds:g}s")
+        durable_env = {DURABLE_URL_ENV: self.stack.database_url("nlib")}
+        durable = self._baseline_app("durable", "bench.durable_app:app", 8, durable_env)
         log("1. single-event: nlib ingestion")
         target = targets(self.stack, ("nlib",))[0]
-        pipeline = self._closed(target, "single-nlib")
+        with self._profiled("nlib", "single"):
+            pipeline = self._closed(target, "single-nlib", self.stack.services["nlib"].pid)
         self.results["single"] = {
-            "baseline": baseline,
+            "baseline": noop,
+            "durable": durable,
             "pipeline": pipeline,
-            "ratio": ratio(pipeline["achieved_rate"], baseline["achieved_rate"]),
+            "ratio": ratio(pipeline["achieved_rate"], noop["achieved_rate"]),
+            "ratio_durable": ratio(pipeline["achieved_rate"], durable["achieved_rate"]),
         }
 
-    def _closed(self, target: Target, label: str) -> dict[str, Any]:
+    def _baseline_app(
+        self, name: str, app: str, port_offset: int, env: dict[str, str]
+    ) -> dict[str, Any]:
+        """Serve a baseline app (uvicorn, one process, as the services) and load it exactly as
+        the service will be loaded."""
+        port = self.stack.base_port + port_offset
+        argv = [str(BIN / "python"), "-m", "uvicorn", app, "--factory", "--port", str(port)]
+        argv += ["--no-access-log", "--log-level", "warning"]
+        process = ServiceProcess(
+            name,
+            argv,
+            {**os.environ, "PYTHONPATH": str(RESULTS.parent.parent), **env},
+            port,
+            self.workdir / f"{name}.log",
+        )
+        process.start()
+        try:
+            process.wait_ready()
+            target = Target("nlib", process.url, "none")
+            result = self._closed(target, f"single-{name}", process.pid)
+            result["rss_mib"] = process.rss_kib() and round(process.rss_kib() / 1024, 1)
+        finally:
+            process.stop()
+        return result
+
+    def _profiled(self, service: str, label: str) -> Profiler:
+        return Profiler(self.stack, service, label, enabled=self.profile)
+
+    def _closed(self, target: Target, label: str, pid: int | None = None) -> dict[str, Any]:
         config = LoadConfig(
             targets=[target],
             out="",
@@ -103,8 +119,14 @@ class Bench:
             duration=self.size.single_seconds,
             concurrency=self.size.single_concurrency,
         )
+        cpu_before = cpu_seconds(pid)
         result = run_loadgen(config, self.workdir, label, self.sampler)
+        cpu_after = cpu_seconds(pid)
         result["loadavg"] = os.getloadavg()
+        if cpu_before is not None and cpu_after is not None and result["events_acked"]:
+            result["server_cpu_ms_per_event"] = (
+                (cpu_after - cpu_before) * 1000 / result["events_acked"]
+            )
         return result
 
     # -- 2 ------------------------------------------------------------------------------------
@@ -141,7 +163,8 @@ class Bench:
             concurrency=size.batch_concurrency,
         )
         started = time.monotonic()
-        accepted = run_loadgen(config, self.workdir, "batch", self.sampler)
+        with self._profiled("nlib", "batch"):
+            accepted = run_loadgen(config, self.workdir, "batch", self.sampler)
         acked = accepted["events_acked"]
 
         def in_kafka() -> int:
@@ -174,6 +197,21 @@ class Bench:
             f"3. end-to-end latency at {size.latency_rate:g} events/s for {size.latency_seconds:g}s"
         )
         fixed = self._latency_step("lat", size.latency_rate, size.latency_seconds)
+        log(f"3. baseline: bare Kafka producer -> consumer round trip at {size.latency_rate:g}/s")
+        kafka_roundtrip = _json_process(
+            [
+                *KAFKA_IO,
+                "roundtrip",
+                "--bootstrap",
+                self.stack.bootstrap,
+                "--topic",
+                f"{self.stack.prefix}baseline.roundtrip",
+                "--rate",
+                str(size.latency_rate),
+                "--seconds",
+                str(min(size.latency_seconds, 20)),
+            ]
+        )
         ramp = []
         for step, offered in enumerate(size.ramp_rates):
             self._drain()
@@ -185,6 +223,7 @@ class Bench:
         passed = [r["offered_rate"] for r in ramp if r["sustained"]]
         self.results["latency"] = {
             "fixed": fixed,
+            "kafka_roundtrip": kafka_roundtrip,
             "ramp": ramp,
             "max_sustained_rate": max(passed) if passed else None,
         }
@@ -290,18 +329,12 @@ class Bench:
     # -- 5 ------------------------------------------------------------------------------------
     def rebuild(self) -> None:
         topics = self.stack.topics()
-        log("5. rebuild: bare aiokafka consumer over the same topics")
-        baseline = _json_process(
-            [
-                str(BIN / "python"),
-                "-m",
-                "bench.kafka_io",
-                "consume",
-                "--bootstrap",
-                self.stack.bootstrap,
-                *[arg for t in topics for arg in ("--topic", t)],
-            ]
-        )
+        log("5. rebuild: bare aiokafka consumer over the same topics (read only)")
+        read = [*KAFKA_IO, "consume", "--bootstrap", self.stack.bootstrap]
+        read += [arg for t in topics for arg in ("--topic", t)]
+        bare_read = _json_process(read)
+        log("5. rebuild: bare consumer that parses JSON and COPYs rows into a fresh table")
+        baseline = _json_process([*read, "--copy-to", self.stack.database_url("dashboard")])
         log("5. rebuild: python -m teamnl_dashboard.rebuild")
         process = self.stack.services["dashboard"]
         started = time.monotonic()
@@ -334,6 +367,7 @@ class Bench:
         }
         self.results["rebuild"] = {
             "baseline": baseline,
+            "bare_read": bare_read,
             "pipeline": pipeline,
             "ratio": ratio(pipeline["rate"], baseline["rate"]),
         }
@@ -387,16 +421,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--infra", choices=["private", "shared"], default="private")
     parser.add_argument("--keep", action="store_true", help="leave the stack and data running")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="record py-spy flame graphs of nlib under single-POST and batch load "
+        "(bench/results/profile-nlib-*.svg)",
+    )
     args = parser.parse_args(argv)
     size = SIZES[args.size]
-    from teamnl_shared.infra import Infrastructure
+    from teamnl_suite.infra import Infrastructure
 
     infra = private_infra() if args.infra == "private" else Infrastructure.from_env()
     stack = BenchStack(infra, args.infra == "private", RESULTS / "runs")
     stack.workdir = RESULTS / "runs" / stack.run_id
     started = time.monotonic()
     log(f"bench {size.name}: run {stack.run_id}, infra {args.infra} ({stack.bootstrap})")
-    bench = Bench(stack, size)
+    bench = Bench(stack, size, profile=args.profile)
     try:
         bench.results["startup_s"] = stack.up()
         bench.memory_at_rest("at_rest")

@@ -30,11 +30,11 @@ import httpx
 from bench import events
 from bench.procmem import tree_rss_kib
 from teamnl_shared.db import create_pool
-from teamnl_shared.infra import InfraConfig, Infrastructure
-from teamnl_shared.infra.config import _default_state_dir
-from teamnl_shared.infra.postgres import create_databases, drop_databases
 from teamnl_shared.ingestion.keys import create_key, ensure_key_store
-from teamnl_shared.kafka import ensure_topics
+from teamnl_shared.kafka import admin_client, ensure_topics
+from teamnl_suite.infra import InfraConfig, Infrastructure
+from teamnl_suite.infra.config import _default_state_dir
+from teamnl_suite.infra.postgres import create_databases, drop_databases
 
 INITIATIVES = events.SERVICES
 ALL_SERVICES = (*INITIATIVES, "dashboard")
@@ -288,9 +288,7 @@ def start_infra(infra: Infrastructure) -> None:
 
 
 async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = admin_client(bootstrap)
     await admin.start()
     try:
         doomed = [t for t in await admin.list_topics() if prefix in t]

@@ -22,9 +22,9 @@ import asyncpg
 import pytest
 
 from teamnl_shared.db import create_pool, migrate
-from teamnl_shared.infra import InfraConfig, Infrastructure, with_database
-from teamnl_shared.infra.postgres import create_databases, drop_databases
 from teamnl_shared.kafka import ensure_topics
+from teamnl_suite.infra import InfraConfig, Infrastructure, with_database
+from teamnl_suite.infra.postgres import create_databases, drop_databases
 
 
 def _docker_engine_available() -> bool:

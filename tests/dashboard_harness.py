@@ -124,7 +124,10 @@ class Dashboard:
         return response.json()
 
     async def findings(self, rule: str, state: str | None = None) -> list[dict[str, Any]]:
-        params = {"rule": rule, **({"state": state} if state else {})}
+        """The live (stored) findings of `rule`: read as of the dashboard's today, since
+        by default a data set of a past year is read as of its own latest date."""
+        today = self.app.state.clock().date().isoformat()
+        params = {"rule": rule, "as_of": today, **({"state": state} if state else {})}
         return await self.get("/api/v1/findings", **params)  # type: ignore[no-any-return]
 
     async def wait_findings(self, rule: str, state: str, count: int = 1) -> list[dict[str, Any]]:

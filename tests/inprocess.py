@@ -33,10 +33,10 @@ from teamnl_nlib.settings import NlibSettings
 from teamnl_shared.contract.envelope import CLOUDEVENTS_JSON
 from teamnl_shared.contract.topics import TOPICS, deadletter_topic
 from teamnl_shared.db import create_pool
-from teamnl_shared.infra import Infrastructure, with_database
-from teamnl_shared.infra.postgres import create_databases, drop_databases
 from teamnl_shared.ingestion import create_key
 from teamnl_shared.telemetry import Telemetry
+from teamnl_suite.infra import Infrastructure, with_database
+from teamnl_suite.infra.postgres import create_databases, drop_databases
 
 PARTNER = "obs-partner"
 MISSION_HELD = "nl.teamnl.nlib.mission.held.v1"

@@ -6,6 +6,8 @@ The runtime owns the transaction: request and message wrappers open it with
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -20,6 +22,13 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asy
     pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
     assert pool is not None
     return pool
+
+
+async def ping(pool: asyncpg.Pool, timeout: float = 5.0) -> bool:
+    """The database answers a query within ``timeout``; any connection failure is "no"."""
+    with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        return await asyncio.wait_for(pool.fetchval("SELECT true"), timeout) is True
+    return False
 
 
 @asynccontextmanager

@@ -17,9 +17,11 @@ time, each under a savepoint of its own, so a poison event undoes only itself. E
 ``before_commit`` then sees the applied events once, in the same transaction (e.g. to
 evaluate rules once per batch instead of once per event).
 
-Public API besides :meth:`InboxConsumer.run` / :meth:`~InboxConsumer.stop`:
-:meth:`InboxConsumer.apply` applies records with the inbox's semantics without Kafka (a
-replay that reads the topics itself), and ``on_deadletter`` is told about each dead
+Two parts: :class:`Inbox` applies records (parse and validate, the inbox rows, the
+handler, savepoints, which records to dead-letter: an :class:`Outcome`) and knows no Kafka
+client, so a replay that reads the topics itself (the dashboard's rebuild) applies with the
+very same code. :class:`InboxConsumer` is the Kafka loop around one: it polls, applies,
+sends the dead letters, commits the offsets. ``on_deadletter`` is told about each dead
 letter after it is on the dead-letter topic (sync or async; an infrastructure error it
 raises retries the batch like any other).
 """
@@ -42,6 +44,7 @@ from opentelemetry.trace import Span, Tracer
 
 from .contract.envelope import Event, InvalidEvent, parse_kafka
 from .contract.topics import deadletter_topic
+from .db import transaction
 from .kafka import idempotent_producer, manual_commit_consumer
 from .telemetry.messaging import consume_span
 
@@ -61,7 +64,7 @@ DeadLetterHook = Callable[[ConsumerRecord, str], Awaitable[None] | None]
 
 @dataclass
 class Outcome:
-    """What :meth:`InboxConsumer.apply` did with a batch: the events applied (in order),
+    """What :meth:`Inbox.apply` did with a batch: the events applied (in order),
     the records to dead-letter with their reasons, and the duplicates skipped."""
 
     applied: Applied = field(default_factory=list)
@@ -70,102 +73,23 @@ class Outcome:
 
 
 @dataclass
-class InboxConsumer:
+class Inbox:
+    """Applies records to the database with the inbox's semantics; no Kafka client.
+
+    `name` labels the consume spans (the consumer group, for a consumer)."""
+
     pool: asyncpg.Pool
-    bootstrap: str
-    group: str
-    topics: list[str]
     handler: Handler
-    after_commit: BatchHook | None = None
-    retry_backoff: float = 1.0
-    consumer_options: dict[str, Any] = field(default_factory=dict)
-    tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.inbox"))
-    on_deadletter: DeadLetterHook | None = None
+    name: str
     before_commit: BeforeCommit | None = None
-    applied_total: int = 0
-    duplicate_total: int = 0
-    deadletter_total: int = 0
-    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    _consumer: AIOKafkaConsumer | None = None
-
-    @property
-    def deadletter_topic(self) -> str:
-        return deadletter_topic(self.group)
-
-    async def run(self) -> None:
-        consumer = manual_commit_consumer(
-            self.bootstrap, self.group, *self.topics, **self.consumer_options
-        )
-        producer = idempotent_producer(self.bootstrap)
-        await consumer.start()
-        await producer.start()
-        self._consumer = consumer
-        try:
-            while not self._stopping.is_set():
-                batch = await consumer.getmany(timeout_ms=500)
-                for tp, records in batch.items():
-                    await self._process_partition(consumer, producer, tp, records)
-        finally:
-            self._consumer = None
-            await consumer.stop()
-            await producer.stop()
-
-    async def stop(self) -> None:
-        self._stopping.set()
-
-    @property
-    def running(self) -> bool:
-        """True while connected to Kafka and consuming (between start-up and stop)."""
-        return self._consumer is not None
-
-    def lag(self) -> dict[TopicPartition, int]:
-        consumer = self._consumer
-        if consumer is None:
-            return {}
-        lags = {}
-        for tp in consumer.assignment():
-            high = consumer.highwater(tp)
-            with contextlib.suppress(Exception):
-                position = consumer._subscription.subscription.assignment.state_value(tp)  # noqa: SLF001
-                if high is not None and position is not None and position.has_valid_position:
-                    lags[tp] = max(0, high - position.position)
-        return lags
-
-    async def _process_partition(
-        self,
-        consumer: AIOKafkaConsumer,
-        producer: AIOKafkaProducer,
-        tp: TopicPartition,
-        records: list[ConsumerRecord],
-    ) -> None:
-        try:
-            outcome = await self.apply(records)
-            for record, reason in outcome.dead:
-                await self._dead_letter(producer, record, reason)
-            await consumer.commit({tp: records[-1].offset + 1})
-        except CommitFailedError:
-            log.info("partition %s was reassigned; the new owner re-reads (inbox dedups)", tp)
-            return
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as error:
-            log.warning(
-                "applying %s failed (%r); retrying from offset %d", tp, error, records[0].offset
-            )
-            consumer.seek(tp, records[0].offset)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.retry_backoff)
-            return
-        self.applied_total += len(outcome.applied)
-        self.duplicate_total += outcome.duplicates
-        self.deadletter_total += len(outcome.dead)
-        if self.after_commit is not None and outcome.applied:
-            await self.after_commit(outcome.applied)
+    tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.inbox"))
 
     async def apply(self, records: list[ConsumerRecord]) -> Outcome:
         """Apply `records` (one partition's, in order) in one transaction: each valid, new
         event through the handler, then ``before_commit`` once; nothing is sent or
         committed to Kafka."""
         parsed = [_parse(record) for record in records]
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with transaction(self.pool) as conn:
             try:
                 async with conn.transaction():  # a savepoint: a poison event undoes the batch
                     outcome = await self._apply_together(conn, records, parsed)
@@ -185,7 +109,7 @@ class InboxConsumer:
         outcome = Outcome()
         fresh = await _record_fresh(conn, records, parsed)
         for record, event in zip(records, parsed, strict=True):
-            with consume_span(self.tracer, record, self.group) as span:
+            with consume_span(self.tracer, record, self.name) as span:
                 if isinstance(event, InvalidEvent):
                     _invalid(span, record, event, outcome)
                 elif (event.source, event.id) not in fresh:
@@ -204,7 +128,7 @@ class InboxConsumer:
     ) -> Outcome:
         outcome = Outcome()
         for record, event in zip(records, parsed, strict=True):
-            with consume_span(self.tracer, record, self.group) as span:
+            with consume_span(self.tracer, record, self.name) as span:
                 if isinstance(event, InvalidEvent):
                     _invalid(span, record, event, outcome)
                 else:
@@ -235,6 +159,104 @@ class InboxConsumer:
             outcome.dead.append((record, f"{event.type}: {error}"))
             return
         outcome.applied.append((event, record))
+
+
+@dataclass
+class InboxConsumer:
+    pool: asyncpg.Pool
+    bootstrap: str
+    group: str
+    topics: list[str]
+    handler: Handler
+    after_commit: BatchHook | None = None
+    retry_backoff: float = 1.0
+    consumer_options: dict[str, Any] = field(default_factory=dict)
+    tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.inbox"))
+    on_deadletter: DeadLetterHook | None = None
+    before_commit: BeforeCommit | None = None
+    applied_total: int = 0
+    duplicate_total: int = 0
+    deadletter_total: int = 0
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _consumer: AIOKafkaConsumer | None = None
+    _next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    inbox: Inbox = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.inbox = Inbox(self.pool, self.handler, self.group, self.before_commit, self.tracer)
+
+    @property
+    def deadletter_topic(self) -> str:
+        return deadletter_topic(self.group)
+
+    async def run(self) -> None:
+        consumer = manual_commit_consumer(
+            self.bootstrap, self.group, *self.topics, **self.consumer_options
+        )
+        producer = idempotent_producer(self.bootstrap)
+        await consumer.start()
+        await producer.start()
+        self._consumer = consumer
+        self._next_offsets.clear()
+        try:
+            while not self._stopping.is_set():
+                batch = await consumer.getmany(timeout_ms=500)
+                for tp, records in batch.items():
+                    self._next_offsets[tp] = records[-1].offset + 1
+                    await self._process_partition(consumer, producer, tp, records)
+        finally:
+            self._consumer = None
+            await consumer.stop()
+            await producer.stop()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    @property
+    def running(self) -> bool:
+        """True while connected to Kafka and consuming (between start-up and stop)."""
+        return self._consumer is not None
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """Records behind the log end, per assigned partition this consumer has read from."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        lags = {}
+        for tp in consumer.assignment():
+            high, position = consumer.highwater(tp), self._next_offsets.get(tp)
+            if high is not None and position is not None:
+                lags[tp] = max(0, high - position)
+        return lags
+
+    async def _process_partition(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        tp: TopicPartition,
+        records: list[ConsumerRecord],
+    ) -> None:
+        try:
+            outcome = await self.inbox.apply(records)
+            for record, reason in outcome.dead:
+                await self._dead_letter(producer, record, reason)
+            await consumer.commit({tp: records[-1].offset + 1})
+        except CommitFailedError:
+            log.info("partition %s was reassigned; the new owner re-reads (inbox dedups)", tp)
+            return
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as error:
+            log.warning(
+                "applying %s failed (%r); retrying from offset %d", tp, error, records[0].offset
+            )
+            consumer.seek(tp, records[0].offset)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.retry_backoff)
+            return
+        self.applied_total += len(outcome.applied)
+        self.duplicate_total += outcome.duplicates
+        self.deadletter_total += len(outcome.dead)
+        if self.after_commit is not None and outcome.applied:
+            await self.after_commit(outcome.applied)
 
     async def _dead_letter(
         self, producer: AIOKafkaProducer, record: ConsumerRecord, reason: str

@@ -1,11 +1,14 @@
-"""Kafka clients configured once: the idempotent producer, consumers, topic creation."""
+"""Kafka clients configured once: the idempotent producer, consumers, the admin client,
+topic creation and the readiness ping. shared/, the services, the suite and the benchmarks
+build their aiokafka clients here (tests build their own, as outside parties)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
@@ -47,17 +50,64 @@ def manual_commit_consumer(
     return AIOKafkaConsumer(*topics, **options)
 
 
+def assigned_reader(bootstrap: str, **overrides: object) -> AIOKafkaConsumer:
+    """A consumer without a group: the caller assigns partitions and seeks itself (replays,
+    reconciliations); it commits nothing."""
+    options: dict[str, object] = {
+        "bootstrap_servers": bootstrap,
+        "group_id": None,
+        "enable_auto_commit": False,
+        "isolation_level": "read_committed",
+    }
+    options.update(overrides)
+    return AIOKafkaConsumer(**options)
+
+
 def partition_for(key: str, partitions: list[int]) -> int:
     """The partition Kafka's default (murmur2) partitioner gives ``key``."""
     ordered = sorted(partitions)
     return int(_partitioner(key.encode(), ordered, ordered))
 
 
+def admin_client(bootstrap: str, **overrides: object) -> AIOKafkaAdminClient:
+    options: dict[str, object] = {"bootstrap_servers": bootstrap}
+    options.update(overrides)
+    return AIOKafkaAdminClient(**options)
+
+
+async def ping(bootstrap: str, timeout: float = 5.0) -> bool:
+    """A real admin-client round trip: the broker answers a DescribeCluster request."""
+    admin = admin_client(bootstrap, request_timeout_ms=int(timeout * 1000))
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        cluster = await asyncio.wait_for(admin.describe_cluster(), timeout)
+        return bool(cluster.get("brokers"))
+    except Exception:  # noqa: BLE001 - any failure means "not ready yet"
+        return False
+    finally:
+        await admin.close()
+
+
+async def partitions_of(bootstrap: str, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of the topics, sorted."""
+    admin = admin_client(bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    return sorted(
+        TopicPartition(topic["topic"], part["partition"])
+        for topic in described
+        for part in topic["partitions"]
+    )
+
+
 async def ensure_topics(
     bootstrap: str, topics: list[str], *, partitions: int = 6, replication: int = 1
 ) -> None:
     """Create the topics that do not exist yet (idempotent)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = admin_client(bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

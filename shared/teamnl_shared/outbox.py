@@ -13,7 +13,15 @@ partitioner gives the key, and marks them published with the offsets Kafka retur
 Crashes and broker outages: whenever the relay (re)starts a session it first reconciles
 with Kafka: it reads every record written after the last offset it recorded per
 partition and marks the rows behind them (``ce_source``/``ce_id``) as published. Rows are
-thus never lost, never sent twice, and never reordered within a key.
+thus never lost, never sent twice, and never reordered within a key. Reconciling saves
+its progress as it reads (rows marked and checkpoints advanced per chunk), so a long
+backlog is never read twice and an interrupted reconcile resumes where it stopped.
+
+Records that can never be published (larger than Kafka accepts, refused by the broker for
+that record alone, or not serialisable) are *parked*: moved to ``outbox_parked`` with the
+reason, counted, and announced on ``parked_topic`` (a small notice, no payload). The relay
+goes on with the rows behind them, so one bad record never stops a key, a topic or the
+service.
 """
 
 from __future__ import annotations
@@ -23,25 +31,61 @@ import contextlib
 import json
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidMessageError,
+    InvalidTimestampError,
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    PolicyViolationError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    UnsupportedForMessageFormatError,
+)
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
-from .contract.envelope import Event
-from .kafka import idempotent_producer, partition_for
+from .contract.envelope import Event, canonical_json
+from .kafka import assigned_reader, idempotent_producer, partition_for
 from .telemetry.messaging import inject_traceparent, publish_span, trace_headers
 
 log = logging.getLogger(__name__)
 
 RELAY_LOCK = 7_310_002
 CHANNEL = "teamnl_outbox"
+RECONCILE_STALL_SECONDS = 60.0
+"""Reconcile gives up a session (its progress kept) when Kafka returns nothing this long."""
+
+UNPUBLISHABLE: tuple[type[BaseException], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    InvalidMessageError,
+    CorruptRecordException,
+    InvalidTimestampError,
+    InvalidTopicError,
+    PolicyViolationError,
+    UnsupportedForMessageFormatError,
+    TypeError,
+    ValueError,
+    UnicodeError,
+)
+"""Errors about one record that no retry can cure. Other non-retriable Kafka errors
+(timeouts, authentication, a closed producer) concern the session, not the row: the relay
+restarts its session for them and the row is tried again."""
+
+NOTICE_HEADER = "teamnl_notice"
+"""Marks a parked-row notice on a dead-letter topic (JSON, not a CloudEvent: no ``ce_*``)."""
+
+ParkedHook = Callable[[str, str], None]
+"""Told (topic, reason) for each parked row: the service counts it in a metric."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +168,36 @@ async def backlog(pool: asyncpg.Pool) -> tuple[int, float]:
     return int(row["n"]), float(row["age"])
 
 
+async def parked_count(pool: asyncpg.Pool) -> int:
+    count: int = await pool.fetchval("SELECT count(*) FROM outbox_parked")
+    return count
+
+
+@dataclass(frozen=True)
+class ParkedRow:
+    seq: int
+    event_source: str
+    event_id: str
+    event_type: str
+    topic: str
+    key: str
+    size: int
+    created_at: datetime
+    parked_at: datetime
+    reason: str
+
+
+async def parked_rows(pool: asyncpg.Pool, limit: int = 100) -> list[ParkedRow]:
+    """The most recently parked rows (newest first), for operators."""
+    records = await pool.fetch(
+        "SELECT seq, event_source, event_id, event_type, topic, key, octet_length(value) AS size,"
+        " created_at, parked_at, reason FROM outbox_parked ORDER BY parked_at DESC, seq DESC"
+        " LIMIT $1",
+        limit,
+    )
+    return [ParkedRow(**dict(r.items())) for r in records]
+
+
 @dataclass
 class _Row:
     seq: int
@@ -132,6 +206,9 @@ class _Row:
     headers: list[tuple[str, bytes]]
     value: bytes
     identity: tuple[str, str]
+    event_type: str = ""
+    broken: str | None = None
+    """Why the stored row cannot be turned into a Kafka record, if it cannot."""
 
 
 @dataclass
@@ -143,7 +220,14 @@ class OutboxRelay:
     retry_backoff: float = 1.0
     producer_options: dict[str, Any] = field(default_factory=dict)
     tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.outbox"))
+    parked_topic: str | None = None
+    """Where a notice of each parked row goes (e.g. ``teamnl.deadletter.nlib``)."""
+    service: str = ""
+    on_parked: ParkedHook | None = None
     published_total: int = 0
+    parked_total: int = 0
+    leader: bool = False
+    """True while this relay holds the leader lock and its producer runs."""
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _partitions: dict[str, list[int]] = field(default_factory=dict)
@@ -179,10 +263,12 @@ class OutboxRelay:
             await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
             producer = idempotent_producer(self.bootstrap, **self.producer_options)
             await producer.start()
+            self.leader = True
             try:
                 await self._reconcile(conn, producer)
                 await self._relay(conn, producer)
             finally:
+                self.leader = False
                 await producer.stop()
         finally:
             await conn.close(timeout=5)
@@ -201,14 +287,61 @@ class OutboxRelay:
         rows = await _pending(conn, self.batch_size)
         if not rows:
             return 0
-        futures = [await self._send(producer, row) for row in rows]
-        metadata = await asyncio.gather(*futures)
-        offsets: dict[tuple[str, int], int] = {}
-        for meta in metadata:
-            offsets[(meta.topic, meta.partition)] = meta.offset + 1
-        await _mark_published(conn, [r.seq for r in rows], offsets)
-        self.published_total += len(rows)
+        sent: list[tuple[_Row, asyncio.Future[Any]]] = []
+        unpublishable: list[tuple[_Row, str]] = []
+        for row in rows:
+            try:
+                if row.broken is not None:
+                    raise ValueError(row.broken)
+                sent.append((row, await self._send(producer, row)))
+            except UNPUBLISHABLE as error:
+                unpublishable.append((row, _reason(error)))
+        results = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
+        published, offsets, retry = _sort_out(sent, results, unpublishable)
+        if published:
+            await _mark_published(conn, published, offsets)
+            self.published_total += len(published)
+        if unpublishable:
+            await self._park(conn, producer, unpublishable)
+        if retry is not None:
+            raise retry  # a session-wide failure: restart the session, resend the rest
         return len(rows)
+
+    async def _park(
+        self, conn: asyncpg.Connection, producer: AIOKafkaProducer, rows: list[tuple[_Row, str]]
+    ) -> None:
+        """Move rows that can never be published out of the way, then tell the world."""
+        await conn.execute(_PARK, [row.seq for row, _ in rows], [reason for _, reason in rows])
+        self.parked_total += len(rows)
+        for row, reason in rows:
+            log.error(
+                "outbox row %d (%s %s on %s) parked: %s",
+                row.seq,
+                row.identity[0],
+                row.identity[1],
+                row.topic,
+                reason,
+            )
+            if self.on_parked is not None:
+                self.on_parked(row.topic, reason.split(":", 1)[0])
+        if self.parked_topic is not None:
+            await self._announce(producer, rows)
+
+    async def _announce(self, producer: AIOKafkaProducer, rows: list[tuple[_Row, str]]) -> None:
+        """A notice per parked row on the dead-letter topic; the rows are parked already, so
+        a notice that cannot be sent is logged, not retried."""
+        assert self.parked_topic is not None
+        try:
+            for row, reason in rows:
+                notice = _notice(self.service, row, reason)
+                await producer.send_and_wait(
+                    self.parked_topic,
+                    canonical_json(notice),
+                    key=row.identity[0].encode(),
+                    headers=[(NOTICE_HEADER, b"outbox-parked")],
+                )
+        except Exception as error:  # noqa: BLE001 - the parking itself is already durable
+            log.warning("could not announce parked outbox rows on %s: %r", self.parked_topic, error)
 
     async def _send(self, producer: AIOKafkaProducer, row: _Row) -> asyncio.Future[Any]:
         """Queue one record; its publish span continues the trace stored with the row."""
@@ -230,7 +363,11 @@ class OutboxRelay:
 
     # -- reconciliation -------------------------------------------------------------------
     async def _reconcile(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> None:
-        """Mark rows that reached Kafka in an earlier session (crash or outage) as published."""
+        """Mark rows that reached Kafka in an earlier session (crash or outage) as published.
+
+        Reads from the checkpoints to the end offsets found at the start; each chunk read
+        is marked and checkpointed at once, so no work is lost when the session ends early.
+        """
         topics = [
             r["topic"]
             for r in await conn.fetch(
@@ -242,26 +379,16 @@ class OutboxRelay:
         for topic in topics:
             await self._partition(producer, _Row(0, topic, "", [], b"", ("", "")))
         checkpoints = await _checkpoints(conn)
-        found, ends = await _read_since(
-            self.bootstrap,
-            {
-                TopicPartition(t, p): checkpoints.get((t, p), 0)
-                for t in topics
-                for p in self._partitions[t]
-            },
-        )
-        async with conn.transaction():
-            if found:
-                await conn.execute(
-                    "UPDATE outbox SET published_at = now() FROM unnest($1::text[], $2::text[])"
-                    " AS f(src, id) WHERE event_source = f.src AND event_id = f.id"
-                    " AND published_at IS NULL",
-                    [s for s, _ in found],
-                    [i for _, i in found],
-                )
-            await _save_checkpoints(conn, {(tp.topic, tp.partition): o for tp, o in ends.items()})
-        if found:
-            log.info("outbox reconcile: %d rows were already in Kafka", len(found))
+        starts = {
+            TopicPartition(t, p): checkpoints.get((t, p), 0)
+            for t in topics
+            for p in self._partitions[t]
+        }
+        marked = 0
+        async for found, positions in _read_since(self.bootstrap, starts, self._stopping):
+            marked += await _mark_found(conn, found, positions)
+        if marked:
+            log.info("outbox reconcile: %d rows were already in Kafka", marked)
 
     async def _sleep(self, seconds: float, event: asyncio.Event | None = None) -> None:
         waiter = event or self._stopping
@@ -269,23 +396,79 @@ class OutboxRelay:
             await asyncio.wait_for(waiter.wait(), seconds)
 
 
+def _reason(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:1000]
+
+
+def _sort_out(
+    sent: list[tuple[_Row, asyncio.Future[Any]]],
+    results: list[Any],
+    unpublishable: list[tuple[_Row, str]],
+) -> tuple[list[int], dict[tuple[str, int], int], BaseException | None]:
+    """(seqs Kafka acknowledged, next offset per partition, the first session-wide error);
+    rows Kafka refused for good join ``unpublishable``."""
+    published: list[int] = []
+    offsets: dict[tuple[str, int], int] = {}
+    retry: BaseException | None = None
+    for (row, _future), result in zip(sent, results, strict=True):
+        if isinstance(result, UNPUBLISHABLE):
+            unpublishable.append((row, _reason(result)))
+        elif isinstance(result, BaseException):
+            retry = retry or result
+        else:
+            published.append(row.seq)
+            partition = (result.topic, result.partition)
+            offsets[partition] = max(offsets.get(partition, 0), result.offset + 1)
+    return published, offsets, retry
+
+
+def _notice(service: str, row: _Row, reason: str) -> dict[str, str]:
+    """What the dead-letter topic learns about a parked row: who, what, why; no payload."""
+    return {
+        "service": service,
+        "ce_source": row.identity[0],
+        "ce_id": row.identity[1],
+        "type": row.event_type,
+        "topic": row.topic,
+        "reason": reason,
+        "parked_at": datetime.now(UTC).isoformat(),
+    }
+
+
+_PARK = (
+    "WITH parked AS (DELETE FROM outbox o USING unnest($1::bigint[], $2::text[]) AS p(seq, why)"
+    " WHERE o.seq = p.seq RETURNING o.*, p.why)"
+    " INSERT INTO outbox_parked (seq, event_id, event_source, event_type, topic, key, headers,"
+    " value, created_at, reason)"
+    " SELECT seq, event_id, event_source, event_type, topic, key, headers, value, created_at, why"
+    " FROM parked ON CONFLICT (seq) DO NOTHING"
+)
+
+
 async def _pending(conn: asyncpg.Connection, limit: int) -> list[_Row]:
     records = await conn.fetch(
-        "SELECT seq, topic, key, headers, value, event_source, event_id FROM outbox"
+        "SELECT seq, topic, key, headers, value, event_source, event_id, event_type FROM outbox"
         " WHERE published_at IS NULL ORDER BY seq LIMIT $1",
         limit,
     )
-    return [
-        _Row(
-            r["seq"],
-            r["topic"],
-            r["key"],
-            [(name, value.encode()) for name, value in json.loads(r["headers"])],
-            bytes(r["value"]),
-            (r["event_source"], r["event_id"]),
-        )
-        for r in records
-    ]
+    return [_row(r) for r in records]
+
+
+def _row(record: asyncpg.Record) -> _Row:
+    row = _Row(
+        record["seq"],
+        record["topic"],
+        record["key"],
+        [],
+        bytes(record["value"]),
+        (record["event_source"], record["event_id"]),
+        record["event_type"],
+    )
+    try:
+        row.headers = [(name, value.encode()) for name, value in json.loads(record["headers"])]
+    except (TypeError, ValueError, AttributeError) as error:
+        row.broken = f"headers are not [[name, value], ...]: {error!r}"
+    return row
 
 
 async def _mark_published(
@@ -326,39 +509,77 @@ async def _save_checkpoints(conn: asyncpg.Connection, offsets: dict[tuple[str, i
     )
 
 
+async def _mark_found(
+    conn: asyncpg.Connection,
+    found: set[tuple[str, str]],
+    positions: dict[tuple[str, int], int],
+) -> int:
+    """Mark the rows behind records found in Kafka and advance the checkpoints past them,
+    in one transaction: the progress of a reconcile is saved chunk by chunk."""
+    async with conn.transaction():
+        status: str = await conn.execute(
+            "UPDATE outbox SET published_at = now() FROM unnest($1::text[], $2::text[])"
+            " AS f(src, id) WHERE event_source = f.src AND event_id = f.id"
+            " AND published_at IS NULL",
+            [s for s, _ in found],
+            [i for _, i in found],
+        )
+        await _save_checkpoints(conn, positions)
+    return int(status.rsplit(" ", 1)[-1])
+
+
 async def _read_since(
-    bootstrap: str, starts: dict[TopicPartition, int]
-) -> tuple[set[tuple[str, str]], dict[TopicPartition, int]]:
-    """Every (ce_source, ce_id) written at or after the given offsets, and the end offsets."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_uncommitted"
+    bootstrap: str, starts: dict[TopicPartition, int], stopping: asyncio.Event
+) -> AsyncIterator[tuple[set[tuple[str, str]], dict[tuple[str, int], int]]]:
+    """Chunks of (every (ce_source, ce_id) read, the next offset per partition read), from
+    the given offsets to the end offsets found at the start.
+
+    ``auto_offset_reset="earliest"``: a checkpoint older than the log start (retention)
+    reads from the oldest record kept, never skips to the end. No overall deadline: a long
+    backlog takes the time it takes; only a broker that returns nothing for
+    ``RECONCILE_STALL_SECONDS`` ends the attempt (the chunks read so far stay saved).
+    """
+    consumer = assigned_reader(
+        bootstrap, isolation_level="read_uncommitted", auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
         consumer.assign(list(starts))
         ends = await consumer.end_offsets(list(starts))
-        found: set[tuple[str, str]] = set()
-        remaining = defaultdict(int)
+        remaining: dict[TopicPartition, int] = {}
         for tp, start in starts.items():
             if ends[tp] > start:
                 consumer.seek(tp, start)
                 remaining[tp] = ends[tp]
             else:
                 consumer.pause(tp)
-        deadline = time.monotonic() + 60
-        while remaining and time.monotonic() < deadline:
+        last_progress = time.monotonic()
+        while remaining and not stopping.is_set():
             batch = await consumer.getmany(timeout_ms=500, max_records=1000)
-            for tp, records in batch.items():
-                for record in records:
-                    headers = dict(record.headers)
-                    found.add(
-                        (headers.get("ce_source", b"").decode(), headers.get("ce_id", b"").decode())
-                    )
-                    if record.offset + 1 >= remaining.get(tp, 0):
-                        remaining.pop(tp, None)
-                        consumer.pause(tp)
-        if remaining:
-            raise RuntimeError(f"outbox reconcile could not read to the end of {list(remaining)}")
-        return found, ends
+            if batch:
+                last_progress = time.monotonic()
+                yield _chunk(consumer, batch, remaining)
+            elif time.monotonic() - last_progress > RECONCILE_STALL_SECONDS:
+                raise RuntimeError(f"outbox reconcile stalled reading {sorted(remaining)}")
+        if stopping.is_set() and remaining:
+            raise RuntimeError("outbox reconcile interrupted by stop; resumes from checkpoint")
     finally:
         await consumer.stop()
+
+
+def _chunk(
+    consumer: AIOKafkaConsumer,
+    batch: dict[TopicPartition, list[Any]],
+    remaining: dict[TopicPartition, int],
+) -> tuple[set[tuple[str, str]], dict[tuple[str, int], int]]:
+    found: set[tuple[str, str]] = set()
+    positions: dict[tuple[str, int], int] = {}
+    for tp, records in batch.items():
+        for record in records:
+            headers = dict(record.headers)
+            found.add((headers.get("ce_source", b"").decode(), headers.get("ce_id", b"").decode()))
+        positions[(tp.topic, tp.partition)] = records[-1].offset + 1
+        if records[-1].offset + 1 >= remaining.get(tp, 0):
+            remaining.pop(tp, None)
+            consumer.pause(tp)
+    return found, positions

@@ -32,9 +32,9 @@ from teamnl_nlib.app import create_app as create_nlib
 from teamnl_nlib.settings import NlibSettings
 from teamnl_shared.contract.envelope import CLOUDEVENTS_JSON
 from teamnl_shared.db import create_pool
-from teamnl_shared.infra import Infrastructure, with_database
-from teamnl_shared.infra.postgres import create_databases, drop_databases
 from teamnl_shared.ingestion.keys import create_key
+from teamnl_suite.infra import Infrastructure, with_database
+from teamnl_suite.infra.postgres import create_databases, drop_databases
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

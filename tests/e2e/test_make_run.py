@@ -25,9 +25,9 @@ from typing import Any
 import httpx
 import pytest
 
-from teamnl_shared.infra import Infrastructure, with_database
-from teamnl_shared.infra.postgres import drop_databases
-from teamnl_shared.suite import pidfile
+from teamnl_suite import pidfile
+from teamnl_suite.infra import Infrastructure, with_database
+from teamnl_suite.infra.postgres import drop_databases
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -39,6 +39,16 @@ SERVICES = {
 }
 TEAMNL = str(Path(sys.executable).parent / "teamnl")
 SEEDED_WITHIN = 120.0  # seconds for the dashboard's consumer to project the seed
+LETTERS_DATE = "2018-12-21"  # the seed's latest event: the India mission's follow-up
+CITIES_WITH_ACTIVITY = {
+    "Warsaw",
+    "Ho Chi Minh City",
+    "Guangzhou/Pearl River Delta",
+    "Bogotá",
+    "Mumbai",
+    "New York City",
+    "Chicago",
+}  # NLIB's outgoing missions and TINL's activities abroad; Munich's was incoming
 
 
 def free_ports(count: int) -> list[int]:
@@ -136,16 +146,22 @@ def demo_key_accepted(base_url: str, key: str) -> bool:
     return response.status_code == 202
 
 
-def seeded(dashboard: httpx.Client) -> dict[str, Any] | None:
-    """The dashboard's views once the whole seed is projected, else None."""
-    views = {
-        "cities": dashboard.get("/api/v1/cities").json(),
-        "globalstars": dashboard.get("/api/v1/initiatives/globalstars").json(),
-        "werkplaats": dashboard.get("/api/v1/initiatives/werkplaats").json(),
-        "budget": dashboard.get("/api/v1/budget", params={"year": 2018}).json(),
+def seeded(dashboard: httpx.Client, **reading: str) -> dict[str, Any] | None:
+    """The dashboard's views once the whole seed is projected, else None: as a member
+    opening it sees them, without choosing a period or an as-of date (or in `reading`)."""
+    paths = {
+        "overview": "/api/v1/overview",
+        "cities": "/api/v1/cities",
+        "tinl": "/api/v1/initiatives/tinl",
+        "globalstars": "/api/v1/initiatives/globalstars",
+        "werkplaats": "/api/v1/initiatives/werkplaats",
+        "budget": "/api/v1/budget",
+        "findings": "/api/v1/findings",
     }
+    views = {name: dashboard.get(path, params=reading).json() for name, path in paths.items()}
     complete = (
-        views["cities"]["with_programme"] == 38
+        views["overview"]["as_of"] == LETTERS_DATE
+        and views["cities"]["with_programme"] == 38
         and views["globalstars"]["calls_closed"] == 3
         and views["globalstars"]["dutch_proposals"] == 32
         and views["werkplaats"]["projects"] == 8
@@ -174,6 +190,7 @@ def test_teamnl_up_seeds_the_letters_facts_and_teamnl_down_stops_everything(
     )
     views = poll_until(lambda: seeded(dashboard), SEEDED_WITHIN, "the projected seed")
 
+    the_letters_2018_without_a_false_finding(views)
     cities = views["cities"]["cities"]
     assert Counter(c["programme"]["tier"] for c in cities if c["programme"]) == {
         "pilot": 6,
@@ -194,15 +211,38 @@ def test_teamnl_up_seeds_the_letters_facts_and_teamnl_down_stops_everything(
 
     assert "already running" in teamnl(suite_env, "up")  # idempotent
     again = teamnl(suite_env, "seed")  # a replay: answered with the original receipts
-    assert re.search(r"seed nlib\s+0 accepted, 68 replayed, 0 failed", again), again
+    assert re.search(r"seed nlib\s+0 accepted, 70 replayed, 0 failed", again), again
     nlib = f"http://127.0.0.1:{suite_env['NLIB_PORT']}"
     assert demo_key_accepted(nlib, demo_keys["nlib"])
 
     rebuilt = teamnl(suite_env, "rebuild")  # the projections again, from the topics
     assert "rebuilt" in rebuilt, rebuilt
-    assert seeded(dashboard) is not None
+    # the demo key's event is of today: the letter's reading is now asked for by name
+    assert seeded(dashboard, period="2018", as_of=LETTERS_DATE) is not None
 
     teamnl(suite_env, "down")
     assert not [pid for pid in pids if pid is not None and pidfile.alive(pid)]
     assert not (state / "supervisor.pid").exists()
     assert not list((state / "pids").glob("*.pid"))
+
+
+def the_letters_2018_without_a_false_finding(views: dict[str, Any]) -> None:
+    """What a member sees after ``make run``: 2018 as of the letter's date, the letter's
+    numbers, and no finding the letter would contradict."""
+    overview = views["overview"]
+    assert (overview["period"], overview["as_of"]) == ("2018", LETTERS_DATE)
+    assert overview["illustrative"] is True  # the seed's own figures are marked
+    spending = {i["family"]: i["budget"] for i in overview["initiatives"]}
+    assert all(0 < b["spent_cents"] <= b["allocation_cents"] for b in spending.values())
+    assert {row["year"] for row in views["budget"]} == {2018}
+    assert views["findings"] == [] and overview["findings_open"] == {}
+    assert overview["score"]["joint_actions"] > 0 and overview["score"]["score"] > 0
+    cities = views["cities"]
+    assert (cities["stated"], cities["total"]) == (40, 38)
+    assert set(cities["covered_cities"]) == CITIES_WITH_ACTIVITY
+    assert views["tinl"]["partners_taking_part"] == 8
+    [portfolio] = views["werkplaats"]["portfolio"]
+    assert (portfolio["year"], portfolio["portfolio"], portfolio["target"]) == (2018, 8, None)
+    assert views["werkplaats"]["next_target"] == {"year": 2019, "target": 20}
+    stars = views["globalstars"]
+    assert (stars["calls_closed"], stars["dutch_proposals"]) == (3, 32)

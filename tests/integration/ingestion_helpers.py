@@ -20,6 +20,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from fastapi import FastAPI
 
+from support import eventually
 from teamnl_nlib.app import create_app as create_nlib
 from teamnl_nlib.settings import NlibSettings
 from teamnl_shared.contract.envelope import CLOUDEVENTS_BATCH_JSON, CLOUDEVENTS_JSON
@@ -244,3 +245,30 @@ async def topic_size(bootstrap: str, topic: str, *, partitions: int = 3) -> int:
 
 def headers_of(record: ConsumerRecord) -> dict[str, str]:
     return {name: value.decode() for name, value in record.headers}
+
+
+async def stored(svc: RunningService, event: dict[str, Any]) -> tuple[int, int]:
+    """(outbox rows, receipts) of ``event``."""
+    outbox = await svc.pool.fetchval("SELECT count(*) FROM outbox WHERE event_id = $1", event["id"])
+    receipts = await svc.pool.fetchval(
+        "SELECT count(*) FROM ingestion_receipts WHERE event_id = $1", event["id"]
+    )
+    return outbox, receipts
+
+
+async def backend_waiting_for_a_lock(admin: asyncpg.Connection) -> int:
+    """The pid of the service backend blocked on the row lock the admin holds."""
+    found: list[int] = []
+
+    async def waiting() -> bool:
+        found[:] = [
+            r["pid"]
+            for r in await admin.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+        ]
+        return len(found) == 1
+
+    await eventually(waiting, timeout=30)
+    return found[0]

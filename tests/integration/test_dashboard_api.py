@@ -18,6 +18,8 @@ from teamnl_dashboard import queries
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2019, 7, 1, 12, tzinfo=UTC)
+LATER = "2099-12-31"  # the events' times are the wall clock's: read past them
+EVERYTHING = {"period": "2017-2021", "as_of": LATER}
 NLIB = "nl.teamnl.nlib."
 TINL = "nl.teamnl.tinl."
 GS = "nl.teamnl.globalstars."
@@ -121,20 +123,22 @@ async def test_every_view_reflects_the_applied_events(
         await dash.publish(*events)
         await dash.wait_applied(len(events))
 
-        nlib = await dash.get("/api/v1/initiatives/nlib")
+        nlib = await dash.get("/api/v1/initiatives/nlib", **EVERYTHING)
         assert (nlib["missions_held"], nlib["missions_followed_up"]) == (2, 1)
         assert nlib["followup_rate"] == 0.5
         assert (nlib["leads"], nlib["leads_converted"], nlib["lead_conversion"]) == (20, 5, 0.25)
         assert nlib["contract_value_cents"] == 5 * 1_000_00
 
-        budget = {(b["family"], b["year"]): b for b in await dash.get("/api/v1/budget")}
+        budget = {
+            (b["family"], b["year"]): b for b in await dash.get("/api/v1/budget", **EVERYTHING)
+        }
         assert budget[("nlib", 2019)]["spent_cents"] == 150_000_000
         assert budget[("nlib", 2019)]["spent_pct"] == 25.0
         assert budget[("globalstars", 2019)]["spent_pct"] == 50.0
         assert budget[("tinl", 2018)]["spent_pct"] == 10.0
         assert budget[("werkplaats", 2019)]["spent_pct"] == 0.0
 
-        tinl = await dash.get("/api/v1/initiatives/tinl")
+        tinl = await dash.get("/api/v1/initiatives/tinl", **EVERYTHING)
         focus = {f["market"]: f["activities"] for f in tinl["focus_markets"]}
         assert focus == {"CN": 2, "DE": 1, "US": 0, "smart-cities": 1}
         pairs = {tuple(p["partners"]): p for p in tinl["partner_pairs"]}
@@ -144,7 +148,7 @@ async def test_every_view_reflects_the_applied_events(
         )
         assert pairs[("oost-nl", "rvo")]["activities"] == 1
 
-        gs = await dash.get("/api/v1/initiatives/globalstars")
+        gs = await dash.get("/api/v1/initiatives/globalstars", **EVERYTHING)
         [call] = gs["calls"]
         assert (call["proposals"], call["dutch_proposals"], call["dutch_proposals_reported"]) == (
             3,
@@ -153,7 +157,7 @@ async def test_every_view_reflects_the_applied_events(
         )
         assert (call["lead_time_months"], call["within_target"]) == (5.0, True)
 
-        wp = await dash.get("/api/v1/initiatives/werkplaats")
+        wp = await dash.get("/api/v1/initiatives/werkplaats", **EVERYTHING)
         assert (wp["projects"], wp["active"], wp["graduated"]) == (3, 2, 1)
         portfolio_2019 = next(p for p in wp["portfolio"] if p["year"] == 2019)
         assert (
@@ -164,35 +168,47 @@ async def test_every_view_reflects_the_applied_events(
         assert wp["sdgs_covered"] == 4
         assert {s["sdg"]: s["projects"] for s in wp["sdg_coverage"]}[6] == 2
 
-        cities = await dash.get("/api/v1/cities")
+        cities = await dash.get("/api/v1/cities", **EVERYTHING)
         assert (cities["total"], cities["covered"], cities["with_programme"]) == (38, 3, 1)
         covered = {c["slug"] for c in cities["cities"] if c["covered"]}
         assert covered == {"ho-chi-minh-city", "shanghai", "new-york-city"}
 
-        markets = {m["market"]: m for m in await dash.get("/api/v1/markets")}
+        markets = {m["market"]: m for m in await dash.get("/api/v1/markets", **EVERYTHING)}
         assert (markets["CN"]["nlib"], markets["CN"]["tinl"], markets["CN"]["werkplaats"]) == (
             1,
             2,
             1,
         )
-        assert (await dash.get("/api/v1/markets/cn"))["projects"][0]["project_id"] == "w3"
+        assert (await dash.get("/api/v1/markets/cn", **EVERYTHING))["projects"][0][
+            "project_id"
+        ] == "w3"
 
         overview = {
-            i["family"]: i for i in (await dash.get("/api/v1/overview", year=2019))["initiatives"]
+            i["family"]: i
+            for i in (await dash.get("/api/v1/overview", period="2019", as_of=LATER))["initiatives"]
         }
         assert overview["nlib"]["budget"]["spent_pct"] == 25.0
         per_family = Counter(event.spec.family for event in events)
-        assert {f: i["events"] for f, i in overview.items()} == {f: per_family[f] for f in overview}
-        activity = await dash.get("/api/v1/activity", family="tinl")
+        this_year = str(datetime.now(UTC).year)  # the events' times: the wall clock's
+        counted = await dash.get("/api/v1/overview", period=this_year, as_of=LATER)
+        assert {i["family"]: i["events"] for i in counted["initiatives"]} == {
+            f: per_family[f] for f in overview
+        }
+        activity = await dash.get("/api/v1/activity", family="tinl", **EVERYTHING)
         assert activity == [{"period": "2019-05", "family": "tinl", "count": 4}]
 
         # the overview page's figures come from running totals: they agree with the reports
         rates = await queries.nlib_rates(dash.pool)
         assert rates == {"followup_rate": 0.5, "lead_conversion": 0.25}
         summary = await queries.tinl_summary(dash.pool)
-        assert summary == {"activities": 4, "partner_pairs": len(tinl["partner_pairs"])}
+        assert summary == {
+            "activities": 4,
+            "partner_pairs": len(tinl["partner_pairs"]),
+            "partners_taking_part": tinl["partners_taking_part"],
+        }
         projects = await queries.werkplaats_summary(dash.pool)
-        assert projects["portfolio"] == wp["portfolio"][-1]
+        unbounded = await queries.werkplaats(dash.pool)  # the running totals read no period
+        assert projects["portfolio"] == unbounded["portfolio"][-1]
         assert (projects["sdgs_covered"], projects["graduations"]) == (4, 1)
 
 

@@ -18,9 +18,9 @@ import pytest
 
 from dashboard_harness import dashboard_settings, make_event
 from support import eventually
-from teamnl_dashboard.app import open_runtime
 from teamnl_dashboard.consumer import supervise
 from teamnl_dashboard.reference import FAMILIES
+from teamnl_dashboard.runtime import open_runtime
 from teamnl_shared.kafka import idempotent_producer
 
 pytestmark = pytest.mark.integration
@@ -53,7 +53,7 @@ def start_worker(settings, log: Path) -> subprocess.Popen[bytes]:
     }
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "teamnl_dashboard.consumer"],
+            [sys.executable, "-m", "teamnl_dashboard.worker"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

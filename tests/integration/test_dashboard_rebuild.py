@@ -16,9 +16,9 @@ from test_dashboard_api import NOW, network_events
 
 from dashboard_harness import FakeClock, dashboard_settings, make_event, running_dashboard
 from teamnl_dashboard import queries
-from teamnl_dashboard.app import open_runtime
 from teamnl_dashboard.projections.schema import PROJECTION_VERSION
 from teamnl_dashboard.rebuild import rebuild
+from teamnl_dashboard.runtime import open_runtime
 
 pytestmark = pytest.mark.integration
 

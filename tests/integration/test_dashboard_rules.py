@@ -97,7 +97,8 @@ async def test_duplication_in_a_market_and_joint_action_counted_instead(dash) ->
     await dash.wait_findings("market-duplication", "resolved")
     await dash.app.state.engine.tick(dash.pool)
     score = (await dash.get("/api/v1/coherence/score"))["current"]
-    assert score["joint_actions"] == 1 and score["duplications"] == 0
+    # one joint action, and China worked by NLIB and TINL: one complementary link
+    assert score["joint_actions"] == 2 and score["duplications"] == 0
 
 
 async def test_isolated_werkplaats_project_until_nlib_goes_there(dash) -> None:
@@ -120,6 +121,7 @@ async def test_gaps_in_focus_markets_and_cities_of_opportunity(dash, clock: Fake
             city_id="warsaw",
             city="Warsaw",
             country="PL",
+            updated_on="2018-05-01",  # in the programme for over a year
             time=NOW,
         ),
     )
@@ -136,7 +138,7 @@ async def test_gaps_in_focus_markets_and_cities_of_opportunity(dash, clock: Fake
     assert de["finding_key"] == "DE"
     await dash.wait_findings("city-gap", "resolved")
 
-    clock.set(datetime(2020, 1, 1, tzinfo=UTC))  # 200+ days later China has become a gap too
+    clock.set(datetime(2020, 7, 1, tzinfo=UTC))  # a year later China and Germany are gaps
     await dash.wait_findings("focus-market-gap", "open", 4)
 
 

@@ -13,10 +13,10 @@ from ingestion_helpers import (
     structured,
 )
 
-from teamnl_shared.infra import Infrastructure, with_database
-from teamnl_shared.infra.postgres import create_databases, drop_databases
 from teamnl_shared.ingestion import list_keys, revoke_key
 from teamnl_shared.ingestion.keycache import KeyCache
+from teamnl_suite.infra import Infrastructure, with_database
+from teamnl_suite.infra.postgres import create_databases, drop_databases
 
 pytestmark = pytest.mark.integration
 HELD = "nl.teamnl.nlib.mission.held.v1"

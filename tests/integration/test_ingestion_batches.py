@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from ingestion_helpers import RunningService, example, running, structured
 
+from teamnl_shared.ingestion.schemas import BatchResult
+
 pytestmark = pytest.mark.integration
 PLANNED = "nl.teamnl.nlib.mission.planned.v1"
 LEAD = "nl.teamnl.nlib.lead.converted.v1"
@@ -95,3 +97,20 @@ async def test_concurrent_requests_for_the_same_events_store_each_once(
         assert await svc.count("outbox") == len(events)
         companies = await svc.pool.fetchval("SELECT sum(supports) FROM companies")
         assert companies == len(events)
+
+
+async def test_a_batch_answer_is_exactly_its_documented_model(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Proves: the batch answer, written as JSON directly (no model per event), is exactly
+    what the documented BatchResult model gives for it: accepted, replayed, refused by a
+    domain rule and invalid items alike, every field present."""
+    planned = event(PLANNED, "-shape")
+    invalid = {**event(PLANNED, "-shape-bad"), "specversion": "0.3"}
+    async with running("nlib", database_url, kafka_bootstrap) as svc:
+        batch = [planned, planned, event(LEAD, "-no-mission"), invalid]
+        response = await svc.post_batch(batch, await svc.key())
+        body = response.json()
+        assert [item["status"] for item in body["results"]] == [202, 200, 422, 422]
+        assert (body["accepted"], body["replayed"], body["rejected"]) == (1, 1, 2)
+        assert BatchResult.model_validate(body).model_dump(mode="json") == body

@@ -14,10 +14,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from ingestion_helpers import RunningService, auth, example, running, structured
+from ingestion_helpers import (
+    auth,
+    backend_waiting_for_a_lock,
+    example,
+    running,
+    stored,
+    structured,
+)
 from tcp_proxy import TcpProxy
 
-from support import eventually
 from teamnl_shared.ingestion import PROBLEM_JSON
 
 pytestmark = pytest.mark.integration
@@ -40,15 +46,6 @@ def assert_unavailable(response: Any) -> None:
 
 def mission(event_type: str, suffix: str) -> dict[str, Any]:
     return structured(event_type, example(event_type, suffix))
-
-
-async def stored(svc: RunningService, event: dict[str, Any]) -> tuple[int, int]:
-    """(outbox rows, receipts) of ``event``."""
-    outbox = await svc.pool.fetchval("SELECT count(*) FROM outbox WHERE event_id = $1", event["id"])
-    receipts = await svc.pool.fetchval(
-        "SELECT count(*) FROM ingestion_receipts WHERE event_id = $1", event["id"]
-    )
-    return outbox, receipts
 
 
 async def test_an_unreachable_database_answers_503_and_the_retry_is_accepted(
@@ -94,7 +91,7 @@ async def test_a_connection_ended_mid_transaction_answers_503_and_stores_nothing
                     held["data"]["mission_id"],
                 )
                 request = asyncio.create_task(svc.post(held, key))
-                pid = await _backend_waiting_for_a_lock(admin)
+                pid = await backend_waiting_for_a_lock(admin)
                 await admin.execute("SELECT pg_terminate_backend($1)", pid)
                 assert_unavailable(await request)
         finally:
@@ -102,21 +99,3 @@ async def test_a_connection_ended_mid_transaction_answers_503_and_stores_nothing
         assert await stored(svc, held) == (0, 0)
         assert (await svc.post(held, key)).status_code == 202
         assert await stored(svc, held) == (1, 1)
-
-
-async def _backend_waiting_for_a_lock(admin: asyncpg.Connection) -> int:
-    """The pid of the service backend blocked on the row lock the admin holds."""
-    found: list[int] = []
-
-    async def waiting() -> bool:
-        found[:] = [
-            r["pid"]
-            for r in await admin.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-            )
-        ]
-        return len(found) == 1
-
-    await eventually(waiting, timeout=30)
-    return found[0]

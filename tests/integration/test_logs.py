@@ -28,9 +28,9 @@ from inprocess import PARTNER, mission_held, serving, spans_named
 from teamnl_nlib.app import create_app
 from teamnl_nlib.settings import NlibSettings
 from teamnl_shared.db import create_pool
-from teamnl_shared.infra import Infrastructure
 from teamnl_shared.ingestion import create_key
 from teamnl_shared.telemetry import configure_logging, setup_telemetry
+from teamnl_suite.infra import Infrastructure
 
 pytestmark = pytest.mark.integration
 

@@ -25,8 +25,8 @@ from inprocess import (
     post_event,
 )
 from support import eventually
-from teamnl_shared.infra import Infrastructure
 from teamnl_shared.telemetry import setup_telemetry
+from teamnl_suite.infra import Infrastructure
 
 pytestmark = pytest.mark.integration
 

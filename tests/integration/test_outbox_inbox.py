@@ -23,9 +23,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from support import eventually
 from teamnl_shared.contract.envelope import Event, parse_structured
 from teamnl_shared.db import create_pool, migrate
-from teamnl_shared.inbox import InboxConsumer, PoisonEvent
-from teamnl_shared.infra import Infrastructure
+from teamnl_shared.inbox import Inbox, InboxConsumer, PoisonEvent
 from teamnl_shared.outbox import backlog, enqueue
+from teamnl_suite.infra import Infrastructure
 
 pytestmark = pytest.mark.integration
 
@@ -300,7 +300,7 @@ async def test_a_poison_event_undoes_only_itself_and_each_event_applies_once_per
         seen.append([event.id for event, _ in applied])
         assert conn.is_in_transaction()
 
-    inbox = InboxConsumer(migrated_pool, "", "g", [], refuse_n2, before_commit=before_commit)
+    inbox = Inbox(migrated_pool, refuse_n2, "g", before_commit=before_commit)
     events = [mission_event(1, n) for n in (0, 1, 2, 1, 3)]
     outcome = await inbox.apply([as_record(e, i) for i, e in enumerate(events)])
 

@@ -23,8 +23,8 @@ from opentelemetry.trace import SpanKind
 
 from inprocess import metric_total, mission_held, nlib_and_dashboard, post_event, scrape
 from support import eventually
-from teamnl_shared.infra import Infrastructure
 from teamnl_shared.telemetry import setup_telemetry
+from teamnl_suite.infra import Infrastructure
 
 pytestmark = pytest.mark.integration
 

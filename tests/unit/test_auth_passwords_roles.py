@@ -8,7 +8,7 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from teamnl_dashboard.auth import Member, Role, require_role
+from teamnl_dashboard.auth import Member, Role, passwords, require_role
 from teamnl_dashboard.auth.dependencies import current_member
 from teamnl_dashboard.auth.passwords import (
     WeakPassword,
@@ -88,3 +88,22 @@ def _client_signed_in_as(role: Role) -> TestClient:
 )
 def test_require_role_answers_403_below_the_role(role: Role, status: int) -> None:
     assert _client_signed_in_as(role).post("/resolve").status_code == status
+
+
+async def test_an_unknown_account_costs_one_argon2_verification_like_a_known_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """So response times do not tell which e-mail addresses are members."""
+    stored = hash_password("correct horse battery staple")
+    calls: list[str] = []
+    real = passwords._hasher
+
+    class CountingHasher:
+        def verify(self, hash_: str, password: str) -> bool:
+            calls.append(hash_)
+            return real.verify(hash_, password)
+
+    monkeypatch.setattr(passwords, "_hasher", CountingHasher())
+    assert not await passwords.verify_password_off_loop(None, "correct horse battery staple")
+    assert await passwords.verify_password_off_loop(stored, "correct horse battery staple")
+    assert len(calls) == 2 and calls[0] != stored  # the dummy hash, then the member's

@@ -8,9 +8,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from teamnl_shared.infra import InfraConfig
-from teamnl_shared.infra.kafka import server_properties
-from teamnl_shared.infra.postgres import LocalPostgres
+from teamnl_suite.infra import InfraConfig
+from teamnl_suite.infra.kafka import server_properties
+from teamnl_suite.infra.postgres import LocalPostgres
 
 
 def config(tmp_path: Path) -> InfraConfig:

@@ -11,11 +11,17 @@ from teamnl_dashboard.rules.catalogue import (
     CityGap,
     FocusMarketGap,
     GlobalStarsLeadTime,
+    GlobalStarsOutsideEureka,
     InvalidEvents,
     IsolatedProject,
+    LeadsNotConverted,
     MarketDuplication,
     MissionFollowupOverdue,
+    PilotWithoutSoftLanding,
+    ProgrammeSpending,
     ServiceSilent,
+    TinlPartnerAbsent,
+    WerkplaatsPortfolioTarget,
     pair_activities,
     year_elapsed,
 )
@@ -26,6 +32,7 @@ from teamnl_dashboard.rules.model import (
     CityProgrammeFact,
     DeadLetterFact,
     MissionFact,
+    PartnerFact,
     ProjectFact,
     Scope,
     ServiceFact,
@@ -193,7 +200,105 @@ def test_every_rule_is_named_versioned_and_takes_its_thresholds_from_settings() 
     settings = DashboardSettings(database_url="postgresql://unused/db", rules={"followup_days": 10})
     rules = all_rules(settings)
     names = [r.name for r in rules]
-    assert len(set(names)) == len(names) == 9
+    assert len(set(names)) == len(names) == 15
     described = {d["name"]: d for d in map(describe, rules)}
     assert described["mission-followup-overdue"]["thresholds"] == {"followup_days": 10}
     assert all(d["version"] >= 1 and d["description"] for d in described.values())
+
+
+# -- issue 12: the letter read as of its date, and its targets ---------------------------------
+
+
+def test_a_domestic_preparation_event_never_duplicates_a_mission_abroad() -> None:
+    mission_cn = act("m1", "nlib", "CN", date(2018, 5, 28), city="Guangzhou")
+    business_week = act("t1", "tinl", "CN", date(2018, 5, 14), city="Tilburg", country="NL")
+    assert pair_activities((mission_cn, business_week), 30) == []
+    facts = Facts(paired_activities=(mission_cn, business_week))
+    assert MarketDuplication(30).check(facts, NOW) == []
+
+
+def test_a_city_gap_counts_from_the_programme_date() -> None:
+    programme = CityProgrammeFact("warsaw", "Warsaw", "ev-city", date(2018, 11, 1))
+    rule = CityGap(365)
+    assert rule.check(Facts(city_programmes=(programme,)), datetime(2018, 12, 21, tzinfo=UTC)) == []
+    [gap] = rule.check(Facts(city_programmes=(programme,)), datetime(2019, 11, 2, tzinfo=UTC))
+    assert gap.key == "warsaw"
+
+
+def test_an_isolated_project_is_judged_once_project_and_network_ran_a_year() -> None:
+    panama = ProjectFact("wp-pa", "PA", "active", "ev-pa", date(2017, 10, 2))
+    rule = IsolatedProject(365)
+    assert rule.check(Facts(projects=(panama,)), datetime(2018, 12, 21, tzinfo=UTC)) == []
+    [hit] = rule.check(Facts(projects=(panama,)), datetime(2019, 1, 2, tzinfo=UTC))
+    assert hit.key == "wp-pa"
+
+
+def project(id_: str, onboarded: date, ended: date | None = None) -> ProjectFact:
+    return ProjectFact(
+        id_, "IN", "active" if ended is None else "graduated", f"ev-{id_}", onboarded, ended
+    )
+
+
+def test_the_werkplaats_target_is_20_in_2019_then_30_and_never_before_2019() -> None:
+    eight = tuple(project(f"p{i}", date(2018, 1, 1 + i)) for i in range(8))
+    rule = WerkplaatsPortfolioTarget()
+    assert rule.check(Facts(projects=eight), datetime(2019, 6, 1, tzinfo=UTC)) == []
+    [short_2019] = rule.check(Facts(projects=eight), datetime(2020, 1, 2, tzinfo=UTC))
+    assert short_2019.details == {"year": 2019, "portfolio": 8, "target": 20}
+    twenty = tuple(project(f"q{i}", date(2019, 1, 1 + i)) for i in range(20))
+    [short_2020] = rule.check(Facts(projects=twenty), datetime(2021, 1, 2, tzinfo=UTC))
+    assert short_2020.details == {"year": 2020, "portfolio": 20, "target": 30}
+
+
+def test_global_stars_calls_only_outside_the_eureka_countries() -> None:
+    calls = tuple(
+        CallFact(f"gs-{c}", date(2018, 1, 1), None, (f"ev-{c}",), c) for c in ("IN", "TW", "KR")
+    )
+    [hit] = GlobalStarsOutsideEureka().check(Facts(calls=calls), NOW)
+    assert hit.key == "gs-KR"  # South Korea: a Eureka country
+
+
+def test_leads_that_never_convert_within_a_year() -> None:
+    converted = MissionFact("m1", "VN", date(2018, 4, 13), "ev-1", (), 42, 3)
+    none = MissionFact("m2", "IN", date(2018, 11, 23), "ev-2", (), 38, 0)
+    rule = LeadsNotConverted(365)
+    facts = Facts(missions=(converted, none))
+    assert rule.check(facts, datetime(2018, 12, 21, tzinfo=UTC)) == []
+    assert [h.key for h in rule.check(facts, datetime(2019, 12, 1, tzinfo=UTC))] == ["m2"]
+
+
+def test_a_tinl_partner_that_never_takes_part_once_the_convenant_ran_a_year() -> None:
+    partners = (PartnerFact("rvo", date(2018, 12, 1), "ev-1"), PartnerFact("bom", None, None))
+    rule = TinlPartnerAbsent(365)
+    assert rule.check(Facts(tinl_partners=partners), datetime(2018, 12, 21, tzinfo=UTC)) == []
+    [hit] = rule.check(Facts(tinl_partners=partners), datetime(2019, 3, 1, tzinfo=UTC))
+    assert hit.key == "bom"
+
+
+def test_soft_landing_in_the_pilot_cities() -> None:
+    programmes = (
+        CityProgrammeFact("warsaw", "Warsaw", "ev-1", date(2018, 11, 1), "pilot", "active"),
+        CityProgrammeFact("dubai", "Dubai", "ev-2", date(2018, 11, 1), "pilot", "not_started"),
+        CityProgrammeFact("lagos", "Lagos", "ev-3", date(2018, 11, 1), "silver", "not_started"),
+    )
+    [hit] = PilotWithoutSoftLanding().check(Facts(city_programmes=programmes), NOW)
+    assert hit.key == "dubai"
+
+
+def test_spending_over_the_whole_programme_period() -> None:
+    def spent(family: str, year: int, cents: int, allocation: int) -> BudgetFact:
+        return BudgetFact(family, year, allocation, cents, (f"ev-{family}-{year}",))
+
+    on_pace = (spent("nlib", 2018, 550_000_000, 600_000_000),)
+    rule = ProgrammeSpending(0.25)
+    assert rule.check(Facts(budgets=on_pace), datetime(2018, 12, 21, tzinfo=UTC)) == []
+    over = tuple(spent("nlib", y, 700_000_000, 600_000_000) for y in range(2017, 2022))
+    [hit] = rule.check(Facts(budgets=over), datetime(2022, 1, 2, tzinfo=UTC))
+    assert (hit.key, hit.severity) == ("nlib", Severity.CRITICAL)
+    public = (
+        spent("tinl", 2017, 600_000_000, 150_000_000),  # 80% of 2017-2021 at half-time
+        spent("werkplaats", 2017, 0, 150_000_000),
+        spent("globalstars", 2017, 0, 100_000_000),
+    )
+    keys = {h.key: h.severity for h in rule.check(Facts(budgets=public), NOW)}
+    assert keys == {"tinl": Severity.WARNING}  # the public 4 M together: 30%, on pace

@@ -10,7 +10,7 @@ import pytest
 from teamnl_shared.contract.envelope import Event, parse_structured
 from teamnl_shared.contract.registry import spec_for
 from teamnl_shared.contract.topics import PUBLISHED_BY
-from teamnl_shared.suite import seed
+from teamnl_suite import seed
 
 EVENTS = seed.seed_events()
 ALL = [event for events in EVENTS.values() for event in events]

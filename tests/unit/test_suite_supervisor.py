@@ -12,11 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from teamnl_shared.suite import pidfile
-from teamnl_shared.suite.client import ItemResult
-from teamnl_shared.suite.config import Endpoint, ServiceSpec, SuiteConfig
-from teamnl_shared.suite.output import readable
-from teamnl_shared.suite.supervisor import CrashPolicy, Supervisor
+from teamnl_suite import pidfile
+from teamnl_suite.client import ItemResult
+from teamnl_suite.config import Endpoint, ServiceSpec, SuiteConfig
+from teamnl_suite.output import readable
+from teamnl_suite.supervisor import CrashPolicy, Supervisor
 
 
 class RecordingSink:

@@ -11,6 +11,8 @@ from typing import Any
 
 import asyncpg
 
+from teamnl_shared.db import transaction
+
 from .rules.findings import TransitionRefused, change_state
 
 __all__ = ["TransitionRefused", "change_finding"]
@@ -32,5 +34,5 @@ async def change_finding(
     """
     if state not in ("acknowledged", "resolved"):
         raise ValueError(f"a finding cannot be set to {state!r} by hand")
-    async with pool.acquire() as conn, conn.transaction():
+    async with transaction(pool) as conn:
         return await change_state(conn, finding_id, state, by, at or datetime.now(UTC), note)

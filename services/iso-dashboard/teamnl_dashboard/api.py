@@ -9,24 +9,51 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
+
+from teamnl_shared.contract.registry import Family
 
 from . import queries, schemas
 from .actions import TransitionRefused, change_finding
 from .auth import CurrentMember, Member, require_role
 from .live import LiveHub, sse_stream
+from .reading import (
+    CurrentReading,
+    findings_of,
+    is_past,
+    rules_as_of,
+    score_as_of_series,
+    score_of,
+)
 from .rules import RulesEngine, describe
 from .settings import DashboardSettings
 
-router = APIRouter(prefix="/api/v1", tags=["dashboard"])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["dashboard"],
+    responses={
+        401: {"description": "not signed in"},
+        403: {"description": "the member's role may not, or the CSRF token is missing"},
+    },
+)
 Secretariat = Annotated[Member, Depends(require_role("secretariat"))]
-Family = Literal["nlib", "tinl", "globalstars", "werkplaats"]
+# Bounds on what a query may ask, so that no value reaches PostgreSQL out of its range
+# (a 500) - it is a 422 naming the parameter instead.
+FindingId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+Name = Annotated[str, Path(max_length=100, pattern=r"^[\w.:-]+$")]
+NameFilter = Annotated[str | None, Query(max_length=100, pattern=r"^[\w.:-]+$")]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "not found"}}
+CHANGE: dict[int | str, dict[str, Any]] = {
+    **NOT_FOUND,
+    409: {"description": "the finding's state does not allow this change"},
+}
 CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {}}, "description": "the table as CSV"}
 }
@@ -42,21 +69,31 @@ def _settings(request: Request) -> DashboardSettings:
     return settings
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection");
+# event data comes from partners, so such a cell is prefixed with ' and stays text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(text: str) -> str:
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def _cell(value: Any) -> Any:
     if isinstance(value, list | tuple):
-        return ";".join(str(v) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, default=str, sort_keys=True)
-    if isinstance(value, datetime | date):
+        value = ";".join(str(v) for v in value)
+    elif isinstance(value, dict):
+        value = json.dumps(value, default=str, sort_keys=True)
+    elif isinstance(value, datetime | date):
         return value.isoformat()
-    return value
+    return neutralise_formula(value) if isinstance(value, str) else value
 
 
 def csv_response(rows: Iterable[Mapping[str, Any]], name: str) -> Response:
     rows = list(rows)
     out = io.StringIO()
     if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        # RFC 4180 line ends, so a cell with a bare \r or \n is quoted, never a new row
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\r\n")
         writer.writeheader()
         writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
     return Response(
@@ -72,14 +109,22 @@ def csv_response(rows: Iterable[Mapping[str, Any]], name: str) -> Response:
 @router.get(
     "/overview",
     response_model=schemas.Overview,
-    summary="Per initiative: events, activities, budget; open findings",
+    summary="Per initiative: events, activities, budget over the period; open findings",
 )
-async def overview(
-    request: Request, member: CurrentMember, year: int | None = None
-) -> dict[str, Any]:
-    return await queries.overview(
-        _pool(request), year=year, allocations_cents=_settings(request).allocations_cents
+async def overview(request: Request, member: CurrentMember, read: CurrentReading) -> dict[str, Any]:
+    pool, past = _pool(request), is_past(request, read)
+    as_of = await rules_as_of(request, read) if past else None
+    found = await queries.overview(
+        pool,
+        period=read.period,
+        as_of=read.as_of,
+        allocations_cents=_settings(request).allocations_cents,
+        findings_open=Counter(f["severity"] for f in findings_of(as_of)) if as_of else None,
+        past=past,
     )
+    if as_of is not None:
+        found["score"] = score_of(as_of)
+    return found
 
 
 @router.get(
@@ -90,13 +135,20 @@ async def overview(
 async def activity(
     request: Request,
     member: CurrentMember,
+    read: CurrentReading,
     granularity: Literal["day", "month", "year"] = "month",
     family: Family | None = None,
-    market: str | None = None,
+    market: NameFilter = None,
     since: date | None = None,
 ) -> list[dict[str, Any]]:
     return await queries.activity_series(
-        _pool(request), granularity=granularity, family=family, market=market, since=since
+        _pool(request),
+        period=read.period,
+        as_of=read.as_of,
+        granularity=granularity,
+        family=family,
+        market=market,
+        since=since,
     )
 
 
@@ -104,13 +156,14 @@ async def activity(
 async def activity_csv(
     request: Request,
     member: CurrentMember,
+    read: CurrentReading,
     granularity: Literal["day", "month", "year"] = "month",
     family: Family | None = None,
-    market: str | None = None,
+    market: NameFilter = None,
     since: date | None = None,
 ) -> Response:
     return csv_response(
-        await activity(request, member, granularity, family, market, since), "activity"
+        await activity(request, member, read, granularity, family, market, since), "activity"
     )
 
 
@@ -120,104 +173,138 @@ async def activity_csv(
     summary="Budget spent against the yearly allocation",
 )
 async def budget(
-    request: Request, member: CurrentMember, year: int | None = None
+    request: Request, member: CurrentMember, read: CurrentReading
 ) -> list[dict[str, Any]]:
     return await queries.budget(
-        _pool(request), year=year, allocations_cents=_settings(request).allocations_cents
+        _pool(request),
+        period=read.period,
+        as_of=read.as_of,
+        allocations_cents=_settings(request).allocations_cents,
     )
 
 
 @router.get("/budget.csv", responses=CSV, response_class=Response)
-async def budget_csv(request: Request, member: CurrentMember, year: int | None = None) -> Response:
-    return csv_response(await budget(request, member, year), "budget")
+async def budget_csv(request: Request, member: CurrentMember, read: CurrentReading) -> Response:
+    return csv_response(await budget(request, member, read), "budget")
 
 
 @router.get(
     "/markets", response_model=list[schemas.Market], summary="Activity per market and initiative"
 )
-async def markets(request: Request, member: CurrentMember) -> list[dict[str, Any]]:
-    return await queries.markets(_pool(request))
+async def markets(
+    request: Request, member: CurrentMember, read: CurrentReading
+) -> list[dict[str, Any]]:
+    return await queries.markets(_pool(request), period=read.period, as_of=read.as_of)
 
 
 @router.get("/markets.csv", responses=CSV, response_class=Response)
-async def markets_csv(request: Request, member: CurrentMember) -> Response:
-    return csv_response(await markets(request, member), "markets")
+async def markets_csv(request: Request, member: CurrentMember, read: CurrentReading) -> Response:
+    return csv_response(await markets(request, member, read), "markets")
+
+
+@router.get(
+    "/complementarity",
+    response_model=list[schemas.Complementarity],
+    summary="Per market: which of the four initiatives worked it, and how they complement",
+)
+async def complementarity(
+    request: Request, member: CurrentMember, read: CurrentReading
+) -> list[dict[str, Any]]:
+    return await queries.complementarity(_pool(request), period=read.period, as_of=read.as_of)
 
 
 @router.get(
     "/markets/{code}",
+    responses=NOT_FOUND,
     response_model=schemas.MarketDetail,
     summary="One market: activities and Werkplaats projects",
 )
-async def market(request: Request, member: CurrentMember, code: str) -> dict[str, Any]:
-    found = await queries.market(_pool(request), code if code == "smart-cities" else code.upper())
+async def market(
+    request: Request, member: CurrentMember, read: CurrentReading, code: Name
+) -> dict[str, Any]:
+    found = await queries.market(_pool(request), code, period=read.period, as_of=read.as_of)
     if found is None:
-        raise HTTPException(404, "no activity in this market")
+        raise HTTPException(404, "no such market: a country code or smart-cities")
     return found
 
 
 @router.get(
     "/cities", response_model=schemas.Cities, summary="Coverage of the Cities of Opportunity"
 )
-async def cities(request: Request, member: CurrentMember) -> dict[str, Any]:
-    return await queries.cities(_pool(request))
+async def cities(request: Request, member: CurrentMember, read: CurrentReading) -> dict[str, Any]:
+    return await queries.cities(_pool(request), period=read.period, as_of=read.as_of)
 
 
 @router.get("/cities.csv", responses=CSV, response_class=Response)
-async def cities_csv(request: Request, member: CurrentMember) -> Response:
-    return csv_response((await cities(request, member))["cities"], "cities")
+async def cities_csv(request: Request, member: CurrentMember, read: CurrentReading) -> Response:
+    return csv_response((await cities(request, member, read))["cities"], "cities")
 
 
 # -- initiatives -----------------------------------------------------------------------------
 
 
 @router.get("/initiatives/nlib", summary="NLIB: missions, follow-up rate, lead conversion")
-async def nlib(request: Request, member: CurrentMember) -> dict[str, Any]:
-    return await queries.nlib(_pool(request))
+async def nlib(request: Request, member: CurrentMember, read: CurrentReading) -> dict[str, Any]:
+    return await queries.nlib(_pool(request), period=read.period, as_of=read.as_of)
 
 
 @router.get("/initiatives/nlib/missions.csv", responses=CSV, response_class=Response)
-async def nlib_missions_csv(request: Request, member: CurrentMember) -> Response:
-    return csv_response((await nlib(request, member))["missions"], "nlib-missions")
+async def nlib_missions_csv(
+    request: Request, member: CurrentMember, read: CurrentReading
+) -> Response:
+    return csv_response((await nlib(request, member, read))["missions"], "nlib-missions")
 
 
 @router.get("/initiatives/tinl", summary="TINL: focus markets and partner cooperation")
-async def tinl(request: Request, member: CurrentMember) -> dict[str, Any]:
-    return await queries.tinl(_pool(request))
+async def tinl(request: Request, member: CurrentMember, read: CurrentReading) -> dict[str, Any]:
+    return await queries.tinl(_pool(request), period=read.period, as_of=read.as_of)
 
 
 @router.get("/initiatives/tinl/partner-pairs.csv", responses=CSV, response_class=Response)
-async def tinl_pairs_csv(request: Request, member: CurrentMember) -> Response:
-    return csv_response((await tinl(request, member))["partner_pairs"], "tinl-partner-pairs")
+async def tinl_pairs_csv(request: Request, member: CurrentMember, read: CurrentReading) -> Response:
+    pairs = (await tinl(request, member, read))["partner_pairs"]
+    return csv_response(pairs, "tinl-partner-pairs")
 
 
 @router.get("/initiatives/globalstars", summary="Global Stars: proposals and lead time")
-async def globalstars(request: Request, member: CurrentMember) -> dict[str, Any]:
+async def globalstars(
+    request: Request, member: CurrentMember, read: CurrentReading
+) -> dict[str, Any]:
     rules = _settings(request).rules
     return await queries.globalstars(
         _pool(request),
+        period=read.period,
+        as_of=read.as_of,
         target_months=(rules.lead_time_target_min_months, rules.lead_time_max_months),
     )
 
 
 @router.get("/initiatives/globalstars/calls.csv", responses=CSV, response_class=Response)
-async def globalstars_csv(request: Request, member: CurrentMember) -> Response:
-    return csv_response((await globalstars(request, member))["calls"], "globalstars-calls")
+async def globalstars_csv(
+    request: Request, member: CurrentMember, read: CurrentReading
+) -> Response:
+    calls = (await globalstars(request, member, read))["calls"]
+    return csv_response(calls, "globalstars-calls")
 
 
 @router.get("/initiatives/werkplaats", summary="De Werkplaats: portfolio, SDGs, graduations")
-async def werkplaats(request: Request, member: CurrentMember) -> dict[str, Any]:
+async def werkplaats(
+    request: Request, member: CurrentMember, read: CurrentReading
+) -> dict[str, Any]:
     settings = _settings(request)
     return await queries.werkplaats(
         _pool(request),
+        period=read.period,
+        as_of=read.as_of,
         targets=settings.werkplaats_targets,
         yearly_target=settings.werkplaats_yearly_target,
     )
 
 
 @router.get("/initiatives/werkplaats/portfolio.csv", responses=CSV, response_class=Response)
-async def werkplaats_csv(request: Request, member: CurrentMember) -> Response:
-    return csv_response((await werkplaats(request, member))["portfolio"], "werkplaats-portfolio")
+async def werkplaats_csv(request: Request, member: CurrentMember, read: CurrentReading) -> Response:
+    portfolio = (await werkplaats(request, member, read))["portfolio"]
+    return csv_response(portfolio, "werkplaats-portfolio")
 
 
 # -- coherence -------------------------------------------------------------------------------
@@ -241,32 +328,47 @@ async def rules(request: Request, member: CurrentMember) -> list[dict[str, Any]]
 async def findings(
     request: Request,
     member: CurrentMember,
+    read: CurrentReading,
     state: Literal["open", "acknowledged", "resolved"] | None = None,
-    rule: str | None = None,
+    rule: NameFilter = None,
     severity: Literal["info", "warning", "critical"] | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[dict[str, Any]]:
-    return await queries.findings(
-        _pool(request), state=state, rule=rule, severity=severity, limit=limit
-    )
+    """As of today: the stored findings with their state. As of a past date: what the
+    rules see from the facts known then (``id`` None, state open; nothing is stored)."""
+    if not is_past(request, read):
+        return await queries.findings(
+            _pool(request), state=state, rule=rule, severity=severity, limit=limit
+        )
+    found = findings_of(await rules_as_of(request, read))
+    return [
+        f
+        for f in found
+        if state in (None, "open")
+        and rule in (None, f["rule"])
+        and severity in (None, f["severity"])
+    ][:limit]
 
 
 @router.get("/findings.csv", responses=CSV, response_class=Response)
 async def findings_csv(
     request: Request,
     member: CurrentMember,
+    read: CurrentReading,
     state: Literal["open", "acknowledged", "resolved"] | None = None,
-    rule: str | None = None,
+    rule: NameFilter = None,
 ) -> Response:
-    return csv_response(await findings(request, member, state, rule, None, 5000), "findings")
+    found = await findings(request, member, read, state, rule, None, 5000)
+    return csv_response(found, "findings")
 
 
 @router.get(
     "/findings/{finding_id}",
+    responses=NOT_FOUND,
     response_model=schemas.FindingWithHistory,
     summary="One finding with its history",
 )
-async def finding(request: Request, member: CurrentMember, finding_id: int) -> dict[str, Any]:
+async def finding(request: Request, member: CurrentMember, finding_id: FindingId) -> dict[str, Any]:
     found = await queries.finding(_pool(request), finding_id)
     if found is None:
         raise HTTPException(404, "no such finding")
@@ -292,22 +394,24 @@ Note = Annotated[str | None, Body(embed=True, max_length=2000)]
 
 @router.post(
     "/findings/{finding_id}/acknowledge",
+    responses=CHANGE,
     response_model=schemas.FindingWithHistory,
     summary="Acknowledge (secretariat)",
 )
 async def acknowledge(
-    request: Request, member: Secretariat, finding_id: int, note: Note = None
+    request: Request, member: Secretariat, finding_id: FindingId, note: Note = None
 ) -> dict[str, Any]:
     return await _change(request, member, finding_id, "acknowledged", note)
 
 
 @router.post(
     "/findings/{finding_id}/resolve",
+    responses=CHANGE,
     response_model=schemas.FindingWithHistory,
     summary="Resolve (secretariat)",
 )
 async def resolve(
-    request: Request, member: Secretariat, finding_id: int, note: Note = None
+    request: Request, member: Secretariat, finding_id: FindingId, note: Note = None
 ) -> dict[str, Any]:
     return await _change(request, member, finding_id, "resolved", note)
 
@@ -320,16 +424,28 @@ async def resolve(
 async def score(
     request: Request,
     member: CurrentMember,
+    read: CurrentReading,
     bucket: Literal["hour", "day", "week", "month"] = "day",
     since: datetime | None = None,
 ) -> dict[str, Any]:
+    """As of today: the stored snapshots. As of a past date: the score the rules give at
+    the end of each month of the period up to that date, and at the date itself."""
     pool = _pool(request)
+    if is_past(request, read):
+        series = await score_as_of_series(request, read)
+        return {"definition": SCORE_DEFINITION, "current": series[-1], "series": series}
     return {
-        "definition": "100 * J / (J + W): J joint NLIB-TINL actions in the trailing year,"
-        " W open findings weighted info 0.25, warning 1, critical 3",
+        "definition": SCORE_DEFINITION,
         "current": await queries.latest_score(pool),
         "series": await queries.score_series(pool, bucket=bucket, since=since),
     }
+
+
+SCORE_DEFINITION = (
+    "100 * J / (J + W): J joint NLIB-TINL actions and complementary links (per market,"
+    " each pair of the four initiatives that both worked it) in the trailing year,"
+    " W open findings weighted info 0.25, warning 1, critical 3"
+)
 
 
 @router.get("/coherence/score.csv", responses=CSV, response_class=Response)

@@ -7,8 +7,7 @@ trigger, evaluated once; the offsets are committed after that transaction. Inval
 records go to the group's dead-letter topic (by the inbox) and are also recorded here, so
 the ``invalid-events`` rule can raise a finding.
 
-``python -m teamnl_dashboard.consumer`` runs only a consumer (no HTTP), e.g. as an extra
-worker, or for the crash test that kills one with SIGKILL.
+``python -m teamnl_dashboard.worker`` runs only a consumer (no HTTP), see `worker`.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -28,9 +26,9 @@ from opentelemetry.trace import SpanContext, SpanKind, Tracer
 
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.topics import ALL_EVENT_TOPICS
+from teamnl_shared.db import transaction
 from teamnl_shared.inbox import InboxConsumer
 from teamnl_shared.outbox import ACCEPTED_AT_HEADER
-from teamnl_shared.telemetry import configure_logging
 from teamnl_shared.telemetry.messaging import context_from_headers
 
 from . import projections
@@ -142,7 +140,7 @@ class DashboardHandlers:
                 )
 
     async def dead_lettered(self, record: ConsumerRecord, reason: str) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with transaction(self.pool) as conn:
             await record_dead_letter(
                 conn,
                 topic=record.topic,
@@ -202,31 +200,3 @@ async def supervise(consumer: InboxConsumer, stopping: asyncio.Event, backoff: f
             log.exception("dashboard consumer failed; restarting in %ss", backoff)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), backoff)
-
-
-async def _run_worker(settings: DashboardSettings) -> None:
-    from .app import open_runtime  # the one composition root builds the parts
-
-    async with open_runtime(settings) as runtime:
-        consumer = runtime.consumer
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, runtime.stopping.set)
-        stop = asyncio.ensure_future(_stop_on(runtime.stopping, consumer))
-        await supervise(consumer, runtime.stopping)
-        stop.cancel()
-
-
-async def _stop_on(stopping: asyncio.Event, consumer: InboxConsumer) -> None:
-    await stopping.wait()
-    await consumer.stop()
-
-
-def main() -> None:
-    settings = DashboardSettings()
-    configure_logging(f"{settings.service_name}-consumer", settings.log_level)
-    asyncio.run(_run_worker(settings))
-
-
-if __name__ == "__main__":
-    main()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from teamnl_shared.db import migrate
+from teamnl_shared.db import migrate, transaction
 
 from .projections.schema import ensure_live_schema, search_path
 
@@ -32,7 +32,7 @@ async def prepare_database(url: str) -> None:
     assert pool is not None
     try:
         await migrate(pool, MIGRATIONS)
-        async with pool.acquire() as conn, conn.transaction():
+        async with transaction(pool) as conn:
             await ensure_live_schema(conn)
     finally:
         await pool.close()

@@ -5,19 +5,14 @@ services' (``teamnl_shared.ingestion.ops``); no sign-in needed, nothing secret s
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from typing import TYPE_CHECKING
 
-import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from teamnl_shared.infra.kafka import ping
+from teamnl_shared import db, kafka
 
+from .runtime import Runtime
 from .schemas import Readiness
-
-if TYPE_CHECKING:
-    from .app import Runtime
 
 PROBE_TIMEOUT = 3.0
 
@@ -40,28 +35,23 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(readiness.model_dump(), status_code=200 if readiness.ready else 503)
 
 
-async def _database(pool: asyncpg.Pool) -> bool:
-    with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-        return await asyncio.wait_for(pool.fetchval("SELECT true"), PROBE_TIMEOUT) is True
-    return False
-
-
 async def check_readiness(runtime: Runtime | None) -> Readiness:
     """`runtime` is the app's `Runtime`, or None while the lifespan is still starting."""
     if runtime is None:
         return Readiness(
             status="not ready", database=False, kafka=False, consumer=False, live=False
         )
-    database, kafka = await asyncio.gather(
-        _database(runtime.pool), ping(runtime.settings.kafka_bootstrap_servers, PROBE_TIMEOUT)
+    database_ok, kafka_ok = await asyncio.gather(
+        db.ping(runtime.pool, PROBE_TIMEOUT),
+        kafka.ping(runtime.settings.kafka_bootstrap_servers, PROBE_TIMEOUT),
     )
     consumer = runtime.consumer.running
     live = runtime.hub.listening.is_set()
-    ready = database and kafka and consumer and live
+    ready = database_ok and kafka_ok and consumer and live
     return Readiness(
         status="ready" if ready else "not ready",
-        database=database,
-        kafka=kafka,
+        database=database_ok,
+        kafka=kafka_ok,
         consumer=consumer,
         live=live,
     )

@@ -9,14 +9,29 @@ keyword arguments with the documented defaults, e.g. ``allocations_cents``.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
+from itertools import combinations
 from typing import Any, TypeAlias
 
 import asyncpg
+import pycountry
 from dateutil.relativedelta import relativedelta
 
-from .reference import CITIES_OF_OPPORTUNITY, FAMILIES, FOCUS_MARKETS, city_for
+from .period import Period, end_of_day
+from .reference import (
+    CITIES_OF_OPPORTUNITY,
+    CITIES_STATED,
+    EUREKA_COUNTRIES,
+    FAMILIES,
+    FOCUS_MARKETS,
+    HOME_COUNTRY,
+    SEED_EVENT_PREFIX,
+    TINL_PARTNERS,
+    WERKPLAATS_TARGET_FIRST_YEAR,
+    city_for,
+)
 from .settings import DEFAULT_ALLOCATIONS_CENTS
 
 DB: TypeAlias = asyncpg.Pool | asyncpg.Connection
@@ -42,29 +57,68 @@ def _rows(records: list[asyncpg.Record]) -> list[dict[str, Any]]:
     return [dict(r) for r in records]
 
 
+# -- the reading: period and as-of date -------------------------------------------------------
+
+
+async def latest_event_on(db: DB) -> date | None:
+    """The date of the latest event (by its time): where a seeded data set ends."""
+    latest = await db.fetchval("SELECT max(time) FROM events")
+    return latest.astimezone(UTC).date() if latest is not None else None
+
+
+def _bounds(period: Period | None, as_of: date | None) -> tuple[date | None, date | None]:
+    """(first day, last day) read, both included; None: unbounded."""
+    first = period.start if period else None
+    last = date(period.last_year, 12, 31) if period else None
+    if as_of is not None:
+        last = as_of if last is None else min(last, as_of)
+    return first, last
+
+
+async def covers_all(db: DB, period: Period | None, as_of: date | None) -> bool:
+    """Whether the reading holds every event (the usual live reading: this year as of
+    today): then the running totals answer instead of counting the period's rows."""
+    first, last = _bounds(period, as_of)
+    if first is None and last is None:
+        return True
+    span = await db.fetchrow("SELECT min(time) AS first, max(time) AS last FROM events")
+    if span["first"] is None:
+        return True
+    return (first is None or span["first"] >= _start_of(first)) and (
+        last is None or span["last"] <= _end_of(last)
+    )
+
+
+def _reading(period: Period | None, as_of: date | None) -> dict[str, Any]:
+    return {"period": period.label if period else None, "as_of": as_of}
+
+
 # -- the network -----------------------------------------------------------------------------
 
 
 async def overview(
     db: DB,
     *,
-    year: int | None = None,
+    period: Period | None = None,
+    as_of: date | None = None,
     allocations_cents: Mapping[str, int] = DEFAULT_ALLOCATIONS_CENTS,
+    findings_open: Mapping[str, int] | None = None,
+    past: bool = False,
 ) -> dict[str, Any]:
-    """{"year", "initiatives": [{family, name, events, last_event_at, activities,
-    budget: {allocation_cents, spent_cents, spent_pct}}], "findings_open": {severity: n},
-    "score": latest score snapshot or None}."""
-    year = year or datetime.now(UTC).year
-    totals = {
-        r["family"]: r
-        for r in await db.fetch(
-            "SELECT family, sum(events)::bigint AS events, max(last_event_at) AS last_event_at,"
-            " sum(activities)::bigint AS activities FROM family_totals GROUP BY family"
-        )
-    }
-    spent = {
-        b["family"]: b for b in await budget(db, year=year, allocations_cents=allocations_cents)
-    }
+    """{"period", "as_of", "initiatives": [{family, name, events, last_event_at,
+    activities, budget: {allocation_cents, spent_cents, spent_pct}}], "findings_open":
+    {severity: n}, "score"}. Events and activities count those of the period up to
+    `as_of`; the budget sums the period's years (allocation = yearly allocation x years).
+    ``findings_open`` is given by a caller that evaluated the rules as of a past date;
+    otherwise the live findings are counted. ``past``: the reading lies before the
+    caller's today - only then is the seeded demo (``illustrative``) looked for."""
+    first, last = _bounds(period, as_of)
+    if await covers_all(db, period, as_of):
+        first = last = None  # the running totals: the same figures without counting rows
+    totals = await _family_counts(db, first, last)
+    spent = await budget_over_period(
+        db, period=period, as_of=as_of, allocations_cents=allocations_cents
+    )
     initiatives = [
         {
             "family": f,
@@ -77,22 +131,85 @@ async def overview(
         for f in FAMILIES
     ]
     return {
-        "year": year,
+        **_reading(period, as_of),
+        "illustrative": past and await illustrative(db, period=period, as_of=as_of),
         "initiatives": initiatives,
-        "findings_open": await open_findings_by_severity(db),
+        "findings_open": dict(findings_open)
+        if findings_open is not None
+        else await open_findings_by_severity(db),
         "score": await latest_score(db),
     }
 
 
-async def recent_events(db: DB, *, limit: int = 20) -> list[dict[str, Any]]:
+async def _family_counts(
+    db: DB, first: date | None, last: date | None
+) -> dict[str, dict[str, Any]]:
+    """{family: {"events", "last_event_at", "activities"}} of the days read; from the
+    running totals when unbounded."""
+    if first is None and last is None:
+        rows = await db.fetch(
+            "SELECT family, sum(events)::bigint AS events, max(last_event_at) AS last_event_at,"
+            " sum(activities)::bigint AS activities FROM family_totals GROUP BY family"
+        )
+        return {r["family"]: dict(r) for r in rows}
+    events = await db.fetch(
+        "SELECT family, count(*) AS events, max(time) AS last_event_at FROM events"
+        " WHERE ($1::timestamptz IS NULL OR time >= $1)"
+        " AND ($2::timestamptz IS NULL OR time <= $2) GROUP BY family",
+        _start_of(first),
+        _end_of(last),
+    )
+    activities = await db.fetch(
+        "SELECT family, count(*) AS n FROM activities WHERE ($1::date IS NULL OR"
+        " on_date >= $1) AND ($2::date IS NULL OR on_date <= $2) GROUP BY family",
+        first,
+        last,
+    )
+    counts = {r["family"]: {**dict(r), "activities": 0} for r in events}
+    for r in activities:
+        counts.setdefault(r["family"], {"family": r["family"], "events": 0, "last_event_at": None})[
+            "activities"
+        ] = r["n"]
+    return counts
+
+
+async def illustrative(db: DB, *, period: Period | None = None, as_of: date | None = None) -> bool:
+    """Whether the reading holds the seeded demo's events, whose figures the letter does not
+    state are illustrative (``teamnl seed``: ids ``seed-...``)."""
+    first, last = _bounds(period, as_of)
+    return bool(
+        await db.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE event_id LIKE $3"
+            " AND ($1::timestamptz IS NULL OR time >= $1)"
+            " AND ($2::timestamptz IS NULL OR time <= $2))",
+            _start_of(first),
+            _end_of(last),
+            f"{SEED_EVENT_PREFIX}%",
+        )
+    )
+
+
+def _start_of(day: date | None) -> datetime | None:
+    return datetime.combine(day, time.min, tzinfo=UTC) if day else None
+
+
+def _end_of(day: date | None) -> datetime | None:
+    return end_of_day(day) if day else None
+
+
+async def recent_events(
+    db: DB, *, limit: int = 20, as_of: date | None = None
+) -> list[dict[str, Any]]:
     """[{"event_id", "family", "type", "subject", "time", "title"}]: the latest `limit`
-    events by their time, newest first. ``title`` is plain text (the event's own title or a
-    label per type), never markup."""
+    events by their time (up to `as_of`), newest first. ``title`` is plain text (the
+    event's own title or a label per type), never markup."""
     return _rows(
         await db.fetch(
             "SELECT event_id, family, type, subject, time, title FROM events"
+            " WHERE ($2::timestamptz IS NULL OR time <= $2)"
             " ORDER BY time DESC, event_id DESC LIMIT $1",
             limit,
+            _end_of(as_of),
         )
     )
 
@@ -100,37 +217,48 @@ async def recent_events(db: DB, *, limit: int = 20) -> list[dict[str, Any]]:
 async def activity_series(
     db: DB,
     *,
+    period: Period | None = None,
+    as_of: date | None = None,
     granularity: str = "month",
     family: str | None = None,
     market: str | None = None,
     since: date | None = None,
 ) -> list[dict[str, Any]]:
-    """[{"period": "2019-04" | "2019" | "2019-04-08", "family", "count"}], by period."""
+    """[{"period": "2019-04" | "2019" | "2019-04-08", "family", "count"}], by period;
+    activities of `period` up to `as_of` (and from `since`)."""
     formats = {"day": "YYYY-MM-DD", "month": "YYYY-MM", "year": "YYYY"}
     if granularity not in formats:
         raise ValueError(f"granularity must be one of {sorted(formats)}")
-    if granularity != "day" and since is None:  # the monthly running totals suffice
+    first, last = _bounds(period, as_of)
+    first = max(filter(None, (first, since)), default=None)
+    whole_months = last is None or (last + relativedelta(days=1)).day == 1
+    if granularity != "day" and whole_months:  # the monthly running totals suffice
         return _rows(
             await db.fetch(
                 "SELECT to_char(month, $1) AS period, family, sum(n)::bigint AS count"
                 " FROM activity_months WHERE ($2::text IS NULL OR family = $2)"
-                " AND ($3::text IS NULL OR market = $3) GROUP BY 1, 2 HAVING sum(n) > 0"
-                " ORDER BY 1, 2",
+                " AND ($3::text IS NULL OR market = $3)"
+                " AND ($4::date IS NULL OR month >= date_trunc('month', $4::date))"
+                " AND ($5::date IS NULL OR month <= $5)"
+                " GROUP BY 1, 2 HAVING sum(n) > 0 ORDER BY 1, 2",
                 formats[granularity],
                 family,
                 market,
+                first,
+                last,
             )
         )
     return _rows(
         await db.fetch(
             "SELECT to_char(on_date, $1) AS period, family, count(*) AS count FROM activities"
             " WHERE ($2::text IS NULL OR family = $2) AND ($3::text IS NULL OR market = $3)"
-            " AND ($4::date IS NULL OR on_date >= $4)"
+            " AND ($4::date IS NULL OR on_date >= $4) AND ($5::date IS NULL OR on_date <= $5)"
             " GROUP BY 1, 2 ORDER BY 1, 2",
             formats[granularity],
             family,
             market,
-            since,
+            first,
+            last,
         )
     )
 
@@ -138,18 +266,23 @@ async def activity_series(
 async def budget(
     db: DB,
     *,
-    year: int | None = None,
+    period: Period | None = None,
+    as_of: date | None = None,
     allocations_cents: Mapping[str, int] = DEFAULT_ALLOCATIONS_CENTS,
 ) -> list[dict[str, Any]]:
     """[{"family", "name", "year", "allocation_cents", "spent_cents", "spent_pct",
-    "remaining_cents"}] for every initiative and every year with spending (or `year`)."""
+    "remaining_cents"}] for every initiative and every year of `period` (without one:
+    every year with spending), spent up to `as_of`."""
     rows = await db.fetch(
-        "SELECT family, year, sum(spent_cents)::bigint AS spent FROM budget_totals"
-        " WHERE ($1::int IS NULL OR year = $1) GROUP BY family, year HAVING sum(spends) > 0",
-        year,
+        "SELECT family, year, sum(amount_cents)::bigint AS spent FROM budget_spent"
+        " WHERE ($1::int IS NULL OR year BETWEEN $1 AND $2)"
+        " AND ($3::date IS NULL OR spent_on <= $3) GROUP BY family, year",
+        period.first_year if period else None,
+        period.last_year if period else None,
+        as_of,
     )
     spent = {(r["family"], r["year"]): r["spent"] for r in rows}
-    years = sorted({y for _, y in spent} | ({year} if year else set()))
+    years = sorted({y for _, y in spent} | (set(period.years) if period else set()))
     return [
         {
             "family": f,
@@ -165,25 +298,59 @@ async def budget(
     ]
 
 
-async def markets(db: DB) -> list[dict[str, Any]]:
+async def budget_over_period(
+    db: DB,
+    *,
+    period: Period | None = None,
+    as_of: date | None = None,
+    allocations_cents: Mapping[str, int] = DEFAULT_ALLOCATIONS_CENTS,
+) -> dict[str, dict[str, Any]]:
+    """{family: {"years", "allocation_cents", "spent_cents", "spent_pct",
+    "remaining_cents"}}: :func:`budget` summed over the period's years (the letter's
+    6 M / 4 M / 1 M a year times the years read)."""
+    rows = await budget(db, period=period, as_of=as_of, allocations_cents=allocations_cents)
+    totals: dict[str, dict[str, Any]] = {}
+    for f in FAMILIES:
+        own = [r for r in rows if r["family"] == f]
+        allocation = sum(r["allocation_cents"] for r in own)
+        spent = sum(r["spent_cents"] for r in own)
+        totals[f] = {
+            "years": [r["year"] for r in own],
+            "allocation_cents": allocation,
+            "spent_cents": spent,
+            "spent_pct": _pct(spent, allocation),
+            "remaining_cents": allocation - spent,
+        }
+    return totals
+
+
+_KNOWN_MARKET = "smart-cities"
+
+
+def known_market(code: str) -> bool:
+    """A market code the dashboard can show: 'smart-cities' or an ISO 3166-1 alpha-2."""
+    return code == _KNOWN_MARKET or (
+        len(code) == 2 and pycountry.countries.get(alpha_2=code.upper()) is not None
+    )
+
+
+async def markets(
+    db: DB, *, period: Period | None = None, as_of: date | None = None
+) -> list[dict[str, Any]]:
     """[{"market", "focus", "nlib", "tinl", "globalstars", "werkplaats", "total",
-    "last_activity_on"}] per market (country code or 'smart-cities'), busiest first."""
+    "last_activity_on"}] per market (country code or 'smart-cities') with activity in
+    `period` up to `as_of`, busiest first."""
+    first, last = _bounds(period, as_of)
     rows = await db.fetch(
         "SELECT market, family, count(*) AS n, max(on_date) AS last FROM activities"
-        " WHERE market IS NOT NULL GROUP BY market, family"
+        " WHERE market IS NOT NULL AND ($1::date IS NULL OR on_date >= $1)"
+        " AND ($2::date IS NULL OR on_date <= $2) GROUP BY market, family",
+        first,
+        last,
     )
     table: dict[str, dict[str, Any]] = {}
     for r in rows:
-        entry = table.setdefault(
-            r["market"],
-            {
-                "market": r["market"],
-                "focus": r["market"] in FOCUS_MARKETS,
-                **dict.fromkeys(FAMILIES, 0),
-                "total": 0,
-                "last_activity_on": None,
-            },
-        )
+        entry = table.setdefault(r["market"], _market_row(r["market"]))
         entry[r["family"]] = r["n"]
         entry["total"] += r["n"]
         if entry["last_activity_on"] is None or r["last"] > entry["last_activity_on"]:
@@ -191,38 +358,75 @@ async def markets(db: DB) -> list[dict[str, Any]]:
     return sorted(table.values(), key=lambda e: (-e["total"], e["market"]))
 
 
-async def market(db: DB, code: str) -> dict[str, Any] | None:
-    """One market: its row of :func:`markets`, its recent activities and Werkplaats
-    projects; None when nothing happened there."""
-    row = next((m for m in await markets(db) if m["market"] == code), None)
-    if row is None:
+def _market_row(code: str) -> dict[str, Any]:
+    return {
+        "market": code,
+        "focus": code in FOCUS_MARKETS,
+        **dict.fromkeys(FAMILIES, 0),
+        "total": 0,
+        "last_activity_on": None,
+    }
+
+
+async def market(
+    db: DB, code: str, *, period: Period | None = None, as_of: date | None = None
+) -> dict[str, Any] | None:
+    """One market: its row of :func:`markets`, its activities, Werkplaats projects and
+    cross-initiative complementarity in `period` up to `as_of`; None for a code that is no
+    market (an empty row for a known market without activity)."""
+    code = code if code == _KNOWN_MARKET else code.upper()
+    if not known_market(code):
         return None
+    found = await markets(db, period=period, as_of=as_of)
+    row = next((m for m in found if m["market"] == code), _market_row(code))
+    first, last = _bounds(period, as_of)
     activities = _rows(
         await db.fetch(
             "SELECT event_id, family, kind, country, city, on_date FROM activities"
-            " WHERE market = $1 ORDER BY on_date DESC, event_id LIMIT 100",
+            " WHERE market = $1 AND ($2::date IS NULL OR on_date >= $2)"
+            " AND ($3::date IS NULL OR on_date <= $3) ORDER BY on_date DESC, event_id LIMIT 100",
             code,
+            first,
+            last,
         )
     )
     projects = _rows(
         await db.fetch(
             "SELECT project_id, title, status, onboarded_on, sdgs FROM wp_projects"
-            " WHERE country = $1 ORDER BY onboarded_on",
+            " WHERE country = $1 AND ($2::date IS NULL OR onboarded_on <= $2)"
+            " ORDER BY onboarded_on",
             code,
+            last,
         )
     )
-    return {**row, "activities": activities, "projects": projects}
+    together = await complementarity(db, period=period, as_of=as_of, market=code)
+    empty = {"market": code, "initiatives": [], "links": [], "preparation": []}
+    return {
+        **row,
+        "activities": activities,
+        "projects": projects,
+        "complementarity": together[0] if together else empty,
+    }
 
 
-async def cities(db: DB) -> dict[str, Any]:
-    """Coverage of the Cities of Opportunity: {"total": 38, "covered", "coverage_pct",
-    "with_programme", "cities": [{"slug", "name", "tier", "country", "programme":
-    {tier, soft_landing, updated_on} | None, "missions", "tinl_activities",
-    "last_activity_on", "covered"}]}. A city is covered when it has a programme or a
-    mission or TINL activity took place there."""
+async def cities(
+    db: DB, *, period: Period | None = None, as_of: date | None = None
+) -> dict[str, Any]:
+    """Coverage of the Cities of Opportunity in `period` up to `as_of`: {"stated": 40
+    (the letter's count), "total": 38 (the cities it names), "covered", "coverage_pct",
+    "with_programme", "soft_landing_active", "covered_cities": [names], "cities":
+    [{"slug", "name", "tier", "country", "programme": {tier, soft_landing, updated_on} |
+    None, "missions", "tinl_activities", "last_activity_on", "covered"}]}.
+
+    A city is covered when something took place there: an outgoing NLIB mission held or
+    a TINL activity abroad. A programme update alone is not coverage, nor is an incoming
+    mission (held in the Netherlands)."""
+    first, last = _bounds(period, as_of)
     programmes = {}
     for r in await db.fetch(
         "SELECT city_id, city, tier, soft_landing, updated_on FROM nlib_cities"
+        " WHERE ($1::date IS NULL OR updated_on <= $1)",
+        last,
     ):
         city = city_for(r["city_id"], r["city"])
         if city is not None:
@@ -231,25 +435,36 @@ async def cities(db: DB) -> dict[str, Any]:
                 "soft_landing": r["soft_landing"],
                 "updated_on": r["updated_on"],
             }
-    activity = await _city_activity(db)
+    activity = await _city_activity(db, first, last)
     entries = [
         _city_entry(c, programmes.get(c.slug), activity.get(c.slug)) for c in CITIES_OF_OPPORTUNITY
     ]
-    covered = sum(e["covered"] for e in entries)
+    covered = [e for e in entries if e["covered"]]
     return {
+        **_reading(period, as_of),
+        "stated": CITIES_STATED,
         "total": len(entries),
-        "covered": covered,
-        "coverage_pct": _pct(covered, len(entries)),
+        "covered": len(covered),
+        "coverage_pct": _pct(len(covered), len(entries)),
         "with_programme": len(programmes),
+        "soft_landing_active": sum(p["soft_landing"] == "active" for p in programmes.values()),
+        "covered_cities": [e["name"] for e in covered],
         "cities": entries,
     }
 
 
-async def _city_activity(db: DB) -> dict[str, dict[str, Any]]:
+async def _city_activity(
+    db: DB, first: date | None, last: date | None
+) -> dict[str, dict[str, Any]]:
     rows = await db.fetch(
         "SELECT 'nlib' AS family, coalesce(city_of_opportunity, city) AS city, end_date"
-        " FROM nlib_missions WHERE status = 'held'"
-        " UNION ALL SELECT 'tinl', city, end_date FROM tinl_activities"
+        " FROM nlib_missions WHERE status = 'held' AND direction <> 'incoming'"
+        " AND ($1::date IS NULL OR end_date >= $1) AND ($2::date IS NULL OR end_date <= $2)"
+        " UNION ALL SELECT 'tinl', city, end_date FROM tinl_activities WHERE country <> $3"
+        " AND ($1::date IS NULL OR end_date >= $1) AND ($2::date IS NULL OR end_date <= $2)",
+        first,
+        last,
+        HOME_COUNTRY,
     )
     found: dict[str, dict[str, Any]] = {}
     for r in rows:
@@ -275,59 +490,158 @@ def _city_entry(
         "missions": activity["nlib"],
         "tinl_activities": activity["tinl"],
         "last_activity_on": activity["last"],
-        "covered": bool(programme or activity["nlib"] or activity["tinl"]),
+        "covered": bool(activity["nlib"] or activity["tinl"]),
+    }
+
+
+# -- complementarity across the four initiatives ----------------------------------------------
+
+
+async def complementarity(
+    db: DB,
+    *,
+    period: Period | None = None,
+    as_of: date | None = None,
+    market: str | None = None,
+    since: date | None = None,
+) -> list[dict[str, Any]]:
+    """Per market (country code or 'smart-cities'), which of the four initiatives worked it
+    in `period` up to `as_of` and how they complement each other, most initiatives first:
+    [{"market", "initiatives": [{"family", "activities", "first_on", "last_on"}],
+    "links": [[family, family], ...], "preparation": [{"event_id", "city", "on_date"}],
+    "complementary": bool}].
+
+    Presence is an activity of the family for the market (an NLIB mission, incoming ones
+    too; a TINL activity; a Global Stars call; a Werkplaats onboarding) or a Werkplaats
+    project still running in the period. A TINL activity held in the Netherlands about the
+    market (China Business Week in Tilburg) is preparation for it: complementary, never
+    duplication. Every pair of initiatives present is a link. `since` narrows the period
+    (the coherence score's trailing year)."""
+    first, last = _bounds(period, as_of)
+    first = max(filter(None, (first, since)), default=None)
+    rows = await db.fetch(
+        "SELECT market, family, count(*) AS n, min(on_date) AS first_on, max(on_date) AS last_on"
+        " FROM (SELECT market, family, on_date FROM activities WHERE market IS NOT NULL"
+        "  AND ($1::date IS NULL OR on_date >= $1) AND ($2::date IS NULL OR on_date <= $2)"
+        "  AND ($3::text IS NULL OR market = $3)"
+        " UNION ALL SELECT country, 'werkplaats', onboarded_on FROM wp_projects"
+        "  WHERE $1::date IS NOT NULL AND onboarded_on < $1"
+        "  AND coalesce(graduated_on, stopped_on, $1) >= $1"
+        "  AND ($3::text IS NULL OR country = $3)) p"
+        " GROUP BY market, family",
+        first,
+        last,
+        market,
+    )
+    preparation = await db.fetch(
+        "SELECT market, event_id, city, end_date AS on_date FROM tinl_activities"
+        " WHERE country = $4 AND ($1::date IS NULL OR end_date >= $1)"
+        " AND ($2::date IS NULL OR end_date <= $2) AND ($3::text IS NULL OR market = $3)"
+        " ORDER BY end_date, event_id",
+        first,
+        last,
+        market,
+        HOME_COUNTRY,
+    )
+    table: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        entry = table.setdefault(
+            r["market"], {"market": r["market"], "initiatives": {}, "preparation": []}
+        )
+        entry["initiatives"][r["family"]] = {
+            "family": r["family"],
+            "activities": r["n"],
+            "first_on": r["first_on"],
+            "last_on": r["last_on"],
+        }
+    for r in preparation:
+        if r["market"] in table:
+            table[r["market"]]["preparation"].append(
+                {"event_id": r["event_id"], "city": r["city"], "on_date": r["on_date"]}
+            )
+    return sorted(
+        (_complementary(entry) for entry in table.values()),
+        key=lambda e: (-len(e["initiatives"]), e["market"]),
+    )
+
+
+def _complementary(entry: dict[str, Any]) -> dict[str, Any]:
+    present = [f for f in FAMILIES if f in entry["initiatives"]]
+    return {
+        "market": entry["market"],
+        "initiatives": [entry["initiatives"][f] for f in present],
+        "links": [list(pair) for pair in combinations(present, 2)],
+        "preparation": entry["preparation"],
+        "complementary": len(present) > 1,
     }
 
 
 # -- per initiative --------------------------------------------------------------------------
 
 
-async def nlib(db: DB) -> dict[str, Any]:
+async def nlib(
+    db: DB, *, period: Period | None = None, as_of: date | None = None
+) -> dict[str, Any]:
     """{"missions_planned", "missions_held", "missions_followed_up", "followup_rate",
     "leads", "leads_converted", "lead_conversion", "contract_value_cents", "companies",
-    "business_mixers", "companies_supported", "missions": [...]}"""
-    totals = await db.fetchrow(
-        "SELECT count(*) FILTER (WHERE status = 'planned') AS planned,"
-        " count(*) FILTER (WHERE status = 'held') AS held,"
-        " count(*) FILTER (WHERE status = 'held' AND EXISTS (SELECT 1 FROM nlib_followups f"
-        "  WHERE f.mission_id = m.mission_id)) AS followed_up,"
-        " coalesce(sum(leads), 0)::bigint AS leads, coalesce(sum(companies), 0)::bigint"
-        " AS companies, coalesce(sum(business_mixers), 0)::bigint AS mixers"
-        " FROM nlib_missions m"
-    )
-    converted = await db.fetchrow(
-        "SELECT count(*) AS n, coalesce(sum(contract_value_cents), 0)::bigint AS value"
-        " FROM nlib_leads_converted"
-    )
-    supported = await db.fetchval("SELECT count(DISTINCT company_id) FROM nlib_companies_supported")
+    "business_mixers", "companies_supported", "missions": [...]}: the missions ending in
+    `period`; a mission counts as held, followed up or converted as of `as_of`."""
+    first, last = _bounds(period, as_of)
     missions = _rows(
         await db.fetch(
             "SELECT m.mission_id, m.title, m.direction, m.country, m.city, m.start_date,"
-            " m.end_date, m.status, m.companies, m.leads,"
-            " (SELECT min(held_on) FROM nlib_followups f WHERE f.mission_id = m.mission_id)"
-            " AS first_followup_on,"
-            " (SELECT count(*) FROM nlib_leads_converted l WHERE l.mission_id = m.mission_id)"
-            " AS leads_converted FROM nlib_missions m ORDER BY m.start_date DESC, m.mission_id"
+            " m.end_date, CASE WHEN m.status = 'held' AND ($2::date IS NULL OR"
+            "  m.end_date <= $2) THEN 'held' ELSE 'planned' END AS status,"
+            " m.companies, m.leads, m.business_mixers,"
+            " (SELECT min(held_on) FROM nlib_followups f WHERE f.mission_id = m.mission_id"
+            "  AND ($2::date IS NULL OR f.held_on <= $2)) AS first_followup_on,"
+            " (SELECT count(*) FROM nlib_leads_converted l WHERE l.mission_id = m.mission_id"
+            "  AND ($2::date IS NULL OR l.converted_on <= $2)) AS leads_converted,"
+            " (SELECT coalesce(sum(contract_value_cents), 0)::bigint FROM nlib_leads_converted l"
+            "  WHERE l.mission_id = m.mission_id AND ($2::date IS NULL OR l.converted_on <= $2))"
+            "  AS contract_value_cents"
+            " FROM nlib_missions m WHERE ($1::date IS NULL OR m.end_date >= $1)"
+            " AND ($2::date IS NULL OR m.start_date <= $2)"
+            " ORDER BY m.start_date DESC, m.mission_id",
+            first,
+            last,
         )
     )
+    held = [m for m in missions if m["status"] == "held"]
+    followed = [m for m in held if m["first_followup_on"] is not None]
+    leads = sum(m["leads"] or 0 for m in held)
+    converted = sum(m["leads_converted"] for m in missions)
+    supported = await db.fetchval(
+        "SELECT count(DISTINCT company_id) FROM nlib_companies_supported"
+        " WHERE ($1::date IS NULL OR supported_on >= $1)"
+        " AND ($2::date IS NULL OR supported_on <= $2)",
+        first,
+        last,
+    )
     return {
-        "missions_planned": totals["planned"],
-        "missions_held": totals["held"],
-        "missions_followed_up": totals["followed_up"],
-        "followup_rate": _ratio(totals["followed_up"], totals["held"]),
-        "leads": totals["leads"],
-        "leads_converted": converted["n"],
-        "lead_conversion": _ratio(converted["n"], totals["leads"]),
-        "contract_value_cents": converted["value"],
-        "companies": totals["companies"],
-        "business_mixers": totals["mixers"],
+        **_reading(period, as_of),
+        "missions_planned": len(missions) - len(held),
+        "missions_held": len(held),
+        "missions_followed_up": len(followed),
+        "followup_rate": _ratio(len(followed), len(held)),
+        "leads": leads,
+        "leads_converted": converted,
+        "lead_conversion": _ratio(converted, leads),
+        "contract_value_cents": sum(m["contract_value_cents"] for m in missions),
+        "companies": sum(m["companies"] or 0 for m in missions),
+        "business_mixers": sum(m["business_mixers"] or 0 for m in missions),
         "companies_supported": supported,
-        "missions": missions,
+        "missions": [{k: v for k, v in m.items() if k != "business_mixers"} for m in missions],
     }
 
 
-async def nlib_rates(db: DB) -> dict[str, Any]:
+async def nlib_rates(
+    db: DB, *, period: Period | None = None, as_of: date | None = None
+) -> dict[str, Any]:
     """{"followup_rate", "lead_conversion"} of :func:`nlib`, without its mission list."""
+    if not await covers_all(db, period, as_of):
+        found = await nlib(db, period=period, as_of=as_of)
+        return {k: found[k] for k in ("followup_rate", "lead_conversion")}
     held = await db.fetchrow(
         "SELECT count(*) AS held, count(*) FILTER (WHERE EXISTS (SELECT 1 FROM nlib_followups f"
         "  WHERE f.mission_id = m.mission_id)) AS followed_up,"
@@ -341,44 +655,85 @@ async def nlib_rates(db: DB) -> dict[str, Any]:
     }
 
 
-async def tinl_summary(db: DB) -> dict[str, Any]:
-    """{"activities", "partner_pairs"}: the counts of :func:`tinl`'s lists."""
+async def tinl_summary(
+    db: DB, *, period: Period | None = None, as_of: date | None = None
+) -> dict[str, Any]:
+    """{"activities", "partner_pairs", "partners_taking_part"}: the counts of
+    :func:`tinl`'s lists."""
+    if not await covers_all(db, period, as_of):
+        found = await tinl(db, period=period, as_of=as_of)
+        return {
+            "activities": found["activities"],
+            "partner_pairs": len(found["partner_pairs"]),
+            "partners_taking_part": found["partners_taking_part"],
+        }
     return dict(
         await db.fetchrow(
             "WITH s AS (SELECT partners, sum(activities) AS a FROM tinl_partner_sets"
             "  GROUP BY partners HAVING sum(activities) + sum(knowledge) > 0)"
             " SELECT (SELECT coalesce(sum(a), 0) FROM s)::bigint AS activities,"
             " (SELECT count(DISTINCT (p1, p2)) FROM s, unnest(partners) p1, unnest(partners) p2"
-            "  WHERE p1 < p2) AS partner_pairs"
+            "  WHERE p1 < p2) AS partner_pairs,"
+            " (SELECT count(DISTINCT p) FROM s, unnest(partners) p"
+            "  WHERE p = ANY($1::text[])) AS partners_taking_part",
+            list(TINL_PARTNERS),
         )
     )
 
 
-async def tinl(db: DB) -> dict[str, Any]:
+async def tinl(
+    db: DB, *, period: Period | None = None, as_of: date | None = None
+) -> dict[str, Any]:
     """{"activities", "knowledge_shared", "focus_markets": [{"market", "activities",
     "last_activity_on"}], "markets": [{"market", "focus", "activities"}], "partners":
-    [{"partner", "activities"}], "partner_pairs": [{"partners": [a, b], "activities",
-    "knowledge_shared"}]}"""
+    [{"partner", "activities"}], "partners_taking_part", "partners_never":
+    [convenant partners with no activity nor knowledge shared], "partner_pairs":
+    [{"partners": [a, b], "activities", "knowledge_shared"}]}, in `period` up to `as_of`."""
+    first, last = _bounds(period, as_of)
+    acts = (
+        "(SELECT * FROM tinl_activities WHERE ($1::date IS NULL OR end_date >= $1)"
+        " AND ($2::date IS NULL OR end_date <= $2)) a"
+    )
+    shares = (
+        "(SELECT * FROM tinl_knowledge WHERE ($1::date IS NULL OR shared_on >= $1)"
+        " AND ($2::date IS NULL OR shared_on <= $2)) k"
+    )
     per_market = await db.fetch(
-        "SELECT market, count(*) AS n, max(end_date) AS last FROM tinl_activities"
-        " GROUP BY market ORDER BY n DESC, market"
+        f"SELECT market, count(*) AS n, max(end_date) AS last FROM {acts}"  # noqa: S608 - constants
+        " GROUP BY market ORDER BY n DESC, market",
+        first,
+        last,
     )
     by_market = {r["market"]: r for r in per_market}
     pairs = await db.fetch(
-        "SELECT a, b, sum(acts)::int AS activities, sum(shares)::int AS knowledge_shared FROM ("
-        " SELECT p1 AS a, p2 AS b, 1 AS acts, 0 AS shares FROM tinl_activities,"
-        "  unnest(partners) p1, unnest(partners) p2 WHERE p1 < p2"
-        " UNION ALL SELECT p1, p2, 0, 1 FROM tinl_knowledge,"
-        "  unnest(partners) p1, unnest(partners) p2 WHERE p1 < p2) x"
-        " GROUP BY a, b ORDER BY activities DESC, knowledge_shared DESC, a, b"
+        "SELECT x.a, x.b, sum(acts)::int AS activities, sum(shares)::int AS knowledge_shared"  # noqa: S608 - constants
+        f" FROM (SELECT p1 AS a, p2 AS b, 1 AS acts, 0 AS shares FROM {acts},"  # noqa: S608
+        "  unnest(a.partners) p1, unnest(a.partners) p2 WHERE p1 < p2"
+        f" UNION ALL SELECT p1, p2, 0, 1 FROM {shares},"
+        "  unnest(k.partners) p1, unnest(k.partners) p2 WHERE p1 < p2) x"
+        " GROUP BY x.a, x.b ORDER BY activities DESC, knowledge_shared DESC, x.a, x.b",
+        first,
+        last,
     )
     partners = await db.fetch(
-        "SELECT p AS partner, count(*) AS activities FROM tinl_activities, unnest(partners) p"
-        " GROUP BY p ORDER BY activities DESC, p"
+        f"SELECT p AS partner, count(*) AS activities FROM {acts}, unnest(a.partners) p"  # noqa: S608
+        " GROUP BY p ORDER BY activities DESC, p",
+        first,
+        last,
     )
+    sharing = {
+        r["p"]
+        for r in await db.fetch(
+            f"SELECT DISTINCT p FROM {shares}, unnest(k.partners) p",  # noqa: S608
+            first,
+            last,
+        )
+    }
+    taking_part = {r["partner"] for r in partners} | sharing
     return {
+        **_reading(period, as_of),
         "activities": sum(r["n"] for r in per_market),
-        "knowledge_shared": await db.fetchval("SELECT count(*) FROM tinl_knowledge"),
+        "knowledge_shared": await db.fetchval(f"SELECT count(*) FROM {shares}", first, last),  # noqa: S608
         "focus_markets": [
             {
                 "market": m,
@@ -392,6 +747,8 @@ async def tinl(db: DB) -> dict[str, Any]:
             for r in per_market
         ],
         "partners": _rows(partners),
+        "partners_taking_part": len(taking_part & set(TINL_PARTNERS)),
+        "partners_never": [p for p in TINL_PARTNERS if p not in taking_part],
         "partner_pairs": [
             {
                 "partners": [r["a"], r["b"]],
@@ -403,19 +760,40 @@ async def tinl(db: DB) -> dict[str, Any]:
     }
 
 
-async def globalstars(db: DB, *, target_months: tuple[int, int] = (4, 5)) -> dict[str, Any]:
+async def globalstars(
+    db: DB,
+    *,
+    period: Period | None = None,
+    as_of: date | None = None,
+    target_months: tuple[int, int] = (4, 5),
+) -> dict[str, Any]:
     """{"calls": [{"call_id", "country", "theme", "negotiation_started_on", "opened_on",
     "closed_on", "proposals", "dutch_proposals", "dutch_proposals_reported",
-    "lead_time_days", "lead_time_months", "within_target"}], "calls_closed",
-    "proposals", "dutch_proposals", "target_months": [4, 5]}. Lead time runs from the
-    first negotiation to the closing; within_target = at most the upper target."""
+    "lead_time_days", "lead_time_months", "within_target", "outside_eureka"}],
+    "calls_closed", "proposals", "dutch_proposals", "target_months": [4, 5]}. A call
+    belongs to the period it closed in (while open: it opened in); as of `as_of` a call
+    closed later is still open and only proposals submitted by then count. Lead time runs
+    from the first negotiation to the closing; within_target = at most the upper target."""
+    first, last = _bounds(period, as_of)
     calls = await db.fetch(
-        "SELECT c.*, (SELECT count(*) FROM gs_proposals p WHERE p.call_id = c.call_id)"
-        " AS proposals, (SELECT count(*) FROM gs_proposals p WHERE p.call_id = c.call_id"
-        " AND p.dutch) AS dutch FROM gs_calls c ORDER BY c.negotiation_started_on, c.call_id"
+        "SELECT c.call_id, c.country, c.theme, c.negotiation_started_on, c.opened_on,"
+        " CASE WHEN $2::date IS NULL OR c.closed_on <= $2 THEN c.closed_on END AS closed_on,"
+        " CASE WHEN $2::date IS NULL OR c.closed_on <= $2 THEN c.dutch_proposals END"
+        "  AS dutch_proposals,"
+        " (SELECT count(*) FROM gs_proposals p WHERE p.call_id = c.call_id"
+        "  AND ($2::date IS NULL OR p.submitted_on <= $2)) AS proposals,"
+        " (SELECT count(*) FROM gs_proposals p WHERE p.call_id = c.call_id AND p.dutch"
+        "  AND ($2::date IS NULL OR p.submitted_on <= $2)) AS dutch FROM gs_calls c"
+        " WHERE ($2::date IS NULL OR coalesce(c.opened_on, c.negotiation_started_on) <= $2)"
+        " AND ($1::date IS NULL OR CASE WHEN c.closed_on <= $2 OR $2::date IS NULL"
+        "  THEN c.closed_on >= $1 ELSE coalesce(c.closed_on, $1) >= $1 END)"
+        " ORDER BY c.negotiation_started_on, c.call_id",
+        first,
+        last,
     )
     entries = [_call_entry(r, target_months) for r in calls]
     return {
+        **_reading(period, as_of),
         "calls": entries,
         "calls_closed": sum(e["closed_on"] is not None for e in entries),
         "proposals": sum(e["proposals"] for e in entries),
@@ -445,71 +823,128 @@ def _call_entry(r: asyncpg.Record, target: tuple[int, int]) -> dict[str, Any]:
         "within_target": None
         if start is None or end is None
         else end <= start + relativedelta(months=target[1]),
+        "outside_eureka": None if r["country"] is None else r["country"] not in EUREKA_COUNTRIES,
     }
+
+
+def werkplaats_target(
+    year: int,
+    targets: Mapping[int, int] = DEFAULT_WERKPLAATS_TARGETS,
+    yearly_target: int = DEFAULT_WERKPLAATS_YEARLY_TARGET,
+) -> int | None:
+    """The portfolio target of `year`: 20 in 2019, 30 a year after; none before 2019 (the
+    letter sets no target for the start-up years 2017-2018)."""
+    if year < WERKPLAATS_TARGET_FIRST_YEAR and year not in targets:
+        return None
+    return targets.get(year, yearly_target)
 
 
 async def werkplaats(
     db: DB,
     *,
+    period: Period | None = None,
+    as_of: date | None = None,
     targets: Mapping[int, int] = DEFAULT_WERKPLAATS_TARGETS,
     yearly_target: int = DEFAULT_WERKPLAATS_YEARLY_TARGET,
 ) -> dict[str, Any]:
     """{"projects": n, "active", "graduated", "stopped", "portfolio": [{"year", "onboarded",
-    "portfolio", "target", "target_pct"}], "sdg_coverage": [{"sdg", "projects"}] (1..17),
-    "sdgs_covered", "graduations": [{"project_id", "title", "graduated_on"}]}.
-    The portfolio of a year counts projects supported at some point in it."""
-    statuses = {
-        r["status"]: r["n"]
-        for r in await db.fetch("SELECT status, count(*) AS n FROM wp_projects GROUP BY status")
-    }
+    "portfolio", "target", "target_pct"}], "next_target": {"year", "target"} | None,
+    "sdg_coverage": [{"sdg", "projects"}] (1..17), "sdgs_covered", "graduations":
+    [{"project_id", "title", "graduated_on"}]}: projects onboarded by `as_of` and supported
+    at some point in `period`, with their state as of `as_of`. The portfolio of a year
+    counts projects supported at some point in it; no target before 2019."""
+    first, last = _bounds(period, as_of)
+    projects = (
+        "(SELECT project_id, title, country, sdgs, onboarded_on,"
+        " CASE WHEN $2::date IS NULL OR graduated_on <= $2 THEN graduated_on END AS graduated_on,"
+        " CASE WHEN $2::date IS NULL OR stopped_on <= $2 THEN stopped_on END AS stopped_on"
+        " FROM wp_projects WHERE ($2::date IS NULL OR onboarded_on <= $2)) w"
+    )
+    running = " WHERE ($1::date IS NULL OR coalesce(w.graduated_on, w.stopped_on, $1) >= $1)"
+    rows = await db.fetch(
+        "SELECT w.*, CASE WHEN w.graduated_on IS NOT NULL THEN 'graduated'"  # noqa: S608 - constants
+        " WHEN w.stopped_on IS NOT NULL THEN 'stopped' ELSE 'active' END AS status"
+        f" FROM {projects}{running} ORDER BY w.onboarded_on, w.project_id",  # noqa: S608
+        first,
+        last,
+    )
     portfolio = await db.fetch(
-        "SELECT y AS year, count(*) FILTER (WHERE extract(year FROM onboarded_on) = y)"
-        " AS onboarded, count(*) AS portfolio FROM wp_projects,"
+        "SELECT y AS year, count(*) FILTER (WHERE extract(year FROM onboarded_on) = y)"  # noqa: S608 - constants
+        f" AS onboarded, count(*) AS portfolio FROM {projects},"  # noqa: S608 - constants
         " generate_series(extract(year FROM onboarded_on)::int,"
-        "  extract(year FROM coalesce(graduated_on, stopped_on, current_date))::int) y"
-        " GROUP BY y ORDER BY y"
+        "  extract(year FROM coalesce(graduated_on, stopped_on, $2, current_date))::int) y"
+        " WHERE ($1::date IS NULL OR y >= extract(year FROM $1::date))"
+        " AND ($2::date IS NULL OR y <= extract(year FROM $2::date))"
+        " GROUP BY y ORDER BY y",
+        first,
+        last,
     )
-    sdgs = {
-        r["sdg"]: r["n"]
-        for r in await db.fetch(
-            "SELECT s AS sdg, count(*) AS n FROM wp_projects, unnest(sdgs) s GROUP BY s"
-        )
-    }
-    graduations = _rows(
-        await db.fetch(
-            "SELECT project_id, title, country, graduated_on FROM wp_projects"
-            " WHERE status = 'graduated' ORDER BY graduated_on, project_id"
-        )
-    )
+    statuses = Counter(r["status"] for r in rows)
+    sdgs = Counter(s for r in rows for s in r["sdgs"])
+    entries = [_portfolio_entry(r, targets, yearly_target) for r in portfolio]
     return {
-        "projects": sum(statuses.values()),
-        "active": statuses.get("active", 0),
-        "graduated": statuses.get("graduated", 0),
-        "stopped": statuses.get("stopped", 0),
-        "portfolio": [
-            {
-                "year": r["year"],
-                "onboarded": r["onboarded"],
-                "portfolio": r["portfolio"],
-                "target": (t := targets.get(r["year"], yearly_target)),
-                "target_pct": _pct(r["portfolio"], t),
-            }
-            for r in portfolio
-        ],
+        **_reading(period, as_of),
+        "projects": len(rows),
+        "active": statuses["active"],
+        "graduated": statuses["graduated"],
+        "stopped": statuses["stopped"],
+        "portfolio": entries,
+        "next_target": _next_target(entries, targets, yearly_target),
         "sdg_coverage": [{"sdg": s, "projects": sdgs.get(s, 0)} for s in range(1, 18)],
         "sdgs_covered": len(sdgs),
-        "graduations": graduations,
+        "graduations": [
+            {k: r[k] for k in ("project_id", "title", "country", "graduated_on")}
+            for r in rows
+            if r["status"] == "graduated"
+        ],
     }
+
+
+def _portfolio_entry(
+    r: Mapping[str, Any], targets: Mapping[int, int], yearly_target: int
+) -> dict[str, Any]:
+    target = werkplaats_target(r["year"], targets, yearly_target)
+    return {
+        "year": r["year"],
+        "onboarded": r["onboarded"],
+        "portfolio": r["portfolio"],
+        "target": target,
+        "target_pct": _pct(r["portfolio"], target) if target else None,
+    }
+
+
+def _next_target(
+    entries: list[dict[str, Any]], targets: Mapping[int, int], yearly_target: int
+) -> dict[str, int] | None:
+    """The target the latest year is measured against: its own, or the first one after."""
+    if not entries:
+        return None
+    year = entries[-1]["year"]
+    while (target := werkplaats_target(year, targets, yearly_target)) is None:
+        year += 1
+    return {"year": year, "target": target}
 
 
 async def werkplaats_summary(
     db: DB,
     *,
+    period: Period | None = None,
+    as_of: date | None = None,
     targets: Mapping[int, int] = DEFAULT_WERKPLAATS_TARGETS,
     yearly_target: int = DEFAULT_WERKPLAATS_YEARLY_TARGET,
 ) -> dict[str, Any]:
     """{"portfolio": the last entry of :func:`werkplaats`'s portfolio or None,
-    "sdgs_covered", "graduations": how many}."""
+    "next_target", "sdgs_covered", "graduations": how many}."""
+    if not await covers_all(db, period, as_of):
+        found = await werkplaats(
+            db, period=period, as_of=as_of, targets=targets, yearly_target=yearly_target
+        )
+        return {
+            "portfolio": found["portfolio"][-1] if found["portfolio"] else None,
+            "next_target": found["next_target"],
+            "sdgs_covered": found["sdgs_covered"],
+            "graduations": len(found["graduations"]),
+        }
     row = await db.fetchrow(
         "WITH p AS (SELECT status, since, coalesce(until, extract(year FROM current_date)::int)"
         "  AS until, sdgs, sum(n) AS n FROM wp_portfolio GROUP BY 1, 2, 3, 4"
@@ -525,16 +960,10 @@ async def werkplaats_summary(
     )
     portfolio = None
     if row["year"] is not None:
-        target = targets.get(row["year"], yearly_target)
-        portfolio = {
-            "year": row["year"],
-            "onboarded": row["onboarded"],
-            "portfolio": row["portfolio"],
-            "target": target,
-            "target_pct": _pct(row["portfolio"], target),
-        }
+        portfolio = _portfolio_entry(dict(row), targets, yearly_target)
     return {
         "portfolio": portfolio,
+        "next_target": _next_target([portfolio], targets, yearly_target) if portfolio else None,
         "sdgs_covered": row["sdgs_covered"],
         "graduations": row["graduations"],
     }

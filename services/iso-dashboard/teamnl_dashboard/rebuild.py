@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import ConsumerRecord, TopicPartition
 
-from teamnl_shared.inbox import InboxConsumer
+from teamnl_shared.contract.envelope import Event
+from teamnl_shared.inbox import Applied, Inbox
+from teamnl_shared.kafka import assigned_reader, partitions_of
 
 from . import projections
 from .consumer import event_topics
@@ -43,7 +44,7 @@ from .projections.schema import (
     search_path,
     swap_in,
 )
-from .rules import Clock, RulesEngine, all_rules, system_clock
+from .rules import Clock, RulesEngine, build_engine, system_clock
 from .settings import DashboardSettings
 
 log = logging.getLogger(__name__)
@@ -72,34 +73,24 @@ class _Replayer:
         self.settings = settings
         self.pool = pool
         self.progress = progress
-        self.inbox = InboxConsumer(
-            pool=pool,
-            bootstrap="",
-            group="rebuild",
-            topics=[],
-            handler=self._project,
-            before_commit=self._fold,
-        )
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-        )
+        self.inbox = Inbox(pool, self._project, "rebuild", before_commit=self._fold)
+        self.consumer = assigned_reader(settings.kafka_bootstrap_servers)
         self.positions: Positions = {}
         self.records = self.applied = self.dead = 0
 
     @staticmethod
-    async def _project(conn: asyncpg.Connection, event: object, _record: ConsumerRecord) -> None:
-        await projections.apply(conn, event)  # type: ignore[arg-type]
+    async def _project(conn: asyncpg.Connection, event: Event, _record: ConsumerRecord) -> None:
+        await projections.apply(conn, event)
 
     @staticmethod
-    async def _fold(conn: asyncpg.Connection, _applied: object) -> None:
+    async def _fold(conn: asyncpg.Connection, _applied: Applied) -> None:
         await projections.fold_totals(conn)
 
     async def start(self) -> Positions:
         """Assign every partition from the beginning; returns the current end offsets."""
-        partitions = await _partitions(self.settings)
+        partitions = await partitions_of(
+            self.settings.kafka_bootstrap_servers, event_topics(self.settings)
+        )
         await self.consumer.start()
         self.consumer.assign(partitions)
         await self.consumer.seek_to_beginning(*partitions)
@@ -141,26 +132,23 @@ class _Replayer:
         self.dead += len(outcome.dead)
 
 
-async def _partitions(settings: DashboardSettings) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        described = await admin.describe_topics(event_topics(settings))
-    finally:
-        await admin.close()
-    return sorted(
-        TopicPartition(topic["topic"], part["partition"])
-        for topic in described
-        for part in topic["partitions"]
-    )
-
-
 async def rebuild(
-    settings: DashboardSettings, *, progress: Progress = print, clock: Clock = system_clock
+    settings: DashboardSettings,
+    *,
+    progress: Progress = print,
+    clock: Clock = system_clock,
+    engine: RulesEngine | None = None,
 ) -> RebuildResult:
     """Rebuild the projections and switch the dashboard over to them atomically."""
-    started = asyncio.get_running_loop().time()
     await prepare_database(settings.database_url)
+    return await _rebuild_prepared(settings, progress, engine or build_engine(settings, clock))
+
+
+async def _rebuild_prepared(
+    settings: DashboardSettings, progress: Progress, engine: RulesEngine
+) -> RebuildResult:
+    """:func:`rebuild` on a database whose migrations and live schema are in place."""
+    started = asyncio.get_running_loop().time()
     admin = await asyncpg.connect(settings.database_url)
     try:
         if not await admin.fetchval("SELECT pg_try_advisory_lock($1)", REBUILD_LOCK):
@@ -176,18 +164,19 @@ async def rebuild(
             raise
     finally:
         await admin.close()
-    await _reconcile_findings(settings, clock)
+    await _reconcile_findings(settings, engine)
     seconds = asyncio.get_running_loop().time() - started
     progress(f"switched to the rebuilt projections: {replayer.applied} events in {seconds:.1f}s")
     return RebuildResult(schema, replayer.records, replayer.applied, replayer.dead, seconds)
 
 
 async def upgrade_projections(
-    settings: DashboardSettings, *, clock: Clock = system_clock, progress: Progress | None = None
+    settings: DashboardSettings, engine: RulesEngine, *, progress: Progress | None = None
 ) -> RebuildResult | None:
-    """At start-up: rebuild the live projections when an older ``PROJECTION_VERSION`` built
-    them (their tables lack what this code reads). Returns None when they are current; when
-    another instance is already rebuilding, waits for it to finish."""
+    """At start-up, after `prepare_database`: rebuild the live projections when an older
+    ``PROJECTION_VERSION`` built them (their tables lack what this code reads). Returns None
+    when they are current; when another instance is already rebuilding, waits for it to
+    finish."""
     conn = await asyncpg.connect(settings.database_url)
     try:
         version = await live_version(conn) or 0
@@ -199,7 +188,7 @@ async def upgrade_projections(
             PROJECTION_VERSION,
         )
         try:
-            return await rebuild(settings, progress=progress or log.info, clock=clock)
+            return await _rebuild_prepared(settings, progress or log.info, engine)
         except RebuildRunning:
             log.warning("another instance is rebuilding the projections; waiting for it")
             await conn.execute("SELECT pg_advisory_lock($1)", REBUILD_LOCK)
@@ -233,15 +222,9 @@ async def _replay_and_swap(
     return replayer
 
 
-async def _reconcile_findings(settings: DashboardSettings, clock: Clock) -> None:
+async def _reconcile_findings(settings: DashboardSettings, engine: RulesEngine) -> None:
     pool = await create_dashboard_pool(settings.database_url, max_size=1)
     try:
-        engine = RulesEngine(
-            all_rules(settings),
-            allocations_cents=settings.allocations_cents,
-            duplication_window_days=settings.rules.overlap_window_days,
-            clock=clock,
-        )
         await engine.evaluate_all(pool)
     finally:
         await pool.close()

@@ -11,10 +11,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from teamnl_shared.contract.registry import Family
+
 Instant = Annotated[
     datetime, PlainSerializer(lambda v: v.isoformat(), return_type=str, when_used="json")
 ]
-Family = Literal["nlib", "tinl", "globalstars", "werkplaats"]
 Severity = Literal["info", "warning", "critical"]
 FindingState = Literal["open", "acknowledged", "resolved"]
 
@@ -64,8 +65,16 @@ class Score(Schema):
     weighted_findings: float
 
 
-class Overview(Schema):
-    year: int
+class Reading(Schema):
+    period: str | None = Field(description="the period read: 2018 or 2017-2021")
+    as_of: date | None = Field(description="the date the figures are read at")
+
+
+class Overview(Reading):
+    illustrative: bool = Field(
+        description="the reading holds seeded demo events: figures the letter does not state"
+        " are illustrative"
+    )
     initiatives: list[InitiativeSummary]
     findings_open: dict[str, int] = Field(description="not resolved findings per severity")
     score: Score | None
@@ -115,9 +124,33 @@ class MarketProject(Schema):
     sdgs: list[int]
 
 
+class ComplementaryInitiative(Schema):
+    family: Family
+    activities: int = Field(description="its activities for the market in the period")
+    first_on: date
+    last_on: date
+
+
+class Preparation(Schema):
+    event_id: str
+    city: str = Field(description="where in the Netherlands")
+    on_date: date
+
+
+class Complementarity(Schema):
+    market: str
+    initiatives: list[ComplementaryInitiative]
+    links: list[list[Family]] = Field(description="each pair of initiatives present")
+    preparation: list[Preparation] = Field(
+        description="TINL activities held in the Netherlands about the market"
+    )
+    complementary: bool = Field(description="two or more initiatives worked the market")
+
+
 class MarketDetail(Market):
     activities: list[MarketActivity]
     projects: list[MarketProject]
+    complementarity: Complementarity
 
 
 class CityProgramme(Schema):
@@ -138,11 +171,14 @@ class City(Schema):
     covered: bool
 
 
-class Cities(Schema):
-    total: int
-    covered: int
+class Cities(Reading):
+    stated: int = Field(description="how many Cities of Opportunity the letter says: 40")
+    total: int = Field(description="how many it names: 38")
+    covered: int = Field(description="named cities with activity in the period")
     coverage_pct: float | None
     with_programme: int
+    soft_landing_active: int
+    covered_cities: list[str]
     cities: list[City]
 
 
@@ -159,7 +195,7 @@ class Rule(Schema):
 
 
 class Finding(Schema):
-    id: int
+    id: int | None = Field(description="None for a finding read as of a past date")
     rule: str
     rule_version: int
     finding_key: str
@@ -169,8 +205,8 @@ class Finding(Schema):
     event_ids: list[str]
     state: FindingState
     condition_holds: bool = Field(description="the rule still sees the situation")
-    raised_at: Instant
-    updated_at: Instant
+    raised_at: Instant | None
+    updated_at: Instant | None
     acknowledged_by: str | None
     acknowledged_at: Instant | None
     resolved_by: str | None

@@ -13,6 +13,8 @@ from pydantic_settings import SettingsConfigDict
 
 from teamnl_shared.settings import ServiceSettings
 
+from .auth.throttle import LoginThrottle
+
 DEFAULT_SESSION_SECRET = "change-me-dashboard-session-secret"  # noqa: S105 - refused in production
 
 DEFAULT_ALLOCATIONS_CENTS: dict[str, int] = {
@@ -33,7 +35,9 @@ class RuleThresholds(BaseModel):
     isolation_days: int = Field(
         365, ge=1, description="Werkplaats project isolated when NLIB/TINL absent this long"
     )
-    focus_market_gap_days: int = Field(180, ge=1, description="a focus market without activity")
+    focus_market_gap_days: int = Field(
+        365, ge=1, description="a focus market without activity (TINL plans per year)"
+    )
     city_gap_days: int = Field(365, ge=1, description="a City of Opportunity without activity")
     lead_time_max_months: int = Field(5, ge=1, description="Global Stars lead time limit")
     lead_time_target_min_months: int = Field(4, ge=0, description="lead time target, lower end")
@@ -42,6 +46,12 @@ class RuleThresholds(BaseModel):
     )
     silent_days: int = Field(30, ge=1, description="a service publishing nothing this long")
     deadletter_window_days: int = Field(7, ge=1, description="dead letters looked back on")
+    lead_conversion_days: int = Field(
+        365, ge=1, description="a mission's leads should convert to a contract within"
+    )
+    partner_idle_days: int = Field(
+        365, ge=1, description="a TINL convenant partner taking part in nothing this long"
+    )
 
 
 class DashboardSettings(ServiceSettings):
@@ -53,6 +63,14 @@ class DashboardSettings(ServiceSettings):
     port: int = 8100
     session_secret: str = DEFAULT_SESSION_SECRET
     secure_cookies: bool = False
+    login: LoginThrottle = Field(
+        default_factory=LoginThrottle,
+        description="sign-in throttling per account and per client address",
+    )
+    form_max_bytes: int = Field(
+        64 * 1024, ge=1024, description="largest request body a form or API POST may send (413)"
+    )
+    form_max_fields: int = Field(20, ge=5, description="most fields one posted form may have (400)")
     shutdown_grace_seconds: float = Field(
         10.0, ge=0, description="on SIGTERM, open requests and live streams get this long"
     )
@@ -68,6 +86,9 @@ class DashboardSettings(ServiceSettings):
     )
     werkplaats_yearly_target: int = 30
     rules: RuleThresholds = Field(default_factory=RuleThresholds)
+    report_browser: str = Field(
+        "chromium", description="headless Chromium that prints the progress report as PDF"
+    )
 
     @property
     def group(self) -> str:

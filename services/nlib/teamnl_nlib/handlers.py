@@ -16,6 +16,7 @@ from teamnl_shared.contract.nlib import (
     MissionFollowupHeld,
     MissionHeld,
     MissionPlanned,
+    NlibBudgetSpent,
 )
 from teamnl_shared.ingestion import Handler, Rejected, data_as
 from teamnl_shared.ingestion.budget import handle_budget_spent
@@ -78,11 +79,11 @@ async def handle_company_supported(conn: asyncpg.Connection, event: Event) -> No
 
 
 HANDLERS: dict[str, Handler] = {
-    "nl.teamnl.nlib.mission.planned.v1": handle_mission_planned,
-    "nl.teamnl.nlib.mission.held.v1": handle_mission_held,
-    "nl.teamnl.nlib.mission.followup.held.v1": handle_mission_followup_held,
-    "nl.teamnl.nlib.lead.converted.v1": handle_lead_converted,
-    "nl.teamnl.nlib.city.programme.updated.v1": handle_city_programme_updated,
-    "nl.teamnl.nlib.company.supported.v1": handle_company_supported,
-    "nl.teamnl.nlib.budget.spent.v1": handle_budget_spent,
+    MissionPlanned.TYPE: handle_mission_planned,
+    MissionHeld.TYPE: handle_mission_held,
+    MissionFollowupHeld.TYPE: handle_mission_followup_held,
+    LeadConverted.TYPE: handle_lead_converted,
+    CityProgrammeUpdated.TYPE: handle_city_programme_updated,
+    CompanySupported.TYPE: handle_company_supported,
+    NlibBudgetSpent.TYPE: handle_budget_spent,
 }

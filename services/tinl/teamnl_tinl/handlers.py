@@ -5,8 +5,13 @@ from __future__ import annotations
 import asyncpg
 
 from teamnl_shared.contract.envelope import Event
-from teamnl_shared.contract.globalstars import CallClosed, CallOpened, ProposalSubmitted
-from teamnl_shared.contract.tinl import ActivityHeld, KnowledgeShared
+from teamnl_shared.contract.globalstars import (
+    CallClosed,
+    CallOpened,
+    GlobalStarsBudgetSpent,
+    ProposalSubmitted,
+)
+from teamnl_shared.contract.tinl import ActivityHeld, KnowledgeShared, TinlBudgetSpent
 from teamnl_shared.ingestion import Handler, Rejected, data_as
 from teamnl_shared.ingestion.budget import handle_budget_spent
 
@@ -61,11 +66,11 @@ async def handle_call_closed(conn: asyncpg.Connection, event: Event) -> None:
 
 
 HANDLERS: dict[str, Handler] = {
-    "nl.teamnl.tinl.activity.held.v1": handle_activity_held,
-    "nl.teamnl.tinl.knowledge.shared.v1": handle_knowledge_shared,
-    "nl.teamnl.tinl.budget.spent.v1": handle_budget_spent,
-    "nl.teamnl.globalstars.call.opened.v1": handle_call_opened,
-    "nl.teamnl.globalstars.proposal.submitted.v1": handle_proposal_submitted,
-    "nl.teamnl.globalstars.call.closed.v1": handle_call_closed,
-    "nl.teamnl.globalstars.budget.spent.v1": handle_budget_spent,
+    ActivityHeld.TYPE: handle_activity_held,
+    KnowledgeShared.TYPE: handle_knowledge_shared,
+    TinlBudgetSpent.TYPE: handle_budget_spent,
+    CallOpened.TYPE: handle_call_opened,
+    ProposalSubmitted.TYPE: handle_proposal_submitted,
+    CallClosed.TYPE: handle_call_closed,
+    GlobalStarsBudgetSpent.TYPE: handle_budget_spent,
 }

@@ -13,6 +13,7 @@ from teamnl_shared.contract.werkplaats import (
     ProjectGraduated,
     ProjectOnboarded,
     ProjectStopped,
+    WerkplaatsBudgetSpent,
 )
 from teamnl_shared.ingestion import Handler, Rejected, data_as
 from teamnl_shared.ingestion.budget import handle_budget_spent
@@ -76,10 +77,10 @@ async def handle_project_stopped(conn: asyncpg.Connection, event: Event) -> None
 
 
 HANDLERS: dict[str, Handler] = {
-    "nl.teamnl.werkplaats.project.onboarded.v1": handle_project_onboarded,
-    "nl.teamnl.werkplaats.consortium.member.joined.v1": handle_member_joined,
-    "nl.teamnl.werkplaats.milestone.reached.v1": handle_milestone_reached,
-    "nl.teamnl.werkplaats.project.graduated.v1": handle_project_graduated,
-    "nl.teamnl.werkplaats.project.stopped.v1": handle_project_stopped,
-    "nl.teamnl.werkplaats.budget.spent.v1": handle_budget_spent,
+    ProjectOnboarded.TYPE: handle_project_onboarded,
+    ConsortiumMemberJoined.TYPE: handle_member_joined,
+    MilestoneReached.TYPE: handle_milestone_reached,
+    ProjectGraduated.TYPE: handle_project_graduated,
+    ProjectStopped.TYPE: handle_project_stopped,
+    WerkplaatsBudgetSpent.TYPE: handle_budget_spent,
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,12 +28,35 @@ from pydantic import ValidationError
 
 from .registry import EventSpec, UnknownEventType, aggregate_id, spec_for
 from .topics import topic_for
-from .types import EventData
+from .types import (
+    MAX_ATTRIBUTE_LENGTH,
+    MAX_DATASCHEMA_LENGTH,
+    MAX_EVENT_ID_LENGTH,
+    MAX_EXTENSION_NAME_LENGTH,
+    MAX_EXTENSION_VALUE_LENGTH,
+    MAX_EXTENSIONS,
+    MAX_SOURCE_LENGTH,
+    SAFE_ATTRIBUTE_PATTERN,
+    EventData,
+)
 
 CLOUDEVENTS_JSON = "application/cloudevents+json"
 CLOUDEVENTS_BATCH_JSON = "application/cloudevents-batch+json"
 JSON = "application/json"
 _FORMAT = JSONFormat()
+_SAFE_ATTRIBUTE = re.compile(SAFE_ATTRIBUTE_PATTERN)
+_EXTENSION_NAME = re.compile(r"^[a-z0-9]+$")
+_MAX_LENGTHS = {
+    "id": MAX_EVENT_ID_LENGTH,
+    "source": MAX_SOURCE_LENGTH,
+    "type": MAX_ATTRIBUTE_LENGTH,
+    "subject": MAX_ATTRIBUTE_LENGTH,
+    "time": MAX_ATTRIBUTE_LENGTH,
+    "datacontenttype": MAX_ATTRIBUTE_LENGTH,
+    "specversion": MAX_ATTRIBUTE_LENGTH,
+    "dataschema": MAX_DATASCHEMA_LENGTH,
+}
+_SAFE_CHARACTERS = ("id", "source", "subject")
 _KNOWN_ATTRIBUTES = {
     "id",
     "source",
@@ -119,6 +143,12 @@ class Event:
         message = ce_kafka.to_binary(self._sdk_event(), _FORMAT)
         return sorted(message.headers.items())
 
+    def record_size(self) -> int:
+        """Bytes of its Kafka record (key, value, ``ce_*`` headers): what one event costs the
+        producer, whose request size is bounded."""
+        headers = sum(len(name) + len(value) for name, value in self.to_kafka_headers())
+        return len(self.key.encode()) + len(self.data_json()) + headers
+
     def _sdk_event(self) -> CloudEvent:
         return CloudEvent(self.attributes(), self.data_dict())
 
@@ -156,6 +186,9 @@ def parse_event(attributes: Mapping[str, Any], data: Any, *, prefix: str = "") -
 
 
 def _attribute_problems(attrs: dict[str, Any], prefix: str) -> list[Problem]:
+    bounds = _bound_problems(attrs, prefix)
+    if bounds:
+        return bounds  # nothing else reads an unbounded attribute
     if isinstance(attrs.get("time"), str):
         try:
             attrs["time"] = isoparse(attrs["time"])
@@ -172,6 +205,39 @@ def _attribute_problems(attrs: dict[str, Any], prefix: str) -> list[Problem]:
     except BaseCloudEventException as error:
         return [Problem(f"{prefix}specversion", str(error))]
     return []
+
+
+def _bound_problems(attrs: dict[str, Any], prefix: str) -> list[Problem]:
+    """Lengths, character sets and the number of extensions: checked before any parser or
+    database sees an attribute (an 80 kB id must answer 422, not break an index)."""
+    problems = [
+        Problem(f"{prefix}{name}", f"at most {limit} characters")
+        for name, limit in _MAX_LENGTHS.items()
+        if isinstance(attrs.get(name), str) and len(attrs[name]) > limit
+    ]
+    problems += [
+        Problem(f"{prefix}{name}", "only visible ASCII characters (no spaces or control codes)")
+        for name in _SAFE_CHARACTERS
+        if isinstance(attrs.get(name), str)
+        and len(attrs[name]) <= _MAX_LENGTHS[name]
+        and not _SAFE_ATTRIBUTE.match(attrs[name])
+    ]
+    return problems + _extension_problems(attrs, prefix)
+
+
+def _extension_problems(attrs: dict[str, Any], prefix: str) -> list[Problem]:
+    names = [name for name in attrs if name not in _KNOWN_ATTRIBUTES]
+    if len(names) > MAX_EXTENSIONS:
+        return [Problem(prefix or "/", f"at most {MAX_EXTENSIONS} extension attributes")]
+    problems = []
+    for name in names:
+        if len(name) > MAX_EXTENSION_NAME_LENGTH or not _EXTENSION_NAME.match(name):
+            reason = f"an extension name is 1-{MAX_EXTENSION_NAME_LENGTH} of [a-z0-9]"
+            problems.append(Problem(f"{prefix}{name[:MAX_EXTENSION_NAME_LENGTH]}", reason))
+        elif len(str(attrs[name])) > MAX_EXTENSION_VALUE_LENGTH:
+            reason = f"an extension value has at most {MAX_EXTENSION_VALUE_LENGTH} characters"
+            problems.append(Problem(f"{prefix}{name}", reason))
+    return problems
 
 
 def _lookup(event_type: str | None, prefix: str, problems: list[Problem]) -> EventSpec | None:

@@ -10,12 +10,13 @@ import builtins
 from copy import deepcopy
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal, get_args
 
 from teamnl_shared.contract import globalstars, nlib, tinl, werkplaats
 from teamnl_shared.contract.types import EventData, EventMeta
 
-FAMILIES: tuple[str, ...] = ("nlib", "tinl", "globalstars", "werkplaats")
+Family = Literal["nlib", "tinl", "globalstars", "werkplaats"]
+FAMILIES: tuple[Family, ...] = get_args(Family)
 _FAMILY_MODULES: tuple[ModuleType, ...] = (nlib, tinl, globalstars, werkplaats)
 
 

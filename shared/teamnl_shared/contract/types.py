@@ -29,6 +29,35 @@ SMART_CITIES = "smart-cities"
 """The one TINL market that is a theme, not a country."""
 
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+
+# Upper bounds of the catalogue, declared once. Far above anything real (one event worth
+# EUR 100 bn, a mission of a million companies), far below what a database column or a sum
+# of many events can hold: a bigint total overflows only after ~900,000 maximal events.
+MAX_CENTS = 10**13
+"""EUR 100 bn in cents: the most one event may carry."""
+MAX_COUNT = 1_000_000
+"""The most participants, leads, proposals, ... one event may count."""
+MAX_TEXT_LENGTH = 500
+"""Characters of one free-text field."""
+MAX_IDENTIFIER_LENGTH = 64
+"""Characters of one identifier or slug chosen by a partner system."""
+MAX_LIST_ITEMS = 100
+"""Items of one list (partners, sectors, SDGs, consortium members)."""
+
+# Bounds of the CloudEvents attributes (checked by the envelope before anything else reads
+# them): an id must fit a PostgreSQL index entry and a Kafka header many times over.
+MAX_EVENT_ID_LENGTH = 128
+MAX_SOURCE_LENGTH = 256
+MAX_ATTRIBUTE_LENGTH = 256
+"""Characters of ``type``, ``subject``, ``datacontenttype`` and ``time``."""
+MAX_DATASCHEMA_LENGTH = 2048
+MAX_EXTENSIONS = 16
+"""Extension attributes on one event."""
+MAX_EXTENSION_NAME_LENGTH = 20
+"""The CloudEvents specification's own advice for extension attribute names."""
+MAX_EXTENSION_VALUE_LENGTH = 1024
+SAFE_ATTRIBUTE_PATTERN = r"^[\x21-\x7e]+$"
+"""Visible ASCII only: no spaces, control characters or look-alike Unicode in ids."""
 _SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 
 
@@ -68,18 +97,24 @@ Market = Annotated[
     Field(description=f"ISO 3166-1 alpha-2 country code, or the theme '{SMART_CITIES}'"),
 ]
 Sdg = Annotated[int, Strict(), Field(ge=1, le=17, description="UN Sustainable Development Goal")]
-Cents = Annotated[int, Strict(), Field(ge=0, description="amount in euro cents, never negative")]
-Count = Annotated[int, Strict(), Field(ge=0)]
+Cents = Annotated[
+    int,
+    Strict(),
+    Field(ge=0, le=MAX_CENTS, description="amount in euro cents, never negative, at most 10^13"),
+]
+Count = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT)]
 Year = Annotated[int, Strict(), Field(ge=2000, le=2100)]
-NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+NonEmptyStr = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_LENGTH)
+]
 Identifier = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=64, pattern=_ID_PATTERN),
+    StringConstraints(min_length=1, max_length=MAX_IDENTIFIER_LENGTH, pattern=_ID_PATTERN),
     Field(description="identifier chosen by the partner system"),
 ]
 Slug = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=64, pattern=_SLUG_PATTERN),
+    StringConstraints(min_length=1, max_length=MAX_IDENTIFIER_LENGTH, pattern=_SLUG_PATTERN),
     Field(description="lower-case slug, e.g. 'ho-chi-minh-city'"),
 ]
 Day = Annotated[date, BeforeValidator(_iso_day), Field(description="ISO 8601 date")]
@@ -87,10 +122,11 @@ Day = Annotated[date, BeforeValidator(_iso_day), Field(description="ISO 8601 dat
 T = TypeVar("T", bound=Hashable)
 NonEmptyUniqueList = Annotated[
     tuple[T, ...],
-    Field(min_length=1, json_schema_extra={"uniqueItems": True}),
+    Field(min_length=1, max_length=MAX_LIST_ITEMS, json_schema_extra={"uniqueItems": True}),
     AfterValidator(_unique),
 ]
-"""At least one item, no duplicates; a tuple so that frozen events stay immutable."""
+"""One to ``MAX_LIST_ITEMS`` items, no duplicates; a tuple so that frozen events stay
+immutable."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +144,9 @@ class EventData(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_meta: ClassVar[EventMeta | None] = None
+    TYPE: ClassVar[str] = ""
+    """The CloudEvents type this model is the data of (set by `event`): handler, projection
+    and rule maps are keyed by ``MissionHeld.TYPE``, never by a re-typed string."""
 
 
 M = TypeVar("M", bound=type[EventData])
@@ -118,6 +157,7 @@ def event(type_: str, *, aggregate: str, example: dict[str, Any]) -> Callable[[M
 
     def declare(model: M) -> M:
         model.event_meta = EventMeta(type_, aggregate, example)
+        model.TYPE = type_
         return model
 
     return declare

@@ -30,6 +30,7 @@ BUDGET_RESOURCE = Resource(
     model=BudgetSpending,
     filters={"family": str, "year": int, "category": str},
     description="Budget spendings; `spending_id` is `<family>:<spend_id>`.",
+    written_by_field="spend_id",
 )
 
 

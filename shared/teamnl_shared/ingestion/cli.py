@@ -1,4 +1,5 @@
-"""``teamnl-keys``: create, list and revoke partner API keys of an initiative service.
+"""``teamnl-keys``: create, list and revoke partner API keys of an initiative service; list
+the outbox rows its relay parked (``parked``).
 
 The database is ``--database-url``, else ``TEAMNL_KEYS_DATABASE_URL`` (a key store shared by
 the services), else the service's own ``<SERVICE>_DATABASE_URL`` (``teamnl-infra env``).
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from teamnl_shared.db import create_pool
+from teamnl_shared.outbox import ParkedRow, parked_rows
 
 from .keys import InvalidKeyRequest, IssuedKey, StoredKey, create_key, ensure_key_store
 from .keys import list_keys as stored_keys
@@ -119,6 +121,38 @@ def revoke(
         err.print(f"[red]no active key {key_id}[/]")
         raise typer.Exit(1)
     err.print(f"[green]revoked[/] {key_id}")
+
+
+@app.command()
+def parked(
+    service: ServiceOption,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url", help="the service's database; default <SERVICE>_DATABASE_URL"
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 100,
+) -> None:
+    """List the outbox rows the relay could never publish (newest first), with the reason."""
+    url = database or os.environ.get(f"{service.upper()}_DATABASE_URL")
+    if not url:
+        raise typer.BadParameter(f"give --database-url or set {service.upper()}_DATABASE_URL")
+    rows: list[ParkedRow] = _run(url, lambda pool: parked_rows(pool, limit))
+    table = Table("seq", "source", "id", "type", "topic", "bytes", "parked", "reason")
+    for row in rows:
+        table.add_row(
+            str(row.seq),
+            row.event_source,
+            row.event_id,
+            row.event_type,
+            row.topic,
+            str(row.size),
+            row.parked_at.isoformat(timespec="seconds"),
+            row.reason,
+        )
+    Console().print(table)
+    err.print(f"{len(rows)} parked row(s)")
 
 
 if __name__ == "__main__":

@@ -67,7 +67,21 @@ def refuse_nul(event: Event) -> Event:
     return event
 
 
-def parse_single(headers: Mapping[str, str], body: bytes) -> Event:
+def refuse_oversized(event: Event, max_bytes: int) -> Event:
+    """One event's Kafka record must fit the relay's producer requests, whatever the mode."""
+    size = event.record_size()
+    if size > max_bytes:
+        reason = f"the event's record (data, attributes, extensions) holds {size} bytes;"
+        raise ApiProblem(
+            413,
+            "too-large",
+            f"{reason} at most {max_bytes} are allowed",
+            [Problem("/", f"{reason} the limit is {max_bytes} (max_event_bytes)")],
+        )
+    return event
+
+
+def parse_single(headers: Mapping[str, str], body: bytes, max_bytes: int) -> Event:
     """Structured mode for ``application/cloudevents+json``, else binary mode (``ce-*``)."""
     kind = media_type(headers)
     if kind == CLOUDEVENTS_BATCH_JSON:
@@ -76,10 +90,12 @@ def parse_single(headers: Mapping[str, str], body: bytes) -> Event:
         )
     try:
         if kind == CLOUDEVENTS_JSON:
-            return refuse_nul(parse_structured(load_json(body)))
-        return refuse_nul(parse_binary(headers, body))
+            event = refuse_nul(parse_structured(load_json(body)))
+        else:
+            event = refuse_nul(parse_binary(headers, body))
     except InvalidEvent as error:
         raise invalid_event(error) from None
+    return refuse_oversized(event, max_bytes)
 
 
 def batch_documents(headers: Mapping[str, str], body: bytes, max_events: int) -> list[Any]:
@@ -95,8 +111,9 @@ def batch_documents(headers: Mapping[str, str], body: bytes, max_events: int) ->
     return documents
 
 
-def parse_document(document: Any) -> Event:
+def parse_document(document: Any, max_bytes: int) -> Event:
     try:
-        return refuse_nul(parse_structured(document))
+        event = refuse_nul(parse_structured(document))
     except InvalidEvent as error:
         raise invalid_event(error) from None
+    return refuse_oversized(event, max_bytes)

@@ -4,9 +4,11 @@ The request handler never publishes: the events' Kafka records are written to th
 the same transaction as the state rows and the receipts; the relay publishes them after
 commit.
 
-A request (one event, or a whole batch) is one transaction. Each event of a batch is applied
-inside its own savepoint, so a refused event is undone alone and every event is answered as
-if it had been sent on its own, in batch order. Claims, receipts and outbox rows are written
+A batch request is one transaction; so is a group of concurrent single-event requests
+(:mod:`.groupcommit`), each event with its own partner and trace context. A refused event
+is undone alone (a savepoint per event, in a second run once one was refused, see
+:class:`_UnitOfWork`) and every event is answered as if it had been sent on its own, in
+batch order. Claims, receipts and outbox rows are written
 for the whole batch at once (see :mod:`.receipts`). When the transaction cannot finish
 (a deadlock with another batch locking the same aggregates in another order), it is rolled
 back and run again, up to :data:`ATTEMPTS` times; nothing is ever partly stored.
@@ -53,12 +55,23 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Submission:
+    """One event (or the problem it parsed to) as sent by a partner within a trace."""
+
+    partner: Partner
+    item: Event | ApiProblem
+    trace_headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class Candidate:
     """An event that parsed and that the key may send, at its place in the request."""
 
     index: int
     event: Event
     fingerprint: str
+    partner: str
+    trace_headers: Mapping[str, str]
 
     @property
     def identity(self) -> Identity:
@@ -86,17 +99,6 @@ class Pipeline:
                 f"the key of {partner.partner} writes as {partner.source!r}, not {event.source!r}",
             )
 
-    async def accept(
-        self,
-        conn: asyncpg.Connection,
-        partner: Partner,
-        event: Event,
-        trace_headers: Mapping[str, str],
-    ) -> Outcome:
-        """Authorise and apply one event in its own transaction on ``conn``."""
-        [outcome] = await self.accept_all(conn, partner, [event], trace_headers)
-        return outcome
-
     async def accept_all(
         self,
         conn: asyncpg.Connection,
@@ -106,39 +108,49 @@ class Pipeline:
     ) -> list[Outcome]:
         """One outcome per item, in order, from one transaction on ``conn``; an item that
         did not parse comes as its problem."""
+        return await self.accept_group(
+            conn, [Submission(partner, item, trace_headers) for item in items]
+        )
+
+    async def accept_group(
+        self, conn: asyncpg.Connection, submissions: Sequence[Submission]
+    ) -> list[Outcome]:
+        """One outcome per submission, in order, from one transaction on ``conn``: a batch
+        (one partner, one trace) or a group of single-event requests (see
+        :mod:`.groupcommit`), each with its own partner and trace."""
         outcomes: dict[int, Outcome] = {}
         candidates: list[Candidate] = []
-        for index, item in enumerate(items):
-            admitted = self._admit(partner, index, item)
+        for index, submission in enumerate(submissions):
+            admitted = self._admit(index, submission)
             if isinstance(admitted, Outcome):
                 outcomes[index] = admitted
             else:
                 candidates.append(admitted)
         if candidates:
-            outcomes.update(await self._transact(conn, partner, candidates, trace_headers))
-        return [outcomes[index] for index in range(len(items))]
+            outcomes.update(await self._transact(conn, candidates))
+        return [outcomes[index] for index in range(len(submissions))]
 
-    def _admit(self, partner: Partner, index: int, item: Event | ApiProblem) -> Outcome | Candidate:
+    def _admit(self, index: int, submission: Submission) -> Outcome | Candidate:
+        item, partner = submission.item, submission.partner
         if isinstance(item, ApiProblem):
             return Outcome(item.status, problem=item)
         try:
             self.authorise(partner, item)
         except ApiProblem as problem:
             return Outcome(problem.status, problem=problem)
-        return Candidate(index, item, item.fingerprint())
+        return Candidate(index, item, item.fingerprint(), partner.partner, submission.trace_headers)
 
     async def _transact(
-        self,
-        conn: asyncpg.Connection,
-        partner: Partner,
-        candidates: list[Candidate],
-        trace_headers: Mapping[str, str],
+        self, conn: asyncpg.Connection, candidates: list[Candidate]
     ) -> dict[int, Outcome]:
         attempt = 1
+        careful = False
         while True:
-            unit = _UnitOfWork(self, conn, partner.partner, candidates, trace_headers)
+            unit = _UnitOfWork(self, conn, candidates, careful=careful)
             try:
                 return await unit.run()
+            except _Refused:
+                careful = True  # run it again, each event in its own savepoint
             except pg.TransactionRollbackError as error:
                 if attempt >= ATTEMPTS:
                     raise
@@ -150,27 +162,38 @@ class _Undone(Exception):
     """The only event that could change anything was refused: roll the transaction back."""
 
 
+class _Refused(Exception):
+    """An event was refused in a run without savepoints: roll back, run with savepoints."""
+
+
 class _UnitOfWork:
-    """One transaction over the admitted events of a request."""
+    """One transaction over the admitted events of a request or group.
+
+    A savepoint per event costs a round trip per event (a third of a batch's database time
+    in the profile), and nearly every event is accepted. So the first run is optimistic:
+    no savepoints; when an event is refused, the transaction is rolled back and run again
+    ``careful``, each event in its own savepoint. At most two runs; each event is answered
+    as if sent alone either way.
+    """
 
     def __init__(
         self,
         pipeline: Pipeline,
         conn: asyncpg.Connection,
-        partner: str,
         candidates: list[Candidate],
-        trace_headers: Mapping[str, str],
+        *,
+        careful: bool,
     ) -> None:
         self.pipeline = pipeline
         self.conn = conn
-        self.partner = partner
         self.candidates = candidates
-        self.trace_headers = trace_headers
+        self.careful = careful
         self.outcomes: dict[int, Outcome] = {}
         self.claimed: set[Identity] = set()
         self.stored: dict[Identity, StoredReceipt] = {}
         self.accepted: dict[Identity, Candidate] = {}  # in order of acceptance
         self.repeats: list[Candidate] = []  # a later copy of an event accepted in this batch
+        self.several = False
         self.savepoints = _Savepoints(conn, enabled=False)
 
     async def run(self) -> dict[int, Outcome]:
@@ -181,20 +204,30 @@ class _UnitOfWork:
                     await self._decide(candidate)
                 await self._record()
         except _Undone:
-            pass  # its outcome is set; nothing else was written
+            self._answer_replays()  # its outcome is set; nothing else was written
         return self.outcomes
+
+    def _answer_replays(self) -> None:
+        """The candidates after the one refused event: replays of stored receipts (the only
+        other kind a batch without savepoints holds), answered without a write."""
+        for candidate in self.candidates:
+            if candidate.index not in self.outcomes:
+                stored = self.stored[candidate.identity]
+                outcome = _replay_or_conflict(stored.fingerprint, stored.receipt, candidate)
+                self.outcomes[candidate.index] = outcome
 
     async def _claim(self) -> None:
         firsts: dict[Identity, Candidate] = {}
         for candidate in self.candidates:
             firsts.setdefault(candidate.identity, candidate)
-        claims = [Claim(i, c.event.type, c.fingerprint) for i, c in firsts.items()]
-        self.claimed = await receipts.claim(self.conn, self.partner, claims)
+        claims = [Claim(i, c.event.type, c.fingerprint, c.partner) for i, c in firsts.items()]
+        self.claimed = await receipts.claim(self.conn, claims)
         others = [identity for identity in firsts if identity not in self.claimed]
         if others:
             self.stored = await receipts.find(self.conn, others)
         appliable = sum(c.identity in self.claimed for c in self.candidates)
-        self.savepoints = _Savepoints(self.conn, enabled=appliable > 1)
+        self.several = appliable > 1
+        self.savepoints = _Savepoints(self.conn, enabled=self.several and self.careful)
 
     async def _decide(self, candidate: Candidate) -> None:
         stored = self.stored.get(candidate.identity)
@@ -220,8 +253,10 @@ class _UnitOfWork:
 
     async def _refuse(self, candidate: Candidate, problem: ApiProblem) -> None:
         self.outcomes[candidate.index] = Outcome(problem.status, problem=problem)
-        if not self.savepoints.enabled:
+        if not self.several:
             raise _Undone
+        if not self.savepoints.enabled:
+            raise _Refused
         await self.savepoints.rollback()
 
     async def _record(self) -> None:
@@ -229,7 +264,7 @@ class _UnitOfWork:
         if accepted:
             stored = await receipts.record_accepted(
                 self.conn,
-                [self._outbox_record(c.event) for c in accepted],
+                [self._outbox_record(c) for c in accepted],
                 [c.fingerprint for c in accepted],
                 datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             )
@@ -243,9 +278,9 @@ class _UnitOfWork:
         if refused:
             await receipts.release(self.conn, refused)
 
-    def _outbox_record(self, event: Event) -> outbox.OutboxRecord:
-        topic = self.pipeline.settings.topic(event.topic)
-        return outbox.record_of(event, self.trace_headers, topic)
+    def _outbox_record(self, candidate: Candidate) -> outbox.OutboxRecord:
+        topic = self.pipeline.settings.topic(candidate.event.topic)
+        return outbox.record_of(candidate.event, candidate.trace_headers, topic)
 
 
 class _Savepoints:

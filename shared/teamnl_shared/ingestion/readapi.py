@@ -3,6 +3,10 @@ and ``GET /v1/<resource>/{id}``. Each service declares its resources; the SQL is
 
 Identifiers in the SQL come from the service's declarations (checked here), never from the
 request; every value from the request is a bind parameter.
+
+Who may read: a key holding every event type of its service reads every resource; a key
+limited with ``--types`` reads only the resources its types write (those whose id is a field
+of one of its types' data), and answers 403 for the others.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from pydantic import BaseModel, create_model
 from starlette.requests import Request
 
 from teamnl_shared.contract.envelope import Problem
+from teamnl_shared.contract.registry import spec_for
 
 from .auth import current_partner
-from .problems import ApiProblem, not_found, openapi_responses
+from .keys import Partner, service_event_types
+from .problems import ApiProblem, forbidden, not_found, openapi_responses
 from .runtime import runtime_of
 from .service import FilterType, Resource
 
@@ -65,6 +71,21 @@ async def fetch_one(pool: asyncpg.Pool, resource: Resource, item_id: str) -> asy
     return await pool.fetchrow(sql, item_id)
 
 
+def may_read(partner: Partner, resource: Resource) -> bool:
+    if partner.event_types >= set(service_event_types(partner.service)):
+        return True
+    names_a_row = resource.written_by_field or resource.key
+    return any(names_a_row in spec_for(t).model.model_fields for t in partner.event_types)
+
+
+def _check_scope(partner: Partner, resource: Resource) -> None:
+    if not may_read(partner, resource):
+        raise forbidden(
+            "header/authorization",
+            f"the key is limited to event types that do not write {resource.name}",
+        )
+
+
 def _refuse_nul(values: dict[str, Any]) -> None:
     bad = [
         Problem(f"query/{name}", "must not contain the NUL character")
@@ -97,9 +118,9 @@ def _filter_annotation(name: str, kind: FilterType) -> Any:
 
 def _list_endpoint(resource: Resource) -> Any:
     async def list_items(
-        request: Request, limit: int, after: str | None, **filters: Any
+        request: Request, partner: Partner, limit: int, after: str | None, **filters: Any
     ) -> dict[str, Any]:
-        filters.pop("partner", None)
+        _check_scope(partner, resource)
         _refuse_nul({**filters, "after": after})
         pool = runtime_of(request).pool
         records = await fetch_page(pool, resource, filters, after, limit + 1)
@@ -136,7 +157,8 @@ def _list_endpoint(resource: Resource) -> Any:
 
 
 def _get_endpoint(resource: Resource) -> Any:
-    async def get_item(request: Request, item_id: str, partner: Any = None) -> dict[str, Any]:
+    async def get_item(request: Request, item_id: str, partner: Partner) -> dict[str, Any]:
+        _check_scope(partner, resource)
         _refuse_nul({resource.key: item_id})
         record = await fetch_one(runtime_of(request).pool, resource, item_id)
         if record is None:

@@ -43,14 +43,15 @@ class Claim:
     identity: Identity
     event_type: str
     fingerprint: str
+    partner: str
 
 
 _CLAIM = (
     "INSERT INTO ingestion_receipts"
     " (event_source, event_id, event_type, fingerprint, partner, receipt)"
-    " SELECT c.source, c.id, c.type, c.fingerprint, $5, '{}'"
-    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
-    " AS c(source, id, type, fingerprint)"
+    " SELECT c.source, c.id, c.type, c.fingerprint, c.partner, '{}'"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
+    " AS c(source, id, type, fingerprint, partner)"
     " ORDER BY c.source, c.id"
     " ON CONFLICT DO NOTHING RETURNING event_source, event_id"
 )
@@ -78,7 +79,7 @@ _RELEASE = (
 )
 
 
-async def claim(conn: asyncpg.Connection, partner: str, claims: Sequence[Claim]) -> set[Identity]:
+async def claim(conn: asyncpg.Connection, claims: Sequence[Claim]) -> set[Identity]:
     """Claim each identity for this transaction; returns those claimed (the others exist)."""
     rows = await conn.fetch(
         _CLAIM,
@@ -86,7 +87,7 @@ async def claim(conn: asyncpg.Connection, partner: str, claims: Sequence[Claim])
         [c.identity[1] for c in claims],
         [c.event_type for c in claims],
         [c.fingerprint for c in claims],
-        partner,
+        [c.partner for c in claims],
     )
     return {(row["event_source"], row["event_id"]) for row in rows}
 

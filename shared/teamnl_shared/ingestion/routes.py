@@ -1,5 +1,6 @@
 """``POST /v1/events`` and ``POST /v1/events:batch``: decode, hand the events to the pipeline
-(one transaction per request), encode. Nothing here talks to Kafka; the pipeline writes to
+(a batch is one transaction; single events are group-committed with concurrent ones, see
+:mod:`.groupcommit`), encode. Nothing here talks to Kafka; the pipeline writes to
 the outbox. 503 with ``Retry-After``: the database is unavailable, nothing was stored."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .openapi import batch_openapi, single_event_openapi
 from .pipeline import Outcome
 from .problems import ApiProblem, openapi_responses
 from .runtime import Runtime, runtime_of
-from .schemas import BatchItem, BatchResult, Receipt
+from .schemas import BatchResult, Receipt
 from .service import ServiceDefinition
 from .settings import IngestionSettings
 
@@ -45,12 +46,11 @@ def events_router(service: ServiceDefinition, settings: IngestionSettings) -> AP
         runtime = runtime_of(request)
         try:
             body = await read_body(request, settings.max_event_bytes)
-            event = parse_single(request.headers, body)
+            event = parse_single(request.headers, body, settings.max_event_bytes)
         except ApiProblem as problem:
             runtime.count(partner.partner, UNKNOWN_TYPE, status=problem.status, reason=problem.kind)
             raise
-        async with runtime.connection() as conn:
-            outcome = await runtime.pipeline.accept(conn, partner, event, inject_traceparent())
+        outcome = await runtime.committer.submit(partner, event, inject_traceparent())
         _count(runtime, partner, event.type, outcome)
         if outcome.problem is not None:
             raise outcome.problem
@@ -66,50 +66,61 @@ def events_router(service: ServiceDefinition, settings: IngestionSettings) -> AP
         responses=openapi_responses(400, 401, 403, 413, 415, 422, 429, 503),
         openapi_extra=batch_openapi(service, settings.max_batch_events),
     )
-    async def post_batch(request: Request, partner: PartnerDep) -> BatchResult:
+    async def post_batch(request: Request, partner: PartnerDep) -> JSONResponse:
         runtime = runtime_of(request)
         body = await read_body(request, settings.max_batch_bytes)
         documents = batch_documents(request.headers, body, settings.max_batch_events)
         if not documents:
             raise ApiProblem(422, "invalid-event", "the batch holds no events")
-        items = await _accept_all(runtime, partner, documents)
-        return _summary(items)
+        outcomes = await _accept_all(runtime, partner, documents, settings.max_event_bytes)
+        return JSONResponse(_summary(outcomes))
 
     return router
 
 
-async def _accept_all(runtime: Runtime, partner: Partner, documents: list[Any]) -> list[BatchItem]:
-    parsed = [_parse(document) for document in documents]
+async def _accept_all(
+    runtime: Runtime, partner: Partner, documents: list[Any], max_event_bytes: int
+) -> list[Outcome]:
+    parsed = [_parse(document, max_event_bytes) for document in documents]
     async with runtime.connection() as conn:
         outcomes = await runtime.pipeline.accept_all(conn, partner, parsed, inject_traceparent())
     for item, outcome in zip(parsed, outcomes, strict=True):
         _count(runtime, partner, item.type if isinstance(item, Event) else UNKNOWN_TYPE, outcome)
-    return [_item(index, outcome) for index, outcome in enumerate(outcomes)]
+    return outcomes
 
 
-def _parse(document: Any) -> Event | ApiProblem:
+def _parse(document: Any, max_event_bytes: int) -> Event | ApiProblem:
     try:
-        return parse_document(document)
+        return parse_document(document, max_event_bytes)
     except ApiProblem as problem:
         return problem
 
 
-def _item(index: int, outcome: Outcome) -> BatchItem:
+def _summary(outcomes: list[Outcome]) -> dict[str, Any]:
+    """The :class:`BatchResult` body, built as JSON directly: validating a model per event
+    and then serialising it was an eighth of a batch's CPU in the profile. Its shape is
+    the model's (a test checks the answer against it)."""
+    accepted = sum(outcome.status == 202 for outcome in outcomes)
+    replayed = sum(outcome.status == 200 for outcome in outcomes)
+    return {
+        "accepted": accepted,
+        "replayed": replayed,
+        "rejected": len(outcomes) - accepted - replayed,
+        "results": [_item(index, outcome) for index, outcome in enumerate(outcomes)],
+    }
+
+
+def _item(index: int, outcome: Outcome) -> dict[str, Any]:
     problem = outcome.problem.body() if outcome.problem is not None else None
-    return BatchItem.model_validate(
-        {"index": index, "status": outcome.status, "receipt": outcome.receipt, "problem": problem}
-    )
-
-
-def _summary(items: list[BatchItem]) -> BatchResult:
-    accepted = sum(item.status == 202 for item in items)
-    replayed = sum(item.status == 200 for item in items)
-    return BatchResult(
-        accepted=accepted,
-        replayed=replayed,
-        rejected=len(items) - accepted - replayed,
-        results=items,
-    )
+    if problem is not None:  # the ProblemDetails model's fields, in its order
+        errors = problem.pop("errors")
+        problem |= {"instance": None, "errors": errors}
+    return {
+        "index": index,
+        "status": outcome.status,
+        "receipt": outcome.receipt,
+        "problem": problem,
+    }
 
 
 def _count(runtime: Runtime, partner: Partner, event_type: str, outcome: Outcome) -> None:

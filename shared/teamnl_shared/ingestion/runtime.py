@@ -8,6 +8,7 @@ import contextlib
 import logging
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 from opentelemetry import trace
@@ -15,12 +16,13 @@ from opentelemetry.trace import Tracer
 from starlette.requests import Request
 
 from teamnl_shared import outbox
-from teamnl_shared.contract.topics import TOPICS
+from teamnl_shared.contract.topics import TOPICS, deadletter_topic
 from teamnl_shared.db import migrate
 from teamnl_shared.kafka import ensure_topics
 from teamnl_shared.outbox import OutboxRelay
 from teamnl_shared.telemetry import Metrics
 
+from .groupcommit import GroupCommit
 from .keycache import KeyCache
 from .keys import ensure_key_store
 from .pipeline import Pipeline
@@ -48,6 +50,7 @@ class Runtime:
     _pool: asyncpg.Pool | None = None
     _keys_pool: asyncpg.Pool | None = None
     relay: OutboxRelay | None = None
+    _committer: GroupCommit | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -62,6 +65,13 @@ class Runtime:
         if self._pool is None:
             raise RuntimeError("the ingestion app is not started (lifespan not running)")
         return self._pool
+
+    @property
+    def committer(self) -> GroupCommit:
+        """Where single-event requests queue for a shared transaction (group commit)."""
+        if self._committer is None:
+            raise RuntimeError("the ingestion app is not started (lifespan not running)")
+        return self._committer
 
     @property
     def keys_pool(self) -> asyncpg.Pool:
@@ -79,6 +89,26 @@ class Runtime:
     def topics(self) -> list[str]:
         return [self.settings.topic(TOPICS[family]) for family in self.service.families]
 
+    @property
+    def parked_topic(self) -> str:
+        """Where the relay announces the outbox rows it parks (no payload, just who/why)."""
+        return self.settings.topic(deadletter_topic(self.service.name))
+
+    def _relay_parking(self) -> dict[str, Any]:
+        """How the relay bounds its records and reports the ones it cannot publish."""
+        metrics, service = self.metrics, self.service.name
+
+        def count(topic: str, reason: str) -> None:
+            if metrics is not None:
+                metrics.outbox_row_parked(service=service, topic=topic, reason=reason)
+
+        return {
+            "producer_options": {"max_request_size": self.settings.kafka_max_request_bytes},
+            "parked_topic": self.parked_topic,
+            "service": service,
+            "on_parked": count,
+        }
+
     def relay_alive(self) -> bool:
         return bool(self._tasks) and not self._tasks[0].done()
 
@@ -90,14 +120,26 @@ class Runtime:
             self._keys_pool = await _request_pool(settings.keys_database_url, 4)
         await ensure_key_store(self.keys_pool)
         await ensure_topics(
-            settings.kafka_bootstrap_servers, self.topics, partitions=settings.topic_partitions
+            settings.kafka_bootstrap_servers,
+            [*self.topics, self.parked_topic],
+            partitions=settings.topic_partitions,
         )
         self.relay = OutboxRelay(
             settings.database_url,
             settings.kafka_bootstrap_servers,
             poll_interval=settings.relay_poll_interval,
             tracer=self.tracer,
+            **self._relay_parking(),
         )
+        self._committer = GroupCommit(
+            self.pipeline,
+            self.connection,
+            max_events=settings.group_commit_max_events,
+            linger=settings.group_commit_linger,
+            writers=settings.group_commit_writers,
+            tracer=self.tracer,
+        )
+        self._committer.start()
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         self._tasks.append(asyncio.create_task(self._refresh_backlog(), name="outbox-backlog"))
         if self.metrics is not None:
@@ -106,6 +148,8 @@ class Runtime:
     async def stop(self) -> None:
         """Called once the server stopped taking requests: flush the outbox, then close."""
         self.draining = True
+        if self._committer is not None:
+            await self._committer.stop()  # the server answered every request before this
         if self.relay is not None:
             await self.relay.stop()
         relay_task, others = (self._tasks[0], self._tasks[1:]) if self._tasks else (None, [])

@@ -39,7 +39,16 @@ class BatchResult(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "not ready"]
     database: bool
-    kafka: bool
-    relay: bool
+    kafka: bool = Field(description="information only: a broker outage keeps the pod ready")
+    relay: bool = Field(description="the relay task runs")
+    relay_leader: bool = Field(description="this process's relay holds the leader lock")
+    relay_stuck: bool = Field(
+        description="leader, Kafka reachable, yet the oldest unpublished row is older than "
+        "relay_stuck_seconds"
+    )
     outbox_backlog: int | None
+    outbox_oldest_age_seconds: float | None
+    outbox_parked: int | None = Field(
+        description="rows the relay could never publish (teamnl-keys parked lists them)"
+    )
     draining: bool

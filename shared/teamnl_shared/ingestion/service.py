@@ -48,6 +48,9 @@ class Resource:
     model: type[BaseModel]  # one item as returned; rows are validated into it
     filters: Mapping[str, FilterType] = field(default_factory=dict)  # query param = column
     description: str = ""
+    # The event data field that names a row, when it is not `key`: a key limited with
+    # --types reads the resource only if one of its types carries this field.
+    written_by_field: str = ""
 
 
 @dataclass(frozen=True)

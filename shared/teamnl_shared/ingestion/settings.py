@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from teamnl_shared.settings import ServiceSettings
+
+RECORD_HEADROOM_BYTES = 16 * 1024
+"""What the relay adds to an accepted event's record (trace context, acceptance time) plus
+Kafka's batch framing, with room to spare."""
 
 
 class IngestionSettings(ServiceSettings):
@@ -12,7 +16,19 @@ class IngestionSettings(ServiceSettings):
         20.0, gt=0, description="per partner key, in process: token bucket refill rate"
     )
     rate_limit_burst: int = Field(100, ge=1, description="per partner key: bucket size")
-    max_event_bytes: int = Field(256 * 1024, ge=1024, description="largest single event body")
+    max_event_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        description="largest single event: the body in single and binary mode, the Kafka "
+        "record (data, attributes, extensions) of each event in batch mode; must stay "
+        f"{RECORD_HEADROOM_BYTES} bytes below kafka_max_request_bytes",
+    )
+    kafka_max_request_bytes: int = Field(
+        1024 * 1024,
+        ge=64 * 1024,
+        description="the relay producer's max_request_size (keep it at or below the "
+        "broker's message.max.bytes); bounds max_event_bytes",
+    )
     max_batch_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="largest batch body")
     max_batch_events: int = Field(1000, ge=1, le=1000, description="events in one batch")
     ready_max_outbox_backlog: int = Field(
@@ -27,12 +43,34 @@ class IngestionSettings(ServiceSettings):
     shutdown_grace_seconds: float = Field(
         20.0, ge=0, description="seconds in-flight requests get to finish on shutdown"
     )
+    relay_stuck_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="/readyz reports the relay stuck (503) once the oldest unpublished outbox "
+        "row is this old while Kafka is reachable",
+    )
     db_pool_max_size: int = Field(10, ge=1, description="PostgreSQL connections per process")
     db_acquire_timeout: float = Field(
         5.0,
         gt=0,
         description="seconds a request waits for a database connection (connecting "
         "included) before it answers 503 with Retry-After",
+    )
+    group_commit_max_events: int = Field(
+        256, ge=1, le=1000, description="single-event requests committed in one transaction"
+    )
+    group_commit_linger: float = Field(
+        0.002,
+        ge=0,
+        le=1.0,
+        description="seconds a group-commit writer waits for more requests once it has one",
+    )
+    group_commit_writers: int = Field(
+        2,
+        ge=0,
+        le=16,
+        description="concurrent group-commit transactions (events routed by key, so one "
+        "key's events keep their order); 0: one transaction per request",
     )
     key_cache_seconds: float = Field(
         5.0,
@@ -47,3 +85,14 @@ class IngestionSettings(ServiceSettings):
         description="empty: keys in the service's own database; one database shared by "
         "the three services makes another service's key answer 403 instead of 401",
     )
+
+    @model_validator(mode="after")
+    def _event_fits_a_kafka_request(self) -> IngestionSettings:
+        """An accepted event the relay could never send would block its key for ever."""
+        most = self.kafka_max_request_bytes - RECORD_HEADROOM_BYTES
+        if self.max_event_bytes > most:
+            raise ValueError(
+                f"max_event_bytes ({self.max_event_bytes}) must be at most "
+                f"kafka_max_request_bytes - {RECORD_HEADROOM_BYTES} ({most})"
+            )
+        return self

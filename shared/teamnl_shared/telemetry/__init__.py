@@ -22,6 +22,8 @@ counter ``teamnl.events.rejected`` ({event})        ``teamnl_events_rejected_tot
                                                     (service, type, partner, reason)
 observable gauge ``teamnl.outbox.backlog`` ({row})  ``teamnl_outbox_backlog``
 observable gauge ``teamnl.outbox.oldest_age`` (s)   ``teamnl_outbox_oldest_age_seconds``
+counter ``teamnl.outbox.parked`` ({row})            ``teamnl_outbox_parked_total``
+                                                    (service, topic, reason)
 gauge ``teamnl.consumer.lag`` ({message})           ``teamnl_consumer_lag`` (topic, partition)
 histogram ``teamnl.end_to_end.latency`` (s)         ``teamnl_end_to_end_latency_seconds_bucket``
                                                     / ``_count`` / ``_sum`` (topic, type, le)

@@ -45,6 +45,11 @@ class Metrics:
             unit="{message}",
             description="Messages sent to a dead-letter topic",
         )
+        self.outbox_parked = meter.create_counter(
+            "teamnl.outbox.parked",
+            unit="{row}",
+            description="Outbox rows the relay could never publish, moved to outbox_parked",
+        )
         self.consumer_lag = meter.create_gauge(
             "teamnl.consumer.lag", unit="{message}", description="Records behind the log end"
         )
@@ -82,6 +87,9 @@ class Metrics:
 
     def deadlettered(self, *, topic: str, reason: str) -> None:
         self.deadletters.add(1, {"topic": topic, "reason": reason})
+
+    def outbox_row_parked(self, *, service: str, topic: str, reason: str) -> None:
+        self.outbox_parked.add(1, {"service": service, "topic": topic, "reason": reason})
 
     def set_consumer_lag(self, *, topic: str, partition: int, lag: int) -> None:
         self.consumer_lag.set(lag, {"topic": topic, "partition": str(partition)})

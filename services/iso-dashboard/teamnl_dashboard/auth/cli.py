@@ -10,13 +10,10 @@ from typing import Annotated, TypeVar
 import asyncpg
 import typer
 
-from teamnl_shared.db import create_pool, migrate
-
-from . import members
+from . import accounts, members
 from .passwords import WeakPassword
 from .roles import Role
 
-MIGRATIONS = "teamnl_dashboard.migrations"
 T = TypeVar("T")
 
 cli = typer.Typer(help="ISO NL dashboard members.", no_args_is_help=True, add_completion=False)
@@ -27,19 +24,17 @@ DatabaseUrl = Annotated[
     ),
 ]
 Email = Annotated[str, typer.Option("--email", help="the member's e-mail address")]
+PasswordStdin = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin", help="read the password from the first line of standard input"
+    ),
+]
 
 
 def _run(database_url: str, action: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
-    async def main() -> T:
-        pool = await create_pool(database_url, max_size=2)
-        try:
-            await migrate(pool, MIGRATIONS)
-            return await action(pool)
-        finally:
-            await pool.close()
-
     try:
-        return asyncio.run(main())
+        return asyncio.run(accounts.with_member_store(database_url, action))
     except (members.MemberError, WeakPassword) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
@@ -56,17 +51,24 @@ def create(
     email: Email,
     database_url: DatabaseUrl,
     role: Annotated[Role, typer.Option(help="member (read), secretariat or admin")] = Role.MEMBER,
-    password_stdin: Annotated[
-        bool,
-        typer.Option(
-            "--password-stdin", help="read the password from the first line of standard input"
-        ),
-    ] = False,
+    password_stdin: PasswordStdin = False,
 ) -> None:
     """Create a member."""
     password = _password(password_stdin)
     member = _run(database_url, lambda pool: members.create_member(pool, email, password, role))
     typer.echo(f"created {member.email} ({member.role})")
+
+
+@cli.command("set-password")
+def set_password(
+    email: Email,
+    database_url: DatabaseUrl,
+    password_stdin: PasswordStdin = False,
+) -> None:
+    """Set a member's password; ends every session they have."""
+    password = _password(password_stdin)
+    member = _run(database_url, lambda pool: members.set_password(pool, email, password))
+    typer.echo(f"new password for {member.email}; their sessions are ended")
 
 
 @cli.command("list")

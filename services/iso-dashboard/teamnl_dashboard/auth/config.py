@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import asyncpg
@@ -10,15 +10,19 @@ from starlette.requests import HTTPConnection
 
 from . import sessions
 from .sessions import Session
+from .throttle import LoginThrottle
 
 SESSION_COOKIE = "teamnl_session"
 ANONYMOUS_CSRF_COOKIE = "teamnl_csrf"
 _CACHE = "teamnl_auth_session"
 _MISSING = object()
+FORM_MAX_BYTES = 64 * 1024
+FORM_MAX_FIELDS = 20
 
 
 class AuthSettings(Protocol):
-    """The part of DashboardSettings the auth package reads."""
+    """The part of DashboardSettings the auth package reads (``login``, ``form_max_bytes``
+    and ``form_max_fields`` are optional: the defaults here apply without them)."""
 
     session_secret: Any  # str or pydantic SecretStr
     secure_cookies: bool
@@ -28,6 +32,9 @@ class AuthSettings(Protocol):
 class AuthConfig:
     secret: str
     secure_cookies: bool
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    form_max_bytes: int = FORM_MAX_BYTES
+    form_max_fields: int = FORM_MAX_FIELDS
 
     @classmethod
     def from_settings(cls, settings: AuthSettings) -> AuthConfig:
@@ -36,7 +43,13 @@ class AuthConfig:
             secret = secret.get_secret_value()
         if not secret:
             raise ValueError("the dashboard's session_secret is empty")
-        return cls(secret=str(secret), secure_cookies=bool(settings.secure_cookies))
+        return cls(
+            secret=str(secret),
+            secure_cookies=bool(settings.secure_cookies),
+            throttle=getattr(settings, "login", None) or LoginThrottle(),
+            form_max_bytes=getattr(settings, "form_max_bytes", FORM_MAX_BYTES),
+            form_max_fields=getattr(settings, "form_max_fields", FORM_MAX_FIELDS),
+        )
 
     def cookie_options(self) -> dict[str, Any]:
         return {"httponly": True, "samesite": "lax", "secure": self.secure_cookies, "path": "/"}

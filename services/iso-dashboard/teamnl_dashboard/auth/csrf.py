@@ -6,6 +6,9 @@
   the same value in the form and in the ``teamnl_csrf`` cookie;
 - always: a request that says it comes from another site (``Origin`` of another host,
   ``Sec-Fetch-Site: cross-site``) is refused before any token is looked at.
+
+The middleware also bounds what a POST may send before anything parses it: a body over
+``form_max_bytes`` answers 413, a form with more than ``form_max_fields`` fields 400.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Mapping
 from urllib.parse import parse_qs, urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,7 +30,6 @@ HEADER = "x-csrf-token"
 FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 ANONYMOUS_MAX_AGE = 2 * 3600
-MAX_FORM_BYTES = 64 * 1024
 
 
 def tokens_match(sent: str | None, expected: str | None) -> bool:
@@ -102,7 +105,11 @@ class CsrfMiddleware:
         if cross_site(request.headers):
             await _refuse(request, "cross-site request refused")(scope, receive, send)
             return
-        sent, receive = await _sent_token(request, receive)
+        try:
+            sent, receive = await _sent_token(request, _bounded(request, receive))
+        except FormRefused as refused:
+            await _refuse(request, refused.detail, refused.status_code)(scope, receive, send)
+            return
         expected, is_session = await expected_token(request)
         ok = (
             tokens_match(sent, expected)
@@ -112,7 +119,49 @@ class CsrfMiddleware:
         if not ok:
             await _refuse(request, "CSRF token missing or invalid")(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        await _bounded_app(self.app, request, receive, send)
+
+
+async def _bounded_app(app: ASGIApp, request: Request, receive: Receive, send: Send) -> None:
+    """The app; a body found too large while the app streams it still answers 413."""
+    started = False
+
+    async def watched_send(message: Message) -> None:
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await app(request.scope, receive, watched_send)
+    except FormRefused as refused:
+        if started:
+            raise
+        await _refuse(request, refused.detail, refused.status_code)(request.scope, receive, send)
+
+
+class FormRefused(HTTPException):
+    """A body or form past the limits. An HTTPException, so that raised while FastAPI reads
+    the body it still answers with this status (FastAPI turns other errors into 400)."""
+
+
+def _bounded(request: Request, receive: Receive) -> Receive:
+    """`receive`, refusing a body larger than the configured limit (declared or streamed).
+    Raised while the app reads the body, FastAPI answers it as a 400."""
+    limit = auth_config(request).form_max_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise FormRefused(413, f"request body larger than {limit} bytes")
+    size = 0
+
+    async def bounded() -> Message:
+        nonlocal size
+        message = await receive()
+        size += len(message.get("body", b""))
+        if size > limit:
+            raise FormRefused(413, f"request body larger than {limit} bytes")
+        return message
+
+    return bounded
 
 
 async def _sent_token(request: Request, receive: Receive) -> tuple[str | None, Receive]:
@@ -124,18 +173,15 @@ async def _sent_token(request: Request, receive: Receive) -> tuple[str | None, R
     if content_type != "application/x-www-form-urlencoded":
         return None, receive
     chunks: list[bytes] = []
-    size, more = 0, True
+    more = True
     while more:
         message = await receive()
         if message["type"] != "http.request":
             break
         chunks.append(message.get("body", b""))
-        size += len(chunks[-1])
-        more = message.get("more_body", False) and size <= MAX_FORM_BYTES
-    if size > MAX_FORM_BYTES:
-        return None, receive
+        more = message.get("more_body", False)
     body = b"".join(chunks)
-    fields = parse_qs(body.decode("latin-1"), max_num_fields=100)
+    fields = _form_fields(body, auth_config(request).form_max_fields)
     replayed = False
 
     async def replay() -> Message:
@@ -149,10 +195,17 @@ async def _sent_token(request: Request, receive: Receive) -> tuple[str | None, R
     return (values[0] if values else None), replay
 
 
-def _refuse(request: Request, reason: str) -> Response:
+def _form_fields(body: bytes, max_fields: int) -> dict[str, list[str]]:
+    try:
+        return parse_qs(body.decode("latin-1"), max_num_fields=max_fields)
+    except ValueError:  # parse_qs says "Max number of fields exceeded"
+        raise FormRefused(400, f"a form may have at most {max_fields} fields") from None
+
+
+def _refuse(request: Request, reason: str, status: int = 403) -> Response:
     if request.url.path.startswith("/api/"):
-        return JSONResponse({"detail": reason}, status_code=403)
-    return PlainTextResponse(reason, status_code=403)
+        return JSONResponse({"detail": reason}, status_code=status)
+    return PlainTextResponse(reason, status_code=status)
 
 
 __all__ = ["AnonymousTokens", "CsrfMiddleware", "csrf_token_for", "cross_site", "tokens_match"]

@@ -1,4 +1,5 @@
-"""``install_auth(app, settings)``: the auth routes, CSRF middleware and 401/redirect handling."""
+"""``install_auth(app, settings)``: CSRF middleware and 401/redirect handling. The sign-in
+pages (/login, /logout) are the web package's (`teamnl_dashboard.web.login`)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,12 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from .config import AuthConfig, AuthSettings
 from .csrf import CsrfMiddleware
 from .dependencies import NotAuthenticated
-from .routes import router
 
 
 def install_auth(app: FastAPI, settings: AuthSettings) -> None:
-    """Add /login, /logout and CSRF checks to the app. The app must put its asyncpg pool on
-    ``app.state.pool`` (the dashboard's lifespan does) and apply the dashboard migrations."""
+    """Add CSRF checks and the sign-in redirect to the app. The app must put its asyncpg pool
+    on ``app.state.pool`` (the dashboard's lifespan does) and apply the dashboard migrations."""
     app.state.teamnl_auth = AuthConfig.from_settings(settings)
-    app.include_router(router)
     app.add_middleware(CsrfMiddleware)
     app.add_exception_handler(NotAuthenticated, _not_authenticated)
 

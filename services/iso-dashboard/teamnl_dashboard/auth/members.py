@@ -7,7 +7,7 @@ from datetime import datetime
 
 import asyncpg
 
-from .passwords import hash_password, needs_rehash, verify_password
+from .passwords import hash_password_off_loop, needs_rehash, verify_password_off_loop
 from .roles import Role
 
 _COLUMNS = "id, email, role, disabled, created_at"
@@ -60,7 +60,7 @@ async def create_member(
             f"INSERT INTO auth_members (email, password_hash, role) VALUES ($1, $2, $3)"  # noqa: S608
             f" RETURNING {_COLUMNS}",
             address,
-            hash_password(password),
+            await hash_password_off_loop(password),
             checked_role.value,
         )
     except asyncpg.UniqueViolationError:
@@ -78,7 +78,7 @@ async def authenticate(pool: asyncpg.Pool, email: str, password: str) -> Member 
         f"SELECT {_COLUMNS}, password_hash FROM auth_members WHERE email = $1",  # noqa: S608
         address,
     )
-    if not verify_password(row["password_hash"] if row else None, password):
+    if not await verify_password_off_loop(row["password_hash"] if row else None, password):
         return None
     if row["disabled"]:
         return None
@@ -86,7 +86,7 @@ async def authenticate(pool: asyncpg.Pool, email: str, password: str) -> Member 
         await pool.execute(
             "UPDATE auth_members SET password_hash = $2 WHERE id = $1",
             row["id"],
-            hash_password(password),
+            await hash_password_off_loop(password),
         )
     return _member(row)
 
@@ -109,10 +109,18 @@ async def set_disabled(pool: asyncpg.Pool, email: str, disabled: bool = True) ->
 
 
 async def set_password(pool: asyncpg.Pool, email: str, password: str) -> Member:
-    return await _update(pool, email, "password_hash = $2", hash_password(password))
+    """A new password also ends every session of the member: whoever held the old one (or a
+    copy of a cookie) is signed out with it."""
+    password_hash = await hash_password_off_loop(password)
+    async with pool.acquire() as conn, conn.transaction():
+        member = await _update(conn, email, "password_hash = $2", password_hash)
+        await conn.execute("DELETE FROM auth_sessions WHERE member_id = $1", member.id)
+    return member
 
 
-async def _update(pool: asyncpg.Pool, email: str, assignment: str, value: object) -> Member:
+async def _update(
+    pool: asyncpg.Pool | asyncpg.Connection, email: str, assignment: str, value: object
+) -> Member:
     address = normalise_email(email)
     row = await pool.fetchrow(
         f"UPDATE auth_members SET {assignment}, updated_at = now() WHERE email = $1"  # noqa: S608

@@ -65,8 +65,8 @@ async def call_closed(conn: asyncpg.Connection, event: Event) -> None:
 
 
 PROJECTORS = {
-    "nl.teamnl.globalstars.call.opened.v1": call_opened,
-    "nl.teamnl.globalstars.proposal.submitted.v1": proposal_submitted,
-    "nl.teamnl.globalstars.call.closed.v1": call_closed,
-    "nl.teamnl.globalstars.budget.spent.v1": record_spend,
+    globalstars.CallOpened.TYPE: call_opened,
+    globalstars.ProposalSubmitted.TYPE: proposal_submitted,
+    globalstars.CallClosed.TYPE: call_closed,
+    globalstars.GlobalStarsBudgetSpent.TYPE: record_spend,
 }

@@ -148,11 +148,11 @@ async def company_supported(conn: asyncpg.Connection, event: Event) -> None:
 
 
 PROJECTORS = {
-    "nl.teamnl.nlib.mission.planned.v1": mission_planned,
-    "nl.teamnl.nlib.mission.held.v1": mission_held,
-    "nl.teamnl.nlib.mission.followup.held.v1": followup_held,
-    "nl.teamnl.nlib.lead.converted.v1": lead_converted,
-    "nl.teamnl.nlib.city.programme.updated.v1": city_programme_updated,
-    "nl.teamnl.nlib.company.supported.v1": company_supported,
-    "nl.teamnl.nlib.budget.spent.v1": record_spend,
+    nlib.MissionPlanned.TYPE: mission_planned,
+    nlib.MissionHeld.TYPE: mission_held,
+    nlib.MissionFollowupHeld.TYPE: followup_held,
+    nlib.LeadConverted.TYPE: lead_converted,
+    nlib.CityProgrammeUpdated.TYPE: city_programme_updated,
+    nlib.CompanySupported.TYPE: company_supported,
+    nlib.NlibBudgetSpent.TYPE: record_spend,
 }

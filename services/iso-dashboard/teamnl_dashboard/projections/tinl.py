@@ -61,7 +61,7 @@ async def knowledge_shared(conn: asyncpg.Connection, event: Event) -> None:
 
 
 PROJECTORS = {
-    "nl.teamnl.tinl.activity.held.v1": activity_held,
-    "nl.teamnl.tinl.knowledge.shared.v1": knowledge_shared,
-    "nl.teamnl.tinl.budget.spent.v1": record_spend,
+    tinl.ActivityHeld.TYPE: activity_held,
+    tinl.KnowledgeShared.TYPE: knowledge_shared,
+    tinl.TinlBudgetSpent.TYPE: record_spend,
 }

@@ -105,10 +105,10 @@ async def _end(
 
 
 PROJECTORS = {
-    "nl.teamnl.werkplaats.project.onboarded.v1": project_onboarded,
-    "nl.teamnl.werkplaats.consortium.member.joined.v1": member_joined,
-    "nl.teamnl.werkplaats.milestone.reached.v1": milestone_reached,
-    "nl.teamnl.werkplaats.project.graduated.v1": project_graduated,
-    "nl.teamnl.werkplaats.project.stopped.v1": project_stopped,
-    "nl.teamnl.werkplaats.budget.spent.v1": record_spend,
+    werkplaats.ProjectOnboarded.TYPE: project_onboarded,
+    werkplaats.ConsortiumMemberJoined.TYPE: member_joined,
+    werkplaats.MilestoneReached.TYPE: milestone_reached,
+    werkplaats.ProjectGraduated.TYPE: project_graduated,
+    werkplaats.ProjectStopped.TYPE: project_stopped,
+    werkplaats.WerkplaatsBudgetSpent.TYPE: record_spend,
 }

@@ -18,28 +18,43 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from dateutil.relativedelta import relativedelta
 
+from teamnl_shared.contract import globalstars, nlib, tinl, werkplaats
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.registry import CATALOGUE
 from teamnl_shared.contract.topics import PUBLISHED_BY
+from teamnl_shared.contract.types import BudgetSpent
 
-from ..reference import FOCUS_MARKETS, city_for, market_of, normalise
+from ..period import PROGRAMME_FIRST_YEAR, PROGRAMME_LAST_YEAR
+from ..reference import (
+    EUREKA_COUNTRIES,
+    FOCUS_MARKETS,
+    HOME_COUNTRY,
+    NETWORK_OPERATIONAL_SINCE,
+    TINL_CONVENANT_SIGNED,
+    WERKPLAATS_TARGET_FIRST_YEAR,
+    city_for,
+    market_of,
+    normalise,
+)
 from ..settings import DashboardSettings
-from .model import ActivityFact, Facts, Hit, Scope, Severity
+from .model import ActivityFact, BudgetFact, Facts, Hit, ProjectFact, Scope, Severity
 
-MISSION_HELD = "nl.teamnl.nlib.mission.held.v1"
-FOLLOWUP_HELD = "nl.teamnl.nlib.mission.followup.held.v1"
-CITY_UPDATED = "nl.teamnl.nlib.city.programme.updated.v1"
-ACTIVITY_HELD = "nl.teamnl.tinl.activity.held.v1"
-CALL_OPENED = "nl.teamnl.globalstars.call.opened.v1"
-CALL_CLOSED = "nl.teamnl.globalstars.call.closed.v1"
+MISSION_HELD = nlib.MissionHeld.TYPE
+LEAD_CONVERTED = nlib.LeadConverted.TYPE
+KNOWLEDGE_SHARED = tinl.KnowledgeShared.TYPE
+FOLLOWUP_HELD = nlib.MissionFollowupHeld.TYPE
+CITY_UPDATED = nlib.CityProgrammeUpdated.TYPE
+ACTIVITY_HELD = tinl.ActivityHeld.TYPE
+CALL_OPENED = globalstars.CallOpened.TYPE
+CALL_CLOSED = globalstars.CallClosed.TYPE
 PROJECT_EVENTS = frozenset(
     {
-        "nl.teamnl.werkplaats.project.onboarded.v1",
-        "nl.teamnl.werkplaats.project.graduated.v1",
-        "nl.teamnl.werkplaats.project.stopped.v1",
+        werkplaats.ProjectOnboarded.TYPE,
+        werkplaats.ProjectGraduated.TYPE,
+        werkplaats.ProjectStopped.TYPE,
     }
 )
-BUDGET_SPENT = frozenset(t for t in CATALOGUE if t.endswith(".budget.spent.v1"))
+BUDGET_SPENT = frozenset(t for t, spec in CATALOGUE.items() if issubclass(spec.model, BudgetSpent))
 MARKET_ACTIVITY = frozenset({MISSION_HELD, ACTIVITY_HELD})
 
 
@@ -52,6 +67,12 @@ class Rule(Protocol):
     scheduled: ClassVar[bool]
 
     def check(self, facts: Facts, now: datetime) -> list[Hit]: ...
+
+
+def operational(rule: Rule) -> bool:
+    """A rule about the running system (silence, failed validation), not the network: it
+    says nothing about a past date, so a reading as of one leaves it out."""
+    return bool(getattr(rule, "about_the_system", False))
 
 
 @runtime_checkable
@@ -138,13 +159,17 @@ def _same_city(a: ActivityFact, b: ActivityFact) -> bool:
 def pair_activities(activities: tuple[ActivityFact, ...], window_days: int) -> list[Pair]:
     """NLIB missions and TINL activities in one foreign market within `window_days`.
 
+    Only what took place abroad pairs: a TINL event held in the Netherlands about a market
+    (China Business Week in Tilburg) prepares companies for it - complementary, never a
+    duplication (``queries.complementarity`` counts it).
+
     Acting together = overlapping dates in the same city (e.g. a TINL fair during an NLIB
     mission); otherwise two initiatives worked the same market apart (duplication).
     """
     by_market: dict[str, dict[str, list[ActivityFact]]] = defaultdict(lambda: defaultdict(list))
     for activity in activities:
         market = market_of(activity.market, activity.country)
-        if market is not None:
+        if market is not None and activity.country != HOME_COUNTRY:
             by_market[market][activity.family].append(activity)
     return [
         Pair(a, b, _overlap(a, b) and _same_city(a, b))
@@ -160,11 +185,13 @@ class MarketDuplication:
     overlap_window_days: int = 30
 
     name: ClassVar[str] = "market-duplication"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: activities held in the Netherlands never duplicate
     description: ClassVar[str] = (
-        "An NLIB mission and a TINL activity in the same foreign market within "
+        "An NLIB mission and a TINL activity abroad in the same foreign market within "
         "`overlap_window_days` of each other without acting together (same city, "
-        "overlapping dates). Acting together is counted as a coherence success instead."
+        "overlapping dates). Acting together is counted as a coherence success instead; "
+        "a TINL event held in the Netherlands about the market is preparation, not "
+        "duplication."
     )
     needs: ClassVar[frozenset[str]] = frozenset({"paired_activities"})
     triggers: ClassVar[frozenset[str]] = MARKET_ACTIVITY
@@ -194,10 +221,12 @@ class IsolatedProject:
     isolation_days: int = 365
 
     name: ClassVar[str] = "isolated-project"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: judged only once project and network ran that long
     description: ClassVar[str] = (
         "An active Werkplaats project in a country where neither NLIB nor TINL has been "
-        "active in the last `isolation_days`: an isolated project, or an opportunity to link."
+        "active in the last `isolation_days`: an isolated project, or an opportunity to link. "
+        "Judged once the project and the network (fully operational since 2018, the letter "
+        "says) have both run `isolation_days`."
     )
     needs: ClassVar[frozenset[str]] = frozenset({"projects", "latest_activities"})
     triggers: ClassVar[frozenset[str]] = PROJECT_EVENTS | MARKET_ACTIVITY
@@ -235,7 +264,9 @@ class IsolatedProject:
                 {"country": p.country},
             )
             for p in facts.projects
-            if p.status == "active" and p.country not in active
+            if p.status == "active"
+            and p.country not in active
+            and max(p.onboarded_on or since, NETWORK_OPERATIONAL_SINCE) <= since
         ]
 
 
@@ -248,10 +279,10 @@ def _last_activity(activities: list[ActivityFact]) -> ActivityFact | None:
 
 @dataclass(frozen=True)
 class FocusMarketGap:
-    focus_market_gap_days: int = 180
+    focus_market_gap_days: int = 365
 
     name: ClassVar[str] = "focus-market-gap"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: a year by default (TINL plans and reports per year)
     description: ClassVar[str] = (
         "A TINL focus market (China, Germany, USA, Smart Cities) with no TINL activity in "
         "the last `focus_market_gap_days`, once TINL has reported any activity at all."
@@ -287,10 +318,11 @@ class CityGap:
     city_gap_days: int = 365
 
     name: ClassVar[str] = "city-gap"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: counted from the programme's date; incoming missions not
     description: ClassVar[str] = (
-        "A City of Opportunity in NLIB's programme with no NLIB mission or TINL activity "
-        "in the last `city_gap_days`."
+        "A City of Opportunity in NLIB's programme with no outgoing NLIB mission or TINL "
+        "activity there in the last `city_gap_days`, counted from the later of its last "
+        "activity and its programme's date (a new programme has a year to start)."
     )
     needs: ClassVar[frozenset[str]] = frozenset({"city_programmes", "latest_activities"})
     triggers: ClassVar[frozenset[str]] = frozenset({CITY_UPDATED}) | MARKET_ACTIVITY
@@ -308,7 +340,9 @@ class CityGap:
             city = city_for(programme.city_id, programme.city)
             slug = city.slug if city else programme.city_id
             last = _last_activity(by_city.get(slug, []))
-            if last is None or last.end_date < since:
+            seen = (last.end_date if last else None, programme.updated_on)
+            latest = max(filter(None, seen), default=None)
+            if latest is None or latest < since:
                 ids = (programme.event_id, *((last.event_id,) if last else ()))
                 hits.append(
                     Hit(
@@ -419,6 +453,256 @@ class BudgetOffPace:
         return None
 
 
+# -- the letter's targets ----------------------------------------------------------------------
+
+
+def portfolio_in(projects: Iterable[ProjectFact], year: int) -> list[ProjectFact]:
+    """The projects supported at some point in `year` (onboarded by its end, not ended
+    before it started)."""
+    return [
+        p
+        for p in projects
+        if p.onboarded_on is not None
+        and p.onboarded_on.year <= year
+        and (p.ended_on is None or p.ended_on.year >= year)
+    ]
+
+
+@dataclass(frozen=True)
+class WerkplaatsPortfolioTarget:
+    first_year: int = WERKPLAATS_TARGET_FIRST_YEAR
+    first_target: int = 20
+    yearly_target: int = 30
+
+    name: ClassVar[str] = "werkplaats-portfolio-target"
+    version: ClassVar[int] = 1
+    description: ClassVar[str] = (
+        "De Werkplaats's portfolio of a finished year fell short of the letter's target: "
+        "`first_target` projects in `first_year` (2019), `yearly_target` a year after. "
+        "Never judged for the start-up years before `first_year`."
+    )
+    needs: ClassVar[frozenset[str]] = frozenset({"projects"})
+    triggers: ClassVar[frozenset[str]] = PROJECT_EVENTS
+    scheduled: ClassVar[bool] = True
+
+    def target(self, year: int) -> int | None:
+        if year < self.first_year:
+            return None
+        return self.first_target if year == self.first_year else self.yearly_target
+
+    def check(self, facts: Facts, now: datetime) -> list[Hit]:
+        hits = []
+        for year in range(self.first_year, now.year):  # finished years only
+            target = self.target(year)
+            portfolio = portfolio_in(facts.projects, year)
+            if target is not None and len(portfolio) < target:
+                hits.append(
+                    Hit(
+                        str(year),
+                        Severity.WARNING,
+                        f"De Werkplaats supported {len(portfolio)} projects in {year}; "
+                        f"the target was {target}",
+                        tuple(p.event_id for p in portfolio)[-20:],
+                        {"year": year, "portfolio": len(portfolio), "target": target},
+                    )
+                )
+        return hits
+
+
+@dataclass(frozen=True)
+class GlobalStarsOutsideEureka:
+    name: ClassVar[str] = "globalstars-outside-eureka"
+    version: ClassVar[int] = 1
+    description: ClassVar[str] = (
+        "A Global Stars call with a country that is one of the 44 Eureka countries: "
+        "Global Stars is for 'third' countries without an EU or Eureka instrument "
+        "(reference.EUREKA_COUNTRIES)."
+    )
+    needs: ClassVar[frozenset[str]] = frozenset({"calls"})
+    triggers: ClassVar[frozenset[str]] = frozenset({CALL_OPENED, CALL_CLOSED})
+    scheduled: ClassVar[bool] = False
+
+    def check(self, facts: Facts, now: datetime) -> list[Hit]:
+        return [
+            Hit(
+                call.call_id,
+                Severity.WARNING,
+                f"Global Stars call {call.call_id} is with {call.country}, a Eureka country",
+                call.event_ids,
+                {"country": call.country},
+            )
+            for call in facts.calls
+            if call.country in EUREKA_COUNTRIES
+        ]
+
+
+@dataclass(frozen=True)
+class LeadsNotConverted:
+    lead_conversion_days: int = 365
+
+    name: ClassVar[str] = "leads-not-converted"
+    version: ClassVar[int] = 1
+    description: ClassVar[str] = (
+        "A mission that reported leads has none converted to a contract within "
+        "`lead_conversion_days` of its end (the letter: leads should more often become "
+        "contracts)."
+    )
+    needs: ClassVar[frozenset[str]] = frozenset({"missions"})
+    triggers: ClassVar[frozenset[str]] = frozenset({MISSION_HELD, LEAD_CONVERTED})
+    scheduled: ClassVar[bool] = True
+
+    def check(self, facts: Facts, now: datetime) -> list[Hit]:
+        return [
+            Hit(
+                m.mission_id,
+                Severity.INFO,
+                f"Mission {m.mission_id} ({m.country}) reported {m.leads} leads; none became "
+                f"a contract within {self.lead_conversion_days} days",
+                (m.held_event_id,),
+                {"mission_id": m.mission_id, "leads": m.leads},
+            )
+            for m in facts.missions
+            if m.leads > 0
+            and m.converted_leads == 0
+            and now.date() > m.end_date + timedelta(days=self.lead_conversion_days)
+        ]
+
+
+@dataclass(frozen=True)
+class TinlPartnerAbsent:
+    partner_idle_days: int = 365
+
+    name: ClassVar[str] = "tinl-partner-absent"
+    version: ClassVar[int] = 1
+    description: ClassVar[str] = (
+        "A partner of the TINL convenant (22 January 2018) that took part in no joint "
+        "activity and shared no knowledge in the last `partner_idle_days` (judged once "
+        "the convenant has run that long)."
+    )
+    needs: ClassVar[frozenset[str]] = frozenset({"tinl_partners"})
+    triggers: ClassVar[frozenset[str]] = frozenset({ACTIVITY_HELD, KNOWLEDGE_SHARED})
+    scheduled: ClassVar[bool] = True
+
+    def check(self, facts: Facts, now: datetime) -> list[Hit]:
+        since = now.date() - timedelta(days=self.partner_idle_days)
+        if since < TINL_CONVENANT_SIGNED:
+            return []
+        return [
+            Hit(
+                p.partner,
+                Severity.WARNING,
+                f"TINL partner {p.partner} has taken part in nothing since "
+                f"{p.last_on or 'the convenant'}",
+                (p.event_id,) if p.event_id else (),
+                {"partner": p.partner, "last_on": str(p.last_on) if p.last_on else None},
+            )
+            for p in facts.tinl_partners
+            if p.last_on is None or p.last_on < since
+        ]
+
+
+@dataclass(frozen=True)
+class PilotWithoutSoftLanding:
+    name: ClassVar[str] = "pilot-without-soft-landing"
+    version: ClassVar[int] = 1
+    description: ClassVar[str] = (
+        "One of the six pilot Cities of Opportunity (Warsaw, Munich, Dubai, Ho Chi Minh "
+        "City, Guangzhou/Pearl River Delta, Mexico City) whose programme reports no active "
+        "soft landing for Dutch SMEs."
+    )
+    needs: ClassVar[frozenset[str]] = frozenset({"city_programmes"})
+    triggers: ClassVar[frozenset[str]] = frozenset({CITY_UPDATED})
+    scheduled: ClassVar[bool] = False
+
+    def check(self, facts: Facts, now: datetime) -> list[Hit]:
+        hits = []
+        for programme in facts.city_programmes:
+            city = city_for(programme.city_id, programme.city)
+            if city is None or city.tier != "pilot" or programme.soft_landing == "active":
+                continue
+            hits.append(
+                Hit(
+                    city.slug,
+                    Severity.INFO,
+                    f"Pilot city {city.name}: soft landing is {programme.soft_landing}",
+                    (programme.event_id,),
+                    {"city": city.name, "soft_landing": programme.soft_landing},
+                )
+            )
+        return hits
+
+
+@dataclass(frozen=True)
+class ProgrammeSpending:
+    budget_pace_tolerance: float = 0.25
+    first_year: int = PROGRAMME_FIRST_YEAR
+    last_year: int = PROGRAMME_LAST_YEAR
+
+    name: ClassVar[str] = "programme-spending"
+    version: ClassVar[int] = 1
+    description: ClassVar[str] = (
+        "Spending over the whole programme period 2017-2021 against the yearly allocations "
+        "(6 M NLIB, 1 M Global Stars, the rest of the public 4 M): critical when an "
+        "initiative, or the public initiatives together, spent more than the period's "
+        "allocation; warning when spending runs ahead of the period's elapsed share by more "
+        "than `budget_pace_tolerance`."
+    )
+    needs: ClassVar[frozenset[str]] = frozenset({"budgets"})
+    triggers: ClassVar[frozenset[str]] = BUDGET_SPENT
+    scheduled: ClassVar[bool] = True
+
+    def check(self, facts: Facts, now: datetime) -> list[Hit]:
+        years = self.last_year - self.first_year + 1
+        elapsed = sum(year_elapsed(now, y) for y in range(self.first_year, self.last_year + 1))
+        within = [b for b in facts.budgets if self.first_year <= b.year <= self.last_year]
+        groups: dict[str, list[BudgetFact]] = defaultdict(list)
+        for budget in within:
+            groups[budget.family].append(budget)
+            if budget.family != "nlib":
+                groups["public"].append(budget)
+        hits = []
+        for group, budgets in sorted(groups.items()):
+            allocation = _yearly_allocation(group, facts.budgets) * years
+            spent = sum(b.spent_cents for b in budgets)
+            if allocation <= 0:
+                continue
+            hit = self._judge(group, spent, allocation, elapsed / years, budgets)
+            if hit is not None:
+                hits.append(hit)
+        return hits
+
+    def _judge(
+        self,
+        group: str,
+        spent: int,
+        allocation: int,
+        elapsed: float,
+        budgets: list[BudgetFact],
+    ) -> Hit | None:
+        share = spent / allocation
+        details = {"group": group, "spent_share": round(share, 4), "elapsed": round(elapsed, 4)}
+        ids = tuple(i for b in budgets for i in b.event_ids)[-20:]
+        period = f"{self.first_year}-{self.last_year}"
+        if share > 1:
+            summary = f"{group} spent {share:.0%} of its {period} allocation"
+            return Hit(group, Severity.CRITICAL, summary, ids, details)
+        if share - elapsed > self.budget_pace_tolerance:
+            summary = (
+                f"{group} spent {share:.0%} of its {period} allocation with "
+                f"{elapsed:.0%} of the period passed"
+            )
+            return Hit(group, Severity.WARNING, summary, ids, details)
+        return None
+
+
+def _yearly_allocation(group: str, budgets: Iterable[BudgetFact]) -> int:
+    """The yearly allocation of a family, or of the public three together ("public")."""
+    per_family = {b.family: b.allocation_cents for b in budgets}
+    if group == "public":
+        return sum(cents for family, cents in per_family.items() if family != "nlib")
+    return per_family.get(group, 0)
+
+
 # -- the services themselves -----------------------------------------------------------------
 
 
@@ -428,6 +712,7 @@ class ServiceSilent:
 
     name: ClassVar[str] = "service-silent"
     version: ClassVar[int] = 1
+    about_the_system: ClassVar[bool] = True
     description: ClassVar[str] = (
         "An initiative service that has published events before published none in the "
         "last `silent_days`."
@@ -456,6 +741,7 @@ class InvalidEvents:
 
     name: ClassVar[str] = "invalid-events"
     version: ClassVar[int] = 1
+    about_the_system: ClassVar[bool] = True
     description: ClassVar[str] = (
         "Records on an initiative topic failed validation (or could not be projected) in "
         "the last `deadletter_window_days`; they are on the dashboard's dead-letter topic."
@@ -495,6 +781,15 @@ def all_rules(settings: DashboardSettings) -> list[Rule]:
         BudgetOffPace(t.budget_pace_tolerance),
         ServiceSilent(t.silent_days),
         InvalidEvents(t.deadletter_window_days),
+        WerkplaatsPortfolioTarget(
+            first_target=settings.werkplaats_targets.get(WERKPLAATS_TARGET_FIRST_YEAR, 20),
+            yearly_target=settings.werkplaats_yearly_target,
+        ),
+        GlobalStarsOutsideEureka(),
+        LeadsNotConverted(t.lead_conversion_days),
+        TinlPartnerAbsent(t.partner_idle_days),
+        PilotWithoutSoftLanding(),
+        ProgrammeSpending(t.budget_pace_tolerance),
     ]
 
 

@@ -11,18 +11,28 @@ never both miss each other: the second evaluates after the first has committed.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
 import asyncpg
 
 from teamnl_shared.contract.envelope import Event
+from teamnl_shared.db import transaction
 
-from .catalogue import Rule, ScopedRule
+from ..period import end_of_day
+from .catalogue import Rule, ScopedRule, operational
 from .facts import FactContext, load_facts
 from .findings import reconcile
-from .model import Scope
-from .score import coherence_score, open_findings_by_severity, store_snapshot
+from .model import Hit, Scope
+from .score import (
+    Score,
+    coherence_score,
+    complementary_links,
+    open_findings_by_severity,
+    store_snapshot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +108,13 @@ class RulesEngine:
 
     async def tick(self, pool: asyncpg.Pool) -> int:
         """One scheduled run: the time-based rules, then a coherence score snapshot."""
-        async with pool.acquire() as conn, conn.transaction():
+        async with transaction(pool) as conn:
             changed = await self.evaluate(conn, self.scheduled)
             await self.snapshot_score(conn)
         return changed
 
     async def evaluate_all(self, pool: asyncpg.Pool) -> int:
-        async with pool.acquire() as conn, conn.transaction():
+        async with transaction(pool) as conn:
             changed = await self.evaluate(conn, self.rules)
             await self.snapshot_score(conn)
         return changed
@@ -113,6 +123,41 @@ class RulesEngine:
         now = self.clock()
         facts = await load_facts(conn, {"paired_activities"}, FactContext(now, self._allocations))
         score = coherence_score(
-            facts.paired_activities, await open_findings_by_severity(conn), now, self._window
+            facts.paired_activities,
+            await open_findings_by_severity(conn),
+            now,
+            self._window,
+            await complementary_links(conn, now),
         )
         await store_snapshot(conn, now, score)
+
+    async def read_as_of(self, conn: asyncpg.Connection, as_of: date) -> AsOf:
+        """What the rules about the network see at the end of `as_of`, from the facts known
+        then, and the coherence score it gives; nothing is stored. Rules about the running
+        system (a silent service, failed validation) say nothing about a past date."""
+        now = end_of_day(as_of)
+        rules = [rule for rule in self.rules if not operational(rule)]
+        facts = await load_facts(
+            conn,
+            {"paired_activities", *(n for r in rules for n in r.needs)},
+            FactContext(now, self._allocations, None, as_of),
+        )
+        hits = [(rule, hit) for rule in rules for hit in rule.check(facts, now)]
+        by_severity = Counter(hit.severity.value for _, hit in hits)
+        score = coherence_score(
+            facts.paired_activities,
+            by_severity,
+            now,
+            self._window,
+            await complementary_links(conn, now),
+        )
+        return AsOf(as_of, hits, score)
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """A reading of the rules as of a date: every hit with its rule, and the score."""
+
+    as_of: date
+    hits: list[tuple[Rule, Hit]]
+    score: Score

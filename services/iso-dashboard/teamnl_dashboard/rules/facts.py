@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
 
 from teamnl_shared.contract.topics import PUBLISHED_BY
 
-from ..reference import market_of
+from ..period import end_of_day
+from ..reference import TINL_PARTNERS, market_of
 from .model import (
     ActivityFact,
     BudgetFact,
@@ -19,6 +20,7 @@ from .model import (
     DeadLetterFact,
     Facts,
     MissionFact,
+    PartnerFact,
     ProjectFact,
     Scope,
     ServiceFact,
@@ -28,28 +30,48 @@ Loader = Callable[[asyncpg.Connection, "FactContext"], Awaitable[tuple[Any, ...]
 
 
 class FactContext:
-    """What loaders need besides the connection: the clock's now, the allocations and,
-    for an evaluation of what a batch of events changed, its scope (None: everything)."""
+    """What loaders need besides the connection: the clock's now, the allocations, for an
+    evaluation of what a batch of events changed its scope (None: everything) and, for a
+    reading as of a past date, that date: facts dated after it are left out."""
 
     def __init__(
-        self, now: datetime, allocations_cents: Mapping[str, int], scope: Scope | None = None
+        self,
+        now: datetime,
+        allocations_cents: Mapping[str, int],
+        scope: Scope | None = None,
+        as_of: date | None = None,
     ) -> None:
         self.now = now
         self.allocations_cents = allocations_cents
         self.scope = scope
+        self.as_of = as_of
+
+    def known(self, day: date | None) -> bool:
+        """Whether a fact dated `day` is known at the reading's date."""
+        return self.as_of is None or (day is not None and day <= self.as_of)
 
 
-async def _missions(conn: asyncpg.Connection, _: FactContext) -> tuple[MissionFact, ...]:
+async def _missions(conn: asyncpg.Connection, ctx: FactContext) -> tuple[MissionFact, ...]:
     rows = await conn.fetch(
-        "SELECT m.mission_id, m.country, m.end_date, m.held_event_id,"
-        " coalesce(array_agg(f.event_id ORDER BY f.held_on) FILTER (WHERE f.event_id IS NOT NULL),"
-        " '{}') AS followups"
+        "SELECT m.mission_id, m.country, m.end_date, m.held_event_id, m.leads,"
+        " coalesce(array_agg(f.event_id ORDER BY f.held_on) FILTER (WHERE f.event_id IS NOT NULL"
+        "  AND ($1::date IS NULL OR f.held_on <= $1)), '{}') AS followups,"
+        " (SELECT count(*) FROM nlib_leads_converted l WHERE l.mission_id = m.mission_id"
+        "  AND ($1::date IS NULL OR l.converted_on <= $1)) AS converted"
         " FROM nlib_missions m LEFT JOIN nlib_followups f USING (mission_id)"
-        " WHERE m.status = 'held' GROUP BY m.mission_id ORDER BY m.mission_id"
+        " WHERE m.status = 'held' AND ($1::date IS NULL OR m.end_date <= $1)"
+        " GROUP BY m.mission_id ORDER BY m.mission_id",
+        ctx.as_of,
     )
     return tuple(
         MissionFact(
-            r["mission_id"], r["country"], r["end_date"], r["held_event_id"], tuple(r["followups"])
+            r["mission_id"],
+            r["country"],
+            r["end_date"],
+            r["held_event_id"],
+            tuple(r["followups"]),
+            r["leads"] or 0,
+            r["converted"],
         )
         for r in rows
     )
@@ -76,13 +98,14 @@ _PLACES = {
         "nlib_missions",
         "mission_id",
         "held_event_id",
-        "status = 'held'",
+        "status = 'held' AND direction <> 'incoming'",
         ("country", "country", "coalesce(city_of_opportunity, city)"),
     ),
     "tinl": ("tinl_activities", "activity_id", "event_id", "true", ("market", "country", "city")),
 }
 """Where each family's activities are: table, id, event id, filter, (market, country, city)
-- the columns of the place indexes (schema.sql)."""
+- the columns of the place indexes (schema.sql). An incoming mission (from Bavaria) is held
+in the Netherlands: it is no NLIB activity in its market's cities."""
 _EACH_PLACE = """
 WITH RECURSIVE place (m, c, ci) AS (
     (SELECT {m}, {c}, {ci} FROM {table} WHERE {where} ORDER BY 1, 2, 3 LIMIT 1)
@@ -143,7 +166,9 @@ async def _activities_in(
     return await conn.fetch(_sql(_IN_PLACES, family), *map(list, zip(*places, strict=True)))
 
 
-async def _paired_activities(conn: asyncpg.Connection, _: FactContext) -> tuple[ActivityFact, ...]:
+async def _paired_activities(
+    conn: asyncpg.Connection, ctx: FactContext
+) -> tuple[ActivityFact, ...]:
     """The activities of the foreign markets where both NLIB and TINL were active: the
     only ones that can pair."""
     places = {family: await _places(conn, family) for family in _PLACES}
@@ -156,7 +181,11 @@ async def _paired_activities(conn: asyncpg.Connection, _: FactContext) -> tuple[
             conn, family, [p for p in found if market_of(p[0], p[1]) in both]
         )
     ]
-    return _activity_facts(sorted(rows, key=lambda r: r["id"]))
+    return _activity_facts(sorted(_known(rows, ctx), key=lambda r: r["id"]))
+
+
+def _known(rows: list[asyncpg.Record], ctx: FactContext) -> list[asyncpg.Record]:
+    return [r for r in rows if ctx.known(r["start_date"])]
 
 
 async def _latest_activities(
@@ -169,56 +198,84 @@ async def _latest_activities(
         for family in _PLACES
         for row in await conn.fetch(_sql(_LATEST_PER_PLACE, family), ctx.now.date())
     ]
-    return _activity_facts(sorted(rows, key=lambda r: r["id"]))
+    return _activity_facts(sorted(_known(rows, ctx), key=lambda r: r["id"]))
 
 
-_PROJECTS = "SELECT project_id, country, status, onboarded_event_id FROM wp_projects"
+_PROJECTS = (
+    "SELECT project_id, country, onboarded_event_id, onboarded_on,"
+    " CASE WHEN $1::date IS NULL OR coalesce(graduated_on, stopped_on) <= $1 THEN status"
+    "  ELSE 'active' END AS status,"
+    " CASE WHEN $1::date IS NULL OR coalesce(graduated_on, stopped_on) <= $1"
+    "  THEN coalesce(graduated_on, stopped_on) END AS ended_on"
+    " FROM wp_projects WHERE ($1::date IS NULL OR onboarded_on <= $1)"
+)
 
 
 async def _projects(conn: asyncpg.Connection, ctx: FactContext) -> tuple[ProjectFact, ...]:
     """Every project, or within a scope those it names and those in its countries."""
     if ctx.scope is None:
-        rows = await conn.fetch(f"{_PROJECTS} ORDER BY project_id")
+        rows = await conn.fetch(f"{_PROJECTS} ORDER BY project_id", ctx.as_of)  # noqa: S608
     else:
         rows = await conn.fetch(
-            f"{_PROJECTS} WHERE project_id = ANY($1) UNION"  # noqa: S608 - constants
-            f" {_PROJECTS} WHERE country = ANY($2) ORDER BY project_id",
+            f"{_PROJECTS} AND project_id = ANY($2) UNION"  # noqa: S608 - constants
+            f" {_PROJECTS} AND country = ANY($3) ORDER BY project_id",
+            ctx.as_of,
             sorted(ctx.scope.projects),
             sorted(ctx.scope.countries),
         )
     return tuple(
-        ProjectFact(r["project_id"], r["country"], r["status"], r["onboarded_event_id"])
+        ProjectFact(
+            r["project_id"],
+            r["country"],
+            r["status"],
+            r["onboarded_event_id"],
+            r["onboarded_on"],
+            r["ended_on"],
+        )
         for r in rows
     )
 
 
-async def _calls(conn: asyncpg.Connection, _: FactContext) -> tuple[CallFact, ...]:
+async def _calls(conn: asyncpg.Connection, ctx: FactContext) -> tuple[CallFact, ...]:
     rows = await conn.fetch(
-        "SELECT call_id, negotiation_started_on, closed_on, opened_event_id, closed_event_id"
-        " FROM gs_calls ORDER BY call_id"
+        "SELECT call_id, country, negotiation_started_on, opened_event_id,"
+        " CASE WHEN $1::date IS NULL OR closed_on <= $1 THEN closed_on END AS closed_on,"
+        " CASE WHEN $1::date IS NULL OR closed_on <= $1 THEN closed_event_id END AS closed_id"
+        " FROM gs_calls WHERE ($1::date IS NULL"
+        "  OR coalesce(negotiation_started_on, opened_on, closed_on) <= $1) ORDER BY call_id",
+        ctx.as_of,
     )
     return tuple(
         CallFact(
             r["call_id"],
             r["negotiation_started_on"],
             r["closed_on"],
-            tuple(i for i in (r["opened_event_id"], r["closed_event_id"]) if i),
+            tuple(i for i in (r["opened_event_id"], r["closed_id"]) if i),
+            r["country"],
         )
         for r in rows
     )
 
 
 async def _budgets(conn: asyncpg.Connection, ctx: FactContext) -> tuple[BudgetFact, ...]:
+    totals = (  # as of a past date, the spending known then; else the running totals
+        "SELECT family, year, sum(spent_cents) AS spent FROM budget_totals"
+        " GROUP BY family, year HAVING sum(spends) > 0"
+        if ctx.as_of is None
+        else "SELECT family, year, sum(amount_cents) AS spent FROM budget_spent"
+        " WHERE spent_on <= $2 GROUP BY family, year"
+    )
     rows = await conn.fetch(
-        "WITH t AS (SELECT family, year, sum(spent_cents) AS spent FROM budget_totals"
-        "  GROUP BY family, year HAVING sum(spends) > 0)"
+        f"WITH t AS ({totals})"  # noqa: S608 - constants
         " SELECT t.family, t.year, t.spent, ARRAY(SELECT b.event_id FROM budget_spent b"
         "  WHERE b.family = t.family AND b.year = t.year"
+        "  AND ($2::date IS NULL OR b.spent_on <= $2)"
         "  ORDER BY b.spent_on DESC, b.spend_id LIMIT 20) AS ids FROM t"
         " UNION ALL SELECT DISTINCT f.family, $1::int, 0, '{}'::text[] FROM family_totals f"
         " WHERE NOT EXISTS (SELECT 1 FROM t WHERE t.family = f.family AND t.year = $1)"
         " ORDER BY 1, 2",
         ctx.now.year,
+        ctx.as_of,
     )
     return tuple(
         BudgetFact(
@@ -232,12 +289,13 @@ async def _budgets(conn: asyncpg.Connection, ctx: FactContext) -> tuple[BudgetFa
     )
 
 
-async def _services(conn: asyncpg.Connection, _: FactContext) -> tuple[ServiceFact, ...]:
+async def _services(conn: asyncpg.Connection, ctx: FactContext) -> tuple[ServiceFact, ...]:
     rows = await conn.fetch(
         "SELECT f.family, e.time, e.event_id FROM (SELECT DISTINCT family FROM family_totals) f"
         " CROSS JOIN LATERAL"
         " (SELECT time, event_id FROM events WHERE family = f.family"
-        "  ORDER BY time DESC LIMIT 1) e"
+        "  AND ($1::timestamptz IS NULL OR time <= $1) ORDER BY time DESC LIMIT 1) e",
+        end_of_day(ctx.as_of) if ctx.as_of else None,
     )
     latest: dict[str, ServiceFact] = {}
     for r in rows:
@@ -248,10 +306,12 @@ async def _services(conn: asyncpg.Connection, _: FactContext) -> tuple[ServiceFa
     return tuple(latest[s] for s in sorted(latest))
 
 
-async def _dead_letters(conn: asyncpg.Connection, _: FactContext) -> tuple[DeadLetterFact, ...]:
+async def _dead_letters(conn: asyncpg.Connection, ctx: FactContext) -> tuple[DeadLetterFact, ...]:
     rows = await conn.fetch(
         "SELECT topic, recorded_at, reason, event_id FROM dead_letters"
-        " ORDER BY recorded_at, topic, kafka_partition, kafka_offset"
+        " WHERE ($1::timestamptz IS NULL OR recorded_at <= $1)"
+        " ORDER BY recorded_at, topic, kafka_partition, kafka_offset",
+        end_of_day(ctx.as_of) if ctx.as_of else None,
     )
     return tuple(
         DeadLetterFact(r["topic"], r["recorded_at"], r["reason"], r["event_id"]) for r in rows
@@ -259,10 +319,41 @@ async def _dead_letters(conn: asyncpg.Connection, _: FactContext) -> tuple[DeadL
 
 
 async def _city_programmes(
-    conn: asyncpg.Connection, _: FactContext
+    conn: asyncpg.Connection, ctx: FactContext
 ) -> tuple[CityProgrammeFact, ...]:
-    rows = await conn.fetch("SELECT city_id, city, event_id FROM nlib_cities ORDER BY city_id")
-    return tuple(CityProgrammeFact(r["city_id"], r["city"], r["event_id"]) for r in rows)
+    rows = await conn.fetch(
+        "SELECT city_id, city, event_id, updated_on, tier, soft_landing FROM nlib_cities"
+        " WHERE ($1::date IS NULL OR updated_on <= $1) ORDER BY city_id",
+        ctx.as_of,
+    )
+    return tuple(
+        CityProgrammeFact(
+            r["city_id"], r["city"], r["event_id"], r["updated_on"], r["tier"], r["soft_landing"]
+        )
+        for r in rows
+    )
+
+
+async def _tinl_partners(conn: asyncpg.Connection, ctx: FactContext) -> tuple[PartnerFact, ...]:
+    """Every convenant partner and its latest participation (known at the reading)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (p) p AS partner, on_date, event_id FROM ("
+        " SELECT unnest(partners) AS p, end_date AS on_date, event_id FROM tinl_activities"
+        "  WHERE $1::date IS NULL OR end_date <= $1"
+        " UNION ALL SELECT unnest(partners), shared_on, event_id FROM tinl_knowledge"
+        "  WHERE $1::date IS NULL OR shared_on <= $1) x"
+        " ORDER BY p, on_date DESC, event_id",
+        ctx.as_of,
+    )
+    latest = {r["partner"]: r for r in rows}
+    return tuple(
+        PartnerFact(
+            p,
+            latest[p]["on_date"] if p in latest else None,
+            latest[p]["event_id"] if p in latest else None,
+        )
+        for p in TINL_PARTNERS
+    )
 
 
 LOADERS: dict[str, Loader] = {
@@ -275,6 +366,7 @@ LOADERS: dict[str, Loader] = {
     "services": _services,
     "dead_letters": _dead_letters,
     "city_programmes": _city_programmes,
+    "tinl_partners": _tinl_partners,
 }
 
 

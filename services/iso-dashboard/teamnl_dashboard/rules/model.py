@@ -36,6 +36,8 @@ class MissionFact:
     end_date: date
     held_event_id: str
     followup_event_ids: tuple[str, ...] = ()
+    leads: int = 0
+    converted_leads: int = 0
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class ProjectFact:
     country: str
     status: str
     event_id: str
+    onboarded_on: date | None = None
+    ended_on: date | None = None  # graduated or stopped
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class CallFact:
     negotiation_started_on: date | None
     closed_on: date | None
     event_ids: tuple[str, ...]
+    country: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,19 @@ class CityProgrammeFact:
     city_id: str
     city: str
     event_id: str
+    updated_on: date | None = None
+    tier: str | None = None
+    soft_landing: str | None = None
+
+
+@dataclass(frozen=True)
+class PartnerFact:
+    """A TINL convenant partner and when it last took part (an activity or knowledge
+    shared); None: never."""
+
+    partner: str
+    last_on: date | None
+    event_id: str | None
 
 
 @dataclass(frozen=True)
@@ -123,3 +141,4 @@ class Facts:
     services: tuple[ServiceFact, ...] = ()
     dead_letters: tuple[DeadLetterFact, ...] = ()
     city_programmes: tuple[CityProgrammeFact, ...] = ()
+    tinl_partners: tuple[PartnerFact, ...] = ()

@@ -1,20 +1,11 @@
-"""The ISO NL dashboard's web pages: ``router`` (include it in the app).
+"""The ISO NL dashboard's web pages, sign-in included: ``router`` (include it in the app)."""
 
-``router`` is imported on first use: the auth package renders its login page with this
-package's templating, and must not pull in the pages (and the backend's queries) with it,
-so that the members CLI runs on its own.
-"""
+from fastapi import APIRouter
 
-from __future__ import annotations
-
-from typing import Any
+from . import login, pages
 
 __all__ = ["router"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "router":
-        from .pages import router
-
-        return router
-    raise AttributeError(name)
+router = APIRouter()
+router.include_router(login.router)
+router.include_router(pages.router)

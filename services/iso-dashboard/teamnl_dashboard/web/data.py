@@ -6,18 +6,19 @@ shaped for one template (see the templates for the fields).
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
+from datetime import date
 from typing import Any
 
 import asyncpg
 import pycountry
 
 from .. import actions, queries
+from ..period import Reading
 from ..queries import INITIATIVE_NAMES
+from ..reference import FAMILIES
 from . import geo
-
-FAMILIES = ("nlib", "tinl", "globalstars", "werkplaats")
 
 
 class FindingRefused(ValueError):
@@ -76,11 +77,13 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.0f}%"
 
 
-async def _targets(pool: asyncpg.Pool) -> dict[str, list[dict[str, Any]]]:
+async def _targets(pool: asyncpg.Pool, read: Reading) -> dict[str, list[dict[str, Any]]]:
     """The initiatives' own targets (DOMAIN.md, "What ISO NL wants to see")."""
-    nlib, tinl = await queries.nlib_rates(pool), await queries.tinl_summary(pool)
-    stars, werkplaats = await queries.globalstars(pool), await queries.werkplaats_summary(pool)
-    portfolio = werkplaats["portfolio"]
+    nlib = await queries.nlib_rates(pool, period=read.period, as_of=read.as_of)
+    tinl = await queries.tinl_summary(pool, period=read.period, as_of=read.as_of)
+    stars = await queries.globalstars(pool, period=read.period, as_of=read.as_of)
+    werkplaats = await queries.werkplaats_summary(pool, period=read.period, as_of=read.as_of)
+    portfolio, next_target = werkplaats["portfolio"], werkplaats["next_target"]
     return {
         "nlib": [
             {"label": "follow-up rate", "value": _pct(nlib["followup_rate"]), "target": None},
@@ -88,6 +91,7 @@ async def _targets(pool: asyncpg.Pool) -> dict[str, list[dict[str, Any]]]:
         ],
         "tinl": [
             {"label": "activities", "value": tinl["activities"], "target": None},
+            {"label": "partners taking part", "value": tinl["partners_taking_part"], "target": 8},
             {"label": "partner pairs", "value": tinl["partner_pairs"], "target": None},
         ],
         "globalstars": [
@@ -101,9 +105,9 @@ async def _targets(pool: asyncpg.Pool) -> dict[str, list[dict[str, Any]]]:
         ],
         "werkplaats": [
             {
-                "label": f"portfolio {portfolio['year']}" if portfolio else "portfolio",
+                "label": _portfolio_label(portfolio, next_target),
                 "value": portfolio["portfolio"] if portfolio else 0,
-                "target": portfolio["target"] if portfolio else None,
+                "target": next_target["target"] if next_target else None,
             },
             {"label": "SDGs covered", "value": werkplaats["sdgs_covered"], "target": 17},
             {"label": "graduations", "value": werkplaats["graduations"], "target": None},
@@ -111,16 +115,57 @@ async def _targets(pool: asyncpg.Pool) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-async def recent_events(pool: asyncpg.Pool, limit: int = 20) -> list[dict[str, Any]]:
+def _portfolio_label(portfolio: Mapping[str, Any] | None, target: Mapping[str, Any] | None) -> str:
+    """'portfolio 2018 (target 2019)' when the year has no target of its own (2017-2018)."""
+    if portfolio is None:
+        return "portfolio"
+    if target is None or target["year"] == portfolio["year"]:
+        return f"portfolio {portfolio['year']}"
+    return f"portfolio {portfolio['year']} (target {target['year']})"
+
+
+def reading_view(read: Reading, past: bool) -> dict[str, Any]:
+    """The period and as-of date a page shows (and its form lets a member change)."""
+    return {"period": read.period.label, "as_of": read.as_of.isoformat(), "past": past}
+
+
+async def recent_events(
+    pool: asyncpg.Pool, limit: int = 20, as_of: date | None = None
+) -> list[dict[str, Any]]:
     """The latest events with their titles (the overview's feed and ``/live/events``)."""
-    return [_event(row) for row in await queries.recent_events(pool, limit=limit)]
+    return [_event(row) for row in await queries.recent_events(pool, limit=limit, as_of=as_of)]
 
 
-async def overview(pool: asyncpg.Pool, allocations_cents: Mapping[str, int]) -> dict[str, Any]:
-    network = await queries.overview(pool, allocations_cents=allocations_cents)
-    targets = await _targets(pool)
-    scores = [{**row, "at": _text(row["at"])[:10]} for row in await queries.score_series(pool)]
+async def overview(
+    pool: asyncpg.Pool,
+    allocations_cents: Mapping[str, int],
+    read: Reading,
+    as_of_findings: list[dict[str, Any]] | None = None,
+    as_of_scores: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The overview as of `read`; for a past date, the rules' findings and scores as of
+    then (``as_of_findings``, ``as_of_scores``) instead of the stored ones."""
+    open_by_severity = (
+        Counter(f["severity"] for f in as_of_findings) if as_of_findings is not None else None
+    )
+    network = await queries.overview(
+        pool,
+        period=read.period,
+        as_of=read.as_of,
+        allocations_cents=allocations_cents,
+        findings_open=open_by_severity,
+        past=as_of_findings is not None,
+    )
+    targets = await _targets(pool, read)
+    stored = as_of_scores if as_of_scores is not None else await queries.score_series(pool)
+    scores = [{**row, "at": _text(row["at"])[:10]} for row in stored]
+    found = (
+        as_of_findings
+        if as_of_findings is not None
+        else await queries.findings(pool, state="open", limit=50)
+    )
     return {
+        "illustrative": network["illustrative"],
         "initiatives": [
             {
                 "key": i["family"],
@@ -132,10 +177,15 @@ async def overview(pool: asyncpg.Pool, allocations_cents: Mapping[str, int]) -> 
             }
             for i in network["initiatives"]
         ],
-        "activity_chart": chart(await queries.activity_series(pool), "period", "family", "count"),
+        "activity_chart": chart(
+            await queries.activity_series(pool, period=read.period, as_of=read.as_of),
+            "period",
+            "family",
+            "count",
+        ),
         "coherence_chart": chart(scores, "at", None, "score"),
-        "events": await recent_events(pool),
-        "findings": [_finding(row) for row in await queries.findings(pool, state="open", limit=50)],
+        "events": await recent_events(pool, as_of=read.as_of),
+        "findings": [_finding(row) for row in found[:50]],
     }
 
 
@@ -151,12 +201,35 @@ def _market(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-async def markets(pool: asyncpg.Pool) -> dict[str, Any]:
-    return {"markets": [_market(row) for row in await queries.markets(pool)]}
+async def markets(pool: asyncpg.Pool, read: Reading) -> dict[str, Any]:
+    together = {
+        c["market"]: c
+        for c in await queries.complementarity(pool, period=read.period, as_of=read.as_of)
+    }
+    return {
+        "markets": [
+            {**_market(row), "complementarity": _together(together.get(row["market"]))}
+            for row in await queries.markets(pool, period=read.period, as_of=read.as_of)
+        ]
+    }
 
 
-async def market(pool: asyncpg.Pool, code: str) -> dict[str, Any] | None:
-    row = await queries.market(pool, code)
+def _together(entry: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A market's complementarity as the pages show it: initiative names, and the TINL
+    preparation held at home."""
+    if entry is None:
+        return {"initiatives": [], "links": 0, "preparation": []}
+    return {
+        "initiatives": [INITIATIVE_NAMES[i["family"]] for i in entry["initiatives"]],
+        "links": len(entry["links"]),
+        "preparation": [
+            {"city": p["city"], "on_date": _text(p["on_date"])} for p in entry["preparation"]
+        ],
+    }
+
+
+async def market(pool: asyncpg.Pool, code: str, read: Reading) -> dict[str, Any] | None:
+    row = await queries.market(pool, code, period=read.period, as_of=read.as_of)
     if row is None:
         return None
     activities = row["activities"]
@@ -166,8 +239,14 @@ async def market(pool: asyncpg.Pool, code: str) -> dict[str, Any] | None:
             {"name": INITIATIVE_NAMES[f], "events": row[f]} for f in FAMILIES if row.get(f)
         ],
         "activity_chart": chart(
-            await queries.activity_series(pool, market=code), "period", "family", "count"
+            await queries.activity_series(
+                pool, period=read.period, as_of=read.as_of, market=row["market"]
+            ),
+            "period",
+            "family",
+            "count",
         ),
+        "complementarity": _together(row["complementarity"]),
         "events": [
             {
                 "id": a["event_id"],
@@ -182,17 +261,35 @@ async def market(pool: asyncpg.Pool, code: str) -> dict[str, Any] | None:
     }
 
 
-async def world_map(pool: asyncpg.Pool) -> dict[str, Any]:
-    activity = {row["market"]: row["total"] for row in await queries.markets(pool)}
-    coverage = await queries.cities(pool)
+async def world_map(pool: asyncpg.Pool, read: Reading) -> dict[str, Any]:
+    activity = {
+        row["market"]: row["total"]
+        for row in await queries.markets(pool, period=read.period, as_of=read.as_of)
+    }
+    coverage = await queries.cities(pool, period=read.period, as_of=read.as_of)
     cities = [
         {**c, "last_activity": _text(c["last_activity_on"]) or None} for c in coverage["cities"]
     ]
-    return {"world": geo.world(activity, cities)}
+    preparation = [
+        {"city": p["city"], "market": c["market"], "on_date": _text(p["on_date"])}
+        for c in await queries.complementarity(pool, period=read.period, as_of=read.as_of)
+        for p in c["preparation"]
+    ]
+    return {
+        "world": geo.world(activity, cities, preparation),
+        "coverage": {k: coverage[k] for k in ("stated", "total", "covered", "covered_cities")},
+    }
 
 
-async def findings(pool: asyncpg.Pool, state: str | None) -> dict[str, Any]:
-    return {"findings": [_finding(row) for row in await queries.findings(pool, state=state)]}
+async def findings(
+    pool: asyncpg.Pool, state: str | None, as_of_findings: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The stored findings (by state), or those the rules saw as of a past date."""
+    if as_of_findings is not None:
+        rows = as_of_findings if state in (None, "open") else []
+    else:
+        rows = await queries.findings(pool, state=state)
+    return {"findings": [_finding(row) for row in rows]}
 
 
 async def change_finding(pool: asyncpg.Pool, finding_id: int, state: str, by: str) -> bool:

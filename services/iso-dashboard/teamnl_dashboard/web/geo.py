@@ -11,7 +11,7 @@ from typing import Any
 
 import pycountry
 
-from ..reference import city_for
+from ..reference import city_for, dutch_city_for
 from .templating import DIST
 
 WIDTH, HEIGHT = 960, 480
@@ -65,6 +65,26 @@ COORDINATES: dict[str, tuple[float, float]] = {
 }
 
 
+# The Dutch cities of the letter (teamnl_dashboard.reference.DUTCH_CITIES), by slug.
+DUTCH_COORDINATES: dict[str, tuple[float, float]] = {
+    "tilburg": (51.56, 5.09),
+    "zaandam": (52.44, 4.83),
+    "arnhem": (51.98, 5.91),
+    "rotterdam": (51.92, 4.48),
+    "eindhoven": (51.44, 5.48),
+    "amsterdam": (52.37, 4.90),
+}
+
+
+def dutch_position(name: str | None) -> tuple[str, float, float] | None:
+    """(name, x, y) of the Dutch city of the letter `name` refers to."""
+    city = dutch_city_for(name)
+    if city is None or city.slug not in DUTCH_COORDINATES:
+        return None
+    x, y = project(*DUTCH_COORDINATES[city.slug])
+    return city.name, x, y
+
+
 def city_position(*names: str | None) -> tuple[str, float, float] | None:
     """(tier, x, y) of the City of Opportunity any of ``names`` refers to."""
     city = city_for(*names)
@@ -95,9 +115,12 @@ def _level(events: int) -> int:
 
 
 def world(
-    activity_by_country: Mapping[str, int], cities: Iterable[Mapping[str, Any]]
+    activity_by_country: Mapping[str, int],
+    cities: Iterable[Mapping[str, Any]],
+    preparation: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The map's view model: outlines shaded by activity, one marker per city."""
+    """The map's view model: outlines shaded by activity, one marker per city, and one per
+    Dutch city where TINL prepared a foreign market (China Business Week in Tilburg)."""
     countries = [
         {
             "d": c["d"],
@@ -124,11 +147,19 @@ def world(
                 "last_activity": city.get("last_activity"),
             }
         )
+    domestic: dict[str, dict[str, Any]] = {}
+    for event in preparation:
+        position = dutch_position(event.get("city"))
+        if position is not None:
+            name, x, y = position
+            entry = domestic.setdefault(name, {"name": name, "x": x, "y": y, "markets": []})
+            entry["markets"].append(event.get("market"))
     return {
         "width": WIDTH,
         "height": HEIGHT,
         "countries": countries,
         "cities": markers,
+        "domestic": list(domestic.values()),
         "covered": sum(1 for m in markers if m["covered"]),
         "total": len(markers),
     }

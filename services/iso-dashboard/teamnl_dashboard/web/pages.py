@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
@@ -13,6 +13,8 @@ from ..auth.dependencies import CurrentMember, require_role
 from ..auth.members import Member
 from ..auth.redirects import safe_next
 from ..auth.roles import Role
+from ..period import Reading
+from ..reading import CurrentReading, findings_of, is_past, rules_as_of, score_as_of_series
 from . import data, i18n
 from .templating import STATIC, render
 
@@ -21,36 +23,62 @@ Secretariat = Annotated[Member, Depends(require_role(Role.SECRETARIAT))]
 FINDING_ACTIONS = {"acknowledge": "acknowledged", "resolve": "resolved"}
 
 
+def _reading(request: Request, read: Reading) -> dict[str, Any]:
+    return {"reading": data.reading_view(read, is_past(request, read))}
+
+
+async def _as_of_findings(request: Request, read: Reading) -> list[dict[str, Any]] | None:
+    """For a past date, the findings the rules see as of then; None: the stored ones."""
+    if not is_past(request, read):
+        return None
+    return findings_of(await rules_as_of(request, read))
+
+
 @router.get("/")
-async def overview(request: Request, member: CurrentMember) -> Response:
+async def overview(request: Request, member: CurrentMember, read: CurrentReading) -> Response:
     allocations = request.app.state.settings.allocations_cents
-    view = await data.overview(pool_of(request), allocations)
-    return await render(request, "overview.html", view)
+    past = is_past(request, read)
+    view = await data.overview(
+        pool_of(request),
+        allocations,
+        read,
+        await _as_of_findings(request, read),
+        await score_as_of_series(request, read) if past else None,
+    )
+    return await render(request, "overview.html", {**view, **_reading(request, read)})
 
 
 @router.get("/markets")
-async def markets(request: Request, member: CurrentMember) -> Response:
-    return await render(request, "markets.html", await data.markets(pool_of(request)))
+async def markets(request: Request, member: CurrentMember, read: CurrentReading) -> Response:
+    view = await data.markets(pool_of(request), read)
+    return await render(request, "markets.html", {**view, **_reading(request, read)})
 
 
 @router.get("/markets/{country}")
-async def market(request: Request, member: CurrentMember, country: str) -> Response:
-    view = await data.market(pool_of(request), country.upper())
+async def market(
+    request: Request, member: CurrentMember, read: CurrentReading, country: str
+) -> Response:
+    view = await data.market(pool_of(request), country, read)
     if view is None:
         raise HTTPException(404, "unknown market")
-    return await render(request, "market.html", {"market": view})
+    return await render(request, "market.html", {"market": view, **_reading(request, read)})
 
 
 @router.get("/map")
-async def world_map(request: Request, member: CurrentMember) -> Response:
-    return await render(request, "map.html", await data.world_map(pool_of(request)))
+async def world_map(request: Request, member: CurrentMember, read: CurrentReading) -> Response:
+    view = await data.world_map(pool_of(request), read)
+    return await render(request, "map.html", {**view, **_reading(request, read)})
 
 
 @router.get("/findings")
-async def findings(request: Request, member: CurrentMember, state: str | None = None) -> Response:
+async def findings(
+    request: Request, member: CurrentMember, read: CurrentReading, state: str | None = None
+) -> Response:
     chosen = state if state in ("open", "acknowledged", "resolved") else None
-    view = await data.findings(pool_of(request), chosen)
-    return await render(request, "findings.html", {**view, "state": chosen})
+    view = await data.findings(pool_of(request), chosen, await _as_of_findings(request, read))
+    return await render(
+        request, "findings.html", {**view, "state": chosen, **_reading(request, read)}
+    )
 
 
 @router.post("/findings/{finding_id}/{action}")

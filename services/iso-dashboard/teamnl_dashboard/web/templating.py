@@ -44,9 +44,13 @@ def bundle_available() -> bool:
 
 
 async def render(
-    request: Request, template: str, context: Mapping[str, Any], status_code: int = 200
+    request: Request,
+    template: str,
+    context: Mapping[str, Any],
+    status_code: int = 200,
+    language: str | None = None,
 ) -> HTMLResponse:
-    language = i18n.negotiate(request)
+    language = language if language in i18n.LANGUAGES else i18n.negotiate(request)
     session = await current_session(request)
     new_cookies: dict[str, str] = {}
     csrf_token = await csrf_token_for(request, new_cookies)

@@ -1,6 +1,6 @@
 """The configuration reference, generated from the settings classes themselves.
 
-``python -m teamnl_shared.suite.reference [--check]`` writes ``docs/CONFIGURATION.md``:
+``python -m teamnl_suite.reference [--check]`` writes ``docs/CONFIGURATION.md``:
 every environment variable each service reads, its default and what it means. ``--check``
 fails when the file in the repository no longer matches the code (``make test`` runs it).
 """
@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
-DEFAULT_OUTPUT = Path(__file__).resolve().parents[3] / "docs" / "CONFIGURATION.md"
+DEFAULT_OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "CONFIGURATION.md"
 
 SERVICES = (
     ("NLinBusiness (`teamnl-nlib`)", "teamnl_nlib.settings", "NlibSettings"),
@@ -34,7 +34,7 @@ SERVICES = (
 HEADER = """\
 # Configuration reference
 
-Generated from the settings classes by `python -m teamnl_shared.suite.reference`; `make test`
+Generated from the settings classes by `python -m teamnl_suite.reference`; `make test`
 fails when this file is out of date. Every service reads its own prefix; Kafka, topic and
 environment settings are shared and carry no service prefix. Outside `development` and `test`
 (`TEAMNL_ENVIRONMENT=production`) unsafe values (a default session secret, insecure cookies)

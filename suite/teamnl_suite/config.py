@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from teamnl_shared.infra import Infrastructure
+from teamnl_suite.infra import Infrastructure
 
 INGESTION_SERVICES = ("nlib", "tinl", "werkplaats")
 

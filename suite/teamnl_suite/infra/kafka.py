@@ -14,7 +14,7 @@ import uuid
 from importlib import resources
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
+from teamnl_shared.kafka import ping
 
 from .config import KAFKA_VERSION, InfraConfig
 from .process import exclusive_lock, read_pid, terminate
@@ -52,7 +52,7 @@ def resolve_jars(config: InfraConfig) -> Path:
         return libs
     if shutil.which("mvn") is None:
         raise KafkaError("Maven (mvn) fetches Apache Kafka's jars: apt-get install maven")
-    pom = resources.files("teamnl_shared.infra").joinpath("kafka-pom.xml")
+    pom = resources.files("teamnl_suite.infra").joinpath("kafka-pom.xml")
     with resources.as_file(pom) as pom_path:
         tmp = libs.with_name("libs.partial")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -179,19 +179,6 @@ def _cluster_id() -> str:
     import base64
 
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-
-
-async def ping(bootstrap: str, timeout: float = 5.0) -> bool:
-    """A real admin-client round trip: the broker answers a DescribeCluster request."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
-    try:
-        await asyncio.wait_for(admin.start(), timeout)
-        cluster = await asyncio.wait_for(admin.describe_cluster(), timeout)
-        return bool(cluster.get("brokers"))
-    except Exception:  # noqa: BLE001 - any failure means "not ready yet"
-        return False
-    finally:
-        await admin.close()
 
 
 def wait_ready(bootstrap: str, timeout: float, log_tail: object = None) -> None:

@@ -25,9 +25,9 @@ from typing import TypeVar
 import asyncpg
 import httpx
 
-from teamnl_shared.db import create_pool, migrate
-from teamnl_shared.infra import with_database
-from teamnl_shared.infra.postgres import create_databases
+from teamnl_shared.db import create_pool
+from teamnl_suite.infra import with_database
+from teamnl_suite.infra.postgres import create_databases
 
 from . import seed
 from .client import IngestionClient, SendReport
@@ -36,7 +36,6 @@ from .config import INGESTION_SERVICES, SuiteConfig, database_name
 DEMO_EMAIL = "demo@iso.nl"
 DEMO_ROLE = "secretariat"
 DEMO_PARTNER_PREFIX = "demo-"
-DASHBOARD_MIGRATIONS = "teamnl_dashboard.migrations"
 T = TypeVar("T")
 
 
@@ -127,23 +126,12 @@ async def _with_pool(url: str, action: Callable[[asyncpg.Pool], Awaitable[T]]) -
         await pool.close()
 
 
-async def upsert_member(pool: asyncpg.Pool, email: str, password: str, role: str) -> None:
-    """Create the member, or reset its password and role (the dashboard's own functions)."""
-    from teamnl_dashboard.auth import members
-
-    await migrate(pool, DASHBOARD_MIGRATIONS)
-    try:
-        await members.create_member(pool, email, password, role)
-    except members.MemberError:
-        await members.set_password(pool, email, password)
-        await members.set_role(pool, email, role)
-        await members.set_disabled(pool, email, False)
-
-
 async def create_demo_member(config: SuiteConfig, password: str) -> None:
-    await _with_pool(
-        config.endpoint("dashboard").database_url,
-        lambda pool: upsert_member(pool, DEMO_EMAIL, password, DEMO_ROLE),
+    """Create the demo member, or reset its password and role (the dashboard's own function)."""
+    from teamnl_dashboard.auth import accounts
+
+    await accounts.ensure_member(
+        config.endpoint("dashboard").database_url, DEMO_EMAIL, password, DEMO_ROLE
     )
 
 

@@ -6,7 +6,7 @@ facts through the services' public HTTP APIs and prints the URLs and credentials
 stops the services (Kafka and PostgreSQL keep running: ``make down`` stops them).
 ``teamnl up`` / ``teamnl down`` do the same detached, with pid files and logs in the state
 folder (``TEAMNL_SUITE_STATE_DIR``, default ``<infra state>/suite``). The crash policy is in
-:mod:`teamnl_shared.suite.supervisor`.
+:mod:`teamnl_suite.supervisor`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from teamnl_shared.infra import Infrastructure
-from teamnl_shared.infra.process import exclusive_lock
+from teamnl_suite.infra import Infrastructure
+from teamnl_suite.infra.process import exclusive_lock
 
 from . import demo, pidfile
 from .client import IngestionClient, SendReport
@@ -141,7 +141,7 @@ def _spawn_supervisor(config: SuiteConfig) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     with (log_dir / "supervisor.out").open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "teamnl_shared.suite", "supervise"],
+            [sys.executable, "-m", "teamnl_suite", "supervise"],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -539,9 +539,8 @@ def members_create(
     ] = False,
 ) -> None:
     """Create a dashboard member (the dashboard's create_member)."""
-    from teamnl_dashboard.auth import MemberError, Role, create_member
+    from teamnl_dashboard.auth import MemberError, accounts
     from teamnl_dashboard.auth.passwords import WeakPassword
-    from teamnl_shared.db import migrate
 
     password = (
         sys.stdin.readline().rstrip("\r\n")
@@ -549,13 +548,8 @@ def members_create(
         else typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     )
     url = SuiteConfig.from_env().endpoint("dashboard").database_url
-
-    async def create(pool: Any) -> Any:
-        await migrate(pool, demo.DASHBOARD_MIGRATIONS)
-        return await create_member(pool, email, password, Role(role))
-
     try:
-        member = _with_pool(url, create)
+        member = asyncio.run(accounts.create_member(url, email, password, role))
     except (MemberError, WeakPassword, ValueError) as error:
         err.print(f"[red]error:[/] {error}")
         raise typer.Exit(1) from None
@@ -573,11 +567,13 @@ def rebuild() -> None:
     from teamnl_dashboard.settings import DashboardSettings
 
     config = SuiteConfig.from_env()
-    os.environ.setdefault("DASHBOARD_DATABASE_URL", config.endpoint("dashboard").database_url)
-    os.environ.setdefault("KAFKA_BOOTSTRAP_SERVERS", config.kafka_bootstrap)
+    settings = DashboardSettings(
+        database_url=config.endpoint("dashboard").database_url,
+        kafka_bootstrap_servers=config.kafka_bootstrap,
+    )
     try:
         with err.status("rebuilding the projections") as status:
-            result = asyncio.run(rebuild_projections(DashboardSettings(), progress=status.update))
+            result = asyncio.run(rebuild_projections(settings, progress=status.update))
     except RebuildRunning as error:
         err.print(f"[red]{error}")
         raise typer.Exit(1) from None

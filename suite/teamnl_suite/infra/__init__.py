@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from teamnl_shared.kafka import ping
+
 from .config import InfraConfig
-from .kafka import LocalKafka, ping, wait_ready
+from .kafka import LocalKafka, wait_ready
 from .postgres import LocalPostgres, create_databases
 
 __all__ = ["InfraConfig", "Infrastructure", "with_database"]

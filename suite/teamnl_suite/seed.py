@@ -7,8 +7,11 @@ mission to New York), the Global Stars calls India, Taiwan and Brazil with 32 Du
 and a 4-5 month lead time, and the eight Werkplaats programmes.
 
 The letter gives no dates, head counts, leads, amounts, SDGs or per-call split of the 32
-proposals; those figures below are **illustrative**, chosen to be plausible and consistent
-(lead times within 4-5 months, spending well inside the allocations).
+proposals; those figures below are **illustrative** (listed in ``ILLUSTRATIVE``; the
+dashboard says so on the pages that show them), chosen to be plausible and consistent:
+lead times within 4-5 months, 2018 spending on pace with and inside the allocations of a
+year the letter calls fully operational, the data ending at the letter's date (December
+2018) so that the dashboard opens as of then.
 
 Every event has a deterministic ``id`` (``seed-...``) and content, so seeding twice is
 idempotent: the services answer a replay with the original receipt.
@@ -22,10 +25,15 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from teamnl_shared.contract.types import SMART_CITIES
+from teamnl_shared.contract import globalstars, nlib, tinl, werkplaats
+from teamnl_shared.contract.registry import CATALOGUE, spec_for
+from teamnl_shared.contract.types import SMART_CITIES, BudgetSpent, EventData
+
+BUDGET_SPENT_BY_FAMILY: dict[str, type[EventData]] = {
+    spec.family: spec.model for spec in CATALOGUE.values() if issubclass(spec.model, BudgetSpent)
+}
 
 SPEC_VERSION = "1.0"
-EVENT_PREFIX = "nl.teamnl."
 
 SEED_PARTNERS: dict[str, str] = {
     "nlib": "nlinbusiness",
@@ -35,6 +43,18 @@ SEED_PARTNERS: dict[str, str] = {
 """The partner each service's seed events are written as (``source = /partners/<slug>``)."""
 
 SEED_YEAR = 2018  # the year the three initiatives became fully operational
+SEED_EVENT_PREFIX = "seed-"
+"""Every seed event id starts so: the dashboard marks a reading holding them illustrative."""
+
+ILLUSTRATIVE: tuple[str, ...] = (
+    "dates of missions, activities, calls, onboardings, follow-ups and spending",
+    "companies, business mixers, leads and converted leads per mission",
+    "the split of the 32 Dutch proposals over the three calls",
+    "budget amounts (only the allocations are the letter's)",
+    "sectors, SDGs and consortium of the Werkplaats programmes",
+    "the TINL partners per activity beyond the letter's examples",
+)
+"""What the seed states that the letter does not."""
 
 
 # -- the facts (kept as tables: fmt off) ---------------------------------------------------
@@ -197,11 +217,16 @@ BUDGET: tuple[tuple[str, str, int, str, date], ...] = (
     ("nlib", "staff-h1", 150_000_000, "staff", date(2018, 6, 30)),
     ("nlib", "missions-h1", 80_000_000, "missions", date(2018, 6, 30)),
     ("nlib", "platform", 60_000_000, "digital platform", date(2018, 9, 30)),
+    ("nlib", "missions-h2", 60_000_000, "missions", date(2018, 11, 30)),
+    ("nlib", "staff-h2", 200_000_000, "staff", date(2018, 12, 14)),
     ("tinl", "events-h1", 40_000_000, "events", date(2018, 6, 30)),
     ("tinl", "missions-h2", 35_000_000, "missions", date(2018, 10, 31)),
+    ("tinl", "events-h2", 45_000_000, "events", date(2018, 12, 14)),
     ("globalstars", "calls-2018", 55_000_000, "subsidy", date(2018, 9, 30)),
+    ("globalstars", "calls-2018-h2", 25_000_000, "subsidy", date(2018, 12, 14)),
     ("werkplaats", "staff-h1", 45_000_000, "staff", date(2018, 6, 30)),
     ("werkplaats", "programmes", 50_000_000, "programme support", date(2018, 10, 31)),
+    ("werkplaats", "staff-h2", 35_000_000, "staff", date(2018, 12, 14)),
 )
 # fmt: on
 
@@ -224,15 +249,15 @@ def slug(name: str) -> str:
 
 
 def cloud_event(
-    family: str, name: str, event_id: str, data: dict[str, Any], on: date
+    model: type[EventData], event_id: str, data: dict[str, Any], on: date
 ) -> dict[str, Any]:
     """A structured CloudEvent of the catalogue, written as the seed partner of its service."""
-    partner = SEED_PARTNERS[_FAMILY_SERVICE[family]]
+    partner = SEED_PARTNERS[_FAMILY_SERVICE[spec_for(model.TYPE).family]]
     return {
         "specversion": SPEC_VERSION,
-        "id": f"seed-{event_id}",
+        "id": f"{SEED_EVENT_PREFIX}{event_id}",
         "source": f"/partners/{partner}",
-        "type": f"{EVENT_PREFIX}{family}.{name}.v1",
+        "type": model.TYPE,
         "time": f"{on.isoformat()}T12:00:00Z",
         "datacontenttype": "application/json",
         "data": data,
@@ -244,8 +269,7 @@ def city_events() -> Iterator[dict[str, Any]]:
         for city, country in cities:
             city_id = slug(city)
             yield cloud_event(
-                "nlib",
-                "city.programme.updated",
+                nlib.CityProgrammeUpdated,
                 f"city-{city_id}",
                 {
                     "city_id": city_id,
@@ -273,10 +297,9 @@ def mission_events(mission: MissionFact) -> Iterator[dict[str, Any]]:
         "city_of_opportunity": mission.city_of_opportunity,
     }
     planned_on = date.fromordinal(mission.start.toordinal() - 60)
-    yield cloud_event("nlib", "mission.planned", f"{mission_id}-planned", fields, planned_on)
+    yield cloud_event(nlib.MissionPlanned, f"{mission_id}-planned", fields, planned_on)
     yield cloud_event(
-        "nlib",
-        "mission.held",
+        nlib.MissionHeld,
         f"{mission_id}-held",
         {
             **fields,
@@ -288,8 +311,7 @@ def mission_events(mission: MissionFact) -> Iterator[dict[str, Any]]:
     )
     followup_on = date.fromordinal(end.toordinal() + 28)
     yield cloud_event(
-        "nlib",
-        "mission.followup.held",
+        nlib.MissionFollowupHeld,
         f"{mission_id}-ws1",
         {
             "mission_id": mission_id,
@@ -304,8 +326,7 @@ def mission_events(mission: MissionFact) -> Iterator[dict[str, Any]]:
         lead_id = f"lead-{mission_id}-{number:02d}"
         converted_on = date.fromordinal(followup_on.toordinal() + 30 * number)
         yield cloud_event(
-            "nlib",
-            "lead.converted",
+            nlib.LeadConverted,
             lead_id,
             {
                 "lead_id": lead_id,
@@ -323,8 +344,7 @@ def activity_events() -> Iterator[dict[str, Any]]:
         activity_id = f"tinl-{SEED_YEAR}-{activity.code}"
         end = date.fromordinal(activity.start.toordinal() + activity.days - 1)
         yield cloud_event(
-            "tinl",
-            "activity.held",
+            tinl.ActivityHeld,
             activity_id,
             {
                 "activity_id": activity_id,
@@ -340,8 +360,7 @@ def activity_events() -> Iterator[dict[str, Any]]:
             end,
         )
     yield cloud_event(
-        "tinl",
-        "knowledge.shared",
+        tinl.KnowledgeShared,
         f"ks-{SEED_YEAR}-smart-mobility",
         {
             "knowledge_id": f"ks-{SEED_YEAR}-smart-mobility",
@@ -356,8 +375,7 @@ def activity_events() -> Iterator[dict[str, Any]]:
 def call_events(call: CallFact) -> Iterator[dict[str, Any]]:
     call_id = call.call_id
     yield cloud_event(
-        "globalstars",
-        "call.opened",
+        globalstars.CallOpened,
         f"{call_id}-opened",
         {
             "call_id": call_id,
@@ -375,8 +393,7 @@ def call_events(call: CallFact) -> Iterator[dict[str, Any]]:
             call.opened_on.toordinal() + window * number // (call.dutch_proposals + 1)
         )
         yield cloud_event(
-            "globalstars",
-            "proposal.submitted",
+            globalstars.ProposalSubmitted,
             proposal_id,
             {
                 "proposal_id": proposal_id,
@@ -388,8 +405,7 @@ def call_events(call: CallFact) -> Iterator[dict[str, Any]]:
             submitted_on,
         )
     yield cloud_event(
-        "globalstars",
-        "call.closed",
+        globalstars.CallClosed,
         f"{call_id}-closed",
         {
             "call_id": call_id,
@@ -404,8 +420,7 @@ def programme_events() -> Iterator[dict[str, Any]]:
     for programme in PROGRAMMES:
         project_id = f"wp-{programme.code}"
         yield cloud_event(
-            "werkplaats",
-            "project.onboarded",
+            werkplaats.ProjectOnboarded,
             project_id,
             {
                 "project_id": project_id,
@@ -424,8 +439,7 @@ def budget_events() -> Iterator[dict[str, Any]]:
     for family, code, cents, category, spent_on in BUDGET:
         spend_id = f"{family}-{SEED_YEAR}-{code}"
         yield cloud_event(
-            family,
-            "budget.spent",
+            BUDGET_SPENT_BY_FAMILY[family],
             spend_id,
             {
                 "spend_id": spend_id,
@@ -449,6 +463,6 @@ def seed_events() -> dict[str, list[dict[str, Any]]]:
         events["tinl"] += call_events(call)
     events["werkplaats"] += programme_events()
     for event in budget_events():
-        family = event["type"].removeprefix(EVENT_PREFIX).split(".", 1)[0]
+        family = spec_for(event["type"]).family
         events[_FAMILY_SERVICE[family]].append(event)
     return events

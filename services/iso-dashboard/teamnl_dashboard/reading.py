@@ -1,0 +1,125 @@
+"""The reporting period and as-of date of a request (``?period=2018&as_of=2018-12-31``).
+
+Every page and JSON view reads one: a year or a run of years, as of a date. Without them,
+the dashboard reads the latest year with events as of the latest event's date when that
+lies in the past (a seeded or archived data set opens at its own date), else as of today
+(the app's clock). A bad value is a 422 problem naming the parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date
+from typing import Annotated, Any
+
+from dateutil.relativedelta import relativedelta
+from fastapi import Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from . import queries
+from .period import InvalidReading, Reading, end_of_day, read
+from .rules.engine import AsOf, RulesEngine
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def _today(request: Request) -> date:
+    today: date = request.app.state.clock().date()
+    return today
+
+
+async def reading(
+    request: Request,
+    period: Annotated[
+        str | None,
+        Query(description="a year (2018) or a run of years (2017-2021); default: the latest"),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        Query(description="read as of this date (2018-12-31); default: the data's latest date"),
+    ] = None,
+) -> Reading:
+    latest = await queries.latest_event_on(request.app.state.pool)
+    return read(period, as_of, latest_event_on=latest, today=_today(request))
+
+
+CurrentReading = Annotated[Reading, Depends(reading)]
+
+
+def is_past(request: Request, chosen: Reading) -> bool:
+    """Whether the reading lies before today: its findings are the rules' view as of then,
+    not the live (stored) findings."""
+    return chosen.as_of < _today(request)
+
+
+async def rules_as_of(request: Request, chosen: Reading) -> AsOf:
+    engine: RulesEngine = request.app.state.engine
+    async with request.app.state.pool.acquire() as conn:
+        return await engine.read_as_of(conn, chosen.as_of)
+
+
+def score_of(as_of: AsOf) -> dict[str, Any]:
+    """The coherence score of a reading as of a date, shaped like a stored snapshot."""
+    return {"at": end_of_day(as_of.as_of), **asdict(as_of.score)}
+
+
+async def score_as_of_series(request: Request, chosen: Reading) -> list[dict[str, Any]]:
+    """The score at the end of every month of the period up to the as-of date, and at it."""
+    return [
+        score_of(await rules_as_of(request, Reading(chosen.period, day)))
+        for day in month_ends(chosen)
+    ]
+
+
+def month_ends(chosen: Reading) -> list[date]:
+    """The last day of every month of the period before the as-of date, and that date."""
+    days = []
+    month = chosen.period.start
+    while (end := month + relativedelta(months=1, days=-1)) < chosen.until:
+        days.append(end)
+        month += relativedelta(months=1)
+    return [*days, chosen.until]
+
+
+def findings_of(as_of: AsOf) -> list[dict[str, Any]]:
+    """The hits of a reading as of a date, shaped like stored findings (no id, never
+    acknowledged: nothing is stored), worst first."""
+    order = {"critical": 0, "warning": 1, "info": 2}
+    rows = [
+        {
+            "id": None,
+            "rule": rule.name,
+            "rule_version": rule.version,
+            "finding_key": hit.key,
+            "severity": hit.severity.value,
+            "summary": hit.summary,
+            "details": hit.details,
+            "event_ids": list(hit.event_ids),
+            "state": "open",
+            "condition_holds": True,
+            "raised_at": None,
+            "updated_at": None,
+            "acknowledged_by": None,
+            "acknowledged_at": None,
+            "resolved_by": None,
+            "resolved_at": None,
+        }
+        for rule, hit in as_of.hits
+    ]
+    return sorted(rows, key=lambda r: (order.get(r["severity"], 3), r["rule"], r["finding_key"]))
+
+
+async def reading_problem(request: Request, error: Exception) -> JSONResponse:
+    """An RFC 9457 problem naming the bad query parameter."""
+    assert isinstance(error, InvalidReading)  # noqa: S101 - registered for this type only
+    return JSONResponse(
+        {
+            "type": "urn:teamnl:problem:invalid-request",
+            "title": "The request parameters are not valid",
+            "status": 422,
+            "detail": str(error),
+            "errors": [{"field": f"query/{error.parameter}", "reason": error.reason}],
+        },
+        status_code=422,
+        media_type=PROBLEM_JSON,
+    )

@@ -1,0 +1,117 @@
+"""The dashboard's runtime: its parts connected (pool, rules engine, consumer, live hub) and
+their lifecycle. The web app (`app`) and the consumer-only worker (`worker`) both run one.
+
+Start-up (:func:`open_runtime`): migrations and the live projection schema (see
+`database`), the topics, a rebuild of the projections from the topics when an older
+``PROJECTION_VERSION`` built them (`rebuild.upgrade_projections`). :func:`start` then runs
+the background tasks - the consumer (supervised), the rules scheduler and the live hub;
+:func:`stop` ends them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from teamnl_shared.contract.topics import deadletter_topic
+from teamnl_shared.inbox import InboxConsumer
+from teamnl_shared.kafka import ensure_topics
+from teamnl_shared.telemetry import Telemetry
+
+from . import queries
+from .consumer import DeadLetterCounter, LatencyHook, build_consumer, event_topics, supervise
+from .database import create_dashboard_pool, prepare_database
+from .live import LiveHub
+from .rebuild import upgrade_projections
+from .rules import Clock, RulesEngine, build_engine, system_clock
+from .settings import DashboardSettings
+
+__all__ = ["Runtime", "open_runtime", "start", "stop"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: DashboardSettings
+    pool: asyncpg.Pool
+    engine: RulesEngine
+    consumer: InboxConsumer
+    hub: LiveHub
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    findings_open: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    settings: DashboardSettings,
+    *,
+    clock: Clock | None = None,
+    on_latency: LatencyHook | None = None,
+    on_dead_letter: DeadLetterCounter | None = None,
+    telemetry: Telemetry | None = None,
+) -> AsyncIterator[Runtime]:
+    """The dashboard's parts, connected; the pool is closed on exit."""
+    engine = build_engine(settings, clock or system_clock)
+    await prepare_database(settings.database_url)
+    await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        [*event_topics(settings), deadletter_topic(settings.group)],
+        partitions=settings.topic_partitions,
+    )
+    await upgrade_projections(settings, engine)
+    pool = await create_dashboard_pool(settings.database_url)
+    try:
+        consumer = build_consumer(
+            settings,
+            pool,
+            engine,
+            on_latency=on_latency,
+            on_dead_letter=on_dead_letter,
+            tracer=telemetry.tracer("teamnl.dashboard") if telemetry is not None else None,
+        )
+        yield Runtime(settings, pool, engine, consumer, LiveHub(settings.database_url))
+    finally:
+        await pool.close()
+
+
+async def _after_tick(runtime: Runtime, telemetry: Telemetry) -> None:
+    """Refresh the snapshots the metric probes read (probes never query the database)."""
+    runtime.findings_open = await queries.open_findings_by_rule(runtime.pool)
+    for tp, lag in runtime.consumer.lag().items():
+        telemetry.metrics.set_consumer_lag(topic=tp.topic, partition=tp.partition, lag=lag)
+
+
+async def _schedule(runtime: Runtime, telemetry: Telemetry) -> None:
+    interval = runtime.settings.rules_interval_seconds
+    while not runtime.stopping.is_set():
+        try:
+            await runtime.engine.tick(runtime.pool)
+            await _after_tick(runtime, telemetry)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.warning("scheduled rules failed (%r); next run in %ss", error, interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(runtime.stopping.wait(), interval)
+
+
+def start(runtime: Runtime, telemetry: Telemetry) -> list[asyncio.Task[None]]:
+    return [
+        asyncio.create_task(supervise(runtime.consumer, runtime.stopping), name="consumer"),
+        asyncio.create_task(_schedule(runtime, telemetry), name="rules-scheduler"),
+        asyncio.create_task(runtime.hub.run(), name="live-hub"),
+    ]
+
+
+async def stop(runtime: Runtime, tasks: list[asyncio.Task[None]]) -> None:
+    runtime.stopping.set()
+    await runtime.consumer.stop()
+    await runtime.hub.stop()
+    _done, pending = await asyncio.wait(tasks, timeout=15)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

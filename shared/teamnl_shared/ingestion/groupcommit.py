@@ -1,0 +1,176 @@
+"""Group commit: concurrent single-event requests share one transaction.
+
+One transaction per request makes every POST pay a BEGIN, a claim, a receipt/outbox write
+and a COMMIT (a WAL flush) of its own. Instead each request queues its parsed event and
+awaits its outcome; a writer task takes everything queued (up to ``max_events``, waiting at
+most ``linger`` seconds for more once it has one) and runs it through the same pipeline as
+a batch: one transaction, one claim, one receipt + outbox statement, each event applied in
+its own savepoint. Every guarantee of a lone request holds:
+
+- idempotency: a replay in a later group answers 200 with the stored receipt; two copies of
+  one ``(source, id)`` in the same group answer 202 and 200 (or 409 for other content);
+- per-key order: events are routed to a writer by their key, so the events of one key are
+  applied, queued in the outbox and committed in arrival order;
+- the outbox row commits with the state, and carries the trace context of its own request;
+  the group's statements run in the context of its first request, with a span linking all;
+- a refused event rolls back to its savepoint alone; a crash in one event's handler is
+  answered 500 for that request only (the group is run again, each request on its own);
+- the database unavailable (connect refused, connection ended mid-group): every request of
+  the group raises the error, answered 503 + Retry-After; nothing of the group is stored.
+
+``writers=0`` turns it off: each request runs its own transaction (the bench compares both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+
+import asyncpg
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, Tracer
+
+from teamnl_shared.contract.envelope import Event
+
+from .keys import Partner
+from .pipeline import Outcome, Pipeline, Submission
+from .unavailable import is_unavailable
+
+log = logging.getLogger(__name__)
+
+ConnectionSource = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
+
+
+@dataclass
+class _Waiting:
+    submission: Submission
+    context: otel_context.Context
+    future: asyncio.Future[Outcome] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    def answer(self, outcome: Outcome) -> None:
+        if not self.future.done():  # the client may have gone away meanwhile
+            self.future.set_result(outcome)
+
+    def fail(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+class GroupCommit:
+    """The writers of one process; :meth:`submit` is what a request awaits."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        connection: ConnectionSource,
+        *,
+        max_events: int,
+        linger: float,
+        writers: int,
+        tracer: Tracer | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.connection = connection
+        self.max_events = max_events
+        self.linger = linger
+        self.tracer = tracer or trace.get_tracer("teamnl.ingestion")
+        self._queues: list[asyncio.Queue[_Waiting]] = [asyncio.Queue() for _ in range(writers)]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        for number, queue in enumerate(self._queues):
+            task = asyncio.create_task(self._write(queue), name=f"group-commit-{number}")
+            self._tasks.append(task)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        for queue in self._queues:
+            while not queue.empty():
+                queue.get_nowait().fail(RuntimeError("the ingestion app is stopping"))
+
+    async def submit(
+        self, partner: Partner, event: Event, trace_headers: Mapping[str, str]
+    ) -> Outcome:
+        """Queue one authorised-or-not event; its outcome once its group committed."""
+        submission = Submission(partner, event, trace_headers)
+        if not self._queues:
+            async with self.connection() as conn:
+                [outcome] = await self.pipeline.accept_group(conn, [submission])
+            return outcome
+        if not self._tasks:
+            raise RuntimeError("the ingestion app is not started (lifespan not running)")
+        waiting = _Waiting(submission, otel_context.get_current())
+        self._queue_of(event).put_nowait(waiting)
+        return await waiting.future
+
+    def _queue_of(self, event: Event) -> asyncio.Queue[_Waiting]:
+        # A stable hash (not hash(): salted per process, fine, but crc32 is cheap and plain).
+        return self._queues[zlib.crc32(event.key.encode()) % len(self._queues)]
+
+    async def _write(self, queue: asyncio.Queue[_Waiting]) -> None:
+        while True:
+            group = await self._collect(queue)
+            await self._commit(group)
+
+    async def _collect(self, queue: asyncio.Queue[_Waiting]) -> list[_Waiting]:
+        group = [await queue.get()]
+        await asyncio.sleep(0)  # let requests that are ready in this loop turn queue theirs
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.linger
+        while len(group) < self.max_events:
+            if not queue.empty():
+                group.append(queue.get_nowait())
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                group.append(await asyncio.wait_for(queue.get(), remaining))
+            except TimeoutError:
+                break
+        return group
+
+    async def _commit(self, group: list[_Waiting]) -> None:
+        try:
+            outcomes = await self._transact(group)
+        except Exception as error:  # noqa: BLE001 - answered per request below
+            await self._failed(group, error)
+        else:
+            for waiting, outcome in zip(group, outcomes, strict=True):
+                waiting.answer(outcome)
+
+    async def _transact(self, group: list[_Waiting]) -> list[Outcome]:
+        links = [Link(trace.get_current_span(w.context).get_span_context()) for w in group]
+        token = otel_context.attach(group[0].context)
+        try:
+            with self.tracer.start_as_current_span(
+                "ingestion group commit", links=links, attributes={"teamnl.group.size": len(group)}
+            ):
+                async with self.connection() as conn:
+                    submissions = [w.submission for w in group]
+                    return await self.pipeline.accept_group(conn, submissions)
+        finally:
+            otel_context.detach(token)
+
+    async def _failed(self, group: list[_Waiting], error: Exception) -> None:
+        if is_unavailable(error) or len(group) == 1:
+            for waiting in group:
+                waiting.fail(error)
+            return
+        # A bug in one event's handler must not fail the others: run each alone.
+        log.warning("group of %d failed (%r); committing each request alone", len(group), error)
+        for waiting in group:
+            await self._commit([waiting])

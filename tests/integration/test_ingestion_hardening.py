@@ -1,0 +1,275 @@
+"""Issue 10 against a running service (real Kafka and PostgreSQL): bounded contract fields
+and attributes answer 4xx naming the field, never 500; one event's record is bounded in
+every content mode; a row the relay cannot publish is parked and the service goes on;
+/readyz stays ready without Kafka but reports a stuck relay; a key limited with --types
+reads only what its types write."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+import pytest
+from ingestion_helpers import (
+    RunningService,
+    auth,
+    binary_headers,
+    example,
+    new_id,
+    read_records,
+    running,
+    structured,
+)
+from tcp_proxy import TcpProxy
+
+from support import eventually
+from teamnl_shared.contract.types import MAX_CENTS, MAX_COUNT, MAX_LIST_ITEMS
+
+pytestmark = pytest.mark.integration
+PROBLEM_JSON = "application/problem+json"
+
+HELD = "nl.teamnl.nlib.mission.held.v1"
+BUDGET = "nl.teamnl.nlib.budget.spent.v1"
+LEAD = "nl.teamnl.nlib.lead.converted.v1"
+ONBOARDED = "nl.teamnl.werkplaats.project.onboarded.v1"
+
+
+def with_data(event_type: str, **changes: Any) -> dict[str, Any]:
+    return structured(event_type, {**example(event_type, new_id()[:8]), **changes})
+
+
+def assert_names(response: Any, status: int, field: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    problem: dict[str, Any] = response.json()
+    assert field in [error["field"] for error in problem["errors"]], problem
+    return problem
+
+
+# (what, event, field named): each answered 500 or was accepted before the bounds.
+NLIB_BAD = [
+    ("2**40 companies", with_data(HELD, companies=2**40), "data/companies"),
+    ("one count too many", with_data(HELD, leads=MAX_COUNT + 1), "data/leads"),
+    ("5e18 cents", with_data(BUDGET, amount_cents=5 * 10**18), "data/amount_cents"),
+    (
+        "EUR 100 bn + 1 ct",
+        with_data(LEAD, contract_value_cents=MAX_CENTS + 1),
+        "data/contract_value_cents",
+    ),
+    ("80 kB event id", {**with_data(BUDGET), "id": "x" * 80_000}, "id"),
+    ("id with a space", {**with_data(BUDGET), "id": "a b"}, "id"),
+    ("id with a control code", {**with_data(BUDGET), "id": "a\x07b"}, "id"),
+    ("80 kB source", {**with_data(BUDGET), "source": "/" + "s" * 80_000}, "source"),
+    ("80 kB subject", {**with_data(BUDGET), "subject": "s" * 80_000}, "subject"),
+    ("80 kB type", {**with_data(BUDGET), "type": "t" * 80_000}, "type"),
+    ("1.1 MB extension", {**with_data(BUDGET), "big": "x" * 1_100_000}, "big"),
+    ("17 extensions", {**with_data(BUDGET), **{f"ext{i}": "v" for i in range(17)}}, "/"),
+    ("bad extension name", {**with_data(BUDGET), "Bad_Name": "v"}, "Bad_Name"),
+]
+
+
+@pytest.mark.parametrize("mode", ["single", "batch"])
+async def test_out_of_bounds_fields_answer_422_naming_the_field_never_500(
+    mode: str, database_url: str, kafka_bootstrap: str
+) -> None:
+    async with running("nlib", database_url, kafka_bootstrap, max_batch_bytes=4 * 1024**2) as svc:
+        key = await svc.key()
+        for name, event, field in NLIB_BAD:
+            if mode == "single":
+                response = await svc.post(event, key)
+                status = 413 if len(json.dumps(event)) > svc.settings.max_event_bytes else 422
+                assert_names(response, status, "body" if status == 413 else field)
+                continue
+            response = await svc.post_batch([event, with_data(BUDGET)], key)
+            assert response.status_code == 200, (name, response.text)
+            first, second = response.json()["results"]
+            assert first["status"] == 422, (name, first)
+            assert field in [e["field"] for e in first["problem"]["errors"]], (name, first)
+            assert second["status"] == 202, "the good event of the batch is accepted"
+        assert await svc.count("missions") == 0
+        assert await svc.count("leads") == 0
+
+
+async def test_binary_mode_bounds_header_attributes(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    async with running("nlib", database_url, kafka_bootstrap) as svc:
+        key = await svc.key()
+        body = json.dumps(example(BUDGET)).encode()
+        too_long = await svc.client.post(
+            "/v1/events", content=body, headers=binary_headers(key, BUDGET, "i" * 80_000)
+        )
+        assert_names(too_long, 422, "id")
+        extension = await svc.client.post(
+            "/v1/events",
+            content=body,
+            headers={**binary_headers(key, BUDGET, new_id()), "ce-big": "x" * 100_000},
+        )
+        assert_names(extension, 422, "big")
+
+
+async def test_lists_and_the_size_of_one_event_are_bounded(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Lists hold at most MAX_LIST_ITEMS; a batch event whose Kafka record (4-byte
+    characters in every text) exceeds max_event_bytes answers 413 naming the limit."""
+    async with running("werkplaats", database_url, kafka_bootstrap) as svc:
+        key = await svc.key()
+        many = [f"sector {i}" for i in range(MAX_LIST_ITEMS + 1)]
+        assert_names(await svc.post(with_data(ONBOARDED, sectors=many), key), 422, "data/sectors")
+
+        wide = "\U0001f600" * 497  # 4 bytes each in UTF-8
+        huge = with_data(
+            ONBOARDED,
+            sectors=[f"{i}{wide}" for i in range(MAX_LIST_ITEMS)],
+            consortium_members=[f"{i}{wide}" for i in range(MAX_LIST_ITEMS)],
+        )
+        response = await svc.post_batch([huge], key)
+        (item,) = response.json()["results"]
+        assert item["status"] == 413, item
+        assert str(svc.settings.max_event_bytes) in item["problem"]["detail"]
+        assert "max_event_bytes" in item["problem"]["errors"][0]["reason"]
+        assert await svc.count("outbox") == 0
+
+
+async def test_a_parked_row_does_not_stop_the_service_and_is_visible(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """A row too large for Kafka (written before the door checked sizes) is parked: the
+    events behind it are published, /readyz counts it, the metric and the CLI show it."""
+    async with running("nlib", database_url, kafka_bootstrap) as svc:
+        key = await svc.key()
+        stuck = with_data(HELD)
+        assert (await svc.post(stuck, key)).status_code == 202
+        await svc.runtime.relay.stop()  # type: ignore[union-attr]
+        await svc.runtime._tasks[0]
+        await svc.pool.execute(
+            "UPDATE outbox SET value = $1, published_at = NULL WHERE event_id = $2",
+            b"x" * (2 * 1024**2),
+            stuck["id"],
+        )
+        svc.runtime._tasks[0] = asyncio.create_task(_restarted_relay(svc))
+        after = [with_data(HELD) for _ in range(3)]
+        for event in after:
+            assert (await svc.post(event, key)).status_code == 202
+
+        await eventually(lambda: _unpublished_is(svc, 0))
+        records = await read_records(kafka_bootstrap, svc.topic("nlib"), 4)
+        ids = {dict(r.headers)["ce_id"].decode() for r in records}
+        assert {e["id"] for e in after} <= ids
+        ready = await svc.client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["outbox_parked"] == 1
+        metrics = (await svc.client.get("/metrics")).text
+        parked = [line for line in metrics.splitlines() if line.startswith("teamnl_outbox_parked")]
+        assert len(parked) == 1, metrics
+        assert 'reason="MessageSizeTooLargeError"' in parked[0] and parked[0].endswith(" 1.0")
+        notices = await read_records(kafka_bootstrap, svc.runtime.parked_topic, 1)
+        assert json.loads(notices[0].value)["ce_id"] == stuck["id"]
+
+        cli = await asyncio.create_subprocess_exec(
+            ".venv/bin/teamnl-keys",
+            "parked",
+            "--service",
+            "nlib",
+            "--database-url",
+            database_url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "COLUMNS": "400"},
+        )
+        out, err = await cli.communicate()
+        assert cli.returncode == 0, err.decode()
+        assert "MessageSizeTooLargeError" in out.decode() and "1 parked row" in err.decode()
+
+
+async def _restarted_relay(svc: RunningService) -> None:
+    relay = svc.runtime.relay
+    assert relay is not None
+    relay._stopping.clear()
+    await relay.run()
+
+
+async def _unpublished_is(svc: RunningService, n: int) -> bool:
+    count = await svc.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    return int(count) == n
+
+
+async def test_readyz_stays_ready_without_kafka(database_url: str, kafka_bootstrap: str) -> None:
+    """A broker outage must not take ingestion out of the load balancer: events are still
+    accepted into the outbox; /readyz says kafka false, status ready."""
+    host, port = kafka_bootstrap.split(":")
+    proxy = TcpProxy(host, int(port))
+    await proxy.up()
+    async with running("nlib", database_url, f"127.0.0.1:{proxy.port}") as svc:
+        await proxy.down()
+        ready = await svc.client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["kafka"] is False and ready.json()["status"] == "ready"
+        assert (await svc.post(with_data(HELD), await svc.key())).status_code == 202
+
+
+async def test_readyz_reports_a_stuck_relay(database_url: str, kafka_bootstrap: str) -> None:
+    """The leading relay cannot mark what it sent (a lock holds the row) while Kafka
+    answers: once the oldest row is older than relay_stuck_seconds, /readyz says 503."""
+    async with running("nlib", database_url, kafka_bootstrap, relay_stuck_seconds=1.0) as svc:
+        key = await svc.key()
+        assert (await svc.client.get("/readyz")).status_code == 200
+        blocker = await svc.pool.acquire()
+        try:
+            async with blocker.transaction():
+                event = with_data(HELD)
+                await svc.post(event, key)
+                await blocker.execute(
+                    "SELECT 1 FROM outbox WHERE event_id = $1 FOR UPDATE", event["id"]
+                )
+                await asyncio.sleep(1.5)
+                ready = await svc.client.get("/readyz")
+                assert ready.status_code == 503, ready.text
+                body = ready.json()
+                assert body["relay_stuck"] and body["relay_leader"] and body["kafka"]
+        finally:
+            await svc.pool.release(blocker)
+        await eventually(lambda: _unpublished_is(svc, 0))
+        assert (await svc.client.get("/readyz")).status_code == 200
+
+
+async def test_a_key_limited_with_types_reads_only_what_its_types_write(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    async with running("nlib", database_url, kafka_bootstrap) as svc:
+        full = await svc.key()
+        missions_only = await svc.key(partner="other-partner", types=[HELD])
+        assert (await svc.post(with_data(BUDGET), full)).status_code == 202
+        assert (
+            await svc.client.get("/v1/missions", headers=auth(missions_only))
+        ).status_code == 200
+        budget_only = await svc.key(partner="third-partner", types=[BUDGET])
+        assert (
+            await svc.client.get("/v1/budget-spendings", headers=auth(budget_only))
+        ).status_code == 200
+        for resource in ("budget-spendings", "leads", "companies"):
+            response = await svc.client.get(f"/v1/{resource}", headers=auth(missions_only))
+            assert_names(response, 403, "header/authorization")
+        item = (await svc.client.get("/v1/budget-spendings", headers=auth(full))).json()["items"][0]
+        one = f"/v1/budget-spendings/{item['spending_id']}"
+        assert (await svc.client.get(one, headers=auth(budget_only))).status_code == 200
+        response = await svc.client.get(one, headers=auth(missions_only))
+        assert_names(response, 403, "header/authorization")
+
+
+async def test_a_batch_of_replays_around_one_refused_event_answers_each(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Found by the bad-input fuzzing: one new event refused by its handler, followed by
+    replays in the same batch, answered 500 (the replays after it got no outcome)."""
+    async with running("nlib", database_url, kafka_bootstrap) as svc:
+        key = await svc.key()
+        first, second = with_data(BUDGET), with_data(HELD)
+        assert (await svc.post_batch([first, second], key)).status_code == 200
+        orphan = with_data("nl.teamnl.nlib.mission.followup.held.v1", mission_id="m-unknown")
+        response = await svc.post_batch([first, orphan, second], key)
+        assert response.status_code == 200, response.text
+        assert [item["status"] for item in response.json()["results"]] == [200, 422, 200]

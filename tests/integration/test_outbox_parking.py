@@ -1,0 +1,162 @@
+"""The relay against real Kafka and PostgreSQL: a record it can never publish is parked
+(moved to ``outbox_parked`` with the reason, announced on the dead-letter topic) and the
+rows behind it, of the same key and of others, are published in order; reconcile after a
+crash saves its progress as it reads and starts from the oldest record kept."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+from ingestion_helpers import headers_of, read_records
+from test_outbox_inbox import mission_event
+
+from support import eventually
+from teamnl_shared.contract.envelope import Event
+from teamnl_shared.outbox import OutboxRelay, _mark_found, _read_since, enqueue, parked_rows
+
+pytestmark = pytest.mark.integration
+
+
+async def write(pool: asyncpg.Pool, topic: str, events: list[Event]) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        for event in events:
+            await enqueue(conn, event, topic=topic)
+
+
+async def unpublished(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+
+
+async def test_a_record_kafka_can_never_take_is_parked_and_the_rest_is_published_in_order(
+    database_url: str, migrated_pool: asyncpg.Pool, make_topics, kafka_bootstrap: str
+) -> None:
+    topic, dead = await make_topics("parking", "deadletter", partitions=2)
+    before = [mission_event(1, n) for n in range(3)]
+    await write(migrated_pool, topic, before)
+    # What an older version (without the size check at the door) let into the outbox: a
+    # record twice the producer's max_request_size, then a row whose headers are garbage.
+    await write(migrated_pool, topic, [mission_event(1, 3)])
+    await migrated_pool.execute(
+        "UPDATE outbox SET value = $1 WHERE event_id = '1-3'", b"x" * (2 * 1024 * 1024)
+    )
+    await write(migrated_pool, topic, [mission_event(2, 0)])
+    await migrated_pool.execute(
+        "UPDATE outbox SET headers = '{\"not\": \"pairs\"}' WHERE event_id = '2-0'"
+    )
+    after = [mission_event(key, n) for n in range(4, 8) for key in (1, 3)]
+    await write(migrated_pool, topic, after)
+
+    told: list[tuple[str, str]] = []
+    relay = OutboxRelay(
+        database_url,
+        kafka_bootstrap,
+        poll_interval=0.2,
+        parked_topic=dead,
+        service="nlib",
+        on_parked=lambda t, reason: told.append((t, reason)),
+    )
+    await relay_until_nothing_left(relay, migrated_pool)
+
+    parked = {row.event_id: row for row in await parked_rows(migrated_pool)}
+    assert set(parked) == {"1-3", "2-0"}
+    assert parked["1-3"].reason.startswith("MessageSizeTooLargeError")
+    assert parked["1-3"].size == 2 * 1024 * 1024
+    assert parked["2-0"].reason.startswith("ValueError: headers are not")
+    assert sorted(told) == [(topic, "MessageSizeTooLargeError"), (topic, "ValueError")]
+    assert relay.parked_total == 2
+    assert relay.published_total == len(before) + len(after)
+
+    records = await read_records(kafka_bootstrap, topic, len(before) + len(after), partitions=2)
+    ids = [headers_of(r)["ce_id"] for r in records]
+    assert sorted(ids) == sorted(e.id for e in before + after), "every other row, once"
+    for key in ("m-1", "m-3"):
+        of_key = [json.loads(r.value)["leads"] for r in records if r.key == key.encode()]
+        assert of_key == sorted(of_key), f"order of {key} kept around the parked row"
+
+    notice_records = await read_records(kafka_bootstrap, dead, 2)
+    assert all(headers_of(r) == {"teamnl_notice": "outbox-parked"} for r in notice_records)
+    notices = [json.loads(r.value) for r in notice_records]
+    assert sorted(n["ce_id"] for n in notices) == ["1-3", "2-0"]
+    assert {n["service"] for n in notices} == {"nlib"}
+    assert all("value" not in n and "data" not in n for n in notices), "no payload copied"
+
+
+async def relay_until_nothing_left(relay: OutboxRelay, pool: asyncpg.Pool) -> None:
+    async def nothing_left() -> bool:
+        return await unpublished(pool) == 0
+
+    task = asyncio.create_task(relay.run())
+    try:
+        await eventually(nothing_left)
+    finally:
+        await relay.stop()
+        await task
+
+
+async def _send_as_a_crashed_relay(bootstrap: str, topic: str, events: list[Event]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(
+                topic, e.data_json(), key=e.key.encode(), headers=e.to_kafka_headers()
+            )
+            for e in events
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def test_reconcile_keeps_its_progress_and_the_relay_resumes_without_resending(
+    database_url: str, migrated_pool: asyncpg.Pool, make_topics, kafka_bootstrap: str
+) -> None:
+    """A reconcile that ends after its first chunk has marked that chunk and advanced the
+    checkpoint; the next session reads only the rest and sends nothing twice."""
+    (topic,) = await make_topics("reconcile", partitions=1)
+    events = [mission_event(i % 7, i) for i in range(3000)]
+    await write(migrated_pool, topic, events)
+    await _send_as_a_crashed_relay(kafka_bootstrap, topic, events)  # crash before marking
+
+    tp = TopicPartition(topic, 0)
+    chunks = _read_since(kafka_bootstrap, {tp: 0}, asyncio.Event())
+    found, positions = await anext(chunks)
+    await chunks.aclose()  # the session ends here
+    async with migrated_pool.acquire() as conn:
+        marked = await _mark_found(conn, found, positions)
+    assert 0 < marked < len(events), "a first chunk, not everything"
+    checkpoint = await migrated_pool.fetchval("SELECT next_offset FROM outbox_checkpoints")
+    assert checkpoint == marked, "the checkpoint follows the rows marked"
+    assert await unpublished(migrated_pool) == len(events) - marked
+
+    relay = OutboxRelay(database_url, kafka_bootstrap, poll_interval=0.2)
+    await relay_until_nothing_left(relay, migrated_pool)
+    assert relay.published_total == 0, "every row was in Kafka already: nothing resent"
+    assert await migrated_pool.fetchval("SELECT next_offset FROM outbox_checkpoints") == 3000
+
+
+async def test_reconcile_reads_from_the_oldest_record_kept_when_the_checkpoint_is_gone(
+    database_url: str, migrated_pool: asyncpg.Pool, make_topics, kafka_bootstrap: str
+) -> None:
+    """Retention deleted the records before the checkpoint: with ``earliest`` the relay reads
+    what is left (and marks it), instead of jumping to the end and sending it again."""
+    (topic,) = await make_topics("retention", partitions=1)
+    gone = [mission_event(100, n) for n in range(5)]
+    kept = [mission_event(200, n) for n in range(5)]
+    await write(migrated_pool, topic, kept)  # only these are still unpublished
+    await _send_as_a_crashed_relay(kafka_bootstrap, topic, gone + kept)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_records({TopicPartition(topic, 0): RecordsToDelete(len(gone))})
+    finally:
+        await admin.close()
+
+    relay = OutboxRelay(database_url, kafka_bootstrap, poll_interval=0.2)
+    await relay_until_nothing_left(relay, migrated_pool)
+    assert relay.published_total == 0, "the kept records were found, not sent again"
