@@ -50,8 +50,9 @@ lint: bootstrap
 	@$(VENV)/bin/mypy --strict shared/teamnl_shared
 	@$(VENV)/bin/lint-imports
 
-## Benchmarks, fault injection and soak (issue 7); each starts its own private Kafka +
-## PostgreSQL (ports 29092/55532) and writes bench/results/*-latest.{md,json}.
+## Benchmarks, fault injection and soak (issues 7, 10); each starts its own private Kafka +
+## PostgreSQL (ports 29092/55532, shifted by TEAMNL_BENCH_SLOT) and writes
+## bench/results/*-latest.{md,json}. FAULTS_SIZE=full / SOAK_SIZE=full for the long runs.
 BENCH_SIZE ?= full
 FAULTS_SIZE ?= smoke
 SOAK_SIZE ?= smoke

@@ -101,6 +101,9 @@ def make_event(service: str, run_id: str, index: int, now: datetime | None = Non
     spec = spec_for(mix[index % len(mix)])
     event_id = f"{run_id}-{service}-{index:09d}"
     data = {**spec.example, spec.aggregate: event_id}
+    if "amount_cents" in data:
+        # Amounts differ per event, so a sum that counts one twice or misses one shows.
+        data["amount_cents"] = 100 + (index * 7919) % 5_000_000
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     stamp = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return BenchEvent(service, event_id, spec.type, event_id, data, stamp)

@@ -20,6 +20,7 @@ import json
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -89,11 +90,13 @@ async def read_to_end(
     identities: bool,
     timeout: float = 600.0,
     copy_to: str = "",
+    on_record: Callable[[Any], None] | None = None,
 ) -> dict[str, Any]:
     """Read every record of ``topics`` up to their current end offsets.
 
     With ``identities`` the result also holds ``counts``: (ce_source, ce_id) -> records.
     With ``copy_to`` (a database URL) every batch is parsed and COPYed into a fresh table.
+    ``on_record`` is called with every record read (the fault run's audit decodes them).
     """
     sink = await RowSink.open(copy_to) if copy_to else None
     consumer, ends = await _reader(bootstrap, topics)
@@ -108,6 +111,9 @@ async def read_to_end(
                 records += len(items)
                 if sink is not None:
                     await sink.write(items)
+                if on_record is not None:
+                    for record in items:
+                        on_record(record)
                 if identities:
                     for record in items:
                         headers = dict(record.headers)

@@ -69,6 +69,33 @@ def _postgres_version() -> str:
     return found.group(0) if found else "-"
 
 
+def provenance(size: str) -> dict[str, Any]:
+    """What a results file was produced at: the commit, whether the working tree had
+    changes (outside bench/results/, which the run itself writes) and the size."""
+    root = Path(__file__).resolve().parent.parent
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False, cwd=root
+    ).stdout.strip()
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "--", ".", ":(exclude)bench/results"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=root,
+    ).stdout.strip()
+    return {
+        "commit": commit or "unknown",
+        "dirty": bool(changed),
+        "size": size,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def provenance_line(p: dict[str, Any]) -> str:
+    dirty = " + uncommitted changes" if p["dirty"] else ""
+    return f"commit {p['commit'][:12]}{dirty}, size {p['size']}, at {p['at']}"
+
+
 def _commit() -> str:
     done = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False

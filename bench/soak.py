@@ -18,6 +18,7 @@ from typing import Any
 
 from bench.harness import LoadgenProcess, log, targets
 from bench.loadgen import LoadConfig
+from bench.report import provenance, provenance_line
 from bench.stack import BenchStack, private_infra
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -73,6 +74,7 @@ def soak(stack: BenchStack, rate: float, seconds: float) -> dict[str, Any]:
 
 def text(r: dict[str, Any]) -> str:
     lines = [
+        provenance_line(r),
         f"soak: {r['seconds']:g}s at {r['offered_rate']:g} ev/s offered, "
         f"{r['achieved_rate']:.1f} achieved, statuses {r['statuses']}",
         f"{'service':<12} {'at rest':>9} {'start':>9} {'end':>9} {'growth':>8}",
@@ -98,13 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rate, seconds = SIZES[args.size]
     rate, seconds = args.rate or rate, min(args.seconds or seconds, 4 * 3600)
+    overridden = " (rate/seconds overridden)" if args.rate or args.seconds else ""
+    made_at = provenance(args.size + overridden)
     stack = BenchStack(private_infra(), True, RESULTS / "runs")
     stack.workdir = RESULTS / "runs" / f"soak-{stack.run_id}"
     log(f"soak: {seconds:g}s at {rate:g} ev/s, run {stack.run_id}")
     try:
         stack.up()
         time.sleep(3)
-        result = soak(stack, rate, seconds)
+        result = {**made_at, **soak(stack, rate, seconds)}
     finally:
         stack.down()
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -61,8 +61,10 @@ def bench_slot() -> int:
 
 
 def private_infra(
-    kafka_port: int | None = None, postgres_port: int | None = None
+    kafka_port: int | None = None, postgres_port: int | None = None, *, kafka_proxy: bool = False
 ) -> Infrastructure:
+    """``kafka_proxy``: the broker gets a second listener (port + 2) advertised as port + 3,
+    where the fault run's TCP proxy listens (see :func:`kafka_proxy_ports`)."""
     slot = bench_slot()
     kafka_port = kafka_port or 29092 + 10 * slot
     postgres_port = postgres_port or 55532 + 10 * slot
@@ -78,8 +80,14 @@ def private_infra(
             postgres_port=postgres_port,
             external_kafka=None,
             external_database_url=None,
+            kafka_proxied_listener=kafka_proxy_ports(kafka_port) if kafka_proxy else None,
         )
     )
+
+
+def kafka_proxy_ports(kafka_port: int) -> tuple[int, int]:
+    """(the broker's second listener, the port it advertises there: the proxy's)."""
+    return kafka_port + 2, kafka_port + 3
 
 
 @dataclass
@@ -162,6 +170,7 @@ class BenchStack:
     base_port: int = field(default_factory=lambda: 18100 + 20 * bench_slot())
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     service_env: dict[str, str] = field(default_factory=dict)
+    env_of: dict[str, dict[str, str]] = field(default_factory=dict)  # per service, applied last
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
 
@@ -240,6 +249,7 @@ class BenchStack:
             env[f"{prefix}RATE_LIMIT_PER_SECOND"] = "1000000"
             env[f"{prefix}RATE_LIMIT_BURST"] = "1000000"
         env.update({k.replace("{P}", prefix): v for k, v in self.service_env.items()})
+        env.update(self.env_of.get(name, {}))
         return ServiceProcess(
             name, [str(BIN / SCRIPTS[name])], env, port, self.workdir / f"{name}.log"
         )

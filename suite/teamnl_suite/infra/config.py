@@ -33,6 +33,10 @@ class InfraConfig:
     postgres_port: int
     external_kafka: str | None
     external_database_url: str | None
+    # (listener port, advertised port): a second broker listener whose clients are told to
+    # connect to the advertised port, where a TCP proxy forwards to the listener; so all of
+    # their traffic passes the proxy (the fault run cuts it). None: no second listener.
+    kafka_proxied_listener: tuple[int, int] | None = None
 
     @classmethod
     def from_env(cls) -> InfraConfig:

@@ -76,15 +76,23 @@ def resolve_jars(config: InfraConfig) -> Path:
 
 def server_properties(config: InfraConfig) -> str:
     host, port, ctrl = config.host, config.kafka_port, config.kafka_controller_port
+    listeners = f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{ctrl}"
+    advertised = f"PLAINTEXT://{host}:{port}"
+    protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if config.kafka_proxied_listener is not None:
+        listen_port, advertised_port = config.kafka_proxied_listener
+        listeners += f",PROXIED://{host}:{listen_port}"
+        advertised += f",PROXIED://{host}:{advertised_port}"
+        protocols += ",PROXIED:PLAINTEXT"
     return "\n".join(
         [
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@{host}:{ctrl}",
-            f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{ctrl}",
-            f"advertised.listeners=PLAINTEXT://{host}:{port}",
+            f"listeners={listeners}",
+            f"advertised.listeners={advertised}",
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"listener.security.protocol.map={protocols}",
             "inter.broker.listener.name=PLAINTEXT",
             f"log.dirs={config.kafka_dir / 'data'}",
             "num.partitions=6",

@@ -13,12 +13,13 @@ import os
 import secrets
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import asyncpg
 
 from .config import SERVICE_DATABASES, InfraConfig
-from .process import exclusive_lock
+from .process import _alive, exclusive_lock
 
 SUPERUSER = "teamnl"
 
@@ -71,18 +72,9 @@ class LocalPostgres:
             self._prepare_dirs()
             if not (self.data / "PG_VERSION").exists():
                 self._initdb(bindir)
+            self._remove_stale_lock_files()
             if not self.running(bindir):
-                self._pg_ctl(
-                    bindir,
-                    "start",
-                    "-w",
-                    "-t",
-                    "60",
-                    "-l",
-                    str(self.log_file),
-                    "-o",
-                    self._server_options(),
-                )
+                self._start_server(bindir)
         asyncio.run(self._create_databases())
 
     def stop(self) -> None:
@@ -128,6 +120,41 @@ class LocalPostgres:
         )
 
     # -- internals -----------------------------------------------------------------------
+    def _remove_stale_lock_files(self) -> None:
+        """After a crash (kill -9) the postmaster's lock files stay. PostgreSQL ignores them
+        once that pid is gone, but not while the dead postmaster is a zombie nobody reaped
+        yet: both pg_ctl and the postmaster then take it for a running server."""
+        socket_lock = self.run_dir / f".s.PGSQL.{self.config.postgres_port}.lock"
+        for lock_file in (self.data / "postmaster.pid", socket_lock):
+            try:
+                pid = int(lock_file.read_text().split()[0])
+            except (FileNotFoundError, ValueError, IndexError):
+                continue
+            if not _alive(pid):
+                lock_file.unlink(missing_ok=True)
+
+    def _start_server(self, bindir: Path, attempts: int = 5) -> None:
+        """``pg_ctl start``; retried, since after a crash the old server's backends may hold
+        its shared memory for a moment (the new postmaster refuses to start until they exit)."""
+        for attempt in range(attempts):
+            try:
+                self._pg_ctl(
+                    bindir,
+                    "start",
+                    "-w",
+                    "-t",
+                    "60",
+                    "-l",
+                    str(self.log_file),
+                    "-o",
+                    self._server_options(),
+                )
+                return
+            except PostgresError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(1.0)
+
     def _server_options(self) -> str:
         return (
             f"-p {self.config.postgres_port} -c listen_addresses={self.config.host} "
