@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from teamnl_shared.telemetry import RequestLogMiddleware, Telemetry, setup_telemetry
@@ -89,6 +89,14 @@ def _install_problem_handlers(app: FastAPI) -> None:
         log.warning("database unavailable on %s %s: %r", request.method, request.url.path, error)
         return unavailable("the database is unavailable; retry shortly").response(request.url.path)
 
+    async def on_disconnect(request: Request, error: Exception) -> Response:
+        # The client gave up (its own timeout) before sending the whole body: nothing was
+        # read, nothing stored, and nobody is left to read an answer.
+        log.info("client left during %s %s", request.method, request.url.path)
+        return ApiProblem(400, "invalid-request", "the client disconnected").response(
+            request.url.path
+        )
+
     async def on_crash(request: Request, error: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return ApiProblem(500, "internal-error", "internal error").response(request.url.path)
@@ -98,4 +106,5 @@ def _install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     for error_class in UNAVAILABLE_ERRORS:
         app.add_exception_handler(error_class, on_unavailable)
+    app.add_exception_handler(ClientDisconnect, on_disconnect)
     app.add_exception_handler(Exception, on_crash)

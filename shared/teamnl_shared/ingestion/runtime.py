@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from aiokafka.errors import KafkaError
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
 from starlette.requests import Request
@@ -114,16 +115,15 @@ class Runtime:
 
     async def start(self) -> None:
         settings = self.settings
-        self._pool = await _request_pool(settings.database_url, settings.db_pool_max_size)
+        self._pool = await _request_pool(
+            settings.database_url, settings.db_pool_max_size, settings.db_command_timeout
+        )
         await migrate(self._pool, KIT_MIGRATIONS, self.service.migrations_package)
         if settings.keys_database_url:
-            self._keys_pool = await _request_pool(settings.keys_database_url, 4)
+            self._keys_pool = await _request_pool(
+                settings.keys_database_url, 4, settings.db_command_timeout
+            )
         await ensure_key_store(self.keys_pool)
-        await ensure_topics(
-            settings.kafka_bootstrap_servers,
-            [*self.topics, self.parked_topic],
-            partitions=settings.topic_partitions,
-        )
         self.relay = OutboxRelay(
             settings.database_url,
             settings.kafka_bootstrap_servers,
@@ -140,10 +140,30 @@ class Runtime:
             tracer=self.tracer,
         )
         self._committer.start()
-        self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        self._tasks.append(asyncio.create_task(self._relay_when_topics(), name="outbox-relay"))
         self._tasks.append(asyncio.create_task(self._refresh_backlog(), name="outbox-backlog"))
         if self.metrics is not None:
             self.metrics.observe_outbox(lambda: self.backlog)
+
+    async def _relay_when_topics(self) -> None:
+        """Create the topics, then run the relay. Kafka may be down when the service starts:
+        it takes events into the outbox all the same, and publishes them once it is back."""
+        assert self.relay is not None
+        settings, backoff = self.settings, 1.0
+        while not self.draining:
+            try:
+                await ensure_topics(
+                    settings.kafka_bootstrap_servers,
+                    [*self.topics, self.parked_topic],
+                    partitions=settings.topic_partitions,
+                )
+                break
+            except (KafkaError, OSError) as error:
+                log.warning("Kafka unreachable (%r); the outbox keeps the events meanwhile", error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+        if not self.draining:
+            await self.relay.run()
 
     async def stop(self) -> None:
         """Called once the server stopped taking requests: flush the outbox, then close."""
@@ -199,8 +219,12 @@ class Runtime:
             )
 
 
-async def _request_pool(url: str, max_size: int) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size, reset=_keep_session)
+async def _request_pool(url: str, max_size: int, command_timeout: float) -> asyncpg.Pool:
+    """``command_timeout``: a statement that gets no answer (a network cut) raises
+    ``TimeoutError``, answered 503, instead of holding the request until the client leaves."""
+    pool = await asyncpg.create_pool(
+        url, min_size=1, max_size=max_size, reset=_keep_session, command_timeout=command_timeout
+    )
     assert pool is not None
     return pool
 

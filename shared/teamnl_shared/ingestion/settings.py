@@ -50,6 +50,9 @@ class IngestionSettings(ServiceSettings):
         "row is this old while Kafka is reachable",
     )
     db_pool_max_size: int = Field(10, ge=1, description="PostgreSQL connections per process")
+    db_command_timeout: float = Field(
+        10.0, gt=0, description="a statement unanswered this long fails the request with 503"
+    )
     db_acquire_timeout: float = Field(
         5.0,
         gt=0,
