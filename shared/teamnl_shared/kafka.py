@@ -103,10 +103,14 @@ async def partitions_of(bootstrap: str, topics: list[str]) -> list[TopicPartitio
     )
 
 
+KEPT_FOR_EVER = {"retention.ms": "-1"}
+
+
 async def ensure_topics(
     bootstrap: str, topics: list[str], *, partitions: int = 6, replication: int = 1
 ) -> None:
-    """Create the topics that do not exist yet (idempotent)."""
+    """Create the topics that do not exist yet (idempotent), kept for ever: the topics are
+    the network's record, which a rebuild of the dashboard replays from the first event."""
     admin = admin_client(bootstrap)
     await admin.start()
     try:
@@ -116,7 +120,12 @@ async def ensure_topics(
             with contextlib.suppress(TopicAlreadyExistsError):  # another instance was first
                 await admin.create_topics(
                     [
-                        NewTopic(t, num_partitions=partitions, replication_factor=replication)
+                        NewTopic(
+                            t,
+                            num_partitions=partitions,
+                            replication_factor=replication,
+                            topic_configs=KEPT_FOR_EVER,
+                        )
                         for t in missing
                     ]
                 )
