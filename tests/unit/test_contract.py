@@ -10,9 +10,11 @@ import pytest
 from pydantic import ValidationError
 
 from teamnl_shared.contract import export
+from teamnl_shared.contract.ops import PartnerQualityReported
 from teamnl_shared.contract.registry import (
     CATALOGUE,
     FAMILIES,
+    OPS_FAMILY,
     UnknownEventType,
     aggregate_id,
     parse_data,
@@ -70,6 +72,7 @@ def test_the_catalogue_covers_the_minimum_of_the_domain() -> None:
         "milestone.reached.v1",
         "project.graduated.v1",
         "project.stopped.v1",
+        "partner.quality.reported.v1",
     } == names
     assert {f"nl.teamnl.{family}.budget.spent.v1" for family in FAMILIES} <= CATALOGUE.keys()
     assert all(specs_for_family(family) for family in FAMILIES)
@@ -159,7 +162,8 @@ def test_each_family_publishes_on_its_own_topic() -> None:
     assert topic_for(MISSION_HELD) == "teamnl.nlib.events"
     assert topic_for(CALL_OPENED) == "teamnl.globalstars.events"
     assert {topic_for(event_type) for event_type in CATALOGUE} == set(ALL_EVENT_TOPICS)
-    assert tuple(TOPICS) == FAMILIES
+    assert tuple(TOPICS) == (*FAMILIES, OPS_FAMILY)
+    assert topic_for(PartnerQualityReported.TYPE) == "teamnl.ops.events"
     with pytest.raises(UnknownEventType):
         topic_for("nl.teamnl.nlib.unknown.v1")
 

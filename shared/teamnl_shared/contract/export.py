@@ -19,8 +19,14 @@ import yaml
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from teamnl_shared.contract.registry import CATALOGUE, FAMILIES, EventSpec, specs_for_family
-from teamnl_shared.contract.topics import PUBLISHED_BY, TOPICS
+from teamnl_shared.contract.registry import (
+    CATALOGUE,
+    FAMILIES,
+    OPS_FAMILY,
+    EventSpec,
+    specs_for_family,
+)
+from teamnl_shared.contract.topics import OPS_PUBLISHER, PUBLISHED_BY, TOPICS
 
 DEFAULT_DOCS_DIR = Path(__file__).resolve().parents[3] / "docs"
 SCHEMAS_DIR = "schemas"
@@ -127,10 +133,17 @@ def _channel(family: str) -> dict[str, Any]:
     }
 
 
+_CHANNELS = (*FAMILIES, OPS_FAMILY)
+
+
+def _publisher(family: str) -> str:
+    return OPS_PUBLISHER if family == OPS_FAMILY else PUBLISHED_BY[family]
+
+
 def _operation(family: str) -> dict[str, Any]:
     return {
         "action": "send",
-        "summary": f"the {PUBLISHED_BY[family]} service publishes {family} events",
+        "summary": f"the {_publisher(family)} service publishes {family} events",
         "channel": {"$ref": f"#/channels/{family}"},
         "messages": [
             {"$ref": f"#/channels/{family}/messages/{spec.type}"}
@@ -151,9 +164,10 @@ def asyncapi_document() -> dict[str, Any]:
         "servers": {
             "local": {"host": "127.0.0.1:19092", "protocol": "kafka", "description": "dev"}
         },
-        "channels": {family: _channel(family) for family in FAMILIES},
+        "channels": {family: _channel(family) for family in _CHANNELS},
         "operations": {
-            f"{PUBLISHED_BY[family]}.send.{family}": _operation(family) for family in FAMILIES
+            f"{PUBLISHED_BY.get(family, 'ingestion')}.send.{family}": _operation(family)
+            for family in _CHANNELS
         },
         "components": {
             "schemas": _component_schemas(),

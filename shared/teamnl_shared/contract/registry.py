@@ -12,12 +12,16 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal, get_args
 
-from teamnl_shared.contract import globalstars, nlib, tinl, werkplaats
+from teamnl_shared.contract import globalstars, nlib, ops, tinl, werkplaats
 from teamnl_shared.contract.types import EventData, EventMeta
 
 Family = Literal["nlib", "tinl", "globalstars", "werkplaats"]
 FAMILIES: tuple[Family, ...] = get_args(Family)
-_FAMILY_MODULES: tuple[ModuleType, ...] = (nlib, tinl, globalstars, werkplaats)
+"""The initiative families (what the dashboard reports on)."""
+OPS_FAMILY = "ops"
+"""Operations events (ops.py): every ingestion service reports about its partners; no
+partner key may send them, and they are no initiative's facts."""
+_FAMILY_MODULES: tuple[ModuleType, ...] = (nlib, tinl, globalstars, werkplaats, ops)
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ def _declared_models(module: ModuleType) -> list[type[EventData]]:
 def _family_of(event_type: str) -> str:
     prefix, _, family_and_rest = event_type.partition("nl.teamnl.")
     family = family_and_rest.split(".", 1)[0]
-    if prefix or family not in FAMILIES or not event_type.endswith(".v1"):
+    if prefix or family not in (*FAMILIES, OPS_FAMILY) or not event_type.endswith(".v1"):
         raise ValueError(f"malformed event type {event_type!r}")
     return family
 

@@ -11,6 +11,7 @@ TOPICS: dict[str, str] = {
     "tinl": "teamnl.tinl.events",
     "globalstars": "teamnl.globalstars.events",
     "werkplaats": "teamnl.werkplaats.events",
+    "ops": "teamnl.ops.events",
 }
 ALL_EVENT_TOPICS: tuple[str, ...] = tuple(TOPICS.values())
 
@@ -20,7 +21,9 @@ PUBLISHED_BY: dict[str, str] = {
     "globalstars": "tinl",
     "werkplaats": "werkplaats",
 }
-"""The service that publishes each family (TINL runs the Global Stars calls)."""
+"""The service that publishes each initiative family (TINL runs the Global Stars calls);
+every ingestion service publishes the ``ops`` family about itself."""
+OPS_PUBLISHER = "every ingestion service"
 
 DEADLETTER_PREFIX = "teamnl.deadletter."
 _KAFKA_TOPIC_CHARS = re.compile(r"^[A-Za-z0-9._-]+$")

@@ -51,7 +51,7 @@ def events_router(service: ServiceDefinition, settings: IngestionSettings) -> AP
             runtime.count(partner.partner, UNKNOWN_TYPE, status=problem.status, reason=problem.kind)
             raise
         outcome = await runtime.committer.submit(partner, event, inject_traceparent())
-        _count(runtime, partner, event.type, outcome)
+        _count(runtime, partner, event, outcome)
         if outcome.problem is not None:
             raise outcome.problem
         return JSONResponse(
@@ -85,7 +85,7 @@ async def _accept_all(
     async with runtime.connection() as conn:
         outcomes = await runtime.pipeline.accept_all(conn, partner, parsed, inject_traceparent())
     for item, outcome in zip(parsed, outcomes, strict=True):
-        _count(runtime, partner, item.type if isinstance(item, Event) else UNKNOWN_TYPE, outcome)
+        _count(runtime, partner, item, outcome)
     return outcomes
 
 
@@ -123,6 +123,15 @@ def _item(index: int, outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def _count(runtime: Runtime, partner: Partner, event_type: str, outcome: Outcome) -> None:
+def _count(
+    runtime: Runtime, partner: Partner, item: Event | ApiProblem, outcome: Outcome
+) -> None:
     reason = outcome.problem.kind if outcome.problem is not None else ""
-    runtime.count(partner.partner, event_type, status=outcome.status, reason=reason)
+    event = item if isinstance(item, Event) else None
+    runtime.count(
+        partner.partner,
+        event.type if event is not None else UNKNOWN_TYPE,
+        status=outcome.status,
+        reason=reason,
+        event_time=event.time if event is not None else None,
+    )

@@ -8,6 +8,7 @@ import contextlib
 import logging
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -17,6 +18,8 @@ from opentelemetry.trace import Tracer
 from starlette.requests import Request
 
 from teamnl_shared import outbox
+from teamnl_shared.contract.envelope import Event
+from teamnl_shared.contract.registry import OPS_FAMILY
 from teamnl_shared.contract.topics import TOPICS, deadletter_topic
 from teamnl_shared.db import migrate
 from teamnl_shared.kafka import ensure_topics
@@ -27,6 +30,7 @@ from .groupcommit import GroupCommit
 from .keycache import KeyCache
 from .keys import ensure_key_store
 from .pipeline import Pipeline
+from .quality import QualityCounters
 from .ratelimit import RateLimiter
 from .service import ServiceDefinition
 from .settings import IngestionSettings
@@ -34,6 +38,8 @@ from .settings import IngestionSettings
 log = logging.getLogger(__name__)
 KIT_MIGRATIONS = "teamnl_shared.ingestion.migrations"
 BACKLOG_REFRESH_SECONDS = 5.0
+UNSENT_QUALITY_REPORTS = 10_000
+"""Quality reports kept while the database cannot take them (the oldest go first)."""
 
 
 @dataclass
@@ -46,6 +52,8 @@ class Runtime:
     pipeline: Pipeline = field(init=False)
     limiter: RateLimiter = field(init=False)
     keys: KeyCache = field(init=False)
+    quality: QualityCounters = field(init=False)
+    _unsent_quality: list[Event] = field(default_factory=list)
     draining: bool = False
     backlog: tuple[int, float] = (0, 0.0)
     _pool: asyncpg.Pool | None = None
@@ -60,6 +68,7 @@ class Runtime:
             self.settings.rate_limit_per_second, self.settings.rate_limit_burst
         )
         self.keys = KeyCache(self.settings.key_cache_seconds)
+        self.quality = QualityCounters(self.service.name)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -89,6 +98,10 @@ class Runtime:
     @property
     def topics(self) -> list[str]:
         return [self.settings.topic(TOPICS[family]) for family in self.service.families]
+
+    @property
+    def quality_topic(self) -> str:
+        return self.settings.topic(TOPICS[OPS_FAMILY])
 
     @property
     def parked_topic(self) -> str:
@@ -142,6 +155,7 @@ class Runtime:
         self._committer.start()
         self._tasks.append(asyncio.create_task(self._relay_when_topics(), name="outbox-relay"))
         self._tasks.append(asyncio.create_task(self._refresh_backlog(), name="outbox-backlog"))
+        self._tasks.append(asyncio.create_task(self._report_quality(), name="quality-report"))
         if self.metrics is not None:
             self.metrics.observe_outbox(lambda: self.backlog)
 
@@ -154,7 +168,7 @@ class Runtime:
             try:
                 await ensure_topics(
                     settings.kafka_bootstrap_servers,
-                    [*self.topics, self.parked_topic],
+                    [*self.topics, self.quality_topic, self.parked_topic],
                     partitions=settings.topic_partitions,
                 )
                 break
@@ -170,6 +184,8 @@ class Runtime:
         self.draining = True
         if self._committer is not None:
             await self._committer.stop()  # the server answered every request before this
+        if self._pool is not None:
+            await self.report_quality()  # the last window, flushed by the relay below
         if self.relay is not None:
             await self.relay.stop()
         relay_task, others = (self._tasks[0], self._tasks[1:]) if self._tasks else (None, [])
@@ -201,7 +217,40 @@ class Runtime:
                 self.backlog = await outbox.backlog(self.pool)
             await asyncio.sleep(BACKLOG_REFRESH_SECONDS)
 
-    def count(self, partner: str, event_type: str, *, status: int, reason: str = "") -> None:
+    async def _report_quality(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.quality_report_seconds)
+            await self.report_quality()
+
+    async def report_quality(self) -> int:
+        """Write the window's partner-quality reports to the outbox (one transaction);
+        kept for the next try while the database cannot take them. How many were written."""
+        self._unsent_quality += self.quality.take()
+        del self._unsent_quality[:-UNSENT_QUALITY_REPORTS]
+        if not self._unsent_quality:
+            return 0
+        records = [outbox.record_of(e, {}, self.quality_topic) for e in self._unsent_quality]
+        try:
+            async with self.connection() as conn:
+                await conn.execute(outbox.INSERT_MANY, *outbox.insert_many_args(records))
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.warning("quality reports kept for the next window (%r)", error)
+            return 0
+        self._unsent_quality = []
+        if self.relay is not None:
+            self.relay.wake()
+        return len(records)
+
+    def count(
+        self,
+        partner: str,
+        event_type: str,
+        *,
+        status: int,
+        reason: str = "",
+        event_time: datetime | None = None,
+    ) -> None:
+        self.quality.count(partner, status=status, reason=reason, event_time=event_time)
         if self.metrics is None:
             return
         if status == 200:

@@ -83,6 +83,13 @@ class IngestionSettings(ServiceSettings):
         "the key store again: a revoked key is refused at most this long after revocation "
         "(0: ask on every request)",
     )
+    quality_report_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="seconds between the per-partner data-quality reports each process "
+        "writes to its outbox (nl.teamnl.ops.partner.quality.reported.v1; also at shutdown)",
+    )
     keys_database_url: str = Field(
         "",
         description="empty: keys in the service's own database; one database shared by "
