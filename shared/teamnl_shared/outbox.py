@@ -84,8 +84,9 @@ restarts its session for them and the row is tried again."""
 NOTICE_HEADER = "teamnl_notice"
 """Marks a parked-row notice on a dead-letter topic (JSON, not a CloudEvent: no ``ce_*``)."""
 
-ParkedHook = Callable[[str, str], None]
-"""Told (topic, reason) for each parked row: the service counts it in a metric."""
+ParkedHook = Callable[[str, str, str], None]
+"""Told (topic, reason, event source) for each parked row: the service counts it in a
+metric and in its partner's data quality."""
 
 
 @dataclass(frozen=True)
@@ -323,7 +324,7 @@ class OutboxRelay:
                 reason,
             )
             if self.on_parked is not None:
-                self.on_parked(row.topic, reason.split(":", 1)[0])
+                self.on_parked(row.topic, reason.split(":", 1)[0], row.identity[0])
         if self.parked_topic is not None:
             await self._announce(producer, rows)
 

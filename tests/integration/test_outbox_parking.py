@@ -58,7 +58,7 @@ async def test_a_record_kafka_can_never_take_is_parked_and_the_rest_is_published
         poll_interval=0.2,
         parked_topic=dead,
         service="nlib",
-        on_parked=lambda t, reason: told.append((t, reason)),
+        on_parked=lambda t, reason, _source: told.append((t, reason)),
     )
     await relay_until_nothing_left(relay, migrated_pool)
 

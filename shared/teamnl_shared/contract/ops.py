@@ -33,6 +33,7 @@ PARTNER_QUALITY_EXAMPLE = {
     "accepted": 118,
     "replayed": 3,
     "conflicting": 1,
+    "parked": 0,
     "rejected": {"invalid-event": 4, "forbidden": 1},
     "lateness_samples": 118,
     "lateness_p50_seconds": 2.5,
@@ -62,6 +63,9 @@ class PartnerQualityReported(EventData):
     accepted: OpsCount = Field(description="events accepted (202)")
     replayed: OpsCount = Field(description="replays of an accepted event (200)")
     conflicting: OpsCount = Field(description="an id sent again with other content (409)")
+    parked: OpsCount = Field(
+        description="accepted events the outbox relay could never publish (dead-lettered)"
+    )
     rejected: dict[Slug, OpsCount] = Field(
         max_length=MAX_REJECTION_REASONS,
         description="events refused (4xx other than 409), by problem kind",

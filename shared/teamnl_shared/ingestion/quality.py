@@ -27,7 +27,10 @@ from teamnl_shared.contract.ops import (
     PartnerQualityReported,
 )
 
+from .keys import source_of
+
 LATENESS_SAMPLES = 1024
+PARTNER_SOURCE_PREFIX = source_of("")
 OTHER_REASON = "other"
 """Where reasons beyond :data:`MAX_REJECTION_REASONS` go (never expected: kinds are few)."""
 
@@ -39,6 +42,7 @@ class PartnerWindow:
     accepted: int = 0
     replayed: int = 0
     conflicting: int = 0
+    parked: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
     lateness: list[float] = field(default_factory=list)
     lateness_seen: int = 0
@@ -50,7 +54,9 @@ class PartnerWindow:
             reason = OTHER_REASON
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
-    def accept(self, accepted_at: datetime, event_time: datetime | None, rng: random.Random) -> None:
+    def accept(
+        self, accepted_at: datetime, event_time: datetime | None, rng: random.Random
+    ) -> None:
         self.accepted += 1
         self.last_accepted_at = accepted_at
         if event_time is None:
@@ -100,6 +106,12 @@ class QualityCounters:
         else:
             window.reject(reason or str(status))
 
+    def parked(self, source: str) -> None:
+        """An accepted event of ``source`` the relay could never publish (parked)."""
+        partner = source.removeprefix(PARTNER_SOURCE_PREFIX)
+        if partner != source:  # only partners' events; a quality report is no partner's
+            self.partners.setdefault(partner, PartnerWindow()).parked += 1
+
     def take(self, now: datetime | None = None) -> list[Event]:
         """The reports of the window that ends now (one per partner with activity); the
         next window starts empty."""
@@ -108,7 +120,9 @@ class QualityCounters:
         self.partners, self.window_start = {}, end
         self._sequence += 1
         return [
-            self._report(f"{self.reporter}-{self._sequence:06d}-{n:04d}", partner, counts, start, end)
+            self._report(
+                f"{self.reporter}-{self._sequence:06d}-{n:04d}", partner, counts, start, end
+            )
             for n, (partner, counts) in enumerate(sorted(partners.items()))
         ]
 
@@ -125,6 +139,7 @@ class QualityCounters:
             accepted=counts.accepted,
             replayed=counts.replayed,
             conflicting=counts.conflicting,
+            parked=counts.parked,
             rejected=dict(sorted(counts.rejected.items())),
             lateness_samples=counts.lateness_seen,
             lateness_p50_seconds=statistics.median(counts.lateness) if counts.lateness else None,

@@ -123,9 +123,7 @@ def _item(index: int, outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def _count(
-    runtime: Runtime, partner: Partner, item: Event | ApiProblem, outcome: Outcome
-) -> None:
+def _count(runtime: Runtime, partner: Partner, item: Event | ApiProblem, outcome: Outcome) -> None:
     reason = outcome.problem.kind if outcome.problem is not None else ""
     event = item if isinstance(item, Event) else None
     runtime.count(

@@ -110,9 +110,10 @@ class Runtime:
 
     def _relay_parking(self) -> dict[str, Any]:
         """How the relay bounds its records and reports the ones it cannot publish."""
-        metrics, service = self.metrics, self.service.name
+        metrics, service, quality = self.metrics, self.service.name, self.quality
 
-        def count(topic: str, reason: str) -> None:
+        def count(topic: str, reason: str, source: str) -> None:
+            quality.parked(source)
             if metrics is not None:
                 metrics.outbox_row_parked(service=service, topic=topic, reason=reason)
 

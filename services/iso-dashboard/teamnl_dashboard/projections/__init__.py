@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from teamnl_shared.contract.envelope import Event
-from teamnl_shared.contract.registry import CATALOGUE
+from teamnl_shared.contract.registry import CATALOGUE, OPS_FAMILY
 from teamnl_shared.inbox import PoisonEvent
 
-from . import globalstars, nlib, tinl, werkplaats
+from . import globalstars, nlib, quality, tinl, werkplaats
 from .network import record_event
 
 Projector = Callable[[asyncpg.Connection, Event], Awaitable[None]]
@@ -27,6 +27,7 @@ PROJECTORS: dict[str, Projector] = {
     **tinl.PROJECTORS,
     **globalstars.PROJECTORS,
     **werkplaats.PROJECTORS,
+    **quality.PROJECTORS,
 }
 assert set(PROJECTORS) == set(CATALOGUE), "every catalogue event type has a projection"
 
@@ -38,7 +39,8 @@ async def apply(conn: asyncpg.Connection, event: Event) -> None:
     if projector is None:
         raise PoisonEvent(f"no projection for {event.type}")
     try:
-        await record_event(conn, event)
+        if event.spec.family != OPS_FAMILY:  # a report about the system, not a network fact
+            await record_event(conn, event)
         await projector(conn, event)
     except _REFUSED_BY_DATABASE as error:
         raise PoisonEvent(f"projection refused the event: {error}") from error
