@@ -24,6 +24,7 @@ from .rules import Clock, system_clock
 from .runtime import Runtime, open_runtime, start, stop
 from .settings import DashboardSettings
 from .web.initiative_pages import install as install_initiative_pages
+from .web.quality_pages import install as install_quality_pages
 
 __all__ = ["VERSION", "create_app"]
 
@@ -93,6 +94,7 @@ def create_app(
     app.include_router(ops.router)
     app.include_router(web.router)
     install_initiative_pages(app)
+    install_quality_pages(app)
     app.add_exception_handler(InvalidReading, reading_problem)
     app.add_middleware(RequestLogMiddleware)
     telemetry.instrument_fastapi(app)

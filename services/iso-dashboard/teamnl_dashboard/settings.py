@@ -52,6 +52,25 @@ class RuleThresholds(BaseModel):
     partner_idle_days: int = Field(
         365, ge=1, description="a TINL convenant partner taking part in nothing this long"
     )
+    partner_refused_share: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="partner-quality: share of a partner key's events refused (rejected or "
+        "conflicting) at which its quality counts as dropped",
+    )
+    partner_quality_hours: int = Field(
+        24,
+        ge=1,
+        le=24 * 90,
+        description="partner-quality: hours of quality reports judged (and shown by default)",
+    )
+    partner_min_events: int = Field(
+        20, ge=1, description="partner-quality: fewer events in the window are not judged"
+    )
+    partner_silent_days: int = Field(
+        7, ge=1, description="partner-quality: a partner key accepted nothing this long"
+    )
 
 
 class DashboardSettings(ServiceSettings):

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from dateutil.relativedelta import relativedelta
 
-from teamnl_shared.contract import globalstars, nlib, tinl, werkplaats
+from teamnl_shared.contract import globalstars, nlib, ops, tinl, werkplaats
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.registry import CATALOGUE
 from teamnl_shared.contract.topics import PUBLISHED_BY
@@ -37,7 +37,16 @@ from ..reference import (
     normalise,
 )
 from ..settings import DashboardSettings
-from .model import ActivityFact, BudgetFact, Facts, Hit, ProjectFact, Scope, Severity
+from .model import (
+    ActivityFact,
+    BudgetFact,
+    Facts,
+    Hit,
+    PartnerQualityFact,
+    ProjectFact,
+    Scope,
+    Severity,
+)
 
 MISSION_HELD = nlib.MissionHeld.TYPE
 LEAD_CONVERTED = nlib.LeadConverted.TYPE
@@ -768,6 +777,65 @@ class InvalidEvents:
         ]
 
 
+@dataclass(frozen=True)
+class PartnerQuality:
+    refused_share: float = 0.2
+    window_hours: int = 24
+    min_events: int = 20
+    silent_days: int = 7
+
+    name: ClassVar[str] = "partner-quality"
+    version: ClassVar[int] = 1
+    about_the_system: ClassVar[bool] = True
+    description: ClassVar[str] = (
+        "A partner key's data quality dropped: of at least `min_events` events it sent an "
+        "ingestion service in the last `window_hours`, `refused_share` or more were refused "
+        "(rejected or conflicting); or it had events accepted before and none in the last "
+        "`silent_days`."
+    )
+    needs: ClassVar[frozenset[str]] = frozenset({"partner_quality"})
+    triggers: ClassVar[frozenset[str]] = frozenset({ops.PartnerQualityReported.TYPE})
+    scheduled: ClassVar[bool] = True
+
+    def check(self, facts: Facts, now: datetime) -> list[Hit]:
+        hits: list[Hit] = []
+        for partner in facts.partner_quality:
+            hits += self._refused(partner, now) + self._silent(partner, now)
+        return hits
+
+    def _refused(self, partner: PartnerQualityFact, now: datetime) -> list[Hit]:
+        since = now - timedelta(hours=self.window_hours)
+        recent = [(e, r) for hour, e, r in partner.hourly if hour + timedelta(hours=1) > since]
+        events, refused = sum(e for e, _ in recent), sum(r for _, r in recent)
+        if events < self.min_events or refused / events < self.refused_share:
+            return []
+        return [
+            Hit(
+                f"{partner.service}/{partner.partner}/refused",
+                Severity.WARNING,
+                f"Partner {partner.partner} ({partner.service}): {refused} of {events} events "
+                f"refused in the last {self.window_hours} h",
+                (),
+                {"events": events, "refused": refused, "share": round(refused / events, 4)},
+            )
+        ]
+
+    def _silent(self, partner: PartnerQualityFact, now: datetime) -> list[Hit]:
+        last = partner.last_accepted_at
+        if last is None or now - last <= timedelta(days=self.silent_days):
+            return []
+        return [
+            Hit(
+                f"{partner.service}/{partner.partner}/silent",
+                Severity.WARNING,
+                f"Partner {partner.partner} ({partner.service}) has had nothing accepted "
+                f"since {last:%Y-%m-%d}",
+                (),
+                {"last_accepted_at": last.isoformat()},
+            )
+        ]
+
+
 def all_rules(settings: DashboardSettings) -> list[Rule]:
     """Every rule with its thresholds from settings."""
     t = settings.rules
@@ -790,6 +858,12 @@ def all_rules(settings: DashboardSettings) -> list[Rule]:
         TinlPartnerAbsent(t.partner_idle_days),
         PilotWithoutSoftLanding(),
         ProgrammeSpending(t.budget_pace_tolerance),
+        PartnerQuality(
+            t.partner_refused_share,
+            t.partner_quality_hours,
+            t.partner_min_events,
+            t.partner_silent_days,
+        ),
     ]
 
 

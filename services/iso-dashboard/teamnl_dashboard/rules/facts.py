@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -11,6 +11,7 @@ import asyncpg
 from teamnl_shared.contract.topics import PUBLISHED_BY
 
 from ..period import end_of_day
+from ..quality import MAX_WINDOW_HOURS
 from ..reference import TINL_PARTNERS, market_of
 from .model import (
     ActivityFact,
@@ -21,6 +22,7 @@ from .model import (
     Facts,
     MissionFact,
     PartnerFact,
+    PartnerQualityFact,
     ProjectFact,
     Scope,
     ServiceFact,
@@ -356,6 +358,41 @@ async def _tinl_partners(conn: asyncpg.Connection, ctx: FactContext) -> tuple[Pa
     )
 
 
+_HOURLY = """
+SELECT partner, service, date_trunc('hour', window_end) AS hour,
+    sum(accepted + replayed + conflicting + rejected_total) AS events,
+    sum(conflicting + rejected_total) AS refused
+FROM partner_quality_reports WHERE window_end > $1
+GROUP BY partner, service, hour
+"""
+
+_LAST_ACCEPTED = """
+SELECT partner, service, max(last_accepted_at) AS last_accepted_at
+FROM partner_quality_reports GROUP BY partner, service
+"""
+
+
+async def _partner_quality(
+    conn: asyncpg.Connection, ctx: FactContext
+) -> tuple[PartnerQualityFact, ...]:
+    """Per partner key and service: events and refusals per hour over the longest window
+    the rule may look at (quality.MAX_WINDOW_HOURS), and the last acceptance."""
+    hourly: dict[tuple[str, str], list[tuple[datetime, int, int]]] = {}
+    for r in await conn.fetch(_HOURLY, ctx.now - timedelta(hours=MAX_WINDOW_HOURS)):
+        hourly.setdefault((r["partner"], r["service"]), []).append(
+            (r["hour"], r["events"], r["refused"])
+        )
+    return tuple(
+        PartnerQualityFact(
+            r["partner"],
+            r["service"],
+            r["last_accepted_at"],
+            tuple(sorted(hourly.get((r["partner"], r["service"]), []))),
+        )
+        for r in await conn.fetch(_LAST_ACCEPTED)
+    )
+
+
 LOADERS: dict[str, Loader] = {
     "missions": _missions,
     "paired_activities": _paired_activities,
@@ -367,6 +404,7 @@ LOADERS: dict[str, Loader] = {
     "dead_letters": _dead_letters,
     "city_programmes": _city_programmes,
     "tinl_partners": _tinl_partners,
+    "partner_quality": _partner_quality,
 }
 
 

@@ -118,6 +118,18 @@ class PartnerFact:
 
 
 @dataclass(frozen=True)
+class PartnerQualityFact:
+    """One partner key of one ingestion service: its events and refusals (rejected or
+    conflicting) per hour, from the services' quality reports, and its last acceptance."""
+
+    partner: str
+    service: str
+    last_accepted_at: datetime | None
+    hourly: tuple[tuple[datetime, int, int], ...] = ()
+    """(hour, events, refused), oldest first."""
+
+
+@dataclass(frozen=True)
 class Scope:
     """What a batch of events can have changed, for a rule that judges only that part
     (``Rule.scoped``): the projects it named and the foreign markets it was active in."""
@@ -142,3 +154,4 @@ class Facts:
     dead_letters: tuple[DeadLetterFact, ...] = ()
     city_programmes: tuple[CityProgrammeFact, ...] = ()
     tinl_partners: tuple[PartnerFact, ...] = ()
+    partner_quality: tuple[PartnerQualityFact, ...] = ()
