@@ -115,8 +115,8 @@ class QualityCounters:
     def take(self, now: datetime | None = None) -> list[Event]:
         """The reports of the window that ends now (one per partner with activity); the
         next window starts empty."""
-        end = now or datetime.now(UTC)
         partners, start = self.partners, self.window_start
+        end = max(now or datetime.now(UTC), start)  # a clock stepped back: an empty window
         self.partners, self.window_start = {}, end
         self._sequence += 1
         return [
