@@ -197,12 +197,21 @@ def test_the_score_weighs_joint_actions_against_open_findings() -> None:
 
 
 def test_every_rule_is_named_versioned_and_takes_its_thresholds_from_settings() -> None:
-    settings = DashboardSettings(database_url="postgresql://unused/db", rules={"followup_days": 10})
+    settings = DashboardSettings(
+        database_url="postgresql://unused/db",
+        rules={"followup_days": 10, "partner_refused_share": 0.3, "partner_silent_days": 3},
+    )
     rules = all_rules(settings)
     names = [r.name for r in rules]
-    assert len(set(names)) == len(names) == 15
+    assert len(set(names)) == len(names) == 16
     described = {d["name"]: d for d in map(describe, rules)}
     assert described["mission-followup-overdue"]["thresholds"] == {"followup_days": 10}
+    assert described["partner-quality"]["thresholds"] == {
+        "refused_share": 0.3,
+        "window_hours": 24,
+        "min_events": 20,
+        "silent_days": 3,
+    }
     assert all(d["version"] >= 1 and d["description"] for d in described.values())
 
 
