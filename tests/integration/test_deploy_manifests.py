@@ -73,7 +73,7 @@ def test_kafka_topic_with_wrong_types_and_unknown_field_is_rejected(tmp_path: Pa
     k8s = copy_k8s(tmp_path)
     topics = k8s / "base" / "kafka" / "topics.yaml"
     text = topics.read_text()
-    assert text.count("  partitions: 6\n") == 4
+    assert text.count("  partitions: 6\n") == 5
     # a string where the Strimzi CRD wants an integer, and a misspelt field
     text = text.replace("  partitions: 6\n", "  partitions: six\n", 1)
     text = text.replace("  replicas: 3\n", "  replica: 3\n", 1)
