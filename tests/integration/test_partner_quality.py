@@ -6,12 +6,14 @@ through its outbox and Kafka to a running dashboard. What this proves:
 - ``/api/v1/partners/quality`` shows exactly those counts per partner (rejected by reason),
   the lateness of an event sent an hour after its own time, and the silence;
 - the ``partner-quality`` rule raises a finding for the partner whose refused share passes
-  the threshold, and none for the other; ``/partners`` shows both, only to members.
+  the threshold, and none for the other; ``/partners`` shows both, only to members;
+- the window still open at shutdown is reported and published before the relay stops.
 """
 
 from __future__ import annotations
 
 import copy
+import uuid
 from typing import Any
 
 import httpx
@@ -23,6 +25,7 @@ from support import eventually
 from teamnl_dashboard.settings import RuleThresholds
 from teamnl_nlib.app import create_app as create_nlib
 from teamnl_nlib.settings import NlibSettings
+from teamnl_shared.contract.ops import PartnerQualityReported
 from teamnl_shared.db import create_pool
 from teamnl_shared.ingestion import create_key
 from teamnl_suite.infra import Infrastructure
@@ -135,3 +138,39 @@ async def test_scorecard_counts_each_partner_and_the_rule_flags_the_bad_one(
             assert f'data-partner="{GOOD}"' in page.text and f'data-partner="{BAD}"' in page.text
             anonymous = await dash.anonymous.get("/api/v1/partners/quality")
             assert anonymous.status_code == 401
+
+
+async def test_the_last_window_is_reported_and_published_at_shutdown(
+    infra: Infrastructure, database_url: str
+) -> None:
+    """A window far longer than the test: only the shutdown report can carry the counts."""
+    settings = NlibSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=infra.kafka_bootstrap,
+        topic_prefix=f"test.{uuid.uuid4().hex[:8]}.",
+        topic_partitions=1,
+        environment="test",
+        relay_poll_interval=0.1,
+        quality_report_seconds=3600,
+    )
+    async with serving(create_nlib(settings)) as nlib_url:
+        pool = await create_pool(database_url, max_size=1)
+        try:
+            key = (await create_key(pool, service="nlib", partner=BAD)).key
+        finally:
+            await pool.close()
+        async with httpx.AsyncClient(base_url=nlib_url) as nlib:
+            assert await send_bad(nlib, key) == [202, 422, 422, 403]
+    pool = await create_pool(database_url, max_size=1)
+    try:
+        rows = await pool.fetch(
+            "SELECT topic, key, value, published_at FROM outbox WHERE event_type = $1",
+            PartnerQualityReported.TYPE,
+        )
+    finally:
+        await pool.close()
+    [row] = rows
+    assert row["topic"] == settings.topic("teamnl.ops.events") and row["key"] == BAD
+    assert row["published_at"] is not None  # the relay flushed it before stopping
+    report = PartnerQualityReported.model_validate_json(bytes(row["value"]))
+    assert (report.accepted, report.rejected) == (1, {"forbidden": 1, "invalid-event": 2})
