@@ -57,3 +57,17 @@ async def test_schemathesis_finds_no_server_error_in_the_dashboard_api(
             fuzz, dash.base_url, headers, path_regex=r"^/api/v1/(?!stream$)"
         )
     assert not failures, "\n\n".join(failures)
+
+
+async def test_a_market_without_activity_answers_an_empty_market_not_an_error(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Found by schemathesis: /markets/mX answered 500 (an empty complementarity lacked a
+    field of its schema). A known code is an empty market; an unknown one is a 404."""
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    async with running_dashboard(settings) as dash:
+        empty = await dash.member.get("/api/v1/markets/mX")
+        assert empty.status_code == 200, empty.text
+        assert empty.json()["market"] == "MX" and empty.json()["total"] == 0
+        assert empty.json()["complementarity"]["complementary"] is False
+        assert (await dash.member.get("/api/v1/markets/QQ")).status_code == 404

@@ -400,7 +400,13 @@ async def market(
         )
     )
     together = await complementarity(db, period=period, as_of=as_of, market=code)
-    empty = {"market": code, "initiatives": [], "links": [], "preparation": []}
+    empty = {
+        "market": code,
+        "initiatives": [],
+        "links": [],
+        "preparation": [],
+        "complementary": False,
+    }
     return {
         **row,
         "activities": activities,
