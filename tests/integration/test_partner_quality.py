@@ -57,6 +57,29 @@ EXPECTED: dict[str, dict[str, Any]] = {
 }
 
 
+def nlib_reporting(
+    database_url: str, infra: Infrastructure, prefix: str, every: float, partitions: int = 1
+) -> NlibSettings:
+    """NLIB on the test's topics, writing its quality report every ``every`` seconds."""
+    return NlibSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=infra.kafka_bootstrap,
+        topic_prefix=prefix,
+        topic_partitions=partitions,
+        environment="test",
+        relay_poll_interval=0.1,
+        quality_report_seconds=every,
+    )
+
+
+async def keys_of(database_url: str, *partners: str) -> list[str]:
+    pool = await create_pool(database_url, max_size=1)
+    try:
+        return [(await create_key(pool, service="nlib", partner=p)).key for p in partners]
+    finally:
+        await pool.close()
+
+
 async def send_good(nlib: httpx.AsyncClient, key: str) -> list[int]:
     late = mission_held("m-good-late", partner=GOOD)
     late["time"] = "2000-01-01T00:00:00+00:00"  # far older than any window: lateness is exact
@@ -89,22 +112,11 @@ async def test_scorecard_counts_each_partner_and_the_rule_flags_the_bad_one(
         running_dashboard(settings) as dash,
         fresh_database(infra, "quality_nlib") as nlib_db,
     ):
-        nlib_settings = NlibSettings(
-            database_url=nlib_db,
-            kafka_bootstrap_servers=infra.kafka_bootstrap,
-            topic_prefix=settings.topic_prefix,
-            topic_partitions=settings.topic_partitions,
-            environment="test",
-            relay_poll_interval=0.1,
-            quality_report_seconds=0.5,
+        nlib_settings = nlib_reporting(
+            nlib_db, infra, settings.topic_prefix, 0.5, settings.topic_partitions
         )
         async with serving(create_nlib(nlib_settings)) as nlib_url:
-            pool = await create_pool(nlib_db, max_size=1)
-            try:
-                good_key = (await create_key(pool, service="nlib", partner=GOOD)).key
-                bad_key = (await create_key(pool, service="nlib", partner=BAD)).key
-            finally:
-                await pool.close()
+            good_key, bad_key = await keys_of(nlib_db, GOOD, BAD)
             async with httpx.AsyncClient(base_url=nlib_url) as nlib:
                 assert await send_good(nlib, good_key) == [202, 202, 202, 200, 409, 422]
                 assert await send_bad(nlib, bad_key) == [202, 422, 422, 403]
@@ -144,21 +156,9 @@ async def test_the_last_window_is_reported_and_published_at_shutdown(
     infra: Infrastructure, database_url: str
 ) -> None:
     """A window far longer than the test: only the shutdown report can carry the counts."""
-    settings = NlibSettings(
-        database_url=database_url,
-        kafka_bootstrap_servers=infra.kafka_bootstrap,
-        topic_prefix=f"test.{uuid.uuid4().hex[:8]}.",
-        topic_partitions=1,
-        environment="test",
-        relay_poll_interval=0.1,
-        quality_report_seconds=3600,
-    )
+    settings = nlib_reporting(database_url, infra, f"test.{uuid.uuid4().hex[:8]}.", 3600)
     async with serving(create_nlib(settings)) as nlib_url:
-        pool = await create_pool(database_url, max_size=1)
-        try:
-            key = (await create_key(pool, service="nlib", partner=BAD)).key
-        finally:
-            await pool.close()
+        [key] = await keys_of(database_url, BAD)
         async with httpx.AsyncClient(base_url=nlib_url) as nlib:
             assert await send_bad(nlib, key) == [202, 422, 422, 403]
     pool = await create_pool(database_url, max_size=1)
