@@ -17,6 +17,10 @@ time, each under a savepoint of its own, so a poison event undoes only itself. E
 ``before_commit`` then sees the applied events once, in the same transaction (e.g. to
 evaluate rules once per batch instead of once per event).
 
+A handler may defer its writes (:class:`Deferred`, e.g. to send them set-based): they are
+flushed at the end of the savepoint the handler ran in, so a refused write still undoes
+only its savepoint, and dropped when that savepoint is rolled back.
+
 Two parts: :class:`Inbox` applies records (parse and validate, the inbox rows, the
 handler, savepoints, which records to dead-letter: an :class:`Outcome`) and knows no Kafka
 client, so a replay that reads the topics itself (the dashboard's rebuild) applies with the
@@ -32,9 +36,9 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -62,6 +66,15 @@ BeforeCommit = Callable[[asyncpg.Connection, Applied], Awaitable[None]]
 DeadLetterHook = Callable[[ConsumerRecord, str], Awaitable[None] | None]
 
 
+class Deferred(Protocol):
+    """Writes the handler buffered: flushed at the end of their savepoint (a refused write
+    raises :class:`PoisonEvent`), discarded when it is rolled back."""
+
+    async def flush(self, conn: asyncpg.Connection) -> None: ...
+
+    def discard(self) -> None: ...
+
+
 @dataclass
 class Outcome:
     """What :meth:`Inbox.apply` did with a batch: the events applied (in order),
@@ -83,21 +96,35 @@ class Inbox:
     name: str
     before_commit: BeforeCommit | None = None
     tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.inbox"))
+    deferred: Deferred | None = None
 
     async def apply(self, records: list[ConsumerRecord]) -> Outcome:
-        """Apply `records` (one partition's, in order) in one transaction: each valid, new
-        event through the handler, then ``before_commit`` once; nothing is sent or
-        committed to Kafka."""
+        """Apply `records` (of one or more partitions, each partition's in order) in one
+        transaction: each valid, new event through the handler, then ``before_commit`` once;
+        nothing is sent or committed to Kafka."""
         parsed = [_parse(record) for record in records]
         async with transaction(self.pool) as conn:
             try:
-                async with conn.transaction():  # a savepoint: a poison event undoes the batch
+                async with self._savepoint(conn):  # a poison event undoes the batch
                     outcome = await self._apply_together(conn, records, parsed)
             except PoisonEvent:
                 outcome = await self._apply_one_by_one(conn, records, parsed)
             if self.before_commit is not None and outcome.applied:
                 await self.before_commit(conn, outcome.applied)
         return outcome
+
+    @contextlib.asynccontextmanager
+    async def _savepoint(self, conn: asyncpg.Connection) -> AsyncIterator[None]:
+        """A savepoint whose deferred writes are flushed inside it, or dropped with it."""
+        try:
+            async with conn.transaction():
+                yield
+                if self.deferred is not None:
+                    await self.deferred.flush(conn)
+        except BaseException:
+            if self.deferred is not None:
+                self.deferred.discard()
+            raise
 
     async def _apply_together(
         self,
@@ -139,7 +166,7 @@ class Inbox:
         self, conn: asyncpg.Connection, event: Event, record: ConsumerRecord, outcome: Outcome
     ) -> None:
         try:
-            async with conn.transaction():  # a savepoint: a poison event undoes only itself
+            async with self._savepoint(conn):  # a poison event undoes only itself
                 fresh = await conn.fetchval(
                     "INSERT INTO inbox (event_source, event_id, event_type, topic,"
                     " kafka_partition, kafka_offset) VALUES ($1, $2, $3, $4, $5, $6)"
@@ -174,6 +201,7 @@ class InboxConsumer:
     tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.inbox"))
     on_deadletter: DeadLetterHook | None = None
     before_commit: BeforeCommit | None = None
+    deferred: Deferred | None = None
     applied_total: int = 0
     duplicate_total: int = 0
     deadletter_total: int = 0
@@ -183,7 +211,9 @@ class InboxConsumer:
     inbox: Inbox = field(init=False)
 
     def __post_init__(self) -> None:
-        self.inbox = Inbox(self.pool, self.handler, self.group, self.before_commit, self.tracer)
+        self.inbox = Inbox(
+            self.pool, self.handler, self.group, self.before_commit, self.tracer, self.deferred
+        )
 
     @property
     def deadletter_topic(self) -> str:
@@ -203,7 +233,8 @@ class InboxConsumer:
                 batch = await consumer.getmany(timeout_ms=500)
                 for tp, records in batch.items():
                     self._next_offsets[tp] = records[-1].offset + 1
-                    await self._process_partition(consumer, producer, tp, records)
+                if batch:
+                    await self._process(consumer, producer, batch)
         finally:
             self._consumer = None
             await consumer.stop()
@@ -229,26 +260,28 @@ class InboxConsumer:
                 lags[tp] = max(0, high - position)
         return lags
 
-    async def _process_partition(
+    async def _process(
         self,
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
-        tp: TopicPartition,
-        records: list[ConsumerRecord],
+        batch: dict[TopicPartition, list[ConsumerRecord]],
     ) -> None:
+        """Apply one fetch - every partition's records, each partition's in order - in one
+        transaction (one commit and one ``before_commit`` per fetch, not per partition);
+        then its dead letters, then the offsets."""
+        records = [record for partition_records in batch.values() for record in partition_records]
         try:
             outcome = await self.inbox.apply(records)
             for record, reason in outcome.dead:
                 await self._dead_letter(producer, record, reason)
-            await consumer.commit({tp: records[-1].offset + 1})
+            await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
         except CommitFailedError:
-            log.info("partition %s was reassigned; the new owner re-reads (inbox dedups)", tp)
+            log.info("partitions were reassigned; the new owners re-read (inbox dedups)")
             return
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as error:
-            log.warning(
-                "applying %s failed (%r); retrying from offset %d", tp, error, records[0].offset
-            )
-            consumer.seek(tp, records[0].offset)
+            log.warning("applying a fetch failed (%r); retrying it", error)
+            for tp, partition_records in batch.items():
+                consumer.seek(tp, partition_records[0].offset)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.retry_backoff)
             return
