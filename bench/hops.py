@@ -125,14 +125,20 @@ class PushObserver(_ThreadObserver):
         ):
             response.raise_for_status()
             self._ready.set()
-            lines = response.aiter_lines()
+            # read in a task of its own: a time-out around one line would close the stream
+            reader = asyncio.create_task(self._read(response))
             while not self._stop.is_set():
-                try:
-                    line = await asyncio.wait_for(anext(lines), 0.5)
-                except TimeoutError:
-                    continue
-                if line.startswith("data:"):
-                    self._note(line[5:], time.time())
+                done, _ = await asyncio.wait({reader}, timeout=0.1)
+                if done:
+                    break
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    async def _read(self, response: httpx.Response) -> None:
+        async for line in response.aiter_lines():
+            if line.startswith("data:"):
+                self._note(line[5:], time.time())
 
     def _note(self, data: str, pushed: float) -> None:
         with contextlib.suppress(ValueError):
