@@ -1,14 +1,19 @@
 """Inbox / idempotent consumer.
 
 Each record is parsed and validated against the contract. A valid event is applied at most
-once: its ``(source, id)`` is recorded in ``inbox`` in the same transaction as the
-handler's effect. Offsets are committed only after that transaction, so with Kafka's
+once: its ``(topic, source, id)`` is recorded in ``inbox`` in the same transaction as the
+handler's effect (one partner may use one id at two services: two events). Offsets are
+committed only after that transaction, so with Kafka's
 at-least-once delivery every event is applied exactly once in effect.
 
-A record that cannot be parsed or validated, or that the handler refuses with
-:class:`PoisonEvent`, goes to the dead-letter topic with the reason in its headers; the
-partition goes on with the next record. Infrastructure failures (database down) are
-retried from the first unapplied record after a back-off.
+A record that cannot be parsed or validated, that the handler refuses with
+:class:`PoisonEvent`, or that meets a database error it would meet on every retry
+(:data:`DATA_ERRORS`: a value out of range, a violated check) goes to the dead-letter topic
+with the reason in its headers; the partition goes on with the next record. When such an
+error comes from the batch-wide ``before_commit``, the batch is applied again one record at
+a time to find the record behind it. Infrastructure failures (database down) are retried
+from the first unapplied record after a back-off; :meth:`InboxConsumer.stalled` tells how
+long they have lasted (readiness reports it).
 
 A batch is applied together first: one statement records the whole batch in ``inbox``,
 then the handler runs per new event, all under one savepoint. Only when the handler
@@ -36,6 +41,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -57,6 +63,26 @@ log = logging.getLogger(__name__)
 
 class PoisonEvent(Exception):
     """Raised by a handler for a valid-looking event it can never apply."""
+
+
+# Database errors that the same record meets again on every retry (a value out of range, a
+# check or not-null violation, a row too large): the record is poison, not the database down.
+DATA_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.exceptions.ProgramLimitExceededError,
+)
+
+
+# What makes the inbox dead-letter one event and apply the others.
+REFUSALS: tuple[type[BaseException], ...] = (PoisonEvent, *DATA_ERRORS)
+
+
+def refused(event_type: str, error: BaseException) -> str:
+    """The dead-letter reason for a record its handler or the database refused."""
+    if isinstance(error, asyncpg.PostgresError):
+        return f"{event_type}: the database refused it ({error.sqlstate}: {error})"
+    return f"{event_type}: {error}"
 
 
 Handler = Callable[[asyncpg.Connection, Event, ConsumerRecord], Awaitable[None]]
@@ -107,7 +133,7 @@ class Inbox:
             try:
                 async with self._savepoint(conn):  # a poison event undoes the batch
                     outcome = await self._apply_together(conn, records, parsed)
-            except PoisonEvent:
+            except REFUSALS:
                 outcome = await self._apply_one_by_one(conn, records, parsed)
             if self.before_commit is not None and outcome.applied:
                 await self.before_commit(conn, outcome.applied)
@@ -139,10 +165,11 @@ class Inbox:
             with consume_span(self.tracer, record, self.name) as span:
                 if isinstance(event, InvalidEvent):
                     _invalid(span, record, event, outcome)
-                elif (event.source, event.id) not in fresh:
+                elif (record.topic, event.source, event.id) not in fresh:
                     outcome.duplicates += 1
                 else:
-                    fresh.discard((event.source, event.id))  # a repeat later on is a duplicate
+                    # a repeat later on is a duplicate
+                    fresh.discard((record.topic, event.source, event.id))
                     await self.handler(conn, event, record)
                     outcome.applied.append((event, record))
         return outcome
@@ -182,8 +209,8 @@ class Inbox:
                     outcome.duplicates += 1
                     return
                 await self.handler(conn, event, record)
-        except PoisonEvent as error:
-            outcome.dead.append((record, f"{event.type}: {error}"))
+        except REFUSALS as error:
+            outcome.dead.append((record, refused(event.type, error)))
             return
         outcome.applied.append((event, record))
 
@@ -208,6 +235,7 @@ class InboxConsumer:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _consumer: AIOKafkaConsumer | None = None
     _next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    failing_since: float | None = None  # monotonic time of the first failure in a row
     inbox: Inbox = field(init=False)
 
     def __post_init__(self) -> None:
@@ -248,6 +276,12 @@ class InboxConsumer:
         """True while connected to Kafka and consuming (between start-up and stop)."""
         return self._consumer is not None
 
+    def stalled(self, after_seconds: float) -> bool:
+        """True when every attempt to apply has failed for longer than ``after_seconds``
+        (the database unreachable, say): nothing is being projected."""
+        since = self.failing_since
+        return since is not None and time.monotonic() - since > after_seconds
+
     def lag(self) -> dict[TopicPartition, int]:
         """Records behind the log end, per assigned partition this consumer has read from."""
         consumer = self._consumer
@@ -265,31 +299,70 @@ class InboxConsumer:
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
         batch: dict[TopicPartition, list[ConsumerRecord]],
-    ) -> None:
+    ) -> bool:
         """Apply one fetch - every partition's records, each partition's in order - in one
         transaction (one commit and one ``before_commit`` per fetch, not per partition);
-        then its dead letters, then the offsets."""
+        then its dead letters, then the offsets. False when it must be read again from each
+        partition's first record (after a back-off)."""
         records = [record for partition_records in batch.values() for record in partition_records]
         try:
             outcome = await self.inbox.apply(records)
+        except DATA_ERRORS as error:
+            # Only a batch-wide step (``before_commit``) gets here: each event's own refusal
+            # is dead-lettered by `apply`. One record at a time finds the one it refuses.
+            if len(records) > 1:
+                return await self._isolate(consumer, producer, batch)
+            outcome = Outcome(dead=[(records[0], refused(_type_of(records[0]), error))])
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            return await self._retry_later(consumer, batch, error)
+        try:
             for record, reason in outcome.dead:
                 await self._dead_letter(producer, record, reason)
             await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
         except CommitFailedError:
-            log.info("partitions were reassigned; the new owners re-read (inbox dedups)")
-            return
+            log.info("partitions were reassigned; their new owners re-read (inbox dedups)")
+            return False
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as error:
-            log.warning("applying a fetch failed (%r); retrying it", error)
-            for tp, partition_records in batch.items():
-                consumer.seek(tp, partition_records[0].offset)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.retry_backoff)
-            return
+            return await self._retry_later(consumer, batch, error)
+        self.failing_since = None
         self.applied_total += len(outcome.applied)
         self.duplicate_total += outcome.duplicates
         self.deadletter_total += len(outcome.dead)
         if self.after_commit is not None and outcome.applied:
             await self.after_commit(outcome.applied)
+        return True
+
+    async def _isolate(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        batch: dict[TopicPartition, list[ConsumerRecord]],
+    ) -> bool:
+        """The fetch one record at a time; after a failure every partition is read again
+        from its first record not yet applied."""
+        left = dict(batch)
+        for tp, records in batch.items():
+            for index, record in enumerate(records):
+                if not await self._process(consumer, producer, {tp: [record]}):
+                    left[tp] = records[index:]
+                    _rewind(consumer, left)
+                    return False
+            del left[tp]
+        return True
+
+    async def _retry_later(
+        self,
+        consumer: AIOKafkaConsumer,
+        batch: dict[TopicPartition, list[ConsumerRecord]],
+        error: BaseException,
+    ) -> bool:
+        log.warning("applying %d partitions' records failed (%r); retrying", len(batch), error)
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+        _rewind(consumer, batch)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), self.retry_backoff)
+        return False
 
     async def _dead_letter(
         self, producer: AIOKafkaProducer, record: ConsumerRecord, reason: str
@@ -320,6 +393,20 @@ def _parse(record: ConsumerRecord) -> Event | InvalidEvent:
         return error
 
 
+def _rewind(consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+    """Read each partition of `batch` again from its first record there."""
+    for tp, records in batch.items():
+        consumer.seek(tp, records[0].offset)
+
+
+def _type_of(record: ConsumerRecord) -> str:
+    """The record's ``ce_type`` header (for a reason), or "unknown type"."""
+    for name, value in record.headers:
+        if name == "ce_type":
+            return bytes(value).decode(errors="replace")
+    return "unknown type"
+
+
 def _invalid(span: Span, record: ConsumerRecord, error: InvalidEvent, outcome: Outcome) -> None:
     span.set_attribute("error.type", "invalid_event")
     outcome.dead.append((record, str(error)))
@@ -327,8 +414,9 @@ def _invalid(span: Span, record: ConsumerRecord, error: InvalidEvent, outcome: O
 
 async def _record_fresh(
     conn: asyncpg.Connection, records: list[ConsumerRecord], parsed: list[Event | InvalidEvent]
-) -> set[tuple[str, str]]:
-    """Insert the batch's inbox rows in one statement; the (source, id) that were new."""
+) -> set[tuple[str, str, str]]:
+    """Insert the batch's inbox rows in one statement; the (topic, source, id) that were new
+    (a batch may hold records of several topics)."""
     rows = [
         (event, record)
         for record, event in zip(records, parsed, strict=True)
@@ -339,7 +427,7 @@ async def _record_fresh(
     inserted = await conn.fetch(
         "INSERT INTO inbox (event_source, event_id, event_type, topic, kafka_partition,"
         " kafka_offset) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
-        " $5::int[], $6::bigint[]) ON CONFLICT DO NOTHING RETURNING event_source, event_id",
+        " $5::int[], $6::bigint[]) ON CONFLICT DO NOTHING RETURNING topic, event_source, event_id",
         [e.source for e, _ in rows],
         [e.id for e, _ in rows],
         [e.type for e, _ in rows],
@@ -347,4 +435,4 @@ async def _record_fresh(
         [r.partition for _, r in rows],
         [r.offset for _, r in rows],
     )
-    return {(row["event_source"], row["event_id"]) for row in inserted}
+    return {(row["topic"], row["event_source"], row["event_id"]) for row in inserted}

@@ -81,6 +81,9 @@ UNPUBLISHABLE: tuple[type[BaseException], ...] = (
 (timeouts, authentication, a closed producer) concern the session, not the row: the relay
 restarts its session for them and the row is tried again."""
 
+NOTICE_HEADER = "teamnl_notice"
+"""Marks a parked-row notice on a dead-letter topic (JSON, not a CloudEvent: no ``ce_*``)."""
+
 ParkedHook = Callable[[str, str], None]
 """Told (topic, reason) for each parked row: the service counts it in a metric."""
 
@@ -335,7 +338,7 @@ class OutboxRelay:
                     self.parked_topic,
                     canonical_json(notice),
                     key=row.identity[0].encode(),
-                    headers=[("ce_source", row.identity[0].encode()), ("ce_id", b"")],
+                    headers=[(NOTICE_HEADER, b"outbox-parked")],
                 )
         except Exception as error:  # noqa: BLE001 - the parking itself is already durable
             log.warning("could not announce parked outbox rows on %s: %r", self.parked_topic, error)

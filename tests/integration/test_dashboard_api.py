@@ -311,6 +311,7 @@ async def test_probes_and_the_openapi_document(database_url: str, kafka_bootstra
             "database": True,
             "kafka": True,
             "consumer": True,
+            "consumer_stalled": False,
             "live": True,
         }
         document = (await dash.anonymous.get("/openapi.json")).json()

@@ -16,7 +16,7 @@ import pytest
 
 from dashboard_harness import FakeClock, dashboard_settings, running_dashboard
 from teamnl_shared.contract.envelope import Event, parse_event
-from teamnl_shared.suite import seed
+from teamnl_suite import seed
 
 pytestmark = pytest.mark.integration
 

@@ -31,7 +31,7 @@ from dashboard_harness import (
 )
 from inprocess import fresh_database
 from teamnl_shared.contract.envelope import Event
-from teamnl_shared.infra import Infrastructure
+from teamnl_suite.infra import Infrastructure
 
 pytestmark = pytest.mark.integration
 

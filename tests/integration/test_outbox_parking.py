@@ -78,7 +78,9 @@ async def test_a_record_kafka_can_never_take_is_parked_and_the_rest_is_published
         of_key = [json.loads(r.value)["leads"] for r in records if r.key == key.encode()]
         assert of_key == sorted(of_key), f"order of {key} kept around the parked row"
 
-    notices = [json.loads(r.value) for r in await read_records(kafka_bootstrap, dead, 2)]
+    notice_records = await read_records(kafka_bootstrap, dead, 2)
+    assert all(headers_of(r) == {"teamnl_notice": "outbox-parked"} for r in notice_records)
+    notices = [json.loads(r.value) for r in notice_records]
     assert sorted(n["ce_id"] for n in notices) == ["1-3", "2-0"]
     assert {n["service"] for n in notices} == {"nlib"}
     assert all("value" not in n and "data" not in n for n in notices), "no payload copied"

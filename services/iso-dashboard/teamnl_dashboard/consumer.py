@@ -19,6 +19,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 import asyncpg
 from aiokafka import ConsumerRecord
@@ -199,7 +200,11 @@ def build_consumer(
     )
 
 
-async def supervise(consumer: InboxConsumer, stopping: asyncio.Event, backoff: float = 2.0) -> None:
+class Runnable(Protocol):
+    async def run(self) -> None: ...
+
+
+async def supervise(consumer: Runnable, stopping: asyncio.Event, backoff: float = 2.0) -> None:
     """Run the consumer until `stopping`; restart it after an unexpected failure."""
     while not stopping.is_set():
         try:

@@ -46,12 +46,14 @@ async def check_readiness(runtime: Runtime | None) -> Readiness:
         kafka.ping(runtime.settings.kafka_bootstrap_servers, PROBE_TIMEOUT),
     )
     consumer = runtime.consumer.running
+    stalled = runtime.consumer.stalled(runtime.settings.consumer_stall_seconds)
     live = runtime.hub.listening.is_set()
-    ready = database_ok and kafka_ok and consumer and live
+    ready = database_ok and kafka_ok and consumer and not stalled and live
     return Readiness(
         status="ready" if ready else "not ready",
         database=database_ok,
         kafka=kafka_ok,
         consumer=consumer,
+        consumer_stalled=stalled,
         live=live,
     )

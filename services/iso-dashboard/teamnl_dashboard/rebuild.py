@@ -36,6 +36,7 @@ from .database import create_dashboard_pool, prepare_database
 from .projections.network import record_dead_letter
 from .projections.schema import (
     PROJECTION_VERSION,
+    can_upgrade_in_place,
     create_schema,
     drop_schema,
     live_positions,
@@ -43,6 +44,7 @@ from .projections.schema import (
     lock_for_swap,
     search_path,
     swap_in,
+    upgrade_in_place,
 )
 from .rules import Clock, RulesEngine, build_engine, system_clock
 from .settings import DashboardSettings
@@ -187,6 +189,9 @@ async def upgrade_projections(
         version = await live_version(conn) or 0
         if version >= PROJECTION_VERSION:
             return None
+        if can_upgrade_in_place(version):
+            await _upgrade_in_place(conn, version)
+            return None
         log.warning(
             "projections are version %d, this code needs %d: rebuilding from the topics",
             version,
@@ -201,6 +206,17 @@ async def upgrade_projections(
             return None
     finally:
         await conn.close()
+
+
+async def _upgrade_in_place(conn: asyncpg.Connection, version: int) -> None:
+    async with conn.transaction():
+        await lock_for_swap(conn)  # live consumers wait; another instance may have done it
+        current = await live_version(conn) or 0
+        if current < PROJECTION_VERSION:
+            await upgrade_in_place(conn, current)
+            log.warning(
+                "projections upgraded in place from version %d to %d", current, PROJECTION_VERSION
+            )
 
 
 async def _replay_and_swap(

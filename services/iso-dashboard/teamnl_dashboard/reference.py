@@ -20,7 +20,7 @@ from teamnl_shared.contract.tinl import TinlPartner
 FOCUS_MARKETS: tuple[str, ...] = ("CN", "DE", "US", "smart-cities")
 HOME_COUNTRY = "NL"
 SEED_EVENT_PREFIX = "seed-"
-"""The ids of the seeded demo's events (teamnl_shared.suite.seed): figures illustrative."""
+"""The ids of the seeded demo's events (teamnl_suite.seed): figures illustrative."""
 CITIES_STATED = 40
 """The letter: NLIB identified forty Cities of Opportunity; it names 38 of them."""
 

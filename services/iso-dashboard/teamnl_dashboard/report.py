@@ -71,7 +71,7 @@ async def open_findings(db: DB) -> list[dict[str, Any]]:
     return sorted(found, key=lambda f: (f["raised_at"], f["id"]), reverse=True)
 
 
-# The seed (teamnl_shared.suite.seed) gives its events ids of this form; where the letter
+# The seed (teamnl_suite.seed) gives its events ids of this form; where the letter
 # states no date, amount, lead or SDG, the seed's are illustrative.
 SEED_EVENT_IDS = "seed-%"
 

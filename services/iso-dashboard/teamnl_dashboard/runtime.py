@@ -27,6 +27,7 @@ from . import queries
 from .consumer import DeadLetterCounter, LatencyHook, build_consumer, event_topics, supervise
 from .database import create_dashboard_pool, prepare_database
 from .live import LiveHub
+from .notices import NoticeConsumer
 from .rebuild import upgrade_projections
 from .rules import Clock, RulesEngine, build_engine, system_clock
 from .settings import DashboardSettings
@@ -43,6 +44,7 @@ class Runtime:
     engine: RulesEngine
     consumer: InboxConsumer
     hub: LiveHub
+    notices: NoticeConsumer
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     findings_open: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -75,7 +77,8 @@ async def open_runtime(
             on_dead_letter=on_dead_letter,
             tracer=telemetry.tracer("teamnl.dashboard") if telemetry is not None else None,
         )
-        yield Runtime(settings, pool, engine, consumer, LiveHub(settings.database_url))
+        notices = NoticeConsumer(settings, pool, engine)
+        yield Runtime(settings, pool, engine, consumer, LiveHub(settings.database_url), notices)
     finally:
         await pool.close()
 
@@ -102,6 +105,7 @@ async def _schedule(runtime: Runtime, telemetry: Telemetry) -> None:
 def start(runtime: Runtime, telemetry: Telemetry) -> list[asyncio.Task[None]]:
     return [
         asyncio.create_task(supervise(runtime.consumer, runtime.stopping), name="consumer"),
+        asyncio.create_task(supervise(runtime.notices, runtime.stopping), name="parked-notices"),
         asyncio.create_task(_schedule(runtime, telemetry), name="rules-scheduler"),
         asyncio.create_task(runtime.hub.run(), name="live-hub"),
     ]
@@ -110,6 +114,7 @@ def start(runtime: Runtime, telemetry: Telemetry) -> list[asyncio.Task[None]]:
 async def stop(runtime: Runtime, tasks: list[asyncio.Task[None]]) -> None:
     runtime.stopping.set()
     await runtime.consumer.stop()
+    await runtime.notices.stop()
     await runtime.hub.stop()
     _done, pending = await asyncio.wait(tasks, timeout=15)
     for task in pending:

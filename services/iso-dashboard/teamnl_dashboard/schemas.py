@@ -32,6 +32,9 @@ class Readiness(Schema):
     database: bool = Field(description="PostgreSQL answers")
     kafka: bool = Field(description="a Kafka broker answers")
     consumer: bool = Field(description="the consumer is connected and consuming")
+    consumer_stalled: bool = Field(
+        False, description="every attempt to apply has failed for longer than allowed"
+    )
     live: bool = Field(description="the live hub listens for changes")
 
     @property

@@ -76,6 +76,9 @@ class DashboardSettings(ServiceSettings):
     )
     consumer_group: str = "iso-dashboard"
     consumer_session_timeout_ms: int = Field(10_000, ge=6_000)
+    consumer_stall_seconds: float = Field(
+        60.0, gt=0, description="/readyz reports the consumer stalled after failing this long"
+    )
     rules_interval_seconds: float = Field(60.0, gt=0, description="time-based rules run every")
     allocations_cents: dict[str, int] = Field(
         default_factory=lambda: dict(DEFAULT_ALLOCATIONS_CENTS)

@@ -37,9 +37,10 @@ async def record_activity(
     city: str | None = None,
 ) -> None:
     await conn.execute(
-        "INSERT INTO activities (event_id, family, kind, market, country, city, on_date)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
+        "INSERT INTO activities (event_id, source, family, kind, market, country, city,"
+        " on_date) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
         event.id,
+        event.source,
         event.spec.family,
         kind,
         market,

@@ -129,9 +129,10 @@ async def company_supported(conn: asyncpg.Connection, event: Event) -> None:
     data = event.data
     assert isinstance(data, nlib.CompanySupported)
     await conn.execute(
-        "INSERT INTO nlib_companies_supported (event_id, company_id, kind, country, supported_on)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        "INSERT INTO nlib_companies_supported (event_id, source, company_id, kind, country,"
+        " supported_on) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         event.id,
+        event.source,
         data.company_id,
         data.kind.value,
         data.country,

@@ -13,7 +13,11 @@ from importlib import resources
 import asyncpg
 
 LIVE_SCHEMA = "proj"  # also written out in the SQL below
-PROJECTION_VERSION = 3  # 2: events.title; 3: running totals, indexes for the rules
+# 2: events.title; 3: running totals, indexes for the rules; 4: identity (topic, source, id)
+PROJECTION_VERSION = 4
+# Versions reachable in place from the one before, keeping every row (upgrade_<n>.sql); a
+# version without one is reached by a rebuild from the topics.
+IN_PLACE_UPGRADES = frozenset({4})
 _INSTALL_LOCK = 7_310_101  # one installer or swapper at a time
 _SCHEMA_NAME = re.compile(r"^proj(_rebuild_[a-z0-9]+)?$")
 
@@ -55,6 +59,22 @@ async def schema_exists(conn: asyncpg.Connection, schema: str) -> bool:
     return bool(
         await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema)
     )
+
+
+def can_upgrade_in_place(version: int) -> bool:
+    """Whether every version after ``version`` has an in-place upgrade."""
+    return version > 0 and all(
+        v in IN_PLACE_UPGRADES for v in range(version + 1, PROJECTION_VERSION + 1)
+    )
+
+
+async def upgrade_in_place(conn: asyncpg.Connection, version: int) -> None:
+    """Bring the live schema from ``version`` to this code's, keeping its rows (inside the
+    caller's transaction, after :func:`lock_for_swap`)."""
+    await conn.execute(f"SET LOCAL search_path = {LIVE_SCHEMA}")
+    for step in range(version + 1, PROJECTION_VERSION + 1):
+        await conn.execute(resources.files(__package__).joinpath(f"upgrade_{step}.sql").read_text())
+    await conn.execute("SET LOCAL search_path = DEFAULT")
 
 
 async def live_version(conn: asyncpg.Connection) -> int | None:

@@ -17,7 +17,9 @@ CREATE TABLE inbox (
     kafka_partition int         NOT NULL,
     kafka_offset    bigint      NOT NULL,
     applied_at      timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (event_source, event_id)
+    -- An event's identity is (source, id) within the topic it came from: one partner may
+    -- send the same id to two services, and both events count.
+    PRIMARY KEY (topic, event_source, event_id)
 );
 
 -- Records that failed validation (or that a projection refused), per original offset.
@@ -41,19 +43,21 @@ CREATE TABLE events (
     subject     text        NOT NULL,
     time        timestamptz NOT NULL,
     title       text        NOT NULL,   -- data.title or a label per type (titles.py)
-    PRIMARY KEY (source, event_id)
+    PRIMARY KEY (family, source, event_id)
 );
 CREATE INDEX events_family_time ON events (family, time);
 CREATE INDEX events_time ON events (time DESC);
 
 CREATE TABLE activities (
-    event_id    text        PRIMARY KEY,
+    event_id    text        NOT NULL,
+    source      text        NOT NULL,
     family      text        NOT NULL,
     kind        text        NOT NULL,   -- mission, followup, event, fair, onboarding, call ...
     market      text,                   -- country code or 'smart-cities'
     country     text,
     city        text,
-    on_date     date        NOT NULL
+    on_date     date        NOT NULL,
+    PRIMARY KEY (family, source, event_id)
 );
 CREATE INDEX activities_date ON activities (on_date);
 
@@ -121,11 +125,13 @@ CREATE TABLE nlib_cities (
 );
 
 CREATE TABLE nlib_companies_supported (
-    event_id     text PRIMARY KEY,
+    event_id     text NOT NULL,
+    source       text NOT NULL,
     company_id   text NOT NULL,
     kind         text NOT NULL,
     country      text,
-    supported_on date NOT NULL
+    supported_on date NOT NULL,
+    PRIMARY KEY (source, event_id)
 );
 
 -- TINL
@@ -199,10 +205,12 @@ CREATE TABLE wp_members (
 );
 
 CREATE TABLE wp_milestones (
-    event_id   text PRIMARY KEY,
+    event_id   text NOT NULL,
+    source     text NOT NULL,
     project_id text NOT NULL,
     milestone  text NOT NULL,
-    reached_on date NOT NULL
+    reached_on date NOT NULL,
+    PRIMARY KEY (source, event_id)
 );
 
 -- Running totals the overview and the rules read instead of counting millions of rows.

@@ -59,9 +59,10 @@ async def milestone_reached(conn: asyncpg.Connection, event: Event) -> None:
     data = event.data
     assert isinstance(data, werkplaats.MilestoneReached)
     await conn.execute(
-        "INSERT INTO wp_milestones (event_id, project_id, milestone, reached_on)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        "INSERT INTO wp_milestones (event_id, source, project_id, milestone, reached_on)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         event.id,
+        event.source,
         data.project_id,
         data.milestone,
         data.reached_on,

@@ -1,0 +1,104 @@
+"""Rows the initiative services' relays parked (``teamnl_shared.outbox``): a record Kafka
+will never take is moved aside and announced, as a small JSON notice, on the service's
+``teamnl.deadletter.<service>`` topic. The dashboard records each notice in
+``dead_letters``, so the ``invalid-events`` rule raises a finding naming the event.
+
+A consumer group of its own (``<group>.notices``); a notice is recorded once whatever the
+redelivery (``dead_letters`` is keyed by topic, partition and offset), and offsets are
+committed after the rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiokafka import ConsumerRecord
+
+from teamnl_shared.contract.topics import deadletter_topic
+from teamnl_shared.db import transaction
+from teamnl_shared.kafka import ensure_topics, manual_commit_consumer
+from teamnl_shared.outbox import NOTICE_HEADER
+
+from .projections.network import record_dead_letter
+from .rules import RulesEngine
+from .settings import DashboardSettings
+
+log = logging.getLogger(__name__)
+
+INITIATIVE_SERVICES = ("nlib", "tinl", "werkplaats")
+
+
+def notice_topics(settings: DashboardSettings) -> list[str]:
+    return [settings.topic(deadletter_topic(service)) for service in INITIATIVE_SERVICES]
+
+
+@dataclass
+class NoticeConsumer:
+    settings: DashboardSettings
+    pool: asyncpg.Pool
+    engine: RulesEngine
+    recorded_total: int = 0
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        topics = notice_topics(self.settings)
+        await ensure_topics(
+            self.settings.kafka_bootstrap_servers,
+            topics,
+            partitions=self.settings.topic_partitions,
+        )
+        consumer = manual_commit_consumer(
+            self.settings.kafka_bootstrap_servers, f"{self.settings.group}.notices", *topics
+        )
+        await consumer.start()
+        try:
+            while not self._stopping.is_set():
+                batch = await consumer.getmany(timeout_ms=500)
+                for tp, records in batch.items():
+                    await self._record(records)
+                    await consumer.commit({tp: records[-1].offset + 1})
+        finally:
+            await consumer.stop()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def _record(self, records: list[ConsumerRecord]) -> None:
+        notices = [(record, _notice(record)) for record in records]
+        parked = [(record, notice) for record, notice in notices if notice is not None]
+        if not parked:
+            return
+        async with transaction(self.pool) as conn:
+            for record, notice in parked:
+                await record_dead_letter(
+                    conn,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    reason=(
+                        f"{notice.get('service')} parked an event for"
+                        f" {notice.get('topic')}: {notice.get('reason')}"
+                    ),
+                    event_id=notice.get("ce_id"),
+                    event_type=notice.get("type"),
+                    recorded_at=self.engine.clock(),
+                )
+            await self.engine.evaluate(conn, [self.engine.rule("invalid-events")])
+        self.recorded_total += len(parked)
+        log.warning("recorded %d parked outbox row(s) of the initiative services", len(parked))
+
+
+def _notice(record: ConsumerRecord) -> dict[str, Any] | None:
+    """The notice a record carries, or None for anything else on the topic."""
+    if (NOTICE_HEADER, b"outbox-parked") not in [(k, bytes(v)) for k, v in record.headers]:
+        return None
+    try:
+        notice = json.loads(record.value)
+    except (TypeError, ValueError):
+        return None
+    return notice if isinstance(notice, dict) else None

@@ -1,0 +1,324 @@
+"""Issue 10, items 2 and 4, against real Kafka and PostgreSQL.
+
+- A database error the same record meets on every retry (a value out of range, a check
+  violated) is poison: that record is dead-lettered with the reason, the partition goes on;
+  an outage is retried, and the consumer reports itself stalled while it lasts.
+- An event's identity is (source, id) within its topic: the same partner sending the same
+  id to two services, or two partners sending the same id, are different events, and the
+  dashboard keeps every one. Version-3 projections are upgraded in place, keeping their rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import ConsumerRecord
+
+from dashboard_harness import dashboard_settings, running_dashboard
+from support import eventually
+from teamnl_dashboard.projections.schema import (
+    PROJECTION_VERSION,
+    create_schema,
+    live_version,
+)
+from teamnl_dashboard.rebuild import upgrade_projections
+from teamnl_shared.contract import nlib, werkplaats
+from teamnl_shared.contract.envelope import Event, parse_event
+from teamnl_shared.contract.registry import spec_for
+from teamnl_shared.contract.topics import deadletter_topic
+from teamnl_shared.inbox import Inbox, InboxConsumer
+from teamnl_shared.kafka import ensure_topics, idempotent_producer
+from teamnl_shared.outbox import NOTICE_HEADER
+
+pytestmark = pytest.mark.integration
+
+
+def mission(n: int, leads: int, *, source: str = "/partners/test") -> Event:
+    return event(nlib.MissionHeld.TYPE, f"m-{n}", source, mission_id="m-1", leads=leads)
+
+
+def event(event_type: str, event_id: str, source: str, **data: Any) -> Event:
+    attributes = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": source,
+        "type": event_type,
+        "time": datetime(2018, 6, 1, tzinfo=UTC),
+    }
+    return parse_event(attributes, {**spec_for(event_type).example, **data})
+
+
+def as_record(item: Event, offset: int) -> ConsumerRecord:
+    value = item.data_json()
+    return ConsumerRecord(
+        "t", 0, offset, 0, 0, b"k", value, None, 1, len(value), item.to_kafka_headers()
+    )
+
+
+async def store_leads(conn: asyncpg.Connection, item: Event, record: ConsumerRecord) -> None:
+    await conn.execute("INSERT INTO effects (id, leads) VALUES ($1, $2)", item.id, item.data.leads)
+
+
+async def test_a_value_the_database_refuses_is_dead_lettered_and_the_rest_applied(
+    migrated_pool: asyncpg.Pool,
+) -> None:
+    """leads 40,000 does not fit a smallint: a data error (class 22) on every retry."""
+    await migrated_pool.execute("CREATE TABLE effects (id text, leads smallint)")
+    inbox = Inbox(migrated_pool, store_leads, "g")
+    items = [mission(0, 1), mission(1, 40_000), mission(2, 3)]
+
+    outcome = await inbox.apply([as_record(e, i) for i, e in enumerate(items)])
+
+    assert [e.id for e, _ in outcome.applied] == ["m-0", "m-2"]
+    [(record, reason)] = outcome.dead
+    assert record.offset == 1
+    assert "the database refused it (22" in reason and "out of int16 range" in reason, reason
+    rows = await migrated_pool.fetch("SELECT id FROM effects ORDER BY id")
+    assert [r["id"] for r in rows] == ["m-0", "m-2"]
+    inbox_rows = await migrated_pool.fetchval("SELECT count(*) FROM inbox")
+    assert inbox_rows == 2, "the refused event is not recorded as applied"
+
+
+async def test_a_batch_step_the_database_refuses_isolates_its_record_on_the_dead_letter_topic(
+    migrated_pool: asyncpg.Pool, make_topics, kafka_bootstrap: str
+) -> None:
+    """``before_commit`` folds a running total with a CHECK; the one event that breaks it
+    fails the whole batch's commit step. The consumer applies that batch one record at a
+    time, dead-letters the one that fails, and goes on with the events after it."""
+    await migrated_pool.execute("CREATE TABLE effects (id text, leads int)")
+    await migrated_pool.execute(
+        "CREATE TABLE total (v bigint NOT NULL CHECK (v < 1000)); INSERT INTO total VALUES (0)"
+    )
+
+    async def fold(conn: asyncpg.Connection, applied: list[tuple[Event, Any]]) -> None:
+        added = sum(item.data.leads for item, _ in applied)
+        await conn.execute("UPDATE total SET v = v + $1", added)
+
+    [topic] = await make_topics("poison", partitions=1)
+    consumer = InboxConsumer(
+        migrated_pool,
+        kafka_bootstrap,
+        f"g-{uuid.uuid4().hex[:6]}",
+        [topic],
+        store_leads,
+        before_commit=fold,
+        retry_backoff=0.1,
+    )
+    await ensure_topics(kafka_bootstrap, [consumer.deadletter_topic], partitions=1)
+    producer = idempotent_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        for item in (mission(0, 1), mission(1, 5_000), mission(2, 3), mission(3, 4)):
+            await producer.send_and_wait(
+                topic, item.data_json(), key=b"m-1", headers=item.to_kafka_headers()
+            )
+    finally:
+        await producer.stop()
+    task = asyncio.create_task(consumer.run())
+    try:
+        await eventually(lambda: _true(consumer.applied_total == 3 and consumer.deadletter_total))
+        assert not consumer.stalled(0.0)
+    finally:
+        await consumer.stop()
+        await task
+
+    rows = await migrated_pool.fetch("SELECT id FROM effects ORDER BY id")
+    assert [r["id"] for r in rows] == ["m-0", "m-2", "m-3"]
+    assert await migrated_pool.fetchval("SELECT v FROM total") == 8
+    dead = await _read_dead(kafka_bootstrap, consumer.deadletter_topic)
+    assert [dict(r.headers)["ce_id"] for r in dead] == [b"m-1"]
+    assert b"23514" in dict(dead[0].headers)["teamnl_error"], "names the check violation"
+
+
+async def test_the_consumer_reports_itself_stalled_while_every_attempt_fails(
+    migrated_pool: asyncpg.Pool, make_topics, kafka_bootstrap: str
+) -> None:
+    """An outage (here: a connection error from the handler) is retried, never
+    dead-lettered; ``stalled`` says so after the threshold and clears on success."""
+    await migrated_pool.execute("CREATE TABLE effects (id text, leads int)")
+    outage = asyncio.Event()
+    outage.set()
+
+    async def flaky(conn: asyncpg.Connection, item: Event, record: ConsumerRecord) -> None:
+        if outage.is_set():
+            raise asyncpg.exceptions.ConnectionFailureError("the database went away")
+        await store_leads(conn, item, record)
+
+    [topic] = await make_topics("stall", partitions=1)
+    consumer = InboxConsumer(
+        migrated_pool,
+        kafka_bootstrap,
+        f"g-{uuid.uuid4().hex[:6]}",
+        [topic],
+        flaky,
+        retry_backoff=0.1,
+    )
+    producer = idempotent_producer(kafka_bootstrap)
+    await producer.start()
+    item = mission(0, 1)
+    await producer.send_and_wait(topic, item.data_json(), key=b"k", headers=item.to_kafka_headers())
+    await producer.stop()
+    task = asyncio.create_task(consumer.run())
+    try:
+        await eventually(lambda: _true(consumer.stalled(0.5)))
+        assert consumer.deadletter_total == 0 and consumer.applied_total == 0
+        outage.clear()
+        await eventually(lambda: _true(consumer.applied_total == 1))
+        assert not consumer.stalled(0.0)
+    finally:
+        await consumer.stop()
+        await task
+
+
+async def test_one_id_at_two_services_and_at_two_partners_are_all_kept(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    shared_id = f"crm-{uuid.uuid4().hex[:6]}"
+    rvo, kvk = "/partners/rvo-crm", "/partners/kvk"
+    items = [
+        # the same partner, the same id, two services
+        event(nlib.CompanySupported.TYPE, shared_id, rvo, company_id="c-1"),
+        event(werkplaats.MilestoneReached.TYPE, shared_id, rvo),
+        # another partner, the same id, the same services
+        event(nlib.CompanySupported.TYPE, shared_id, kvk, company_id="c-2"),
+        event(werkplaats.MilestoneReached.TYPE, shared_id, kvk),
+    ]
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    async with running_dashboard(settings) as dash:
+        await dash.publish(*items)
+        await dash.wait_applied(4)
+        pool = dash.pool
+        assert (
+            await pool.fetchval("SELECT count(*) FROM proj.events WHERE event_id = $1", shared_id)
+            == 4
+        )
+        supported = await pool.fetch(
+            "SELECT source, company_id FROM proj.nlib_companies_supported WHERE event_id = $1"
+            " ORDER BY source",
+            shared_id,
+        )
+        assert [(r["source"], r["company_id"]) for r in supported] == [(kvk, "c-2"), (rvo, "c-1")]
+        milestones = await pool.fetchval(
+            "SELECT count(*) FROM proj.wp_milestones WHERE event_id = $1", shared_id
+        )
+        assert milestones == 2
+        activities = await pool.fetchval(
+            "SELECT count(*) FROM proj.activities WHERE event_id = $1", shared_id
+        )
+        assert activities == 2, "each partner's supported company is an activity"
+        await dash.publish(items[0])  # a true replay is still applied once
+        await asyncio.sleep(1.0)
+        assert await dash.applied() == 4
+
+
+# The version-3 shape of the tables version 4 re-keyed (projections/schema.sql at v3).
+_DOWN_TO_V3 = """
+ALTER TABLE inbox DROP CONSTRAINT inbox_pkey;
+ALTER TABLE inbox ADD PRIMARY KEY (event_source, event_id);
+ALTER TABLE events DROP CONSTRAINT events_pkey;
+ALTER TABLE events ADD PRIMARY KEY (source, event_id);
+ALTER TABLE activities DROP CONSTRAINT activities_pkey;
+ALTER TABLE activities DROP COLUMN source;
+ALTER TABLE activities ADD PRIMARY KEY (event_id);
+ALTER TABLE nlib_companies_supported DROP CONSTRAINT nlib_companies_supported_pkey;
+ALTER TABLE nlib_companies_supported DROP COLUMN source;
+ALTER TABLE nlib_companies_supported ADD PRIMARY KEY (event_id);
+ALTER TABLE wp_milestones DROP CONSTRAINT wp_milestones_pkey;
+ALTER TABLE wp_milestones DROP COLUMN source;
+ALTER TABLE wp_milestones ADD PRIMARY KEY (event_id);
+DELETE FROM projection_meta;
+INSERT INTO projection_meta (version) VALUES (3);
+INSERT INTO inbox VALUES ('/partners/a', 'e1', 't', 'nlib', 0, 0, now());
+INSERT INTO events VALUES ('e1', '/partners/a', 't', 'nlib', 's', now(), 'title');
+INSERT INTO activities VALUES ('e1', 'nlib', 'company', 'IN', 'IN', NULL, '2018-05-01');
+INSERT INTO nlib_companies_supported VALUES ('e1', 'c-1', 'sme', 'IN', '2018-05-01');
+"""
+
+
+async def test_version_3_projections_are_upgraded_in_place_keeping_their_rows(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await create_schema(conn, "proj")
+            await conn.execute("SET LOCAL search_path = proj")
+            await conn.execute(_DOWN_TO_V3)
+        assert await live_version(conn) == 3
+
+        settings = dashboard_settings(database_url, kafka_bootstrap)
+        assert await upgrade_projections(settings, engine=None) is None  # type: ignore[arg-type]
+
+        assert await live_version(conn) == PROJECTION_VERSION
+        row = await conn.fetchrow("SELECT source, on_date FROM proj.activities")
+        assert (row["source"], row["on_date"]) == ("/partners/a", date(2018, 5, 1))
+        assert await conn.fetchval("SELECT source FROM proj.nlib_companies_supported") == (
+            "/partners/a"
+        )
+        assert await conn.fetchval("SELECT count(*) FROM proj.inbox") == 1
+        # the new identity: the same (source, id) on another topic is another event
+        await conn.execute(
+            "INSERT INTO proj.inbox VALUES ('/partners/a', 'e1', 't', 'tinl', 0, 0, now())"
+        )
+    finally:
+        await conn.close()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _read_dead(bootstrap: str, topic: str) -> list[ConsumerRecord]:
+    from teamnl_shared.kafka import assigned_reader, partitions_of
+
+    reader = assigned_reader(bootstrap, auto_offset_reset="earliest")
+    await reader.start()
+    try:
+        partitions = await partitions_of(bootstrap, [topic])
+        reader.assign(partitions)
+        ends = await reader.end_offsets(partitions)
+        records: list[ConsumerRecord] = []
+        while sum(ends.values()) > len(records):
+            batch = await reader.getmany(timeout_ms=1000)
+            for part in batch.values():
+                records.extend(part)
+        return records
+    finally:
+        await reader.stop()
+
+
+async def test_a_row_an_initiative_relay_parked_raises_an_invalid_events_finding(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """The relay's notice of a parked row (``teamnl.deadletter.nlib``) reaches the
+    dashboard's ``dead_letters`` and its ``invalid-events`` finding names the event."""
+    notice = {
+        "service": "nlib",
+        "ce_source": "/partners/rvo-crm",
+        "ce_id": "too-big-1",
+        "type": nlib.MissionHeld.TYPE,
+        "topic": "teamnl.nlib.events",
+        "reason": "MessageSizeTooLargeError: the record is too large",
+        "parked_at": datetime.now(UTC).isoformat(),
+    }
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    async with running_dashboard(settings) as dash:
+        await dash.publish_raw(
+            deadletter_topic("nlib"),
+            json.dumps(notice).encode(),
+            key=b"/partners/rvo-crm",
+            headers=[(NOTICE_HEADER, b"outbox-parked")],
+        )
+        [finding] = await dash.wait_findings("invalid-events", "open")
+        assert "too-big-1" in finding["event_ids"], finding
+        assert (
+            "nlib parked an event" in finding["summary"]
+            and "MessageSizeTooLarge" in (finding["summary"])
+        )
+        assert dash.app.state.runtime.notices.recorded_total == 1
