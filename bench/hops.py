@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
 import time
 from datetime import datetime
 from typing import Any
@@ -29,44 +28,14 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer
 
+from bench.harness import ThreadObserver
 from bench.stats import summarise
 from teamnl_shared.kafka import partitions_of
 
 ACCEPTED_AT_HEADER = "teamnl_accepted_at"
 
 
-class _ThreadObserver:
-    """Runs `_run` on its own event loop in a thread between __enter__ and __exit__."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, Any] = {}
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, daemon=True)
-
-    def _main(self) -> None:
-        try:
-            asyncio.run(self._run())
-        except BaseException as error:  # noqa: BLE001 - reported by __enter__ or ignored late
-            self._error = error
-            self._ready.set()
-
-    async def _run(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> _ThreadObserver:
-        self._thread.start()
-        if not self._ready.wait(30) or self._error:
-            raise RuntimeError(f"{type(self).__name__} did not start: {self._error!r}")
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=15)
-
-
-class KafkaObserver(_ThreadObserver):
+class KafkaObserver(ThreadObserver):
     """``seen[event id] = (relay send, readable, accepted at)``, epoch seconds."""
 
     def __init__(self, bootstrap: str, topics: list[str]) -> None:
@@ -108,7 +77,7 @@ class KafkaObserver(_ThreadObserver):
         )
 
 
-class PushObserver(_ThreadObserver):
+class PushObserver(ThreadObserver):
     """``seen[event id] = pushed at`` for every id the live stream announced."""
 
     def __init__(self, url: str, cookie: str) -> None:
