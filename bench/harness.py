@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import asyncpg
 
@@ -140,38 +140,52 @@ class MemorySampler:
                     self.peak[name] = max(self.peak.get(name, 0.0), value)
 
 
-# -- when did each event's projection commit? ---------------------------------------------------
-class CommitObserver:
-    """LISTENs to a per-row trigger on the live inbox; NOTIFY arrives at commit.
+# -- observers running beside a measurement ----------------------------------------------------
+class ThreadObserver:
+    """Runs `_run` on its own event loop in a thread between __enter__ and __exit__;
+    `_run` sets `_ready` once it observes, and ends when `_stop` is set."""
 
-    The trigger exists only while the observer runs, in the run's own database.
-    """
-
-    def __init__(self, database_url: str) -> None:
-        self.database_url = database_url
-        self.seen: dict[str, float] = {}
+    def __init__(self) -> None:
+        self.seen: dict[str, Any] = {}
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self._thread = threading.Thread(target=self._main, daemon=True)
 
-    def __enter__(self) -> CommitObserver:
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except BaseException as error:  # noqa: BLE001 - reported by __enter__ or ignored late
+            self._error = error
+            self._ready.set()
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
         self._thread.start()
         if not self._ready.wait(30) or self._error:
-            raise RuntimeError(f"commit observer did not start: {self._error!r}")
+            raise RuntimeError(f"{type(self).__name__} did not start: {self._error!r}")
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join(timeout=15)
 
+
+# -- when did each event's projection commit? ---------------------------------------------------
+class CommitObserver(ThreadObserver):
+    """LISTENs to a per-row trigger on the live inbox; NOTIFY arrives at commit.
+
+    The trigger exists only while the observer runs, in the run's own database.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        super().__init__()
+        self.database_url = database_url
+
     async def _run(self) -> None:
-        try:
-            conn = await asyncpg.connect(self.database_url)
-        except BaseException as error:
-            self._error = error
-            self._ready.set()
-            raise
+        conn = await asyncpg.connect(self.database_url)
         try:
             await conn.execute(
                 "CREATE OR REPLACE FUNCTION public.bench_inbox_notify() RETURNS trigger"

@@ -18,6 +18,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SAMPLES_PER_SECOND = 67  # enough for a smoke-size run, small SVGs (an odd rate avoids aliasing)
 
 
+def recorded(argv: list[str], service: str, label: str) -> list[str]:
+    """`argv` run under py-spy (a process the bench starts itself, e.g. the rebuild)."""
+    output = RESULTS / f"profile-{service}-{label}.svg"
+    return [str(BIN / "py-spy"), "record", "--output", str(output), *_RATE, "--", *argv]
+
+
+_RATE = ("--rate", str(SAMPLES_PER_SECOND))
+
+
 class Profiler:
     def __init__(self, stack: BenchStack, service: str, label: str, *, enabled: bool) -> None:
         self.stack = stack
@@ -30,7 +39,7 @@ class Profiler:
         pid = self.stack.services[self.service].pid
         if self.enabled and pid is not None:
             argv = [str(BIN / "py-spy"), "record", "--pid", str(pid), "--output"]
-            argv += [str(self.output), "--rate", str(SAMPLES_PER_SECOND), "--nonblocking"]
+            argv += [str(self.output), *_RATE, "--nonblocking"]
             log = (self.stack.workdir / f"py-spy-{self.output.stem}.log").open("wb")
             self._process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         return self

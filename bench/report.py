@@ -183,6 +183,8 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 f"{_n(f['offered_rate'])} -> {_n(f['achieved_rate'])} ev/s",
             )
         )
+        for hop, summary in f.get("hops_ms", {}).items():
+            out.append((f"3. hop: {hop}, p50/p99", _ms(summary, "p50", "p99"), "-", "-", ""))
         k = r["latency"].get("kafka_roundtrip")
         if k:
             out.append(

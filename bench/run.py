@@ -41,10 +41,11 @@ from bench.harness import (
     targets,
     wait_projected,
 )
+from bench.hops import KafkaObserver, PushObserver, breakdown
 from bench.kafka_io import end_offsets
 from bench.loadgen import LoadConfig, Target
 from bench.procmem import cpu_seconds
-from bench.profile import Profiler
+from bench.profile import Profiler, recorded
 from bench.sizes import SIZES, BenchSize
 from bench.stack import BIN, BenchStack, ServiceProcess, private_infra
 from bench.stats import ratio, summarise
@@ -61,6 +62,7 @@ class Bench:
         self.workdir = stack.workdir
         self.results: dict[str, Any] = {"size": size.name, "run_id": stack.run_id}
         self.sampler = MemorySampler(stack)
+        self._session: str | None = None
 
     # -- 1 ------------------------------------------------------------------------------------
     def single(self) -> None:
@@ -196,7 +198,8 @@ class Bench:
         log(
             f"3. end-to-end latency at {size.latency_rate:g} events/s for {size.latency_seconds:g}s"
         )
-        fixed = self._latency_step("lat", size.latency_rate, size.latency_seconds)
+        with self._profiled("dashboard", "latency"):
+            fixed = self._latency_step("lat", size.latency_rate, size.latency_seconds)
         log(f"3. baseline: bare Kafka producer -> consumer round trip at {size.latency_rate:g}/s")
         kafka_roundtrip = _json_process(
             [
@@ -213,7 +216,7 @@ class Bench:
             ]
         )
         ramp = []
-        for step, offered in enumerate(size.ramp_rates):
+        for step, offered in enumerate(size.ramp_rates()):
             self._drain()
             log(f"3. sustained rate: {offered:g} events/s for {size.ramp_seconds:g}s")
             result = self._latency_step(f"ramp{step}", offered, size.ramp_seconds)
@@ -240,12 +243,19 @@ class Bench:
             concurrency=64,
             acks=acks_path,
         )
-        with CommitObserver(self.stack.database_url("dashboard")) as observer:
+        with (
+            CommitObserver(self.stack.database_url("dashboard")) as observer,
+            KafkaObserver(self.stack.bootstrap, self.stack.topics()) as kafka,
+            PushObserver(self.stack.services["dashboard"].url, self._cookie()) as push,
+        ):
             result = run_loadgen(config, self.workdir, label, self.sampler)
             acks = read_acks(acks_path)
             missing = observer.wait_for({a[1] for a in acks}, timeout=self.size.drain_timeout)
             latencies = [(observer.seen[a[1]] - a[3]) * 1000 for a in acks if a[1] in observer.seen]
+            time.sleep(1)  # the last announcements and records reach their observers
         e2e = summarise(latencies)
+        hops = {"accept (request -> 202)": result["response_ms"]}
+        hops.update(breakdown(acks, kafka.seen, observer.seen, push.seen))
         non_accepted = sum(
             n for status, n in result["statuses"].items() if status not in ("200", "202")
         )
@@ -264,9 +274,15 @@ class Bench:
             "non_accepted": non_accepted,
             "e2e_ms": e2e,
             "http_ms": result["response_ms"],
+            "hops_ms": hops,
             "sustained": sustained,
             "loadavg": os.getloadavg(),
         }
+
+    def _cookie(self) -> str:
+        if self._session is None:
+            self._session = _session_cookie(self.stack)
+        return self._session
 
     def _drain(self) -> None:
         """Wait until the dashboard has applied everything in the topics (between steps)."""
@@ -295,7 +311,7 @@ class Bench:
                 str(size.projected_events),
             ]
         )
-        with self.sampler:
+        with self.sampler, self._profiled("dashboard", "projection"):
             ok, seconds, counts = wait_projected(
                 self.stack, "m-%", size.projected_events, size.drain_timeout
             )
@@ -311,7 +327,7 @@ class Bench:
             "dead_letters": counts["dead_letters"],
         }
         log(f"4. dashboard overview page and JSON API, {size.get_seconds:g}s each")
-        cookie = _session_cookie(self.stack)
+        cookie = self._cookie()
         pages = {}
         for label, path in (("overview_page", "/"), ("overview_api", "/api/v1/overview")):
             config = LoadConfig(
@@ -338,8 +354,9 @@ class Bench:
         log("5. rebuild: python -m teamnl_dashboard.rebuild")
         process = self.stack.services["dashboard"]
         started = time.monotonic()
+        argv = [str(BIN / "python"), "-m", "teamnl_dashboard.rebuild"]
         done = subprocess.run(
-            [str(BIN / "python"), "-m", "teamnl_dashboard.rebuild"],
+            recorded(argv, "dashboard", "rebuild") if self.profile else argv,
             env=process.env,
             capture_output=True,
             text=True,
@@ -353,7 +370,8 @@ class Bench:
             r"([\d.]+)s",
             done.stdout,
         )
-        if done.returncode != 0 or match is None:
+        # py-spy may end with an error of its own after the rebuild it recorded succeeded
+        if match is None or (done.returncode != 0 and not self.profile):
             self.results["rebuild"] = {"error": (done.stdout + done.stderr)[-1500:]}
             return
         records, applied, dead, seconds = match.groups()
@@ -424,8 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="record py-spy flame graphs of nlib under single-POST and batch load "
-        "(bench/results/profile-nlib-*.svg)",
+        help="record py-spy flame graphs of nlib under single-POST and batch load and of the"
+        " dashboard while it projects and rebuilds (bench/results/profile-*.svg)",
     )
     args = parser.parse_args(argv)
     size = SIZES[args.size]

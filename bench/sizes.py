@@ -15,12 +15,19 @@ class BenchSize:
     batch_concurrency: int
     latency_rate: float  # events/s offered for the latency figure
     latency_seconds: float
-    ramp_rates: tuple[float, ...]  # tried in order until one fails
+    ramp_start: float  # the ramp's first rate (events/s), low
+    ramp_factor: float  # each next step offers this many times the rate before
+    ramp_max_steps: int  # a bound on the time only: the ramp stops at the first failed step
     ramp_seconds: float  # 60 s in full, as the issue asks
     projected_events: int  # loaded straight into Kafka for the dashboard figures
     get_seconds: float
     get_concurrency: int
     drain_timeout: float
+
+    def ramp_rates(self) -> list[float]:
+        """The rates the ramp climbs through, low to high (it stops where the pipeline breaks)."""
+        steps = range(self.ramp_max_steps)
+        return [round(self.ramp_start * self.ramp_factor**step) for step in steps]
 
 
 SIZES = {
@@ -33,7 +40,9 @@ SIZES = {
         batch_concurrency=3,
         latency_rate=20,
         latency_seconds=10,
-        ramp_rates=(20, 40),
+        ramp_start=10,
+        ramp_factor=2,
+        ramp_max_steps=8,
         ramp_seconds=8,
         projected_events=5_000,
         get_seconds=5,
@@ -47,9 +56,11 @@ SIZES = {
         batch_events=150_000,
         batch_size=500,
         batch_concurrency=6,
-        latency_rate=100,
+        latency_rate=1000,
         latency_seconds=60,
-        ramp_rates=(100, 150, 200, 300, 400, 600, 800),
+        ramp_start=50,
+        ramp_factor=1.5,
+        ramp_max_steps=12,
         ramp_seconds=60,
         projected_events=1_000_000,
         get_seconds=60,

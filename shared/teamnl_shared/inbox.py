@@ -22,6 +22,10 @@ time, each under a savepoint of its own, so a poison event undoes only itself. E
 ``before_commit`` then sees the applied events once, in the same transaction (e.g. to
 evaluate rules once per batch instead of once per event).
 
+A handler may defer its writes (:class:`Deferred`, e.g. to send them set-based): they are
+flushed at the end of the savepoint the handler ran in, so a refused write still undoes
+only its savepoint, and dropped when that savepoint is rolled back.
+
 Two parts: :class:`Inbox` applies records (parse and validate, the inbox rows, the
 handler, savepoints, which records to dead-letter: an :class:`Outcome`) and knows no Kafka
 client, so a replay that reads the topics itself (the dashboard's rebuild) applies with the
@@ -38,9 +42,9 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -88,6 +92,15 @@ BeforeCommit = Callable[[asyncpg.Connection, Applied], Awaitable[None]]
 DeadLetterHook = Callable[[ConsumerRecord, str], Awaitable[None] | None]
 
 
+class Deferred(Protocol):
+    """Writes the handler buffered: flushed at the end of their savepoint (a refused write
+    raises :class:`PoisonEvent`), discarded when it is rolled back."""
+
+    async def flush(self, conn: asyncpg.Connection) -> None: ...
+
+    def discard(self) -> None: ...
+
+
 @dataclass
 class Outcome:
     """What :meth:`Inbox.apply` did with a batch: the events applied (in order),
@@ -109,21 +122,35 @@ class Inbox:
     name: str
     before_commit: BeforeCommit | None = None
     tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.inbox"))
+    deferred: Deferred | None = None
 
     async def apply(self, records: list[ConsumerRecord]) -> Outcome:
-        """Apply `records` (one partition's, in order) in one transaction: each valid, new
-        event through the handler, then ``before_commit`` once; nothing is sent or
-        committed to Kafka."""
+        """Apply `records` (of one or more partitions, each partition's in order) in one
+        transaction: each valid, new event through the handler, then ``before_commit`` once;
+        nothing is sent or committed to Kafka."""
         parsed = [_parse(record) for record in records]
         async with transaction(self.pool) as conn:
             try:
-                async with conn.transaction():  # a savepoint: a poison event undoes the batch
+                async with self._savepoint(conn):  # a poison event undoes the batch
                     outcome = await self._apply_together(conn, records, parsed)
             except REFUSALS:
                 outcome = await self._apply_one_by_one(conn, records, parsed)
             if self.before_commit is not None and outcome.applied:
                 await self.before_commit(conn, outcome.applied)
         return outcome
+
+    @contextlib.asynccontextmanager
+    async def _savepoint(self, conn: asyncpg.Connection) -> AsyncIterator[None]:
+        """A savepoint whose deferred writes are flushed inside it, or dropped with it."""
+        try:
+            async with conn.transaction():
+                yield
+                if self.deferred is not None:
+                    await self.deferred.flush(conn)
+        except BaseException:
+            if self.deferred is not None:
+                self.deferred.discard()
+            raise
 
     async def _apply_together(
         self,
@@ -138,10 +165,11 @@ class Inbox:
             with consume_span(self.tracer, record, self.name) as span:
                 if isinstance(event, InvalidEvent):
                     _invalid(span, record, event, outcome)
-                elif (event.source, event.id) not in fresh:
+                elif (record.topic, event.source, event.id) not in fresh:
                     outcome.duplicates += 1
                 else:
-                    fresh.discard((event.source, event.id))  # a repeat later on is a duplicate
+                    # a repeat later on is a duplicate
+                    fresh.discard((record.topic, event.source, event.id))
                     await self.handler(conn, event, record)
                     outcome.applied.append((event, record))
         return outcome
@@ -165,7 +193,7 @@ class Inbox:
         self, conn: asyncpg.Connection, event: Event, record: ConsumerRecord, outcome: Outcome
     ) -> None:
         try:
-            async with conn.transaction():  # a savepoint: a poison event undoes only itself
+            async with self._savepoint(conn):  # a poison event undoes only itself
                 fresh = await conn.fetchval(
                     "INSERT INTO inbox (event_source, event_id, event_type, topic,"
                     " kafka_partition, kafka_offset) VALUES ($1, $2, $3, $4, $5, $6)"
@@ -200,6 +228,7 @@ class InboxConsumer:
     tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.inbox"))
     on_deadletter: DeadLetterHook | None = None
     before_commit: BeforeCommit | None = None
+    deferred: Deferred | None = None
     applied_total: int = 0
     duplicate_total: int = 0
     deadletter_total: int = 0
@@ -210,7 +239,9 @@ class InboxConsumer:
     inbox: Inbox = field(init=False)
 
     def __post_init__(self) -> None:
-        self.inbox = Inbox(self.pool, self.handler, self.group, self.before_commit, self.tracer)
+        self.inbox = Inbox(
+            self.pool, self.handler, self.group, self.before_commit, self.tracer, self.deferred
+        )
 
     @property
     def deadletter_topic(self) -> str:
@@ -230,7 +261,8 @@ class InboxConsumer:
                 batch = await consumer.getmany(timeout_ms=500)
                 for tp, records in batch.items():
                     self._next_offsets[tp] = records[-1].offset + 1
-                    await self._process_partition(consumer, producer, tp, records)
+                if batch:
+                    await self._process(consumer, producer, batch)
         finally:
             self._consumer = None
             await consumer.stop()
@@ -262,34 +294,36 @@ class InboxConsumer:
                 lags[tp] = max(0, high - position)
         return lags
 
-    async def _process_partition(
+    async def _process(
         self,
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
-        tp: TopicPartition,
-        records: list[ConsumerRecord],
+        batch: dict[TopicPartition, list[ConsumerRecord]],
     ) -> bool:
-        """Apply, dead-letter and commit one partition's records; False when it must be
-        read again from its first record (after a back-off)."""
+        """Apply one fetch - every partition's records, each partition's in order - in one
+        transaction (one commit and one ``before_commit`` per fetch, not per partition);
+        then its dead letters, then the offsets. False when it must be read again from each
+        partition's first record (after a back-off)."""
+        records = [record for partition_records in batch.values() for record in partition_records]
         try:
             outcome = await self.inbox.apply(records)
         except DATA_ERRORS as error:
             # Only a batch-wide step (``before_commit``) gets here: each event's own refusal
             # is dead-lettered by `apply`. One record at a time finds the one it refuses.
             if len(records) > 1:
-                return await self._isolate(consumer, producer, tp, records)
+                return await self._isolate(consumer, producer, batch)
             outcome = Outcome(dead=[(records[0], refused(_type_of(records[0]), error))])
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            return await self._retry_later(consumer, tp, records, error)
+            return await self._retry_later(consumer, batch, error)
         try:
             for record, reason in outcome.dead:
                 await self._dead_letter(producer, record, reason)
-            await consumer.commit({tp: records[-1].offset + 1})
+            await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
         except CommitFailedError:
-            log.info("partition %s was reassigned; the new owner re-reads (inbox dedups)", tp)
+            log.info("partitions were reassigned; their new owners re-read (inbox dedups)")
             return False
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as error:
-            return await self._retry_later(consumer, tp, records, error)
+            return await self._retry_later(consumer, batch, error)
         self.failing_since = None
         self.applied_total += len(outcome.applied)
         self.duplicate_total += outcome.duplicates
@@ -302,27 +336,30 @@ class InboxConsumer:
         self,
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
-        tp: TopicPartition,
-        records: list[ConsumerRecord],
+        batch: dict[TopicPartition, list[ConsumerRecord]],
     ) -> bool:
-        for record in records:
-            if not await self._process_partition(consumer, producer, tp, [record]):
-                return False
+        """The fetch one record at a time; after a failure every partition is read again
+        from its first record not yet applied."""
+        left = dict(batch)
+        for tp, records in batch.items():
+            for index, record in enumerate(records):
+                if not await self._process(consumer, producer, {tp: [record]}):
+                    left[tp] = records[index:]
+                    _rewind(consumer, left)
+                    return False
+            del left[tp]
         return True
 
     async def _retry_later(
         self,
         consumer: AIOKafkaConsumer,
-        tp: TopicPartition,
-        records: list[ConsumerRecord],
+        batch: dict[TopicPartition, list[ConsumerRecord]],
         error: BaseException,
     ) -> bool:
-        log.warning(
-            "applying %s failed (%r); retrying from offset %d", tp, error, records[0].offset
-        )
+        log.warning("applying %d partitions' records failed (%r); retrying", len(batch), error)
         if self.failing_since is None:
             self.failing_since = time.monotonic()
-        consumer.seek(tp, records[0].offset)
+        _rewind(consumer, batch)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), self.retry_backoff)
         return False
@@ -356,6 +393,12 @@ def _parse(record: ConsumerRecord) -> Event | InvalidEvent:
         return error
 
 
+def _rewind(consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+    """Read each partition of `batch` again from its first record there."""
+    for tp, records in batch.items():
+        consumer.seek(tp, records[0].offset)
+
+
 def _type_of(record: ConsumerRecord) -> str:
     """The record's ``ce_type`` header (for a reason), or "unknown type"."""
     for name, value in record.headers:
@@ -371,8 +414,9 @@ def _invalid(span: Span, record: ConsumerRecord, error: InvalidEvent, outcome: O
 
 async def _record_fresh(
     conn: asyncpg.Connection, records: list[ConsumerRecord], parsed: list[Event | InvalidEvent]
-) -> set[tuple[str, str]]:
-    """Insert the batch's inbox rows in one statement; the (source, id) that were new."""
+) -> set[tuple[str, str, str]]:
+    """Insert the batch's inbox rows in one statement; the (topic, source, id) that were new
+    (a batch may hold records of several topics)."""
     rows = [
         (event, record)
         for record, event in zip(records, parsed, strict=True)
@@ -383,7 +427,7 @@ async def _record_fresh(
     inserted = await conn.fetch(
         "INSERT INTO inbox (event_source, event_id, event_type, topic, kafka_partition,"
         " kafka_offset) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
-        " $5::int[], $6::bigint[]) ON CONFLICT DO NOTHING RETURNING event_source, event_id",
+        " $5::int[], $6::bigint[]) ON CONFLICT DO NOTHING RETURNING topic, event_source, event_id",
         [e.source for e, _ in rows],
         [e.id for e, _ in rows],
         [e.type for e, _ in rows],
@@ -391,4 +435,4 @@ async def _record_fresh(
         [r.partition for _, r in rows],
         [r.offset for _, r in rows],
     )
-    return {(row["event_source"], row["event_id"]) for row in inserted}
+    return {(row["topic"], row["event_source"], row["event_id"]) for row in inserted}

@@ -312,3 +312,59 @@ async def test_a_poison_event_undoes_only_itself_and_each_event_applies_once_per
     assert [r["n"] for r in rows] == [0, 1, 3]
     again = await inbox.apply([as_record(e, i) for i, e in enumerate(events)])
     assert again.applied == [] and again.duplicates == 4 and len(again.dead) == 1
+
+
+class DeferredEffects:
+    """A handler's deferred writes: buffered, flushed with one executemany per savepoint;
+    the flush refuses (as a database would) a batch holding n == 2."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, int]] = []
+        self.flushes: list[list[int]] = []
+
+    async def flush(self, conn: asyncpg.Connection) -> None:
+        rows, self.rows = self.rows, []
+        self.flushes.append([n for _, n in rows])
+        if any(n == 2 for _, n in rows):
+            raise PoisonEvent("n 2 is refused at the flush")
+        await conn.executemany("INSERT INTO effects (mission_id, n) VALUES ($1, $2)", rows)
+
+    def discard(self) -> None:
+        self.rows = []
+
+
+async def test_deferred_writes_flush_per_savepoint_and_a_refused_flush_undoes_only_its_event(
+    migrated_pool: asyncpg.Pool,
+) -> None:
+    """Deferred writes go to the database at the end of their savepoint: the whole batch in
+    one flush; when that flush is refused, the batch is applied one by one, each event's
+    writes flushed in its own savepoint, so only the refused event is dead-lettered and
+    nothing of the undone batch is written twice."""
+    await migrated_pool.execute("CREATE TABLE effects (mission_id text, n int)")
+    deferred = DeferredEffects()
+
+    async def buffer(_conn: asyncpg.Connection, event: Event, _record: ConsumerRecord) -> None:
+        data = event.data_dict()
+        deferred.rows.append((data["mission_id"], data["leads"]))
+
+    inbox = Inbox(migrated_pool, buffer, "g", deferred=deferred)
+    clean = await inbox.apply([as_record(mission_event(2, n), n) for n in (0, 1)])
+    assert [e.id for e, _ in clean.applied] == ["2-0", "2-1"] and deferred.flushes == [[0, 1]]
+
+    deferred.flushes.clear()
+    events = [mission_event(1, n) for n in (0, 1, 2, 3)]
+    outcome = await inbox.apply([as_record(e, i) for i, e in enumerate(events)])
+
+    assert deferred.flushes == [[0, 1, 2, 3], [0], [1], [2], [3]]
+    assert [e.id for e, _ in outcome.applied] == ["1-0", "1-1", "1-3"]
+    assert [(r.offset, reason) for r, reason in outcome.dead] == [
+        (2, f"{MISSION_HELD}: n 2 is refused at the flush")
+    ]
+    rows = await migrated_pool.fetch("SELECT mission_id, n FROM effects ORDER BY mission_id, n")
+    assert [(r["mission_id"], r["n"]) for r in rows] == [
+        ("m-1", 0),
+        ("m-1", 1),
+        ("m-1", 3),
+        ("m-2", 0),
+        ("m-2", 1),
+    ]

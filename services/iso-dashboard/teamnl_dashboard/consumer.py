@@ -1,9 +1,10 @@
 """The dashboard's consumer of every initiative topic, through the shared inbox.
 
 One consumer group (``settings.group``) over the four family topics: Kafka spreads the
-partitions over however many dashboard instances run. Per partition batch, in one
-transaction: each record's inbox row and projection, then each rule the batch's events
-trigger, evaluated once; the offsets are committed after that transaction. Invalid
+partitions over however many dashboard instances run. Per fetch (up to ``LIVE_BATCH``
+records of any partitions, each partition's in order), in one transaction: each record's
+inbox row, the projections' writes set-based (`projections.writes`), then each rule the
+batch's events trigger, evaluated once; the offsets are committed after that transaction. Invalid
 records go to the group's dead-letter topic (by the inbox) and are also recorded here, so
 the ``invalid-events`` rule can raise a finding.
 
@@ -46,6 +47,9 @@ topic, event type) - the end-to-end latency from ingestion to projection."""
 ANNOUNCED_IDS = 20
 """An event announcement names the batch's last events (as many as the page's feed shows),
 so that two announcements are never the same message (pages drop repeated messages)."""
+LIVE_BATCH = 2000
+"""Records per fetch at most, applied in one transaction: a backlog is worked off in few
+commits and rule evaluations; at a low rate a fetch holds what just arrived."""
 DeadLetterCounter = Callable[[str, str], None]
 """Called once per dead letter: (original topic, reason kind ``invalid-event``/``poison``)."""
 
@@ -100,10 +104,14 @@ class DashboardHandlers:
         self.on_latency = on_latency
         self.on_dead_letter = on_dead_letter
         self.tracer = tracer or trace.get_tracer("teamnl.dashboard")
+        self.writes = projections.DeferredProjections()
 
-    async def handle(self, conn: asyncpg.Connection, event: Event, _record: ConsumerRecord) -> None:
+    async def handle(
+        self, _conn: asyncpg.Connection, event: Event, _record: ConsumerRecord
+    ) -> None:
+        """Project `event` into the batch's deferred writes (the inbox flushes them)."""
         with self.tracer.start_as_current_span(f"project {event.type}"):
-            await projections.apply(conn, event)
+            await projections.apply(self.writes.as_connection(), event)
 
     async def before_commit(
         self, conn: asyncpg.Connection, applied: list[tuple[Event, ConsumerRecord]]
@@ -182,7 +190,9 @@ def build_consumer(
         before_commit=handlers.before_commit,
         after_commit=handlers.after_commit,
         on_deadletter=handlers.dead_lettered,
+        deferred=handlers.writes,
         consumer_options={
+            "max_poll_records": LIVE_BATCH,
             "session_timeout_ms": settings.consumer_session_timeout_ms,
             "heartbeat_interval_ms": settings.consumer_session_timeout_ms // 5,
         },

@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 REBUILD_LOCK = 7_310_103
 Progress = Callable[[str], None]
 Positions = dict[TopicPartition, int]
+REPLAY_BATCH = 5000
+"""Records per fetch and transaction while replaying: large, since the rules are evaluated
+once at the end, not per batch."""
 
 
 class RebuildRunning(RuntimeError):
@@ -75,14 +78,16 @@ class _Replayer:
         self.settings = settings
         self.pool = pool
         self.progress = progress
-        self.inbox = Inbox(pool, self._project, "rebuild", before_commit=self._fold)
+        self.writes = projections.DeferredProjections()
+        self.inbox = Inbox(
+            pool, self._project, "rebuild", before_commit=self._fold, deferred=self.writes
+        )
         self.consumer = assigned_reader(settings.kafka_bootstrap_servers)
         self.positions: Positions = {}
         self.records = self.applied = self.dead = 0
 
-    @staticmethod
-    async def _project(conn: asyncpg.Connection, event: Event, _record: ConsumerRecord) -> None:
-        await projections.apply(conn, event)
+    async def _project(self, _conn: asyncpg.Connection, event: Event, _rec: ConsumerRecord) -> None:
+        await projections.apply(self.writes.as_connection(), event)
 
     @staticmethod
     async def _fold(conn: asyncpg.Connection, _applied: Applied) -> None:
@@ -105,9 +110,9 @@ class _Replayer:
     async def replay_until(self, targets: Positions) -> None:
         total = sum(targets.values())
         while any(self.positions.get(tp, 0) < end for tp, end in targets.items()):
-            batch = await self.consumer.getmany(timeout_ms=500, max_records=1000)
-            for records in batch.values():
-                await self._apply(records)
+            batch = await self.consumer.getmany(timeout_ms=500, max_records=REPLAY_BATCH)
+            if batch:  # one transaction per fetch, each partition's records in order
+                await self._apply([record for records in batch.values() for record in records])
             for tp in self.positions:
                 self.positions[tp] = await self.consumer.position(tp)
             self.progress(

@@ -165,10 +165,15 @@ def _iso(moment: datetime) -> str:
 # -- parsing --------------------------------------------------------------------------------
 
 
-def parse_event(attributes: Mapping[str, Any], data: Any, *, prefix: str = "") -> Event:
-    """Validate CloudEvents attributes and the catalogue data; return the :class:`Event`."""
+def parse_event(
+    attributes: Mapping[str, Any], data: Any, *, prefix: str = "", sdk_checked: bool = False
+) -> Event:
+    """Validate CloudEvents attributes and the catalogue data; return the :class:`Event`.
+
+    ``sdk_checked``: the CloudEvents SDK has just validated these very attributes (reading
+    a Kafka record builds its event), so only our own bounds are checked again."""
     attrs = dict(attributes)
-    problems = _attribute_problems(attrs, prefix)
+    problems = _attribute_problems(attrs, prefix, sdk_checked)
     event_type = attrs.get("type") if isinstance(attrs.get("type"), str) else None
     spec = _lookup(event_type, prefix, problems)
     if problems or spec is None:
@@ -185,7 +190,7 @@ def parse_event(attributes: Mapping[str, Any], data: Any, *, prefix: str = "") -
     )
 
 
-def _attribute_problems(attrs: dict[str, Any], prefix: str) -> list[Problem]:
+def _attribute_problems(attrs: dict[str, Any], prefix: str, sdk_checked: bool) -> list[Problem]:
     bounds = _bound_problems(attrs, prefix)
     if bounds:
         return bounds  # nothing else reads an unbounded attribute
@@ -194,6 +199,8 @@ def _attribute_problems(attrs: dict[str, Any], prefix: str) -> list[Problem]:
             attrs["time"] = isoparse(attrs["time"])
         except ValueError:
             return [Problem(f"{prefix}time", "not an RFC 3339 timestamp")]
+    if sdk_checked:
+        return []
     try:
         CloudEvent(dict(attrs))
     except CloudEventValidationError as error:
@@ -340,4 +347,4 @@ def parse_kafka(headers: Sequence[tuple[str, bytes]], value: bytes | None) -> Ev
     data = sdk_event.get_data()
     if not isinstance(data, dict):
         raise InvalidEvent([Problem("data", "the record value is not a JSON object")])
-    return parse_event(sdk_event.get_attributes(), data)
+    return parse_event(sdk_event.get_attributes(), data, sdk_checked=True)

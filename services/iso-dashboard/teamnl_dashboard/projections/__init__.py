@@ -1,6 +1,8 @@
 """Projections: each event type's effect on the dashboard's read model.
 
-:func:`apply` runs inside the consumer's transaction (the runtime owns it), per event;
+:func:`apply` runs inside the consumer's transaction (the runtime owns it), per event; the
+consumer and the rebuild pass it a :class:`DeferredProjections` in place of the connection,
+so a batch's writes go to the database set-based at the end of the inbox's savepoint;
 :func:`fold_totals` once per batch, after its events, folds the running totals. An event a
 projection can never store (a value out of the database's range, a broken constraint)
 is refused with :class:`PoisonEvent`, so it goes to the dead-letter topic instead of
@@ -19,6 +21,7 @@ from teamnl_shared.inbox import PoisonEvent
 
 from . import globalstars, nlib, quality, tinl, werkplaats
 from .network import record_event
+from .writes import BufferedWrites
 
 Projector = Callable[[asyncpg.Connection, Event], Awaitable[None]]
 
@@ -49,3 +52,15 @@ async def apply(conn: asyncpg.Connection, event: Event) -> None:
 async def fold_totals(conn: asyncpg.Connection) -> None:
     """Fold the running totals' delta rows (schema.sql) into one row per key."""
     await conn.execute("SELECT fold_totals()")
+
+
+class DeferredProjections(BufferedWrites):
+    """The projections' writes of one inbox savepoint, sent set-based at its end (the
+    inbox's `Deferred`); a write the database refuses makes the savepoint's events poison
+    candidates (the inbox then applies them one by one to find the one)."""
+
+    async def flush(self, conn: asyncpg.Connection) -> None:
+        try:
+            await super().flush(conn)
+        except _REFUSED_BY_DATABASE as error:
+            raise PoisonEvent(f"projection refused the event: {error}") from error
