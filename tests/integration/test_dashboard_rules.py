@@ -113,6 +113,38 @@ async def test_isolated_werkplaats_project_until_nlib_goes_there(dash) -> None:
     await dash.wait_findings("isolated-project", "resolved")
 
 
+async def test_werkplaats_portfolio_per_finished_year_against_its_target(
+    dash, clock: FakeClock
+) -> None:
+    """A project counts in every year it was supported: onboarded by the year's end, not
+    ended before the year began (counted from the running portfolio totals)."""
+    wp = "nl.teamnl.werkplaats.project"
+
+    def onboarded(project_id: str, on: str):
+        return make_event(f"{wp}.onboarded.v1", project_id=project_id, onboarded_on=on, time=NOW)
+
+    clock.set(datetime(2021, 1, 2, 12, tzinfo=UTC))
+    first = [onboarded("p1", "2018-03-01"), onboarded("p2", "2019-06-01")]
+    third = onboarded("p3", "2020-02-01")
+    await dash.publish(
+        *first,
+        make_event(f"{wp}.graduated.v1", project_id="p1", graduated_on="2019-05-01", time=NOW),
+        third,
+        make_event(f"{wp}.stopped.v1", project_id="p3", stopped_on="2020-03-01", time=NOW),
+    )
+    await dash.wait_applied(5)
+    expected = {
+        2019: ({"year": 2019, "portfolio": 2, "target": 20}, [first[0].id, first[1].id]),
+        2020: ({"year": 2020, "portfolio": 2, "target": 30}, [first[1].id, third.id]),
+    }
+
+    async def judged() -> bool:  # the rules follow the projections by one evaluation
+        short = await dash.findings("werkplaats-portfolio-target", "open")
+        return {f["details"]["year"]: (f["details"], f["event_ids"]) for f in short} == expected
+
+    await eventually(judged)
+
+
 async def test_gaps_in_focus_markets_and_cities_of_opportunity(dash, clock: FakeClock) -> None:
     await dash.publish(
         activity("a1", "CN", "Tilburg", "2019-05-13", "2019-05-17", "NL"),

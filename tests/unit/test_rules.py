@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 from dashboard_harness import make_event
-from teamnl_dashboard.rules import Facts, Severity, all_rules, describe
+from teamnl_dashboard.rules import Facts, Severity, all_rules, build_engine, describe
 from teamnl_dashboard.rules.catalogue import (
     BudgetOffPace,
     CityGap,
@@ -25,6 +26,7 @@ from teamnl_dashboard.rules.catalogue import (
     pair_activities,
     year_elapsed,
 )
+from teamnl_dashboard.rules.engine import Owed
 from teamnl_dashboard.rules.model import (
     ActivityFact,
     BudgetFact,
@@ -33,6 +35,7 @@ from teamnl_dashboard.rules.model import (
     DeadLetterFact,
     MissionFact,
     PartnerFact,
+    PortfolioFact,
     ProjectFact,
     Scope,
     ServiceFact,
@@ -131,6 +134,37 @@ def test_isolated_project_as_events_arrive_judges_only_what_the_batch_touched() 
     assert rule.scope(batch) == Scope(frozenset({"p1", "p2"}), frozenset({"US", "VN"}))
     projects = (ProjectFact("p1", "KE", "active", "ev-p1"), ProjectFact("p3", "US", "active", "e"))
     assert rule.judged(Facts(projects=projects)) == {"p1", "p3"}
+
+
+def test_what_a_batch_owes_the_rules_and_queued_batches_owe_together() -> None:
+    """What the consumer queues per fetch (``rules_pending``): the rules its events trigger,
+    a scoped rule with only what they touched; queued fetches merge into one evaluation."""
+    engine = build_engine(DashboardSettings(database_url="postgresql://unused/db"))
+    first = engine.owed(
+        [
+            make_event("nl.teamnl.werkplaats.project.onboarded.v1", project_id="p1", country="KE"),
+            make_event("nl.teamnl.nlib.budget.spent.v1"),
+        ]
+    )
+    assert "budget-off-pace" in first.whole and "market-duplication" not in first.whole
+    assert "isolated-project" not in first.whole
+    assert first.scoped == {"isolated-project": Scope(frozenset({"p1"}), frozenset())}
+    second = engine.owed([make_event("nl.teamnl.nlib.mission.held.v1", country="VN")])
+    assert "market-duplication" in second.whole and "budget-off-pace" not in second.whole
+    planned = engine.owed([make_event("nl.teamnl.nlib.mission.planned.v1")])
+    assert planned.whole == {"service-silent"} and not planned.scoped  # every event: a sign of life
+    assert not engine.owed([]) and not Owed()
+
+    def queued(owed: Owed) -> dict[str, object]:  # a rules_pending row, as queue writes it
+        scoped = {
+            n: {"projects": sorted(s.projects), "countries": sorted(s.countries)}
+            for n, s in owed.scoped.items()
+        }
+        return {"rules": sorted(owed.whole), "scoped": json.dumps(scoped)}
+
+    both = Owed.merged([queued(first), queued(second)])
+    assert both.whole == first.whole | second.whole
+    assert both.scoped == {"isolated-project": Scope(frozenset({"p1"}), frozenset({"VN"}))}
 
 
 def test_focus_market_gap_once_tinl_reports_anything() -> None:
@@ -242,21 +276,17 @@ def test_an_isolated_project_is_judged_once_project_and_network_ran_a_year() -> 
     assert hit.key == "wp-pa"
 
 
-def project(id_: str, onboarded: date, ended: date | None = None) -> ProjectFact:
-    return ProjectFact(
-        id_, "IN", "active" if ended is None else "graduated", f"ev-{id_}", onboarded, ended
-    )
-
-
 def test_the_werkplaats_target_is_20_in_2019_then_30_and_never_before_2019() -> None:
-    eight = tuple(project(f"p{i}", date(2018, 1, 1 + i)) for i in range(8))
     rule = WerkplaatsPortfolioTarget()
-    assert rule.check(Facts(projects=eight), datetime(2019, 6, 1, tzinfo=UTC)) == []
-    [short_2019] = rule.check(Facts(projects=eight), datetime(2020, 1, 2, tzinfo=UTC))
+    eight = tuple(PortfolioFact(year, 8, ("ev-p7",)) for year in range(2019, 2021))
+    assert rule.check(Facts(portfolio=eight[:0]), datetime(2019, 6, 1, tzinfo=UTC)) == []
+    [short_2019] = rule.check(Facts(portfolio=eight[:1]), datetime(2020, 1, 2, tzinfo=UTC))
     assert short_2019.details == {"year": 2019, "portfolio": 8, "target": 20}
-    twenty = tuple(project(f"q{i}", date(2019, 1, 1 + i)) for i in range(20))
-    [short_2020] = rule.check(Facts(projects=twenty), datetime(2021, 1, 2, tzinfo=UTC))
+    assert short_2019.event_ids == ("ev-p7",)
+    years = (PortfolioFact(2019, 20), PortfolioFact(2020, 20), PortfolioFact(2021, 0))
+    [short_2020] = rule.check(Facts(portfolio=years), datetime(2021, 1, 2, tzinfo=UTC))
     assert short_2020.details == {"year": 2020, "portfolio": 20, "target": 30}
+    assert rule.check(Facts(portfolio=(PortfolioFact(2018, 0),)), NOW) == []  # before 2019
 
 
 def test_global_stars_calls_only_outside_the_eureka_countries() -> None:

@@ -3,8 +3,10 @@
 One consumer group (``settings.group``) over the four family topics: Kafka spreads the
 partitions over however many dashboard instances run. Per fetch (up to ``LIVE_BATCH``
 records of any partitions, each partition's in order), in one transaction: each record's
-inbox row, the projections' writes set-based (`projections.writes`), then each rule the
-batch's events trigger, evaluated once; the offsets are committed after that transaction. Invalid
+inbox row, the projections' writes set-based (`projections.writes`), then what the batch's
+events owe the rules (a ``rules_pending`` row, worked off by `rules.pending` beside the
+consumer, which it wakes after the commit); the offsets are committed after that
+transaction. Invalid
 records go to the group's dead-letter topic (by the inbox) and are also recorded here, so
 the ``invalid-events`` rule can raise a finding.
 
@@ -52,6 +54,8 @@ LIVE_BATCH = 2000
 commits and rule evaluations; at a low rate a fetch holds what just arrived."""
 DeadLetterCounter = Callable[[str, str], None]
 """Called once per dead letter: (original topic, reason kind ``invalid-event``/``poison``)."""
+Wake = Callable[[], None]
+"""Called after a commit that queued rule evaluations (the rules worker's ``wake``)."""
 
 
 def event_topics(settings: DashboardSettings) -> list[str]:
@@ -98,13 +102,16 @@ class DashboardHandlers:
         on_latency: LatencyHook | None = None,
         on_dead_letter: DeadLetterCounter | None = None,
         tracer: Tracer | None = None,
+        wake_rules: Wake | None = None,
     ) -> None:
         self.pool = pool
         self.engine = engine
         self.on_latency = on_latency
         self.on_dead_letter = on_dead_letter
         self.tracer = tracer or trace.get_tracer("teamnl.dashboard")
+        self.wake_rules = wake_rules
         self.writes = projections.DeferredProjections()
+        self._rules_owed = False
 
     async def handle(
         self, _conn: asyncpg.Connection, event: Event, _record: ConsumerRecord
@@ -116,13 +123,14 @@ class DashboardHandlers:
     async def before_commit(
         self, conn: asyncpg.Connection, applied: list[tuple[Event, ConsumerRecord]]
     ) -> None:
-        """The batch's totals, then its rules, once each, before its commit."""
+        """The batch's totals, then what it owes the rules, before its commit."""
         await projections.fold_totals(conn)
-        with self.tracer.start_as_current_span("evaluate rules"):
-            await self.engine.on_events(conn, (event for event, _ in applied))
+        self._rules_owed = await self.engine.queue(conn, (event for event, _ in applied))
 
     async def after_commit(self, applied: list[tuple[Event, ConsumerRecord]]) -> None:
         committed_at = datetime.now(UTC)
+        if self._rules_owed and self.wake_rules is not None:
+            self.wake_rules()
         if self.on_latency is not None:
             for event, record in applied:
                 accepted_at = _accepted_at(record) or event.time
@@ -178,9 +186,10 @@ def build_consumer(
     on_latency: LatencyHook | None = None,
     on_dead_letter: DeadLetterCounter | None = None,
     tracer: Tracer | None = None,
+    wake_rules: Wake | None = None,
 ) -> InboxConsumer:
     tracer = tracer or trace.get_tracer("teamnl.dashboard")
-    handlers = DashboardHandlers(pool, engine, on_latency, on_dead_letter, tracer)
+    handlers = DashboardHandlers(pool, engine, on_latency, on_dead_letter, tracer, wake_rules)
     return InboxConsumer(
         pool=pool,
         bootstrap=settings.kafka_bootstrap_servers,

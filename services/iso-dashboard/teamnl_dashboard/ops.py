@@ -1,6 +1,7 @@
 """Operations endpoints: ``/healthz`` (the process answers) and ``/readyz`` (the database
-and Kafka reachable, the consumer running, the live hub listening). Like the initiative
-services' (``teamnl_shared.ingestion.ops``); no sign-in needed, nothing secret shown."""
+and Kafka reachable, the consumer and the rules worker not stalled, the live hub
+listening). Like the initiative services' (``teamnl_shared.ingestion.ops``); no sign-in
+needed, nothing secret shown."""
 
 from __future__ import annotations
 
@@ -47,13 +48,15 @@ async def check_readiness(runtime: Runtime | None) -> Readiness:
     )
     consumer = runtime.consumer.running
     stalled = runtime.consumer.stalled(runtime.settings.consumer_stall_seconds)
+    rules_stalled = runtime.rules.stalled(runtime.settings.rules_stall_seconds)
     live = runtime.hub.listening.is_set()
-    ready = database_ok and kafka_ok and consumer and not stalled and live
+    ready = database_ok and kafka_ok and consumer and not stalled and not rules_stalled and live
     return Readiness(
         status="ready" if ready else "not ready",
         database=database_ok,
         kafka=kafka_ok,
         consumer=consumer,
         consumer_stalled=stalled,
+        rules_stalled=rules_stalled,
         live=live,
     )

@@ -4,8 +4,8 @@ their lifecycle. The web app (`app`) and the consumer-only worker (`worker`) bot
 Start-up (:func:`open_runtime`): migrations and the live projection schema (see
 `database`), the topics, a rebuild of the projections from the topics when an older
 ``PROJECTION_VERSION`` built them (`rebuild.upgrade_projections`). :func:`start` then runs
-the background tasks - the consumer (supervised), the rules scheduler and the live hub;
-:func:`stop` ends them.
+the background tasks - the consumer (supervised), the rules worker (what the consumed
+events owe the rules), the rules scheduler and the live hub; :func:`stop` ends them.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from .live import LiveHub
 from .notices import NoticeConsumer
 from .rebuild import upgrade_projections
 from .rules import Clock, RulesEngine, build_engine, system_clock
+from .rules.pending import RulesWorker
 from .settings import DashboardSettings
 
 __all__ = ["Runtime", "open_runtime", "start", "stop"]
@@ -45,6 +46,7 @@ class Runtime:
     consumer: InboxConsumer
     hub: LiveHub
     notices: NoticeConsumer
+    rules: RulesWorker
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     findings_open: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -69,6 +71,12 @@ async def open_runtime(
     await upgrade_projections(settings, engine)
     pool = await create_dashboard_pool(settings.database_url)
     try:
+        rules = RulesWorker(
+            engine,
+            pool,
+            settle_seconds=settings.rules_settle_seconds,
+            poll_seconds=settings.rules_poll_seconds,
+        )
         consumer = build_consumer(
             settings,
             pool,
@@ -76,9 +84,11 @@ async def open_runtime(
             on_latency=on_latency,
             on_dead_letter=on_dead_letter,
             tracer=telemetry.tracer("teamnl.dashboard") if telemetry is not None else None,
+            wake_rules=rules.wake,
         )
         notices = NoticeConsumer(settings, pool, engine)
-        yield Runtime(settings, pool, engine, consumer, LiveHub(settings.database_url), notices)
+        hub = LiveHub(settings.database_url)
+        yield Runtime(settings, pool, engine, consumer, hub, notices, rules)
     finally:
         await pool.close()
 
@@ -106,6 +116,7 @@ def start(runtime: Runtime, telemetry: Telemetry) -> list[asyncio.Task[None]]:
     return [
         asyncio.create_task(supervise(runtime.consumer, runtime.stopping), name="consumer"),
         asyncio.create_task(supervise(runtime.notices, runtime.stopping), name="parked-notices"),
+        asyncio.create_task(runtime.rules.run(runtime.stopping), name="rules-worker"),
         asyncio.create_task(_schedule(runtime, telemetry), name="rules-scheduler"),
         asyncio.create_task(runtime.hub.run(), name="live-hub"),
     ]

@@ -35,6 +35,9 @@ class Readiness(Schema):
     consumer_stalled: bool = Field(
         False, description="every attempt to apply has failed for longer than allowed"
     )
+    rules_stalled: bool = Field(
+        False, description="every attempt to evaluate the queued rules has failed for too long"
+    )
     live: bool = Field(description="the live hub listens for changes")
 
     @property

@@ -99,6 +99,18 @@ class DashboardSettings(ServiceSettings):
         60.0, gt=0, description="/readyz reports the consumer stalled after failing this long"
     )
     rules_interval_seconds: float = Field(60.0, gt=0, description="time-based rules run every")
+    rules_settle_seconds: float = Field(
+        0.05,
+        ge=0,
+        description="the rules worker waits this long after a fetch queued rules, so that"
+        " fetches committed close together share one evaluation",
+    )
+    rules_poll_seconds: float = Field(
+        1.0, gt=0, description="the rules worker also looks for rules queued by other instances"
+    )
+    rules_stall_seconds: float = Field(
+        60.0, gt=0, description="/readyz reports the rules stalled after failing this long"
+    )
     allocations_cents: dict[str, int] = Field(
         default_factory=lambda: dict(DEFAULT_ALLOCATIONS_CENTS)
     )

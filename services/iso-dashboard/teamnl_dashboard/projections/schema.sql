@@ -149,6 +149,7 @@ CREATE TABLE tinl_activities (
 );
 CREATE INDEX tinl_activities_place ON tinl_activities
     (market, country, city, end_date DESC, activity_id);
+CREATE INDEX tinl_activities_latest ON tinl_activities (end_date DESC, event_id);
 
 CREATE TABLE tinl_knowledge (
     knowledge_id text   PRIMARY KEY,
@@ -157,6 +158,7 @@ CREATE TABLE tinl_knowledge (
     shared_on    date   NOT NULL,
     event_id     text   NOT NULL
 );
+CREATE INDEX tinl_knowledge_latest ON tinl_knowledge (shared_on DESC, event_id);
 
 -- Global Stars
 CREATE TABLE gs_calls (

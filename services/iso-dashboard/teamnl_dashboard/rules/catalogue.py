@@ -43,7 +43,6 @@ from .model import (
     Facts,
     Hit,
     PartnerQualityFact,
-    ProjectFact,
     Scope,
     Severity,
 )
@@ -465,18 +464,6 @@ class BudgetOffPace:
 # -- the letter's targets ----------------------------------------------------------------------
 
 
-def portfolio_in(projects: Iterable[ProjectFact], year: int) -> list[ProjectFact]:
-    """The projects supported at some point in `year` (onboarded by its end, not ended
-    before it started)."""
-    return [
-        p
-        for p in projects
-        if p.onboarded_on is not None
-        and p.onboarded_on.year <= year
-        and (p.ended_on is None or p.ended_on.year >= year)
-    ]
-
-
 @dataclass(frozen=True)
 class WerkplaatsPortfolioTarget:
     first_year: int = WERKPLAATS_TARGET_FIRST_YEAR
@@ -490,7 +477,7 @@ class WerkplaatsPortfolioTarget:
         "`first_target` projects in `first_year` (2019), `yearly_target` a year after. "
         "Never judged for the start-up years before `first_year`."
     )
-    needs: ClassVar[frozenset[str]] = frozenset({"projects"})
+    needs: ClassVar[frozenset[str]] = frozenset({"portfolio"})
     triggers: ClassVar[frozenset[str]] = PROJECT_EVENTS
     scheduled: ClassVar[bool] = True
 
@@ -501,18 +488,17 @@ class WerkplaatsPortfolioTarget:
 
     def check(self, facts: Facts, now: datetime) -> list[Hit]:
         hits = []
-        for year in range(self.first_year, now.year):  # finished years only
-            target = self.target(year)
-            portfolio = portfolio_in(facts.projects, year)
-            if target is not None and len(portfolio) < target:
+        for portfolio in facts.portfolio:
+            year, target = portfolio.year, self.target(portfolio.year)
+            if year < now.year and target is not None and portfolio.projects < target:
                 hits.append(
                     Hit(
                         str(year),
                         Severity.WARNING,
-                        f"De Werkplaats supported {len(portfolio)} projects in {year}; "
+                        f"De Werkplaats supported {portfolio.projects} projects in {year}; "
                         f"the target was {target}",
-                        tuple(p.event_id for p in portfolio)[-20:],
-                        {"year": year, "portfolio": len(portfolio), "target": target},
+                        portfolio.event_ids,
+                        {"year": year, "portfolio": portfolio.projects, "target": target},
                     )
                 )
         return hits

@@ -1,19 +1,24 @@
-"""Runs the rules: as events arrive (in the consumer's transaction) and on a schedule.
+"""Runs the rules: as events arrive and on a schedule.
 
-As events arrive means once per consumed batch: the consumer applies a batch's projections,
-then evaluates each rule any of its events triggers once, before the batch commits.
+As events arrive: the consumer records, in the transaction that projects a fetch, what its
+events owe - each rule they trigger, and for a scoped rule what they can have changed
+(:meth:`RulesEngine.queue`, a ``rules_pending`` row); the rules worker (`pending`) works
+that off in its own transactions (:meth:`RulesEngine.work_off`), every owed rule once for
+all the fetches queued since. So the rules, whose cost grows with the projections, stay off
+the consumer's commit path, and an evaluation is owed and done exactly once in effect.
 
 Evaluations are serialised with a transaction-level advisory lock, so two dashboard
-instances applying related events at once (an NLIB mission here, a TINL activity there)
+instances evaluating related events at once (an NLIB mission here, a TINL activity there)
 never both miss each other: the second evaluates after the first has committed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 import asyncpg
@@ -38,6 +43,8 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 RULES_LOCK = 7_310_102
+WORK_OFF_ROWS = 1000
+"""Queued fetches one evaluation of the rules works off at most."""
 
 
 def system_clock() -> datetime:
@@ -74,16 +81,58 @@ class RulesEngine:
         names = {rule.name for t in set(event_types) for rule in self._by_trigger.get(t, ())}
         return [rule for rule in self.rules if rule.name in names]
 
-    async def on_events(self, conn: asyncpg.Connection, events: Iterable[Event]) -> int:
-        """Evaluate the rules `events` trigger, each once, in the caller's transaction; a
-        scoped rule judges only what these events can have changed."""
+    def owed(self, events: Iterable[Event]) -> Owed:
+        """The evaluations `events` owe: each rule they trigger once, a scoped rule only
+        for what they can have changed."""
         events = list(events)
         rules = self.triggered_by(event.type for event in events)
-        whole = [rule for rule in rules if not isinstance(rule, ScopedRule)]
+        return Owed(
+            frozenset(rule.name for rule in rules if not isinstance(rule, ScopedRule)),
+            {rule.name: rule.scope(events) for rule in rules if isinstance(rule, ScopedRule)},
+        )
+
+    async def queue(self, conn: asyncpg.Connection, events: Iterable[Event]) -> bool:
+        """Record what `events` owe, in the caller's (the projecting) transaction; False
+        when they trigger no rule."""
+        owed = self.owed(events)
+        if not owed:
+            return False
+        await conn.execute(
+            "INSERT INTO rules_pending (rules, scoped) VALUES ($1, $2::jsonb)",
+            sorted(owed.whole),
+            json.dumps(
+                {
+                    name: {"projects": sorted(s.projects), "countries": sorted(s.countries)}
+                    for name, s in sorted(owed.scoped.items())
+                }
+            ),
+        )
+        return True
+
+    async def work_off(self, pool: asyncpg.Pool, limit: int = WORK_OFF_ROWS) -> int:
+        """Evaluate what the oldest `limit` queued fetches owe, once for all of them, in
+        the transaction that deletes them; returns how many were worked off (0: none
+        queued)."""
+        async with transaction(pool) as conn:
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", RULES_LOCK)
+            rows = await conn.fetch(
+                "DELETE FROM rules_pending WHERE id IN"
+                " (SELECT id FROM rules_pending ORDER BY id LIMIT $1) RETURNING rules, scoped",
+                limit,
+            )
+            if rows:
+                await self.evaluate_owed(conn, Owed.merged(rows))
+        return len(rows)
+
+    async def evaluate_owed(self, conn: asyncpg.Connection, owed: Owed) -> int:
+        """Evaluate what is `owed` in the caller's transaction; returns how many findings
+        changed."""
+        known = {rule.name: rule for rule in self.rules}
+        whole = [known[name] for name in sorted(owed.whole) if name in known]
         changed = await self.evaluate(conn, whole) if whole else 0
-        for rule in rules:
-            if isinstance(rule, ScopedRule):
-                changed += await self.evaluate(conn, [rule], rule.scope(events))
+        for name, scope in sorted(owed.scoped.items()):
+            if name in known and name not in owed.whole:
+                changed += await self.evaluate(conn, [known[name]], scope)
         return changed
 
     async def evaluate(
@@ -152,6 +201,39 @@ class RulesEngine:
             await complementary_links(conn, now),
         )
         return AsOf(as_of, hits, score)
+
+
+@dataclass(frozen=True)
+class Owed:
+    """What projected events owe the rules: rules to evaluate whole (by name), and scoped
+    rules with what the events can have changed. A rule no longer in the catalogue (a
+    queue written by an older version) is skipped."""
+
+    whole: frozenset[str] = frozenset()
+    scoped: Mapping[str, Scope] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.whole or self.scoped)
+
+    @classmethod
+    def merged(cls, rows: Iterable[Mapping[str, object]]) -> Owed:
+        """Everything the queued rows (``rules_pending``) owe together: scopes add up."""
+        whole: set[str] = set()
+        projects: dict[str, set[str]] = {}
+        countries: dict[str, set[str]] = {}
+        for row in rows:
+            whole.update(row["rules"])  # type: ignore[arg-type]
+            scoped = row["scoped"]
+            for name, scope in (json.loads(scoped) if isinstance(scoped, str) else scoped).items():  # type: ignore[union-attr]
+                projects.setdefault(name, set()).update(scope.get("projects", ()))
+                countries.setdefault(name, set()).update(scope.get("countries", ()))
+        return cls(
+            frozenset(whole),
+            {
+                name: Scope(frozenset(projects[name]), frozenset(countries[name]))
+                for name in projects
+            },
+        )
 
 
 @dataclass(frozen=True)

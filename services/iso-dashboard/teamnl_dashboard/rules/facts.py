@@ -12,7 +12,7 @@ from teamnl_shared.contract.topics import PUBLISHED_BY
 
 from ..period import end_of_day
 from ..quality import MAX_WINDOW_HOURS
-from ..reference import TINL_PARTNERS, market_of
+from ..reference import TINL_PARTNERS, WERKPLAATS_TARGET_FIRST_YEAR, market_of
 from .model import (
     ActivityFact,
     BudgetFact,
@@ -23,6 +23,7 @@ from .model import (
     MissionFact,
     PartnerFact,
     PartnerQualityFact,
+    PortfolioFact,
     ProjectFact,
     Scope,
     ServiceFact,
@@ -219,8 +220,8 @@ async def _projects(conn: asyncpg.Connection, ctx: FactContext) -> tuple[Project
         rows = await conn.fetch(f"{_PROJECTS} ORDER BY project_id", ctx.as_of)  # noqa: S608
     else:
         rows = await conn.fetch(
-            f"{_PROJECTS} AND project_id = ANY($2) UNION"  # noqa: S608 - constants
-            f" {_PROJECTS} AND country = ANY($3) ORDER BY project_id",
+            f"{_PROJECTS} AND project_id IN (SELECT unnest($2::text[])) UNION"  # noqa: S608
+            f" {_PROJECTS} AND country IN (SELECT unnest($3::text[])) ORDER BY project_id",
             ctx.as_of,
             sorted(ctx.scope.projects),
             sorted(ctx.scope.countries),
@@ -336,16 +337,39 @@ async def _city_programmes(
     )
 
 
+_TAKING_PART = """
+SELECT p AS partner, sum(activities) > 0 AS in_activities, sum(knowledge) > 0 AS in_knowledge
+FROM tinl_partner_sets, unnest(partners) p WHERE p = ANY($1::text[]) GROUP BY p
+"""
+_LATEST_PARTICIPATION = """
+SELECT p.partner, l.on_date, l.event_id
+FROM unnest($2::text[], $3::bool[], $4::bool[]) p (partner, in_activities, in_knowledge)
+CROSS JOIN LATERAL (
+    (SELECT end_date AS on_date, event_id FROM tinl_activities
+     WHERE p.in_activities AND partners @> ARRAY[p.partner]
+     AND ($1::date IS NULL OR end_date <= $1) ORDER BY end_date DESC, event_id LIMIT 1)
+    UNION ALL
+    (SELECT shared_on, event_id FROM tinl_knowledge
+     WHERE p.in_knowledge AND partners @> ARRAY[p.partner]
+     AND ($1::date IS NULL OR shared_on <= $1) ORDER BY shared_on DESC, event_id LIMIT 1)
+    ORDER BY 1 DESC, 2 LIMIT 1
+) l
+"""
+"""Per partner its latest activity or knowledge shared, walking the date indexes from the
+latest down (``tinl_*_latest``) in the tables it appears in (the running
+``tinl_partner_sets``): the walk stops at the partner's latest, so a partner that takes
+part often costs a few rows, not the whole table."""
+
+
 async def _tinl_partners(conn: asyncpg.Connection, ctx: FactContext) -> tuple[PartnerFact, ...]:
     """Every convenant partner and its latest participation (known at the reading)."""
+    taking_part = await conn.fetch(_TAKING_PART, list(TINL_PARTNERS))
     rows = await conn.fetch(
-        "SELECT DISTINCT ON (p) p AS partner, on_date, event_id FROM ("
-        " SELECT unnest(partners) AS p, end_date AS on_date, event_id FROM tinl_activities"
-        "  WHERE $1::date IS NULL OR end_date <= $1"
-        " UNION ALL SELECT unnest(partners), shared_on, event_id FROM tinl_knowledge"
-        "  WHERE $1::date IS NULL OR shared_on <= $1) x"
-        " ORDER BY p, on_date DESC, event_id",
+        _LATEST_PARTICIPATION,
         ctx.as_of,
+        [r["partner"] for r in taking_part],
+        [r["in_activities"] for r in taking_part],
+        [r["in_knowledge"] for r in taking_part],
     )
     latest = {r["partner"]: r for r in rows}
     return tuple(
@@ -356,6 +380,28 @@ async def _tinl_partners(conn: asyncpg.Connection, ctx: FactContext) -> tuple[Pa
         )
         for p in TINL_PARTNERS
     )
+
+
+_PORTFOLIO = """
+SELECT y AS year, (SELECT coalesce(sum(n), 0) FROM wp_portfolio
+        WHERE since <= y AND (until IS NULL OR until >= y))::bigint AS projects,
+    ARRAY(SELECT event_id FROM (SELECT project_id, onboarded_event_id AS event_id
+        FROM wp_projects WHERE extract(year FROM onboarded_on) <= y
+        AND (coalesce(graduated_on, stopped_on) IS NULL
+             OR extract(year FROM coalesce(graduated_on, stopped_on)) >= y)
+        ORDER BY project_id DESC LIMIT 20) last ORDER BY project_id) AS event_ids
+FROM generate_series($1::int, $2::int - 1) y ORDER BY y
+"""
+
+
+async def _portfolio(conn: asyncpg.Connection, ctx: FactContext) -> tuple[PortfolioFact, ...]:
+    """De Werkplaats's portfolio per finished year, counted from the running
+    ``wp_portfolio`` totals (per onboarding and end year). As of a past date the finished
+    years are those before its year, whose portfolios no later event changes: a project
+    onboarded after the date was onboarded in its year or later, and one that ended after
+    it was still supported in the years before."""
+    rows = await conn.fetch(_PORTFOLIO, WERKPLAATS_TARGET_FIRST_YEAR, ctx.now.year)
+    return tuple(PortfolioFact(r["year"], r["projects"], tuple(r["event_ids"])) for r in rows)
 
 
 _HOURLY = """
@@ -398,6 +444,7 @@ LOADERS: dict[str, Loader] = {
     "paired_activities": _paired_activities,
     "latest_activities": _latest_activities,
     "projects": _projects,
+    "portfolio": _portfolio,
     "calls": _calls,
     "budgets": _budgets,
     "services": _services,

@@ -34,14 +34,54 @@ async def reconcile(
     within: set[str] | None = None,
 ) -> int:
     """Store `hits` as the rule's live findings (of the keys `within`, when given: the
-    rule judged only those); returns how many findings changed."""
-    unique = list({hit.key: hit for hit in hits}.values())
-    raised = await _upsert(conn, rule, version, unique, now)
-    judged = None if within is None else sorted(within)
-    cleared = await _clear(conn, rule, [hit.key for hit in unique], now, judged)
+    rule judged only those); returns how many findings changed.
+
+    Compared with the live findings first, so only what changed is written: a rule that
+    sees the same hundred thousand situations as last time writes nothing."""
+    unique = {hit.key: hit for hit in hits}
+    live = await _live(conn, rule, None if within is None else sorted(within))
+    changed = [hit for key, hit in unique.items() if key not in live or live[key] != _content(hit)]
+    raised = await _upsert(conn, rule, version, changed, now)
+    gone = [key for key in live if key not in unique]
+    cleared = await _clear(conn, rule, gone, now)
     for row in [*raised, *cleared]:
         await _announce(conn, row, now)
     return len(raised) + len(cleared)
+
+
+Content = tuple[str, str, Any, tuple[str, ...]]
+
+
+def _content(hit: Hit) -> Content:
+    """What a finding says, as stored (details through JSON, as the jsonb column keeps them)."""
+    details = json.loads(json.dumps(hit.details, default=str))
+    return (hit.severity.value, hit.summary, details, tuple(hit.event_ids))
+
+
+async def _live(conn: asyncpg.Connection, rule: str, keys: list[str] | None) -> dict[str, Content]:
+    """The rule's live findings (of `keys`, when given) by key, with what they say."""
+    columns = "f.finding_key, f.severity, f.summary, f.details::text AS details, f.event_ids"
+    if keys is None:
+        rows = await conn.fetch(
+            f"SELECT {columns} FROM findings f WHERE f.rule = $1 AND f.condition_holds",  # noqa: S608 - constants
+            rule,
+        )
+    else:
+        rows = await conn.fetch(
+            f"SELECT {columns} FROM unnest($2::text[]) k (key)"  # noqa: S608 - constants
+            " JOIN findings f ON f.finding_key = k.key AND f.rule = $1 AND f.condition_holds",
+            rule,
+            keys,
+        )
+    return {
+        r["finding_key"]: (
+            r["severity"],
+            r["summary"],
+            json.loads(r["details"]),
+            tuple(r["event_ids"] or ()),
+        )
+        for r in rows
+    }
 
 
 async def _upsert(
@@ -76,14 +116,16 @@ async def _upsert(
 
 
 async def _clear(
-    conn: asyncpg.Connection, rule: str, keys: list[str], now: datetime, judged: list[str] | None
+    conn: asyncpg.Connection, rule: str, gone: list[str], now: datetime
 ) -> list[asyncpg.Record]:
-    """End the live findings the rule no longer sees (of those it `judged`, when given);
-    returns those it resolved itself."""
+    """End the live findings of `gone` keys, which the rule no longer sees; returns those
+    it resolved itself."""
+    if not gone:
+        return []
     rows = await conn.fetch(
-        "WITH gone AS (SELECT id, state AS was FROM findings"
-        "  WHERE rule = $1 AND condition_holds AND NOT (finding_key = ANY($2::text[]))"
-        "  AND ($5::text[] IS NULL OR finding_key = ANY($5::text[])) FOR UPDATE)"
+        "WITH gone AS (SELECT f.id, f.state AS was FROM unnest($2::text[]) k (key)"
+        "  JOIN findings f ON f.finding_key = k.key AND f.rule = $1 AND f.condition_holds"
+        "  FOR UPDATE OF f)"
         " UPDATE findings f SET condition_holds = false, state = 'resolved',"
         "  updated_at = CASE WHEN gone.was = 'resolved' THEN f.updated_at ELSE $3 END,"
         "  resolved_by = CASE WHEN gone.was = 'resolved' THEN f.resolved_by ELSE $4 END,"
@@ -91,10 +133,9 @@ async def _clear(
         " FROM gone WHERE f.id = gone.id"
         " RETURNING f.id, f.rule, f.severity, f.state, false AS raised, gone.was",
         rule,
-        keys,
+        gone,
         now,
         SYSTEM_ACTOR,
-        judged,
     )
     # a finding resolved by hand while it held only forgets that it held: nothing to say
     return [row for row in rows if row["was"] != "resolved"]

@@ -65,6 +65,17 @@ class ProjectFact:
 
 
 @dataclass(frozen=True)
+class PortfolioFact:
+    """De Werkplaats's portfolio of a finished year: the projects supported at some point in
+    it (onboarded by its end, not ended before it started), and the last of their
+    onboarding events (at most 20, by project id)."""
+
+    year: int
+    projects: int
+    event_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class CallFact:
     call_id: str
     negotiation_started_on: date | None
@@ -148,6 +159,8 @@ class Facts:
     latest_activities: tuple[ActivityFact, ...] = ()
     """Per family, market, country and city: the latest activity and the latest started."""
     projects: tuple[ProjectFact, ...] = ()
+    portfolio: tuple[PortfolioFact, ...] = ()
+    """Per finished year from the first year with a target (2019)."""
     calls: tuple[CallFact, ...] = ()
     budgets: tuple[BudgetFact, ...] = ()
     services: tuple[ServiceFact, ...] = ()

@@ -1,0 +1,8 @@
+-- Version 4 -> 5, in place: the date indexes the rules walk for each TINL partner's latest
+-- participation (rules/facts.py). Run with search_path set to the live schema, inside the
+-- caller's transaction.
+
+CREATE INDEX IF NOT EXISTS tinl_activities_latest ON tinl_activities (end_date DESC, event_id);
+CREATE INDEX IF NOT EXISTS tinl_knowledge_latest ON tinl_knowledge (shared_on DESC, event_id);
+
+INSERT INTO projection_meta (version) VALUES (5);

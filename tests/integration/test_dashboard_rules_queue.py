@@ -1,0 +1,103 @@
+"""What consumed events owe the rules: queued with their projections, worked off once by
+the rules worker, off the consumer's path (`rules.pending`)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import ClassVar
+
+import pytest
+
+from dashboard_harness import FakeClock, dashboard_settings, make_event, running_dashboard
+from support import eventually
+from teamnl_dashboard.database import create_dashboard_pool, prepare_database
+from teamnl_dashboard.rules import Facts, Hit, RulesEngine
+from teamnl_dashboard.rules.engine import RULES_LOCK
+from teamnl_dashboard.rules.pending import RulesWorker
+from teamnl_shared.db import transaction
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2019, 7, 1, 12, tzinfo=UTC)
+ONBOARDED = "nl.teamnl.werkplaats.project.onboarded.v1"
+
+
+def isolated_project(project_id: str):  # no NLIB or TINL activity in Kenya, ever
+    return make_event(
+        ONBOARDED, project_id=project_id, country="KE", onboarded_on="2018-01-02", time=NOW
+    )
+
+
+async def pending(pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM rules_pending"))
+
+
+async def test_the_consumer_projects_while_the_rules_are_busy_and_the_rules_catch_up(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    settings = dashboard_settings(database_url, kafka_bootstrap, rules_interval_seconds=3600)
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        async with transaction(dash.pool) as busy:  # an evaluation that takes its time
+            await busy.execute("SELECT pg_advisory_xact_lock($1)", RULES_LOCK)
+            await dash.publish(isolated_project("wp-ke-1"), isolated_project("wp-ke-2"))
+            await dash.wait_applied(2)
+            assert await dash.pool.fetchval("SELECT count(*) FROM proj.wp_projects") == 2
+            assert await pending(dash.pool) >= 1
+            assert await dash.findings("isolated-project") == []
+        found = await dash.wait_findings("isolated-project", "open", 2)
+        assert {f["finding_key"] for f in found} == {"wp-ke-1", "wp-ke-2"}
+
+        async def worked_off() -> bool:
+            return await pending(dash.pool) == 0
+
+        await eventually(worked_off)
+        raised = await dash.pool.fetchval(
+            "SELECT count(*) FROM finding_changes c JOIN findings f ON f.id = c.finding_id"
+            " WHERE f.rule = 'isolated-project' AND c.state = 'open'"
+        )
+        assert raised == 2  # each raised once, however many evaluations ran
+
+
+@dataclass(frozen=True)
+class Failing:
+    """A rule whose evaluation fails (a bug, a database refusal)."""
+
+    name: ClassVar[str] = "failing"
+    version: ClassVar[int] = 1
+    description: ClassVar[str] = "always fails"
+    needs: ClassVar[frozenset[str]] = frozenset()
+    triggers: ClassVar[frozenset[str]] = frozenset({ONBOARDED})
+    scheduled: ClassVar[bool] = False
+
+    def check(self, facts: Facts, now: datetime) -> list[Hit]:
+        raise RuntimeError("the rule failed")
+
+
+async def test_what_is_owed_stays_queued_when_an_evaluation_fails(database_url: str) -> None:
+    await prepare_database(database_url)
+    pool = await create_dashboard_pool(database_url)
+    try:
+        engine = RulesEngine(
+            [Failing()], allocations_cents={}, duplication_window_days=30, clock=lambda: NOW
+        )
+        async with transaction(pool) as conn:
+            assert await engine.queue(conn, [isolated_project("wp-1")])
+        worker = RulesWorker(engine, pool, poll_seconds=0.05, backoff_seconds=0.05)
+        with pytest.raises(RuntimeError):
+            await worker.work_off()
+        assert await pending(pool) == 1  # rolled back with the failed evaluation
+        assert not worker.stalled(0)
+        stopping = asyncio.Event()
+        task = asyncio.create_task(worker.run(stopping))
+
+        async def reported() -> bool:
+            return worker.stalled(0.1)
+
+        await eventually(reported)
+        stopping.set()
+        await task
+        assert await pending(pool) == 1
+    finally:
+        await pool.close()
