@@ -312,6 +312,7 @@ async def test_probes_and_the_openapi_document(database_url: str, kafka_bootstra
             "kafka": True,
             "consumer": True,
             "consumer_stalled": False,
+            "rules_stalled": False,
             "live": True,
         }
         document = (await dash.anonymous.get("/openapi.json")).json()

@@ -14,7 +14,7 @@ import asyncpg
 
 LIVE_SCHEMA = "proj"  # also written out in the SQL below
 # 2: events.title; 3: running totals, indexes for the rules; 4: identity (topic, source, id);
-# 5: date indexes for the TINL partners' latest participation
+# 5: date indexes for the TINL partners' latest participation and for budget readings
 PROJECTION_VERSION = 5
 # Versions reachable in place from the one before, keeping every row (upgrade_<n>.sql); a
 # version without one is reached by a rebuild from the topics.

@@ -72,6 +72,7 @@ CREATE TABLE budget_spent (
     PRIMARY KEY (family, spend_id)
 );
 CREATE INDEX budget_spent_latest ON budget_spent (family, year, spent_on DESC, spend_id);
+CREATE INDEX budget_spent_on ON budget_spent (spent_on);
 
 -- NLIB
 CREATE TABLE nlib_missions (
