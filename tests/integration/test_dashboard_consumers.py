@@ -14,13 +14,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
-from dashboard_harness import dashboard_settings, make_event
+from dashboard_harness import SECRET, dashboard_settings, make_event, serve
 from support import eventually
+from teamnl_dashboard.app import create_app
+from teamnl_dashboard.auth import create_member
+from teamnl_dashboard.auth import sessions as auth_sessions
 from teamnl_dashboard.consumer import supervise
 from teamnl_dashboard.reference import FAMILIES
-from teamnl_dashboard.runtime import open_runtime
+from teamnl_dashboard.runtime import Consuming, open_runtime
 from teamnl_shared.kafka import idempotent_producer
 
 pytestmark = pytest.mark.integration
@@ -67,7 +71,7 @@ async def test_a_killed_consumer_loses_and_duplicates_nothing(
     async with open_runtime(settings) as runtime:  # topics and schema exist before the worker
         worker = start_worker(settings, tmp_path / "worker.log")
         survivor = runtime.consumer
-        task = asyncio.create_task(supervise(survivor, runtime.stopping))
+        task = asyncio.create_task(supervise(Consuming(runtime), runtime.stopping))
         producer = idempotent_producer(kafka_bootstrap)
         await producer.start()
         try:
@@ -121,3 +125,23 @@ async def test_a_killed_consumer_loses_and_duplicates_nothing(
         total = await pool.fetchval("SELECT sum(amount_cents) FROM proj.budget_spent")
         assert total == sum(range(2 * HALF))
         assert 0 < survivor.applied_total < 2 * HALF  # both consumers did part of the work
+
+
+async def test_the_dashboard_starts_and_serves_while_kafka_is_away(database_url: str) -> None:
+    """A broker outage never keeps the dashboard down: it starts, serves what it has
+    projected and says it is not ready (Kafka unreachable, nothing consumed) until the
+    consumer, retried under `supervise`, can reach the broker."""
+    settings = dashboard_settings(database_url, "127.0.0.1:1")  # nothing listens there
+    app = create_app(settings)
+    async with serve(app) as base_url:
+        member = await create_member(app.state.pool, "m@iso.example.org", "a long password 123")
+        token, _ = await auth_sessions.start(app.state.pool, SECRET, member)
+        async with httpx.AsyncClient(
+            base_url=base_url, cookies={"teamnl_session": token}, timeout=30
+        ) as client:
+            assert (await client.get("/healthz")).status_code == 200
+            ready = await client.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["kafka"] is False and ready.json()["database"] is True
+            assert (await client.get("/api/v1/overview")).status_code == 200
+            assert (await client.get("/")).status_code == 200

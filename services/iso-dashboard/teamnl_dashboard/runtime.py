@@ -2,10 +2,12 @@
 their lifecycle. The web app (`app`) and the consumer-only worker (`worker`) both run one.
 
 Start-up (:func:`open_runtime`): migrations and the live projection schema (see
-`database`), the topics, a rebuild of the projections from the topics when an older
+`database`), the topics (when Kafka answers within ``TOPICS_AT_START_SECONDS``), a rebuild of the projections from the topics when an older
 ``PROJECTION_VERSION`` built them (`rebuild.upgrade_projections`). :func:`start` then runs
-the background tasks - the consumer (supervised), the rules worker (what the consumed
-events owe the rules), the rules scheduler and the live hub; :func:`stop` ends them.
+the background tasks - the consumer (supervised; it creates its topics at each start, so
+the dashboard starts and serves what it has projected while Kafka is away), the rules
+worker (what the consumed events owe the rules), the rules scheduler and the live hub;
+:func:`stop` ends them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import asyncpg
+from aiokafka.errors import KafkaError
 
 from teamnl_shared.contract.topics import deadletter_topic
 from teamnl_shared.inbox import InboxConsumer
@@ -36,6 +39,7 @@ from .settings import DashboardSettings
 __all__ = ["Runtime", "open_runtime", "start", "stop"]
 
 log = logging.getLogger(__name__)
+TOPICS_AT_START_SECONDS = 10.0
 
 
 @dataclass
@@ -63,11 +67,10 @@ async def open_runtime(
     """The dashboard's parts, connected; the pool is closed on exit."""
     engine = build_engine(settings, clock or system_clock)
     await prepare_database(settings.database_url)
-    await ensure_topics(
-        settings.kafka_bootstrap_servers,
-        [*event_topics(settings), deadletter_topic(settings.group)],
-        partitions=settings.topic_partitions,
-    )
+    try:  # now, so that producers find them; else the consumer creates them as it starts
+        await asyncio.wait_for(ensure_event_topics(settings), TOPICS_AT_START_SECONDS)
+    except (TimeoutError, KafkaError, OSError) as error:
+        log.warning("Kafka unreachable at start-up (%r): serving without consuming", error)
     await upgrade_projections(settings, engine)
     pool = await create_dashboard_pool(settings.database_url)
     try:
@@ -112,9 +115,28 @@ async def _schedule(runtime: Runtime, telemetry: Telemetry) -> None:
             await asyncio.wait_for(runtime.stopping.wait(), interval)
 
 
+@dataclass
+class Consuming:
+    """The consumer, once its topics exist: both at each (re)start, under `supervise`."""
+
+    runtime: Runtime
+
+    async def run(self) -> None:
+        await ensure_event_topics(self.runtime.settings)
+        await self.runtime.consumer.run()
+
+
+async def ensure_event_topics(settings: DashboardSettings) -> None:
+    await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        [*event_topics(settings), deadletter_topic(settings.group)],
+        partitions=settings.topic_partitions,
+    )
+
+
 def start(runtime: Runtime, telemetry: Telemetry) -> list[asyncio.Task[None]]:
     return [
-        asyncio.create_task(supervise(runtime.consumer, runtime.stopping), name="consumer"),
+        asyncio.create_task(supervise(Consuming(runtime), runtime.stopping), name="consumer"),
         asyncio.create_task(supervise(runtime.notices, runtime.stopping), name="parked-notices"),
         asyncio.create_task(runtime.rules.run(runtime.stopping), name="rules-worker"),
         asyncio.create_task(_schedule(runtime, telemetry), name="rules-scheduler"),

@@ -12,7 +12,7 @@ from teamnl_shared.inbox import InboxConsumer
 from teamnl_shared.telemetry import configure_logging
 
 from .consumer import supervise
-from .runtime import open_runtime
+from .runtime import Consuming, open_runtime
 from .settings import DashboardSettings
 
 
@@ -24,7 +24,7 @@ async def run_worker(settings: DashboardSettings) -> None:
             loop.add_signal_handler(sig, runtime.stopping.set)
         stop = asyncio.ensure_future(_stop_on(runtime.stopping, consumer))
         rules = asyncio.ensure_future(runtime.rules.run(runtime.stopping))
-        await supervise(consumer, runtime.stopping)
+        await supervise(Consuming(runtime), runtime.stopping)
         stop.cancel()
         await rules
 
