@@ -18,7 +18,7 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Hit:
     """A situation a rule sees now; `key` names it so it is raised once and cleared once."""
 
@@ -29,7 +29,7 @@ class Hit:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MissionFact:
     mission_id: str
     country: str
@@ -40,7 +40,7 @@ class MissionFact:
     converted_leads: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ActivityFact:
     """An NLIB mission or a TINL activity, as the market rules compare them."""
 
@@ -54,7 +54,7 @@ class ActivityFact:
     event_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProjectFact:
     project_id: str
     country: str
@@ -64,7 +64,7 @@ class ProjectFact:
     ended_on: date | None = None  # graduated or stopped
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PortfolioFact:
     """De Werkplaats's portfolio of a finished year: the projects supported at some point in
     it (onboarded by its end, not ended before it started), and the last of their
@@ -75,7 +75,7 @@ class PortfolioFact:
     event_ids: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallFact:
     call_id: str
     negotiation_started_on: date | None
@@ -84,7 +84,7 @@ class CallFact:
     country: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BudgetFact:
     family: str
     year: int
@@ -93,14 +93,14 @@ class BudgetFact:
     event_ids: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServiceFact:
     service: str
     last_event_at: datetime
     last_event_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeadLetterFact:
     topic: str
     recorded_at: datetime
@@ -108,7 +108,7 @@ class DeadLetterFact:
     event_id: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CityProgrammeFact:
     city_id: str
     city: str
@@ -118,7 +118,7 @@ class CityProgrammeFact:
     soft_landing: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PartnerFact:
     """A TINL convenant partner and when it last took part (an activity or knowledge
     shared); None: never."""
@@ -128,7 +128,7 @@ class PartnerFact:
     event_id: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PartnerQualityFact:
     """One partner key of one ingestion service: its events and refusals (rejected or
     conflicting) per hour, from the services' quality reports, and its last acceptance."""
@@ -140,7 +140,7 @@ class PartnerQualityFact:
     """(hour, events, refused), oldest first."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Scope:
     """What a batch of events can have changed, for a rule that judges only that part
     (``Rule.scoped``): the projects it named and the foreign markets it was active in."""
@@ -149,7 +149,7 @@ class Scope:
     countries: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Facts:
     """The facts one evaluation needs; a loader fills only the fields its rules ask for."""
 
