@@ -2,12 +2,12 @@
 their lifecycle. The web app (`app`) and the consumer-only worker (`worker`) both run one.
 
 Start-up (:func:`open_runtime`): migrations and the live projection schema (see
-`database`), the topics (when Kafka answers within ``TOPICS_AT_START_SECONDS``), a
-rebuild of the projections from the topics when an older ``PROJECTION_VERSION`` built them
-(`rebuild.upgrade_projections`). :func:`start` then runs the background tasks - the consumer (supervised; it creates its topics at each start, so
-the dashboard starts and serves what it has projected while Kafka is away), the rules
-worker (what the consumed events owe the rules), the rules scheduler and the live hub;
-:func:`stop` ends them.
+`database`), the topics (when Kafka answers within ``TOPICS_AT_START_SECONDS``), a rebuild
+of the projections from the topics when an older ``PROJECTION_VERSION`` built them
+(`rebuild.upgrade_projections`). :func:`start` then runs the background tasks - the
+consumer (supervised; it creates its topics at each start, so the dashboard starts and
+serves what it has projected while Kafka is away), the rules worker (what the consumed
+events owe the rules), the rules scheduler and the live hub; :func:`stop` ends them.
 """
 
 from __future__ import annotations
