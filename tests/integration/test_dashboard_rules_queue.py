@@ -14,6 +14,7 @@ from dashboard_harness import FakeClock, dashboard_settings, make_event, running
 from support import eventually
 from teamnl_dashboard.database import create_dashboard_pool, prepare_database
 from teamnl_dashboard.rules import Facts, Hit, RulesEngine
+from teamnl_dashboard.rules import engine as engine_module
 from teamnl_dashboard.rules.engine import RULES_LOCK
 from teamnl_dashboard.rules.pending import RulesWorker
 from teamnl_shared.db import transaction
@@ -101,3 +102,46 @@ async def test_what_is_owed_stays_queued_when_an_evaluation_fails(database_url: 
         assert await pending(pool) == 1
     finally:
         await pool.close()
+
+
+async def test_a_scoped_rule_judges_a_large_portfolio_in_parts(
+    database_url: str, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Isolated projects are judged `PART_SIZE` at a time (here 2 of 5): every part is
+    raised and resolved, and a whole run ends the findings of projects no longer there."""
+    monkeypatch.setattr(engine_module, "PART_SIZE", 2)
+    parts: list[int] = []  # the projects each scoped load was asked for
+    load_facts = engine_module.load_facts
+
+    async def recorded(conn, needs, ctx):
+        if ctx.scope is not None:
+            parts.append(len(ctx.scope.projects))
+        return await load_facts(conn, needs, ctx)
+
+    monkeypatch.setattr(engine_module, "load_facts", recorded)
+    settings = dashboard_settings(database_url, kafka_bootstrap, rules_interval_seconds=3600)
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        await dash.publish(*(isolated_project(f"wp-ke-{i}") for i in range(5)))
+        found = await dash.wait_findings("isolated-project", "open", 5)
+        assert sorted(f["finding_key"] for f in found) == [f"wp-ke-{i}" for i in range(5)]
+
+        await dash.pool.execute("DELETE FROM proj.wp_projects WHERE project_id = 'wp-ke-4'")
+        parts.clear()
+        await dash.app.state.engine.tick(dash.pool)  # a whole run, in parts
+        assert parts == [2, 2]  # wp-ke-0..3
+        [gone] = await dash.findings("isolated-project", "resolved")
+        assert gone["finding_key"] == "wp-ke-4"
+
+        nairobi = make_event(
+            "nl.teamnl.nlib.mission.held.v1",
+            mission_id="m-ke",
+            country="KE",
+            city="Nairobi",
+            city_of_opportunity=None,
+            start_date="2019-06-01",
+            end_date="2019-06-03",
+            time=NOW,
+        )
+        await dash.publish(nairobi)  # NLIB goes to Kenya: no project there is isolated
+        await dash.wait_findings("isolated-project", "resolved", 5)
+        assert await dash.findings("isolated-project", "open") == []

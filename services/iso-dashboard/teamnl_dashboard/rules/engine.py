@@ -18,7 +18,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
 import asyncpg
@@ -28,7 +28,7 @@ from teamnl_shared.db import transaction
 
 from ..period import end_of_day
 from .catalogue import Rule, ScopedRule, operational
-from .facts import FactContext, load_facts
+from .facts import SCOPED_FACTS, FactContext, load_facts, scoped_keys, stale_keys
 from .findings import reconcile
 from .model import Hit, Scope
 from .score import (
@@ -45,6 +45,8 @@ Clock = Callable[[], datetime]
 RULES_LOCK = 7_310_102
 WORK_OFF_ROWS = 1000
 """Queued fetches one evaluation of the rules works off at most."""
+PART_SIZE = 2000
+"""Projects a scoped rule judges at a time (its facts, hits and findings in memory)."""
 
 
 def system_clock() -> datetime:
@@ -143,16 +145,44 @@ class RulesEngine:
         rules = list(rules)
         await conn.execute("SELECT pg_advisory_xact_lock($1)", RULES_LOCK)
         now = self.clock()
-        facts = await load_facts(
-            conn, {n for r in rules for n in r.needs}, FactContext(now, self._allocations, scope)
-        )
+        whole = [rule for rule in rules if not isinstance(rule, ScopedRule)]
         changed = 0
-        for rule in rules:
-            within = rule.judged(facts) if scope is not None else None  # type: ignore[attr-defined]
-            changed += await reconcile(
-                conn, rule.name, rule.version, rule.check(facts, now), now, within
+        if whole:
+            facts = await load_facts(
+                conn, {n for r in whole for n in r.needs}, FactContext(now, self._allocations)
             )
+            for rule in whole:
+                hits = rule.check(facts, now)
+                changed += await reconcile(conn, rule.name, rule.version, hits, now)
+        for rule in rules:
+            if isinstance(rule, ScopedRule):
+                changed += await self._in_parts(conn, rule, scope, now)
         await conn.execute("SELECT fold_finding_totals()")
+        return changed
+
+    async def _in_parts(
+        self, conn: asyncpg.Connection, rule: ScopedRule, scope: Scope | None, now: datetime
+    ) -> int:
+        """Judge a scoped rule's projects (those of `scope`; None: all) `PART_SIZE` at a
+        time, so that what one evaluation holds is bounded by that, not by the portfolio;
+        a whole evaluation also ends the findings of projects no longer there."""
+        shared = await load_facts(
+            conn, rule.needs - SCOPED_FACTS, FactContext(now, self._allocations)
+        )
+        keys = await scoped_keys(conn, scope)
+        changed = 0
+        for start in range(0, len(keys), PART_SIZE):
+            part = Scope(projects=frozenset(keys[start : start + PART_SIZE]))
+            own = await load_facts(
+                conn, rule.needs & SCOPED_FACTS, FactContext(now, self._allocations, part)
+            )
+            facts = replace(
+                shared, **{name: getattr(own, name) for name in rule.needs & SCOPED_FACTS}
+            )
+            hits = rule.check(facts, now)
+            changed += await reconcile(conn, rule.name, rule.version, hits, now, rule.judged(facts))
+        if scope is None and (stale := await stale_keys(conn, rule.name)):
+            changed += await reconcile(conn, rule.name, rule.version, [], now, set(stale))
         return changed
 
     async def tick(self, pool: asyncpg.Pool) -> int:

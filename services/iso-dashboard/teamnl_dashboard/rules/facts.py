@@ -439,6 +439,36 @@ async def _partner_quality(
     )
 
 
+SCOPED_FACTS = frozenset({"projects"})
+"""The facts whose loaders read only the context's scope (a scoped rule's part)."""
+
+
+async def scoped_keys(conn: asyncpg.Connection, scope: Scope | None) -> list[str]:
+    """What a scoped rule judges within `scope` (None: everything): the projects it names
+    and the projects in its countries, by id."""
+    if scope is None:
+        rows = await conn.fetch("SELECT project_id FROM wp_projects ORDER BY project_id")
+    else:
+        rows = await conn.fetch(
+            "SELECT project_id FROM wp_projects WHERE project_id IN (SELECT unnest($1::text[]))"
+            " UNION SELECT project_id FROM wp_projects"
+            " WHERE country IN (SELECT unnest($2::text[])) ORDER BY 1",
+            sorted(scope.projects),
+            sorted(scope.countries),
+        )
+    return [r["project_id"] for r in rows]
+
+
+async def stale_keys(conn: asyncpg.Connection, rule: str) -> list[str]:
+    """The live findings of a scoped rule about projects no longer in the projections."""
+    rows = await conn.fetch(
+        "SELECT finding_key FROM findings f WHERE f.rule = $1 AND f.condition_holds"
+        " AND NOT EXISTS (SELECT 1 FROM wp_projects p WHERE p.project_id = f.finding_key)",
+        rule,
+    )
+    return [r["finding_key"] for r in rows]
+
+
 LOADERS: dict[str, Loader] = {
     "missions": _missions,
     "paired_activities": _paired_activities,
