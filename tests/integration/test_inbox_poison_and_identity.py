@@ -321,4 +321,8 @@ async def test_a_row_an_initiative_relay_parked_raises_an_invalid_events_finding
             "nlib parked an event" in finding["summary"]
             and "MessageSizeTooLarge" in (finding["summary"])
         )
-        assert dash.app.state.runtime.notices.recorded_total == 1
+
+        async def counted() -> bool:  # counted once its transaction has committed
+            return dash.app.state.runtime.notices.recorded_total == 1
+
+        await eventually(counted)
