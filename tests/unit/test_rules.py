@@ -156,10 +156,7 @@ def test_what_a_batch_owes_the_rules_and_queued_batches_owe_together() -> None:
     assert not engine.owed([]) and not Owed()
 
     def queued(owed: Owed) -> dict[str, object]:  # a rules_pending row, as queue writes it
-        scoped = {
-            n: {"projects": sorted(s.projects), "countries": sorted(s.countries)}
-            for n, s in owed.scoped.items()
-        }
+        scoped = {name: scope.as_json() for name, scope in owed.scoped.items()}
         return {"rules": sorted(owed.whole), "scoped": json.dumps(scoped)}
 
     both = Owed.merged([queued(first), queued(second)])

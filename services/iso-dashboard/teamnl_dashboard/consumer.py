@@ -111,7 +111,6 @@ class DashboardHandlers:
         self.tracer = tracer or trace.get_tracer("teamnl.dashboard")
         self.wake_rules = wake_rules
         self.writes = projections.DeferredProjections()
-        self._rules_owed = False
 
     async def handle(
         self, _conn: asyncpg.Connection, event: Event, _record: ConsumerRecord
@@ -125,11 +124,11 @@ class DashboardHandlers:
     ) -> None:
         """The batch's totals, then what it owes the rules, before its commit."""
         await projections.fold_totals(conn)
-        self._rules_owed = await self.engine.queue(conn, (event for event, _ in applied))
+        await self.engine.queue(conn, (event for event, _ in applied))
 
     async def after_commit(self, applied: list[tuple[Event, ConsumerRecord]]) -> None:
         committed_at = datetime.now(UTC)
-        if self._rules_owed and self.wake_rules is not None:
+        if self.wake_rules is not None:  # every event owes the rules (service-silent at least)
             self.wake_rules()
         if self.on_latency is not None:
             for event, record in applied:

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from typing import Any
 
 import asyncpg
 
@@ -102,12 +103,7 @@ class RulesEngine:
         await conn.execute(
             "INSERT INTO rules_pending (rules, scoped) VALUES ($1, $2::jsonb)",
             sorted(owed.whole),
-            json.dumps(
-                {
-                    name: {"projects": sorted(s.projects), "countries": sorted(s.countries)}
-                    for name, s in sorted(owed.scoped.items())
-                }
-            ),
+            json.dumps({name: scope.as_json() for name, scope in sorted(owed.scoped.items())}),
         )
         return True
 
@@ -133,7 +129,7 @@ class RulesEngine:
         whole = [known[name] for name in sorted(owed.whole) if name in known]
         changed = await self.evaluate(conn, whole) if whole else 0
         for name, scope in sorted(owed.scoped.items()):
-            if name in known and name not in owed.whole:
+            if name in known:
                 changed += await self.evaluate(conn, [known[name]], scope)
         return changed
 
@@ -246,24 +242,16 @@ class Owed:
         return bool(self.whole or self.scoped)
 
     @classmethod
-    def merged(cls, rows: Iterable[Mapping[str, object]]) -> Owed:
-        """Everything the queued rows (``rules_pending``) owe together: scopes add up."""
+    def merged(cls, rows: Iterable[Mapping[str, Any]]) -> Owed:
+        """Everything the queued rows (``rules_pending``: rule names, and the scopes as
+        JSON) owe together: scopes add up."""
         whole: set[str] = set()
-        projects: dict[str, set[str]] = {}
-        countries: dict[str, set[str]] = {}
+        scoped: dict[str, Scope] = {}
         for row in rows:
-            whole.update(row["rules"])  # type: ignore[arg-type]
-            scoped = row["scoped"]
-            for name, scope in (json.loads(scoped) if isinstance(scoped, str) else scoped).items():  # type: ignore[union-attr]
-                projects.setdefault(name, set()).update(scope.get("projects", ()))
-                countries.setdefault(name, set()).update(scope.get("countries", ()))
-        return cls(
-            frozenset(whole),
-            {
-                name: Scope(frozenset(projects[name]), frozenset(countries[name]))
-                for name in projects
-            },
-        )
+            whole.update(row["rules"])
+            for name, value in json.loads(row["scoped"]).items():
+                scoped[name] = scoped.get(name, Scope()) | Scope.of_json(value)
+        return cls(frozenset(whole), scoped)
 
 
 @dataclass(frozen=True)

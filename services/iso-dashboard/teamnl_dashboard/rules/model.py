@@ -148,6 +148,16 @@ class Scope:
     projects: frozenset[str] = frozenset()
     countries: frozenset[str] = frozenset()
 
+    def __or__(self, other: Scope) -> Scope:
+        return Scope(self.projects | other.projects, self.countries | other.countries)
+
+    def as_json(self) -> dict[str, list[str]]:
+        return {"projects": sorted(self.projects), "countries": sorted(self.countries)}
+
+    @classmethod
+    def of_json(cls, value: dict[str, list[str]]) -> Scope:
+        return cls(frozenset(value.get("projects", ())), frozenset(value.get("countries", ())))
+
 
 @dataclass(frozen=True, slots=True)
 class Facts:
