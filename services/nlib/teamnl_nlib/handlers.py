@@ -1,7 +1,8 @@
 """One handler per NLIB event type: check the domain rules on locked rows, update state.
 
 The kit runs each handler inside the request's transaction and writes the outbox row after
-it; a :class:`Rejected` rolls everything back and answers 4xx naming the field.
+it; a :class:`Rejected` rolls everything back and answers 4xx naming the field. A type whose
+rule fits in its one statement is a :class:`SetHandler` (applied many at a time).
 """
 
 from __future__ import annotations
@@ -18,26 +19,29 @@ from teamnl_shared.contract.nlib import (
     MissionPlanned,
     NlibBudgetSpent,
 )
-from teamnl_shared.ingestion import Handler, Rejected, data_as
+from teamnl_shared.ingestion import Handler, Rejected, SetHandler, data_as
 from teamnl_shared.ingestion.budget import handle_budget_spent
 
 from . import repository
 
 
-async def handle_mission_planned(conn: asyncpg.Connection, event: Event) -> None:
-    mission = data_as(event, MissionPlanned)
-    current = await repository.lock_mission(conn, mission.mission_id)
-    if current is not None and current["status"] == "held":
-        raise Rejected(
-            "data/mission_id", f"mission {mission.mission_id} was already held", status=409
-        )
-    await repository.upsert_mission(conn, mission, "planned")
+def _already_held(event: Event) -> Rejected:
+    mission_id = data_as(event, MissionPlanned).mission_id
+    return Rejected("data/mission_id", f"mission {mission_id} was already held", status=409)
 
 
-async def handle_mission_held(conn: asyncpg.Connection, event: Event) -> None:
-    mission = data_as(event, MissionHeld)
-    await repository.lock_mission(conn, mission.mission_id)
-    await repository.upsert_mission(conn, mission, "held")
+handle_mission_planned = SetHandler(
+    table="missions",
+    statement=repository.PLAN_MISSION,
+    args=lambda event: repository.mission_args(data_as(event, MissionPlanned), "planned"),
+    refusal=_already_held,
+)
+
+handle_mission_held = SetHandler(
+    table="missions",
+    statement=repository.UPSERT_MISSION,
+    args=lambda event: repository.mission_args(data_as(event, MissionHeld), "held"),
+)
 
 
 async def handle_mission_followup_held(conn: asyncpg.Connection, event: Event) -> None:
@@ -70,15 +74,20 @@ async def handle_lead_converted(conn: asyncpg.Connection, event: Event) -> None:
         raise Rejected("data/lead_id", f"lead {lead.lead_id} was already converted", status=409)
 
 
-async def handle_city_programme_updated(conn: asyncpg.Connection, event: Event) -> None:
-    await repository.upsert_city(conn, data_as(event, CityProgrammeUpdated))
+handle_city_programme_updated = SetHandler(
+    table="cities",
+    statement=repository.UPSERT_CITY,
+    args=lambda event: repository.city_args(data_as(event, CityProgrammeUpdated)),
+)
+
+handle_company_supported = SetHandler(
+    table="companies",
+    statement=repository.RECORD_SUPPORT,
+    args=lambda event: repository.support_args(data_as(event, CompanySupported)),
+)
 
 
-async def handle_company_supported(conn: asyncpg.Connection, event: Event) -> None:
-    await repository.record_support(conn, data_as(event, CompanySupported))
-
-
-HANDLERS: dict[str, Handler] = {
+HANDLERS: dict[str, Handler | SetHandler] = {
     MissionPlanned.TYPE: handle_mission_planned,
     MissionHeld.TYPE: handle_mission_held,
     MissionFollowupHeld.TYPE: handle_mission_followup_held,

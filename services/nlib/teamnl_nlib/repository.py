@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
 from teamnl_shared.contract.nlib import (
@@ -21,18 +23,26 @@ async def lock_mission(conn: asyncpg.Connection, mission_id: str) -> asyncpg.Rec
     )
 
 
-async def upsert_mission(conn: asyncpg.Connection, mission: Mission, status: str) -> None:
+UPSERT_MISSION = (
+    "INSERT INTO missions (mission_id, title, direction, country, city, city_of_opportunity,"
+    " start_date, end_date, status, companies, business_mixers, leads)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    " ON CONFLICT (mission_id) DO UPDATE SET title = excluded.title,"
+    " direction = excluded.direction, country = excluded.country, city = excluded.city,"
+    " city_of_opportunity = excluded.city_of_opportunity,"
+    " start_date = excluded.start_date, end_date = excluded.end_date,"
+    " status = excluded.status, companies = excluded.companies,"
+    " business_mixers = excluded.business_mixers, leads = excluded.leads, updated_at = now()"
+)
+"""A mission's row as planned or held (``$9`` the status)."""
+
+PLAN_MISSION = UPSERT_MISSION + " WHERE missions.status <> 'held'"
+"""The same, writing no row over a mission already held."""
+
+
+def mission_args(mission: Mission, status: str) -> tuple[Any, ...]:
     counts = mission if isinstance(mission, MissionHeld) else None
-    await conn.execute(
-        "INSERT INTO missions (mission_id, title, direction, country, city, city_of_opportunity,"
-        " start_date, end_date, status, companies, business_mixers, leads)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        " ON CONFLICT (mission_id) DO UPDATE SET title = excluded.title,"
-        " direction = excluded.direction, country = excluded.country, city = excluded.city,"
-        " city_of_opportunity = excluded.city_of_opportunity,"
-        " start_date = excluded.start_date, end_date = excluded.end_date,"
-        " status = excluded.status, companies = excluded.companies,"
-        " business_mixers = excluded.business_mixers, leads = excluded.leads, updated_at = now()",
+    return (
         mission.mission_id,
         mission.title,
         mission.direction.value,
@@ -88,12 +98,16 @@ async def add_lead(conn: asyncpg.Connection, lead: LeadConverted) -> bool:
     return bool(added)
 
 
-async def upsert_city(conn: asyncpg.Connection, city: CityProgrammeUpdated) -> None:
-    await conn.execute(
-        "INSERT INTO cities (city_id, city, country, tier, soft_landing, updated_on)"
-        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (city_id) DO UPDATE SET"
-        " city = excluded.city, country = excluded.country, tier = excluded.tier,"
-        " soft_landing = excluded.soft_landing, updated_on = excluded.updated_on",
+UPSERT_CITY = (
+    "INSERT INTO cities (city_id, city, country, tier, soft_landing, updated_on)"
+    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (city_id) DO UPDATE SET"
+    " city = excluded.city, country = excluded.country, tier = excluded.tier,"
+    " soft_landing = excluded.soft_landing, updated_on = excluded.updated_on"
+)
+
+
+def city_args(city: CityProgrammeUpdated) -> tuple[Any, ...]:
+    return (
         city.city_id,
         city.city,
         city.country,
@@ -103,14 +117,18 @@ async def upsert_city(conn: asyncpg.Connection, city: CityProgrammeUpdated) -> N
     )
 
 
-async def record_support(conn: asyncpg.Connection, support: CompanySupported) -> None:
-    await conn.execute(
-        "INSERT INTO companies (company_id, company, last_kind, last_country, supports,"
-        " last_supported_on) VALUES ($1, $2, $3, $4, 1, $5)"
-        " ON CONFLICT (company_id) DO UPDATE SET company = excluded.company,"
-        " last_kind = excluded.last_kind, last_country = excluded.last_country,"
-        " supports = companies.supports + 1,"
-        " last_supported_on = greatest(companies.last_supported_on, excluded.last_supported_on)",
+RECORD_SUPPORT = (
+    "INSERT INTO companies (company_id, company, last_kind, last_country, supports,"
+    " last_supported_on) VALUES ($1, $2, $3, $4, 1, $5)"
+    " ON CONFLICT (company_id) DO UPDATE SET company = excluded.company,"
+    " last_kind = excluded.last_kind, last_country = excluded.last_country,"
+    " supports = companies.supports + 1,"
+    " last_supported_on = greatest(companies.last_supported_on, excluded.last_supported_on)"
+)
+
+
+def support_args(support: CompanySupported) -> tuple[Any, ...]:
+    return (
         support.company_id,
         support.company,
         support.kind.value,

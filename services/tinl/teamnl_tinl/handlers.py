@@ -1,4 +1,5 @@
-"""One handler per TINL and Global Stars event type (rules checked on locked rows)."""
+"""One handler per TINL and Global Stars event type (rules checked on locked rows; a type
+whose rule fits in its one statement is a :class:`SetHandler`, applied many at a time)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,22 @@ from teamnl_shared.contract.globalstars import (
     ProposalSubmitted,
 )
 from teamnl_shared.contract.tinl import ActivityHeld, KnowledgeShared, TinlBudgetSpent
-from teamnl_shared.ingestion import Handler, Rejected, data_as
+from teamnl_shared.ingestion import Handler, Rejected, SetHandler, data_as
 from teamnl_shared.ingestion.budget import handle_budget_spent
 
 from . import repository
 
+handle_activity_held = SetHandler(
+    table="activities",
+    statement=repository.UPSERT_ACTIVITY,
+    args=lambda event: repository.activity_args(data_as(event, ActivityHeld)),
+)
 
-async def handle_activity_held(conn: asyncpg.Connection, event: Event) -> None:
-    await repository.upsert_activity(conn, data_as(event, ActivityHeld))
-
-
-async def handle_knowledge_shared(conn: asyncpg.Connection, event: Event) -> None:
-    await repository.upsert_knowledge(conn, data_as(event, KnowledgeShared))
+handle_knowledge_shared = SetHandler(
+    table="knowledge_sharings",
+    statement=repository.UPSERT_KNOWLEDGE,
+    args=lambda event: repository.knowledge_args(data_as(event, KnowledgeShared)),
+)
 
 
 async def handle_call_opened(conn: asyncpg.Connection, event: Event) -> None:
@@ -65,7 +70,7 @@ async def handle_call_closed(conn: asyncpg.Connection, event: Event) -> None:
     await repository.close_call(conn, closed)
 
 
-HANDLERS: dict[str, Handler] = {
+HANDLERS: dict[str, Handler | SetHandler] = {
     ActivityHeld.TYPE: handle_activity_held,
     KnowledgeShared.TYPE: handle_knowledge_shared,
     TinlBudgetSpent.TYPE: handle_budget_spent,

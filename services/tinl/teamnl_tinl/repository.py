@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
 from teamnl_shared.contract.globalstars import CallClosed, CallOpened, ProposalSubmitted
 from teamnl_shared.contract.tinl import ActivityHeld, KnowledgeShared
 
+UPSERT_ACTIVITY = (
+    "INSERT INTO activities (activity_id, title, kind, market, country, city, start_date,"
+    " end_date, partners) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    " ON CONFLICT (activity_id) DO UPDATE SET title = excluded.title, kind = excluded.kind,"
+    " market = excluded.market, country = excluded.country, city = excluded.city,"
+    " start_date = excluded.start_date, end_date = excluded.end_date,"
+    " partners = excluded.partners, updated_at = now()"
+)
 
-async def upsert_activity(conn: asyncpg.Connection, activity: ActivityHeld) -> None:
-    await conn.execute(
-        "INSERT INTO activities (activity_id, title, kind, market, country, city, start_date,"
-        " end_date, partners) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-        " ON CONFLICT (activity_id) DO UPDATE SET title = excluded.title, kind = excluded.kind,"
-        " market = excluded.market, country = excluded.country, city = excluded.city,"
-        " start_date = excluded.start_date, end_date = excluded.end_date,"
-        " partners = excluded.partners, updated_at = now()",
+
+def activity_args(activity: ActivityHeld) -> tuple[Any, ...]:
+    return (
         activity.activity_id,
         activity.title,
         activity.kind.value,
@@ -28,14 +33,18 @@ async def upsert_activity(conn: asyncpg.Connection, activity: ActivityHeld) -> N
     )
 
 
-async def upsert_knowledge(conn: asyncpg.Connection, knowledge: KnowledgeShared) -> None:
-    await conn.execute(
-        "INSERT INTO knowledge_sharings (knowledge_id, topic, partners, shared_on)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT (knowledge_id) DO UPDATE SET"
-        " topic = excluded.topic, partners = excluded.partners, shared_on = excluded.shared_on",
+UPSERT_KNOWLEDGE = (
+    "INSERT INTO knowledge_sharings (knowledge_id, topic, partners, shared_on)"
+    " VALUES ($1, $2, $3, $4) ON CONFLICT (knowledge_id) DO UPDATE SET"
+    " topic = excluded.topic, partners = excluded.partners, shared_on = excluded.shared_on"
+)
+
+
+def knowledge_args(knowledge: KnowledgeShared) -> tuple[Any, ...]:
+    return (
         knowledge.knowledge_id,
         knowledge.topic,
-        [p.value for p in knowledge.partners],
+        [partner.value for partner in knowledge.partners],
         knowledge.shared_on,
     )
 

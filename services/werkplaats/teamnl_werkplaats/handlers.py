@@ -1,4 +1,5 @@
-"""One handler per Werkplaats event type (rules checked on the locked project row)."""
+"""One handler per Werkplaats event type (rules checked on the locked project row; a type
+whose rule fits in its one statement is a :class:`SetHandler`, applied many at a time)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from teamnl_shared.contract.werkplaats import (
     ProjectStopped,
     WerkplaatsBudgetSpent,
 )
-from teamnl_shared.ingestion import Handler, Rejected, data_as
+from teamnl_shared.ingestion import Handler, Rejected, SetHandler, data_as
 from teamnl_shared.ingestion.budget import handle_budget_spent
 
 from . import repository
@@ -39,12 +40,17 @@ async def _active_project(
     return project
 
 
-async def handle_project_onboarded(conn: asyncpg.Connection, event: Event) -> None:
-    project = data_as(event, ProjectOnboarded)
-    if not await repository.onboard(conn, project):
-        raise Rejected(
-            "data/project_id", f"project {project.project_id} is already onboarded", status=409
-        )
+def _already_onboarded(event: Event) -> Rejected:
+    project_id = data_as(event, ProjectOnboarded).project_id
+    return Rejected("data/project_id", f"project {project_id} is already onboarded", status=409)
+
+
+handle_project_onboarded = SetHandler(
+    table="projects",
+    statement=repository.ONBOARD,
+    args=lambda event: repository.onboard_args(data_as(event, ProjectOnboarded)),
+    refusal=_already_onboarded,
+)
 
 
 async def handle_member_joined(conn: asyncpg.Connection, event: Event) -> None:
@@ -76,7 +82,7 @@ async def handle_project_stopped(conn: asyncpg.Connection, event: Event) -> None
     )
 
 
-HANDLERS: dict[str, Handler] = {
+HANDLERS: dict[str, Handler | SetHandler] = {
     ProjectOnboarded.TYPE: handle_project_onboarded,
     ConsortiumMemberJoined.TYPE: handle_member_joined,
     MilestoneReached.TYPE: handle_milestone_reached,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import asyncpg
 
@@ -17,11 +18,15 @@ async def lock_project(conn: asyncpg.Connection, project_id: str) -> asyncpg.Rec
     )
 
 
-async def onboard(conn: asyncpg.Connection, project: ProjectOnboarded) -> bool:
-    inserted = await conn.fetchval(
-        "INSERT INTO projects (project_id, title, country, sectors, sdgs, consortium_members,"
-        " onboarded_on, status) VALUES ($1, $2, $3, $4, $5, $6, $7, 'active')"
-        " ON CONFLICT DO NOTHING RETURNING true",
+ONBOARD = (
+    "INSERT INTO projects (project_id, title, country, sectors, sdgs, consortium_members,"
+    " onboarded_on, status) VALUES ($1, $2, $3, $4, $5, $6, $7, 'active')"
+    " ON CONFLICT DO NOTHING"
+)
+
+
+def onboard_args(project: ProjectOnboarded) -> tuple[Any, ...]:
+    return (
         project.project_id,
         project.title,
         project.country,
@@ -30,7 +35,6 @@ async def onboard(conn: asyncpg.Connection, project: ProjectOnboarded) -> bool:
         list(project.consortium_members),
         project.onboarded_on,
     )
-    return bool(inserted)
 
 
 async def add_member(conn: asyncpg.Connection, project_id: str, member: str) -> None:

@@ -18,7 +18,14 @@ from teamnl_shared.ingestion.keys import (
     revoke_key,
 )
 from teamnl_shared.ingestion.problems import PROBLEM_JSON, ApiProblem
-from teamnl_shared.ingestion.service import Handler, Rejected, Resource, ServiceDefinition, data_as
+from teamnl_shared.ingestion.service import (
+    Handler,
+    Rejected,
+    Resource,
+    ServiceDefinition,
+    SetHandler,
+    data_as,
+)
 from teamnl_shared.ingestion.settings import IngestionSettings
 
 __all__ = [
@@ -31,6 +38,7 @@ __all__ = [
     "Rejected",
     "Resource",
     "ServiceDefinition",
+    "SetHandler",
     "StoredKey",
     "create_ingestion_app",
     "data_as",

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
-import asyncpg
 from pydantic import BaseModel
 
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.types import BudgetSpent
 
-from .service import Rejected, Resource, data_as
+from .service import Rejected, Resource, SetHandler, data_as
 
 
 class BudgetSpending(BaseModel):
@@ -34,13 +34,10 @@ BUDGET_RESOURCE = Resource(
 )
 
 
-async def handle_budget_spent(conn: asyncpg.Connection, event: Event) -> None:
+def _spending_args(event: Event) -> tuple[Any, ...]:
     data = data_as(event, BudgetSpent)
     family = event.spec.family
-    inserted = await conn.fetchval(
-        "INSERT INTO budget_spendings"
-        " (spending_id, family, spend_id, year, amount_cents, category, spent_on)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING true",
+    return (
         f"{family}:{data.spend_id}",
         family,
         data.spend_id,
@@ -49,5 +46,18 @@ async def handle_budget_spent(conn: asyncpg.Connection, event: Event) -> None:
         data.category,
         data.spent_on,
     )
-    if not inserted:
-        raise Rejected("data/spend_id", f"spending {data.spend_id} is already recorded", status=409)
+
+
+def _already_recorded(event: Event) -> Rejected:
+    spend_id = data_as(event, BudgetSpent).spend_id
+    return Rejected("data/spend_id", f"spending {spend_id} is already recorded", status=409)
+
+
+handle_budget_spent = SetHandler(
+    table="budget_spendings",
+    statement="INSERT INTO budget_spendings"
+    " (spending_id, family, spend_id, year, amount_cents, category, spent_on)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    args=_spending_args,
+    refusal=_already_recorded,
+)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 from pydantic import BaseModel
@@ -39,6 +40,52 @@ class Rejected(Exception):
 
 
 @dataclass(frozen=True)
+class SetHandler:
+    """A handler that is one SQL statement per event, judged by whether it wrote a row.
+
+    ``statement`` writes ``table`` only and takes ``args(event)`` as ``$1..$n``; an event
+    whose statement writes no row (``ON CONFLICT DO NOTHING``, or ``DO UPDATE ... WHERE``
+    false) is refused with ``refusal(event)``; ``refusal=None`` declares that it always
+    writes. Alone it is a :data:`Handler`. In a batch or a group, the pipeline applies a run
+    of events of its type with one ``fetchmany`` (one round trip, statements executed in
+    order, so exactly as one by one): each execution returns its own position.
+    """
+
+    table: str
+    statement: str
+    args: Callable[[Event], Sequence[Any]]
+    refusal: Callable[[Event], Rejected] | None = None
+
+    @property
+    def sql(self) -> str:
+        arity = max(map(int, re.findall(r"\$(\d+)", self.statement)), default=0)
+        return f"{self.statement} RETURNING ${arity + 1}::int"
+
+    async def __call__(self, conn: asyncpg.Connection, event: Event) -> None:
+        [refused] = await self.many(conn, [event])
+        if refused is not None:
+            raise refused
+
+    async def many(
+        self, conn: asyncpg.Connection, events: Sequence[Event]
+    ) -> list[Rejected | None]:
+        """Each event applied in order; for each, None or its refusal."""
+        rows = await conn.fetchmany(
+            self.sql, [(*self.args(event), position) for position, event in enumerate(events)]
+        )
+        written = {row[0] for row in rows}
+        return [
+            None if position in written else self._refused(event)
+            for position, event in enumerate(events)
+        ]
+
+    def _refused(self, event: Event) -> Rejected:
+        if self.refusal is None:
+            raise RuntimeError(f"{event.type}: the statement on {self.table} wrote no row")
+        return self.refusal(event)
+
+
+@dataclass(frozen=True)
 class Resource:
     """One state table exposed read-only at ``GET /v1/<name>`` and ``GET /v1/<name>/{id}``."""
 
@@ -58,7 +105,7 @@ class ServiceDefinition:
     name: str  # "nlib" | "tinl" | "werkplaats"
     title: str
     families: tuple[str, ...]
-    handlers: Mapping[str, Handler]
+    handlers: Mapping[str, Handler | SetHandler]
     migrations_package: str
     resources: tuple[Resource, ...] = ()
     version: str = "0.1.0"
