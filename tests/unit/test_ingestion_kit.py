@@ -22,7 +22,14 @@ from teamnl_shared.ingestion.keys import (
     split_key,
 )
 from teamnl_shared.ingestion.openapi import service_asyncapi
-from teamnl_shared.ingestion.problems import PROBLEM_JSON, invalid_event, rate_limited, unavailable
+from teamnl_shared.ingestion.modes import parse_single
+from teamnl_shared.ingestion.problems import (
+    PROBLEM_JSON,
+    ApiProblem,
+    invalid_event,
+    rate_limited,
+    unavailable,
+)
 from teamnl_shared.ingestion.ratelimit import RateLimiter
 from teamnl_shared.ingestion.service import ServiceDefinition
 from teamnl_shared.ingestion.unavailable import is_unavailable
@@ -180,3 +187,45 @@ def test_asyncapi_of_a_service_holds_its_channels_only() -> None:
     assert set(document["channels"]) == {"tinl", "globalstars"}
     assert document["channels"]["tinl"]["address"] == "p.teamnl.tinl.events"
     assert set(document["components"]["messages"]) == set(TINL.event_types)
+
+
+def _structured(data_changes: dict[str, object], **attribute_changes: object) -> bytes:
+    event_type = "nl.teamnl.nlib.company.supported.v1"
+    document = {
+        "specversion": "1.0",
+        "id": "e-1",
+        "source": "/partners/acme",
+        "type": event_type,
+        "subject": "kvk-12345678",
+        "time": "2019-01-17T10:00:00Z",
+        "datacontenttype": "application/json",
+        "data": {**spec_for(event_type).example, **data_changes},
+        **attribute_changes,
+    }
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize(
+    ("data_changes", "attribute_changes", "field"),
+    [
+        ({"company": "Van\x00Dijk"}, {}, "data/company"),
+        ({}, {"teamnlnote": "a\x00b"}, "teamnlnote"),
+    ],
+)
+def test_a_nul_character_is_refused_naming_its_field(
+    data_changes: dict[str, object], attribute_changes: dict[str, object], field: str
+) -> None:
+    headers = {"content-type": "application/cloudevents+json"}
+    body = _structured(data_changes, **attribute_changes)
+    with pytest.raises(ApiProblem) as raised:
+        parse_single(headers, body, 1_000_000)
+    assert raised.value.status == 422
+    assert [p.field for p in raised.value.errors] == [field]
+    assert "NUL" in raised.value.errors[0].reason
+
+
+def test_text_that_only_spells_a_nul_escape_is_accepted() -> None:
+    headers = {"content-type": "application/cloudevents+json"}
+    body = _structured({"company": "Van Dijk \\u0000 B.V."})
+    event = parse_single(headers, body, 1_000_000)
+    assert event.data_dict()["company"] == "Van Dijk \\u0000 B.V."

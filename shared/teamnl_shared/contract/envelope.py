@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from cloudevents.core.bindings import kafka as ce_kafka
@@ -115,6 +116,12 @@ class Event:
         return self.data.model_dump(mode="json")
 
     def data_json(self) -> bytes:
+        return self._data_json
+
+    @cached_property
+    def _data_json(self) -> bytes:
+        # An accepted event's data is serialised for its fingerprint, its size, its NUL
+        # check and its outbox row: once (the event is frozen, so is its data's JSON).
         return canonical_json(self.data_dict())
 
     def fingerprint(self) -> str:
@@ -140,8 +147,12 @@ class Event:
         return {**attributes, "data": self.data_dict()}
 
     def to_kafka_headers(self) -> list[tuple[str, bytes]]:
+        return list(self._kafka_headers)
+
+    @cached_property
+    def _kafka_headers(self) -> tuple[tuple[str, bytes], ...]:
         message = ce_kafka.to_binary(self._sdk_event(), _FORMAT)
-        return sorted(message.headers.items())
+        return tuple(sorted(message.headers.items()))
 
     def record_size(self) -> int:
         """Bytes of its Kafka record (key, value, ``ce_*`` headers): what one event costs the

@@ -47,6 +47,13 @@ def load_json(body: bytes) -> Any:
         raise malformed("the body is not valid JSON") from None
 
 
+def _may_hold_nul(event: Event) -> bool:
+    """The cheap test first: canonical JSON writes U+0000 as ``\\u0000``, attributes are
+    strings (or the parsed time)."""
+    attributes = (event.id, event.source, event.type, event.subject, *event.extensions.values())
+    return any("\x00" in value for value in attributes) or b"\\u0000" in event.data_json()
+
+
 def _nul_fields(value: Any, path: str) -> list[Problem]:
     """PostgreSQL text cannot hold U+0000: refuse it up front, naming the field."""
     if isinstance(value, str):
@@ -59,6 +66,8 @@ def _nul_fields(value: Any, path: str) -> list[Problem]:
 
 
 def refuse_nul(event: Event) -> Event:
+    if not _may_hold_nul(event):
+        return event
     attributes = {name: value for name, value in event.to_structured().items() if name != "data"}
     problems = [p for name, value in attributes.items() for p in _nul_fields(value, name)]
     problems += _nul_fields(event.data_dict(), "data")
