@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 
 def rss_kib(pid: int) -> int | None:
@@ -60,3 +62,82 @@ def cpu_seconds(pid: int | None) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int | None) -> float | None:
+    """CPU seconds of a process, of its children it has reaped (``cutime``/``cstime``, e.g.
+    PostgreSQL backends that ended) and of its live descendants; None when it is gone."""
+    if pid is None:
+        return None
+    own = _stat_cpu(pid, reaped=True)
+    if own is None:
+        return None
+    total, pending, seen = own, children(pid), {pid}
+    while pending:
+        child = pending.pop()
+        if child in seen:
+            continue
+        seen.add(child)
+        total += _stat_cpu(child, reaped=True) or 0.0
+        pending += children(child)
+    return total
+
+
+def _stat_cpu(pid: int, *, reaped: bool) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent not idle since boot (``/proc/stat``; idle and iowait
+    excluded)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds each named process tree (and the machine) spent between enter and exit."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = pids
+        self.seconds: dict[str, float] = {}
+        self.machine = 0.0
+        self.wall = 0.0
+
+    def __enter__(self) -> CpuMeter:
+        self._before = {name: tree_cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._machine = machine_busy_seconds()
+        self._started = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.monotonic() - self._started
+        self.machine = machine_busy_seconds() - self._machine
+        for name, pid in self.pids.items():
+            before, after = self._before[name], tree_cpu_seconds(pid)
+            if before is not None and after is not None:
+                self.seconds[name] = after - before
+
+    def per_event(self, events: int, **reported: float) -> dict[str, Any]:
+        """CPU milliseconds per event by process (``reported``: CPU seconds a process measured
+        itself, e.g. the load generator), the rest of the machine as ``other``, and the
+        cores busy on average."""
+        if events <= 0 or self.wall <= 0:
+            return {}
+        self.seconds.update(reported)
+        known = sum(self.seconds.values())
+        ms = {name: round(s * 1000 / events, 3) for name, s in self.seconds.items()}
+        ms["other"] = round(max(self.machine - known, 0.0) * 1000 / events, 3)
+        return {
+            "cpu_ms_per_event": ms,
+            "machine_cpu_ms_per_event": round(self.machine * 1000 / events, 3),
+            "cores_busy": round(self.machine / self.wall, 2),
+            "cores": os.cpu_count(),
+        }

@@ -7,10 +7,12 @@ The SVG goes to ``bench/results/profile-<service>-<label>.svg``.
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from bench.stack import BIN, BenchStack
 
@@ -57,3 +59,63 @@ class Profiler:
             self._process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self._process.kill()
+
+
+# -- what a flame graph says, in a table ------------------------------------------------------
+_FRAME = re.compile(
+    r"<title>(?P<title>[^<]*) \([\d,]+ samples?, [\d.]+%\)</title>"
+    r'<rect [^>]*y="(?P<y>\d+)"[^>]*fg:x="(?P<x>\d+)" fg:w="(?P<w>\d+)"'
+)
+
+# The first match names the part a frame's own samples belong to (by the file py-spy shows).
+CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("PostgreSQL client (asyncpg)", ("asyncpg",)),
+    ("Kafka client (aiokafka)", ("aiokafka", "kafka/")),
+    (
+        "OpenTelemetry (spans, metrics, context)",
+        ("opentelemetry", "metrics/", "trace/", "telemetry", "instrumentation", "context/"),
+    ),
+    ("validation (pydantic)", ("pydantic",)),
+    ("JSON, CloudEvents", ("json/", "cloudevents", "orjson")),
+    ("HTTP (uvicorn, starlette, fastapi)", ("uvicorn", "starlette", "fastapi", "h11", "httptools")),
+    ("event loop, sockets", ("asyncio/", "selectors", "socket", "ssl")),
+    ("teamnl code", ("teamnl_",)),
+)
+OTHER = "other (stdlib, logging, ...)"
+
+
+def shares_of(svg: Path) -> dict[str, Any]:
+    """The share of a profile's samples spent *in* each part (a frame's own samples, i.e.
+    not in the frames it called), largest first, with the sample count."""
+    frames = [
+        (m["title"], int(m["y"]), int(m["x"]), int(m["w"]))
+        for m in _FRAME.finditer(svg.read_text())
+    ]
+    if not frames:
+        return {"samples": 0, "shares": {}}
+    by_level: dict[int, list[tuple[int, int]]] = {}
+    for _, y, x, w in frames:
+        by_level.setdefault(y, []).append((x, w))
+    step = _level_step(sorted(by_level))
+    own: dict[str, int] = {}
+    for title, y, x, w in frames:
+        below = by_level.get(y + step, [])
+        called = sum(cw for cx, cw in below if x <= cx < x + w)
+        part = _category(title)
+        own[part] = own.get(part, 0) + max(w - called, 0)
+    total = sum(own.values())
+    shares = {part: round(n / total, 3) for part, n in sorted(own.items(), key=lambda i: -i[1])}
+    return {"samples": total, "shares": shares}
+
+
+def _level_step(levels: list[int]) -> int:
+    gaps = [b - a for a, b in zip(levels, levels[1:], strict=False) if b > a]
+    return min(gaps) if gaps else 16
+
+
+def _category(title: str) -> str:
+    where = title.rsplit("(", 1)[-1]
+    for part, markers in CATEGORIES:
+        if any(marker in where for marker in markers):
+            return part
+    return OTHER

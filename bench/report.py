@@ -365,11 +365,94 @@ def markdown(r: dict[str, Any]) -> str:
             "",
             table(r),
             "",
+            *cpu_section(r),
+            *profile_section(r),
             "Raw figures: [`latest.json`](latest.json). Re-run: `make bench` (full size) or "
             "`make bench-smoke` (the CI size).",
             "",
         ]
     )
+
+
+_CPU_ORDER = ("nlib", "tinl", "werkplaats", "dashboard", "postgres", "kafka", "loadgen", "other")
+
+
+def cpu_section(r: dict[str, Any]) -> list[str]:
+    """CPU milliseconds per event by process (read from /proc around each run), and the rate
+    the machine's cores could carry at that cost: the ceiling no code path can pass."""
+    runs: list[tuple[str, dict[str, Any]]] = []
+    single = r.get("single", {})
+    for key, label in (("pipeline", "1. single POST (nlib)"), ("durable", "1. durable INSERT")):
+        if single.get(key, {}).get("cpu"):
+            runs.append((label, single[key]["cpu"]))
+    latency = r.get("latency", {})
+    if latency.get("fixed", {}).get("cpu"):
+        runs.append(
+            (
+                f"3. end-to-end at {_n(latency['fixed']['offered_rate'])} ev/s",
+                latency["fixed"]["cpu"],
+            )
+        )
+    for step in latency.get("ramp", []):
+        if step.get("cpu"):
+            verdict = "sustained" if step["sustained"] else "not sustained"
+            runs.append((f"3. ramp {_n(step['offered_rate'])} ev/s ({verdict})", step["cpu"]))
+    if not runs:
+        return []
+    header = ("run", *_CPU_ORDER, "all", "cores busy", "ceiling")
+    lines = [
+        "## Where the CPU goes: milliseconds of CPU per accepted event, by process",
+        "",
+        "Read from `/proc` around each run (a process with its children; `other` is the rest "
+        "of the machine). `ceiling` is the machine's cores divided by the CPU one event costs "
+        "all processes together: the rate this machine cannot pass at that cost, whatever the "
+        "latency.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for label, cpu in runs:
+        ms = cpu["cpu_ms_per_event"]
+        total = cpu["machine_cpu_ms_per_event"]
+        ceiling = cpu["cores"] * 1000 / total if total else math.nan
+        cells = [_n(ms.get(name), 2) if name in ms else "-" for name in _CPU_ORDER]
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    label,
+                    *cells,
+                    _n(total, 2),
+                    f"{cpu['cores_busy']:.2f} of {cpu['cores']}",
+                    f"{_n(ceiling)} ev/s",
+                ]
+            )
+            + " |"
+        )
+    return [*lines, ""]
+
+
+def profile_section(r: dict[str, Any]) -> list[str]:
+    """Each flame graph of the run, as shares of its samples by the part they were spent in."""
+    profiles = r.get("profiles") or {}
+    if not profiles:
+        return []
+    parts = sorted({part for p in profiles.values() for part in p["shares"]})
+    header = ("profile", "samples", *parts)
+    lines = [
+        "## Inside each process (py-spy, `make bench` runs with `--profile`)",
+        "",
+        "Share of each flame graph's samples spent in each part itself (not in what it "
+        "called). Flame graphs: `bench/results/profile-*.svg`.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for name, p in profiles.items():
+        shares = [f"{p['shares'][part]:.0%}" if part in p["shares"] else "-" for part in parts]
+        link = f"[`{name}`]({name})"
+        lines.append("| " + " | ".join([link, str(p["samples"]), *shares]) + " |")
+    return [*lines, ""]
 
 
 def write(r: dict[str, Any], out: Path, stack: Any = None) -> None:

@@ -44,8 +44,9 @@ from bench.harness import (
 from bench.hops import KafkaObserver, PushObserver, breakdown
 from bench.kafka_io import end_offsets
 from bench.loadgen import LoadConfig, Target
-from bench.procmem import cpu_seconds
-from bench.profile import Profiler, recorded
+from bench.procmem import CpuMeter, cpu_seconds
+from bench.profile import RESULTS as PROFILES
+from bench.profile import Profiler, recorded, shares_of
 from bench.sizes import SIZES, BenchSize
 from bench.stack import BIN, BenchStack, ServiceProcess, private_infra
 from bench.stats import ratio, summarise
@@ -122,9 +123,11 @@ class Bench:
             concurrency=self.size.single_concurrency,
         )
         cpu_before = cpu_seconds(pid)
-        result = run_loadgen(config, self.workdir, label, self.sampler)
+        with CpuMeter(self.stack.cpu_pids()) as meter:
+            result = run_loadgen(config, self.workdir, label, self.sampler)
         cpu_after = cpu_seconds(pid)
         result["loadavg"] = os.getloadavg()
+        result["cpu"] = meter.per_event(result["events_acked"], loadgen=result["loadgen_cpu_s"])
         if cpu_before is not None and cpu_after is not None and result["events_acked"]:
             result["server_cpu_ms_per_event"] = (
                 (cpu_after - cpu_before) * 1000 / result["events_acked"]
@@ -248,9 +251,10 @@ class Bench:
             KafkaObserver(self.stack.bootstrap, self.stack.topics()) as kafka,
             PushObserver(self.stack.services["dashboard"].url, self._cookie()) as push,
         ):
-            result = run_loadgen(config, self.workdir, label, self.sampler)
-            acks = read_acks(acks_path)
-            missing = observer.wait_for({a[1] for a in acks}, timeout=self.size.drain_timeout)
+            with CpuMeter(self.stack.cpu_pids()) as meter:
+                result = run_loadgen(config, self.workdir, label, self.sampler)
+                acks = read_acks(acks_path)
+                missing = observer.wait_for({a[1] for a in acks}, timeout=self.size.drain_timeout)
             latencies = [(observer.seen[a[1]] - a[3]) * 1000 for a in acks if a[1] in observer.seen]
             time.sleep(1)  # the last announcements and records reach their observers
         e2e = summarise(latencies)
@@ -277,6 +281,7 @@ class Bench:
             "hops_ms": hops,
             "sustained": sustained,
             "loadavg": os.getloadavg(),
+            "cpu": meter.per_event(len(acks), loadgen=result["loadgen_cpu_s"]),
         }
 
     def _cookie(self) -> str:
@@ -431,6 +436,12 @@ def _session_cookie(stack: BenchStack) -> str:
     return cookie
 
 
+def _profiles_since(moment: float) -> dict[str, Any]:
+    """What each flame graph this run wrote says, by part (see :func:`bench.profile.shares_of`)."""
+    written = sorted(p for p in PROFILES.glob("profile-*.svg") if p.stat().st_mtime >= moment)
+    return {p.name: shares_of(p) for p in written}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -452,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     infra = private_infra() if args.infra == "private" else Infrastructure.from_env()
     stack = BenchStack(infra, args.infra == "private", RESULTS / "runs")
     stack.workdir = RESULTS / "runs" / stack.run_id
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     log(f"bench {size.name}: run {stack.run_id}, infra {args.infra} ({stack.bootstrap})")
     bench = Bench(stack, size, profile=args.profile)
     try:
@@ -467,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
         bench.rebuild()
         bench.memory_at_rest("end")
     finally:
+        if args.profile:
+            bench.results["profiles"] = _profiles_since(started_at)
         bench.results["elapsed_s"] = round(time.monotonic() - started, 1)
         report.write(bench.results, args.out, stack)
         if not args.keep:

@@ -224,6 +224,14 @@ class BenchStack:
         process.start()
         return process.wait_ready()
 
+    def cpu_pids(self) -> dict[str, int | None]:
+        """The processes whose CPU the bench accounts per event: the services, the broker,
+        the PostgreSQL postmaster (its backends are its children)."""
+        pids = {name: process.pid for name, process in self.services.items()}
+        pids["kafka"] = self.infra.kafka.pid()
+        pids["postgres"] = _postmaster_pid(self.infra.postgres.data)
+        return pids
+
     def rss_mib(self) -> dict[str, float | None]:
         found = {name: p.rss_kib() for name, p in self.services.items()}
         return {name: None if kib is None else round(kib / 1024, 1) for name, kib in found.items()}
@@ -274,6 +282,13 @@ class BenchStack:
             self.infra.admin_database_url(), [self.database(s) for s in ALL_SERVICES]
         )
         await delete_topics_with_prefix(self.bootstrap, self.prefix)
+
+
+def _postmaster_pid(data: Path) -> int | None:
+    try:
+        return int((data / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def start_infra(infra: Infrastructure) -> None:
