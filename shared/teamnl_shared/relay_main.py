@@ -11,6 +11,8 @@ import asyncio
 import logging
 import signal
 
+import uvloop
+
 from .outbox import OutboxRelay
 
 
@@ -29,7 +31,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=500)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(_main(args.database_url, args.bootstrap, args.batch_size))
+    uvloop.run(_main(args.database_url, args.bootstrap, args.batch_size))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
+import uvloop
 from aiokafka import ConsumerRecord, TopicPartition
 
 from teamnl_shared.contract.envelope import Event
@@ -256,9 +257,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     ).parse_args()
     logging.basicConfig(level=logging.WARNING)
-    result = asyncio.run(
-        rebuild(DashboardSettings(), progress=lambda line: print(line, flush=True))
-    )
+    result = uvloop.run(rebuild(DashboardSettings(), progress=lambda line: print(line, flush=True)))
     print(
         f"done: {result.records} records, {result.applied} applied, "
         f"{result.dead_letters} dead letters, {result.seconds:.1f}s"

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import signal
 
+import uvloop
+
 from teamnl_shared.inbox import InboxConsumer
 from teamnl_shared.telemetry import configure_logging
 
@@ -37,7 +39,7 @@ async def _stop_on(stopping: asyncio.Event, consumer: InboxConsumer) -> None:
 def main() -> None:
     settings = DashboardSettings()
     configure_logging(f"{settings.service_name}-consumer", settings.log_level)
-    asyncio.run(run_worker(settings))
+    uvloop.run(run_worker(settings))
 
 
 if __name__ == "__main__":

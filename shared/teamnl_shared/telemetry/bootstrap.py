@@ -15,7 +15,7 @@ from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.metrics import Meter
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, ExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import (
     DEPLOYMENT_ENVIRONMENT,
@@ -147,7 +147,9 @@ def setup_telemetry(
         )
     registry = CollectorRegistry(auto_describe=True)
     readers = _metric_readers(registry, metric_reader)
-    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    meter_provider = MeterProvider(
+        resource=resource, metric_readers=readers, exemplar_filter=_exemplar_filter()
+    )
     _install_globals_once(tracer_provider, meter_provider)
     return Telemetry(resource, tracer_provider, meter_provider, registry, span_exporters, readers)
 
@@ -188,6 +190,16 @@ def _metric_readers(
     if _otlp_enabled("METRICS"):
         readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
     return tuple(readers)
+
+
+def _exemplar_filter() -> ExemplarFilter | None:
+    """Exemplars (a trace id kept with a measurement) only reach an OTLP backend; the
+    Prometheus text format drops them. Sampling them for every request was measurable in
+    the profile, so they are off unless OTLP metrics are on or OTEL_METRICS_EXEMPLAR_FILTER
+    asks for them (None: the SDK reads that variable)."""
+    if _otlp_enabled("METRICS") or os.environ.get("OTEL_METRICS_EXEMPLAR_FILTER"):
+        return None
+    return AlwaysOffExemplarFilter()
 
 
 def _install_globals_once(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
