@@ -397,11 +397,15 @@ def cpu_section(r: dict[str, Any]) -> list[str]:
         if step.get("cpu"):
             verdict = "sustained" if step["sustained"] else "not sustained"
             runs.append((f"3. ramp {_n(step['offered_rate'])} ev/s ({verdict})", step["cpu"]))
+    dashboard = r.get("dashboard", {})
+    for key, label in (("overview_page", "5. overview page /"), ("overview_api", "5. JSON API")):
+        if dashboard.get(key, {}).get("cpu"):
+            runs.append((f"{label} (per request)", dashboard[key]["cpu"]))
     if not runs:
         return []
     header = ("run", *_CPU_ORDER, "all", "cores busy", "ceiling")
     lines = [
-        "## Where the CPU goes: milliseconds of CPU per accepted event, by process",
+        "## Where the CPU goes: milliseconds of CPU per accepted event (or request), by process",
         "",
         "Read from `/proc` around each run (a process with its children; `other` is the rest "
         "of the machine). `ceiling` is the machine's cores divided by the CPU one event costs "

@@ -344,7 +344,13 @@ class Bench:
                 paths=[path],
                 headers={"cookie": cookie},
             )
-            pages[label] = run_loadgen(config, self.workdir, label, self.sampler)
+            with (
+                self._profiled("dashboard", label.replace("_", "-")),
+                CpuMeter(self.stack.cpu_pids()) as meter,
+            ):
+                pages[label] = run_loadgen(config, self.workdir, label, self.sampler)
+            served = sum(pages[label]["statuses"].values())
+            pages[label]["cpu"] = meter.per_event(served, loadgen=pages[label]["loadgen_cpu_s"])
         self.results["dashboard"] = {"projection": projected, **pages}
 
     # -- 5 ------------------------------------------------------------------------------------

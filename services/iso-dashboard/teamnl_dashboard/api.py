@@ -119,14 +119,15 @@ def csv_response(rows: Iterable[Mapping[str, Any]], name: str) -> Response:
 async def overview(request: Request, member: CurrentMember, read: CurrentReading) -> dict[str, Any]:
     pool, past = _pool(request), is_past(request, read)
     as_of = await rules_as_of(request, read) if past else None
-    found = await queries.overview(
-        pool,
-        period=read.period,
-        as_of=read.as_of,
-        allocations_cents=_settings(request).allocations_cents,
-        findings_open=Counter(f["severity"] for f in findings_of(as_of)) if as_of else None,
-        past=past,
-    )
+    async with pool.acquire() as conn:  # its queries share one connection
+        found = await queries.overview(
+            conn,
+            period=read.period,
+            as_of=read.as_of,
+            allocations_cents=_settings(request).allocations_cents,
+            findings_open=Counter(f["severity"] for f in findings_of(as_of)) if as_of else None,
+            past=past,
+        )
     if as_of is not None:
         found["score"] = score_of(as_of)
     return found

@@ -77,7 +77,7 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.0f}%"
 
 
-async def _targets(pool: asyncpg.Pool, read: Reading) -> dict[str, list[dict[str, Any]]]:
+async def _targets(pool: queries.DB, read: Reading) -> dict[str, list[dict[str, Any]]]:
     """The initiatives' own targets (DOMAIN.md, "What ISO NL wants to see")."""
     nlib = await queries.nlib_rates(pool, period=read.period, as_of=read.as_of)
     tinl = await queries.tinl_summary(pool, period=read.period, as_of=read.as_of)
@@ -130,7 +130,7 @@ def reading_view(read: Reading, past: bool) -> dict[str, Any]:
 
 
 async def recent_events(
-    pool: asyncpg.Pool, limit: int = 20, as_of: date | None = None
+    pool: queries.DB, limit: int = 20, as_of: date | None = None
 ) -> list[dict[str, Any]]:
     """The latest events with their titles (the overview's feed and ``/live/events``)."""
     return [_event(row) for row in await queries.recent_events(pool, limit=limit, as_of=as_of)]
@@ -144,25 +144,37 @@ async def overview(
     as_of_scores: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The overview as of `read`; for a past date, the rules' findings and scores as of
-    then (``as_of_findings``, ``as_of_scores``) instead of the stored ones."""
+    then (``as_of_findings``, ``as_of_scores``) instead of the stored ones. Its dozen
+    queries share one connection (each pool query would pay its own acquire and reset)."""
+    async with pool.acquire() as conn:
+        return await _overview(conn, allocations_cents, read, as_of_findings, as_of_scores)
+
+
+async def _overview(
+    conn: asyncpg.Connection,
+    allocations_cents: Mapping[str, int],
+    read: Reading,
+    as_of_findings: list[dict[str, Any]] | None,
+    as_of_scores: list[dict[str, Any]] | None,
+) -> dict[str, Any]:
     open_by_severity = (
         Counter(f["severity"] for f in as_of_findings) if as_of_findings is not None else None
     )
     network = await queries.overview(
-        pool,
+        conn,
         period=read.period,
         as_of=read.as_of,
         allocations_cents=allocations_cents,
         findings_open=open_by_severity,
         past=as_of_findings is not None,
     )
-    targets = await _targets(pool, read)
-    stored = as_of_scores if as_of_scores is not None else await queries.score_series(pool)
+    targets = await _targets(conn, read)
+    stored = as_of_scores if as_of_scores is not None else await queries.score_series(conn)
     scores = [{**row, "at": _text(row["at"])[:10]} for row in stored]
     found = (
         as_of_findings
         if as_of_findings is not None
-        else await queries.findings(pool, state="open", limit=50)
+        else await queries.findings(conn, state="open", limit=50)
     )
     return {
         "illustrative": network["illustrative"],
@@ -178,13 +190,13 @@ async def overview(
             for i in network["initiatives"]
         ],
         "activity_chart": chart(
-            await queries.activity_series(pool, period=read.period, as_of=read.as_of),
+            await queries.activity_series(conn, period=read.period, as_of=read.as_of),
             "period",
             "family",
             "count",
         ),
         "coherence_chart": chart(scores, "at", None, "score"),
-        "events": await recent_events(pool, as_of=read.as_of),
+        "events": await recent_events(conn, as_of=read.as_of),
         "findings": [_finding(row) for row in found[:50]],
     }
 
