@@ -58,7 +58,7 @@ FAULTS_SIZE ?= smoke
 SOAK_SIZE ?= smoke
 .PHONY: bench-smoke soak
 bench: bootstrap
-	@$(PY) -m bench.run --size $(BENCH_SIZE)
+	@$(PY) -m bench.run --size $(BENCH_SIZE) --profile
 
 bench-smoke: bootstrap
 	@$(PY) -m bench.run --size smoke
