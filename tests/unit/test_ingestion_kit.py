@@ -21,8 +21,8 @@ from teamnl_shared.ingestion.keys import (
     service_event_types,
     split_key,
 )
-from teamnl_shared.ingestion.openapi import service_asyncapi
 from teamnl_shared.ingestion.modes import parse_single
+from teamnl_shared.ingestion.openapi import service_asyncapi
 from teamnl_shared.ingestion.problems import (
     PROBLEM_JSON,
     ApiProblem,
