@@ -365,6 +365,7 @@ def markdown(r: dict[str, Any]) -> str:
             "",
             table(r),
             "",
+            *targets_section(r),
             *cpu_section(r),
             *profile_section(r),
             "Raw figures: [`latest.json`](latest.json). Re-run: `make bench` (full size) or "
@@ -374,7 +375,17 @@ def markdown(r: dict[str, Any]) -> str:
     )
 
 
-_CPU_ORDER = ("nlib", "tinl", "werkplaats", "dashboard", "postgres", "kafka", "loadgen", "other")
+_CPU_ORDER = (
+    "nlib",
+    "tinl",
+    "werkplaats",
+    "dashboard",
+    "baseline",
+    "postgres",
+    "kafka",
+    "loadgen",
+    "other",
+)
 
 
 def cpu_section(r: dict[str, Any]) -> list[str]:
@@ -468,3 +479,165 @@ def write(r: dict[str, Any], out: Path, stack: Any = None) -> None:
         (out / "latest.md").write_text(markdown(r))
     except (KeyError, TypeError) as error:  # a phase failed: keep the JSON, say so
         (out / "latest.md").write_text(f"# Benchmark results\n\nIncomplete run: {error!r}\n")
+
+
+# -- the issue's targets, each met or with where its time goes --------------------------------
+def _top_parts(r: dict[str, Any], profile: str, n: int = 3) -> str:
+    shares = (r.get("profiles") or {}).get(profile, {}).get("shares", {})
+    if not shares:
+        return ""
+    parts = ", ".join(f"{part} {share:.0%}" for part, share in list(shares.items())[:n])
+    return f"`{profile}`: {parts}"
+
+
+def _labelled(label: str, text: str) -> str:
+    return f"{label}: {text}" if text else ""
+
+
+def _cpu_line(cpu: dict[str, Any] | None) -> str:
+    if not cpu:
+        return ""
+    ms = cpu["cpu_ms_per_event"]
+    biggest = sorted(ms.items(), key=lambda item: -item[1])[:4]
+    total = cpu["machine_cpu_ms_per_event"]
+    ceiling = cpu["cores"] * 1000 / total if total else math.nan
+    named = ", ".join(f"{name} {value:.2f}" for name, value in biggest)
+    return (
+        f"{total:.2f} ms of CPU per event on the whole machine ({named}); "
+        f"{cpu['cores_busy']:.2f} of {cpu['cores']} cores busy; ceiling {_n(ceiling)} ev/s"
+    )
+
+
+def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
+    """(target, measured, met, where the time goes) for each target the run measured."""
+    out: list[tuple[str, str, bool | None, str]] = []
+    single = r.get("single")
+    if single and "durable" in single:
+        p = single["pipeline"]
+        why = "; ".join(
+            x
+            for x in (
+                _labelled("pipeline (accept, relay, project)", _cpu_line(p.get("cpu"))),
+                _labelled("durable INSERT", _cpu_line(single["durable"].get("cpu"))),
+                _top_parts(r, "profile-nlib-single.svg"),
+            )
+            if x.strip()
+        )
+        out.append(
+            (
+                "single POST >= 1.0x durable INSERT and >= 0.4x no-op",
+                f"{_ratio(single['ratio_durable'])} and {_ratio(single['ratio'])}",
+                single["ratio_durable"] >= 1.0 and single["ratio"] >= 0.4,
+                why,
+            )
+        )
+    batch = r.get("batch")
+    if batch:
+        out.append(
+            (
+                "batch accept >= 0.35x bare producer",
+                _ratio(batch["ratio_accept"]),
+                batch["ratio_accept"] >= 0.35,
+                _top_parts(r, "profile-nlib-batch.svg", 4),
+            )
+        )
+    latency = r.get("latency")
+    if latency:
+        fixed = latency["fixed"]
+        hops = fixed.get("hops_ms", {})
+        slowest = max(hops.items(), key=lambda item: item[1].get("p99", 0), default=None)
+        hop = f"slowest hop at p99: {slowest[0]} {_n(slowest[1]['p99'])} ms; " if slowest else ""
+        out.append(
+            (
+                f"end-to-end p99 <= 100 ms at {_n(fixed['offered_rate'])} ev/s",
+                f"p99 {_n(fixed['e2e_ms']['p99'])} ms, {_n(fixed['achieved_rate'])} ev/s achieved",
+                fixed["e2e_ms"]["p99"] <= 100 and fixed["sustained"],
+                hop + _cpu_line(fixed.get("cpu")),
+            )
+        )
+        failed = next((s for s in latency["ramp"] if not s["sustained"]), None)
+        best = latency["max_sustained_rate"]
+        out.append(
+            (
+                "highest rate sustained with p99 < 1 s (goal >= 3,000 ev/s)",
+                f"{_n(best)} ev/s",
+                best is not None and best >= 3000,
+                (f"first step not sustained, {_n(failed['offered_rate'])} ev/s: " if failed else "")
+                + _cpu_line(failed.get("cpu") if failed else None),
+            )
+        )
+    dashboard = r.get("dashboard")
+    if dashboard:
+        projection = dashboard["projection"]
+        out.append(
+            (
+                "live projection >= 10,000 ev/s",
+                f"{_n(projection['rate'])} ev/s",
+                projection["rate"] >= 10_000,
+                _top_parts(r, "profile-dashboard-projection.svg", 4),
+            )
+        )
+        page = dashboard["overview_page"]
+        out.append(
+            (
+                f"overview page p95 <= 100 ms ({_n(projection['applied_total'])} events)",
+                f"p95 {_n(page['service_ms']['p95'])} ms, {_n(page['achieved_rate'])} req/s"
+                f" with {page['concurrency']} clients",
+                page["service_ms"]["p95"] <= 100,
+                "; ".join(
+                    x
+                    for x in (
+                        _labelled("per request", _cpu_line(page.get("cpu"))),
+                        _top_parts(r, "profile-dashboard-overview-page.svg", 4),
+                    )
+                    if x.strip()
+                ),
+            )
+        )
+    rebuild = r.get("rebuild")
+    if rebuild and "pipeline" in rebuild:
+        out.append(
+            (
+                "rebuild >= 30,000 ev/s",
+                f"{_n(rebuild['pipeline']['rate'])} ev/s ({_ratio(rebuild['ratio'])} of the COPY"
+                " baseline)",
+                rebuild["pipeline"]["rate"] >= 30_000,
+                _top_parts(r, "profile-dashboard-rebuild.svg", 4),
+            )
+        )
+    memory = _memory(r)
+    services = {
+        n: max(v for v in values if v is not None)
+        for n, values in memory.items()
+        if n != "loadgen" and any(values)
+    }
+    if services:
+        worst = max(services.items(), key=lambda item: item[1])
+        out.append(
+            (
+                "each service <= 150 MB RSS",
+                f"largest: {worst[0]} {_n(worst[1])} MiB",
+                worst[1] <= 150,
+                "",
+            )
+        )
+    return out
+
+
+def targets_section(r: dict[str, Any]) -> list[str]:
+    rows_ = _targets(r)
+    if not rows_:
+        return []
+    lines = [
+        "## The targets of issue 11",
+        "",
+        "Met or not, from this run; for a target missed, where its time goes (the CPU table "
+        "and the flame graph summaries below).",
+        "",
+        "| target | measured | met | where the time goes |",
+        "|---|---|---|---|",
+    ]
+    for target, measured, met, why in rows_:
+        verdict = "yes" if met else "no"
+        lines.append(f"| {target} | {measured} | {verdict} | {why or '-'} |")
+    return [*lines, ""]

@@ -123,7 +123,10 @@ class Bench:
             concurrency=self.size.single_concurrency,
         )
         cpu_before = cpu_seconds(pid)
-        with CpuMeter(self.stack.cpu_pids()) as meter:
+        pids = self.stack.cpu_pids()
+        if pid is not None and pid not in pids.values():
+            pids["baseline"] = pid  # a baseline app the bench started itself
+        with CpuMeter(pids) as meter:
             result = run_loadgen(config, self.workdir, label, self.sampler)
         cpu_after = cpu_seconds(pid)
         result["loadavg"] = os.getloadavg()
