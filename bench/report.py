@@ -100,8 +100,12 @@ def _commit() -> str:
     done = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     )
+    # What the run wrote itself (results, flame graphs) does not make the code uncommitted.
     dirty = subprocess.run(
-        ["git", "status", "--porcelain"], capture_output=True, text=True, check=False
+        ["git", "status", "--porcelain", "--", ".", ":(exclude)bench/results"],
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout.strip()
     return done.stdout.strip() + ("+uncommitted" if dirty else "")
 

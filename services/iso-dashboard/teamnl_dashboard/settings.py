@@ -100,10 +100,11 @@ class DashboardSettings(ServiceSettings):
     )
     rules_interval_seconds: float = Field(60.0, gt=0, description="time-based rules run every")
     rules_settle_seconds: float = Field(
-        0.05,
+        0.5,
         ge=0,
         description="the rules worker waits this long after a fetch queued rules, so that"
-        " fetches committed close together share one evaluation",
+        " fetches committed close together share one evaluation (at most one evaluation"
+        " per this many seconds under a steady stream; findings follow by about as much)",
     )
     rules_poll_seconds: float = Field(
         1.0, gt=0, description="the rules worker also looks for rules queued by other instances"

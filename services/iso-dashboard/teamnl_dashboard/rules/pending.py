@@ -32,7 +32,7 @@ class RulesWorker:
         engine: RulesEngine,
         pool: asyncpg.Pool,
         *,
-        settle_seconds: float = 0.05,
+        settle_seconds: float = 0.5,
         poll_seconds: float = 1.0,
         backoff_seconds: float = 2.0,
     ) -> None:
