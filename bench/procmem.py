@@ -30,20 +30,25 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def tree_rss_kib(pid: int) -> int | None:
-    """VmRSS of a process and all its descendants (uvicorn workers, ...), in KiB."""
-    own = rss_kib(pid)
-    if own is None:
-        return None
-    total, pending, seen = own, children(pid), {pid}
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of a process (children, their children, ...)."""
+    found, pending, seen = [], children(pid), {pid}
     while pending:
         child = pending.pop()
         if child in seen:
             continue
         seen.add(child)
-        total += rss_kib(child) or 0
+        found.append(child)
         pending += children(child)
-    return total
+    return found
+
+
+def tree_rss_kib(pid: int) -> int | None:
+    """VmRSS of a process and all its descendants (uvicorn workers, ...), in KiB."""
+    own = rss_kib(pid)
+    if own is None:
+        return None
+    return own + sum(rss_kib(child) or 0 for child in descendants(pid))
 
 
 def mib(kib: int | None) -> float | None:
@@ -55,32 +60,16 @@ def cpu_seconds(pid: int | None) -> float | None:
 
     On a machine shared with other work, throughput swings with the CPU share a process
     gets; the CPU it spends per event does not, so the bench reports both."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return None if pid is None else _stat_cpu(pid, reaped=False)
 
 
 def tree_cpu_seconds(pid: int | None) -> float | None:
     """CPU seconds of a process, of its children it has reaped (``cutime``/``cstime``, e.g.
     PostgreSQL backends that ended) and of its live descendants; None when it is gone."""
-    if pid is None:
+    own = None if pid is None else _stat_cpu(pid, reaped=True)
+    if pid is None or own is None:
         return None
-    own = _stat_cpu(pid, reaped=True)
-    if own is None:
-        return None
-    total, pending, seen = own, children(pid), {pid}
-    while pending:
-        child = pending.pop()
-        if child in seen:
-            continue
-        seen.add(child)
-        total += _stat_cpu(child, reaped=True) or 0.0
-        pending += children(child)
-    return total
+    return own + sum(_stat_cpu(child, reaped=True) or 0.0 for child in descendants(pid))
 
 
 def _stat_cpu(pid: int, *, reaped: bool) -> float | None:

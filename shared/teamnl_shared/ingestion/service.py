@@ -6,6 +6,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import Any, TypeVar
 
 import asyncpg
@@ -56,8 +57,9 @@ class SetHandler:
     args: Callable[[Event], Sequence[Any]]
     refusal: Callable[[Event], Rejected] | None = None
 
-    @property
+    @cached_property
     def sql(self) -> str:
+        """The statement returning each execution's position (built once: it runs per batch)."""
         arity = max(map(int, re.findall(r"\$(\d+)", self.statement)), default=0)
         return f"{self.statement} RETURNING ${arity + 1}::int"
 
