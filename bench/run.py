@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -453,6 +454,9 @@ def _profiles_since(moment: float) -> dict[str, Any]:
     return {p.name: shares_of(p) for p in written}
 
 
+PHASES = ("single", "batch", "latency", "dashboard", "rebuild")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -467,8 +471,24 @@ def main(argv: list[str] | None = None) -> int:
         help="record py-spy flame graphs of nlib under single-POST and batch load and of the"
         " dashboard while it projects and rebuilds (bench/results/profile-*.svg)",
     )
+    parser.add_argument(
+        "--only",
+        default=",".join(PHASES),
+        help="comma-separated phases to run, in their usual order (default: all of"
+        f" {', '.join(PHASES)}); for working on one figure, the report then holds only those",
+    )
+    parser.add_argument(
+        "--events",
+        type=int,
+        help="events loaded into Kafka for the dashboard and rebuild figures (default: the size's)",
+    )
     args = parser.parse_args(argv)
+    phases = [phase for phase in args.only.split(",") if phase]
+    if unknown := set(phases) - set(PHASES):
+        parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
     size = SIZES[args.size]
+    if args.events:
+        size = dataclasses.replace(size, projected_events=args.events)
     from teamnl_suite.infra import Infrastructure
 
     infra = private_infra() if args.infra == "private" else Infrastructure.from_env()
@@ -481,12 +501,13 @@ def main(argv: list[str] | None = None) -> int:
         bench.results["startup_s"] = stack.up()
         bench.memory_at_rest("at_rest")
         with bench.sampler:
-            bench.single()
-            bench.batch()
-            bench.latency()
+            for phase in ("single", "batch", "latency"):
+                if phase in phases:
+                    getattr(bench, phase)()
         bench.results.setdefault("memory", {})["under_load"] = dict(bench.sampler.peak)
-        bench.dashboard()
-        bench.rebuild()
+        for phase in ("dashboard", "rebuild"):
+            if phase in phases:
+                getattr(bench, phase)()
         bench.memory_at_rest("end")
     finally:
         if args.profile:
