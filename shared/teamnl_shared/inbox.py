@@ -115,7 +115,9 @@ class Outcome:
 class Inbox:
     """Applies records to the database with the inbox's semantics; no Kafka client.
 
-    `name` labels the consume spans (the consumer group, for a consumer)."""
+    `name` labels the consume spans (the consumer group, for a consumer). With
+    ``trace_records=False`` no record gets a span of its own (a replay of the whole log
+    would add one to every past event's trace; it traces its transactions instead)."""
 
     pool: asyncpg.Pool
     handler: Handler
@@ -123,12 +125,18 @@ class Inbox:
     before_commit: BeforeCommit | None = None
     tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.inbox"))
     deferred: Deferred | None = None
+    trace_records: bool = True
 
-    async def apply(self, records: list[ConsumerRecord]) -> Outcome:
+    async def apply(
+        self, records: list[ConsumerRecord], parsed: list[Event | InvalidEvent] | None = None
+    ) -> Outcome:
         """Apply `records` (of one or more partitions, each partition's in order) in one
         transaction: each valid, new event through the handler, then ``before_commit`` once;
-        nothing is sent or committed to Kafka."""
-        parsed = [_parse(record) for record in records]
+        nothing is sent or committed to Kafka. `parsed`: the records already read through
+        :func:`parse_records` (a caller that reads ahead parses the next batch while this
+        one is in the database)."""
+        if parsed is None:
+            parsed = parse_records(records)
         async with transaction(self.pool) as conn:
             try:
                 async with self._savepoint(conn):  # a poison event undoes the batch
@@ -138,6 +146,11 @@ class Inbox:
             if self.before_commit is not None and outcome.applied:
                 await self.before_commit(conn, outcome.applied)
         return outcome
+
+    def _record_span(self, record: ConsumerRecord) -> contextlib.AbstractContextManager[Span]:
+        if self.trace_records:
+            return consume_span(self.tracer, record, self.name)
+        return contextlib.nullcontext(trace.INVALID_SPAN)
 
     @contextlib.asynccontextmanager
     async def _savepoint(self, conn: asyncpg.Connection) -> AsyncIterator[None]:
@@ -162,7 +175,7 @@ class Inbox:
         outcome = Outcome()
         fresh = await _record_fresh(conn, records, parsed)
         for record, event in zip(records, parsed, strict=True):
-            with consume_span(self.tracer, record, self.name) as span:
+            with self._record_span(record) as span:
                 if isinstance(event, InvalidEvent):
                     _invalid(span, record, event, outcome)
                 elif (record.topic, event.source, event.id) not in fresh:
@@ -182,7 +195,7 @@ class Inbox:
     ) -> Outcome:
         outcome = Outcome()
         for record, event in zip(records, parsed, strict=True):
-            with consume_span(self.tracer, record, self.name) as span:
+            with self._record_span(record) as span:
                 if isinstance(event, InvalidEvent):
                     _invalid(span, record, event, outcome)
                 else:
@@ -235,6 +248,7 @@ class InboxConsumer:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _consumer: AIOKafkaConsumer | None = None
     _next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    _rewound: dict[TopicPartition, int] = field(default_factory=dict)  # by the last fetch
     failing_since: float | None = None  # monotonic time of the first failure in a row
     inbox: Inbox = field(init=False)
 
@@ -256,17 +270,50 @@ class InboxConsumer:
         await producer.start()
         self._consumer = consumer
         self._next_offsets.clear()
+        processing: asyncio.Task[bool] | None = None
         try:
             while not self._stopping.is_set():
+                # Reads ahead: this fetch is read and parsed while the one before is still
+                # in the database; the fetches are still applied one after the other.
                 batch = await consumer.getmany(timeout_ms=500)
+                parsed = parse_records(_records_of(batch))
+                if processing is not None:
+                    done, processing = await processing, None
+                    if not done:  # the fetch before is read again: this one after it
+                        self._read_again(consumer, batch)
+                        continue
                 for tp, records in batch.items():
                     self._next_offsets[tp] = records[-1].offset + 1
                 if batch:
-                    await self._process(consumer, producer, batch)
+                    processing = asyncio.ensure_future(
+                        self._process(consumer, producer, batch, parsed)
+                    )
+            if processing is not None:
+                await processing
         finally:
+            if processing is not None and not processing.done():
+                processing.cancel()  # rolled back: read again from the committed offsets
+                with contextlib.suppress(asyncio.CancelledError):
+                    await processing
             self._consumer = None
             await consumer.stop()
             await producer.stop()
+
+    def _read_again(
+        self, consumer: AIOKafkaConsumer, ahead: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> None:
+        """After a fetch that must be read again (rewound, or its offsets not committed in
+        a rebalance), drop the fetch read ahead of it: each of its partitions goes back to
+        its first record there, and each rewound partition (again) to where it was rewound
+        - the fetch read ahead may hold records read after that rewind."""
+        assigned = consumer.assignment()
+        for tp, records in ahead.items():
+            if tp in assigned and tp not in self._rewound:
+                consumer.seek(tp, records[0].offset)
+        for tp, offset in self._rewound.items():
+            if tp in assigned:
+                consumer.seek(tp, offset)
+        self._rewound.clear()
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -299,14 +346,16 @@ class InboxConsumer:
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
         batch: dict[TopicPartition, list[ConsumerRecord]],
+        parsed: list[Event | InvalidEvent] | None = None,
     ) -> bool:
         """Apply one fetch - every partition's records, each partition's in order - in one
         transaction (one commit and one ``before_commit`` per fetch, not per partition);
         then its dead letters, then the offsets. False when it must be read again from each
         partition's first record (after a back-off)."""
-        records = [record for partition_records in batch.values() for record in partition_records]
+        self._rewound.clear()
+        records = _records_of(batch)
         try:
-            outcome = await self.inbox.apply(records)
+            outcome = await self.inbox.apply(records, parsed)
         except DATA_ERRORS as error:
             # Only a batch-wide step (``before_commit``) gets here: each event's own refusal
             # is dead-lettered by `apply`. One record at a time finds the one it refuses.
@@ -345,7 +394,7 @@ class InboxConsumer:
             for index, record in enumerate(records):
                 if not await self._process(consumer, producer, {tp: [record]}):
                     left[tp] = records[index:]
-                    _rewind(consumer, left)
+                    self._rewind(consumer, left)
                     return False
             del left[tp]
         return True
@@ -359,10 +408,18 @@ class InboxConsumer:
         log.warning("applying %d partitions' records failed (%r); retrying", len(batch), error)
         if self.failing_since is None:
             self.failing_since = time.monotonic()
-        _rewind(consumer, batch)
+        self._rewind(consumer, batch)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), self.retry_backoff)
         return False
+
+    def _rewind(
+        self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> None:
+        """Read each partition of `batch` again from its first record there."""
+        for tp, records in batch.items():
+            consumer.seek(tp, records[0].offset)
+            self._rewound[tp] = records[0].offset
 
     async def _dead_letter(
         self, producer: AIOKafkaProducer, record: ConsumerRecord, reason: str
@@ -386,6 +443,11 @@ class InboxConsumer:
                 await told
 
 
+def parse_records(records: list[ConsumerRecord]) -> list[Event | InvalidEvent]:
+    """Each record read through the contract: its event, or why it is not one."""
+    return [_parse(record) for record in records]
+
+
 def _parse(record: ConsumerRecord) -> Event | InvalidEvent:
     try:
         return parse_kafka(record.headers, record.value)
@@ -393,10 +455,8 @@ def _parse(record: ConsumerRecord) -> Event | InvalidEvent:
         return error
 
 
-def _rewind(consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-    """Read each partition of `batch` again from its first record there."""
-    for tp, records in batch.items():
-        consumer.seek(tp, records[0].offset)
+def _records_of(batch: dict[TopicPartition, list[ConsumerRecord]]) -> list[ConsumerRecord]:
+    return [record for records in batch.values() for record in records]
 
 
 def _type_of(record: ConsumerRecord) -> str:

@@ -70,6 +70,7 @@ def _header(record: ConsumerRecord, name: str) -> str | None:
 
 
 MAX_LINKS = 128
+EVENT_TYPE_ATTRIBUTE = "teamnl.event.type"
 
 
 def _accepted_at(record: ConsumerRecord) -> datetime | None:
@@ -82,8 +83,11 @@ def _accepted_at(record: ConsumerRecord) -> datetime | None:
 
 
 def _producer_contexts(applied: list[tuple[Event, ConsumerRecord]]) -> list[SpanContext]:
-    contexts = []
+    """The publish span contexts of the batch's first `MAX_LINKS` traced events."""
+    contexts: list[SpanContext] = []
     for _, record in applied:
+        if len(contexts) == MAX_LINKS:
+            break
         span_context = trace.get_current_span(
             context_from_headers(record.headers)
         ).get_span_context()
@@ -115,9 +119,11 @@ class DashboardHandlers:
     async def handle(
         self, _conn: asyncpg.Connection, event: Event, _record: ConsumerRecord
     ) -> None:
-        """Project `event` into the batch's deferred writes (the inbox flushes them)."""
-        with self.tracer.start_as_current_span(f"project {event.type}"):
-            await projections.apply(self.writes.as_connection(), event)
+        """Project `event` into the batch's deferred writes (the inbox flushes them). Its
+        type goes on the record's consume span: the writes themselves run set-based for the
+        whole batch, so a span of its own would time only their buffering."""
+        trace.get_current_span().set_attribute(EVENT_TYPE_ATTRIBUTE, event.type)
+        await projections.apply(self.writes.as_connection(), event)
 
     async def before_commit(
         self, conn: asyncpg.Connection, applied: list[tuple[Event, ConsumerRecord]]
@@ -141,7 +147,7 @@ class DashboardHandlers:
         # event's trace (a batch has many parents, so links rather than one parent).
         links = [trace.Link(span_context) for span_context in _producer_contexts(applied)]
         with self.tracer.start_as_current_span(
-            "live push", kind=SpanKind.PRODUCER, links=links[:MAX_LINKS]
+            "live push", kind=SpanKind.PRODUCER, links=links
         ) as span:
             span.set_attribute("teamnl.live.events", len(applied))
             async with self.pool.acquire() as conn:

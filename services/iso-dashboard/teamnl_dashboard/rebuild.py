@@ -17,18 +17,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import logging
+import multiprocessing
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 
 import asyncpg
 import uvloop
 from aiokafka import ConsumerRecord, TopicPartition
+from opentelemetry import trace
 
-from teamnl_shared.contract.envelope import Event
-from teamnl_shared.inbox import Applied, Inbox
+from teamnl_shared.contract.envelope import Event, InvalidEvent
+from teamnl_shared.inbox import Applied, Inbox, parse_records
 from teamnl_shared.kafka import assigned_reader, partitions_of
 
 from . import projections
@@ -54,6 +59,9 @@ log = logging.getLogger(__name__)
 REBUILD_LOCK = 7_310_103
 Progress = Callable[[str], None]
 Positions = dict[TopicPartition, int]
+_TRACER = trace.get_tracer("teamnl.dashboard.rebuild")
+PARALLEL_FROM_RECORDS = 50_000
+"""A smaller log is replayed in this process alone (another process takes seconds to start)."""
 REPLAY_BATCH = 5000
 """Records per fetch and transaction while replaying: large, since the rules are evaluated
 once at the end, not per batch."""
@@ -70,6 +78,9 @@ class RebuildResult:
     applied: int
     dead_letters: int
     seconds: float
+    phases: dict[str, float]
+    """Seconds per phase: ``replay`` (up to the end offsets seen at the start), ``switch``
+    (the catch-up under the lock and the swap), ``rules`` (every rule evaluated once)."""
 
 
 class _Replayer:
@@ -81,11 +92,17 @@ class _Replayer:
         self.progress = progress
         self.writes = projections.DeferredProjections()
         self.inbox = Inbox(
-            pool, self._project, "rebuild", before_commit=self._fold, deferred=self.writes
+            pool,
+            self._project,
+            "rebuild",
+            before_commit=self._fold,
+            deferred=self.writes,
+            trace_records=False,
         )
         self.consumer = assigned_reader(settings.kafka_bootstrap_servers)
         self.positions: Positions = {}
         self.records = self.applied = self.dead = 0
+        self.phases: dict[str, float] = {}
 
     async def _project(self, _conn: asyncpg.Connection, event: Event, _rec: ConsumerRecord) -> None:
         await projections.apply(self.writes.as_connection(), event)
@@ -95,34 +112,70 @@ class _Replayer:
         await projections.fold_totals(conn)
 
     async def start(self) -> Positions:
-        """Assign every partition from the beginning; returns the current end offsets."""
+        """Start reading; returns every partition's current end offset."""
         partitions = await partitions_of(
             self.settings.kafka_bootstrap_servers, event_topics(self.settings)
         )
         await self.consumer.start()
+        ends: Positions = await self.consumer.end_offsets(partitions)
+        return ends
+
+    async def assign(self, partitions: list[TopicPartition], at: Positions | None = None) -> None:
+        """Read `partitions`, each from `at` (default: its beginning)."""
         self.consumer.assign(partitions)
-        await self.consumer.seek_to_beginning(*partitions)
+        if at is None:
+            await self.consumer.seek_to_beginning(*partitions)
+        else:
+            for tp in partitions:
+                self.consumer.seek(tp, at[tp])
         self.positions = {tp: await self.consumer.position(tp) for tp in partitions}
-        return await self.consumer.end_offsets(partitions)
+
+    def add(self, part: PartResult) -> None:
+        """Count what another process replayed."""
+        self.records += part.records
+        self.applied += part.applied
+        self.dead += part.dead
 
     async def stop(self) -> None:
         await self.consumer.stop()
 
     async def replay_until(self, targets: Positions) -> None:
+        """Apply every record up to `targets`. Reads ahead: while one fetch's transaction is
+        in the database, the next fetch is read and parsed (Python and PostgreSQL work at
+        the same time); the transactions still run one after the other, in order."""
         total = sum(targets.values())
-        while any(self.positions.get(tp, 0) < end for tp, end in targets.items()):
-            batch = await self.consumer.getmany(timeout_ms=500, max_records=REPLAY_BATCH)
-            if batch:  # one transaction per fetch, each partition's records in order
-                await self._apply([record for records in batch.values() for record in records])
-            for tp in self.positions:
-                self.positions[tp] = await self.consumer.position(tp)
-            self.progress(
-                f"replayed {self.records} records ({self.applied} applied,"
-                f" {self.dead} dead letters) of about {total}"
-            )
+        applying: asyncio.Task[None] | None = None
+        try:
+            while any(self.positions.get(tp, 0) < end for tp, end in targets.items()):
+                batch = await self.consumer.getmany(timeout_ms=500, max_records=REPLAY_BATCH)
+                records = [record for records in batch.values() for record in records]
+                parsed = parse_records(records)
+                if applying is not None:
+                    await applying
+                    applying = None
+                if records:  # one transaction per fetch, each partition's records in order
+                    applying = asyncio.ensure_future(self._apply(records, parsed))
+                for tp in self.positions:
+                    self.positions[tp] = await self.consumer.position(tp)
+                self.progress(
+                    f"replayed {self.records} records ({self.applied} applied,"
+                    f" {self.dead} dead letters) of about {total}"
+                )
+            if applying is not None:
+                await applying
+        finally:
+            if applying is not None and not applying.done():
+                applying.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await applying
 
-    async def _apply(self, records: list[ConsumerRecord]) -> None:
-        outcome = await self.inbox.apply(records)
+    async def _apply(
+        self, records: list[ConsumerRecord], parsed: list[Event | InvalidEvent]
+    ) -> None:
+        with _TRACER.start_as_current_span("rebuild apply") as span:
+            outcome = await self.inbox.apply(records, parsed)
+            span.set_attribute("teamnl.rebuild.records", len(records))
+            span.set_attribute("teamnl.rebuild.applied", len(outcome.applied))
         for record, reason in outcome.dead:
             async with self.pool.acquire() as conn:
                 await record_dead_letter(
@@ -156,7 +209,8 @@ async def _rebuild_prepared(
     settings: DashboardSettings, progress: Progress, engine: RulesEngine
 ) -> RebuildResult:
     """:func:`rebuild` on a database whose migrations and live schema are in place."""
-    started = asyncio.get_running_loop().time()
+    clock = asyncio.get_running_loop().time
+    started = clock()
     admin = await asyncpg.connect(settings.database_url)
     try:
         if not await admin.fetchval("SELECT pg_try_advisory_lock($1)", REBUILD_LOCK):
@@ -172,10 +226,17 @@ async def _rebuild_prepared(
             raise
     finally:
         await admin.close()
+    progress("evaluating every coherence rule")
+    rules_started = clock()
     await _reconcile_findings(settings, engine)
-    seconds = asyncio.get_running_loop().time() - started
-    progress(f"switched to the rebuilt projections: {replayer.applied} events in {seconds:.1f}s")
-    return RebuildResult(schema, replayer.records, replayer.applied, replayer.dead, seconds)
+    phases = {**replayer.phases, "rules": clock() - rules_started}
+    seconds = clock() - started
+    progress(
+        f"switched to the rebuilt projections: {replayer.applied} events in {seconds:.1f}s ("
+        + ", ".join(f"{name} {value:.1f}s" for name, value in phases.items())
+        + ")"
+    )
+    return RebuildResult(schema, replayer.records, replayer.applied, replayer.dead, seconds, phases)
 
 
 async def upgrade_projections(
@@ -225,9 +286,13 @@ async def _replay_and_swap(
 ) -> _Replayer:
     pool = await create_dashboard_pool(settings.database_url, search_path(schema), max_size=2)
     replayer = _Replayer(settings, pool, progress)
+    clock = asyncio.get_running_loop().time
     try:
-        await replayer.replay_until(await replayer.start())
+        started = clock()
+        await _replay_in_parts(settings, schema, replayer)
+        replayer.phases["replay"] = clock() - started
         progress("caught up; switching over")
+        started = clock()
         async with admin.transaction():
             await lock_for_swap(admin)
             live = await live_positions(admin)
@@ -238,10 +303,128 @@ async def _replay_and_swap(
                 }
             )
             await swap_in(admin, schema)
+        replayer.phases["switch"] = clock() - started
     finally:
         await replayer.stop()
         await pool.close()
     return replayer
+
+
+async def _replay_in_parts(settings: DashboardSettings, schema: str, replayer: _Replayer) -> None:
+    """Replay up to the end offsets seen now. A large log is split by partition between
+    `processes` (this one and others it starts): each partition's records stay in order
+    in one process, as a consumer group splits them between dashboard instances (the
+    projections are built for that). Returns when every part is done; `replayer` then
+    reads every partition from where its part stopped."""
+    ends = await replayer.start()
+    parts = _split(ends, _processes(settings, ends))
+    others = [_PartProcess(settings, schema, part) for part in parts[1:]]
+    try:
+        if others:
+            replayer.progress(
+                f"replaying in {len(parts)} processes, by partition;"
+                " progress below is this process's part"
+            )
+        await replayer.assign(list(parts[0]))
+        await replayer.replay_until(parts[0])
+        positions = dict(replayer.positions)
+        for other in others:
+            done = await other.result()
+            replayer.add(done)
+            positions.update(done.positions)
+    finally:
+        for other in others:
+            other.stop()
+    await replayer.assign(list(ends), positions)
+
+
+def _processes(settings: DashboardSettings, ends: Positions) -> int:
+    records = sum(ends.values())
+    if records < PARALLEL_FROM_RECORDS:
+        return 1  # starting a process costs more than it saves
+    return max(1, min(settings.rebuild_processes, sum(1 for end in ends.values() if end)))
+
+
+def _split(ends: Positions, processes: int) -> list[Positions]:
+    """`processes` parts of about equal records: the largest partitions first, each to the
+    part with the fewest records so far (the first part is this process's)."""
+    parts: list[Positions] = [{} for _ in range(processes)]
+    for tp, end in sorted(ends.items(), key=lambda item: -item[1]):
+        min(parts, key=lambda part: sum(part.values()))[tp] = end
+    return parts
+
+
+@dataclass
+class PartResult:
+    """What one process replayed: its counts and where each of its partitions stopped."""
+
+    records: int
+    applied: int
+    dead: int
+    positions: Positions
+
+
+class _PartProcess:
+    """One part of a rebuild's replay in a process of its own (spawned: a fresh
+    interpreter, no state of this one's event loop). Its result comes back over a pipe."""
+
+    def __init__(self, settings: DashboardSettings, schema: str, targets: Positions) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._result, theirs = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_replay_part_in_process,
+            args=(settings, schema, targets, theirs),
+            name=f"rebuild-part-{schema}",
+            daemon=True,
+        )
+        self._process.start()
+        theirs.close()
+
+    async def result(self) -> PartResult:
+        try:
+            kind, value = await asyncio.to_thread(self._result.recv)
+        except EOFError:
+            raise RuntimeError(
+                f"a rebuild process ended without a result (exit code {self._process.exitcode})"
+            ) from None
+        await asyncio.to_thread(self._process.join)
+        if kind != "done":
+            raise RuntimeError(f"a rebuild process failed: {value}")
+        assert isinstance(value, PartResult)
+        return value
+
+    def stop(self) -> None:
+        """End the process if it still runs (this rebuild failed elsewhere)."""
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(timeout=10)
+        self._result.close()
+
+
+def _replay_part_in_process(
+    settings: DashboardSettings, schema: str, targets: Positions, result: Connection
+) -> None:
+    """The entry point of a part's process."""
+    try:
+        done = uvloop.run(_replay_part(settings, schema, targets))
+    except BaseException as error:
+        result.send(("failed", repr(error)))
+        raise
+    result.send(("done", done))
+    result.close()
+
+
+async def _replay_part(settings: DashboardSettings, schema: str, targets: Positions) -> PartResult:
+    pool = await create_dashboard_pool(settings.database_url, search_path(schema), max_size=2)
+    replayer = _Replayer(settings, pool, lambda _line: None)
+    try:
+        await replayer.start()
+        await replayer.assign(list(targets))
+        await replayer.replay_until(targets)
+        return PartResult(replayer.records, replayer.applied, replayer.dead, replayer.positions)
+    finally:
+        await replayer.stop()
+        await pool.close()
 
 
 async def _reconcile_findings(settings: DashboardSettings, engine: RulesEngine) -> None:
@@ -260,9 +443,14 @@ def main() -> None:
     result = uvloop.run(rebuild(DashboardSettings(), progress=lambda line: print(line, flush=True)))
     print(
         f"done: {result.records} records, {result.applied} applied, "
-        f"{result.dead_letters} dead letters, {result.seconds:.1f}s"
+        f"{result.dead_letters} dead letters, {result.seconds:.1f}s; phases "
+        + json.dumps({name: round(value, 2) for name, value in result.phases.items()})
     )
 
 
 if __name__ == "__main__":
-    main()
+    # Run as the imported module, not as __main__: the processes a rebuild starts find their
+    # entry point (and the result they send back) by the module's own name.
+    from teamnl_dashboard.rebuild import main as imported_main
+
+    imported_main()

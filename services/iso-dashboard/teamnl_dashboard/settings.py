@@ -8,6 +8,8 @@ public EUR 4 M, split evenly here until ISO NL decides otherwise
 
 from __future__ import annotations
 
+import os
+
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
@@ -111,6 +113,13 @@ class DashboardSettings(ServiceSettings):
     )
     rules_stall_seconds: float = Field(
         60.0, gt=0, description="/readyz reports the rules stalled after failing this long"
+    )
+    rebuild_processes: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=64,
+        description="a rebuild replays a large log in this many processes, split by partition"
+        " (default: the machine's cores)",
     )
     allocations_cents: dict[str, int] = Field(
         default_factory=lambda: dict(DEFAULT_ALLOCATIONS_CENTS)

@@ -136,12 +136,13 @@ def consume_span(tracer: Tracer, record: KafkaRecord, group: str) -> Iterator[Sp
     }
     if isinstance(record.key, str | bytes):
         attributes[MESSAGING_KAFKA_MESSAGE_KEY] = _text(record.key)
-    message_id = _carrier(record.headers).get(CLOUDEVENT_ID_HEADER)
+    carrier = _carrier(record.headers)
+    message_id = carrier.get(CLOUDEVENT_ID_HEADER)
     if message_id:
         attributes[MESSAGING_MESSAGE_ID] = message_id
     with tracer.start_as_current_span(
         f"process {record.topic}",
-        context=context_from_headers(record.headers),
+        context=_PROPAGATOR.extract(carrier, context=Context()),
         kind=SpanKind.CONSUMER,
         attributes=attributes,
     ) as span:

@@ -12,6 +12,7 @@ delta rows, which commute).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ class BufferedWrites:
         self._last_run_of = {}
 
 
+@functools.cache  # the projectors' statements are constants: a few dozen strings
 def _table_of(sql: str) -> str:
     match = _TABLE.match(sql)
     if match is None:
