@@ -6,7 +6,9 @@ process and prints a JSON result on its last stdout line.
 - ``produce``: the floor of batch accept (acks=all, idempotent, pipelined sends);
 - ``consume``: read every record; with ``--copy-to DATABASE_URL`` it also parses each value
   as JSON and writes one row per record with COPY into a fresh table, the floor of a
-  projection rebuild;
+  projection rebuild; with ``--validate`` it reads each record as the dashboard does, through
+  the contract (``parse_kafka``: the CloudEvents SDK, then the pydantic models), and does
+  nothing else - the floor of anything that must validate every record;
 - ``roundtrip``: Kafka's own end-to-end latency, producer send -> consumer poll, at a fixed
   rate, one record at a time (the floor of the end-to-end latency figure).
 """
@@ -29,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from bench import events
 from bench.stats import rate, summarise
 from teamnl_shared import kafka
+from teamnl_shared.contract.envelope import InvalidEvent, parse_kafka
 from teamnl_shared.kafka import assigned_reader, ensure_topics, idempotent_producer
 
 IN_FLIGHT = 20_000  # sends queued before awaiting the oldest: pipelined, memory bounded
@@ -248,6 +251,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=0)
     parser.add_argument("--topic", action="append", default=[])
     parser.add_argument("--copy-to", default="", help="consume: COPY the rows to this database")
+    parser.add_argument(
+        "--validate", action="store_true", help="consume: read each record through the contract"
+    )
     parser.add_argument("--rate", type=float, default=200.0, help="roundtrip: records/s")
     parser.add_argument("--seconds", type=float, default=10.0, help="roundtrip: how long")
     args = parser.parse_args()
@@ -256,6 +262,20 @@ def main() -> None:
         result = asyncio.run(produce(args.bootstrap, args.prefix, args.run_id, args.count, topic))
     elif args.action == "roundtrip":
         result = asyncio.run(roundtrip(args.bootstrap, args.topic[0], args.rate, args.seconds))
+    elif args.validate:
+        invalid = Counter[str]()
+
+        def validate(record: Any) -> None:
+            try:
+                parse_kafka(record.headers, record.value)
+            except InvalidEvent:
+                invalid["invalid"] += 1
+
+        result = asyncio.run(
+            read_to_end(args.bootstrap, args.topic, identities=False, on_record=validate)
+        )
+        result.pop("counts")
+        result["invalid"] = invalid["invalid"]
     else:
         result = asyncio.run(
             read_to_end(args.bootstrap, args.topic, identities=False, copy_to=args.copy_to)

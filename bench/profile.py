@@ -23,7 +23,16 @@ SAMPLES_PER_SECOND = 67  # enough for a smoke-size run, small SVGs (an odd rate 
 def recorded(argv: list[str], service: str, label: str) -> list[str]:
     """`argv` run under py-spy (a process the bench starts itself, e.g. the rebuild)."""
     output = RESULTS / f"profile-{service}-{label}.svg"
-    return [str(BIN / "py-spy"), "record", "--output", str(output), *_RATE, "--", *argv]
+    return [
+        str(BIN / "py-spy"),
+        "record",
+        "--subprocesses",
+        "--output",
+        str(output),
+        *_RATE,
+        "--",
+        *argv,
+    ]
 
 
 _RATE = ("--rate", str(SAMPLES_PER_SECOND))

@@ -260,23 +260,33 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             out.append(
                 (
                     f"4. projection rebuild ({p['records']:,} records)",
-                    f"{_n(p['rate'])} ev/s ({p['seconds']} s)",
+                    f"{_n(p['rate'])} ev/s ({p['seconds']} s"
+                    + "".join(f"; {k} {v:g} s" for k, v in p.get("phases_s", {}).items())
+                    + ")",
                     f"bare consumer {copying} {_n(b['rate'])} ev/s",
                     _ratio(rb["ratio"]),
                     "",
                 )
             )
-            if "bare_read" in rb:
-                read = rb["bare_read"]["rate"]
-                out.append(
-                    (
-                        "4. projection rebuild vs a read-only bare consumer",
-                        f"{_n(p['rate'])} ev/s",
-                        f"bare consumer, read only {_n(read)} ev/s",
-                        _ratio(p["rate"] / read if read else math.nan),
-                        "",
+            for key, against, baseline in (
+                ("bare_read", "a read-only bare consumer", "bare consumer, read only"),
+                (
+                    "bare_validate",
+                    "a bare consumer that validates each record",
+                    "bare consumer, contract validation only (one process)",
+                ),
+            ):
+                if key in rb:
+                    other = rb[key]["rate"]
+                    out.append(
+                        (
+                            f"4. projection rebuild vs {against}",
+                            f"{_n(p['rate'])} ev/s",
+                            f"{baseline} {_n(other)} ev/s",
+                            _ratio(p["rate"] / other if other else math.nan),
+                            "",
+                        )
                     )
-                )
     out += _server_cpu(r)
     out += _loadgen_cpu(r)
     for service, values in _memory(r).items():
@@ -384,6 +394,7 @@ _CPU_ORDER = (
     "tinl",
     "werkplaats",
     "dashboard",
+    "rebuild",
     "baseline",
     "postgres",
     "kafka",
@@ -413,6 +424,10 @@ def cpu_section(r: dict[str, Any]) -> list[str]:
             verdict = "sustained" if step["sustained"] else "not sustained"
             runs.append((f"3. ramp {_n(step['offered_rate'])} ev/s ({verdict})", step["cpu"]))
     dashboard = r.get("dashboard", {})
+    if dashboard.get("projection", {}).get("cpu"):
+        runs.append(("4. live projection", dashboard["projection"]["cpu"]))
+    if r.get("rebuild", {}).get("pipeline", {}).get("cpu"):
+        runs.append(("4. rebuild (the process and its start-up)", r["rebuild"]["pipeline"]["cpu"]))
     for key, label in (("overview_page", "5. overview page /"), ("overview_api", "5. JSON API")):
         if dashboard.get(key, {}).get("cpu"):
             runs.append((f"{label} (per request)", dashboard[key]["cpu"]))
@@ -512,6 +527,18 @@ def _cpu_line(cpu: dict[str, Any] | None) -> str:
     )
 
 
+def _validation_floor(r: dict[str, Any]) -> str:
+    """What reading every record through the contract alone costs (one process)."""
+    valid = (r.get("rebuild") or {}).get("bare_validate")
+    if not valid or not valid.get("rate"):
+        return ""
+    return (
+        f"validating each record through the contract alone (CloudEvents SDK + pydantic, one"
+        f" process, nothing written) reaches {_n(valid['rate'])} ev/s"
+        f" ({1000 / valid['rate']:.3f} ms per record)"
+    )
+
+
 def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
     """(target, measured, met, where the time goes) for each target the run measured."""
     out: list[tuple[str, str, bool | None, str]] = []
@@ -578,7 +605,15 @@ def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
                 "live projection >= 10,000 ev/s",
                 f"{_n(projection['rate'])} ev/s",
                 projection["rate"] >= 10_000,
-                _top_parts(r, "profile-dashboard-projection.svg", 4),
+                "; ".join(
+                    x
+                    for x in (
+                        _cpu_line(projection.get("cpu")),
+                        _validation_floor(r),
+                        _top_parts(r, "profile-dashboard-projection.svg", 4),
+                    )
+                    if x.strip()
+                ),
             )
         )
         page = dashboard["overview_page"]
@@ -606,7 +641,15 @@ def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
                 f"{_n(rebuild['pipeline']['rate'])} ev/s ({_ratio(rebuild['ratio'])} of the COPY"
                 " baseline)",
                 rebuild["pipeline"]["rate"] >= 30_000,
-                _top_parts(r, "profile-dashboard-rebuild.svg", 4),
+                "; ".join(
+                    x
+                    for x in (
+                        _cpu_line(rebuild["pipeline"].get("cpu")),
+                        _validation_floor(r),
+                        _top_parts(r, "profile-dashboard-rebuild.svg", 4),
+                    )
+                    if x.strip()
+                ),
             )
         )
     memory = _memory(r)

@@ -22,6 +22,7 @@ import dataclasses
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -322,7 +323,11 @@ class Bench:
                 str(size.projected_events),
             ]
         )
-        with self.sampler, self._profiled("dashboard", "projection"):
+        with (
+            self.sampler,
+            self._profiled("dashboard", "projection"),
+            CpuMeter(self.stack.cpu_pids()) as meter,
+        ):
             ok, seconds, counts = wait_projected(
                 self.stack, "m-%", size.projected_events, size.drain_timeout
             )
@@ -336,6 +341,7 @@ class Bench:
             "applied_before": before,
             "applied_total": counts["applied_total"],
             "dead_letters": counts["dead_letters"],
+            "cpu": meter.per_event(counts["applied"]),
         }
         log(f"4. dashboard overview page and JSON API, {size.get_seconds:g}s each")
         cookie = self._cookie()
@@ -368,19 +374,24 @@ class Bench:
         bare_read = _json_process(read)
         log("5. rebuild: bare consumer that parses JSON and COPYs rows into a fresh table")
         baseline = _json_process([*read, "--copy-to", self.stack.database_url("dashboard")])
+        log("5. rebuild: bare consumer that reads each record through the contract")
+        validated = _json_process([*read, "--validate"])
         log("5. rebuild: python -m teamnl_dashboard.rebuild")
         process = self.stack.services["dashboard"]
         started = time.monotonic()
         argv = [str(BIN / "python"), "-m", "teamnl_dashboard.rebuild"]
-        done = subprocess.run(
-            recorded(argv, "dashboard", "rebuild") if self.profile else argv,
-            env=process.env,
-            capture_output=True,
-            text=True,
-            timeout=self.size.drain_timeout * 2,
-            check=False,
-        )
+        children_before = _children_cpu_seconds()
+        with CpuMeter(self.stack.cpu_pids()) as meter:
+            done = subprocess.run(
+                recorded(argv, "dashboard", "rebuild") if self.profile else argv,
+                env=process.env,
+                capture_output=True,
+                text=True,
+                timeout=self.size.drain_timeout * 2,
+                check=False,
+            )
         wall = time.monotonic() - started
+        rebuild_cpu = _children_cpu_seconds() - children_before
         (self.workdir / "rebuild.log").write_text(done.stdout + done.stderr)
         match = re.search(
             r"done: (\d+) records, (\d+) applied, (\d+) dead letters, "
@@ -392,6 +403,7 @@ class Bench:
             self.results["rebuild"] = {"error": (done.stdout + done.stderr)[-1500:]}
             return
         records, applied, dead, seconds = match.groups()
+        phases = re.search(r"; phases (\{.*\})", done.stdout)
         pipeline = {
             "records": int(records),
             "applied": int(applied),
@@ -399,10 +411,14 @@ class Bench:
             "seconds": float(seconds),
             "wall_s": round(wall, 2),
             "rate": int(records) / float(seconds),
+            "phases_s": json.loads(phases.group(1)) if phases else {},
+            # the whole process's (its start-up included) per record; `rebuild` is its tree
+            "cpu": meter.per_event(int(records), rebuild=rebuild_cpu),
         }
         self.results["rebuild"] = {
             "baseline": baseline,
             "bare_read": bare_read,
+            "bare_validate": validated,
             "pipeline": pipeline,
             "ratio": ratio(pipeline["rate"], baseline["rate"]),
         }
@@ -411,6 +427,12 @@ class Bench:
     def memory_at_rest(self, key: str) -> None:
         time.sleep(3)
         self.results.setdefault("memory", {})[key] = self.stack.rss_mib()
+
+
+def _children_cpu_seconds() -> float:
+    """User + system CPU of this process's children that have ended (and been waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _json_process(argv: list[str]) -> dict[str, Any]:
