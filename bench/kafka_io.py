@@ -1,9 +1,10 @@
 """Bare aiokafka: the producer and consumer baselines, the fast loader, and the audit reader.
 
-``python -m bench.kafka_io produce|consume|roundtrip ...`` runs one of them as its own
+``python -m bench.kafka_io produce|trickle|consume|roundtrip ...`` runs one of them as its own
 process and prints a JSON result on its last stdout line.
 
 - ``produce``: the floor of batch accept (acks=all, idempotent, pipelined sends);
+- ``trickle``: the same events at a steady ``--rate`` for ``--seconds``;
 - ``consume``: read every record; with ``--copy-to DATABASE_URL`` it also parses each value
   as JSON and writes one row per record with COPY into a fresh table, the floor of a
   projection rebuild; with ``--validate`` it reads each record as the dashboard does, through
@@ -38,12 +39,19 @@ IN_FLIGHT = 20_000  # sends queued before awaiting the oldest: pipelined, memory
 
 
 async def produce(
-    bootstrap: str, prefix: str, run_id: str, count: int, topic: str | None = None
+    bootstrap: str,
+    prefix: str,
+    run_id: str,
+    count: int,
+    topic: str | None = None,
+    rate_per_s: float | None = None,
 ) -> dict[str, Any]:
     """Write ``count`` events (round-robin over the services) with acks=all, idempotent.
 
     ``topic`` set: all into that one topic (the baseline); else each into its family topic
-    under ``prefix`` (the fast loader for the million-event dashboard figure).
+    under ``prefix`` (the fast loader for the million-event dashboard figure). ``rate_per_s``
+    set: one event every ``1/rate`` s (the trickle the dashboard projects while its overview
+    page is measured again); else as fast as Kafka takes them.
     """
     records = []
     for index in range(count):
@@ -56,7 +64,9 @@ async def produce(
     try:
         started = time.monotonic()
         pending: list[asyncio.Future[Any]] = []
-        for name, key, value, headers in records:
+        for index, (name, key, value, headers) in enumerate(records):
+            if rate_per_s:
+                await asyncio.sleep(max(0.0, started + index / rate_per_s - time.monotonic()))
             pending.append(await producer.send(name, value, key=key, headers=headers))
             if len(pending) >= IN_FLIGHT:
                 await asyncio.gather(*pending)
@@ -244,7 +254,7 @@ async def end_offsets(bootstrap: str, topics: list[str]) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("action", choices=["produce", "consume", "roundtrip"])
+    parser.add_argument("action", choices=["produce", "trickle", "consume", "roundtrip"])
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--prefix", default="")
     parser.add_argument("--run-id", default="baseline")
@@ -254,12 +264,17 @@ def main() -> None:
     parser.add_argument(
         "--validate", action="store_true", help="consume: read each record through the contract"
     )
-    parser.add_argument("--rate", type=float, default=200.0, help="roundtrip: records/s")
-    parser.add_argument("--seconds", type=float, default=10.0, help="roundtrip: how long")
+    parser.add_argument("--rate", type=float, default=200.0, help="roundtrip, trickle: per s")
+    parser.add_argument("--seconds", type=float, default=10.0, help="roundtrip, trickle: how long")
     args = parser.parse_args()
     if args.action == "produce":
         topic = args.topic[0] if args.topic else None
         result = asyncio.run(produce(args.bootstrap, args.prefix, args.run_id, args.count, topic))
+    elif args.action == "trickle":
+        count = round(args.rate * args.seconds)
+        result = asyncio.run(
+            produce(args.bootstrap, args.prefix, args.run_id, count, rate_per_s=args.rate)
+        )
     elif args.action == "roundtrip":
         result = asyncio.run(roundtrip(args.bootstrap, args.topic[0], args.rate, args.seconds))
     elif args.validate:

@@ -235,10 +235,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 "",
             )
         )
-        for key, label in (
-            ("overview_page", "overview page /"),
-            ("overview_api", "JSON API /api/v1/overview"),
-        ):
+        for key, label in _overview_runs(d):
             g = d[key]
             out.append(
                 (
@@ -300,6 +297,20 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             )
         )
     return out
+
+
+def _overview_runs(d: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, label) of the dashboard's GET runs: the page and the API with the dashboard
+    idle (the overview cache hits nearly always), and the page while it projects a trickle
+    of events (each commit empties the cache) where the run measured it."""
+    runs = [
+        ("overview_page", "overview page /, idle"),
+        ("overview_api", "JSON API /api/v1/overview, idle"),
+    ]
+    if "overview_page_projecting" in d:
+        rate = _n(d["overview_page_projecting"]["projecting"]["rate"])
+        runs.append(("overview_page_projecting", f"overview page / while projecting {rate} ev/s"))
+    return runs
 
 
 def _server_cpu(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
@@ -375,7 +386,11 @@ def markdown(r: dict[str, Any]) -> str:
             "Kafka + PostgreSQL, just before or after its figure. The load generator is a "
             "separate process (`bench/loadgen.py`, raw HTTP/1.1 keep-alive client).",
             "The dashboard figures load their events straight into Kafka with a bare producer "
-            "(not through the HTTP ingestion), then wait until the dashboard projected them all.",
+            "(not through the HTTP ingestion), then wait until the dashboard projected them all. "
+            "The overview is then read idle (its cache, emptied by every projection commit, "
+            "nearly always hits) and, for the page, again while a bare producer trickles "
+            "events in (the commits keep emptying the cache; the CPU per request then includes "
+            "the projection's); the page's target is met when both are.",
             "",
             table(r),
             "",
@@ -428,9 +443,9 @@ def cpu_section(r: dict[str, Any]) -> list[str]:
         runs.append(("4. live projection", dashboard["projection"]["cpu"]))
     if r.get("rebuild", {}).get("pipeline", {}).get("cpu"):
         runs.append(("4. rebuild (the process and its start-up)", r["rebuild"]["pipeline"]["cpu"]))
-    for key, label in (("overview_page", "5. overview page /"), ("overview_api", "5. JSON API")):
-        if dashboard.get(key, {}).get("cpu"):
-            runs.append((f"{label} (per request)", dashboard[key]["cpu"]))
+    for key, label in _overview_runs(dashboard) if dashboard else []:
+        if dashboard[key].get("cpu"):
+            runs.append((f"5. {label} (per request)", dashboard[key]["cpu"]))
     if not runs:
         return []
     header = ("run", *_CPU_ORDER, "all", "cores busy", "ceiling")
@@ -539,6 +554,13 @@ def _validation_floor(r: dict[str, Any]) -> str:
     )
 
 
+def _page_figure(page: dict[str, Any]) -> str:
+    return (
+        f"p95 {_n(page['service_ms']['p95'])} ms, {_n(page['achieved_rate'])} req/s"
+        f" with {page['concurrency']} clients"
+    )
+
+
 def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
     """(target, measured, met, where the time goes) for each target the run measured."""
     out: list[tuple[str, str, bool | None, str]] = []
@@ -616,18 +638,19 @@ def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
                 ),
             )
         )
-        page = dashboard["overview_page"]
+        pages = [(key, label) for key, label in _overview_runs(dashboard) if "page" in key]
         out.append(
             (
-                f"overview page p95 <= 100 ms ({_n(projection['applied_total'])} events)",
-                f"p95 {_n(page['service_ms']['p95'])} ms, {_n(page['achieved_rate'])} req/s"
-                f" with {page['concurrency']} clients",
-                page["service_ms"]["p95"] <= 100,
+                f"overview page p95 <= 100 ms ({_n(projection['applied_total'])} events), idle"
+                " and while projecting",
+                "; ".join(f"{label}: {_page_figure(dashboard[key])}" for key, label in pages),
+                all(dashboard[key]["service_ms"]["p95"] <= 100 for key, _ in pages),
                 "; ".join(
                     x
+                    for key, label in pages
                     for x in (
-                        _labelled("per request", _cpu_line(page.get("cpu"))),
-                        _top_parts(r, "profile-dashboard-overview-page.svg", 4),
+                        _labelled(f"{label}, per request", _cpu_line(dashboard[key].get("cpu"))),
+                        _top_parts(r, f"profile-dashboard-{key.replace('_', '-')}.svg", 4),
                     )
                     if x.strip()
                 ),

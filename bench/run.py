@@ -9,7 +9,8 @@ Phases (in this order, because later ones load the topics and the dashboard):
 3. end-to-end latency 202 -> projection commit at a fixed rate; then the highest rate the
    pipeline sustains with p99 < 1 s (a ramp, each step ``ramp_seconds`` long);
 4. the dashboard with ``projected_events`` loaded straight into Kafka (fast loader):
-   overview page and JSON API latency (p50/p95);
+   overview page and JSON API latency (p50/p95), then the page again while a trickle of
+   ``PROJECTING_RATE`` ev/s is projected (its commits keep emptying the overview cache);
 5. projection rebuild vs a bare aiokafka consumer reading the same topics;
 6. resident memory of every service at rest, under load and at the end.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -55,6 +57,8 @@ from bench.stats import ratio, summarise
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KAFKA_IO = [str(BIN / "python"), "-m", "bench.kafka_io"]
+PROJECTING_RATE = 200.0  # ev/s projected while the overview page is measured again
+PROJECTING_MARGIN_SECONDS = 5.0  # the trickle runs this much longer on each side of the load
 
 
 class Bench:
@@ -344,26 +348,67 @@ class Bench:
             "cpu": meter.per_event(counts["applied"]),
         }
         log(f"4. dashboard overview page and JSON API, {size.get_seconds:g}s each")
-        cookie = self._cookie()
-        pages = {}
-        for label, path in (("overview_page", "/"), ("overview_api", "/api/v1/overview")):
-            config = LoadConfig(
-                targets=[Target("dashboard", self.stack.services["dashboard"].url)],
-                out="",
-                mode="get",
-                duration=size.get_seconds,
-                concurrency=size.get_concurrency,
-                paths=[path],
-                headers={"cookie": cookie},
-            )
-            with (
-                self._profiled("dashboard", label.replace("_", "-")),
-                CpuMeter(self.stack.cpu_pids()) as meter,
-            ):
-                pages[label] = run_loadgen(config, self.workdir, label, self.sampler)
-            served = sum(pages[label]["statuses"].values())
-            pages[label]["cpu"] = meter.per_event(served, loadgen=pages[label]["loadgen_cpu_s"])
+        pages = {
+            label: self._get_load(label, path)
+            for label, path in (("overview_page", "/"), ("overview_api", "/api/v1/overview"))
+        }
+        log(f"4. overview page again while {PROJECTING_RATE:g} ev/s are projected")
+        pages["overview_page_projecting"] = self._page_while_projecting()
         self.results["dashboard"] = {"projection": projected, **pages}
+
+    def _get_load(self, label: str, path: str) -> dict[str, Any]:
+        """GET `path` in a closed loop for ``get_seconds``, with the CPU per request."""
+        config = LoadConfig(
+            targets=[Target("dashboard", self.stack.services["dashboard"].url)],
+            out="",
+            mode="get",
+            duration=self.size.get_seconds,
+            concurrency=self.size.get_concurrency,
+            paths=[path],
+            headers={"cookie": self._cookie()},
+        )
+        with (
+            self._profiled("dashboard", label.replace("_", "-")),
+            CpuMeter(self.stack.cpu_pids()) as meter,
+        ):
+            result = run_loadgen(config, self.workdir, label, self.sampler)
+        served = sum(result["statuses"].values())
+        result["cpu"] = meter.per_event(served, loadgen=result["loadgen_cpu_s"])
+        return result
+
+    def _page_while_projecting(self) -> dict[str, Any]:
+        """The overview page while a bare producer trickles events into Kafka: every
+        projection commit empties the dashboard's overview cache, so this is the page's
+        figure with the dashboard at work (the idle figure is nearly all cache hits). The
+        CPU per request includes the projection's."""
+        seconds = self.size.get_seconds
+        trickle = _started_process(
+            [
+                *KAFKA_IO,
+                "trickle",
+                "--bootstrap",
+                self.stack.bootstrap,
+                "--run-id",
+                "tr",
+                "--prefix",
+                self.stack.prefix,
+                "--rate",
+                str(PROJECTING_RATE),
+                "--seconds",
+                str(seconds + PROJECTING_MARGIN_SECONDS * 2),
+            ],
+            self.workdir / "trickle.log",
+        )
+        wait_projected(self.stack, "tr-%", 1, PROJECTING_MARGIN_SECONDS * 10)
+        before, started = dashboard_counts(self.stack, "tr-%")["applied"], time.monotonic()
+        result = self._get_load("overview_page_projecting", "/")
+        projected = dashboard_counts(self.stack, "tr-%")["applied"] - before
+        result["projecting"] = {
+            "offered_rate": PROJECTING_RATE,
+            "rate": projected / (time.monotonic() - started),
+            "loaded": _json_result(trickle, timeout=seconds * 2 + 60),
+        }
+        return result
 
     # -- 5 ------------------------------------------------------------------------------------
     def rebuild(self) -> None:
@@ -436,9 +481,29 @@ def _children_cpu_seconds() -> float:
 
 
 def _json_process(argv: list[str]) -> dict[str, Any]:
+    return _json_result(_started_process(argv), timeout=3600)
+
+
+def _started_process(argv: list[str], log_file: Path | None = None) -> subprocess.Popen[str]:
+    """A bench tool started in the background; :func:`_json_result` reads its answer. One
+    that runs while the bench does other things writes its stderr to `log_file` (a pipe
+    nobody reads would fill and stop it)."""
     env = {**os.environ, "PYTHONPATH": str(RESULTS.parent.parent)}
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=True, timeout=3600)
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    with contextlib.ExitStack() as files:
+        stderr = files.enter_context(log_file.open("w")) if log_file else subprocess.PIPE
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
+
+
+def _json_result(process: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
+    """The JSON result a bench tool prints on its last stdout line, once it has ended."""
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    if process.returncode != 0:
+        raise subprocess.CalledProcessError(process.returncode, process.args, stdout, stderr)
+    result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     return result
 
 

@@ -24,6 +24,8 @@ from . import queries, schemas
 from .actions import TransitionRefused, change_finding
 from .auth import CurrentMember, Member, require_role
 from .live import LiveHub, sse_stream
+from .period import Reading
+from .read_cache import ReadCache, overview_key
 from .reading import (
     CurrentReading,
     findings_of,
@@ -33,6 +35,7 @@ from .reading import (
     score_of,
 )
 from .rules import RulesEngine, describe
+from .rules.engine import AsOf
 from .settings import DashboardSettings
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -117,20 +120,27 @@ def csv_response(rows: Iterable[Mapping[str, Any]], name: str) -> Response:
     summary="Per initiative: events, activities, budget over the period; open findings",
 )
 async def overview(request: Request, member: CurrentMember, read: CurrentReading) -> dict[str, Any]:
-    pool, past = _pool(request), is_past(request, read)
-    as_of = await rules_as_of(request, read) if past else None
-    async with pool.acquire() as conn:  # its queries share one connection
-        found = await queries.overview(
+    if not is_past(request, read):  # kept between two changes of the projections
+        cache: ReadCache = request.app.state.overview_cache
+        key = overview_key("api", read, _settings(request).allocations_cents)
+        return await cache.get(key, lambda: _overview(request, read, None))
+    as_of = await rules_as_of(request, read)
+    found = await _overview(request, read, as_of)
+    found["score"] = score_of(as_of)
+    return found
+
+
+async def _overview(request: Request, read: Reading, as_of: AsOf | None) -> dict[str, Any]:
+    """The overview of `read`; as of a past date (`as_of`), with the findings of then."""
+    async with _pool(request).acquire() as conn:  # its queries share one connection
+        return await queries.overview(
             conn,
             period=read.period,
             as_of=read.as_of,
             allocations_cents=_settings(request).allocations_cents,
             findings_open=Counter(f["severity"] for f in findings_of(as_of)) if as_of else None,
-            past=past,
+            past=as_of is not None,
         )
-    if as_of is not None:
-        found["score"] = score_of(as_of)
-    return found
 
 
 @router.get(

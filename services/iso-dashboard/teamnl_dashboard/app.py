@@ -2,8 +2,9 @@
 the dashboard's `runtime` (start-up, the consumer, the rules scheduler, the live hub).
 
 ``app.state`` carries ``settings``, ``telemetry``, ``pool`` (search path ``proj, public``),
-``engine`` (the rules), ``hub`` (live updates), ``clock`` and ``runtime``. Probes:
-``/healthz`` (the process answers), ``/readyz`` (see `ops`), ``/metrics``.
+``engine`` (the rules), ``hub`` (live updates), ``overview_cache`` (see `read_cache`),
+``clock`` and ``runtime``. Probes: ``/healthz`` (the process answers), ``/readyz`` (see
+`ops`), ``/metrics``.
 """
 
 from __future__ import annotations
@@ -107,3 +108,4 @@ def _expose(app: FastAPI, runtime: Runtime) -> None:
     app.state.pool = runtime.pool
     app.state.engine = runtime.engine
     app.state.hub = runtime.hub
+    app.state.overview_cache = runtime.overview_cache

@@ -4,7 +4,8 @@ Writers call :func:`notify` inside their transaction (findings) or right after t
 commit (consumer batches); PostgreSQL delivers the notification at commit to every
 listening connection. Each dashboard instance runs one :class:`LiveHub` that LISTENs on a
 dedicated connection and fans the payloads out to its subscribers, so every open
-dashboard sees every change whichever instance made it.
+dashboard sees every change whichever instance made it. Its watchers (the overview's
+`read_cache`) hear of every change too, and of each start and end of listening.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -39,6 +40,7 @@ class LiveHub:
         self._url = database_url
         self._reconnect = reconnect_seconds
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._watchers: list[Callable[[], None]] = []
         self._stopping = asyncio.Event()
         self.listening = asyncio.Event()
 
@@ -49,6 +51,7 @@ class LiveHub:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 log.warning("live hub lost its connection (%r); reconnecting", error)
             self.listening.clear()
+            self._changed()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._reconnect)
 
@@ -59,6 +62,7 @@ class LiveHub:
         try:
             await conn.add_listener(CHANNEL, self._on_notification)
             self.listening.set()
+            self._changed()  # what changed while no one listened was not announced
             stop = asyncio.ensure_future(self._stopping.wait())
             gone = asyncio.ensure_future(lost.wait())
             await asyncio.wait({stop, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -72,11 +76,21 @@ class LiveHub:
         self._stopping.set()
 
     def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self._changed()  # first: a subscriber that reads the message reads after the watchers
         try:
             message = json.loads(payload)
         except ValueError:
             return
         self.publish(message)
+
+    def watch(self, on_change: Callable[[], None]) -> None:
+        """Call `on_change` on every notification, and whenever the hub starts or stops
+        listening (what was read before may since have changed unannounced)."""
+        self._watchers.append(on_change)
+
+    def _changed(self) -> None:
+        for on_change in self._watchers:
+            on_change()
 
     def publish(self, message: dict[str, Any]) -> None:
         """Hand a message to every subscriber; a slow one loses its oldest message."""

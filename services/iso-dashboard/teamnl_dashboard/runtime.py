@@ -7,7 +7,8 @@ of the projections from the topics when an older ``PROJECTION_VERSION`` built th
 (`rebuild.upgrade_projections`). :func:`start` then runs the background tasks - the
 consumer (supervised; it creates its topics at each start, so the dashboard starts and
 serves what it has projected while Kafka is away), the rules worker (what the consumed
-events owe the rules), the rules scheduler and the live hub; :func:`stop` ends them.
+events owe the rules), the rules scheduler and the live hub (which also empties the
+overview's `read_cache` at every change); :func:`stop` ends them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .consumer import DeadLetterCounter, LatencyHook, build_consumer, event_topi
 from .database import create_dashboard_pool, prepare_database
 from .live import LiveHub
 from .notices import NoticeConsumer
+from .read_cache import ReadCache
 from .rebuild import upgrade_projections
 from .rules import Clock, RulesEngine, build_engine, system_clock
 from .rules.pending import RulesWorker
@@ -51,6 +53,7 @@ class Runtime:
     hub: LiveHub
     notices: NoticeConsumer
     rules: RulesWorker
+    overview_cache: ReadCache
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     findings_open: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -91,7 +94,9 @@ async def open_runtime(
         )
         notices = NoticeConsumer(settings, pool, engine)
         hub = LiveHub(settings.database_url)
-        yield Runtime(settings, pool, engine, consumer, hub, notices, rules)
+        overview_cache = ReadCache(settings.overview_cache_seconds, hub.listening.is_set)
+        hub.watch(overview_cache.clear)
+        yield Runtime(settings, pool, engine, consumer, hub, notices, rules, overview_cache)
     finally:
         await pool.close()
 

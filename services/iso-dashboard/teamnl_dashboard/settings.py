@@ -130,6 +130,12 @@ class DashboardSettings(ServiceSettings):
     )
     werkplaats_yearly_target: int = 30
     rules: RuleThresholds = Field(default_factory=RuleThresholds)
+    overview_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="the overview's data (page and JSON) of the current reading is kept"
+        " until the projections change (NOTIFY), at most this long; 0: not kept",
+    )
     report_browser: str = Field(
         "chromium", description="headless Chromium that prints the progress report as PDF"
     )

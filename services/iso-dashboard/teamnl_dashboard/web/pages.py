@@ -14,6 +14,7 @@ from ..auth.members import Member
 from ..auth.redirects import safe_next
 from ..auth.roles import Role
 from ..period import Reading
+from ..read_cache import ReadCache, overview_key
 from ..reading import CurrentReading, findings_of, is_past, rules_as_of, score_as_of_series
 from . import data, i18n
 from .templating import STATIC, render
@@ -36,16 +37,22 @@ async def _as_of_findings(request: Request, read: Reading) -> list[dict[str, Any
 
 @router.get("/")
 async def overview(request: Request, member: CurrentMember, read: CurrentReading) -> Response:
-    allocations = request.app.state.settings.allocations_cents
-    past = is_past(request, read)
-    view = await data.overview(
-        pool_of(request),
-        allocations,
-        read,
-        await _as_of_findings(request, read),
-        await score_as_of_series(request, read) if past else None,
-    )
+    view = await _overview(request, read)
     return await render(request, "overview.html", {**view, **_reading(request, read)})
+
+
+async def _overview(request: Request, read: Reading) -> dict[str, Any]:
+    """The current reading's data as kept between two changes (`read_cache`); a past
+    reading's with the findings and scores the rules see as of then."""
+    pool, allocations = pool_of(request), request.app.state.settings.allocations_cents
+    if is_past(request, read):
+        findings = await _as_of_findings(request, read)
+        scores = await score_as_of_series(request, read)
+        return await data.overview(pool, allocations, read, findings, scores)
+    cache: ReadCache = request.app.state.overview_cache
+    return await cache.get(
+        overview_key("page", read, allocations), lambda: data.overview(pool, allocations, read)
+    )
 
 
 @router.get("/markets")

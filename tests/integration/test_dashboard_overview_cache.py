@@ -1,0 +1,144 @@
+"""The overview's data is kept between two changes of the projections (issue 11).
+
+Proves, on a real dashboard (uvicorn, consumer, PostgreSQL LISTEN/NOTIFY): a second request
+for the overview page or its JSON runs none of the overview's queries (``queries.overview``,
+which both build on, is counted); after an event is projected and its NOTIFY has reached the
+live hub, the next request shows the new figure although the cache's max age is an hour; with
+``overview_cache_seconds=0`` every request runs the queries again.
+
+Rules and the live hub also announce changes of their own (a finding raised at start-up);
+each one empties the cache, so a second request is judged only when no change reached the
+hub since the first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from dashboard_harness import Dashboard, dashboard_settings, make_event, running_dashboard
+from support import eventually
+from teamnl_dashboard import queries
+
+pytestmark = pytest.mark.integration
+
+PAGE, API = "/", "/api/v1/overview"
+AN_HOUR = 3600.0  # never reached by a test: only a change empties the cache
+PAIRS_TRIED = 20
+
+
+class OverviewRuns:
+    """Counts the runs of ``queries.overview`` (the page's and the API's dozen queries)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        overview = queries.overview
+
+        async def counted(*args: Any, **kwargs: Any) -> dict[str, Any]:
+            self.count += 1
+            return await overview(*args, **kwargs)
+
+        monkeypatch.setattr(queries, "overview", counted)
+
+
+class HubChanges:
+    """Counts what the live hub tells its watchers (each one empties the cache)."""
+
+    def __init__(self, dash: Dashboard) -> None:
+        self.count = 0
+        dash.app.state.hub.watch(self.seen)
+
+    def seen(self) -> None:
+        self.count += 1
+
+
+async def listening(dash: Dashboard) -> None:
+    async def hub_listens() -> bool:
+        return bool(dash.app.state.hub.listening.is_set())
+
+    await eventually(hub_listens)
+
+
+async def runs_of_a_second_request(
+    dash: Dashboard, path: str, runs: OverviewRuns, changes: HubChanges
+) -> int:
+    """The overview's query runs of a request that follows another with no change between."""
+    for _ in range(PAIRS_TRIED):
+        await get_ok(dash, path)
+        runs_before, changes_before = runs.count, changes.count
+        await get_ok(dash, path)
+        if changes.count == changes_before:
+            return runs.count - runs_before
+    raise AssertionError(f"the hub never stayed quiet for two requests of {path}")
+
+
+async def get_ok(dash: Dashboard, path: str) -> str:
+    response = await dash.member.get(path)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def nlib_spent(event_id: str) -> Any:
+    this_year = datetime.now(UTC).year
+    return make_event(
+        "nl.teamnl.nlib.budget.spent.v1", spend_id=event_id, amount_cents=500_00, year=this_year
+    )
+
+
+def nlib_events_on_the_page(html: str) -> int:
+    card = re.search(r'data-initiative="nlib".*?data-count="events">(\d+)<', html, re.S)
+    assert card is not None, html
+    return int(card.group(1))
+
+
+async def projected_and_announced(dash: Dashboard, event: Any) -> None:
+    """Publish `event` and wait for the NOTIFY of the batch that projected it."""
+    async with dash.app.state.hub.subscribe() as announced:
+        await dash.publish(event)
+        while (await announced.get()).get("kind") != "event":
+            pass
+
+
+@contextlib.asynccontextmanager
+async def one_event_projected(
+    database_url: str, kafka_bootstrap: str, cache_seconds: float
+) -> AsyncIterator[tuple[Dashboard, HubChanges]]:
+    """A dashboard with one NLIB event projected and its live hub listening."""
+    settings = dashboard_settings(
+        database_url, kafka_bootstrap, overview_cache_seconds=cache_seconds
+    )
+    async with running_dashboard(settings) as dash:
+        changes = HubChanges(dash)
+        await dash.publish(nlib_spent("first"))
+        await dash.wait_applied(1)
+        await listening(dash)
+        yield dash, changes
+
+
+async def test_a_second_request_runs_no_query_and_a_change_shows_at_once(
+    database_url: str, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = OverviewRuns(monkeypatch)
+    async with one_event_projected(database_url, kafka_bootstrap, AN_HOUR) as (dash, changes):
+        assert await runs_of_a_second_request(dash, PAGE, runs, changes) == 0
+        assert await runs_of_a_second_request(dash, API, runs, changes) == 0
+        assert nlib_events_on_the_page(await get_ok(dash, PAGE)) == 1
+
+        await projected_and_announced(dash, nlib_spent("second"))
+        assert nlib_events_on_the_page(await get_ok(dash, PAGE)) == 2
+        overview = await dash.get(API)
+        assert {i["family"]: i["events"] for i in overview["initiatives"]}["nlib"] == 2
+
+
+async def test_with_no_max_age_nothing_is_kept(
+    database_url: str, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = OverviewRuns(monkeypatch)
+    async with one_event_projected(database_url, kafka_bootstrap, 0) as (dash, changes):
+        assert await runs_of_a_second_request(dash, PAGE, runs, changes) == 1
+        assert await runs_of_a_second_request(dash, API, runs, changes) == 1
