@@ -25,6 +25,7 @@ import json
 import os
 import re
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -57,6 +58,7 @@ from bench.stats import ratio, summarise
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KAFKA_IO = [str(BIN / "python"), "-m", "bench.kafka_io"]
+WORKER_JOIN_SECONDS = 10.0  # an extra consumer joins the group and is given partitions
 PROJECTING_RATE = 200.0  # ev/s projected while the overview page is measured again
 PROJECTING_MARGIN_SECONDS = 5.0  # the trickle runs this much longer on each side of the load
 
@@ -347,6 +349,7 @@ class Bench:
             "dead_letters": counts["dead_letters"],
             "cpu": meter.per_event(counts["applied"]),
         }
+        projected_with_worker = self._projection_with_a_worker()
         log(f"4. dashboard overview page and JSON API, {size.get_seconds:g}s each")
         pages = {
             label: self._get_load(label, path)
@@ -354,7 +357,54 @@ class Bench:
         }
         log(f"4. overview page again while {PROJECTING_RATE:g} ev/s are projected")
         pages["overview_page_projecting"] = self._page_while_projecting()
-        self.results["dashboard"] = {"projection": projected, **pages}
+        self.results["dashboard"] = {
+            "projection": projected,
+            "projection_with_worker": projected_with_worker,
+            **pages,
+        }
+
+    def _projection_with_a_worker(self) -> dict[str, Any]:
+        """The live projection again, with one more consumer of the group in its own process
+        (``python -m teamnl_dashboard.worker``, as README's scaling out describes): Kafka
+        splits the partitions between the web app's consumer and the worker's."""
+        count = self.size.projected_events // 2
+        env = self.stack.services["dashboard"].env
+        log_path = self.workdir / "dashboard-worker.log"
+        with log_path.open("ab") as worker_log:
+            worker = subprocess.Popen(
+                [str(BIN / "python"), "-m", "teamnl_dashboard.worker"],
+                env=env,
+                stdout=worker_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            time.sleep(WORKER_JOIN_SECONDS)  # the group rebalances: the worker takes its share
+            log(f"4. loading {count} more events with an extra consumer process")
+            load = _json_process(
+                [*KAFKA_IO, "produce", "--bootstrap", self.stack.bootstrap, "--run-id", "w"]
+                + ["--prefix", self.stack.prefix, "--count", str(count)]
+            )
+            pids = {**self.stack.cpu_pids(), "worker": worker.pid}
+            with CpuMeter(pids) as meter:
+                ok, seconds, counts = wait_projected(
+                    self.stack, "w-%", count, self.size.drain_timeout
+                )
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        return {
+            "loaded": load,
+            "projected": counts["applied"],
+            "complete": ok,
+            "seconds": round(seconds, 1),
+            "rate": counts["applied"] / seconds,
+            "processes": 2,
+            "cpu": meter.per_event(counts["applied"]),
+        }
 
     def _get_load(self, label: str, path: str) -> dict[str, Any]:
         """GET `path` in a closed loop for ``get_seconds``, with the CPU per request."""
