@@ -16,15 +16,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from dashboard_harness import SECRET, dashboard_settings, make_event, serve
 from support import eventually
 from teamnl_dashboard.app import create_app
 from teamnl_dashboard.auth import create_member
 from teamnl_dashboard.auth import sessions as auth_sessions
-from teamnl_dashboard.consumer import supervise
+from teamnl_dashboard.consumer import event_topics
 from teamnl_dashboard.reference import FAMILIES
-from teamnl_dashboard.runtime import Consuming, open_runtime
+from teamnl_dashboard.runtime import consume, open_runtime
+from teamnl_dashboard.settings import DashboardSettings
 from teamnl_shared.kafka import idempotent_producer
 
 pytestmark = pytest.mark.integration
@@ -42,6 +44,17 @@ def spends(start: int, count: int) -> list:
         )
         for i in range(start, start + count)
     ]
+
+
+async def publish(settings: DashboardSettings, producer: AIOKafkaProducer, events: list) -> None:
+    for event in events:
+        await producer.send(
+            settings.topic(event.topic),
+            event.data_json(),
+            key=event.key.encode(),
+            headers=event.to_kafka_headers(),
+        )
+    await producer.flush()
 
 
 def start_worker(settings, log: Path) -> subprocess.Popen[bytes]:
@@ -71,32 +84,25 @@ async def test_a_killed_consumer_loses_and_duplicates_nothing(
     async with open_runtime(settings) as runtime:  # topics and schema exist before the worker
         worker = start_worker(settings, tmp_path / "worker.log")
         survivor = runtime.consumer
-        task = asyncio.create_task(supervise(Consuming(runtime), runtime.stopping))
+        task = asyncio.create_task(consume(runtime))
         producer = idempotent_producer(kafka_bootstrap)
         await producer.start()
         try:
 
             async def group_shared() -> bool:
-                kafka = survivor._consumer  # noqa: SLF001 - only to see the assignment
-                assigned = len(kafka.assignment()) if kafka is not None else 0
+                assigned = sum(
+                    len(kafka.assignment())
+                    for member in survivor.members
+                    if (kafka := member._consumer) is not None  # noqa: SLF001 - the assignment
+                )
                 return 0 < assigned < 4 * settings.topic_partitions
 
             await eventually(group_shared, timeout=60)
 
-            async def publish(events: list) -> None:
-                for event in events:
-                    await producer.send(
-                        settings.topic(event.topic),
-                        event.data_json(),
-                        key=event.key.encode(),
-                        headers=event.to_kafka_headers(),
-                    )
-                await producer.flush()
-
             async def applied() -> int:
                 return int(await runtime.pool.fetchval("SELECT count(*) FROM proj.inbox"))
 
-            await publish(spends(0, HALF))
+            await publish(settings, producer, spends(0, HALF))
 
             async def worker_busy() -> bool:
                 return await applied() - survivor.applied_total >= 100
@@ -104,7 +110,7 @@ async def test_a_killed_consumer_loses_and_duplicates_nothing(
             await eventually(worker_busy, timeout=60)
             worker.send_signal(signal.SIGKILL)
             worker.wait()
-            await publish(spends(HALF, HALF))
+            await publish(settings, producer, spends(HALF, HALF))
 
             async def all_applied() -> bool:
                 return await applied() >= 2 * HALF
@@ -125,6 +131,56 @@ async def test_a_killed_consumer_loses_and_duplicates_nothing(
         total = await pool.fetchval("SELECT sum(amount_cents) FROM proj.budget_spent")
         assert total == sum(range(2 * HALF))
         assert 0 < survivor.applied_total < 2 * HALF  # both consumers did part of the work
+
+
+async def test_one_dashboard_process_runs_its_consumers_as_members_of_one_group(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Proves: with ``DASHBOARD_CONSUMERS`` = 3 one process runs three consumers of the
+    group; Kafka gives each a share of the partitions (no partition twice, none left out),
+    each projects the events of its own, and every event is applied once."""
+    settings = dashboard_settings(
+        database_url, kafka_bootstrap, rules_interval_seconds=3600, consumers=3
+    )
+    async with open_runtime(settings) as runtime:
+        members = runtime.consumer.members
+        assert len(members) == 3
+        task = asyncio.create_task(consume(runtime))
+        try:
+
+            def assignments() -> list[set[object]]:
+                return [
+                    set(kafka.assignment()) if (kafka := m._consumer) is not None else set()  # noqa: SLF001
+                    for m in members
+                ]
+
+            async def split() -> bool:
+                shares = assignments()
+                every = set().union(*shares)
+                topics = len(event_topics(settings))
+                return all(shares) and sum(map(len, shares)) == len(every) == topics * (
+                    settings.topic_partitions
+                )
+
+            await eventually(split, timeout=60)
+            producer = idempotent_producer(kafka_bootstrap)
+            await producer.start()
+            try:
+                await publish(settings, producer, spends(0, 600))
+            finally:
+                await producer.stop()
+
+            async def all_applied() -> bool:
+                return runtime.consumer.applied_total >= 600
+
+            await eventually(all_applied, timeout=120)
+        finally:
+            await runtime.consumer.stop()
+            runtime.stopping.set()
+            await task
+        assert await runtime.pool.fetchval("SELECT count(*) FROM proj.budget_spent") == 600
+        assert runtime.consumer.applied_total == 600
+        assert all(member.applied_total > 0 for member in members), "each projected its share"
 
 
 async def test_the_dashboard_starts_and_serves_while_kafka_is_away(database_url: str) -> None:

@@ -21,10 +21,10 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import asyncpg
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext, SpanKind, Tracer
 
@@ -181,6 +181,48 @@ class DashboardHandlers:
                 else ("invalid-event")
             )
             self.on_dead_letter(record.topic, kind)
+
+
+class Consumers:
+    """The dashboard's consumers of its group in this process (``DASHBOARD_CONSUMERS``):
+    Kafka splits the partitions between them as between instances, and while one waits
+    for PostgreSQL to apply its fetch, another parses and projects its own. Each runs (and
+    is restarted) on its own; this is what readiness and the metrics read."""
+
+    def __init__(self, members: list[InboxConsumer]) -> None:
+        self.members = members
+
+    @property
+    def running(self) -> bool:
+        return all(member.running for member in self.members)
+
+    def stalled(self, after_seconds: float) -> bool:
+        return any(member.stalled(after_seconds) for member in self.members)
+
+    def lag(self) -> dict[TopicPartition, int]:
+        return {tp: lag for member in self.members for tp, lag in member.lag().items()}
+
+    @property
+    def applied_total(self) -> int:
+        return sum(member.applied_total for member in self.members)
+
+    @property
+    def deadletter_total(self) -> int:
+        return sum(member.deadletter_total for member in self.members)
+
+    async def stop(self) -> None:
+        for member in self.members:
+            await member.stop()
+
+
+def build_consumers(
+    settings: DashboardSettings, pool: asyncpg.Pool, engine: RulesEngine, **hooks: Any
+) -> Consumers:
+    """``settings.consumers`` consumers of the group (`build_consumer`, the same hooks),
+    each with its own handlers."""
+    return Consumers(
+        [build_consumer(settings, pool, engine, **hooks) for _ in range(settings.consumers)]
+    )
 
 
 def build_consumer(

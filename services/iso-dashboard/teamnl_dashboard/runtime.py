@@ -28,7 +28,14 @@ from teamnl_shared.kafka import ensure_topics
 from teamnl_shared.telemetry import Telemetry
 
 from . import queries
-from .consumer import DeadLetterCounter, LatencyHook, build_consumer, event_topics, supervise
+from .consumer import (
+    Consumers,
+    DeadLetterCounter,
+    LatencyHook,
+    build_consumers,
+    event_topics,
+    supervise,
+)
 from .database import create_dashboard_pool, prepare_database
 from .live import LiveHub
 from .notices import NoticeConsumer
@@ -49,7 +56,7 @@ class Runtime:
     settings: DashboardSettings
     pool: asyncpg.Pool
     engine: RulesEngine
-    consumer: InboxConsumer
+    consumer: Consumers
     hub: LiveHub
     notices: NoticeConsumer
     rules: RulesWorker
@@ -83,7 +90,7 @@ async def open_runtime(
             settle_seconds=settings.rules_settle_seconds,
             poll_seconds=settings.rules_poll_seconds,
         )
-        consumer = build_consumer(
+        consumer = build_consumers(
             settings,
             pool,
             engine,
@@ -122,13 +129,25 @@ async def _schedule(runtime: Runtime, telemetry: Telemetry) -> None:
 
 @dataclass
 class Consuming:
-    """The consumer, once its topics exist: both at each (re)start, under `supervise`."""
+    """One consumer, once its topics exist: both at each (re)start, under `supervise`."""
 
-    runtime: Runtime
+    settings: DashboardSettings
+    consumer: InboxConsumer
 
     async def run(self) -> None:
-        await ensure_event_topics(self.runtime.settings)
-        await self.runtime.consumer.run()
+        await ensure_event_topics(self.settings)
+        await self.consumer.run()
+
+
+async def consume(runtime: Runtime) -> None:
+    """Run every consumer of the runtime, each supervised (restarted after a failure), until
+    the runtime stops."""
+    await asyncio.gather(
+        *(
+            supervise(Consuming(runtime.settings, member), runtime.stopping)
+            for member in runtime.consumer.members
+        )
+    )
 
 
 async def ensure_event_topics(settings: DashboardSettings) -> None:
@@ -141,7 +160,7 @@ async def ensure_event_topics(settings: DashboardSettings) -> None:
 
 def start(runtime: Runtime, telemetry: Telemetry) -> list[asyncio.Task[None]]:
     return [
-        asyncio.create_task(supervise(Consuming(runtime), runtime.stopping), name="consumer"),
+        asyncio.create_task(consume(runtime), name="consumers"),
         asyncio.create_task(supervise(runtime.notices, runtime.stopping), name="parked-notices"),
         asyncio.create_task(runtime.rules.run(runtime.stopping), name="rules-worker"),
         asyncio.create_task(_schedule(runtime, telemetry), name="rules-scheduler"),

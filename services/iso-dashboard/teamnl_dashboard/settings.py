@@ -96,6 +96,13 @@ class DashboardSettings(ServiceSettings):
         10.0, ge=0, description="on SIGTERM, open requests and live streams get this long"
     )
     consumer_group: str = "iso-dashboard"
+    consumers: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="consumers of the group in each dashboard process: while one waits for"
+        " PostgreSQL, another projects (Kafka splits the partitions between all of them)",
+    )
     consumer_session_timeout_ms: int = Field(10_000, ge=6_000)
     consumer_stall_seconds: float = Field(
         60.0, gt=0, description="/readyz reports the consumer stalled after failing this long"

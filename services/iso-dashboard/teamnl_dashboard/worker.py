@@ -10,11 +10,10 @@ import signal
 
 import uvloop
 
-from teamnl_shared.inbox import InboxConsumer
 from teamnl_shared.telemetry import configure_logging
 
-from .consumer import supervise
-from .runtime import Consuming, open_runtime
+from .consumer import Consumers
+from .runtime import consume, open_runtime
 from .settings import DashboardSettings
 
 
@@ -26,12 +25,12 @@ async def run_worker(settings: DashboardSettings) -> None:
             loop.add_signal_handler(sig, runtime.stopping.set)
         stop = asyncio.ensure_future(_stop_on(runtime.stopping, consumer))
         rules = asyncio.ensure_future(runtime.rules.run(runtime.stopping))
-        await supervise(Consuming(runtime), runtime.stopping)
+        await consume(runtime)
         stop.cancel()
         await rules
 
 
-async def _stop_on(stopping: asyncio.Event, consumer: InboxConsumer) -> None:
+async def _stop_on(stopping: asyncio.Event, consumer: Consumers) -> None:
     await stopping.wait()
     await consumer.stop()
 
