@@ -642,19 +642,13 @@ def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
         projection = dashboard["projection"]
         out.append(
             (
-                "live projection >= 10,000 ev/s (judged on one dashboard process, the default)",
-                f"{_n(projection['rate'])} ev/s"
-                + (
-                    f"; with one more consumer process {_n(worker['rate'])} ev/s"
-                    if (worker := dashboard.get("projection_with_worker"))
-                    else ""
-                ),
+                "live projection >= 10,000 ev/s: one dashboard process (the default)",
+                f"{_n(projection['rate'])} ev/s",
                 projection["rate"] >= 10_000,
                 "; ".join(
                     x
                     for x in (
                         _cpu_line(projection.get("cpu")),
-                        _labelled("with a worker", _cpu_line((worker or {}).get("cpu"))),
                         _validation_floor(r),
                         _top_parts(r, "profile-dashboard-projection.svg", 4),
                     )
@@ -662,6 +656,17 @@ def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
                 ),
             )
         )
+        worker = dashboard.get("projection_with_worker")
+        if worker:
+            out.append(
+                (
+                    "live projection >= 10,000 ev/s: the web app + one"
+                    " `teamnl_dashboard.worker` process",
+                    f"{_n(worker['rate'])} ev/s",
+                    worker["rate"] >= 10_000,
+                    _cpu_line(worker.get("cpu")),
+                )
+            )
         pages = [(key, label) for key, label in _overview_runs(dashboard) if "page" in key]
         out.append(
             (

@@ -97,7 +97,7 @@ class DashboardSettings(ServiceSettings):
     )
     consumer_group: str = "iso-dashboard"
     consumers: int = Field(
-        2,
+        3,
         ge=1,
         le=8,
         description="consumers of the group in each dashboard process: while one waits for"
