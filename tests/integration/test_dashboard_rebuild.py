@@ -37,6 +37,26 @@ VIEWS = (
 )
 
 
+# The running totals hold delta rows that `fold_totals()` folds per batch; consumers (or
+# rebuild processes) folding at the same time may each leave a row for one key, and readers
+# sum them. What they hold is their sums per key (as schema.sql's fold_totals sums them).
+RUNNING_TOTALS = {
+    "family_totals": "SELECT family, sum(events) AS events, max(last_event_at) AS last_event_at,"
+    " sum(activities) AS activities FROM proj.family_totals GROUP BY 1"
+    " HAVING sum(events) <> 0 OR sum(activities) <> 0",
+    "activity_months": "SELECT family, market, month, sum(n) AS n FROM proj.activity_months"
+    " GROUP BY 1, 2, 3 HAVING sum(n) <> 0",
+    "tinl_partner_sets": "SELECT partners, sum(activities) AS activities, sum(knowledge) AS"
+    " knowledge FROM proj.tinl_partner_sets GROUP BY 1"
+    " HAVING sum(activities) <> 0 OR sum(knowledge) <> 0",
+    "wp_portfolio": "SELECT status, since, until, sdgs, sum(n) AS n FROM proj.wp_portfolio"
+    " GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0",
+    "budget_totals": "SELECT family, year, sum(spends) AS spends, sum(spent_cents) AS"
+    " spent_cents FROM proj.budget_totals GROUP BY 1, 2"
+    " HAVING sum(spends) <> 0 OR sum(spent_cents) <> 0",
+}
+
+
 async def projection_tables(pool: asyncpg.Pool) -> dict[str, list[tuple[Any, ...]]]:
     names = [
         r["tablename"]
@@ -46,7 +66,7 @@ async def projection_tables(pool: asyncpg.Pool) -> dict[str, list[tuple[Any, ...
     ]
     tables = {}
     for name in names:
-        rows = await pool.fetch(f"SELECT * FROM proj.{name}")
+        rows = await pool.fetch(RUNNING_TOTALS.get(name, f"SELECT * FROM proj.{name}"))
         tables[name] = sorted(
             tuple((k, repr(v)) for k, v in dict(r).items() if k not in VOLATILE) for r in rows
         )
