@@ -49,9 +49,14 @@ topic, event type) - the end-to-end latency from ingestion to projection."""
 ANNOUNCED_IDS = 20
 """An event announcement names the batch's last events (as many as the page's feed shows),
 so that two announcements are never the same message (pages drop repeated messages)."""
-LIVE_BATCH = 2000
+LIVE_BATCH = 1000
 """Records per fetch at most, applied in one transaction: a backlog is worked off in few
-commits and rule evaluations; at a low rate a fetch holds what just arrived."""
+commits and rule evaluations; at a low rate a fetch holds what just arrived. Each of a
+process's consumers holds two fetches (one in the database, one read ahead): bounded so
+that a process stays within its memory budget."""
+PARTITION_FETCH_BYTES = 512 * 1024
+"""What a consumer buffers per partition ahead of its fetches (Kafka's default is 1 MiB):
+a few hundred records, more than a fetch takes, for each of the partitions it reads."""
 DeadLetterCounter = Callable[[str, str], None]
 """Called once per dead letter: (original topic, reason kind ``invalid-event``/``poison``)."""
 Wake = Callable[[], None]
@@ -249,6 +254,7 @@ def build_consumer(
         deferred=handlers.writes,
         consumer_options={
             "max_poll_records": LIVE_BATCH,
+            "max_partition_fetch_bytes": PARTITION_FETCH_BYTES,
             "session_timeout_ms": settings.consumer_session_timeout_ms,
             "heartbeat_interval_ms": settings.consumer_session_timeout_ms // 5,
         },
