@@ -51,7 +51,7 @@ lint: bootstrap
 	@$(VENV)/bin/lint-imports
 
 ## Benchmarks, fault injection and soak (issues 7, 10); each starts its own private Kafka +
-## PostgreSQL (ports 29092/55532, shifted by TEAMNL_BENCH_SLOT) and writes
+## PostgreSQL (ports 29092/25532, shifted by TEAMNL_BENCH_SLOT) and writes
 ## bench/results/*-latest.{md,json}. FAULTS_SIZE=full / SOAK_SIZE=full for the long runs.
 BENCH_SIZE ?= full
 FAULTS_SIZE ?= smoke

@@ -67,7 +67,9 @@ def private_infra(
     where the fault run's TCP proxy listens (see :func:`kafka_proxy_ports`)."""
     slot = bench_slot()
     kafka_port = kafka_port or 29092 + 10 * slot
-    postgres_port = postgres_port or 55532 + 10 * slot
+    # below Linux's ephemeral range (32768-60999): a client connection's source port there
+    # made a fresh bench PostgreSQL fail to listen ("Address already in use") on a CI run
+    postgres_port = postgres_port or 25532 + 10 * slot
     base = InfraConfig.from_env()
     state = _default_state_dir().with_name("teamnl-bench" if slot == 0 else f"teamnl-bench-{slot}")
     return Infrastructure(
