@@ -97,11 +97,12 @@ class DashboardSettings(ServiceSettings):
     )
     consumer_group: str = "iso-dashboard"
     consumers: int = Field(
-        3,
+        1,
         ge=1,
         le=8,
         description="consumers of the group in each dashboard process: while one waits for"
-        " PostgreSQL, another projects (Kafka splits the partitions between all of them)",
+        " PostgreSQL, another projects (Kafka splits the partitions between all of them);"
+        " more work off a backlog faster but cost memory and CPU per event at low rates",
     )
     consumer_session_timeout_ms: int = Field(10_000, ge=6_000)
     consumer_stall_seconds: float = Field(
