@@ -49,14 +49,15 @@ topic, event type) - the end-to-end latency from ingestion to projection."""
 ANNOUNCED_IDS = 20
 """An event announcement names the batch's last events (as many as the page's feed shows),
 so that two announcements are never the same message (pages drop repeated messages)."""
-LIVE_BATCH = 1000
-"""Records per fetch at most, applied in one transaction: a backlog is worked off in few
-commits and rule evaluations; at a low rate a fetch holds what just arrived. Each of a
-process's consumers holds two fetches (one in the database, one read ahead): bounded so
-that a process stays within its memory budget."""
-PARTITION_FETCH_BYTES = 512 * 1024
-"""What a consumer buffers per partition ahead of its fetches (Kafka's default is 1 MiB):
-a few hundred records, more than a fetch takes, for each of the partitions it reads."""
+LIVE_BATCH = 2000
+"""Records per fetch at most for a process, applied in one transaction: a backlog is worked
+off in few commits and rule evaluations; at a low rate a fetch holds what just arrived. A
+process's consumers (``DASHBOARD_CONSUMERS``) share it, as they share
+`PARTITION_FETCH_BYTES`: each holds two fetches (one in the database, one read ahead), and
+the process must stay within its memory budget however many there are."""
+PARTITION_FETCH_BYTES = 1024 * 1024
+"""What a process's consumers buffer per partition ahead of their fetches (Kafka's default
+for one consumer)."""
 DeadLetterCounter = Callable[[str, str], None]
 """Called once per dead letter: (original topic, reason kind ``invalid-event``/``poison``)."""
 Wake = Callable[[], None]
@@ -253,8 +254,8 @@ def build_consumer(
         on_deadletter=handlers.dead_lettered,
         deferred=handlers.writes,
         consumer_options={
-            "max_poll_records": LIVE_BATCH,
-            "max_partition_fetch_bytes": PARTITION_FETCH_BYTES,
+            "max_poll_records": max(1, LIVE_BATCH // settings.consumers),
+            "max_partition_fetch_bytes": PARTITION_FETCH_BYTES // settings.consumers,
             "session_timeout_ms": settings.consumer_session_timeout_ms,
             "heartbeat_interval_ms": settings.consumer_session_timeout_ms // 5,
         },
