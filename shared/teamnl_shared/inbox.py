@@ -276,7 +276,7 @@ class InboxConsumer:
                 # Reads ahead: this fetch is read and parsed while the one before is still
                 # in the database; the fetches are still applied one after the other.
                 batch = await consumer.getmany(timeout_ms=500)
-                parsed = parse_records(_records_of(batch))
+                parsed = parse_records(records_of(batch))
                 if processing is not None:
                     done, processing = await processing, None
                     if not done:  # the fetch before is read again: this one after it
@@ -353,7 +353,7 @@ class InboxConsumer:
         then its dead letters, then the offsets. False when it must be read again from each
         partition's first record (after a back-off)."""
         self._rewound.clear()
-        records = _records_of(batch)
+        records = records_of(batch)
         try:
             outcome = await self.inbox.apply(records, parsed)
         except DATA_ERRORS as error:
@@ -455,7 +455,8 @@ def _parse(record: ConsumerRecord) -> Event | InvalidEvent:
         return error
 
 
-def _records_of(batch: dict[TopicPartition, list[ConsumerRecord]]) -> list[ConsumerRecord]:
+def records_of(batch: dict[TopicPartition, list[ConsumerRecord]]) -> list[ConsumerRecord]:
+    """A fetch's records, each partition's in order."""
     return [record for records in batch.values() for record in records]
 
 

@@ -122,7 +122,7 @@ def csv_response(rows: Iterable[Mapping[str, Any]], name: str) -> Response:
 async def overview(request: Request, member: CurrentMember, read: CurrentReading) -> dict[str, Any]:
     if not is_past(request, read):  # kept between two changes of the projections
         cache: ReadCache = request.app.state.overview_cache
-        key = overview_key("api", read, _settings(request).allocations_cents)
+        key = overview_key("api", read)
         return await cache.get(key, lambda: _overview(request, read, None))
     as_of = await rules_as_of(request, read)
     found = await _overview(request, read, as_of)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -28,9 +28,10 @@ View: TypeAlias = dict[str, Any]
 MAX_ENTRIES = 64  # readings kept at once; the usual one is this year as of today
 
 
-def overview_key(view: str, read: Reading, allocations_cents: Mapping[str, int]) -> Hashable:
-    """What one view of the overview depends on: the reading and the yearly allocations."""
-    return (view, read, tuple(sorted(allocations_cents.items())))
+def overview_key(view: str, read: Reading) -> Hashable:
+    """What one view of the overview depends on: the reading (the yearly allocations are
+    settings, the same for every request of a process)."""
+    return (view, read)
 
 
 @dataclass(frozen=True)

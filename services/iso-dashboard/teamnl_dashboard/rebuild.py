@@ -33,7 +33,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from opentelemetry import trace
 
 from teamnl_shared.contract.envelope import Event, InvalidEvent
-from teamnl_shared.inbox import Applied, Inbox, parse_records
+from teamnl_shared.inbox import Applied, Inbox, parse_records, records_of
 from teamnl_shared.kafka import assigned_reader, partitions_of
 
 from . import projections
@@ -148,7 +148,7 @@ class _Replayer:
         try:
             while any(self.positions.get(tp, 0) < end for tp, end in targets.items()):
                 batch = await self.consumer.getmany(timeout_ms=500, max_records=REPLAY_BATCH)
-                records = [record for records in batch.values() for record in records]
+                records = records_of(batch)
                 parsed = parse_records(records)
                 if applying is not None:
                     await applying

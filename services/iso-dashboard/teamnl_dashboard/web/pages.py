@@ -51,7 +51,7 @@ async def _overview(request: Request, read: Reading) -> dict[str, Any]:
         return await data.overview(pool, allocations, read, findings, scores)
     cache: ReadCache = request.app.state.overview_cache
     return await cache.get(
-        overview_key("page", read, allocations), lambda: data.overview(pool, allocations, read)
+        overview_key("page", read), lambda: data.overview(pool, allocations, read)
     )
 
 
