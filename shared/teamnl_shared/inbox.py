@@ -323,6 +323,12 @@ class InboxConsumer:
         """True while connected to Kafka and consuming (between start-up and stop)."""
         return self._consumer is not None
 
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions Kafka has assigned to this consumer; empty until its group is
+        joined (and while stopped)."""
+        consumer = self._consumer
+        return set(consumer.assignment()) if consumer is not None else set()
+
     def stalled(self, after_seconds: float) -> bool:
         """True when every attempt to apply has failed for longer than ``after_seconds``
         (the database unreachable, say): nothing is being projected."""

@@ -88,6 +88,20 @@ async def ping(bootstrap: str, timeout: float = 5.0) -> bool:
         await admin.close()
 
 
+async def coordinates_groups(bootstrap: str, timeout: float = 5.0) -> bool:
+    """The broker names a group coordinator. On a new broker the first such request creates
+    the offsets topic, and consumer groups can join only once it is there."""
+    admin = admin_client(bootstrap, request_timeout_ms=int(timeout * 1000))
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        await asyncio.wait_for(admin.find_coordinator("teamnl-readiness"), timeout)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not ready yet"
+        return False
+    finally:
+        await admin.close()
+
+
 async def partitions_of(bootstrap: str, topics: list[str]) -> list[TopicPartition]:
     """Every partition of the topics, sorted."""
     admin = admin_client(bootstrap)

@@ -25,6 +25,7 @@ import uvicorn
 from fastapi import FastAPI
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from support import eventually
 from teamnl_dashboard.app import create_app as create_dashboard
 from teamnl_dashboard.auth import create_member
 from teamnl_dashboard.settings import DashboardSettings
@@ -192,6 +193,11 @@ async def test_an_event_posted_to_nlib_appears_live_on_the_open_dashboard(
         await expect(page.locator("#activity-chart")).to_have_attribute("data-rendered", "true")
         await expect(body).to_have_attribute("data-live", "connected")
         await page.evaluate("window.__sameDocument = true")  # gone if the page reloads
+
+        async def consuming() -> bool:  # the 2 seconds count from a pipeline that is up
+            return bool(dashboard.state.runtime.consumer.assignment())
+
+        await eventually(consuming, timeout=60)
 
         async with httpx.AsyncClient(
             base_url=nlib_url, headers={"Authorization": f"Bearer {key.key}"}

@@ -202,6 +202,9 @@ class Consumers:
     def running(self) -> bool:
         return all(member.running for member in self.members)
 
+    def assignment(self) -> set[TopicPartition]:
+        return set().union(*(member.assignment() for member in self.members))
+
     def stalled(self, after_seconds: float) -> bool:
         return any(member.stalled(after_seconds) for member in self.members)
 
