@@ -579,20 +579,21 @@ def _page_figure(page: dict[str, Any]) -> str:
     )
 
 
+def _why(*parts: str) -> str:
+    """A target's "where the time goes": its non-empty parts, joined."""
+    return "; ".join(part for part in parts if part.strip())
+
+
 def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
     """(target, measured, met, where the time goes) for each target the run measured."""
     out: list[tuple[str, str, bool | None, str]] = []
     single = r.get("single")
     if single and "durable" in single:
         p = single["pipeline"]
-        why = "; ".join(
-            x
-            for x in (
-                _labelled("pipeline (accept, relay, project)", _cpu_line(p.get("cpu"))),
-                _labelled("durable INSERT", _cpu_line(single["durable"].get("cpu"))),
-                _top_parts(r, "profile-nlib-single.svg"),
-            )
-            if x.strip()
+        why = _why(
+            _labelled("pipeline (accept, relay, project)", _cpu_line(p.get("cpu"))),
+            _labelled("durable INSERT", _cpu_line(single["durable"].get("cpu"))),
+            _top_parts(r, "profile-nlib-single.svg"),
         )
         out.append(
             (
@@ -645,14 +646,10 @@ def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
                 "live projection >= 10,000 ev/s: one dashboard process (the default)",
                 f"{_n(projection['rate'])} ev/s",
                 projection["rate"] >= 10_000,
-                "; ".join(
-                    x
-                    for x in (
-                        _cpu_line(projection.get("cpu")),
-                        _validation_floor(r),
-                        _top_parts(r, "profile-dashboard-projection.svg", 4),
-                    )
-                    if x.strip()
+                _why(
+                    _cpu_line(projection.get("cpu")),
+                    _validation_floor(r),
+                    _top_parts(r, "profile-dashboard-projection.svg", 4),
                 ),
             )
         )
@@ -674,14 +671,17 @@ def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
                 " and while projecting",
                 "; ".join(f"{label}: {_page_figure(dashboard[key])}" for key, label in pages),
                 all(dashboard[key]["service_ms"]["p95"] <= 100 for key, _ in pages),
-                "; ".join(
-                    x
-                    for key, label in pages
-                    for x in (
-                        _labelled(f"{label}, per request", _cpu_line(dashboard[key].get("cpu"))),
-                        _top_parts(r, f"profile-dashboard-{key.replace('_', '-')}.svg", 4),
+                _why(
+                    *(
+                        x
+                        for key, label in pages
+                        for x in (
+                            _labelled(
+                                f"{label}, per request", _cpu_line(dashboard[key].get("cpu"))
+                            ),
+                            _top_parts(r, f"profile-dashboard-{key.replace('_', '-')}.svg", 4),
+                        )
                     )
-                    if x.strip()
                 ),
             )
         )
@@ -693,14 +693,10 @@ def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
                 f"{_n(rebuild['pipeline']['rate'])} ev/s ({_ratio(rebuild['ratio'])} of the COPY"
                 " baseline)",
                 rebuild["pipeline"]["rate"] >= 30_000,
-                "; ".join(
-                    x
-                    for x in (
-                        _cpu_line(rebuild["pipeline"].get("cpu")),
-                        _validation_floor(r),
-                        _top_parts(r, "profile-dashboard-rebuild.svg", 4),
-                    )
-                    if x.strip()
+                _why(
+                    _cpu_line(rebuild["pipeline"].get("cpu")),
+                    _validation_floor(r),
+                    _top_parts(r, "profile-dashboard-rebuild.svg", 4),
                 ),
             )
         )

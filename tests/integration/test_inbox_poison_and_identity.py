@@ -217,8 +217,28 @@ async def test_one_id_at_two_services_and_at_two_partners_are_all_kept(
         assert await dash.applied() == 4
 
 
-# The version-3 shape of the tables version 4 re-keyed (projections/schema.sql at v3).
+# The version-3 shape of the tables version 4 re-keyed (projections/schema.sql at v3), and
+# the per-row totals triggers of versions 3 to 5.
 _DOWN_TO_V3 = """
+DROP TRIGGER events_total ON events;
+DROP TRIGGER activities_total ON activities;
+DROP FUNCTION count_events();
+DROP FUNCTION count_activities();
+CREATE FUNCTION count_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO family_totals (family, events, last_event_at) VALUES (NEW.family, 1, NEW.time);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER events_total AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION count_event();
+CREATE FUNCTION count_activity() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO family_totals (family, activities) VALUES (NEW.family, 1);
+    INSERT INTO activity_months
+    VALUES (NEW.family, NEW.market, date_trunc('month', NEW.on_date)::date, 1);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER activities_total AFTER INSERT ON activities
+    FOR EACH ROW EXECUTE FUNCTION count_activity();
 ALTER TABLE inbox DROP CONSTRAINT inbox_pkey;
 ALTER TABLE inbox ADD PRIMARY KEY (event_source, event_id);
 ALTER TABLE events DROP CONSTRAINT events_pkey;
@@ -262,6 +282,16 @@ async def test_version_3_projections_are_upgraded_in_place_keeping_their_rows(
             "/partners/a"
         )
         assert await conn.fetchval("SELECT count(*) FROM proj.inbox") == 1
+        # the totals keep their rows; version 6 counts a statement's events in one delta row
+        assert await conn.fetchval("SELECT sum(events) FROM proj.family_totals") == 1
+        rows = await conn.fetchval("SELECT count(*) FROM proj.family_totals")
+        await conn.execute("SET search_path = proj, public")  # as the dashboard's connections
+        await conn.execute(
+            "INSERT INTO proj.events SELECT 'e' || n, '/partners/a', 't', 'nlib', 's', now(), 't'"
+            " FROM generate_series(2, 3) n"
+        )
+        totals = await conn.fetchrow("SELECT count(*), sum(events) FROM proj.family_totals")
+        assert tuple(totals) == (rows + 1, 3)
         # the new identity: the same (source, id) on another topic is another event
         await conn.execute(
             "INSERT INTO proj.inbox VALUES ('/partners/a', 'e1', 't', 'tinl', 0, 0, now())"

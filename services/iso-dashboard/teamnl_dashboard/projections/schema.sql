@@ -217,7 +217,7 @@ CREATE TABLE wp_milestones (
 );
 
 -- Running totals the overview and the rules read instead of counting millions of rows.
--- Triggers append a delta row per change (no hot row, no lock shared between writers, so
+-- Triggers append delta rows per change (no hot row, no lock shared between writers, so
 -- every writer - live consumer, rebuild - keeps them right); `fold_totals()`, called once
 -- per consumed batch, folds the deltas into one row per key. Readers sum the rows.
 CREATE TABLE family_totals (
@@ -241,22 +241,26 @@ CREATE TABLE budget_totals (
     spent_cents bigint  NOT NULL
 );
 
-CREATE FUNCTION count_event() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Events and activities are only ever inserted, a batch's as one statement (writes.py):
+-- one delta row per key and statement, from the rows the statement inserted.
+CREATE FUNCTION count_events() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO family_totals (family, events, last_event_at) VALUES (NEW.family, 1, NEW.time);
+    INSERT INTO family_totals (family, events, last_event_at)
+    SELECT family, count(*), max(time) FROM added GROUP BY family;
     RETURN NULL;
 END $$;
-CREATE TRIGGER events_total AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION count_event();
+CREATE TRIGGER events_total AFTER INSERT ON events
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION count_events();
 
-CREATE FUNCTION count_activity() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION count_activities() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO family_totals (family, activities) VALUES (NEW.family, 1);
+    INSERT INTO family_totals (family, activities) SELECT family, count(*) FROM added GROUP BY family;
     INSERT INTO activity_months
-    VALUES (NEW.family, NEW.market, date_trunc('month', NEW.on_date)::date, 1);
+    SELECT family, market, date_trunc('month', on_date)::date, count(*) FROM added GROUP BY 1, 2, 3;
     RETURN NULL;
 END $$;
 CREATE TRIGGER activities_total AFTER INSERT ON activities
-    FOR EACH ROW EXECUTE FUNCTION count_activity();
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION count_activities();
 
 CREATE FUNCTION sum_spend() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

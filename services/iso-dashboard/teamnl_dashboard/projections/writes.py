@@ -3,7 +3,12 @@
 The projectors write through :class:`BufferedWrites` in place of the connection: it records
 each statement and its arguments (projectors only write, never read) and, at
 :meth:`~BufferedWrites.flush`, sends every run of the same statement on a table as one
-``executemany`` - one round trip per run instead of one per row. Order is kept where it
+``executemany`` - one round trip per run instead of one per row; a run of an insert that
+skips existing rows (``INSERT INTO t (a, b) VALUES ($1, $2) ON CONFLICT DO NOTHING``) goes
+as one statement, ``INSERT INTO t (a, b) SELECT * FROM unnest($1::text[], $2::date[]) ON
+CONFLICT DO NOTHING``: one execution, so the table's statement-level triggers (schema.sql)
+run once per run. Its rows are inserted in their order, so of two with one key the first
+stays, as one by one. Order is kept where it
 matters: statements on one table run in the order they came (a run ends when another
 statement on that table comes in between, e.g. a project onboarded, then one ended, then
 another onboarded); different tables are independent of each other (their triggers only add
@@ -21,6 +26,13 @@ from typing import cast
 import asyncpg
 
 _TABLE = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE)\s+(\w+)", re.IGNORECASE)
+_SKIPPING_INSERT = re.compile(
+    r"^INSERT INTO (?P<table>\w+) \((?P<columns>\w+(?:, \w+)*)\)"
+    r" VALUES \((?P<values>\$1(?:, \$\d+)*)\) ON CONFLICT DO NOTHING$"
+)
+# An insert's set form (None: it has none), by its SQL; the parameters' types come from the
+# server the first time a run of it is sent (the same in every projection schema).
+_set_forms: dict[str, str | None] = {}
 
 
 @dataclass
@@ -64,7 +76,12 @@ class BufferedWrites:
         runs = self._runs
         self.discard()
         for run in runs:
-            await conn.executemany(run.sql, run.rows)
+            set_form = await _set_form(conn, run.sql) if len(run.rows) > 1 else None
+            if set_form is None:
+                await conn.executemany(run.sql, run.rows)
+            else:
+                columns = zip(*run.rows, strict=True)  # every row has every column
+                await conn.execute(set_form, *(list(column) for column in columns))
 
     def discard(self) -> None:
         self._runs = []
@@ -77,3 +94,25 @@ def _table_of(sql: str) -> str:
     if match is None:
         raise ValueError(f"a projector may only INSERT or UPDATE: {sql[:80]!r}")
     return match.group(1).lower()
+
+
+async def _set_form(conn: asyncpg.Connection, sql: str) -> str | None:
+    """The one-statement form of a run of ``sql``, when ``sql`` is an insert that skips
+    existing rows, with one plain parameter per column in order (``$1, $2, ...``), none an
+    array (``unnest`` would flatten it)."""
+    if sql in _set_forms:
+        return _set_forms[sql]
+    form = None
+    match = _SKIPPING_INSERT.match(sql)
+    if match is not None:
+        values = match["values"].split(", ")
+        if values == [f"${n}" for n in range(1, len(values) + 1)]:
+            types = (await conn.prepare(sql)).get_parameters()
+            if all(t.kind == "scalar" for t in types):
+                arrays = ", ".join(f"${n}::{t.schema}.{t.name}[]" for n, t in enumerate(types, 1))
+                form = (
+                    f"INSERT INTO {match['table']} ({match['columns']})"  # noqa: S608 - constants
+                    f" SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING"
+                )
+    _set_forms[sql] = form
+    return form

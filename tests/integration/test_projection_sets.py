@@ -1,0 +1,99 @@
+"""The dashboard's set-based projection writes against a real PostgreSQL: a run of an
+insert that skips existing rows, sent as one ``unnest`` statement, stores what row by row
+would, and the running totals (statement-level triggers) count exactly the rows it added."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import asyncpg
+import pytest
+
+from teamnl_dashboard.projections.schema import create_schema
+from teamnl_dashboard.projections.writes import BufferedWrites
+
+pytestmark = pytest.mark.integration
+
+EVENT = (
+    "INSERT INTO events (event_id, source, type, family, subject, time, title)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"
+)
+ACTIVITY = (
+    "INSERT INTO activities (event_id, source, family, kind, market, country, city,"
+    " on_date) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
+)
+AT = datetime(2025, 3, 4, 12, tzinfo=UTC)
+
+
+def _event(event_id: str, family: str, title: str, day: int = 4) -> tuple[object, ...]:
+    return (event_id, "/p", "t", family, "s", AT.replace(day=day), title)
+
+
+def _activity(event_id: str, family: str, market: str | None, on: date) -> tuple[object, ...]:
+    return (event_id, "/p", family, "mission", market, None, None, on)
+
+
+async def _write(conn: asyncpg.Connection, sql: str, rows: list[tuple[object, ...]]) -> None:
+    writes = BufferedWrites()
+    await writes.executemany(sql, rows)
+    async with conn.transaction():
+        await writes.flush(conn)
+        await conn.execute("SELECT fold_totals()")
+
+
+async def test_a_run_stores_what_row_by_row_would_and_the_totals_count_what_it_added(
+    database_url: str,
+) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await create_schema(conn, "proj")
+        await conn.execute("SET search_path = proj, public")
+        await _write(conn, EVENT, [_event("e0", "nlib", "before")])
+
+        await _write(
+            conn,
+            EVENT,
+            [
+                _event("e1", "nlib", "first", day=9),
+                _event("e1", "nlib", "second of one key", day=1),  # skipped: the first stays
+                _event("e0", "nlib", "already there"),  # skipped
+                _event("e2", "tinl", "other family", day=2),
+            ],
+        )
+        await _write(
+            conn,
+            ACTIVITY,
+            [
+                _activity("e1", "nlib", "VN", date(2025, 3, 9)),
+                _activity("e1", "nlib", "DE", date(2025, 4, 1)),  # skipped
+                _activity("e2", "tinl", None, date(2025, 3, 2)),
+                _activity("e3", "tinl", None, date(2025, 3, 30)),
+            ],
+        )
+
+        titles = dict(await conn.fetch("SELECT event_id, title FROM events ORDER BY event_id"))
+        assert titles == {"e0": "before", "e1": "first", "e2": "other family"}
+        totals = {
+            r["family"]: (r["events"], r["last_event_at"], r["activities"])
+            for r in await conn.fetch(
+                "SELECT family, sum(events) AS events, max(last_event_at) AS last_event_at,"
+                " sum(activities) AS activities FROM family_totals GROUP BY family"
+            )
+        }
+        assert totals == {
+            "nlib": (2, AT.replace(day=9), 1),
+            "tinl": (1, AT.replace(day=2), 2),
+        }
+        months = await conn.fetch(
+            "SELECT family, market, month, sum(n) AS n FROM activity_months"
+            " GROUP BY 1, 2, 3 ORDER BY 1, 2"
+        )
+        assert [tuple(r) for r in months] == [
+            ("nlib", "VN", date(2025, 3, 1), 1),
+            ("tinl", None, date(2025, 3, 1), 2),
+        ]
+        # folded: one row per key, the statement-level triggers' rows included
+        assert await conn.fetchval("SELECT count(*) FROM family_totals") == 2
+    finally:
+        await conn.close()
