@@ -6,6 +6,7 @@ dashboard (uvicorn, consumer group, PostgreSQL) projects them; the test reads th
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -210,6 +211,30 @@ async def test_every_view_reflects_the_applied_events(
         unbounded = await queries.werkplaats(dash.pool)  # the running totals read no period
         assert projects["portfolio"] == unbounded["portfolio"][-1]
         assert (projects["sdgs_covered"], projects["graduations"]) == (4, 1)
+
+
+async def test_the_overview_lists_the_newest_open_findings_and_links_to_all_of_them(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        await dash.pool.execute(  # newer than any the rules raise (the clock says NOW)
+            "INSERT INTO findings (rule, rule_version, finding_key, severity, summary,"
+            " raised_at, updated_at) SELECT 'test-rule', 1, 'k' || n, 'warning',"
+            " 'Finding ' || n, $1::timestamptz + n * interval '1 day', $1"
+            " FROM generate_series(1, 14) n",
+            NOW,
+        )
+        page = (await dash.member.get("/")).text
+        everything = await dash.pool.fetchval("SELECT count(*) FROM findings WHERE state = 'open'")
+
+    shown = re.findall(r'<strong data-field="summary">(Finding \d+)</strong>', page)
+    assert shown == [f"Finding {n}" for n in range(14, 4, -1)]  # the newest 10
+    assert 'data-live-list="finding" data-max="10"' in page  # and so does the live feed
+    link = re.search(r'<a id="all-findings" href="/findings\?state=open">([^<]*)</a>', page)
+    assert link is not None
+    assert link.group(1) == f"All open findings ({everything})"
+    assert everything >= 14
 
 
 async def test_tables_export_as_csv_and_everything_needs_a_member(

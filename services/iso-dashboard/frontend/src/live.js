@@ -1,7 +1,7 @@
 // Live updates: one EventSource on /api/v1/stream (Server-Sent Events). New events and
 // findings are cloned from the page's <template> rows and filled with textContent only:
 // data from the stream never becomes markup.
-const MAX_ITEMS = 50;
+const MAX_ITEMS = 50; // a list may keep fewer: its data-max
 
 function fill(row, values) {
   for (const element of row.querySelectorAll("[data-field]")) {
@@ -13,7 +13,8 @@ function fill(row, values) {
 
 function prepend(list, row) {
   list.prepend(row);
-  while (list.children.length > MAX_ITEMS) list.lastElementChild.remove();
+  const max = Number(list.dataset.max) || MAX_ITEMS;
+  while (list.children.length > max) list.lastElementChild.remove();
   const empty = list.parentElement && list.parentElement.querySelector(".empty");
   if (empty) empty.remove();
 }

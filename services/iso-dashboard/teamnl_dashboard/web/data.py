@@ -20,6 +20,10 @@ from ..queries import INITIATIVE_NAMES
 from ..reference import FAMILIES
 from . import geo
 
+# The overview lists the newest open findings, then links to all of them (/findings): 50
+# rows with their forms were two thirds of the page's rendering.
+OVERVIEW_FINDINGS = 10
+
 
 class FindingRefused(ValueError):
     """The finding's state does not allow the change (e.g. acknowledging a resolved one)."""
@@ -174,7 +178,7 @@ async def _overview(
     found = (
         as_of_findings
         if as_of_findings is not None
-        else await queries.findings(conn, state="open", limit=50)
+        else await queries.findings(conn, state="open", limit=OVERVIEW_FINDINGS)
     )
     return {
         "illustrative": network["illustrative"],
@@ -197,7 +201,9 @@ async def _overview(
         ),
         "coherence_chart": chart(scores, "at", None, "score"),
         "events": await recent_events(conn, as_of=read.as_of),
-        "findings": [_finding(row) for row in found[:50]],
+        "findings": [_finding(row) for row in found[:OVERVIEW_FINDINGS]],
+        "findings_max": OVERVIEW_FINDINGS,  # the live feed keeps as many
+        "findings_open": sum(network["findings_open"].values()),
     }
 
 
