@@ -75,27 +75,17 @@ def admin_client(bootstrap: str, **overrides: object) -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(**options)
 
 
-async def ping(bootstrap: str, timeout: float = 5.0) -> bool:
-    """A real admin-client round trip: the broker answers a DescribeCluster request."""
+async def ping(bootstrap: str, timeout: float = 5.0, *, groups: bool = False) -> bool:
+    """A real admin-client round trip: the broker answers a DescribeCluster request; with
+    ``groups``, it also names a group coordinator. On a new broker the first such request
+    creates the offsets topic, and consumer groups can join only once it is there."""
     admin = admin_client(bootstrap, request_timeout_ms=int(timeout * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout)
         cluster = await asyncio.wait_for(admin.describe_cluster(), timeout)
+        if groups:
+            await asyncio.wait_for(admin.find_coordinator("teamnl-readiness"), timeout)
         return bool(cluster.get("brokers"))
-    except Exception:  # noqa: BLE001 - any failure means "not ready yet"
-        return False
-    finally:
-        await admin.close()
-
-
-async def coordinates_groups(bootstrap: str, timeout: float = 5.0) -> bool:
-    """The broker names a group coordinator. On a new broker the first such request creates
-    the offsets topic, and consumer groups can join only once it is there."""
-    admin = admin_client(bootstrap, request_timeout_ms=int(timeout * 1000))
-    try:
-        await asyncio.wait_for(admin.start(), timeout)
-        await asyncio.wait_for(admin.find_coordinator("teamnl-readiness"), timeout)
-        return True
     except Exception:  # noqa: BLE001 - any failure means "not ready yet"
         return False
     finally:

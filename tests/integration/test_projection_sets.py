@@ -1,6 +1,7 @@
 """The dashboard's set-based projection writes against a real PostgreSQL: a run of an
 insert that skips existing rows, sent as one ``unnest`` statement, stores what row by row
-would, and the running totals (statement-level triggers) count exactly the rows it added."""
+would, and the running totals (statement-level triggers) count exactly the rows it added.
+The statements are the projectors' own."""
 
 from __future__ import annotations
 
@@ -9,19 +10,13 @@ from datetime import UTC, date, datetime
 import asyncpg
 import pytest
 
+from teamnl_dashboard.projections.network import INSERT_ACTIVITY as ACTIVITY
+from teamnl_dashboard.projections.network import INSERT_EVENT as EVENT
 from teamnl_dashboard.projections.schema import create_schema
 from teamnl_dashboard.projections.writes import BufferedWrites
 
 pytestmark = pytest.mark.integration
 
-EVENT = (
-    "INSERT INTO events (event_id, source, type, family, subject, time, title)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"
-)
-ACTIVITY = (
-    "INSERT INTO activities (event_id, source, family, kind, market, country, city,"
-    " on_date) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
-)
 AT = datetime(2025, 3, 4, 12, tzinfo=UTC)
 
 

@@ -14,7 +14,7 @@ import uuid
 from importlib import resources
 from pathlib import Path
 
-from teamnl_shared.kafka import coordinates_groups, ping
+from teamnl_shared.kafka import ping
 
 from .config import KAFKA_VERSION, InfraConfig
 from .process import exclusive_lock, read_pid, terminate
@@ -186,7 +186,7 @@ def wait_ready(bootstrap: str, timeout: float, log_tail: object = None) -> None:
     while time.monotonic() < deadline:
         # Ready for consumer groups too: the first group on a new broker would otherwise
         # wait for the offsets topic to be created (the first test's, say).
-        if asyncio.run(ping(bootstrap)) and asyncio.run(coordinates_groups(bootstrap)):
+        if asyncio.run(ping(bootstrap, groups=True)):
             return
         time.sleep(0.5)
     tail = log_tail() if callable(log_tail) else ""

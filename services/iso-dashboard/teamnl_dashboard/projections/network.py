@@ -11,11 +11,20 @@ from teamnl_shared.contract.types import BudgetSpent
 
 from .titles import event_title
 
+# Inserts that skip existing rows: a batch's run of one goes as one statement (writes.py).
+INSERT_EVENT = (
+    "INSERT INTO events (event_id, source, type, family, subject, time, title)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"
+)
+INSERT_ACTIVITY = (
+    "INSERT INTO activities (event_id, source, family, kind, market, country, city,"
+    " on_date) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
+)
+
 
 async def record_event(conn: asyncpg.Connection, event: Event) -> None:
     await conn.execute(
-        "INSERT INTO events (event_id, source, type, family, subject, time, title)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        INSERT_EVENT,
         event.id,
         event.source,
         event.type,
@@ -37,8 +46,7 @@ async def record_activity(
     city: str | None = None,
 ) -> None:
     await conn.execute(
-        "INSERT INTO activities (event_id, source, family, kind, market, country, city,"
-        " on_date) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        INSERT_ACTIVITY,
         event.id,
         event.source,
         event.spec.family,
