@@ -142,7 +142,7 @@ class Dashboard:
         return found
 
 
-async def _signed_in(pool: asyncpg.Pool, base_url: str, email: str, role: str) -> httpx.AsyncClient:
+async def signed_in(pool: asyncpg.Pool, base_url: str, email: str, role: str) -> httpx.AsyncClient:
     member = await create_member(pool, email, "a long enough password 123", role)
     token, session = await auth_sessions.start(pool, SECRET, member)
     return httpx.AsyncClient(
@@ -186,8 +186,8 @@ async def running_dashboard(
         async with serve(app) as base_url:
             pool = app.state.pool
             clients = (
-                await _signed_in(pool, base_url, "member@iso.example.org", "member"),
-                await _signed_in(pool, base_url, "secretariat@iso.example.org", "secretariat"),
+                await signed_in(pool, base_url, "member@iso.example.org", "member"),
+                await signed_in(pool, base_url, "secretariat@iso.example.org", "secretariat"),
                 httpx.AsyncClient(base_url=base_url, timeout=30),
             )
             try:

@@ -9,6 +9,10 @@ live hub, the next request shows the new figure although the cache's max age is 
 Rules and the live hub also announce changes of their own (a finding raised at start-up);
 each one empties the cache, so a second request is judged only when no change reached the
 hub since the first.
+
+The page's content is kept as HTML too, rendered once per language and role: each session
+still finds its own CSRF token in the forms of that content, and a member without the
+secretariat's role finds none of its actions.
 """
 
 from __future__ import annotations
@@ -21,9 +25,16 @@ from typing import Any
 
 import pytest
 
-from dashboard_harness import Dashboard, dashboard_settings, make_event, running_dashboard
+from dashboard_harness import (
+    Dashboard,
+    dashboard_settings,
+    make_event,
+    running_dashboard,
+    signed_in,
+)
 from support import eventually
 from teamnl_dashboard import queries
+from teamnl_dashboard.web import pages, templating
 
 pytestmark = pytest.mark.integration
 
@@ -69,8 +80,9 @@ async def runs_of_a_second_request(
 ) -> int:
     """The overview's query runs of a request that follows another with no change between."""
     for _ in range(PAIRS_TRIED):
+        changes_before = changes.count  # a change during the first request also empties it
         await get_ok(dash, path)
-        runs_before, changes_before = runs.count, changes.count
+        runs_before = runs.count
         await get_ok(dash, path)
         if changes.count == changes_before:
             return runs.count - runs_before
@@ -142,3 +154,58 @@ async def test_with_no_max_age_nothing_is_kept(
     async with one_event_projected(database_url, kafka_bootstrap, 0) as (dash, changes):
         assert await runs_of_a_second_request(dash, PAGE, runs, changes) == 1
         assert await runs_of_a_second_request(dash, API, runs, changes) == 1
+
+
+FINDING_FORM_TOKEN = re.compile(
+    r'<form method="post" action="/findings/\d+/(?:acknowledge|resolve)"[^>]*>\s*'
+    r'<input type="hidden" name="csrf_token" value="([^"]+)">'
+)
+
+
+class ContentRenders:
+    """Counts the renderings of the overview's shared content."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        shared_part = pages.shared_part
+
+        def counted(*args: Any, **kwargs: Any) -> str:
+            self.count += 1
+            return shared_part(*args, **kwargs)
+
+        monkeypatch.setattr(pages, "shared_part", counted)
+
+
+async def test_the_kept_content_carries_each_sessions_own_token_and_its_roles_actions(
+    database_url: str, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    renders = ContentRenders(monkeypatch)
+    async with one_event_projected(database_url, kafka_bootstrap, AN_HOUR) as (dash, changes):
+        await dash.pool.execute(
+            "INSERT INTO findings (rule, rule_version, finding_key, severity, summary,"
+            " raised_at, updated_at) VALUES ('test-rule', 1, 'k', 'warning', 'A test finding',"
+            " now(), now())"
+        )
+        other = await signed_in(dash.pool, dash.base_url, "second@iso.example.org", "secretariat")
+        try:
+            for _ in range(PAIRS_TRIED):
+                dash.app.state.overview_cache.clear()
+                renders_before, changes_before = renders.count, changes.count
+                first = (await dash.secretariat.get(PAGE)).text
+                second = (await other.get(PAGE)).text
+                member_page = await get_ok(dash, PAGE)
+                if changes.count == changes_before:
+                    break
+            else:
+                raise AssertionError("the hub never stayed quiet for three requests")
+        finally:
+            await other.aclose()
+
+    assert renders.count - renders_before == 2  # once for the secretariat's role, once a member's
+    own, others = dash.secretariat.headers["X-CSRF-Token"], other.headers["X-CSRF-Token"]
+    assert own != others
+    assert "A test finding" in first and "A test finding" in member_page
+    assert FINDING_FORM_TOKEN.findall(first) and set(FINDING_FORM_TOKEN.findall(first)) == {own}
+    assert set(FINDING_FORM_TOKEN.findall(second)) == {others}
+    assert FINDING_FORM_TOKEN.findall(member_page) == []
+    assert all(templating.CSRF_SLOT not in page for page in (first, second, member_page))

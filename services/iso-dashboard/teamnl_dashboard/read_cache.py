@@ -9,7 +9,9 @@ listening nothing is served from it, and an entry is never older than ``max_age_
 (``DASHBOARD_OVERVIEW_CACHE_SECONDS``; 0 turns the cache off), so a lost notification or
 a change nothing announces (the coherence score's snapshot) shows within that time.
 
-Concurrent misses of one key share one computation. Only plain data is kept, never what
+Concurrent misses of one key share one computation. Only what many sessions share is kept:
+plain data, and the overview's content rendered per language and role, whose forms carry a
+slot for the CSRF token instead of a session's (`web.templating.shared_part`). Never what
 belongs to a member or a session; callers must not change what they are given, since
 other requests are given the same object.
 """

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
+from markupsafe import Markup
 
 from ..auth.config import auth_config, pool_of
 from ..auth.dependencies import CurrentMember, require_role
@@ -17,7 +18,7 @@ from ..period import Reading
 from ..read_cache import ReadCache, overview_key
 from ..reading import CurrentReading, findings_of, is_past, rules_as_of, score_as_of_series
 from . import data, i18n
-from .templating import STATIC, render
+from .templating import STATIC, render, shared_part
 
 router = APIRouter(include_in_schema=False)
 Secretariat = Annotated[Member, Depends(require_role(Role.SECRETARIAT))]
@@ -37,8 +38,27 @@ async def _as_of_findings(request: Request, read: Reading) -> list[dict[str, Any
 
 @router.get("/")
 async def overview(request: Request, member: CurrentMember, read: CurrentReading) -> Response:
-    view = await _overview(request, read)
-    return await render(request, "overview.html", {**view, **_reading(request, read)})
+    language = i18n.negotiate(request)
+    main = await _overview_main(request, read, member, language)
+    return await render(
+        request, "overview.html", _reading(request, read), language=language, parts={"main": main}
+    )
+
+
+async def _overview_main(request: Request, read: Reading, member: Member, language: str) -> Markup:
+    """The overview's content as HTML: for the current reading, rendered once per language and
+    role between two changes (`read_cache`), like the data it shows."""
+
+    async def compute() -> dict[str, Any]:
+        view = {**await _overview(request, read), **_reading(request, read)}
+        html = shared_part("_overview_main.html", language, member=member, path="/", **view)
+        return {"html": html}
+
+    if is_past(request, read):
+        return (await compute())["html"]
+    cache: ReadCache = request.app.state.overview_cache
+    key = (overview_key("page-html", read), language, member.role)
+    return (await cache.get(key, compute))["html"]
 
 
 async def _overview(request: Request, read: Reading) -> dict[str, Any]:
