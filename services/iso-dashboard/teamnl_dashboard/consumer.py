@@ -58,6 +58,9 @@ the process must stay within its memory budget however many there are."""
 PARTITION_FETCH_BYTES = 1024 * 1024
 """What a process's consumers buffer per partition ahead of their fetches (Kafka's default
 for one consumer)."""
+FETCH_MIN_BYTES = 64 * 1024
+"""A fetch with less than this waits up to ``DASHBOARD_FETCH_WAIT_MS`` for more (about 100
+events): under a backlog fetches are full at once; at a low rate events share a batch."""
 DeadLetterCounter = Callable[[str, str], None]
 """Called once per dead letter: (original topic, reason kind ``invalid-event``/``poison``)."""
 Wake = Callable[[], None]
@@ -263,11 +266,20 @@ def build_consumer(
         consumer_options={
             "max_poll_records": max(1, LIVE_BATCH // settings.consumers),
             "max_partition_fetch_bytes": PARTITION_FETCH_BYTES // settings.consumers,
+            **_fetch_wait(settings.fetch_wait_ms),
             "session_timeout_ms": settings.consumer_session_timeout_ms,
             "heartbeat_interval_ms": settings.consumer_session_timeout_ms // 5,
         },
         tracer=tracer,
     )
+
+
+def _fetch_wait(milliseconds: int) -> dict[str, int]:
+    """Kafka answers a fetch once it has `FETCH_MIN_BYTES` or after `milliseconds`; with 0,
+    as soon as it has any record (Kafka's default, which waits up to 500 ms for one)."""
+    if milliseconds == 0:
+        return {"fetch_min_bytes": 1, "fetch_max_wait_ms": 500}
+    return {"fetch_min_bytes": FETCH_MIN_BYTES, "fetch_max_wait_ms": milliseconds}
 
 
 class Runnable(Protocol):

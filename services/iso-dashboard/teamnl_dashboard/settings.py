@@ -105,6 +105,16 @@ class DashboardSettings(ServiceSettings):
         " more work off a backlog faster but cost memory and CPU per event at low rates",
     )
     consumer_session_timeout_ms: int = Field(10_000, ge=6_000)
+    fetch_wait_ms: int = Field(
+        20,
+        ge=0,
+        le=500,
+        description="how long Kafka holds a fetch for more records while less than"
+        " `FETCH_MIN_BYTES` (64 KiB) has arrived: at a low rate one transaction, NOTIFY and"
+        " offset commit then carry this many milliseconds of events instead of each event"
+        " its own, and events wait at most this long for it (0: a fetch answers as soon as"
+        " any record has arrived)",
+    )
     consumer_stall_seconds: float = Field(
         60.0, gt=0, description="/readyz reports the consumer stalled after failing this long"
     )
