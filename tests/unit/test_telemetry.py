@@ -351,6 +351,8 @@ async def test_fastapi_requests_are_traced_and_access_logged_without_headers(
 
     server_spans = [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
     assert [s.name for s in server_spans] == ["GET /events/{event_id}"]
+    # one span per request: none per ASGI message (``http send`` / ``http receive``)
+    assert [s.name for s in spans.get_finished_spans()] == ["GET /events/{event_id}"]
     access = [line for line in log_lines(log_stream) if line["logger"] == "teamnl.access"]
     assert [line["path"] for line in access] == ["/events/e1", "/healthz"]
     first = access[0]

@@ -86,12 +86,15 @@ class Telemetry:
         return Metrics(self.meter)
 
     def instrument_fastapi(self, app: FastAPI) -> None:
-        """Server spans and HTTP metrics for `app`; probes and scrapes are not traced."""
+        """Server spans and HTTP metrics for `app`; probes and scrapes are not traced, nor is
+        each ASGI message of a request (the internal ``http send`` / ``http receive`` spans:
+        two or more per request, which tell nothing the server span does not)."""
         FastAPIInstrumentor.instrument_app(
             app,
             tracer_provider=self.tracer_provider,
             meter_provider=self.meter_provider,
             excluded_urls=",".join(UNTRACED_PATHS),
+            exclude_spans=["receive", "send"],
         )
 
     def instrument_asyncpg(self) -> None:
