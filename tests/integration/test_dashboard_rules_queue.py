@@ -16,6 +16,8 @@ from teamnl_dashboard.database import create_dashboard_pool, prepare_database
 from teamnl_dashboard.rules import Facts, Hit, RulesEngine
 from teamnl_dashboard.rules import engine as engine_module
 from teamnl_dashboard.rules.engine import RULES_LOCK
+from teamnl_dashboard.rules.facts import scoped_parts
+from teamnl_dashboard.rules.model import Scope
 from teamnl_dashboard.rules.pending import RulesWorker
 from teamnl_shared.db import transaction
 
@@ -145,3 +147,32 @@ async def test_a_scoped_rule_judges_a_large_portfolio_in_parts(
         await dash.publish(nairobi)  # NLIB goes to Kenya: no project there is isolated
         await dash.wait_findings("isolated-project", "resolved", 5)
         assert await dash.findings("isolated-project", "open") == []
+
+
+async def test_a_scoped_rule_reads_its_projects_a_part_at_a_time(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """The keys come through a cursor, `size` at a time, however many projects there are;
+    other statements of the transaction run between two parts."""
+    settings = dashboard_settings(database_url, kafka_bootstrap, rules_interval_seconds=3600)
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        await dash.publish(*(isolated_project(f"wp-ke-{i}") for i in range(5)))
+        await dash.publish(make_event(ONBOARDED, project_id="wp-gh-0", country="GH", time=NOW))
+        await dash.wait_applied(6)
+        async with transaction(dash.pool) as conn:
+            everything = []
+            async for part in scoped_parts(conn, None, 2):
+                everything.append(part)
+                reading = await conn.fetchval(  # the keys' query, still open between parts
+                    "SELECT count(*) FROM pg_cursors"
+                    " WHERE statement LIKE 'SELECT project_id FROM wp_projects%'"
+                )
+                assert reading == 1, await conn.fetch("SELECT * FROM pg_cursors")
+            named = Scope(projects=frozenset({"wp-gh-0"}), countries=frozenset({"KE"}))
+            scoped = [part async for part in scoped_parts(conn, named, 4)]
+            nothing = [part async for part in scoped_parts(conn, Scope(), 4)]
+
+    kenya = [f"wp-ke-{i}" for i in range(5)]
+    assert everything == [["wp-gh-0", *kenya[:1]], kenya[1:3], kenya[3:5]]
+    assert scoped == [["wp-gh-0", *kenya[:3]], kenya[3:5]]
+    assert nothing == []

@@ -29,7 +29,7 @@ from teamnl_shared.db import transaction
 
 from ..period import end_of_day
 from .catalogue import Rule, ScopedRule, operational
-from .facts import SCOPED_FACTS, FactContext, load_facts, scoped_keys, stale_keys
+from .facts import SCOPED_FACTS, FactContext, load_facts, scoped_parts, stale_keys
 from .findings import reconcile
 from .model import Hit, Scope
 from .score import (
@@ -165,10 +165,9 @@ class RulesEngine:
         shared = await load_facts(
             conn, rule.needs - SCOPED_FACTS, FactContext(now, self._allocations)
         )
-        keys = await scoped_keys(conn, scope)
         changed = 0
-        for start in range(0, len(keys), PART_SIZE):
-            part = Scope(projects=frozenset(keys[start : start + PART_SIZE]))
+        async for keys in scoped_parts(conn, scope, PART_SIZE):
+            part = Scope(projects=frozenset(keys))
             own = await load_facts(
                 conn, rule.needs & SCOPED_FACTS, FactContext(now, self._allocations, part)
             )

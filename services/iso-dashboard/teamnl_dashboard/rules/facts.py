@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -443,20 +443,25 @@ SCOPED_FACTS = frozenset({"projects"})
 """The facts whose loaders read only the context's scope (a scoped rule's part)."""
 
 
-async def scoped_keys(conn: asyncpg.Connection, scope: Scope | None) -> list[str]:
-    """What a scoped rule judges within `scope` (None: everything): the projects it names
-    and the projects in its countries, by id."""
+async def scoped_parts(
+    conn: asyncpg.Connection, scope: Scope | None, size: int
+) -> AsyncIterator[list[str]]:
+    """What a scoped rule judges within `scope` (None: everything), `size` keys at a time by
+    id: the projects it names and the projects in its countries. Read through a cursor, a
+    part at a time, so that what is held is bounded by `size`, not by the portfolio (the
+    caller's transaction keeps the cursor; it may run other statements between parts)."""
     if scope is None:
-        rows = await conn.fetch("SELECT project_id FROM wp_projects ORDER BY project_id")
+        cursor = await conn.cursor("SELECT project_id FROM wp_projects ORDER BY project_id")
     else:
-        rows = await conn.fetch(
+        cursor = await conn.cursor(
             "SELECT project_id FROM wp_projects WHERE project_id IN (SELECT unnest($1::text[]))"
             " UNION SELECT project_id FROM wp_projects"
             " WHERE country IN (SELECT unnest($2::text[])) ORDER BY 1",
             sorted(scope.projects),
             sorted(scope.countries),
         )
-    return [r["project_id"] for r in rows]
+    while rows := await cursor.fetch(size):
+        yield [r["project_id"] for r in rows]
 
 
 async def stale_keys(conn: asyncpg.Connection, rule: str) -> list[str]:
