@@ -123,9 +123,22 @@ async def test_a_scoped_rule_judges_a_large_portfolio_in_parts(
     monkeypatch.setattr(engine_module, "load_facts", recorded)
     settings = dashboard_settings(database_url, kafka_bootstrap, rules_interval_seconds=3600)
     async with running_dashboard(settings, FakeClock(NOW)) as dash:
-        await dash.publish(*(isolated_project(f"wp-ke-{i}") for i in range(5)))
-        found = await dash.wait_findings("isolated-project", "open", 5)
+        async with dash.app.state.hub.subscribe() as announced:
+            await dash.publish(*(isolated_project(f"wp-ke-{i}") for i in range(5)))
+            found = await dash.wait_findings("isolated-project", "open", 5)
+            told = set()  # each finding raised is announced, and recorded in its history
+            while len(told) < 5:
+                message = await asyncio.wait_for(announced.get(), 30)
+                if message.get("rule") == "isolated-project" and message["state"] == "open":
+                    told.add(message["id"])
         assert sorted(f["finding_key"] for f in found) == [f"wp-ke-{i}" for i in range(5)]
+        assert told == {f["id"] for f in found}
+        history = await dash.pool.fetch(
+            "SELECT finding_id, state, changed_by FROM finding_changes"
+            " WHERE finding_id = ANY($1::bigint[])",
+            sorted(told),
+        )
+        assert sorted(tuple(h) for h in history) == sorted((i, "open", "rules") for i in told)
 
         await dash.pool.execute("DELETE FROM proj.wp_projects WHERE project_id = 'wp-ke-4'")
         parts.clear()

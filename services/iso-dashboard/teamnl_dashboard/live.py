@@ -28,9 +28,17 @@ _QUEUE_SIZE = 256
 
 async def notify(conn: asyncpg.Connection, payload: dict[str, Any]) -> None:
     """Announce a change; inside a transaction it is delivered when that commits."""
-    await conn.execute(
-        "SELECT pg_notify($1, $2)", CHANNEL, json.dumps(payload, separators=(",", ":"), default=str)
-    )
+    await notify_each(conn, [payload])
+
+
+async def notify_each(conn: asyncpg.Connection, payloads: list[dict[str, Any]]) -> None:
+    """Announce each of `payloads`, in order, in one statement (as :func:`notify` does one)."""
+    if payloads:
+        await conn.execute(
+            "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+            CHANNEL,
+            [json.dumps(payload, separators=(",", ":"), default=str) for payload in payloads],
+        )
 
 
 class LiveHub:

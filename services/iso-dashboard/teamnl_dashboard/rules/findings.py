@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from ..live import notify
+from ..live import notify, notify_each
 from .model import Hit
 
 SYSTEM_ACTOR = "rules"
@@ -44,8 +44,7 @@ async def reconcile(
     raised = await _upsert(conn, rule, version, changed, now)
     gone = [key for key in live if key not in unique]
     cleared = await _clear(conn, rule, gone, now)
-    for row in [*raised, *cleared]:
-        await _announce(conn, row, now)
+    await _announce(conn, [*raised, *cleared], now)
     return len(raised) + len(cleared)
 
 
@@ -141,18 +140,32 @@ async def _clear(
     return [row for row in rows if row["was"] != "resolved"]
 
 
-async def _announce(conn: asyncpg.Connection, row: asyncpg.Record, now: datetime) -> None:
-    if row["raised"] or row["state"] == "resolved":
-        await _record_change(conn, row["id"], row["state"], SYSTEM_ACTOR, now)
-    await notify(
+async def _announce(conn: asyncpg.Connection, rows: list[asyncpg.Record], now: datetime) -> None:
+    """Record the raised and resolved findings of `rows` in their history, and announce every
+    one, in this order: one statement each, however many (a part's evaluation can change
+    thousands)."""
+    changes = [row for row in rows if row["raised"] or row["state"] == "resolved"]
+    if changes:
+        await conn.execute(
+            "INSERT INTO finding_changes (finding_id, state, changed_by, changed_at)"
+            " SELECT c.id, c.state, $3, $4 FROM unnest($1::bigint[], $2::text[]) AS c(id, state)",
+            [row["id"] for row in changes],
+            [row["state"] for row in changes],
+            SYSTEM_ACTOR,
+            now,
+        )
+    await notify_each(
         conn,
-        {
-            "kind": "finding",
-            "id": row["id"],
-            "rule": row["rule"],
-            "state": row["state"],
-            "severity": row["severity"],
-        },
+        [
+            {
+                "kind": "finding",
+                "id": row["id"],
+                "rule": row["rule"],
+                "state": row["state"],
+                "severity": row["severity"],
+            }
+            for row in rows
+        ],
     )
 
 
