@@ -219,10 +219,6 @@ class Consumers:
         return sum(member.applied_total for member in self.members)
 
     @property
-    def duplicate_total(self) -> int:
-        return sum(member.duplicate_total for member in self.members)
-
-    @property
     def deadletter_total(self) -> int:
         return sum(member.deadletter_total for member in self.members)
 

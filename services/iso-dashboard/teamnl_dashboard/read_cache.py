@@ -22,11 +22,11 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, TypeVar
 
 from .period import Reading
 
-View: TypeAlias = dict[str, Any]
+Value = TypeVar("Value")
 MAX_ENTRIES = 64  # readings kept at once; the usual one is this year as of today
 
 
@@ -39,7 +39,7 @@ def overview_key(view: str, read: Reading) -> Hashable:
 @dataclass(frozen=True)
 class _Entry:
     started_at: float
-    value: asyncio.Future[View]
+    value: asyncio.Future[Any]
 
 
 class ReadCache:
@@ -57,7 +57,7 @@ class ReadCache:
         self._clock = clock
         self._entries: dict[Hashable, _Entry] = {}
 
-    async def get(self, key: Hashable, compute: Callable[[], Awaitable[View]]) -> View:
+    async def get(self, key: Hashable, compute: Callable[[], Awaitable[Value]]) -> Value:
         """The value of `key`, computed by `compute` unless a fresh one is kept."""
         if self._max_age <= 0 or not self._live():
             return await compute()
@@ -71,7 +71,7 @@ class ReadCache:
         """Forget every value; computations under way finish for those already waiting."""
         self._entries.clear()
 
-    def _start(self, key: Hashable, compute: Callable[[], Awaitable[View]]) -> _Entry:
+    def _start(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> _Entry:
         self._make_room()
         entry = _Entry(self._clock(), asyncio.ensure_future(compute()))
         self._entries[key] = entry
@@ -86,7 +86,7 @@ class ReadCache:
         while len(self._entries) >= MAX_ENTRIES:
             del self._entries[next(iter(self._entries))]  # the oldest
 
-    def _forget_failure(self, key: Hashable, entry: _Entry, done: asyncio.Future[View]) -> None:
+    def _forget_failure(self, key: Hashable, entry: _Entry, done: asyncio.Future[Any]) -> None:
         """A failed computation is not kept: the next request tries again."""
         failed = done.cancelled() or done.exception() is not None  # (marks it retrieved)
         if failed and self._entries.get(key) is entry:

@@ -202,7 +202,6 @@ async def _overview(
         "coherence_chart": chart(scores, "at", None, "score"),
         "events": await recent_events(conn, as_of=read.as_of),
         "findings": [_finding(row) for row in found[:OVERVIEW_FINDINGS]],
-        "findings_max": OVERVIEW_FINDINGS,  # the live feed keeps as many
         "findings_open": sum(network["findings_open"].values()),
     }
 

@@ -49,16 +49,21 @@ async def _overview_main(request: Request, read: Reading, member: Member, langua
     """The overview's content as HTML: for the current reading, rendered once per language and
     role between two changes (`read_cache`), like the data it shows."""
 
-    async def compute() -> dict[str, Any]:
+    async def compute() -> Markup:
         view = {**await _overview(request, read), **_reading(request, read)}
-        html = shared_part("_overview_main.html", language, member=member, path="/", **view)
-        return {"html": html}
+        return shared_part(
+            "_overview_main.html",
+            language,
+            member=member,
+            path="/",
+            findings_max=data.OVERVIEW_FINDINGS,  # the live feed keeps as many
+            **view,
+        )
 
     if is_past(request, read):
-        return (await compute())["html"]
+        return await compute()
     cache: ReadCache = request.app.state.overview_cache
-    key = (overview_key("page-html", read), language, member.role)
-    return (await cache.get(key, compute))["html"]
+    return await cache.get((overview_key("page-html", read), language, member.role), compute)
 
 
 async def _overview(request: Request, read: Reading) -> dict[str, Any]:
