@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
 from dashboard_harness import FakeClock, dashboard_settings, make_event, running_dashboard
 from support import eventually
+from teamnl_dashboard.rules import pair_activities
+from teamnl_dashboard.rules.facts import FactContext, load_facts
+from teamnl_dashboard.rules.model import ActivityFact
 from teamnl_shared.contract.topics import deadletter_topic
 from teamnl_shared.kafka import manual_commit_consumer
 
@@ -99,6 +102,49 @@ async def test_duplication_in_a_market_and_joint_action_counted_instead(dash) ->
     score = (await dash.get("/api/v1/coherence/score"))["current"]
     # one joint action, and China worked by NLIB and TINL: one complementary link
     assert score["joint_actions"] == 2 and score["duplications"] == 0
+
+
+async def test_the_rules_read_only_the_activities_that_pair(dash) -> None:
+    """The duplication rule's facts are the activities abroad with one of the other family
+    in the same foreign market within the window: nothing at home, nothing out of reach,
+    and no pair of the whole history lost."""
+    held = [  # id, family, market, country, city, start, end
+        ("m-cn", "nlib", "CN", "CN", "Shanghai", "2019-05-01", "2019-05-04"),
+        ("a-cn-near", "tinl", "CN", "CN", "Beijing", "2019-05-20", "2019-05-21"),
+        ("a-cn-far", "tinl", "CN", "CN", "Beijing", "2019-09-01", "2019-09-02"),
+        ("a-cn-home", "tinl", "CN", "NL", "Tilburg", "2019-05-02", "2019-05-03"),
+        ("m-us", "nlib", "US", "US", "New York", "2019-03-01", "2019-03-02"),
+        ("a-nyc", "tinl", "smart-cities", "US", "New York", "2019-03-30", "2019-03-31"),
+        ("m-vn", "nlib", "VN", "VN", "Hanoi", "2019-05-01", "2019-05-02"),
+        ("a-de", "tinl", "DE", "DE", "Hannover", "2019-05-01", "2019-05-02"),
+    ]
+    published = [
+        mission(id_, country, city, start, end)
+        if family == "nlib"
+        else activity(id_, market, city, start, end, country)
+        for id_, family, market, country, city, start, end in held
+    ]
+    await dash.publish(*published)
+    await dash.wait_applied(len(published))
+    every = tuple(
+        ActivityFact(*fields[:5], *map(date.fromisoformat, fields[5:]), e.id)
+        for fields, e in zip(held, published, strict=True)
+    )
+
+    async def loaded(window: int | None, as_of: date | None = None) -> set[str]:
+        async with dash.pool.acquire() as conn:
+            context = FactContext(NOW, {}, as_of=as_of, pair_window_days=window)
+            facts = await load_facts(conn, {"paired_activities"}, context)
+        days = 30 if window is None else window
+        assert pair_activities(facts.paired_activities, days) == pair_activities(
+            tuple(a for a in every if not as_of or a.start_date <= as_of), days
+        )
+        return {a.activity_id for a in facts.paired_activities}
+
+    assert await loaded(30) == {"m-cn", "a-cn-near", "m-us", "a-nyc"}
+    assert await loaded(None) == {"m-cn", "a-cn-near", "a-cn-far", "m-us", "a-nyc"}
+    assert await loaded(30, as_of=date(2019, 5, 19)) == {"m-us", "a-nyc"}  # not yet near
+    assert await loaded(20) == {"m-cn", "a-cn-near"}  # New York's were 28 days apart
 
 
 async def test_isolated_werkplaats_project_until_nlib_goes_there(dash) -> None:

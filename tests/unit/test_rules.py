@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
+
 from dashboard_harness import make_event
+from teamnl_dashboard.reference import market_of
 from teamnl_dashboard.rules import Facts, Severity, all_rules, build_engine, describe
 from teamnl_dashboard.rules.catalogue import (
     BudgetOffPace,
@@ -88,6 +92,52 @@ def test_pairs_are_joint_in_the_same_city_on_overlapping_dates() -> None:
     other = act("t4", "tinl", "DE", date(2019, 5, 1))
     pairs = pair_activities((nlib, joint, apart, far, other), window_days=30)
     assert {(p.tinl.activity_id, p.joint) for p in pairs} == {("t1", True), ("t2", False)}
+
+
+def every_pair(activities: tuple[ActivityFact, ...], window_days: int) -> list[tuple]:
+    """The definition: each NLIB x TINL activity abroad in one foreign market whose date
+    ranges are at most `window_days` apart, in the order of `activities`."""
+    abroad = [
+        (a, market_of(a.market, a.country))
+        for a in activities
+        if a.country != "NL" and market_of(a.market, a.country)
+    ]
+    return [
+        (a.activity_id, b.activity_id)
+        for a, market_a in abroad
+        if a.family == "nlib"
+        for b, market_b in abroad
+        if b.family == "tinl"
+        and market_a == market_b
+        and (b.start_date - a.end_date).days <= window_days
+        and (a.start_date - b.end_date).days <= window_days
+    ]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_pairing_finds_exactly_the_pairs_of_its_definition(seed: int) -> None:
+    """Random missions and activities, some long, some at home, a few markets, dates
+    crowded into a year: the sorted sweep misses no pair and adds none."""
+    rng = random.Random(seed)
+    start = date(2019, 1, 1)
+    activities = tuple(
+        act(
+            f"{family[0]}{i:03d}",
+            family,
+            rng.choice(("CN", "DE", "smart-cities")),
+            start + timedelta(days=rng.randrange(365)),
+            days=rng.choice((0, 1, 4, 20, 90)),
+            country=rng.choice(("CN", "DE", "US", "NL")),
+        )
+        for i, family in enumerate(rng.choice(("nlib", "tinl")) for _ in range(120))
+    )
+    position = {a.activity_id: i for i, a in enumerate(activities)}
+    for window in (0, 5, 30):
+        pairs = pair_activities(activities, window)
+        found = [(p.nlib.activity_id, p.tinl.activity_id) for p in pairs]
+        # grouped by market; per mission its partners in the order of `activities`
+        assert sorted(found, key=lambda ids: position[ids[0]]) == every_pair(activities, window)
+    assert len(every_pair(activities, 30)) > len(every_pair(activities, 0)) > 0
 
 
 def test_market_duplication_raises_the_pairs_that_did_not_act_together() -> None:

@@ -10,6 +10,7 @@ Bump ``version`` when a rule's meaning changes.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -173,19 +174,34 @@ def pair_activities(activities: tuple[ActivityFact, ...], window_days: int) -> l
 
     Acting together = overlapping dates in the same city (e.g. a TINL fair during an NLIB
     mission); otherwise two initiatives worked the same market apart (duplication).
+
+    Per market, the TINL activities are sorted by start; a mission looks only at those that
+    start between its own start less the window and the longest activity, and its end plus
+    the window (no other can be within the window), so the cost grows with the pairs, not
+    with missions times activities. Pairs keep the order of `activities`.
     """
     by_market: dict[str, dict[str, list[ActivityFact]]] = defaultdict(lambda: defaultdict(list))
     for activity in activities:
         market = market_of(activity.market, activity.country)
         if market is not None and activity.country != HOME_COUNTRY:
             by_market[market][activity.family].append(activity)
-    return [
-        Pair(a, b, _overlap(a, b) and _same_city(a, b))
-        for families in by_market.values()
-        for a in families["nlib"]
-        for b in families["tinl"]
-        if _gap_days(a, b) <= window_days
-    ]
+    window = timedelta(days=window_days)
+    pairs: list[Pair] = []
+    for families in by_market.values():
+        tinl = families["tinl"]
+        by_start = sorted(range(len(tinl)), key=lambda i: tinl[i].start_date)
+        starts = [tinl[i].start_date for i in by_start]
+        longest = max((b.end_date - b.start_date for b in tinl), default=timedelta(0))
+        longest = max(longest, timedelta(0))
+        for a in families["nlib"]:
+            low = bisect_left(starts, a.start_date - window - longest)
+            high = bisect_right(starts, a.end_date + window)
+            pairs.extend(
+                Pair(a, b, _overlap(a, b) and _same_city(a, b))
+                for b in (tinl[i] for i in sorted(by_start[low:high]))
+                if _gap_days(a, b) <= window_days
+            )
+    return pairs
 
 
 @dataclass(frozen=True)

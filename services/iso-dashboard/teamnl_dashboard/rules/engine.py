@@ -28,7 +28,7 @@ from teamnl_shared.contract.envelope import Event
 from teamnl_shared.db import transaction
 
 from ..period import end_of_day
-from .catalogue import Rule, ScopedRule, operational
+from .catalogue import MarketDuplication, Rule, ScopedRule, operational
 from .facts import SCOPED_FACTS, FactContext, load_facts, scoped_parts, stale_keys
 from .findings import reconcile
 from .model import Hit, Scope
@@ -67,10 +67,20 @@ class RulesEngine:
         self.clock = clock
         self._allocations = dict(allocations_cents)
         self._window = duplication_window_days
+        self._pair_window = max(
+            [duplication_window_days]
+            + [r.overlap_window_days for r in self.rules if isinstance(r, MarketDuplication)]
+        )
+        """The days within which activities pair for the score and the duplication rule."""
         self._by_trigger: dict[str, list[Rule]] = {}
         for rule in self.rules:
             for event_type in rule.triggers:
                 self._by_trigger.setdefault(event_type, []).append(rule)
+
+    def _context(
+        self, now: datetime, scope: Scope | None = None, as_of: date | None = None
+    ) -> FactContext:
+        return FactContext(now, self._allocations, scope, as_of, self._pair_window)
 
     def rule(self, name: str) -> Rule:
         return next(rule for rule in self.rules if rule.name == name)
@@ -144,9 +154,7 @@ class RulesEngine:
         whole = [rule for rule in rules if not isinstance(rule, ScopedRule)]
         changed = 0
         if whole:
-            facts = await load_facts(
-                conn, {n for r in whole for n in r.needs}, FactContext(now, self._allocations)
-            )
+            facts = await load_facts(conn, {n for r in whole for n in r.needs}, self._context(now))
             for rule in whole:
                 hits = rule.check(facts, now)
                 changed += await reconcile(conn, rule.name, rule.version, hits, now)
@@ -162,15 +170,11 @@ class RulesEngine:
         """Judge a scoped rule's projects (those of `scope`; None: all) `PART_SIZE` at a
         time, so that what one evaluation holds is bounded by that, not by the portfolio;
         a whole evaluation also ends the findings of projects no longer there."""
-        shared = await load_facts(
-            conn, rule.needs - SCOPED_FACTS, FactContext(now, self._allocations)
-        )
+        shared = await load_facts(conn, rule.needs - SCOPED_FACTS, self._context(now))
         changed = 0
         async for keys in scoped_parts(conn, scope, PART_SIZE):
             part = Scope(projects=frozenset(keys))
-            own = await load_facts(
-                conn, rule.needs & SCOPED_FACTS, FactContext(now, self._allocations, part)
-            )
+            own = await load_facts(conn, rule.needs & SCOPED_FACTS, self._context(now, part))
             facts = replace(
                 shared, **{name: getattr(own, name) for name in rule.needs & SCOPED_FACTS}
             )
@@ -195,7 +199,7 @@ class RulesEngine:
 
     async def snapshot_score(self, conn: asyncpg.Connection) -> None:
         now = self.clock()
-        facts = await load_facts(conn, {"paired_activities"}, FactContext(now, self._allocations))
+        facts = await load_facts(conn, {"paired_activities"}, self._context(now))
         score = coherence_score(
             facts.paired_activities,
             await open_findings_by_severity(conn),
@@ -214,7 +218,7 @@ class RulesEngine:
         facts = await load_facts(
             conn,
             {"paired_activities", *(n for r in rules for n in r.needs)},
-            FactContext(now, self._allocations, None, as_of),
+            self._context(now, as_of=as_of),
         )
         hits = [(rule, hit) for rule in rules for hit in rule.check(facts, now)]
         by_severity = Counter(hit.severity.value for _, hit in hits)

@@ -12,7 +12,7 @@ from teamnl_shared.contract.topics import PUBLISHED_BY
 
 from ..period import end_of_day
 from ..quality import MAX_WINDOW_HOURS
-from ..reference import TINL_PARTNERS, WERKPLAATS_TARGET_FIRST_YEAR, market_of
+from ..reference import HOME_COUNTRY, TINL_PARTNERS, WERKPLAATS_TARGET_FIRST_YEAR, market_of
 from .model import (
     ActivityFact,
     BudgetFact,
@@ -34,8 +34,10 @@ Loader = Callable[[asyncpg.Connection, "FactContext"], Awaitable[tuple[Any, ...]
 
 class FactContext:
     """What loaders need besides the connection: the clock's now, the allocations, for an
-    evaluation of what a batch of events changed its scope (None: everything) and, for a
-    reading as of a past date, that date: facts dated after it are left out."""
+    evaluation of what a batch of events changed its scope (None: everything), for a
+    reading as of a past date that date (facts dated after it are left out), and the days
+    within which an NLIB and a TINL activity pair (None: every activity abroad in a market
+    both worked is read)."""
 
     def __init__(
         self,
@@ -43,11 +45,13 @@ class FactContext:
         allocations_cents: Mapping[str, int],
         scope: Scope | None = None,
         as_of: date | None = None,
+        pair_window_days: int | None = None,
     ) -> None:
         self.now = now
         self.allocations_cents = allocations_cents
         self.scope = scope
         self.as_of = as_of
+        self.pair_window_days = pair_window_days
 
     def known(self, day: date | None) -> bool:
         """Whether a fact dated `day` is known at the reading's date."""
@@ -135,13 +139,40 @@ SELECT a.* FROM place CROSS JOIN LATERAL (
 ) a"""
 )
 _PLACE_LIST = _EACH_PLACE + " SELECT m, c, ci FROM place"  # noqa: S608 - constants
-_IN_PLACES = (
-    "{activity} WHERE {where} AND ({m}, {c}, {ci}) IN"
-    " (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))"
+_IN_PLACES = """
+SELECT a.*, p.mk FROM unnest(${m_}::text[], ${c_}::text[], ${ci_}::text[], ${mk_}::text[])
+    p (m, c, ci, mk)
+CROSS JOIN LATERAL ({activity} WHERE {where} AND ({m}, {c}, {ci}) = (p.m, p.c, p.ci)
+    AND ($1::date IS NULL OR start_date <= $1)) a"""
+"""A family's activities in the given places (one place index probe each), known at the
+reading's date ($1), each with its place's foreign market (``mk``)."""
+_PAIRABLE = """
+WITH a AS ({nlib} UNION ALL {tinl}), near AS (
+    SELECT a.*,
+        max(end_date) FILTER (WHERE family = 'nlib') OVER before AS nlib_end,
+        max(end_date) FILTER (WHERE family = 'tinl') OVER before AS tinl_end,
+        min(start_date) FILTER (WHERE family = 'nlib') OVER after AS nlib_start,
+        min(start_date) FILTER (WHERE family = 'tinl') OVER after AS tinl_start
+    FROM a WINDOW
+        before AS (PARTITION BY mk ORDER BY start_date
+                   RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
+        after AS (PARTITION BY mk ORDER BY start_date DESC
+                  RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 )
+SELECT id, family, market, country, city, start_date, end_date, ev FROM near
+WHERE $2::int IS NULL OR CASE family
+    WHEN 'nlib' THEN tinl_end >= start_date - $2::int OR tinl_start <= end_date + $2::int
+    ELSE nlib_end >= start_date - $2::int OR nlib_start <= end_date + $2::int END"""
+"""The activities of the given places that have one of the other family in the same foreign
+market within $2 days (``catalogue._gap_days``); every one when $2 is null. In one sort per
+market by start, each way (frames from the partition's edge, so that each aggregate runs
+once over the rows): an activity of the other family that started no later than this one is
+near when its end is (the latest such end), one that started later when its start is (the
+earliest such start); every activity ends on or after its start (the contract's
+``not_before``)."""
 
 
-def _sql(template: str, family: str) -> str:
+def _sql(template: str, family: str, **more: object) -> str:
     table, id_, ev, where, (m, c, ci) = _PLACES[family]
     names = {
         "table": table,
@@ -153,7 +184,7 @@ def _sql(template: str, family: str) -> str:
         "c": c,
         "ci": ci,
     }
-    return template.format(activity=_ACTIVITY.format(**names), **names)
+    return template.format(activity=_ACTIVITY.format(**names), **names, **more)
 
 
 async def _places(conn: asyncpg.Connection, family: str) -> list[tuple[str, str, str]]:
@@ -161,30 +192,33 @@ async def _places(conn: asyncpg.Connection, family: str) -> list[tuple[str, str,
     return [(r["m"], r["c"], r["ci"]) for r in rows]
 
 
-async def _activities_in(
-    conn: asyncpg.Connection, family: str, places: list[tuple[str, str, str]]
-) -> list[asyncpg.Record]:
-    if not places:
-        return []
-    return await conn.fetch(_sql(_IN_PLACES, family), *map(list, zip(*places, strict=True)))
-
-
 async def _paired_activities(
     conn: asyncpg.Connection, ctx: FactContext
 ) -> tuple[ActivityFact, ...]:
-    """The activities of the foreign markets where both NLIB and TINL were active: the
-    only ones that can pair."""
-    places = {family: await _places(conn, family) for family in _PLACES}
-    markets = [{market_of(m, c) for m, c, _ in found} for found in places.values()]
-    both = set.intersection(*markets) - {None}
-    rows = [
-        row
-        for family, found in places.items()
-        for row in await _activities_in(
-            conn, family, [p for p in found if market_of(p[0], p[1]) in both]
-        )
-    ]
-    return _activity_facts(sorted(_known(rows, ctx), key=lambda r: r["id"]))
+    """The activities abroad that pair (``catalogue.pair_activities``): those with one of
+    the other family in the same foreign market within the context's pairing window. What
+    Python reads grows with the pairs, not with the history; SQL reads only the places
+    abroad in markets where both families were active (an activity at home, such as a China
+    Business Week in Tilburg, never pairs)."""
+    places = {
+        family: [
+            (m, c, ci, market)
+            for m, c, ci in await _places(conn, family)
+            if c != HOME_COUNTRY and (market := market_of(m, c)) is not None
+        ]
+        for family in _PLACES
+    }
+    both = set.intersection(*({p[3] for p in found} for found in places.values()))
+    if not both:
+        return ()
+    args: list[object] = [ctx.as_of, ctx.pair_window_days]
+    parts: dict[str, str] = {}
+    for family, found in places.items():
+        at = len(args) + 1
+        parts[family] = _sql(_IN_PLACES, family, m_=at, c_=at + 1, ci_=at + 2, mk_=at + 3)
+        args += map(list, zip(*(p for p in found if p[3] in both), strict=True))
+    rows = await conn.fetch(_PAIRABLE.format(**parts), *args)
+    return _activity_facts(sorted(rows, key=lambda r: r["id"]))
 
 
 def _known(rows: list[asyncpg.Record], ctx: FactContext) -> list[asyncpg.Record]:
