@@ -41,9 +41,9 @@ VIEWS = (
 # rebuild processes) folding at the same time may each leave a row for one key, and readers
 # sum them. What they hold is their sums per key (as schema.sql's fold_totals sums them).
 RUNNING_TOTALS = {
-    "family_totals": "SELECT family, sum(events) AS events, max(last_event_at) AS last_event_at,"
-    " sum(activities) AS activities FROM proj.family_totals GROUP BY 1"
-    " HAVING sum(events) <> 0 OR sum(activities) <> 0",
+    "family_totals": "SELECT family, day, sum(events) AS events,"
+    " max(last_event_at) AS last_event_at, sum(activities) AS activities"
+    " FROM proj.family_totals GROUP BY 1, 2 HAVING sum(events) <> 0 OR sum(activities) <> 0",
     "activity_months": "SELECT family, market, month, sum(n) AS n FROM proj.activity_months"
     " GROUP BY 1, 2, 3 HAVING sum(n) <> 0",
     "tinl_partner_sets": "SELECT partners, sum(activities) AS activities, sum(knowledge) AS"

@@ -217,9 +217,15 @@ async def test_one_id_at_two_services_and_at_two_partners_are_all_kept(
         assert await dash.applied() == 4
 
 
-# The version-3 shape of the tables version 4 re-keyed (projections/schema.sql at v3), and
-# the per-row totals triggers of versions 3 to 5.
+# The version-3 shape of the tables version 4 re-keyed (projections/schema.sql at v3), the
+# per-row totals triggers of versions 3 to 5 and the totals per family of versions 3 to 6.
 _DOWN_TO_V3 = """
+ALTER TABLE family_totals DROP COLUMN day;
+CREATE OR REPLACE FUNCTION fold_totals() RETURNS void LANGUAGE sql AS $$
+    WITH gone AS (DELETE FROM family_totals RETURNING *)
+    INSERT INTO family_totals SELECT family, sum(events), max(last_event_at), sum(activities)
+    FROM gone GROUP BY family;
+$$;
 DROP TRIGGER events_total ON events;
 DROP TRIGGER activities_total ON activities;
 DROP FUNCTION count_events();
@@ -282,8 +288,13 @@ async def test_version_3_projections_are_upgraded_in_place_keeping_their_rows(
             "/partners/a"
         )
         assert await conn.fetchval("SELECT count(*) FROM proj.inbox") == 1
-        # the totals keep their rows; version 6 counts a statement's events in one delta row
+        # version 7 counts the totals again, per day; version 6 counts a statement's events
+        # in one delta row
         assert await conn.fetchval("SELECT sum(events) FROM proj.family_totals") == 1
+        activity_days = await conn.fetch(
+            "SELECT day, activities FROM proj.family_totals WHERE activities > 0"
+        )
+        assert [tuple(r) for r in activity_days] == [(date(2018, 5, 1), 1)]
         rows = await conn.fetchval("SELECT count(*) FROM proj.family_totals")
         await conn.execute("SET search_path = proj, public")  # as the dashboard's connections
         await conn.execute(

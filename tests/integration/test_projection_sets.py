@@ -88,7 +88,16 @@ async def test_a_run_stores_what_row_by_row_would_and_the_totals_count_what_it_a
             ("nlib", "VN", date(2025, 3, 1), 1),
             ("tinl", None, date(2025, 3, 1), 2),
         ]
-        # folded: one row per key, the statement-level triggers' rows included
-        assert await conn.fetchval("SELECT count(*) FROM family_totals") == 2
+        # per day: an event's (UTC) and an activity's own; folded: one row per key, the
+        # statement-level triggers' rows included
+        days = await conn.fetch(
+            "SELECT family, day, events, activities FROM family_totals ORDER BY 1, 2"
+        )
+        assert [tuple(r) for r in days] == [
+            ("nlib", date(2025, 3, 4), 1, 0),
+            ("nlib", date(2025, 3, 9), 1, 1),
+            ("tinl", date(2025, 3, 2), 1, 1),
+            ("tinl", date(2025, 3, 30), 0, 1),
+        ]
     finally:
         await conn.close()

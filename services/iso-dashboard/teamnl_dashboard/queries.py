@@ -89,6 +89,15 @@ async def covers_all(db: DB, period: Period | None, as_of: date | None) -> bool:
     )
 
 
+async def reaches_latest(db: DB, last: date | None) -> bool:
+    """Whether a reading whose last day is `last` (None: unbounded) holds the latest event.
+    Like :func:`covers_all`, it takes no fact to be dated after the latest event's time."""
+    if last is None:
+        return True
+    latest = await db.fetchval("SELECT max(time) FROM events")
+    return latest is None or latest <= _end_of(last)
+
+
 def _reading(period: Period | None, as_of: date | None) -> dict[str, Any]:
     return {"period": period.label if period else None, "as_of": as_of}
 
@@ -112,10 +121,7 @@ async def overview(
     ``findings_open`` is given by a caller that evaluated the rules as of a past date;
     otherwise the live findings are counted. ``past``: the reading lies before the
     caller's today - only then is the seeded demo (``illustrative``) looked for."""
-    first, last = _bounds(period, as_of)
-    if await covers_all(db, period, as_of):
-        first = last = None  # the running totals: the same figures without counting rows
-    totals = await _family_counts(db, first, last)
+    totals = await _family_counts(db, *_bounds(period, as_of))
     spent = await budget_over_period(
         db, period=period, as_of=as_of, allocations_cents=allocations_cents
     )
@@ -144,33 +150,17 @@ async def overview(
 async def _family_counts(
     db: DB, first: date | None, last: date | None
 ) -> dict[str, dict[str, Any]]:
-    """{family: {"events", "last_event_at", "activities"}} of the days read; from the
-    running totals when unbounded."""
-    if first is None and last is None:
-        rows = await db.fetch(
-            "SELECT family, sum(events)::bigint AS events, max(last_event_at) AS last_event_at,"
-            " sum(activities)::bigint AS activities FROM family_totals GROUP BY family"
-        )
-        return {r["family"]: dict(r) for r in rows}
-    events = await db.fetch(
-        "SELECT family, count(*) AS events, max(time) AS last_event_at FROM events"
-        " WHERE ($1::timestamptz IS NULL OR time >= $1)"
-        " AND ($2::timestamptz IS NULL OR time <= $2) GROUP BY family",
-        _start_of(first),
-        _end_of(last),
-    )
-    activities = await db.fetch(
-        "SELECT family, count(*) AS n FROM activities WHERE ($1::date IS NULL OR"
-        " on_date >= $1) AND ($2::date IS NULL OR on_date <= $2) GROUP BY family",
+    """{family: {"events", "last_event_at", "activities"}} of the days read (an event's UTC
+    day, an activity's date), summed from the running totals kept per day."""
+    rows = await db.fetch(
+        "SELECT family, sum(events)::bigint AS events, max(last_event_at) AS last_event_at,"
+        " sum(activities)::bigint AS activities FROM family_totals"
+        " WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day <= $2)"
+        " GROUP BY family",
         first,
         last,
     )
-    counts = {r["family"]: {**dict(r), "activities": 0} for r in events}
-    for r in activities:
-        counts.setdefault(r["family"], {"family": r["family"], "events": 0, "last_event_at": None})[
-            "activities"
-        ] = r["n"]
-    return counts
+    return {r["family"]: dict(r) for r in rows}
 
 
 async def illustrative(db: DB, *, period: Period | None = None, as_of: date | None = None) -> bool:
@@ -955,8 +945,12 @@ async def werkplaats_summary(
     yearly_target: int = DEFAULT_WERKPLAATS_YEARLY_TARGET,
 ) -> dict[str, Any]:
     """{"portfolio": the last entry of :func:`werkplaats`'s portfolio or None,
-    "next_target", "sdgs_covered", "graduations": how many}."""
-    if not await covers_all(db, period, as_of):
+    "next_target", "sdgs_covered", "graduations": how many}. A reading that runs up to the
+    latest event (the live reading: a year as of today) is answered from the running
+    ``wp_portfolio`` (per onboarding and end year: a period starts on 1 January), however
+    early the projects began."""
+    first, last = _bounds(period, as_of)
+    if not await reaches_latest(db, last):
         found = await werkplaats(
             db, period=period, as_of=as_of, targets=targets, yearly_target=yearly_target
         )
@@ -967,9 +961,12 @@ async def werkplaats_summary(
             "graduations": len(found["graduations"]),
         }
     row = await db.fetchrow(
-        "WITH p AS (SELECT status, since, coalesce(until, extract(year FROM current_date)::int)"
-        "  AS until, sdgs, sum(n) AS n FROM wp_portfolio GROUP BY 1, 2, 3, 4"
-        "  HAVING sum(n) <> 0), y AS (SELECT max(until) AS year FROM p)"
+        "WITH b AS (SELECT $1::int AS first, coalesce($2::int,"
+        "  extract(year FROM current_date)::int) AS last),"
+        " p AS (SELECT status, since, coalesce(until, b.last) AS until, sdgs, sum(n) AS n"
+        "  FROM wp_portfolio, b WHERE since <= b.last"
+        "  AND (b.first IS NULL OR coalesce(until, b.last) >= b.first)"
+        "  GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0), y AS (SELECT max(until) AS year FROM p)"
         " SELECT y.year,"
         " coalesce(sum(n) FILTER (WHERE since = y.year AND y.year <= until), 0)::bigint"
         "  AS onboarded,"
@@ -977,7 +974,9 @@ async def werkplaats_summary(
         "  AS portfolio,"
         " (SELECT count(DISTINCT s) FROM p, unnest(sdgs) s) AS sdgs_covered,"
         " coalesce(sum(n) FILTER (WHERE status = 'graduated'), 0)::bigint AS graduations"
-        " FROM y LEFT JOIN p ON true GROUP BY y.year"
+        " FROM y LEFT JOIN p ON true GROUP BY y.year",
+        first.year if first else None,
+        last.year if last else None,
     )
     portfolio = None
     if row["year"] is not None:

@@ -220,11 +220,14 @@ CREATE TABLE wp_milestones (
 -- Triggers append delta rows per change (no hot row, no lock shared between writers, so
 -- every writer - live consumer, rebuild - keeps them right); `fold_totals()`, called once
 -- per consumed batch, folds the deltas into one row per key. Readers sum the rows.
+-- Per family and day (an event's UTC day, an activity's date): a period's counts sum its
+-- days instead of counting its rows.
 CREATE TABLE family_totals (
     family        text        NOT NULL,
     events        bigint      NOT NULL DEFAULT 0,
     last_event_at timestamptz,
-    activities    bigint      NOT NULL DEFAULT 0
+    activities    bigint      NOT NULL DEFAULT 0,
+    day           date        NOT NULL
 );
 
 CREATE TABLE activity_months (
@@ -245,8 +248,8 @@ CREATE TABLE budget_totals (
 -- one delta row per key and statement, from the rows the statement inserted.
 CREATE FUNCTION count_events() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO family_totals (family, events, last_event_at)
-    SELECT family, count(*), max(time) FROM added GROUP BY family;
+    INSERT INTO family_totals (family, day, events, last_event_at)
+    SELECT family, (time AT TIME ZONE 'UTC')::date, count(*), max(time) FROM added GROUP BY 1, 2;
     RETURN NULL;
 END $$;
 CREATE TRIGGER events_total AFTER INSERT ON events
@@ -254,7 +257,8 @@ CREATE TRIGGER events_total AFTER INSERT ON events
 
 CREATE FUNCTION count_activities() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO family_totals (family, activities) SELECT family, count(*) FROM added GROUP BY family;
+    INSERT INTO family_totals (family, day, activities)
+    SELECT family, on_date, count(*) FROM added GROUP BY 1, 2;
     INSERT INTO activity_months
     SELECT family, market, date_trunc('month', on_date)::date, count(*) FROM added GROUP BY 1, 2, 3;
     RETURN NULL;
@@ -324,9 +328,12 @@ CREATE TRIGGER wp_projects_portfolio
     ON wp_projects FOR EACH ROW EXECUTE FUNCTION count_project();
 
 CREATE FUNCTION fold_totals() RETURNS void LANGUAGE sql AS $$
-    WITH gone AS (DELETE FROM family_totals RETURNING *)
-    INSERT INTO family_totals SELECT family, sum(events), max(last_event_at), sum(activities)
-    FROM gone GROUP BY family;
+    WITH twice AS (SELECT family, day FROM family_totals GROUP BY 1, 2 HAVING count(*) > 1),
+    gone AS (DELETE FROM family_totals t USING twice
+             WHERE (t.family, t.day) = (twice.family, twice.day) RETURNING t.*)
+    INSERT INTO family_totals (family, day, events, last_event_at, activities)
+    SELECT family, day, sum(events), max(last_event_at), sum(activities)
+    FROM gone GROUP BY family, day;
     WITH gone AS (DELETE FROM activity_months RETURNING *)
     INSERT INTO activity_months SELECT family, market, month, sum(n)
     FROM gone GROUP BY family, market, month;
