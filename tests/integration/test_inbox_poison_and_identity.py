@@ -218,13 +218,28 @@ async def test_one_id_at_two_services_and_at_two_partners_are_all_kept(
 
 
 # The version-3 shape of the tables version 4 re-keyed (projections/schema.sql at v3), the
-# per-row totals triggers of versions 3 to 5 and the totals per family of versions 3 to 6.
+# per-row totals triggers of versions 3 to 5 and the totals (per family, folded whole) of
+# versions 3 to 6.
 _DOWN_TO_V3 = """
-ALTER TABLE family_totals DROP COLUMN day;
+ALTER TABLE family_totals DROP COLUMN day, DROP COLUMN delta;
+ALTER TABLE activity_months DROP COLUMN delta;
+DROP INDEX activity_months_key;
 CREATE OR REPLACE FUNCTION fold_totals() RETURNS void LANGUAGE sql AS $$
     WITH gone AS (DELETE FROM family_totals RETURNING *)
     INSERT INTO family_totals SELECT family, sum(events), max(last_event_at), sum(activities)
     FROM gone GROUP BY family;
+    WITH gone AS (DELETE FROM activity_months RETURNING *)
+    INSERT INTO activity_months SELECT family, market, month, sum(n)
+    FROM gone GROUP BY family, market, month;
+    WITH gone AS (DELETE FROM tinl_partner_sets RETURNING *)
+    INSERT INTO tinl_partner_sets SELECT partners, sum(activities), sum(knowledge)
+    FROM gone GROUP BY partners;
+    WITH gone AS (DELETE FROM wp_portfolio RETURNING *)
+    INSERT INTO wp_portfolio SELECT status, since, until, sdgs, sum(n)
+    FROM gone GROUP BY status, since, until, sdgs;
+    WITH gone AS (DELETE FROM budget_totals RETURNING *)
+    INSERT INTO budget_totals SELECT family, year, sum(spends), sum(spent_cents)
+    FROM gone GROUP BY family, year;
 $$;
 DROP TRIGGER events_total ON events;
 DROP TRIGGER activities_total ON activities;

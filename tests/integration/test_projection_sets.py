@@ -5,6 +5,7 @@ The statements are the projectors' own."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 
 import asyncpg
@@ -101,3 +102,78 @@ async def test_a_run_stores_what_row_by_row_would_and_the_totals_count_what_it_a
         ]
     finally:
         await conn.close()
+
+
+async def _totals(conn: asyncpg.Connection) -> list[tuple[object, ...]]:
+    rows = await conn.fetch(
+        "SELECT family, day, sum(events) AS events, count(*) FILTER (WHERE delta) AS deltas"
+        " FROM family_totals GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+    return [tuple(r) for r in rows]
+
+
+async def test_a_fold_rewrites_only_the_keys_its_batch_touched(database_url: str) -> None:
+    """A long history's totals stay as they are: a batch's fold reads and rewrites the keys
+    it added delta rows to, and leaves one folded row each."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await create_schema(conn, "proj")
+        await conn.execute("SET search_path = proj, public")
+        await _write(conn, EVENT, [_event(f"e{d}", "nlib", "t", day=d) for d in range(1, 29)])
+        await _write(conn, ACTIVITY, [_activity("a1", "tinl", "CN", date(2025, 3, 9))])
+        keyed = "SELECT (family, day)::text, xmin::text FROM family_totals"
+        written = dict(await conn.fetch(keyed))
+        months = await conn.fetch("SELECT family, month, xmin::text FROM activity_months")
+
+        await _write(conn, EVENT, [_event("e-again", "nlib", "t", day=9)])
+        await _write(conn, ACTIVITY, [_activity("a2", "nlib", "VN", date(2025, 4, 1))])
+
+        after = dict(await conn.fetch(keyed))
+        rewritten = {key for key, xmin in written.items() if after.get(key) != xmin}
+        assert rewritten == {"(nlib,2025-03-09)"}  # the later event's key only
+        assert [tuple(r) for r in months] == [
+            tuple(r)
+            for r in await conn.fetch("SELECT family, month, xmin::text FROM activity_months")
+            if r["family"] == "tinl"
+        ]
+        totals = await _totals(conn)
+        assert sum(t[2] for t in totals) == 29 and all(t[3] == 0 for t in totals)
+        assert await conn.fetchval("SELECT count(*) FROM family_totals") == len(after)
+    finally:
+        await conn.close()
+
+
+async def test_two_folds_at_once_keep_every_count(database_url: str) -> None:
+    """Two consumers' batches touching one key fold at the same time: the second waits for
+    the first's commit, folds what is left, and the key's rows still sum to every event."""
+    first, second = await asyncpg.connect(database_url), await asyncpg.connect(database_url)
+    try:
+        async with first.transaction():
+            await create_schema(first, "proj")
+        for conn in (first, second):
+            await conn.execute("SET search_path = proj, public")
+        await _write(first, EVENT, [_event("e0", "nlib", "t")])
+
+        one, two = first.transaction(), second.transaction()
+        await one.start()
+        await two.start()
+        writes = BufferedWrites()
+        await writes.executemany(EVENT, [_event("e1", "nlib", "t")])
+        await writes.flush(first)
+        await first.execute("SELECT fold_totals()")
+        writes = BufferedWrites()
+        await writes.executemany(EVENT, [_event("e2", "nlib", "t"), _event("e3", "nlib", "t")])
+        await writes.flush(second)
+        folding = asyncio.ensure_future(second.execute("SELECT fold_totals()"))
+        await asyncio.sleep(0.3)
+        assert not folding.done()  # it waits for the first fold's rows
+        await one.commit()
+        await folding
+        await two.commit()
+
+        [(family, _, events, deltas)] = await _totals(first)
+        assert (family, events, deltas) == ("nlib", 4, 0)
+    finally:
+        await first.close()
+        await second.close()

@@ -227,15 +227,21 @@ CREATE TABLE family_totals (
     events        bigint      NOT NULL DEFAULT 0,
     last_event_at timestamptz,
     activities    bigint      NOT NULL DEFAULT 0,
-    day           date        NOT NULL
+    day           date        NOT NULL,
+    delta         boolean     NOT NULL DEFAULT true  -- not yet folded (fold_totals)
 );
+CREATE INDEX family_totals_key ON family_totals (family, day);
+CREATE INDEX family_totals_delta ON family_totals (family, day) WHERE delta;
 
 CREATE TABLE activity_months (
-    family text NOT NULL,
+    family text    NOT NULL,
     market text,
-    month  date NOT NULL,
-    n      bigint NOT NULL
+    month  date    NOT NULL,
+    n      bigint  NOT NULL,
+    delta  boolean NOT NULL DEFAULT true
 );
+CREATE INDEX activity_months_key ON activity_months (family, month);
+CREATE INDEX activity_months_delta ON activity_months (family, month) WHERE delta;
 
 CREATE TABLE budget_totals (
     family      text    NOT NULL,
@@ -327,23 +333,36 @@ CREATE TRIGGER wp_projects_portfolio
     AFTER INSERT OR UPDATE OF status, onboarded_on, graduated_on, stopped_on, sdgs OR DELETE
     ON wp_projects FOR EACH ROW EXECUTE FUNCTION count_project();
 
+-- Folds what batches added since: the keys with delta rows (a long history's keys are not
+-- read; its small tables are folded whole, key by key). Two folds at once may each leave a
+-- folded row for one key; readers sum the rows of a key.
 CREATE FUNCTION fold_totals() RETURNS void LANGUAGE sql AS $$
-    WITH twice AS (SELECT family, day FROM family_totals GROUP BY 1, 2 HAVING count(*) > 1),
-    gone AS (DELETE FROM family_totals t USING twice
-             WHERE (t.family, t.day) = (twice.family, twice.day) RETURNING t.*)
-    INSERT INTO family_totals (family, day, events, last_event_at, activities)
-    SELECT family, day, sum(events), max(last_event_at), sum(activities)
+    WITH touched AS (SELECT DISTINCT family, day FROM family_totals WHERE delta),
+    gone AS (DELETE FROM family_totals t USING touched
+             WHERE (t.family, t.day) = (touched.family, touched.day) RETURNING t.*)
+    INSERT INTO family_totals (family, day, events, last_event_at, activities, delta)
+    SELECT family, day, sum(events), max(last_event_at), sum(activities), false
     FROM gone GROUP BY family, day;
-    WITH gone AS (DELETE FROM activity_months RETURNING *)
-    INSERT INTO activity_months SELECT family, market, month, sum(n)
-    FROM gone GROUP BY family, market, month;
-    WITH gone AS (DELETE FROM tinl_partner_sets RETURNING *)
+    WITH touched AS (SELECT DISTINCT family, month FROM activity_months WHERE delta),
+    gone AS (DELETE FROM activity_months t USING touched
+             WHERE (t.family, t.month) = (touched.family, touched.month) RETURNING t.*)
+    INSERT INTO activity_months (family, market, month, n, delta)
+    SELECT family, market, month, sum(n), false FROM gone GROUP BY family, market, month;
+    WITH twice AS (SELECT partners FROM tinl_partner_sets GROUP BY 1 HAVING count(*) > 1),
+    gone AS (DELETE FROM tinl_partner_sets t USING twice
+             WHERE t.partners = twice.partners RETURNING t.*)
     INSERT INTO tinl_partner_sets SELECT partners, sum(activities), sum(knowledge)
     FROM gone GROUP BY partners;
-    WITH gone AS (DELETE FROM wp_portfolio RETURNING *)
+    WITH twice AS (SELECT status, since, until, sdgs FROM wp_portfolio
+                   GROUP BY 1, 2, 3, 4 HAVING count(*) > 1),
+    gone AS (DELETE FROM wp_portfolio t USING twice
+             WHERE (t.status, t.since, t.sdgs) = (twice.status, twice.since, twice.sdgs)
+             AND t.until IS NOT DISTINCT FROM twice.until RETURNING t.*)
     INSERT INTO wp_portfolio SELECT status, since, until, sdgs, sum(n)
     FROM gone GROUP BY status, since, until, sdgs;
-    WITH gone AS (DELETE FROM budget_totals RETURNING *)
+    WITH twice AS (SELECT family, year FROM budget_totals GROUP BY 1, 2 HAVING count(*) > 1),
+    gone AS (DELETE FROM budget_totals t USING twice
+             WHERE (t.family, t.year) = (twice.family, twice.year) RETURNING t.*)
     INSERT INTO budget_totals SELECT family, year, sum(spends), sum(spent_cents)
     FROM gone GROUP BY family, year;
 $$;
