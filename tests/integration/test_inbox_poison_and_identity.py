@@ -223,7 +223,7 @@ async def test_one_id_at_two_services_and_at_two_partners_are_all_kept(
 _DOWN_TO_V3 = """
 ALTER TABLE family_totals DROP COLUMN day, DROP COLUMN delta;
 ALTER TABLE activity_months DROP COLUMN delta;
-DROP INDEX activity_months_key;
+DROP INDEX activity_months_key, nlib_missions_end, nlib_companies_supported_on;
 CREATE OR REPLACE FUNCTION fold_totals() RETURNS void LANGUAGE sql AS $$
     WITH gone AS (DELETE FROM family_totals RETURNING *)
     INSERT INTO family_totals SELECT family, sum(events), max(last_event_at), sum(activities)

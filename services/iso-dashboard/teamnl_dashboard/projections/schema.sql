@@ -95,6 +95,8 @@ CREATE TABLE nlib_missions (
 CREATE INDEX nlib_missions_place ON nlib_missions
     (country, (coalesce(city_of_opportunity, city)), end_date DESC, mission_id)
     WHERE status = 'held';
+-- a period's missions (queries.nlib): those ending in it
+CREATE INDEX nlib_missions_end ON nlib_missions (end_date);
 
 CREATE TABLE nlib_followups (
     followup_id text PRIMARY KEY,
@@ -134,6 +136,7 @@ CREATE TABLE nlib_companies_supported (
     supported_on date NOT NULL,
     PRIMARY KEY (source, event_id)
 );
+CREATE INDEX nlib_companies_supported_on ON nlib_companies_supported (supported_on);
 
 -- TINL
 CREATE TABLE tinl_activities (

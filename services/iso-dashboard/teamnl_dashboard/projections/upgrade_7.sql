@@ -1,8 +1,8 @@
 -- Version 6 -> 7, in place: the running totals of events and activities are kept per day
 -- (an event's UTC day, an activity's date), so that a period's counts sum its days (the
 -- totals are counted again from the rows); delta rows are marked, so that a fold reads only
--- the keys a batch touched. Run with search_path set to the live schema,
--- inside the caller's transaction.
+-- the keys a batch touched; a period's missions and company supports are found by date.
+-- Run with search_path set to the live schema, inside the caller's transaction.
 
 DELETE FROM family_totals;
 ALTER TABLE family_totals ADD COLUMN day date NOT NULL,
@@ -12,6 +12,8 @@ CREATE INDEX family_totals_delta ON family_totals (family, day) WHERE delta;
 ALTER TABLE activity_months ADD COLUMN delta boolean NOT NULL DEFAULT true;
 CREATE INDEX activity_months_key ON activity_months (family, month);
 CREATE INDEX activity_months_delta ON activity_months (family, month) WHERE delta;
+CREATE INDEX nlib_missions_end ON nlib_missions (end_date);
+CREATE INDEX nlib_companies_supported_on ON nlib_companies_supported (supported_on);
 INSERT INTO family_totals (family, day, events, last_event_at)
 SELECT family, (time AT TIME ZONE 'UTC')::date, count(*), max(time) FROM events GROUP BY 1, 2;
 INSERT INTO family_totals (family, day, activities)

@@ -294,6 +294,13 @@ async def _calls(conn: asyncpg.Connection, ctx: FactContext) -> tuple[CallFact, 
     )
 
 
+_ACTIVE_FAMILIES = (
+    "unnest($3::text[]) f WHERE EXISTS (SELECT 1 FROM family_totals WHERE family = f)"
+)
+"""The families with an event or activity projected: one probe of ``family_totals_key``
+each, however many days the running totals hold."""
+
+
 async def _budgets(conn: asyncpg.Connection, ctx: FactContext) -> tuple[BudgetFact, ...]:
     totals = (  # as of a past date, the spending known then; else the running totals
         "SELECT family, year, sum(spent_cents) AS spent FROM budget_totals"
@@ -308,11 +315,12 @@ async def _budgets(conn: asyncpg.Connection, ctx: FactContext) -> tuple[BudgetFa
         "  WHERE b.family = t.family AND b.year = t.year"
         "  AND ($2::date IS NULL OR b.spent_on <= $2)"
         "  ORDER BY b.spent_on DESC, b.spend_id LIMIT 20) AS ids FROM t"
-        " UNION ALL SELECT DISTINCT f.family, $1::int, 0, '{}'::text[] FROM family_totals f"
-        " WHERE NOT EXISTS (SELECT 1 FROM t WHERE t.family = f.family AND t.year = $1)"
+        f" UNION ALL SELECT f, $1::int, 0, '{{}}'::text[] FROM {_ACTIVE_FAMILIES}"
+        " AND NOT EXISTS (SELECT 1 FROM t WHERE t.family = f AND t.year = $1)"
         " ORDER BY 1, 2",
         ctx.now.year,
         ctx.as_of,
+        list(PUBLISHED_BY),
     )
     return tuple(
         BudgetFact(
@@ -328,11 +336,11 @@ async def _budgets(conn: asyncpg.Connection, ctx: FactContext) -> tuple[BudgetFa
 
 async def _services(conn: asyncpg.Connection, ctx: FactContext) -> tuple[ServiceFact, ...]:
     rows = await conn.fetch(
-        "SELECT f.family, e.time, e.event_id FROM (SELECT DISTINCT family FROM family_totals) f"
-        " CROSS JOIN LATERAL"
-        " (SELECT time, event_id FROM events WHERE family = f.family"
+        "SELECT f AS family, e.time, e.event_id FROM unnest($2::text[]) f CROSS JOIN LATERAL"
+        " (SELECT time, event_id FROM events WHERE family = f"
         "  AND ($1::timestamptz IS NULL OR time <= $1) ORDER BY time DESC LIMIT 1) e",
         end_of_day(ctx.as_of) if ctx.as_of else None,
+        list(PUBLISHED_BY),
     )
     latest: dict[str, ServiceFact] = {}
     for r in rows:
