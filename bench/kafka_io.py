@@ -23,7 +23,8 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -36,6 +37,21 @@ from teamnl_shared.contract.envelope import InvalidEvent, parse_kafka
 from teamnl_shared.kafka import assigned_reader, ensure_topics, idempotent_producer
 
 IN_FLIGHT = 20_000  # sends queued before awaiting the oldest: pipelined, memory bounded
+HISTORY_DAYS = 365
+
+
+def loaded_events(
+    run_id: str, count: int, history_every: int = 0, now: datetime | None = None
+) -> Iterator[events.BenchEvent]:
+    """``count`` events round-robin over the services, dated `now`; with ``history_every``
+    n, one in n (the n-th, 2n-th, ...) dated ``HISTORY_DAYS`` earlier."""
+    now = now or datetime.now(UTC)
+    year_ago = now - timedelta(days=HISTORY_DAYS)
+    for index in range(count):
+        past = history_every > 0 and index % history_every == history_every - 1
+        yield events.make_event(
+            events.SERVICES[index % 3], run_id, index // 3, year_ago if past else now
+        )
 
 
 async def produce(
@@ -45,18 +61,21 @@ async def produce(
     count: int,
     topic: str | None = None,
     rate_per_s: float | None = None,
+    history_every: int = 0,
 ) -> dict[str, Any]:
     """Write ``count`` events (round-robin over the services) with acks=all, idempotent.
 
     ``topic`` set: all into that one topic (the baseline); else each into its family topic
     under ``prefix`` (the fast loader for the million-event dashboard figure). ``rate_per_s``
     set: one event every ``1/rate`` s (the trickle the dashboard projects while its overview
-    page is measured again); else as fast as Kafka takes them.
+    page is measured again); else as fast as Kafka takes them. ``history_every`` n: one
+    event in n is dated a year earlier (a deployment's history: the dashboard's reading of
+    this year then holds only part of the events).
     """
-    records = []
-    for index in range(count):
-        event = events.make_event(events.SERVICES[index % 3], run_id, index // 3)
-        records.append((topic or event.topic(prefix), *event.kafka_record()))
+    records = [
+        (topic or event.topic(prefix), *event.kafka_record())
+        for event in loaded_events(run_id, count, history_every)
+    ]
     if topic:
         await ensure_topics(bootstrap, [topic])
     producer = idempotent_producer(bootstrap)
@@ -266,10 +285,22 @@ def main() -> None:
     )
     parser.add_argument("--rate", type=float, default=200.0, help="roundtrip, trickle: per s")
     parser.add_argument("--seconds", type=float, default=10.0, help="roundtrip, trickle: how long")
+    parser.add_argument(
+        "--history-every", type=int, default=0, help="produce: one event in n a year earlier"
+    )
     args = parser.parse_args()
     if args.action == "produce":
         topic = args.topic[0] if args.topic else None
-        result = asyncio.run(produce(args.bootstrap, args.prefix, args.run_id, args.count, topic))
+        result = asyncio.run(
+            produce(
+                args.bootstrap,
+                args.prefix,
+                args.run_id,
+                args.count,
+                topic,
+                history_every=args.history_every,
+            )
+        )
     elif args.action == "trickle":
         count = round(args.rate * args.seconds)
         result = asyncio.run(

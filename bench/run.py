@@ -60,6 +60,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 KAFKA_IO = [str(BIN / "python"), "-m", "bench.kafka_io"]
 WORKER_JOIN_SECONDS = 10.0  # an extra consumer joins the group and is given partitions
 PROJECTING_RATE = 200.0  # ev/s projected while the overview page is measured again
+HISTORY_EVERY = 10  # one loaded event in ten dated a year earlier (kafka_io --history-every)
 PROJECTING_MARGIN_SECONDS = 5.0  # the trickle runs this much longer on each side of the load
 
 
@@ -327,6 +328,8 @@ class Bench:
                 self.stack.prefix,
                 "--count",
                 str(size.projected_events),
+                "--history-every",
+                str(HISTORY_EVERY),
             ]
         )
         with (
