@@ -43,15 +43,15 @@ HISTORY_DAYS = 365
 def loaded_events(
     run_id: str, count: int, history_every: int = 0, now: datetime | None = None
 ) -> Iterator[events.BenchEvent]:
-    """``count`` events round-robin over the services, dated `now`; with ``history_every``
-    n, one in n (the n-th, 2n-th, ...) dated ``HISTORY_DAYS`` earlier."""
-    now = now or datetime.now(UTC)
-    year_ago = now - timedelta(days=HISTORY_DAYS)
+    """``count`` events round-robin over the services, each dated when it is made (or
+    `now`); with ``history_every`` n, one in n (the n-th, 2n-th, ...) ``HISTORY_DAYS``
+    earlier. Times differ as a partner's do: a million events of one instant would make
+    every "latest events" read sort their ties."""
     for index in range(count):
-        past = history_every > 0 and index % history_every == history_every - 1
-        yield events.make_event(
-            events.SERVICES[index % 3], run_id, index // 3, year_ago if past else now
-        )
+        moment = now or datetime.now(UTC)
+        if history_every > 0 and index % history_every == history_every - 1:
+            moment -= timedelta(days=HISTORY_DAYS)
+        yield events.make_event(events.SERVICES[index % 3], run_id, index // 3, moment)
 
 
 async def produce(

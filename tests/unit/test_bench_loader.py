@@ -21,3 +21,8 @@ def test_one_event_in_n_is_dated_a_year_earlier_across_every_service() -> None:
 
 def test_without_a_history_every_event_is_dated_now() -> None:
     assert {e.time[:10] for e in loaded_events("r", 30, now=NOW)} == {"2026-12-01"}
+
+
+def test_each_event_is_dated_when_it_is_made() -> None:
+    times = [e.time for e in loaded_events("r", 2_000)]
+    assert len(set(times)) > 1 and times == sorted(times)
