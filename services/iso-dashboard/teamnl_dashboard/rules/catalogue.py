@@ -192,7 +192,6 @@ def pair_activities(activities: tuple[ActivityFact, ...], window_days: int) -> l
         by_start = sorted(range(len(tinl)), key=lambda i: tinl[i].start_date)
         starts = [tinl[i].start_date for i in by_start]
         longest = max((b.end_date - b.start_date for b in tinl), default=timedelta(0))
-        longest = max(longest, timedelta(0))
         for a in families["nlib"]:
             low = bisect_left(starts, a.start_date - window - longest)
             high = bisect_right(starts, a.end_date + window)
