@@ -31,7 +31,7 @@ from bench import events
 from bench.procmem import tree_rss_kib
 from teamnl_shared.db import create_pool
 from teamnl_shared.ingestion.keys import create_key, ensure_key_store
-from teamnl_shared.kafka import admin_client, ensure_topics
+from teamnl_shared.kafka import delete_topics_containing, ensure_topics
 from teamnl_suite.infra import InfraConfig, Infrastructure
 from teamnl_suite.infra.config import _default_state_dir
 from teamnl_suite.infra.postgres import create_databases, drop_databases
@@ -283,7 +283,7 @@ class BenchStack:
         await drop_databases(
             self.infra.admin_database_url(), [self.database(s) for s in ALL_SERVICES]
         )
-        await delete_topics_with_prefix(self.bootstrap, self.prefix)
+        await delete_topics_containing(self.bootstrap, self.prefix)
 
 
 def _postmaster_pid(data: Path) -> int | None:
@@ -302,14 +302,3 @@ def start_infra(infra: Infrastructure) -> None:
         infra.up()
     finally:
         quiet.setLevel(level)
-
-
-async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> None:
-    admin = admin_client(bootstrap)
-    await admin.start()
-    try:
-        doomed = [t for t in await admin.list_topics() if prefix in t]
-        if doomed:
-            await admin.delete_topics(doomed)
-    finally:
-        await admin.close()

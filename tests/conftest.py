@@ -12,17 +12,20 @@ other's data and can run against a shared cluster.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import asyncpg
 import pytest
 
+from support import SESSION_TOPICS, topic_prefix
 from teamnl_shared.db import create_pool, migrate
-from teamnl_shared.kafka import ensure_topics
+from teamnl_shared.kafka import delete_topics_containing, ensure_topics
 from teamnl_suite.infra import InfraConfig, Infrastructure, with_database
 from teamnl_suite.infra.postgres import create_databases, drop_databases
 
@@ -65,8 +68,16 @@ def _testcontainers_infra() -> Iterator[Infrastructure]:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(infra: Infrastructure) -> str:
-    return infra.kafka_bootstrap
+def kafka_bootstrap(infra: Infrastructure) -> Iterator[str]:
+    """The broker; at the end of the run, the topics the run made are deleted (a broker
+    that gathers every run's topics starts ever more slowly)."""
+    yield infra.kafka_bootstrap
+    try:
+        asyncio.run(
+            asyncio.wait_for(delete_topics_containing(infra.kafka_bootstrap, SESSION_TOPICS), 60)
+        )
+    except Exception as error:  # noqa: BLE001 - the tests ran; a leftover topic costs only disk
+        warnings.warn(f"could not delete this run's topics: {error!r}", stacklevel=1)
 
 
 def unique(prefix: str) -> str:
@@ -100,8 +111,8 @@ def make_topics(kafka_bootstrap: str) -> TopicFactory:
     """Create uniquely named topics: ``await make_topics("orders", partitions=3)``."""
 
     async def make(*names: str, partitions: int = 3) -> list[str]:
-        run = uuid.uuid4().hex[:8]
-        topics = [f"test.{run}.{name}" for name in names]
+        prefix = topic_prefix()
+        topics = [f"{prefix}{name}" for name in names]
         await ensure_topics(kafka_bootstrap, topics, partitions=partitions)
         return topics
 

@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import uvicorn
 
-from support import eventually
+from support import eventually, topic_prefix
 from teamnl_dashboard.app import create_app
 from teamnl_dashboard.auth import create_member
 from teamnl_dashboard.auth import sessions as auth_sessions
@@ -55,7 +55,7 @@ def dashboard_settings(
         "database_url": database_url,
         "kafka_bootstrap_servers": kafka_bootstrap,
         "environment": "test",
-        "topic_prefix": f"test.{uuid.uuid4().hex[:8]}.",
+        "topic_prefix": topic_prefix(),
         "topic_partitions": 3,
         "rules_interval_seconds": 0.2,
         "session_secret": SECRET,

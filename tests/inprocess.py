@@ -25,7 +25,7 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import eventually
+from support import eventually, topic_prefix
 from teamnl_dashboard.app import create_app as create_dashboard
 from teamnl_dashboard.settings import DashboardSettings
 from teamnl_nlib.app import create_app as create_nlib
@@ -102,7 +102,7 @@ async def nlib_and_dashboard(
     infra: Infrastructure, *, nlib_telemetry: Telemetry, dashboard_telemetry: Telemetry
 ) -> AsyncIterator[Pipeline]:
     """The production apps of NLIB and the dashboard, each with the telemetry given."""
-    prefix = f"test.{uuid.uuid4().hex[:8]}."
+    prefix = topic_prefix()
     async with (
         fresh_database(infra, "obs_nlib") as nlib_db,
         fresh_database(infra, "obs_dash") as dashboard_db,

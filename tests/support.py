@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
+
+SESSION_TOPICS = f"test.{uuid.uuid4().hex[:8]}."
+"""The start of the name of every topic this pytest run creates (``topic_prefix``): the
+run deletes its topics at its end (conftest), so the test broker does not gather them."""
+
+
+def topic_prefix() -> str:
+    """A fresh topic prefix of this run: ``test.<run>.<8 hex>.``."""
+    return f"{SESSION_TOPICS}{uuid.uuid4().hex[:8]}."
 
 
 async def eventually(

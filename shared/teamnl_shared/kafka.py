@@ -75,6 +75,21 @@ def admin_client(bootstrap: str, **overrides: object) -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(**options)
 
 
+async def delete_topics_containing(bootstrap: str, part: str) -> list[str]:
+    """Delete every topic whose name holds `part` (a run's own topics on a shared cluster:
+    its prefix starts the event topics' names and follows ``teamnl.deadletter.`` in its
+    dead-letter topics'); returns their names."""
+    admin = admin_client(bootstrap)
+    await admin.start()
+    try:
+        doomed = [topic for topic in await admin.list_topics() if part in topic]
+        if doomed:
+            await admin.delete_topics(doomed)
+        return doomed
+    finally:
+        await admin.close()
+
+
 async def ping(bootstrap: str, timeout: float = 5.0, *, groups: bool = False) -> bool:
     """A real admin-client round trip: the broker answers a DescribeCluster request; with
     ``groups``, it also names a group coordinator. On a new broker the first such request

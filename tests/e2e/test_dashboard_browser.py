@@ -25,7 +25,7 @@ import uvicorn
 from fastapi import FastAPI
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from support import eventually
+from support import eventually, topic_prefix
 from teamnl_dashboard.app import create_app as create_dashboard
 from teamnl_dashboard.auth import create_member
 from teamnl_dashboard.settings import DashboardSettings
@@ -161,7 +161,7 @@ async def _sign_in(page: Page, base: str) -> None:
 async def test_an_event_posted_to_nlib_appears_live_on_the_open_dashboard(
     frontend_bundle: Path, database_url: str, nlib_database_url: str, kafka_bootstrap: str
 ) -> None:
-    prefix = f"e2e{uuid.uuid4().hex[:8]}."
+    prefix = topic_prefix()
     shared = {
         "kafka_bootstrap_servers": kafka_bootstrap,
         "topic_prefix": prefix,
@@ -230,7 +230,7 @@ async def test_the_pages_render_and_protect_themselves(
         session_secret="e2e-" + "s" * 40,
         kafka_bootstrap_servers=kafka_bootstrap,
         environment="test",
-        topic_prefix=f"e2e{uuid.uuid4().hex[:8]}.",
+        topic_prefix=topic_prefix(),
         topic_partitions=1,
     )
     async with serve(create_dashboard(settings)) as base, chromium() as browser:

@@ -20,7 +20,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from fastapi import FastAPI
 
-from support import eventually
+from support import eventually, topic_prefix
 from teamnl_nlib.app import create_app as create_nlib
 from teamnl_nlib.settings import NlibSettings
 from teamnl_shared.contract.envelope import CLOUDEVENTS_BATCH_JSON, CLOUDEVENTS_JSON
@@ -187,7 +187,7 @@ def service_settings(
     values: dict[str, Any] = {
         "database_url": database_url,
         "kafka_bootstrap_servers": kafka_bootstrap,
-        "topic_prefix": f"test.{uuid.uuid4().hex[:8]}.",
+        "topic_prefix": topic_prefix(),
         "topic_partitions": 3,
         "relay_poll_interval": 0.2,
         "environment": "test",

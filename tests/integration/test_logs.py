@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from inprocess import PARTNER, mission_held, serving, spans_named
+from support import topic_prefix
 from teamnl_nlib.app import create_app
 from teamnl_nlib.settings import NlibSettings
 from teamnl_shared.db import create_pool
@@ -68,7 +69,7 @@ async def nlib(infra: Infrastructure, database_url: str) -> AsyncIterator[Nlib]:
     settings = NlibSettings(
         database_url=database_url,
         kafka_bootstrap_servers=infra.kafka_bootstrap,
-        topic_prefix=f"test.{uuid.uuid4().hex[:8]}.",
+        topic_prefix=topic_prefix(),
         topic_partitions=1,
         environment="test",
     )

@@ -13,7 +13,6 @@ through its outbox and Kafka to a running dashboard. What this proves:
 from __future__ import annotations
 
 import copy
-import uuid
 from typing import Any
 
 import httpx
@@ -21,7 +20,7 @@ import pytest
 
 from dashboard_harness import dashboard_settings, running_dashboard
 from inprocess import fresh_database, mission_held, post_event, serving
-from support import eventually
+from support import eventually, topic_prefix
 from teamnl_dashboard.settings import RuleThresholds
 from teamnl_nlib.app import create_app as create_nlib
 from teamnl_nlib.settings import NlibSettings
@@ -156,7 +155,7 @@ async def test_the_last_window_is_reported_and_published_at_shutdown(
     infra: Infrastructure, database_url: str
 ) -> None:
     """A window far longer than the test: only the shutdown report can carry the counts."""
-    settings = nlib_reporting(database_url, infra, f"test.{uuid.uuid4().hex[:8]}.", 3600)
+    settings = nlib_reporting(database_url, infra, topic_prefix(), 3600)
     async with serving(create_nlib(settings)) as nlib_url:
         [key] = await keys_of(database_url, BAD)
         async with httpx.AsyncClient(base_url=nlib_url) as nlib:
