@@ -157,3 +157,128 @@ async def test_a_periods_events_and_activities_are_the_sum_of_its_days(
         year = await queries._family_counts(dash.pool, date(2019, 1, 1), date(2019, 12, 31))
         before = await queries._family_counts(dash.pool, date(2019, 1, 1), date(2019, 12, 30))
         assert year["nlib"]["events"] == before["nlib"]["events"] + 1
+
+
+def nlib_and_tinl_events() -> list:
+    """Missions of 2018 and 2019 (held, planned, followed up, leads converted in a later
+    year) and TINL activities and knowledge shared across both years."""
+    nlib = "nl.teamnl.nlib"
+    events = []
+    missions = [  # (id, held?, start, end, leads)
+        ("m-18", True, "2018-04-08", "2018-04-12", 4),
+        ("m-18b", True, "2018-11-01", "2018-11-03", 2),
+        ("m-19", True, "2019-03-01", "2019-03-05", 5),
+        ("m-19b", False, "2019-10-01", "2019-10-04", 0),
+        ("m-19c", True, "2019-12-28", "2020-01-02", 3),  # ends after the year it starts in
+    ]
+    for mission, held, start, end, leads in missions:
+        kind = "held" if held else "planned"
+        data = {"leads": leads} if held else {}
+        events.append(
+            make_event(
+                f"{nlib}.mission.{kind}.v1",
+                mission_id=mission,
+                start_date=start,
+                end_date=end,
+                time=at(end),
+                **data,
+            )
+        )
+    followups = [("m-18", "f1", "2018-05-01"), ("m-19", "f2", "2020-01-10")]
+    for mission, followup, on in followups:
+        events.append(
+            make_event(
+                f"{nlib}.mission.followup.held.v1",
+                mission_id=mission,
+                followup_id=followup,
+                held_on=on,
+                time=at(on),
+            )
+        )
+    conversions = [("m-18", "l1", "2018-06-01"), ("m-18", "l2", "2019-02-01")]
+    conversions += [("m-19", "l3", "2019-12-31"), ("m-19c", "l4", "2020-01-05")]
+    for mission, lead, on in conversions:
+        events.append(
+            make_event(
+                f"{nlib}.lead.converted.v1",
+                mission_id=mission,
+                lead_id=lead,
+                converted_on=on,
+                time=at(on),
+            )
+        )
+    activities = [  # (id, end, partners)
+        ("a-18", "2018-09-02", ["bom", "rvo"]),
+        ("a-19", "2019-01-02", ["bom", "oost-nl", "rvo"]),
+        ("a-19b", "2019-12-31", ["innovationquarter"]),
+    ]
+    for activity, end, partners in activities:
+        events.append(
+            make_event(
+                "nl.teamnl.tinl.activity.held.v1",
+                activity_id=activity,
+                start_date=end,
+                end_date=end,
+                partners=partners,
+                time=at(end),
+            )
+        )
+    shared = [("k-18", "2018-03-01", ["economic-board-utrecht", "rvo"])]
+    shared += [("k-19", "2019-06-01", ["brainport-eindhoven", "bom"])]
+    for knowledge, on, partners in shared:
+        events.append(
+            make_event(
+                "nl.teamnl.tinl.knowledge.shared.v1",
+                knowledge_id=knowledge,
+                shared_on=on,
+                partners=partners,
+                time=at(on),
+            )
+        )
+    return events
+
+
+def counted_rates(found: dict) -> dict:
+    return {k: found[k] for k in ("followup_rate", "lead_conversion")}
+
+
+def counted_tinl(found: dict) -> dict:
+    return {
+        "activities": found["activities"],
+        "partner_pairs": len(found["partner_pairs"]),
+        "partners_taking_part": found["partners_taking_part"],
+    }
+
+
+async def test_the_overviews_rates_and_partner_counts_are_those_of_the_reports(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """``nlib_rates`` and ``tinl_summary`` count in SQL what the reports list, for any
+    reading: a year, part of one, several, up to now, or everything."""
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    readings = [*READINGS, (None, None), (Period(2018, 2018), date(2018, 6, 30))]
+    readings += [(Period(2020, 2020), date(2020, 1, 15)), (None, date(2019, 12, 31))]
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        events = nlib_and_tinl_events()
+        await dash.publish(*events)
+        await dash.wait_applied(len(events))
+        for period, as_of in readings:
+            rates = await queries.nlib_rates(dash.pool, period=period, as_of=as_of)
+            found = await queries.nlib(dash.pool, period=period, as_of=as_of)
+            assert rates == counted_rates(found), (period, as_of)
+            summary = await queries.tinl_summary(dash.pool, period=period, as_of=as_of)
+            listed = await queries.tinl(dash.pool, period=period, as_of=as_of)
+            assert summary == counted_tinl(listed), (period, as_of)
+        year = await queries.nlib_rates(dash.pool, period=Period(2018, 2018))
+        both = await queries.tinl_summary(dash.pool, period=Period(2018, 2019))
+        upto = await queries.nlib_rates(
+            dash.pool, period=Period(2019, 2019), as_of=date(2019, 12, 30)
+        )
+
+    # 2018: two missions held (6 leads), m-18 followed up; l1 converted (l2 only in 2019)
+    assert year == {"followup_rate": 0.5, "lead_conversion": 0.1667}
+    # 2019 up to 30 December: m-19 held (m-19c ends in 2020, its follow-up in 2020)
+    assert upto == {"followup_rate": 0.0, "lead_conversion": 0.0}
+    # 2018-2019: three activities; pairs bom-rvo, bom-oost-nl, oost-nl-rvo, ebu-rvo,
+    # bom-brainport; all but Amsterdam in Business and Rotterdam Partners took part
+    assert both == {"activities": 3, "partner_pairs": 5, "partners_taking_part": 6}

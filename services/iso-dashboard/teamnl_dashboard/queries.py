@@ -649,20 +649,28 @@ async def nlib(
 async def nlib_rates(
     db: DB, *, period: Period | None = None, as_of: date | None = None
 ) -> dict[str, Any]:
-    """{"followup_rate", "lead_conversion"} of :func:`nlib`, without its mission list."""
-    if not await covers_all(db, period, as_of):
-        found = await nlib(db, period=period, as_of=as_of)
-        return {k: found[k] for k in ("followup_rate", "lead_conversion")}
-    held = await db.fetchrow(
-        "SELECT count(*) AS held, count(*) FILTER (WHERE EXISTS (SELECT 1 FROM nlib_followups f"
-        "  WHERE f.mission_id = m.mission_id)) AS followed_up,"
-        " coalesce(sum(leads), 0) AS leads"  # only held missions report leads
-        " FROM nlib_missions m WHERE status = 'held'"
+    """{"followup_rate", "lead_conversion"} of :func:`nlib`, counted in one statement over
+    the period's missions (its date index) without listing them."""
+    first, last = _bounds(period, as_of)
+    row = await db.fetchrow(
+        "WITH m AS (SELECT mission_id, leads,"
+        "  status = 'held' AND ($2::date IS NULL OR end_date <= $2) AS held"
+        "  FROM nlib_missions WHERE ($1::date IS NULL OR end_date >= $1)"
+        "  AND ($2::date IS NULL OR start_date <= $2))"
+        " SELECT count(*) FILTER (WHERE held) AS held,"
+        " count(*) FILTER (WHERE held AND EXISTS (SELECT 1 FROM nlib_followups f"
+        "  WHERE f.mission_id = m.mission_id AND ($2::date IS NULL OR f.held_on <= $2)))"
+        "  AS followed_up,"
+        " coalesce(sum(leads) FILTER (WHERE held), 0) AS leads,"  # held missions report leads
+        " (SELECT count(*) FROM nlib_leads_converted l JOIN m USING (mission_id)"
+        "  WHERE $2::date IS NULL OR l.converted_on <= $2) AS converted"
+        " FROM m",
+        first,
+        last,
     )
-    converted = await db.fetchval("SELECT count(*) FROM nlib_leads_converted")
     return {
-        "followup_rate": _ratio(held["followed_up"], held["held"]),
-        "lead_conversion": _ratio(converted, held["leads"]),
+        "followup_rate": _ratio(row["followed_up"], row["held"]),
+        "lead_conversion": _ratio(row["converted"], row["leads"]),
     }
 
 
@@ -670,24 +678,33 @@ async def tinl_summary(
     db: DB, *, period: Period | None = None, as_of: date | None = None
 ) -> dict[str, Any]:
     """{"activities", "partner_pairs", "partners_taking_part"}: the counts of
-    :func:`tinl`'s lists."""
+    :func:`tinl`'s lists, from the running totals per partner set when the reading holds
+    every event, else counted in one statement over the period's rows."""
+    bounds: tuple[date | None, ...] = ()
+    sets = (
+        "SELECT partners, sum(activities) AS a FROM tinl_partner_sets"
+        " GROUP BY partners HAVING sum(activities) + sum(knowledge) > 0"
+    )
     if not await covers_all(db, period, as_of):
-        found = await tinl(db, period=period, as_of=as_of)
-        return {
-            "activities": found["activities"],
-            "partner_pairs": len(found["partner_pairs"]),
-            "partners_taking_part": found["partners_taking_part"],
-        }
+        bounds = _bounds(period, as_of)
+        sets = (
+            "SELECT partners, 1 AS a FROM tinl_activities"
+            " WHERE end_date >= coalesce($2::date, '-infinity')"
+            " AND end_date <= coalesce($3::date, 'infinity')"
+            " UNION ALL SELECT partners, 0 FROM tinl_knowledge"
+            " WHERE shared_on >= coalesce($2::date, '-infinity')"
+            " AND shared_on <= coalesce($3::date, 'infinity')"
+        )
     return dict(
         await db.fetchrow(
-            "WITH s AS (SELECT partners, sum(activities) AS a FROM tinl_partner_sets"
-            "  GROUP BY partners HAVING sum(activities) + sum(knowledge) > 0)"
+            f"WITH s AS ({sets})"  # noqa: S608 - constants
             " SELECT (SELECT coalesce(sum(a), 0) FROM s)::bigint AS activities,"
             " (SELECT count(DISTINCT (p1, p2)) FROM s, unnest(partners) p1, unnest(partners) p2"
             "  WHERE p1 < p2) AS partner_pairs,"
             " (SELECT count(DISTINCT p) FROM s, unnest(partners) p"
             "  WHERE p = ANY($1::text[])) AS partners_taking_part",
             list(TINL_PARTNERS),
+            *bounds,
         )
     )
 
