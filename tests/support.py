@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import signal
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -26,3 +28,13 @@ async def eventually(
             return
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s: {check.__qualname__}")
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def dies_with_parent() -> None:
+    """``preexec_fn`` of a test's child process: Linux kills it when the test run ends,
+    however it ends (a ``pytest`` killed mid-test runs no ``finally``)."""
+    if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")

@@ -19,7 +19,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from dashboard_harness import SECRET, dashboard_settings, make_event, serve
-from support import eventually
+from support import dies_with_parent, eventually
 from teamnl_dashboard.app import create_app
 from teamnl_dashboard.auth import create_member
 from teamnl_dashboard.auth import sessions as auth_sessions
@@ -74,6 +74,7 @@ def start_worker(settings, log: Path) -> subprocess.Popen[bytes]:
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            preexec_fn=dies_with_parent,
         )
 
 

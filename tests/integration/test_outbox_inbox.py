@@ -20,7 +20,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from support import eventually
+from support import dies_with_parent, eventually
 from teamnl_shared.contract.envelope import Event, parse_structured
 from teamnl_shared.db import create_pool, migrate
 from teamnl_shared.inbox import Inbox, InboxConsumer, PoisonEvent
@@ -82,6 +82,7 @@ def start_relay(database_url: str, bootstrap: str) -> subprocess.Popen[bytes]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=dies_with_parent,
     )
 
 
