@@ -276,12 +276,15 @@ class OutboxRelay:
 
     async def _relay(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> None:
         while True:
+            # Cleared before the read: a row committed after the read began wakes it again.
+            self._wake.clear()
             sent = await self._publish_batch(conn, producer)
-            if sent:
-                continue
+            if sent == self.batch_size or (sent and self._stopping.is_set()):
+                continue  # more may be pending; stopping, it ends on an empty read
             if self._stopping.is_set():
                 return
-            self._wake.clear()
+            # A short batch read every row committed before it: nothing is pending unless
+            # woken since (then this returns at once), so no empty read follows each batch.
             await self._sleep(self.poll_interval, self._wake)
 
     async def _publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
