@@ -1,0 +1,74 @@
+"""The bench report's bound per target: the most the machine can give whatever the code,
+from the run's own baselines (``bench.report.bounds``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.report import accept_floor_ms, bounds, projection_ms, targets_section
+
+
+def cpu(ms: float) -> dict[str, Any]:
+    return {"cpu": {"machine_cpu_ms_per_event": ms, "cores": 2, "cores_busy": 1.5}}
+
+
+def run() -> dict[str, Any]:
+    """A run on 2 cores: a no-op request costs 0.5 ms of CPU, a projection 1.0 ms in one
+    process and 0.5 ms with a worker, validating a record 0.25 ms (4,000 per second)."""
+    return {
+        "single": {
+            "baseline": {"achieved_rate": 1_000, **cpu(0.5)},
+            "durable": {"achieved_rate": 400, **cpu(1.0)},
+        },
+        "dashboard": {"projection": cpu(1.0), "projection_with_worker": cpu(0.5)},
+        "batch": {"baseline": {"rate": 10_000}},
+        "latency": {"fixed": {"offered_rate": 1_000}},
+        "rebuild": {"bare_validate": {"rate": 4_000}},
+    }
+
+
+def test_an_accepted_event_costs_at_least_a_no_op_request_and_its_cheapest_projection() -> None:
+    r = run()
+    assert projection_ms(r) == 0.5
+    assert accept_floor_ms(r) == 1.0  # 0.5 + 0.5: 2 cores give at most 2,000 ev/s
+
+
+def test_a_target_beyond_what_the_cores_give_is_out_of_reach() -> None:
+    found = bounds(run())
+
+    # 2,000 ev/s: five times the durable INSERT's 400 and 0.4 x 1,000; not the 3,000 goal
+    assert found["single"].count("within reach") == 2
+    assert "at most 2,000 ev/s" in found["single"]
+    assert found["highest"].endswith(
+        "0.667x of the target (3,000 ev/s): out of reach on this machine"
+    )
+    assert found["end-to-end"].endswith("1.00 of 2 cores busy at 1,000 ev/s: within reach")
+    # validating (0.25 ms) and projecting (0.5 ms): 2,667 ev/s, below 0.35 x 10,000
+    assert "at most 2,667 ev/s" in found["batch"]
+    assert found["batch"].endswith("out of reach on this machine")
+    assert "at most 4,000 ev/s" in found["live projection >= 10,000 ev/s: one"]
+    assert "at most 8,000 ev/s" in found["rebuild"]
+
+
+def test_a_run_without_the_baselines_states_no_bound() -> None:
+    assert bounds({"batch": {"baseline": {"rate": 10_000}}}) == {}
+    assert accept_floor_ms({"dashboard": {"projection": cpu(1.0)}}) is None
+
+
+def test_the_report_states_each_targets_bound_beside_it() -> None:
+    """On the committed full run: every target of a rate has its bound in its row."""
+    results = json.loads((Path(__file__).parents[2] / "bench/results/latest.json").read_text())
+    rows = [
+        line for line in targets_section(results) if line.startswith("| ") and "---" not in line
+    ]
+    by_target = {row.split(" | ")[0][2:]: row.split(" | ")[3] for row in rows[1:]}
+
+    unbounded = {t for t, bound in by_target.items() if bound == "-"}
+    assert unbounded == {t for t in by_target if t.startswith(("overview page", "each service"))}
+    assert all(
+        bound.endswith(("within reach", "out of reach on this machine"))
+        for t, bound in by_target.items()
+        if t not in unbounded
+    )
