@@ -13,6 +13,7 @@ import pytest
 
 from teamnl_dashboard.projections.network import INSERT_ACTIVITY as ACTIVITY
 from teamnl_dashboard.projections.network import INSERT_EVENT as EVENT
+from teamnl_dashboard.projections.network import UPSERT_SPEND
 from teamnl_dashboard.projections.schema import create_schema
 from teamnl_dashboard.projections.writes import BufferedWrites
 
@@ -177,3 +178,83 @@ async def test_two_folds_at_once_keep_every_count(database_url: str) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+class Recording:
+    """The real connection, noting the statements sent through it."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.sent: list[str] = []
+
+    async def execute(self, sql: str, *args: object) -> str:
+        self.sent.append(sql)
+        return await self.conn.execute(sql, *args)
+
+    async def executemany(self, sql: str, rows: list[tuple[object, ...]]) -> None:
+        self.sent.append(sql)
+        await self.conn.executemany(sql, rows)
+
+    async def prepare(self, sql: str) -> asyncpg.prepared_stmt.PreparedStatement:
+        return await self.conn.prepare(sql)
+
+
+def _spend(spend_id: str, year: int, cents: int, family: str = "nlib") -> tuple[object, ...]:
+    return (family, spend_id, year, cents, "travel", date(year, 5, 1), f"ev-{spend_id}-{cents}")
+
+
+async def _spent(conn: asyncpg.Connection, schema: str) -> tuple[list[tuple[object, ...]], ...]:
+    await conn.execute(f"SET search_path = {schema}, public")
+    await conn.execute("SELECT fold_totals()")
+    rows = await conn.fetch("SELECT * FROM budget_spent ORDER BY family, spend_id")
+    totals = await conn.fetch(
+        "SELECT family, year, sum(spends) AS spends, sum(spent_cents) AS cents"
+        " FROM budget_totals GROUP BY 1, 2 HAVING sum(spends) <> 0 ORDER BY 1, 2"
+    )
+    return [tuple(r) for r in rows], [tuple(r) for r in totals]
+
+
+async def test_a_run_of_an_upsert_stores_and_totals_what_row_by_row_would(
+    database_url: str,
+) -> None:
+    """The projector's budget upsert (a row trigger keeps the totals): a run without a
+    repeated key goes as one statement, one with a repeated key row by row; either way the
+    rows and the totals are those of the same rows sent one by one."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await create_schema(conn, "proj_rebuild_together")
+            await create_schema(conn, "proj_rebuild_onebyone")
+        before = [_spend("s1", 2025, 100), _spend("s2", 2025, 50)]
+        runs = [
+            # s1 moves to 2024, s2 grows, s3 is new (and of another family)
+            [_spend("s1", 2024, 70), _spend("s3", 2025, 30, "tinl"), _spend("s2", 2025, 80)],
+            # s2 twice in one run: the last stays
+            [_spend("s2", 2025, 90), _spend("s4", 2025, 5), _spend("s2", 2024, 60)],
+        ]
+        sent = []
+        for schema in ("proj_rebuild_together", "proj_rebuild_onebyone"):
+            await conn.execute(f"SET search_path = {schema}, public")
+            await conn.executemany(UPSERT_SPEND, before)
+            for rows in runs:
+                if schema == "proj_rebuild_together":
+                    recording = Recording(conn)
+                    writes = BufferedWrites()
+                    await writes.executemany(UPSERT_SPEND, rows)
+                    async with conn.transaction():
+                        await writes.flush(recording)  # type: ignore[arg-type]
+                    sent.append(recording.sent)
+                else:
+                    for row in rows:
+                        await conn.execute(UPSERT_SPEND, *row)
+
+        together = await _spent(conn, "proj_rebuild_together")
+        one_by_one = await _spent(conn, "proj_rebuild_onebyone")
+    finally:
+        await conn.close()
+
+    assert together == one_by_one
+    assert together[1] == [("nlib", 2024, 2, 130), ("nlib", 2025, 1, 5), ("tinl", 2025, 1, 30)]
+    assert [len(s) for s in sent] == [1, 1]
+    assert "unnest" in sent[0][0]  # the first run as one statement
+    assert sent[1][0] == UPSERT_SPEND  # the second row by row

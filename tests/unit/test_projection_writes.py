@@ -81,9 +81,11 @@ async def test_a_run_of_an_insert_that_skips_existing_rows_is_one_statement() ->
 @pytest.mark.parametrize(
     "insert",
     [
-        # an upsert: two rows of one key in one statement would be refused
+        # an upsert that updates with a parameter, or on a key it does not insert
         "INSERT INTO wp_members (project_id, member) VALUES ($1, $2)"
-        " ON CONFLICT (project_id, member) DO UPDATE SET member = excluded.member",
+        " ON CONFLICT (project_id) DO UPDATE SET member = $2",
+        "INSERT INTO wp_members (project_id, member) VALUES ($1, $2)"
+        " ON CONFLICT (joined_on) DO UPDATE SET member = excluded.member",
         # parameters out of order, or an expression among the values
         "INSERT INTO wp_members (project_id, member) VALUES ($2, $1) ON CONFLICT DO NOTHING",
         "INSERT INTO wp_projects (project_id, status) VALUES ($1, 'active') ON CONFLICT DO NOTHING",
@@ -96,6 +98,35 @@ async def test_other_statements_go_row_by_row(insert: str) -> None:
     await writes.executemany(insert, [("p1", "a"), ("p2", "b")])
     await writes.flush(conn)  # type: ignore[arg-type]
     assert conn.sent == [(insert, [("p1", "a"), ("p2", "b")])]
+
+
+UPSERT = (
+    "INSERT INTO wp_members (project_id, member) VALUES ($1, $2)"
+    " ON CONFLICT (project_id) DO UPDATE SET member = excluded.member"
+)
+
+
+async def test_a_run_of_an_upsert_without_a_repeated_key_is_one_statement() -> None:
+    """Each row then meets only what was there before the run, as one by one."""
+    writes, conn = BufferedWrites(), RecordingConnection()
+    await writes.executemany(UPSERT, [("p1", "a"), ("p2", "a")])
+    await writes.flush(conn)  # type: ignore[arg-type]
+    assert conn.sent == [
+        (
+            "INSERT INTO wp_members (project_id, member) SELECT * FROM"
+            " unnest($1::pg_catalog.text[], $2::pg_catalog.text[])"
+            " ON CONFLICT (project_id) DO UPDATE SET member = excluded.member",
+            [["p1", "p2"], ["a", "a"]],
+        )
+    ]
+
+
+async def test_a_run_of_an_upsert_that_repeats_a_key_goes_row_by_row() -> None:
+    """One statement may not update a row twice (PostgreSQL refuses it)."""
+    writes, conn = BufferedWrites(), RecordingConnection()
+    await writes.executemany(UPSERT, [("p1", "a"), ("p2", "a"), ("p1", "b")])
+    await writes.flush(conn)  # type: ignore[arg-type]
+    assert conn.sent == [(UPSERT, [("p1", "a"), ("p2", "a"), ("p1", "b")])]
 
 
 async def test_statements_on_one_table_keep_their_order() -> None:

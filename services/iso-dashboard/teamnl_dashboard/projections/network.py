@@ -21,6 +21,14 @@ INSERT_ACTIVITY = (
     " on_date) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
 )
 
+UPSERT_SPEND = (
+    "INSERT INTO budget_spent (family, spend_id, year, amount_cents, category, spent_on,"
+    " event_id) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    " ON CONFLICT (family, spend_id) DO UPDATE SET year = excluded.year,"
+    " amount_cents = excluded.amount_cents, category = excluded.category,"
+    " spent_on = excluded.spent_on, event_id = excluded.event_id"
+)
+
 
 async def record_event(conn: asyncpg.Connection, event: Event) -> None:
     await conn.execute(
@@ -62,11 +70,7 @@ async def record_spend(conn: asyncpg.Connection, event: Event) -> None:
     data = event.data
     assert isinstance(data, BudgetSpent)
     await conn.execute(
-        "INSERT INTO budget_spent (family, spend_id, year, amount_cents, category, spent_on,"
-        " event_id) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        " ON CONFLICT (family, spend_id) DO UPDATE SET year = excluded.year,"
-        " amount_cents = excluded.amount_cents, category = excluded.category,"
-        " spent_on = excluded.spent_on, event_id = excluded.event_id",
+        UPSERT_SPEND,
         event.spec.family,
         data.spend_id,
         data.year,

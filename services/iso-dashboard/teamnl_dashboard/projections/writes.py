@@ -3,12 +3,19 @@
 The projectors write through :class:`BufferedWrites` in place of the connection: it records
 each statement and its arguments (projectors only write, never read) and, at
 :meth:`~BufferedWrites.flush`, sends every run of the same statement on a table as one
-``executemany`` - one round trip per run instead of one per row; a run of an insert that
-skips existing rows (``INSERT INTO t (a, b) VALUES ($1, $2) ON CONFLICT DO NOTHING``) goes
-as one statement, ``INSERT INTO t (a, b) SELECT * FROM unnest($1::text[], $2::date[]) ON
-CONFLICT DO NOTHING``: one execution, so the table's statement-level triggers (schema.sql)
-run once per run. Its rows are inserted in their order, so of two with one key the first
-stays, as one by one. Order is kept where it
+``executemany`` - one round trip per run instead of one per row. A run of an insert goes
+as one statement where that does what the rows one by one would:
+
+- one that skips existing rows (``INSERT INTO t (a, b) VALUES ($1, $2) ON CONFLICT DO
+  NOTHING``) as ``INSERT INTO t (a, b) SELECT * FROM unnest($1::text[], $2::date[]) ON
+  CONFLICT DO NOTHING``: its rows are inserted in their order, so of two with one key the
+  first stays, as one by one;
+- an upsert (``... ON CONFLICT (a) DO UPDATE SET ...``) likewise, when no two of the run's
+  rows share a conflict key: each row then meets only what was there before the run, as
+  one by one (a run with a repeated key goes row by row, which PostgreSQL requires).
+
+One execution, so the table's statement-level triggers (schema.sql) run once per run.
+Order is kept where it
 matters: statements on one table run in the order they came (a run ends when another
 statement on that table comes in between, e.g. a project onboarded, then one ended, then
 another onboarded); different tables are independent of each other (their triggers only add
@@ -26,13 +33,31 @@ from typing import cast
 import asyncpg
 
 _TABLE = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE)\s+(\w+)", re.IGNORECASE)
-_SKIPPING_INSERT = re.compile(
+_SET_INSERT = re.compile(
     r"^INSERT INTO (?P<table>\w+) \((?P<columns>\w+(?:, \w+)*)\)"
-    r" VALUES \((?P<values>\$1(?:, \$\d+)*)\) ON CONFLICT DO NOTHING$"
+    r" VALUES \((?P<values>\$1(?:, \$\d+)*)\) ON CONFLICT"
+    r"(?: \((?P<target>\w+(?:, \w+)*)\))? (?P<action>DO NOTHING|DO UPDATE SET .+)$"
 )
+
+
+@dataclass(frozen=True)
+class _SetForm:
+    """An insert's one-statement form; `keys`: the positions of an upsert's conflict key
+    among the columns (None: a skipping insert, which takes any run)."""
+
+    sql: str
+    keys: tuple[int, ...] | None
+
+    def takes(self, rows: Sequence[Sequence[object]]) -> bool:
+        if self.keys is None:
+            return True
+        keys = self.keys
+        return len({tuple(row[k] for k in keys) for row in rows}) == len(rows)
+
+
 # An insert's set form (None: it has none), by its SQL; the parameters' types come from the
 # server the first time a run of it is sent (the same in every projection schema).
-_set_forms: dict[str, str | None] = {}
+_set_forms: dict[str, _SetForm | None] = {}
 
 
 @dataclass
@@ -77,11 +102,11 @@ class BufferedWrites:
         self.discard()
         for run in runs:
             set_form = await _set_form(conn, run.sql) if len(run.rows) > 1 else None
-            if set_form is None:
+            if set_form is None or not set_form.takes(run.rows):
                 await conn.executemany(run.sql, run.rows)
             else:
                 columns = zip(*run.rows, strict=True)  # every row has every column
-                await conn.execute(set_form, *(list(column) for column in columns))
+                await conn.execute(set_form.sql, *(list(column) for column in columns))
 
     def discard(self) -> None:
         self._runs = []
@@ -96,23 +121,31 @@ def _table_of(sql: str) -> str:
     return match.group(1).lower()
 
 
-async def _set_form(conn: asyncpg.Connection, sql: str) -> str | None:
+async def _set_form(conn: asyncpg.Connection, sql: str) -> _SetForm | None:
     """The one-statement form of a run of ``sql``, when ``sql`` is an insert that skips
-    existing rows, with one plain parameter per column in order (``$1, $2, ...``), none an
-    array (``unnest`` would flatten it)."""
+    existing rows or an upsert on columns it inserts, with one plain parameter per column
+    in order (``$1, $2, ...``), none an array (``unnest`` would flatten it) nor in the
+    update."""
     if sql in _set_forms:
         return _set_forms[sql]
     form = None
-    match = _SKIPPING_INSERT.match(sql)
+    match = _SET_INSERT.match(sql)
     if match is not None:
+        columns = match["columns"].split(", ")
+        target = match["target"].split(", ") if match["target"] else []
+        upsert = match["action"].startswith("DO UPDATE")
         values = match["values"].split(", ")
-        if values == [f"${n}" for n in range(1, len(values) + 1)]:
+        plain = values == [f"${n}" for n in range(1, len(values) + 1)]
+        own = "$" not in match["action"]  # an update of its own values (excluded.*) only
+        if plain and own and set(target) <= set(columns) and (target or not upsert):
             types = (await conn.prepare(sql)).get_parameters()
             if all(t.kind == "scalar" for t in types):
                 arrays = ", ".join(f"${n}::{t.schema}.{t.name}[]" for n, t in enumerate(types, 1))
-                form = (
+                conflict = f" ({match['target']})" if target else ""
+                form = _SetForm(
                     f"INSERT INTO {match['table']} ({match['columns']})"  # noqa: S608 - constants
-                    f" SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING"
+                    f" SELECT * FROM unnest({arrays}) ON CONFLICT{conflict} {match['action']}",
+                    tuple(columns.index(c) for c in target) if upsert else None,
                 )
     _set_forms[sql] = form
     return form
