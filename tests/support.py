@@ -35,6 +35,8 @@ _PR_SET_PDEATHSIG = 1
 
 def dies_with_parent() -> None:
     """``preexec_fn`` of a test's child process: Linux kills it when the test run ends,
-    however it ends (a ``pytest`` killed mid-test runs no ``finally``)."""
-    if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+    however it ends (a ``pytest`` killed mid-test runs no ``finally``); elsewhere (no
+    ``prctl``) the tests' own clean-up is all there is."""
+    prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
+    if prctl is not None and prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")

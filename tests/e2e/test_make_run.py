@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from support import topic_prefix
 from teamnl_suite import pidfile
 from teamnl_suite.infra import Infrastructure, with_database
 from teamnl_suite.infra.postgres import drop_databases
@@ -80,7 +81,7 @@ def suite_env(infra: Infrastructure, tmp_path: Path) -> Iterator[dict[str, str]]
     databases = {name: f"e2e_{run_id}_{name}" for name in SERVICES}
     env = {
         **os.environ,
-        "TEAMNL_TOPIC_PREFIX": f"e2e-{run_id}.",
+        "TEAMNL_TOPIC_PREFIX": topic_prefix(),
         "TEAMNL_SUITE_STATE_DIR": str(tmp_path / "suite"),
         "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
         "COLUMNS": "200",

@@ -184,57 +184,30 @@ def nlib_and_tinl_events() -> list:
                 **data,
             )
         )
-    followups = [("m-18", "f1", "2018-05-01"), ("m-19", "f2", "2020-01-10")]
-    for mission, followup, on in followups:
-        events.append(
-            make_event(
-                f"{nlib}.mission.followup.held.v1",
-                mission_id=mission,
-                followup_id=followup,
-                held_on=on,
-                time=at(on),
-            )
-        )
-    conversions = [("m-18", "l1", "2018-06-01"), ("m-18", "l2", "2019-02-01")]
-    conversions += [("m-19", "l3", "2019-12-31"), ("m-19c", "l4", "2020-01-05")]
-    for mission, lead, on in conversions:
-        events.append(
-            make_event(
-                f"{nlib}.lead.converted.v1",
-                mission_id=mission,
-                lead_id=lead,
-                converted_on=on,
-                time=at(on),
-            )
-        )
+    on_a_day = [  # (type, id field, day field, mission, id, day)
+        ("mission.followup.held", "followup_id", "held_on", "m-18", "f1", "2018-05-01"),
+        ("mission.followup.held", "followup_id", "held_on", "m-19", "f2", "2020-01-10"),
+        ("lead.converted", "lead_id", "converted_on", "m-18", "l1", "2018-06-01"),
+        ("lead.converted", "lead_id", "converted_on", "m-18", "l2", "2019-02-01"),
+        ("lead.converted", "lead_id", "converted_on", "m-19", "l3", "2019-12-31"),
+        ("lead.converted", "lead_id", "converted_on", "m-19c", "l4", "2020-01-05"),
+    ]
+    for kind, id_field, day_field, mission, key, on in on_a_day:
+        data = {"mission_id": mission, id_field: key, day_field: on}
+        events.append(make_event(f"{nlib}.{kind}.v1", time=at(on), **data))
     activities = [  # (id, end, partners)
         ("a-18", "2018-09-02", ["bom", "rvo"]),
         ("a-19", "2019-01-02", ["bom", "oost-nl", "rvo"]),
         ("a-19b", "2019-12-31", ["innovationquarter"]),
     ]
     for activity, end, partners in activities:
-        events.append(
-            make_event(
-                "nl.teamnl.tinl.activity.held.v1",
-                activity_id=activity,
-                start_date=end,
-                end_date=end,
-                partners=partners,
-                time=at(end),
-            )
-        )
+        data = {"activity_id": activity, "start_date": end, "end_date": end, "partners": partners}
+        events.append(make_event("nl.teamnl.tinl.activity.held.v1", time=at(end), **data))
     shared = [("k-18", "2018-03-01", ["economic-board-utrecht", "rvo"])]
     shared += [("k-19", "2019-06-01", ["brainport-eindhoven", "bom"])]
     for knowledge, on, partners in shared:
-        events.append(
-            make_event(
-                "nl.teamnl.tinl.knowledge.shared.v1",
-                knowledge_id=knowledge,
-                shared_on=on,
-                partners=partners,
-                time=at(on),
-            )
-        )
+        data = {"knowledge_id": knowledge, "shared_on": on, "partners": partners}
+        events.append(make_event("nl.teamnl.tinl.knowledge.shared.v1", time=at(on), **data))
     return events
 
 

@@ -21,7 +21,7 @@ import pytest
 from aiokafka import ConsumerRecord
 
 from dashboard_harness import dashboard_settings, running_dashboard
-from support import eventually
+from support import eventually, topic_prefix
 from teamnl_dashboard.projections.schema import (
     PROJECTION_VERSION,
     create_schema,
@@ -104,7 +104,7 @@ async def test_a_batch_step_the_database_refuses_isolates_its_record_on_the_dead
     consumer = InboxConsumer(
         migrated_pool,
         kafka_bootstrap,
-        f"g-{uuid.uuid4().hex[:6]}",
+        f"{topic_prefix()}g",
         [topic],
         store_leads,
         before_commit=fold,
@@ -154,7 +154,7 @@ async def test_the_consumer_reports_itself_stalled_while_every_attempt_fails(
     consumer = InboxConsumer(
         migrated_pool,
         kafka_bootstrap,
-        f"g-{uuid.uuid4().hex[:6]}",
+        f"{topic_prefix()}g",
         [topic],
         flaky,
         retry_backoff=0.1,

@@ -10,7 +10,6 @@ their order. Without the drop, the records read ahead would be skipped.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import asyncpg
@@ -18,7 +17,7 @@ import pytest
 from aiokafka import ConsumerRecord
 from test_inbox_poison_and_identity import mission
 
-from support import eventually
+from support import eventually, topic_prefix
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.inbox import InboxConsumer
 from teamnl_shared.kafka import ensure_topics, idempotent_producer
@@ -61,7 +60,7 @@ async def test_a_fetch_read_again_reads_the_fetch_read_ahead_of_it_again(
     consumer = InboxConsumer(
         migrated_pool,
         kafka_bootstrap,
-        f"g-{uuid.uuid4().hex[:6]}",
+        f"{topic_prefix()}g",
         [topic],
         store,
         before_commit=fold,

@@ -20,7 +20,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from support import dies_with_parent, eventually
+from support import dies_with_parent, eventually, topic_prefix
 from teamnl_shared.contract.envelope import Event, parse_structured
 from teamnl_shared.db import create_pool, migrate
 from teamnl_shared.inbox import Inbox, InboxConsumer, PoisonEvent
@@ -126,7 +126,7 @@ async def test_ten_thousand_events_survive_relay_kill_and_broker_restart(
         "CREATE TABLE effects (applied bigserial PRIMARY KEY, mission_id text, n int)"
     )
     consumer = InboxConsumer(
-        consumer_pool, kafka_bootstrap, f"g-{uuid.uuid4().hex[:6]}", [topic], record_effect
+        consumer_pool, kafka_bootstrap, f"{topic_prefix()}g", [topic], record_effect
     )
     consumer_task = asyncio.create_task(consumer.run())
     relay = start_relay(database_url, kafka_bootstrap)
@@ -217,7 +217,7 @@ async def test_unparseable_record_goes_to_dead_letter_and_the_partition_goes_on(
 
     (topic,) = await make_topics("dlq", partitions=1)
     await migrated_pool.execute("CREATE TABLE effects (mission_id text, n int)")
-    group = f"g-{uuid.uuid4().hex[:6]}"
+    group = f"{topic_prefix()}g"
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
     good_before, good_after = mission_event(1, 0), mission_event(1, 1)
