@@ -589,6 +589,28 @@ def _complementary(entry: dict[str, Any]) -> dict[str, Any]:
 
 # -- per initiative --------------------------------------------------------------------------
 
+# The period's missions and whether each was held by its last day ($1, $2: first and last
+# day read), for the mission list and the overview's rates alike.
+_MISSIONS_READ = (
+    "nlib_missions m WHERE ($1::date IS NULL OR m.end_date >= $1)"
+    " AND ($2::date IS NULL OR m.start_date <= $2)"
+)
+_HELD = "m.status = 'held' AND ($2::date IS NULL OR m.end_date <= $2)"
+_FOLLOWUPS_READ = (
+    "nlib_followups f WHERE f.mission_id = m.mission_id AND ($2::date IS NULL OR f.held_on <= $2)"
+)
+_CONVERSIONS_READ = "($2::date IS NULL OR l.converted_on <= $2)"
+# The TINL activities and knowledge shared of the period ($1, $2), for the report and the
+# overview's partner counts alike.
+_TINL_ACTIVITIES_READ = (
+    "(SELECT * FROM tinl_activities WHERE ($1::date IS NULL OR end_date >= $1)"
+    " AND ($2::date IS NULL OR end_date <= $2)) a"
+)
+_TINL_KNOWLEDGE_READ = (
+    "(SELECT * FROM tinl_knowledge WHERE ($1::date IS NULL OR shared_on >= $1)"
+    " AND ($2::date IS NULL OR shared_on <= $2)) k"
+)
+
 
 async def nlib(
     db: DB, *, period: Period | None = None, as_of: date | None = None
@@ -600,19 +622,16 @@ async def nlib(
     first, last = _bounds(period, as_of)
     missions = _rows(
         await db.fetch(
-            "SELECT m.mission_id, m.title, m.direction, m.country, m.city, m.start_date,"
-            " m.end_date, CASE WHEN m.status = 'held' AND ($2::date IS NULL OR"
-            "  m.end_date <= $2) THEN 'held' ELSE 'planned' END AS status,"
+            "SELECT m.mission_id, m.title, m.direction, m.country, m.city, m.start_date,"  # noqa: S608 - constants
+            f" m.end_date, CASE WHEN {_HELD} THEN 'held' ELSE 'planned' END AS status,"
             " m.companies, m.leads, m.business_mixers,"
-            " (SELECT min(held_on) FROM nlib_followups f WHERE f.mission_id = m.mission_id"
-            "  AND ($2::date IS NULL OR f.held_on <= $2)) AS first_followup_on,"
+            f" (SELECT min(held_on) FROM {_FOLLOWUPS_READ}) AS first_followup_on,"
             " (SELECT count(*) FROM nlib_leads_converted l WHERE l.mission_id = m.mission_id"
-            "  AND ($2::date IS NULL OR l.converted_on <= $2)) AS leads_converted,"
+            f"  AND {_CONVERSIONS_READ}) AS leads_converted,"
             " (SELECT coalesce(sum(contract_value_cents), 0)::bigint FROM nlib_leads_converted l"
-            "  WHERE l.mission_id = m.mission_id AND ($2::date IS NULL OR l.converted_on <= $2))"
+            f"  WHERE l.mission_id = m.mission_id AND {_CONVERSIONS_READ})"
             "  AS contract_value_cents"
-            " FROM nlib_missions m WHERE ($1::date IS NULL OR m.end_date >= $1)"
-            " AND ($2::date IS NULL OR m.start_date <= $2)"
+            f" FROM {_MISSIONS_READ}"
             " ORDER BY m.start_date DESC, m.mission_id",
             first,
             last,
@@ -653,17 +672,13 @@ async def nlib_rates(
     the period's missions (its date index) without listing them."""
     first, last = _bounds(period, as_of)
     row = await db.fetchrow(
-        "WITH m AS (SELECT mission_id, leads,"
-        "  status = 'held' AND ($2::date IS NULL OR end_date <= $2) AS held"
-        "  FROM nlib_missions WHERE ($1::date IS NULL OR end_date >= $1)"
-        "  AND ($2::date IS NULL OR start_date <= $2))"
+        f"WITH m AS (SELECT m.mission_id, m.leads, {_HELD} AS held FROM {_MISSIONS_READ})"  # noqa: S608 - constants
         " SELECT count(*) FILTER (WHERE held) AS held,"
-        " count(*) FILTER (WHERE held AND EXISTS (SELECT 1 FROM nlib_followups f"
-        "  WHERE f.mission_id = m.mission_id AND ($2::date IS NULL OR f.held_on <= $2)))"
+        f" count(*) FILTER (WHERE held AND EXISTS (SELECT 1 FROM {_FOLLOWUPS_READ}))"
         "  AS followed_up,"
         " coalesce(sum(leads) FILTER (WHERE held), 0) AS leads,"  # held missions report leads
         " (SELECT count(*) FROM nlib_leads_converted l JOIN m USING (mission_id)"
-        "  WHERE $2::date IS NULL OR l.converted_on <= $2) AS converted"
+        f"  WHERE {_CONVERSIONS_READ}) AS converted"
         " FROM m",
         first,
         last,
@@ -680,31 +695,29 @@ async def tinl_summary(
     """{"activities", "partner_pairs", "partners_taking_part"}: the counts of
     :func:`tinl`'s lists, from the running totals per partner set when the reading holds
     every event, else counted in one statement over the period's rows."""
-    bounds: tuple[date | None, ...] = ()
-    sets = (
-        "SELECT partners, sum(activities) AS a FROM tinl_partner_sets"
-        " GROUP BY partners HAVING sum(activities) + sum(knowledge) > 0"
-    )
-    if not await covers_all(db, period, as_of):
+    if await covers_all(db, period, as_of):
+        bounds: tuple[date | None, ...] = ()
+        sets = (
+            "SELECT partners, sum(activities) AS acts FROM tinl_partner_sets"
+            " GROUP BY partners HAVING sum(activities) + sum(knowledge) > 0"
+        )
+    else:
         bounds = _bounds(period, as_of)
         sets = (
-            "SELECT partners, 1 AS a FROM tinl_activities"
-            " WHERE end_date >= coalesce($2::date, '-infinity')"
-            " AND end_date <= coalesce($3::date, 'infinity')"
-            " UNION ALL SELECT partners, 0 FROM tinl_knowledge"
-            " WHERE shared_on >= coalesce($2::date, '-infinity')"
-            " AND shared_on <= coalesce($3::date, 'infinity')"
+            f"SELECT a.partners, 1 AS acts FROM {_TINL_ACTIVITIES_READ}"  # noqa: S608 - constants
+            f" UNION ALL SELECT k.partners, 0 FROM {_TINL_KNOWLEDGE_READ}"
         )
+    partners = f"${len(bounds) + 1}"  # after the period's days, if read
     return dict(
         await db.fetchrow(
             f"WITH s AS ({sets})"  # noqa: S608 - constants
-            " SELECT (SELECT coalesce(sum(a), 0) FROM s)::bigint AS activities,"
+            " SELECT (SELECT coalesce(sum(acts), 0) FROM s)::bigint AS activities,"
             " (SELECT count(DISTINCT (p1, p2)) FROM s, unnest(partners) p1, unnest(partners) p2"
             "  WHERE p1 < p2) AS partner_pairs,"
             " (SELECT count(DISTINCT p) FROM s, unnest(partners) p"
-            "  WHERE p = ANY($1::text[])) AS partners_taking_part",
-            list(TINL_PARTNERS),
+            f"  WHERE p = ANY({partners}::text[])) AS partners_taking_part",
             *bounds,
+            list(TINL_PARTNERS),
         )
     )
 
@@ -718,14 +731,7 @@ async def tinl(
     [convenant partners with no activity nor knowledge shared], "partner_pairs":
     [{"partners": [a, b], "activities", "knowledge_shared"}]}, in `period` up to `as_of`."""
     first, last = _bounds(period, as_of)
-    acts = (
-        "(SELECT * FROM tinl_activities WHERE ($1::date IS NULL OR end_date >= $1)"
-        " AND ($2::date IS NULL OR end_date <= $2)) a"
-    )
-    shares = (
-        "(SELECT * FROM tinl_knowledge WHERE ($1::date IS NULL OR shared_on >= $1)"
-        " AND ($2::date IS NULL OR shared_on <= $2)) k"
-    )
+    acts, shares = _TINL_ACTIVITIES_READ, _TINL_KNOWLEDGE_READ
     per_market = await db.fetch(
         f"SELECT market, count(*) AS n, max(end_date) AS last FROM {acts}"  # noqa: S608 - constants
         " GROUP BY market ORDER BY n DESC, market",

@@ -51,8 +51,7 @@ class _SetForm:
     def takes(self, rows: Sequence[Sequence[object]]) -> bool:
         if self.keys is None:
             return True
-        keys = self.keys
-        return len({tuple(row[k] for k in keys) for row in rows}) == len(rows)
+        return len({tuple(row[k] for k in self.keys) for row in rows}) == len(rows)
 
 
 # An insert's set form (None: it has none), by its SQL; the parameters' types come from the
