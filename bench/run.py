@@ -45,6 +45,7 @@ from bench.harness import (
     run_loadgen,
     targets,
     wait_projected,
+    wait_until,
 )
 from bench.hops import KafkaObserver, PushObserver, breakdown
 from bench.kafka_io import end_offsets
@@ -452,7 +453,10 @@ class Bench:
             ],
             self.workdir / "trickle.log",
         )
-        wait_projected(self.stack, "tr-%", 1, PROJECTING_MARGIN_SECONDS * 10)
+        wait_until(
+            lambda: dashboard_counts(self.stack, "tr-%")["applied"] > 0,
+            PROJECTING_MARGIN_SECONDS * 10,
+        )
         before, started = dashboard_counts(self.stack, "tr-%")["applied"], time.monotonic()
         result = self._get_load("overview_page_projecting", "/")
         projected = dashboard_counts(self.stack, "tr-%")["applied"] - before

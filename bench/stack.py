@@ -193,8 +193,12 @@ class BenchStack:
     def topics(self) -> list[str]:
         return events.topics(self.prefix)
 
+    def dashboard_group(self) -> str:
+        """The dashboard's consumer group (prefixed like its topics)."""
+        return f"{self.prefix}iso-dashboard"
+
     def deadletter_topic(self) -> str:
-        return f"teamnl.deadletter.{self.prefix}iso-dashboard"
+        return f"teamnl.deadletter.{self.dashboard_group()}"
 
     # -- lifecycle ----------------------------------------------------------------------------
     def up(self, services: tuple[str, ...] = ALL_SERVICES) -> dict[str, float]:

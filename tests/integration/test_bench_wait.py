@@ -1,0 +1,39 @@
+"""The bench waits for a projection through the consumer group's offsets in Kafka (a count
+over the dashboard's inbox, polled, cost the machine more than the projection did)."""
+
+from __future__ import annotations
+
+from aiokafka import TopicPartition
+
+from bench.harness import group_caught_up
+from support import topic_prefix
+from teamnl_shared.kafka import ensure_topics, idempotent_producer, manual_commit_consumer
+
+
+async def test_the_wait_ends_when_the_group_has_committed_what_the_topics_held(
+    kafka_bootstrap: str,
+) -> None:
+    prefix = topic_prefix()
+    topics, group = [f"{prefix}a", f"{prefix}b"], f"{prefix}g"
+    await ensure_topics(kafka_bootstrap, topics, partitions=2)
+    producer = idempotent_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        for index in range(6):  # partitions a/0 (3 records), b/1 (3), a/1 and b/0 empty
+            topic = topics[index % 2]
+            await producer.send_and_wait(topic, b"x", partition=index % 2)
+    finally:
+        await producer.stop()
+    consumer = manual_commit_consumer(kafka_bootstrap, group)  # commits as the group's
+    await consumer.start()
+    consumer.assign([TopicPartition(t, p) for t in topics for p in (0, 1)])
+    try:
+        assert not await group_caught_up(kafka_bootstrap, group, topics, timeout=0.3)
+        await consumer.commit({TopicPartition(topics[0], 0): 3})
+        assert not await group_caught_up(kafka_bootstrap, group, topics, timeout=0.3)
+        await consumer.commit({TopicPartition(topics[1], 1): 2})  # one record short
+        assert not await group_caught_up(kafka_bootstrap, group, topics, timeout=0.3)
+        await consumer.commit({TopicPartition(topics[1], 1): 3})
+        assert await group_caught_up(kafka_bootstrap, group, topics, timeout=5)
+    finally:
+        await consumer.stop()
