@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 import pytest
@@ -146,6 +146,14 @@ async def test_a_scoped_rule_judges_a_large_portfolio_in_parts(
         assert parts == [2, 2]  # wp-ke-0..3
         [gone] = await dash.findings("isolated-project", "resolved")
         assert gone["finding_key"] == "wp-ke-4"
+
+        # time alone changes the rule once a day: the scheduler judges the portfolio again
+        # only on a new date
+        parts.clear()
+        await dash.app.state.engine.tick(dash.pool, since=NOW - timedelta(hours=1))
+        assert parts == []
+        await dash.app.state.engine.tick(dash.pool, since=NOW - timedelta(days=1))
+        assert parts == [2, 2]
 
         nairobi = make_event(
             "nl.teamnl.nlib.mission.held.v1",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
@@ -27,6 +27,7 @@ from teamnl_dashboard.rules.catalogue import (
     ServiceSilent,
     TinlPartnerAbsent,
     WerkplaatsPortfolioTarget,
+    daily,
     pair_activities,
     year_elapsed,
 )
@@ -184,6 +185,52 @@ def test_isolated_project_as_events_arrive_judges_only_what_the_batch_touched() 
     assert rule.scope(batch) == Scope(frozenset({"p1", "p2"}), frozenset({"US", "VN"}))
     projects = (ProjectFact("p1", "KE", "active", "ev-p1"), ProjectFact("p3", "US", "active", "e"))
     assert rule.judged(Facts(projects=projects)) == {"p1", "p3"}
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_an_isolated_project_is_the_same_all_day(seed: int) -> None:
+    """The rule is `daily` (the scheduler judges the portfolio once a day): at any moment
+    of one date it finds the same projects, whatever the projects and activities; over the
+    days the same facts do give different findings (the test is not vacuous)."""
+    rng = random.Random(seed)
+    rule = IsolatedProject(isolation_days=365)
+    day = date(2019, 7, 1)
+    projects = tuple(
+        ProjectFact(
+            f"p{i}",
+            rng.choice(("KE", "VN", "CN")),
+            rng.choice(("active", "active", "graduated")),
+            f"ev-p{i}",
+            onboarded_on=day - timedelta(days=rng.randrange(300, 500)),
+        )
+        for i in range(40)
+    )
+    activities = tuple(
+        act(f"a{i}", "nlib", country, day - timedelta(days=365 + rng.randrange(-25, 25)))
+        for i, country in enumerate(("KE", "VN", "CN"))
+    )
+    facts = Facts(projects=projects, latest_activities=activities)
+    found = []
+    for offset in range(-30, 30):
+        moment = datetime.combine(day + timedelta(days=offset), time(), UTC)
+        first, last = moment, moment + timedelta(hours=23, minutes=59, seconds=59)
+        found.append(rule.check(facts, first))
+        assert found[-1] == rule.check(facts, last)
+    assert len({tuple(hit.key for hit in hits) for hits in found}) > 1
+    assert daily(rule)
+
+
+def test_the_scheduler_judges_a_daily_rule_only_on_a_new_date() -> None:
+    engine = build_engine(DashboardSettings(database_url="postgresql://unused/db"))
+    names = {rule.name for rule in engine.scheduled}
+    assert "isolated-project" in names
+
+    def due(since: datetime | None) -> set[str]:
+        return {rule.name for rule in engine.due(since, NOW)}
+
+    assert due(None) == names
+    assert due(NOW - timedelta(hours=11)) == names - {"isolated-project"}
+    assert due(NOW - timedelta(hours=13)) == names  # the day before
 
 
 def test_what_a_batch_owes_the_rules_and_queued_batches_owe_together() -> None:

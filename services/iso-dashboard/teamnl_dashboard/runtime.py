@@ -18,6 +18,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import asyncpg
 from aiokafka.errors import KafkaError
@@ -117,9 +118,12 @@ async def _after_tick(runtime: Runtime, telemetry: Telemetry) -> None:
 
 async def _schedule(runtime: Runtime, telemetry: Telemetry) -> None:
     interval = runtime.settings.rules_interval_seconds
+    judged_at: datetime | None = None  # the start of the last run that succeeded
     while not runtime.stopping.is_set():
         try:
-            await runtime.engine.tick(runtime.pool)
+            started = runtime.engine.clock()
+            await runtime.engine.tick(runtime.pool, since=judged_at)
+            judged_at = started
             await _after_tick(runtime, telemetry)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             log.warning("scheduled rules failed (%r); next run in %ss", error, interval)

@@ -78,6 +78,13 @@ class Rule(Protocol):
     def check(self, facts: Facts, now: datetime) -> list[Hit]: ...
 
 
+def daily(rule: Rule) -> bool:
+    """A scheduled rule whose ``check`` reads the clock only through ``now.date()``: time
+    alone changes what it finds once a day (events change it as they arrive, through its
+    triggers), so the scheduler judges it again only on a new date."""
+    return bool(getattr(rule, "by_date", False))
+
+
 def operational(rule: Rule) -> bool:
     """A rule about the running system (silence, failed validation), not the network: it
     says nothing about a past date, so a reading as of one leaves it out."""
@@ -254,6 +261,7 @@ class IsolatedProject:
     needs: ClassVar[frozenset[str]] = frozenset({"projects", "latest_activities"})
     triggers: ClassVar[frozenset[str]] = PROJECT_EVENTS | MARKET_ACTIVITY
     scheduled: ClassVar[bool] = True
+    by_date: ClassVar[bool] = True  # `daily`: judging the whole portfolio once a day is enough
 
     def scope(self, events: Iterable[Event]) -> Scope:
         """What a batch can have changed: the projects it names, the markets it was in."""

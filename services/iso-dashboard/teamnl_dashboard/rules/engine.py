@@ -28,7 +28,7 @@ from teamnl_shared.contract.envelope import Event
 from teamnl_shared.db import transaction
 
 from ..period import end_of_day
-from .catalogue import MarketDuplication, Rule, ScopedRule, operational
+from .catalogue import MarketDuplication, Rule, ScopedRule, daily, operational
 from .facts import SCOPED_FACTS, FactContext, load_facts, scoped_parts, stale_keys
 from .findings import reconcile
 from .model import Hit, Scope
@@ -184,10 +184,20 @@ class RulesEngine:
             changed += await reconcile(conn, rule.name, rule.version, [], now, set(stale))
         return changed
 
-    async def tick(self, pool: asyncpg.Pool) -> int:
-        """One scheduled run: the time-based rules, then a coherence score snapshot."""
+    def due(self, since: datetime | None, now: datetime) -> list[Rule]:
+        """The scheduled rules that time alone can have changed from `since` (the last run;
+        None: none yet) to `now`: a `daily` rule only on a new date."""
+        return [
+            rule
+            for rule in self.scheduled
+            if since is None or not daily(rule) or since.date() != now.date()
+        ]
+
+    async def tick(self, pool: asyncpg.Pool, since: datetime | None = None) -> int:
+        """One scheduled run: the time-based rules due `since` the last run (:meth:`due`;
+        None: all of them), then a coherence score snapshot."""
         async with transaction(pool) as conn:
-            changed = await self.evaluate(conn, self.scheduled)
+            changed = await self.evaluate(conn, self.due(since, self.clock()))
             await self.snapshot_score(conn)
         return changed
 
