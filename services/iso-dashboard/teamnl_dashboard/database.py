@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from teamnl_shared.db import migrate, transaction
+from teamnl_shared.db import keep_session, migrate, transaction
 
 from .projections.schema import ensure_live_schema, search_path
 
@@ -20,6 +20,7 @@ async def create_dashboard_pool(
         min_size=min_size,
         max_size=max_size,
         server_settings={"search_path": schema_path or search_path()},
+        reset=keep_session,  # the dashboard's code leaves none: SET LOCAL, locks per transaction
     )
     assert pool is not None
     return pool
