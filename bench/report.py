@@ -11,7 +11,7 @@ import subprocess
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from teamnl_suite.infra.config import KAFKA_VERSION
 
@@ -643,9 +643,9 @@ def _cores(r: dict[str, Any]) -> int:
 
 
 def bounds(r: dict[str, Any]) -> dict[str, str]:
-    """Per target (by how its name starts), the most this machine can give whatever the code, from
-    this run's baselines (see `accept_floor_ms`); a target above it cannot be met here with
-    every process on the same two cores."""
+    """Per target (by its `Target` key), the most this machine can give whatever the code,
+    from this run's baselines (see `accept_floor_ms`); a target above it cannot be met here
+    with every process on the same two cores."""
     out: dict[str, str] = {}
     cores = _cores(r)
     floor = accept_floor_ms(r)
@@ -685,10 +685,10 @@ def bounds(r: dict[str, Any]) -> dict[str, str]:
         )
     if valid and valid.get("rate"):
         per_process = valid["rate"]
-        out["live projection >= 10,000 ev/s: one"] = bound_text(
+        out["projection"] = bound_text(
             "validating each record alone, in one process", per_process, 10_000
         )
-        out["live projection >= 10,000 ev/s: the web app"] = bound_text(
+        out["projection-with-worker"] = bound_text(
             "validating each record alone, in two processes", 2 * per_process, 10_000
         )
         out["rebuild"] = bound_text(
@@ -697,9 +697,19 @@ def bounds(r: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
-    """(target, measured, met, where the time goes) for each target the run measured."""
-    out: list[tuple[str, str, bool | None, str]] = []
+class Target(NamedTuple):
+    """One target of issue 11 as the run measured it; `key` names its bound (`bounds`)."""
+
+    key: str
+    target: str
+    measured: str
+    met: bool | None
+    why: str
+
+
+def _targets(r: dict[str, Any]) -> list[Target]:
+    """Each target the run measured."""
+    out: list[Target] = []
     single = r.get("single")
     if single and "durable" in single:
         p = single["pipeline"]
@@ -709,7 +719,8 @@ def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
             _top_parts(r, "profile-nlib-single.svg"),
         )
         out.append(
-            (
+            Target(
+                "single",
                 "single POST >= 1.0x durable INSERT and >= 0.4x no-op",
                 f"{_ratio(single['ratio_durable'])} and {_ratio(single['ratio'])}",
                 single["ratio_durable"] >= 1.0 and single["ratio"] >= 0.4,
@@ -719,7 +730,8 @@ def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
     batch = r.get("batch")
     if batch:
         out.append(
-            (
+            Target(
+                "batch",
                 "batch accept >= 0.35x bare producer",
                 _ratio(batch["ratio_accept"]),
                 batch["ratio_accept"] >= 0.35,
@@ -733,7 +745,8 @@ def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
         slowest = max(hops.items(), key=lambda item: item[1].get("p99", 0), default=None)
         hop = f"slowest hop at p99: {slowest[0]} {_n(slowest[1]['p99'])} ms; " if slowest else ""
         out.append(
-            (
+            Target(
+                "end-to-end",
                 f"end-to-end p99 <= 100 ms at {_n(fixed['offered_rate'])} ev/s",
                 f"p99 {_n(fixed['e2e_ms']['p99'])} ms, {_n(fixed['achieved_rate'])} ev/s achieved",
                 fixed["e2e_ms"]["p99"] <= 100 and fixed["sustained"],
@@ -743,7 +756,8 @@ def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
         failed = next((s for s in latency["ramp"] if not s["sustained"]), None)
         best = latency["max_sustained_rate"]
         out.append(
-            (
+            Target(
+                "highest",
                 "highest rate sustained with p99 < 1 s (goal >= 3,000 ev/s)",
                 f"{_n(best)} ev/s",
                 best is not None and best >= 3000,
@@ -755,7 +769,8 @@ def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
     if dashboard:
         projection = dashboard["projection"]
         out.append(
-            (
+            Target(
+                "projection",
                 "live projection >= 10,000 ev/s: one dashboard process (the default)",
                 f"{_n(projection['rate'])} ev/s",
                 projection["rate"] >= 10_000,
@@ -769,7 +784,8 @@ def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
         worker = dashboard.get("projection_with_worker")
         if worker:
             out.append(
-                (
+                Target(
+                    "projection-with-worker",
                     "live projection >= 10,000 ev/s: the web app + one"
                     " `teamnl_dashboard.worker` process",
                     f"{_n(worker['rate'])} ev/s",
@@ -779,7 +795,8 @@ def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
             )
         pages = [(key, label) for key, label in _overview_runs(dashboard) if "page" in key]
         out.append(
-            (
+            Target(
+                "overview-page",
                 f"overview page p95 <= 100 ms ({_n(projection['applied_total'])} events), idle"
                 " and while projecting",
                 "; ".join(f"{label}: {_page_figure(dashboard[key])}" for key, label in pages),
@@ -801,7 +818,8 @@ def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
     rebuild = r.get("rebuild")
     if rebuild and "pipeline" in rebuild:
         out.append(
-            (
+            Target(
+                "rebuild",
                 "rebuild >= 30,000 ev/s",
                 f"{_n(rebuild['pipeline']['rate'])} ev/s ({_ratio(rebuild['ratio'])} of the COPY"
                 " baseline)",
@@ -822,7 +840,8 @@ def _targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
     if services:
         worst = max(services.items(), key=lambda item: item[1])
         out.append(
-            (
+            Target(
+                "rss",
                 f"each service <= {RSS_BUDGET_MB} MB RSS",
                 f"largest: {worst[0]} {_n(worst[1])} MiB ({_n(worst[1] * MIB / MB)} MB)",
                 worst[1] <= RSS_BUDGET_MB * MB / MIB,
@@ -851,8 +870,8 @@ def targets_section(r: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|",
     ]
     bound_of = bounds(r)
-    for target, measured, met, why in rows_:
-        verdict = "yes" if met else "no"
-        bound = next((text for start, text in bound_of.items() if target.startswith(start)), "-")
-        lines.append(f"| {target} | {measured} | {verdict} | {bound} | {why or '-'} |")
+    for row in rows_:
+        verdict = "yes" if row.met else "no"
+        bound = bound_of.get(row.key, "-")
+        lines.append(f"| {row.target} | {row.measured} | {verdict} | {bound} | {row.why or '-'} |")
     return [*lines, ""]
