@@ -142,6 +142,16 @@ class Dashboard:
         return found
 
 
+async def announcement(
+    queue: asyncio.Queue[dict[str, Any]], kind: str, timeout: float = 30.0
+) -> dict[str, Any]:
+    """The next message of `kind` the live hub hands a subscriber's `queue` (others skipped)."""
+    async with asyncio.timeout(timeout):
+        while (message := await queue.get()).get("kind") != kind:
+            pass
+    return message
+
+
 async def signed_in(pool: asyncpg.Pool, base_url: str, email: str, role: str) -> httpx.AsyncClient:
     member = await create_member(pool, email, "a long enough password 123", role)
     token, session = await auth_sessions.start(pool, SECRET, member)

@@ -27,6 +27,7 @@ import pytest
 
 from dashboard_harness import (
     Dashboard,
+    announcement,
     dashboard_settings,
     make_event,
     running_dashboard,
@@ -112,8 +113,7 @@ async def projected_and_announced(dash: Dashboard, event: Any) -> None:
     """Publish `event` and wait for the NOTIFY of the batch that projected it."""
     async with dash.app.state.hub.subscribe() as announced:
         await dash.publish(event)
-        while (await announced.get()).get("kind") != "event":
-            pass
+        await announcement(announced, "event")
 
 
 @contextlib.asynccontextmanager
@@ -209,3 +209,13 @@ async def test_the_kept_content_carries_each_sessions_own_token_and_its_roles_ac
     assert set(FINDING_FORM_TOKEN.findall(second)) == {others}
     assert FINDING_FORM_TOKEN.findall(member_page) == []
     assert all(templating.CSRF_SLOT not in page for page in (first, second, member_page))
+
+
+async def test_a_score_snapshot_is_announced(database_url: str, kafka_bootstrap: str) -> None:
+    """The scheduler's coherence score snapshot is on the overview: it is announced like any
+    change, so the cache is emptied at once rather than after its max age."""
+    async with one_event_projected(database_url, kafka_bootstrap, AN_HOUR) as (dash, _):
+        hub, engine = dash.app.state.hub, dash.app.state.engine
+        async with hub.subscribe() as announced:
+            await engine.tick(dash.pool)
+            assert "at" in await announcement(announced, "score")

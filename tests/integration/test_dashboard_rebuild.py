@@ -14,7 +14,13 @@ import asyncpg
 import pytest
 from test_dashboard_api import NOW, network_events
 
-from dashboard_harness import FakeClock, dashboard_settings, make_event, running_dashboard
+from dashboard_harness import (
+    FakeClock,
+    announcement,
+    dashboard_settings,
+    make_event,
+    running_dashboard,
+)
 from teamnl_dashboard import queries
 from teamnl_dashboard import rebuild as rebuild_module
 from teamnl_dashboard.projections.schema import PROJECTION_VERSION
@@ -101,13 +107,17 @@ async def test_rebuild_gives_the_same_projections_and_keeps_serving(
         assert before["tables"]["events"] and before["views"]["findings"]
 
         lines: list[str] = []
-        rebuilding = asyncio.create_task(rebuild(settings, progress=lines.append, clock=clock))
-        served = 0
-        while not rebuilding.done():
-            response = await dash.member.get("/api/v1/initiatives/nlib")
-            assert response.status_code == 200 and response.json()["missions_held"] == 2
-            served += 1
-        result = await rebuilding
+        async with dash.app.state.hub.subscribe() as announced:
+            rebuilding = asyncio.create_task(rebuild(settings, progress=lines.append, clock=clock))
+            served = 0
+            while not rebuilding.done():
+                response = await dash.member.get("/api/v1/initiatives/nlib")
+                assert response.status_code == 200 and response.json()["missions_held"] == 2
+                served += 1
+            result = await rebuilding
+            # the switch is announced: caches and open pages learn of it at once
+            switched = await announcement(announced, "projections")
+        assert switched["rebuilt"] == result.schema
         assert served > 0 and result.applied == len(events)
         assert any(line.startswith("replayed") for line in lines)
         assert await snapshot(dash) == before

@@ -1,13 +1,14 @@
 """The overview's data of the current reading, kept between two changes of the projections.
 
 Every request for the overview would otherwise run its dozen queries again, although the
-figures change only when a consumer batch commits or a finding changes - and each of those
-sends a NOTIFY that the live hub receives (`live`). The runtime connects the two
+figures change only when a consumer batch commits, a finding changes, a coherence score
+snapshot is stored or a rebuild switches over - and each of those sends a NOTIFY that the
+live hub receives (`live`). The runtime connects the two
 (``hub.watch(cache.clear)``): every notification, and every time the hub starts or stops
 listening (notifications may have been missed), empties the cache. While the hub is not
 listening nothing is served from it, and an entry is never older than ``max_age_seconds``
-(``DASHBOARD_OVERVIEW_CACHE_SECONDS``; 0 turns the cache off), so a lost notification or
-a change nothing announces (the coherence score's snapshot) shows within that time.
+(``DASHBOARD_OVERVIEW_CACHE_SECONDS``; 0 turns the cache off), so a lost notification
+shows within that time.
 
 Concurrent misses of one key share one computation. Only what many sessions share is kept:
 plain data, and the overview's content rendered per language and role, whose forms carry a

@@ -39,6 +39,7 @@ from teamnl_shared.kafka import assigned_reader, partitions_of
 from . import projections
 from .consumer import event_topics
 from .database import create_dashboard_pool, prepare_database
+from .live import notify
 from .projections.network import record_dead_letter
 from .projections.schema import (
     PROJECTION_VERSION,
@@ -303,6 +304,8 @@ async def _replay_and_swap(
                 }
             )
             await swap_in(admin, schema)
+            # at the switch's commit: every instance's overview cache and open page hear of it
+            await notify(admin, {"kind": "projections", "rebuilt": schema})
         replayer.phases["switch"] = clock() - started
     finally:
         await replayer.stop()

@@ -27,6 +27,7 @@ import asyncpg
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.db import transaction
 
+from ..live import notify
 from ..period import end_of_day
 from .catalogue import MarketDuplication, Rule, ScopedRule, daily, operational
 from .facts import SCOPED_FACTS, FactContext, load_facts, scoped_parts, stale_keys
@@ -218,6 +219,7 @@ class RulesEngine:
             await complementary_links(conn, now),
         )
         await store_snapshot(conn, now, score)
+        await notify(conn, {"kind": "score", "at": now.isoformat()})  # the overview shows it
 
     async def read_as_of(self, conn: asyncpg.Connection, as_of: date) -> AsOf:
         """What the rules about the network see at the end of `as_of`, from the facts known
