@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, Self
 
 import asyncpg
-from aiokafka import TopicPartition
 
+from bench.kafka_io import partition_ends
 from bench.loadgen import LoadConfig, Target
 from bench.stack import INITIATIVES, BenchStack
-from teamnl_shared.kafka import admin_client, assigned_reader, partitions_of
+from teamnl_shared.kafka import admin_client
 
 LIVE_INBOX = "proj.inbox"  # the dashboard's live projection schema keeps its inbox there
 NOTIFY_CHANNEL = "bench_inbox"
@@ -275,7 +275,7 @@ async def group_caught_up(
     admin = admin_client(bootstrap)
     await admin.start()
     try:
-        ends = {tp: end for tp, end in (await _end_offsets(bootstrap, topics)).items() if end > 0}
+        ends = {tp: end for tp, end in (await partition_ends(bootstrap, topics)).items() if end > 0}
         deadline = time.monotonic() + timeout
         while True:
             committed = await admin.list_consumer_group_offsets(group)
@@ -289,12 +289,3 @@ async def group_caught_up(
             await asyncio.sleep(interval)
     finally:
         await admin.close()
-
-
-async def _end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
-    reader = assigned_reader(bootstrap)
-    await reader.start()
-    try:
-        return await reader.end_offsets(await partitions_of(bootstrap, topics))
-    finally:
-        await reader.stop()

@@ -265,10 +265,18 @@ async def partitions_of(bootstrap: str, topics: list[str]) -> dict[str, list[int
     return found
 
 
+async def partition_ends(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
+    """Each partition's end offset (the offset its next record gets)."""
+    reader = assigned_reader(bootstrap)
+    await reader.start()
+    try:
+        return await reader.end_offsets(await kafka.partitions_of(bootstrap, topics))
+    finally:
+        await reader.stop()
+
+
 async def end_offsets(bootstrap: str, topics: list[str]) -> int:
-    consumer, ends = await _reader(bootstrap, topics)
-    await consumer.stop()
-    return sum(ends.values())
+    return sum((await partition_ends(bootstrap, topics)).values())
 
 
 def main() -> None:
