@@ -329,7 +329,7 @@ def test_secrets_are_redacted_from_messages_and_extras(log_stream: io.StringIO) 
 async def test_fastapi_requests_are_traced_and_access_logged_without_headers(
     telemetry: Telemetry, spans: InMemorySpanExporter, log_stream: io.StringIO
 ) -> None:
-    app = FastAPI()
+    app = FastAPI(telemetry=telemetry.http_telemetry())
 
     @app.get("/events/{event_id}")
     async def read_event(event_id: str, request: Request) -> dict[str, str]:
@@ -341,7 +341,6 @@ async def test_fastapi_requests_are_traced_and_access_logged_without_headers(
         return {"status": "ok"}
 
     app.add_middleware(RequestLogMiddleware)
-    telemetry.instrument_fastapi(app)
 
     async with _client(app) as client:
         event = await client.get("/events/e1?sig=x", headers={"Authorization": API_KEY})
@@ -360,6 +359,14 @@ async def test_fastapi_requests_are_traced_and_access_logged_without_headers(
     assert isinstance(first["duration_ms"], float)
     assert first["trace_id"] == format(server_spans[0].context.trace_id, "032x")
     assert API_KEY not in json.dumps(access) and "sig=x" not in json.dumps(access)
+    durations = [
+        line
+        for line in _scrape(telemetry).splitlines()
+        if line.startswith("http_server_request_duration_seconds_count")
+    ]
+    assert len(durations) == 1, durations  # the probe is not measured
+    assert 'http_route="/events/{event_id}"' in durations[0]
+    assert 'http_response_status_code="200"' in durations[0]
 
 
 def test_asyncpg_is_instrumented_once_per_process(telemetry: Telemetry) -> None:

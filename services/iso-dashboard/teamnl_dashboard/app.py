@@ -86,6 +86,7 @@ def create_app(
         lifespan=lifespan,
         description="Projections of the Team NL network's events, the coherence "
         "rules' findings and the coherence score.",
+        telemetry=telemetry.http_telemetry(),
     )
     app.state.settings = settings
     app.state.telemetry = telemetry
@@ -98,7 +99,6 @@ def create_app(
     install_quality_pages(app)
     app.add_exception_handler(InvalidReading, reading_problem)
     app.add_middleware(RequestLogMiddleware)
-    telemetry.instrument_fastapi(app)
     app.add_route("/metrics", telemetry.metrics_endpoint(), include_in_schema=False)
     return app
 

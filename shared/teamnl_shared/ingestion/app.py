@@ -53,6 +53,7 @@ def create_ingestion_app(
         version=service.version,
         description=service.description,
         lifespan=lifespan,
+        telemetry=telemetry.http_telemetry(),
     )
     app.state.runtime = runtime
     app.state.telemetry = telemetry
@@ -62,7 +63,6 @@ def create_ingestion_app(
     _install_problem_handlers(app)
     install_openapi(app, service)
     app.add_middleware(RequestLogMiddleware)
-    telemetry.instrument_fastapi(app)
     telemetry.instrument_asyncpg()
     app.add_route("/metrics", telemetry.metrics_endpoint(), include_in_schema=False)
     return app

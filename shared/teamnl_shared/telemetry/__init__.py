@@ -4,8 +4,8 @@ Usage in a composition root::
 
     telemetry = setup_telemetry("nlib", __version__, settings.environment)
     configure_logging("nlib", settings.log_level)
+    app = FastAPI(..., telemetry=telemetry.http_telemetry())
     app.add_middleware(RequestLogMiddleware)
-    telemetry.instrument_fastapi(app)
     telemetry.instrument_asyncpg()
     app.add_route("/metrics", telemetry.metrics_endpoint(), include_in_schema=False)
     # lifespan exit: telemetry.shutdown()
@@ -32,8 +32,8 @@ observable gauge ``teamnl.findings.open``           ``teamnl_findings_open`` (ru
 ==================================================  ===========================================
 
 Curly-brace units are annotations the exporter drops; ``s`` becomes ``_seconds``. The
-exporter also serves ``target_info`` (the resource attributes) and, once a FastAPI app is
-instrumented, ``http_server_request_duration_seconds``.
+exporter also serves ``target_info`` (the resource attributes) and, for an app made with
+``telemetry.http_telemetry()``, ``http_server_request_duration_seconds``.
 """
 
 from teamnl_shared.telemetry.access_log import RequestLogMiddleware
