@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from bench.profile import REBUILD_SECONDS
 from teamnl_suite.infra.config import KAFKA_VERSION
 
 PACKAGES = ("fastapi", "uvicorn", "starlette", "pydantic", "aiokafka", "asyncpg", "httpx")
@@ -514,7 +515,10 @@ def profile_section(r: dict[str, Any]) -> list[str]:
         "## Inside each process (py-spy, `make bench` runs with `--profile`)",
         "",
         "Share of each flame graph's samples spent in each part itself (not in what it "
-        "called). Flame graphs: `bench/results/profile-*.svg`.",
+        "called). Flame graphs: `bench/results/profile-*.svg`. Each was recorded in a short "
+        "pass of its own, after the figure it explains and under the same load, so that no "
+        "figure is measured while py-spy takes CPU; the rebuild's samples the first "
+        f"{REBUILD_SECONDS} s of the measured rebuild.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),

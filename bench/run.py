@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,8 @@ from bench.hops import KafkaObserver, PushObserver, breakdown
 from bench.kafka_io import end_offsets
 from bench.loadgen import LoadConfig, Target
 from bench.procmem import CpuMeter, cpu_seconds
+from bench.profile import REBUILD_SECONDS, Profiler, shares_of
 from bench.profile import RESULTS as PROFILES
-from bench.profile import Profiler, recorded, shares_of
 from bench.sizes import SIZES, BenchSize
 from bench.stack import BIN, BenchStack, ServiceProcess, private_infra
 from bench.stats import ratio, summarise
@@ -63,6 +64,7 @@ WORKER_JOIN_SECONDS = 10.0  # an extra consumer joins the group and is given par
 PROJECTING_RATE = 200.0  # ev/s projected while the overview page is measured again
 HISTORY_EVERY = 10  # one loaded event in ten dated a year earlier (kafka_io --history-every)
 PROJECTING_MARGIN_SECONDS = 5.0  # the trickle runs this much longer on each side of the load
+PROFILE_EVENTS = 50_000  # loaded into Kafka for the projection's flame graph
 
 
 class Bench:
@@ -85,8 +87,8 @@ class Bench:
         durable = self._baseline_app("durable", "bench.durable_app:app", 8, durable_env)
         log("1. single-event: nlib ingestion")
         target = targets(self.stack, ("nlib",))[0]
-        with self._profiled("nlib", "single"):
-            pipeline = self._closed(target, "single-nlib", self.stack.services["nlib"].pid)
+        pipeline = self._closed(target, "single-nlib", self.stack.services["nlib"].pid)
+        self._profile_pass("nlib", "single", lambda: self._closed(target, "profile-single"))
         self.results["single"] = {
             "baseline": noop,
             "durable": durable,
@@ -120,16 +122,25 @@ class Bench:
             process.stop()
         return result
 
-    def _profiled(self, service: str, label: str) -> Profiler:
-        return Profiler(self.stack, service, label, enabled=self.profile)
+    def _profile_pass(self, service: str, label: str, work: Callable[[], object]) -> None:
+        """With ``--profile``: `service`'s flame graph under `label`'s load, recorded while
+        `work` repeats that load for the size's ``profile_seconds`` (or :data:`PROFILE_EVENTS`),
+        after the measured figure; what `work` measures is dropped. No figure is measured
+        while py-spy samples (see :mod:`bench.profile`)."""
+        if not self.profile:
+            return
+        log(f"   flame graph: {service} under {label.replace('-', ' ')}")
+        with Profiler(self.stack, service, label, enabled=True):
+            work()
 
     def _closed(self, target: Target, label: str, pid: int | None = None) -> dict[str, Any]:
+        profiling = label.startswith("profile")
         config = LoadConfig(
             targets=[target],
             out="",
             mode="single",
             run_id=f"s{label[-4:]}",
-            duration=self.size.single_seconds,
+            duration=self.size.profile_seconds if profiling else self.size.single_seconds,
             concurrency=self.size.single_concurrency,
         )
         cpu_before = cpu_seconds(pid)
@@ -181,8 +192,7 @@ class Bench:
             concurrency=size.batch_concurrency,
         )
         started = time.monotonic()
-        with self._profiled("nlib", "batch"):
-            accepted = run_loadgen(config, self.workdir, "batch", self.sampler)
+        accepted = run_loadgen(config, self.workdir, "batch", self.sampler)
         acked = accepted["events_acked"]
 
         def in_kafka() -> int:
@@ -206,6 +216,10 @@ class Bench:
             "ratio_accept": ratio(accepted["achieved_rate"], baseline["rate"]),
             "ratio_to_kafka": ratio(pipeline["to_kafka_rate"], baseline["rate"]),
         }
+        again = dataclasses.replace(config, run_id="bp", duration=self.size.profile_seconds)
+        self._profile_pass(
+            "nlib", "batch", lambda: run_loadgen(again, self.workdir, "profile-batch")
+        )
 
     # -- 3 ------------------------------------------------------------------------------------
     def latency(self) -> None:
@@ -214,8 +228,7 @@ class Bench:
         log(
             f"3. end-to-end latency at {size.latency_rate:g} events/s for {size.latency_seconds:g}s"
         )
-        with self._profiled("dashboard", "latency"):
-            fixed = self._latency_step("lat", size.latency_rate, size.latency_seconds)
+        fixed = self._latency_step("lat", size.latency_rate, size.latency_seconds)
         log(f"3. baseline: bare Kafka producer -> consumer round trip at {size.latency_rate:g}/s")
         kafka_roundtrip = _json_process(
             [
@@ -230,6 +243,18 @@ class Bench:
                 "--seconds",
                 str(min(size.latency_seconds, 20)),
             ]
+        )
+        again = LoadConfig(
+            targets=targets(self.stack),
+            out="",
+            mode="single",
+            run_id="lp",
+            duration=self.size.profile_seconds,
+            rate=size.latency_rate,
+            concurrency=64,
+        )
+        self._profile_pass(  # the ramp's first step waits until this load is projected
+            "dashboard", "latency", lambda: run_loadgen(again, self.workdir, "profile-latency")
         )
         ramp = []
         for step, offered in enumerate(size.ramp_rates()):
@@ -333,11 +358,7 @@ class Bench:
                 str(HISTORY_EVERY),
             ]
         )
-        with (
-            self.sampler,
-            self._profiled("dashboard", "projection"),
-            CpuMeter(self.stack.cpu_pids()) as meter,
-        ):
+        with self.sampler, CpuMeter(self.stack.cpu_pids()) as meter:
             ok, seconds, counts = wait_projected(
                 self.stack, "m-%", size.projected_events, size.drain_timeout
             )
@@ -353,12 +374,14 @@ class Bench:
             "dead_letters": counts["dead_letters"],
             "cpu": meter.per_event(counts["applied"]),
         }
+        self._profile_pass("dashboard", "projection", self._project_more)
         projected_with_worker = self._projection_with_a_worker()
         log(f"4. dashboard overview page and JSON API, {size.get_seconds:g}s each")
-        pages = {
-            label: self._get_load(label, path)
-            for label, path in (("overview_page", "/"), ("overview_api", "/api/v1/overview"))
-        }
+        pages = {}
+        for label, path in (("overview_page", "/"), ("overview_api", "/api/v1/overview")):
+            pages[label] = self._get_load(label, path)
+            graph = label.replace("_", "-")
+            self._profile_pass("dashboard", graph, lambda g=graph, p=path: self._get_load(g, p))
         log(f"4. overview page again while {PROJECTING_RATE:g} ev/s are projected")
         pages["overview_page_projecting"] = self._page_while_projecting()
         self.results["dashboard"] = {
@@ -367,11 +390,20 @@ class Bench:
             **pages,
         }
 
+    def _project_more(self) -> None:
+        """:data:`PROFILE_EVENTS` more events loaded into Kafka, until projected."""
+        count = min(PROFILE_EVENTS, self.size.projected_events)
+        _json_process(
+            [*KAFKA_IO, "produce", "--bootstrap", self.stack.bootstrap, "--run-id", "pp"]
+            + ["--prefix", self.stack.prefix, "--count", str(count)]
+        )
+        wait_projected(self.stack, "pp-%", count, self.size.drain_timeout)
+
     def _projection_with_a_worker(self) -> dict[str, Any]:
         """The live projection again, with one more consumer of the group in its own process
         (``python -m teamnl_dashboard.worker``, as README's scaling out describes): Kafka
         splits the partitions between the web app's consumer and the worker's."""
-        count = self.size.projected_events // 2
+        count = self.size.projected_events // 4
         env = self.stack.services["dashboard"].env
         log_path = self.workdir / "dashboard-worker.log"
         with log_path.open("ab") as worker_log:
@@ -411,20 +443,18 @@ class Bench:
         }
 
     def _get_load(self, label: str, path: str) -> dict[str, Any]:
-        """GET `path` in a closed loop for ``get_seconds``, with the CPU per request."""
+        """GET `path` in a closed loop for ``get_seconds`` (a flame graph's pass, named with
+        dashes: ``profile_seconds``), with the CPU per request."""
         config = LoadConfig(
             targets=[Target("dashboard", self.stack.services["dashboard"].url)],
             out="",
             mode="get",
-            duration=self.size.get_seconds,
+            duration=self.size.profile_seconds if "-" in label else self.size.get_seconds,
             concurrency=self.size.get_concurrency,
             paths=[path],
             headers={"cookie": self._cookie()},
         )
-        with (
-            self._profiled("dashboard", label.replace("_", "-")),
-            CpuMeter(self.stack.cpu_pids()) as meter,
-        ):
+        with CpuMeter(self.stack.cpu_pids()) as meter:
             result = run_loadgen(config, self.workdir, label, self.sampler)
         served = sum(result["statuses"].values())
         result["cpu"] = meter.per_event(served, loadgen=result["loadgen_cpu_s"])
@@ -436,6 +466,7 @@ class Bench:
         figure with the dashboard at work (the idle figure is nearly all cache hits). The
         CPU per request includes the projection's."""
         seconds = self.size.get_seconds
+        profiling = self.size.profile_seconds if self.profile else 0.0  # its flame graph's pass
         trickle = _started_process(
             [
                 *KAFKA_IO,
@@ -449,7 +480,7 @@ class Bench:
                 "--rate",
                 str(PROJECTING_RATE),
                 "--seconds",
-                str(seconds + PROJECTING_MARGIN_SECONDS * 2),
+                str(seconds + PROJECTING_MARGIN_SECONDS * 2 + profiling),
             ],
             self.workdir / "trickle.log",
         )
@@ -460,9 +491,15 @@ class Bench:
         before, started = dashboard_counts(self.stack, "tr-%")["applied"], time.monotonic()
         result = self._get_load("overview_page_projecting", "/")
         projected = dashboard_counts(self.stack, "tr-%")["applied"] - before
+        elapsed = time.monotonic() - started
+        self._profile_pass(  # the trickle goes on for as long
+            "dashboard",
+            "overview-page-projecting",
+            lambda: self._get_load("overview-page-projecting", "/"),
+        )
         result["projecting"] = {
             "offered_rate": PROJECTING_RATE,
-            "rate": projected / (time.monotonic() - started),
+            "rate": projected / elapsed,
             "loaded": _json_result(trickle, timeout=seconds * 2 + 60),
         }
         return result
@@ -484,28 +521,37 @@ class Bench:
         argv = [str(BIN / "python"), "-m", "teamnl_dashboard.rebuild"]
         children_before = _children_cpu_seconds()
         with CpuMeter(self.stack.cpu_pids()) as meter:
-            done = subprocess.run(
-                recorded(argv, "dashboard", "rebuild") if self.profile else argv,
-                env=process.env,
-                capture_output=True,
-                text=True,
-                timeout=self.size.drain_timeout * 2,
-                check=False,
+            done = subprocess.Popen(
+                argv, env=process.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             )
-        wall = time.monotonic() - started
-        rebuild_cpu = _children_cpu_seconds() - children_before
-        (self.workdir / "rebuild.log").write_text(done.stdout + done.stderr)
+            # its flame graph: the first REBUILD_SECONDS of this very run (see bench.profile)
+            with Profiler(
+                self.stack,
+                "dashboard",
+                "rebuild",
+                enabled=self.profile,
+                pid=done.pid,
+                seconds=REBUILD_SECONDS,
+                subprocesses=True,
+            ):
+                try:
+                    stdout, stderr = done.communicate(timeout=self.size.drain_timeout * 2)
+                except subprocess.TimeoutExpired:
+                    done.kill()
+                    raise
+                wall = time.monotonic() - started
+                rebuild_cpu = _children_cpu_seconds() - children_before  # py-spy not waited yet
+        (self.workdir / "rebuild.log").write_text(stdout + stderr)
         match = re.search(
             r"done: (\d+) records, (\d+) applied, (\d+) dead letters, "
             r"([\d.]+)s",
-            done.stdout,
+            stdout,
         )
-        # py-spy may end with an error of its own after the rebuild it recorded succeeded
-        if match is None or (done.returncode != 0 and not self.profile):
-            self.results["rebuild"] = {"error": (done.stdout + done.stderr)[-1500:]}
+        if match is None or done.returncode != 0:
+            self.results["rebuild"] = {"error": (stdout + stderr)[-1500:]}
             return
         records, applied, dead, seconds = match.groups()
-        phases = re.search(r"; phases (\{.*\})", done.stdout)
+        phases = re.search(r"; phases (\{.*\})", stdout)
         pipeline = {
             "records": int(records),
             "applied": int(applied),

@@ -1,4 +1,5 @@
-"""How big each run is: ``smoke`` for CI (minutes), ``full`` for people (an hour or so)."""
+"""How big each run is: ``smoke`` for CI (minutes), ``full`` for people (within 30 minutes,
+as issue 11 asks, with the flame graphs' passes of ``--profile``)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class BenchSize:
     get_seconds: float
     get_concurrency: int
     drain_timeout: float
+    profile_seconds: float  # each flame graph's own pass (``--profile``), after its figure
 
     def ramp_rates(self) -> list[float]:
         """The rates the ramp climbs through, low to high (it stops where the pipeline breaks)."""
@@ -48,10 +50,11 @@ SIZES = {
         get_seconds=5,
         get_concurrency=8,
         drain_timeout=60,
+        profile_seconds=3,
     ),
     "full": BenchSize(
         "full",
-        single_seconds=60,
+        single_seconds=30,
         single_concurrency=64,
         batch_events=150_000,
         batch_size=500,
@@ -63,8 +66,9 @@ SIZES = {
         ramp_max_steps=12,
         ramp_seconds=60,
         projected_events=1_000_000,
-        get_seconds=60,
+        get_seconds=30,
         get_concurrency=16,
         drain_timeout=1800,
+        profile_seconds=10,
     ),
 }
