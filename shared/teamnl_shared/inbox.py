@@ -22,18 +22,9 @@ time, each under a savepoint of its own, so a poison event undoes only itself. E
 ``before_commit`` then sees the applied events once, in the same transaction (e.g. to
 evaluate rules once per batch instead of once per event).
 
-A handler may defer its writes (:class:`Deferred`, e.g. to send them set-based): the inbox
-then hands it a fresh buffer in place of the connection, flushed at the end of the
-savepoint the handler ran in, so a refused write still undoes only its savepoint, and
-dropped when that savepoint is rolled back.
-
-Such a handler never reads the database, so the consumer runs it ahead: while one fetch
-is in the database, the next is parsed and its handlers run into a buffer of its own
-(:meth:`Inbox.prepare`), each record in its consume span. Its transaction then only
-records the inbox rows and, when every event was new (nearly always), flushes that
-buffer. When one was not (a redelivery), or a handler refused one, the buffer is dropped
-and the fetch applied as above, without spans again: exactly-once still rests on the
-inbox rows, written in the same transaction as the effects.
+A handler may defer its writes (:class:`Deferred`, e.g. to send them set-based): they are
+flushed at the end of the savepoint the handler ran in, so a refused write still undoes
+only its savepoint, and dropped when that savepoint is rolled back.
 
 Two parts: :class:`Inbox` applies records (parse and validate, the inbox rows, the
 handler, savepoints, which records to dead-letter: an :class:`Outcome`) and knows no Kafka
@@ -102,30 +93,12 @@ DeadLetterHook = Callable[[ConsumerRecord, str], Awaitable[None] | None]
 
 
 class Deferred(Protocol):
-    """Writes the handler buffered: the handler writes through :meth:`as_connection`
-    (which the inbox passes it in place of the connection); flushed at the end of their
-    savepoint (a refused write raises :class:`PoisonEvent`), discarded when it is rolled
-    back."""
-
-    def as_connection(self) -> asyncpg.Connection: ...
+    """Writes the handler buffered: flushed at the end of their savepoint (a refused write
+    raises :class:`PoisonEvent`), discarded when it is rolled back."""
 
     async def flush(self, conn: asyncpg.Connection) -> None: ...
 
     def discard(self) -> None: ...
-
-
-Buffers = Callable[[], Deferred]  # a fresh, empty buffer per savepoint or prepared fetch
-
-
-@dataclass
-class Prepared:
-    """A fetch whose handlers ran ahead into `buffer` (see :meth:`Inbox.prepare`):
-    `handled` distinct events, assuming each is new; `refused` when a handler refused one
-    (the fetch is then applied the usual way, to find it)."""
-
-    buffer: Deferred
-    handled: int = 0
-    refused: bool = False
 
 
 @dataclass
@@ -151,142 +124,58 @@ class Inbox:
     name: str
     before_commit: BeforeCommit | None = None
     tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.inbox"))
-    deferred: Buffers | None = None
+    deferred: Deferred | None = None
     trace_records: bool = True
 
     async def apply(
-        self,
-        records: list[ConsumerRecord],
-        parsed: list[Event | InvalidEvent] | None = None,
-        prepared: Prepared | None = None,
+        self, records: list[ConsumerRecord], parsed: list[Event | InvalidEvent] | None = None
     ) -> Outcome:
         """Apply `records` (of one or more partitions, each partition's in order) in one
         transaction: each valid, new event through the handler, then ``before_commit`` once;
         nothing is sent or committed to Kafka. `parsed`: the records already read through
         :func:`parse_records` (a caller that reads ahead parses the next batch while this
-        one is in the database); `prepared`: their handlers already run (:meth:`prepare`)."""
+        one is in the database)."""
         if parsed is None:
             parsed = parse_records(records)
-        traced = prepared is None  # a prepared fetch's records have their spans already
         async with transaction(self.pool) as conn:
-            outcome, refused = None, False
             try:
-                if prepared is not None:
-                    outcome = await self._apply_prepared(conn, records, parsed, prepared)
-                if outcome is None:
-                    async with self._savepoint(conn) as writer:  # a poison event undoes all
-                        outcome = await self._apply_together(
-                            conn, writer, records, parsed, traced=traced
-                        )
+                async with self._savepoint(conn):  # a poison event undoes the batch
+                    outcome = await self._apply_together(conn, records, parsed)
             except REFUSALS:
-                refused = True
-            if outcome is None or refused:
-                outcome = await self._apply_one_by_one(conn, records, parsed, traced=traced)
+                outcome = await self._apply_one_by_one(conn, records, parsed)
             if self.before_commit is not None and outcome.applied:
                 await self.before_commit(conn, outcome.applied)
         return outcome
 
-    async def prepare(
-        self, records: list[ConsumerRecord], parsed: list[Event | InvalidEvent]
-    ) -> Prepared | None:
-        """Run the handlers of a fetch ahead of its transaction, into a buffer of its own,
-        each record in its consume span; None without deferred writes (the handler then
-        writes in the transaction itself). Only the buffer is written: nothing is applied
-        until :meth:`apply` flushes it, in the transaction that records the inbox rows."""
-        if self.deferred is None:
-            return None
-        prepared = Prepared(self.deferred())
-        seen: set[tuple[str, str, str]] = set()
-        for record, event in zip(records, parsed, strict=True):
-            with self._record_span(record) as span:
-                if isinstance(event, InvalidEvent):
-                    span.set_attribute("error.type", "invalid_event")
-                    continue
-                identity = (record.topic, event.source, event.id)
-                if identity in seen or prepared.refused:
-                    continue  # a repeat in the fetch is a duplicate
-                seen.add(identity)
-                try:
-                    await self.handler(prepared.buffer.as_connection(), event, record)
-                except REFUSALS:
-                    prepared.refused = True  # the spans go on; the fetch goes the usual way
-                    prepared.buffer.discard()
-        prepared.handled = len(seen)
-        return prepared
-
-    async def _apply_prepared(
-        self,
-        conn: asyncpg.Connection,
-        records: list[ConsumerRecord],
-        parsed: list[Event | InvalidEvent],
-        prepared: Prepared,
-    ) -> Outcome | None:
-        """The prepared fetch's inbox rows and, when every event was new, its buffer, in a
-        savepoint; None (nothing written) when an event was not new: the fetch is then
-        applied the usual way. A refusal (the handler's ahead, or the flush's) is raised:
-        the fetch is then applied one record at a time, to find the refused one."""
-        if prepared.refused:
-            raise PoisonEvent("a handler refused an event of the fetch")
-        try:
-            async with conn.transaction():
-                fresh = await _record_fresh(conn, records, parsed)
-                if len(fresh) != prepared.handled:
-                    raise _NotAsPrepared
-                await prepared.buffer.flush(conn)
-        except _NotAsPrepared:
-            prepared.buffer.discard()
-            return None
-        except BaseException:
-            prepared.buffer.discard()
-            raise
-        outcome = Outcome()
-        for record, event in zip(records, parsed, strict=True):
-            if isinstance(event, InvalidEvent):
-                outcome.dead.append((record, str(event)))
-            elif (record.topic, event.source, event.id) in fresh:
-                fresh.discard((record.topic, event.source, event.id))
-                outcome.applied.append((event, record))
-            else:
-                outcome.duplicates += 1
-        return outcome
-
-    def _record_span(
-        self, record: ConsumerRecord, *, traced: bool = True
-    ) -> contextlib.AbstractContextManager[Span]:
-        if self.trace_records and traced:
+    def _record_span(self, record: ConsumerRecord) -> contextlib.AbstractContextManager[Span]:
+        if self.trace_records:
             return consume_span(self.tracer, record, self.name)
         return contextlib.nullcontext(trace.INVALID_SPAN)
 
     @contextlib.asynccontextmanager
-    async def _savepoint(self, conn: asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
-        """A savepoint; inside it, what the handler writes through: a fresh buffer of
-        deferred writes, flushed inside the savepoint or dropped with it (without deferred
-        writes, the connection itself)."""
-        buffer = self.deferred() if self.deferred is not None else None
+    async def _savepoint(self, conn: asyncpg.Connection) -> AsyncIterator[None]:
+        """A savepoint whose deferred writes are flushed inside it, or dropped with it."""
         try:
             async with conn.transaction():
-                yield buffer.as_connection() if buffer is not None else conn
-                if buffer is not None:
-                    await buffer.flush(conn)
+                yield
+                if self.deferred is not None:
+                    await self.deferred.flush(conn)
         except BaseException:
-            if buffer is not None:
-                buffer.discard()
+            if self.deferred is not None:
+                self.deferred.discard()
             raise
 
     async def _apply_together(
         self,
         conn: asyncpg.Connection,
-        writer: asyncpg.Connection,
         records: list[ConsumerRecord],
         parsed: list[Event | InvalidEvent],
-        *,
-        traced: bool,
     ) -> Outcome:
         """The fast path: the inbox rows in one statement; a poison event aborts it all."""
         outcome = Outcome()
         fresh = await _record_fresh(conn, records, parsed)
         for record, event in zip(records, parsed, strict=True):
-            with self._record_span(record, traced=traced) as span:
+            with self._record_span(record) as span:
                 if isinstance(event, InvalidEvent):
                     _invalid(span, record, event, outcome)
                 elif (record.topic, event.source, event.id) not in fresh:
@@ -294,7 +183,7 @@ class Inbox:
                 else:
                     # a repeat later on is a duplicate
                     fresh.discard((record.topic, event.source, event.id))
-                    await self.handler(writer, event, record)
+                    await self.handler(conn, event, record)
                     outcome.applied.append((event, record))
         return outcome
 
@@ -303,12 +192,10 @@ class Inbox:
         conn: asyncpg.Connection,
         records: list[ConsumerRecord],
         parsed: list[Event | InvalidEvent],
-        *,
-        traced: bool = True,
     ) -> Outcome:
         outcome = Outcome()
         for record, event in zip(records, parsed, strict=True):
-            with self._record_span(record, traced=traced) as span:
+            with self._record_span(record) as span:
                 if isinstance(event, InvalidEvent):
                     _invalid(span, record, event, outcome)
                 else:
@@ -319,7 +206,7 @@ class Inbox:
         self, conn: asyncpg.Connection, event: Event, record: ConsumerRecord, outcome: Outcome
     ) -> None:
         try:
-            async with self._savepoint(conn) as writer:  # a poison event undoes only itself
+            async with self._savepoint(conn):  # a poison event undoes only itself
                 fresh = await conn.fetchval(
                     "INSERT INTO inbox (event_source, event_id, event_type, topic,"
                     " kafka_partition, kafka_offset) VALUES ($1, $2, $3, $4, $5, $6)"
@@ -334,7 +221,7 @@ class Inbox:
                 if not fresh:
                     outcome.duplicates += 1
                     return
-                await self.handler(writer, event, record)
+                await self.handler(conn, event, record)
         except REFUSALS as error:
             outcome.dead.append((record, refused(event.type, error)))
             return
@@ -354,7 +241,7 @@ class InboxConsumer:
     tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.inbox"))
     on_deadletter: DeadLetterHook | None = None
     before_commit: BeforeCommit | None = None
-    deferred: Buffers | None = None
+    deferred: Deferred | None = None
     applied_total: int = 0
     duplicate_total: int = 0
     deadletter_total: int = 0
@@ -386,13 +273,10 @@ class InboxConsumer:
         processing: asyncio.Task[bool] | None = None
         try:
             while not self._stopping.is_set():
-                # Reads ahead: this fetch is read and parsed, and its handlers run into a
-                # buffer of its own, while the one before is still in the database; the
-                # fetches are still applied one after the other.
+                # Reads ahead: this fetch is read and parsed while the one before is still
+                # in the database; the fetches are still applied one after the other.
                 batch = await consumer.getmany(timeout_ms=500)
-                fetched = records_of(batch)
-                parsed = parse_records(fetched)
-                prepared = await self.inbox.prepare(fetched, parsed) if fetched else None
+                parsed = parse_records(records_of(batch))
                 if processing is not None:
                     done, processing = await processing, None
                     if not done:  # the fetch before is read again: this one after it
@@ -402,7 +286,7 @@ class InboxConsumer:
                     self._next_offsets[tp] = records[-1].offset + 1
                 if batch:
                     processing = asyncio.ensure_future(
-                        self._process(consumer, producer, batch, parsed, prepared)
+                        self._process(consumer, producer, batch, parsed)
                     )
             if processing is not None:
                 await processing
@@ -469,7 +353,6 @@ class InboxConsumer:
         producer: AIOKafkaProducer,
         batch: dict[TopicPartition, list[ConsumerRecord]],
         parsed: list[Event | InvalidEvent] | None = None,
-        prepared: Prepared | None = None,
     ) -> bool:
         """Apply one fetch - every partition's records, each partition's in order - in one
         transaction (one commit and one ``before_commit`` per fetch, not per partition);
@@ -478,7 +361,7 @@ class InboxConsumer:
         self._rewound.clear()
         records = records_of(batch)
         try:
-            outcome = await self.inbox.apply(records, parsed, prepared)
+            outcome = await self.inbox.apply(records, parsed)
         except DATA_ERRORS as error:
             # Only a batch-wide step (``before_commit``) gets here: each event's own refusal
             # is dead-lettered by `apply`. One record at a time finds the one it refuses.
@@ -581,10 +464,6 @@ def _parse(record: ConsumerRecord) -> Event | InvalidEvent:
 def records_of(batch: dict[TopicPartition, list[ConsumerRecord]]) -> list[ConsumerRecord]:
     """A fetch's records, each partition's in order."""
     return [record for records in batch.values() for record in records]
-
-
-class _NotAsPrepared(Exception):
-    """A prepared fetch held an event already applied: undo its savepoint."""
 
 
 def _type_of(record: ConsumerRecord) -> str:

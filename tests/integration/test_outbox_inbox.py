@@ -15,7 +15,6 @@ import subprocess
 import sys
 import uuid
 from datetime import date
-from typing import cast
 
 import asyncpg
 import pytest
@@ -24,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from support import dies_with_parent, eventually, topic_prefix
 from teamnl_shared.contract.envelope import Event, parse_structured
 from teamnl_shared.db import create_pool, migrate
-from teamnl_shared.inbox import Inbox, InboxConsumer, Outcome, PoisonEvent, parse_records
+from teamnl_shared.inbox import Inbox, InboxConsumer, PoisonEvent
 from teamnl_shared.outbox import backlog, enqueue
 from teamnl_suite.infra import Infrastructure
 
@@ -317,16 +316,12 @@ async def test_a_poison_event_undoes_only_itself_and_each_event_applies_once_per
 
 
 class DeferredEffects:
-    """A handler's deferred writes: buffered, flushed with one executemany per savepoint
-    (each flush logged in `flushes`); the flush refuses (as a database would) a batch
-    holding n == 2."""
+    """A handler's deferred writes: buffered, flushed with one executemany per savepoint;
+    the flush refuses (as a database would) a batch holding n == 2."""
 
-    def __init__(self, flushes: list[list[int]]) -> None:
+    def __init__(self) -> None:
         self.rows: list[tuple[str, int]] = []
-        self.flushes = flushes
-
-    def as_connection(self) -> asyncpg.Connection:
-        return cast(asyncpg.Connection, self)
+        self.flushes: list[list[int]] = []
 
     async def flush(self, conn: asyncpg.Connection) -> None:
         rows, self.rows = self.rows, []
@@ -347,21 +342,21 @@ async def test_deferred_writes_flush_per_savepoint_and_a_refused_flush_undoes_on
     writes flushed in its own savepoint, so only the refused event is dead-lettered and
     nothing of the undone batch is written twice."""
     await migrated_pool.execute("CREATE TABLE effects (mission_id text, n int)")
-    flushes: list[list[int]] = []
+    deferred = DeferredEffects()
 
-    async def buffer(writes: asyncpg.Connection, event: Event, _record: ConsumerRecord) -> None:
+    async def buffer(_conn: asyncpg.Connection, event: Event, _record: ConsumerRecord) -> None:
         data = event.data_dict()
-        cast(DeferredEffects, writes).rows.append((data["mission_id"], data["leads"]))
+        deferred.rows.append((data["mission_id"], data["leads"]))
 
-    inbox = Inbox(migrated_pool, buffer, "g", deferred=lambda: DeferredEffects(flushes))
+    inbox = Inbox(migrated_pool, buffer, "g", deferred=deferred)
     clean = await inbox.apply([as_record(mission_event(2, n), n) for n in (0, 1)])
-    assert [e.id for e, _ in clean.applied] == ["2-0", "2-1"] and flushes == [[0, 1]]
+    assert [e.id for e, _ in clean.applied] == ["2-0", "2-1"] and deferred.flushes == [[0, 1]]
 
-    flushes.clear()
+    deferred.flushes.clear()
     events = [mission_event(1, n) for n in (0, 1, 2, 3)]
     outcome = await inbox.apply([as_record(e, i) for i, e in enumerate(events)])
 
-    assert flushes == [[0, 1, 2, 3], [0], [1], [2], [3]]
+    assert deferred.flushes == [[0, 1, 2, 3], [0], [1], [2], [3]]
     assert [e.id for e, _ in outcome.applied] == ["1-0", "1-1", "1-3"]
     assert [(r.offset, reason) for r, reason in outcome.dead] == [
         (2, f"{MISSION_HELD}: n 2 is refused at the flush")
@@ -373,60 +368,4 @@ async def test_deferred_writes_flush_per_savepoint_and_a_refused_flush_undoes_on
         ("m-1", 3),
         ("m-2", 0),
         ("m-2", 1),
-    ]
-
-
-async def test_a_fetch_prepared_ahead_is_flushed_when_all_new_and_applied_anew_otherwise(
-    migrated_pool: asyncpg.Pool,
-) -> None:
-    """Proves: handlers run ahead of the transaction (``Inbox.prepare``) write only their
-    buffer; ``apply`` flushes it when every event is new, without running a handler again;
-    when one event was applied already, the buffer is dropped and the fetch applied anew
-    (that one a duplicate, its effect not written twice); a handler's refusal ahead
-    dead-letters only its event."""
-    await migrated_pool.execute("CREATE TABLE effects (mission_id text, n int)")
-    flushes: list[list[int]] = []
-    handled: list[int] = []
-
-    async def buffer(writes: asyncpg.Connection, event: Event, _record: ConsumerRecord) -> None:
-        data = event.data_dict()
-        handled.append(data["leads"])
-        if data["leads"] == 5:
-            raise PoisonEvent("n 5 is refused")
-        cast(DeferredEffects, writes).rows.append((data["mission_id"], data["leads"]))
-
-    inbox = Inbox(migrated_pool, buffer, "g", deferred=lambda: DeferredEffects(flushes))
-
-    async def prepared_and_applied(records: list[ConsumerRecord]) -> Outcome:
-        parsed = parse_records(records)
-        prepared = await inbox.prepare(records, parsed)
-        return await inbox.apply(records, parsed, prepared)
-
-    first = [as_record(mission_event(3, n), n) for n in (0, 1)]
-    parsed = parse_records(first)
-    prepared = await inbox.prepare(first, parsed)
-    assert handled == [0, 1] and flushes == []
-    assert await migrated_pool.fetchval("SELECT count(*) FROM effects") == 0
-    outcome = await inbox.apply(first, parsed, prepared)
-    assert [e.id for e, _ in outcome.applied] == ["3-0", "3-1"]
-    assert handled == [0, 1] and flushes == [[0, 1]]
-
-    # a redelivery overlapping the first fetch: 3-1 again, 3-3 new
-    handled.clear()
-    again = await prepared_and_applied([as_record(mission_event(3, n), n) for n in (1, 3)])
-    assert [e.id for e, _ in again.applied] == ["3-3"] and again.duplicates == 1
-    assert handled == [1, 3, 3]  # ahead, then anew: only the new event
-
-    poisoned = await prepared_and_applied([as_record(mission_event(4, n), n) for n in (4, 5, 6)])
-    assert [e.id for e, _ in poisoned.applied] == ["4-4", "4-6"]
-    assert [(r.offset, reason) for r, reason in poisoned.dead] == [
-        (5, f"{MISSION_HELD}: n 5 is refused")
-    ]
-    rows = await migrated_pool.fetch("SELECT mission_id, n FROM effects ORDER BY mission_id, n")
-    assert [(r["mission_id"], r["n"]) for r in rows] == [
-        ("m-3", 0),
-        ("m-3", 1),
-        ("m-3", 3),
-        ("m-4", 4),
-        ("m-4", 6),
     ]

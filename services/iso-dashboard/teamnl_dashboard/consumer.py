@@ -3,8 +3,7 @@
 One consumer group (``settings.group``) over the four family topics: Kafka spreads the
 partitions over however many dashboard instances run. Per fetch (up to ``LIVE_BATCH``
 records of any partitions, each partition's in order), in one transaction: each record's
-inbox row, the projections' writes set-based (`projections.writes`, buffered ahead of the
-transaction while the fetch before is in the database: ``Inbox.prepare``), then what the batch's
+inbox row, the projections' writes set-based (`projections.writes`), then what the batch's
 events owe the rules (a ``rules_pending`` row, worked off by `rules.pending` beside the
 consumer, which it wakes after the commit); the offsets are committed after that
 transaction. Invalid
@@ -124,14 +123,16 @@ class DashboardHandlers:
         self.on_dead_letter = on_dead_letter
         self.tracer = tracer or trace.get_tracer("teamnl.dashboard")
         self.wake_rules = wake_rules
+        self.writes = projections.DeferredProjections()
 
-    async def handle(self, writes: asyncpg.Connection, event: Event, _: ConsumerRecord) -> None:
-        """Project `event` into the batch's deferred writes (`writes`, a buffer of
-        :class:`projections.DeferredProjections` that the inbox flushes). Its type goes on
-        the record's consume span: the writes themselves run set-based for the whole
-        batch, so a span of its own would time only their buffering."""
+    async def handle(
+        self, _conn: asyncpg.Connection, event: Event, _record: ConsumerRecord
+    ) -> None:
+        """Project `event` into the batch's deferred writes (the inbox flushes them). Its
+        type goes on the record's consume span: the writes themselves run set-based for the
+        whole batch, so a span of its own would time only their buffering."""
         trace.get_current_span().set_attribute(EVENT_TYPE_ATTRIBUTE, event.type)
-        await projections.apply(writes, event)
+        await projections.apply(self.writes.as_connection(), event)
 
     async def before_commit(
         self, conn: asyncpg.Connection, applied: list[tuple[Event, ConsumerRecord]]
@@ -257,7 +258,7 @@ def build_consumer(
         before_commit=handlers.before_commit,
         after_commit=handlers.after_commit,
         on_deadletter=handlers.dead_lettered,
-        deferred=projections.DeferredProjections,
+        deferred=handlers.writes,
         consumer_options={
             "max_poll_records": max(1, LIVE_BATCH // settings.consumers),
             "max_partition_fetch_bytes": PARTITION_FETCH_BYTES // settings.consumers,

@@ -33,7 +33,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from opentelemetry import trace
 
 from teamnl_shared.contract.envelope import Event, InvalidEvent
-from teamnl_shared.inbox import Applied, Inbox, Prepared, parse_records, records_of
+from teamnl_shared.inbox import Applied, Inbox, parse_records, records_of
 from teamnl_shared.kafka import assigned_reader, partitions_of
 
 from . import projections
@@ -91,12 +91,13 @@ class _Replayer:
         self.settings = settings
         self.pool = pool
         self.progress = progress
+        self.writes = projections.DeferredProjections()
         self.inbox = Inbox(
             pool,
             self._project,
             "rebuild",
             before_commit=self._fold,
-            deferred=projections.DeferredProjections,
+            deferred=self.writes,
             trace_records=False,
         )
         self.consumer = assigned_reader(settings.kafka_bootstrap_servers)
@@ -104,9 +105,8 @@ class _Replayer:
         self.records = self.applied = self.dead = 0
         self.phases: dict[str, float] = {}
 
-    @staticmethod
-    async def _project(writes: asyncpg.Connection, event: Event, _: ConsumerRecord) -> None:
-        await projections.apply(writes, event)  # into the inbox's buffer
+    async def _project(self, _conn: asyncpg.Connection, event: Event, _rec: ConsumerRecord) -> None:
+        await projections.apply(self.writes.as_connection(), event)
 
     @staticmethod
     async def _fold(conn: asyncpg.Connection, _applied: Applied) -> None:
@@ -142,9 +142,8 @@ class _Replayer:
 
     async def replay_until(self, targets: Positions) -> None:
         """Apply every record up to `targets`. Reads ahead: while one fetch's transaction is
-        in the database, the next fetch is read, parsed and projected into a buffer of its
-        own (Python and PostgreSQL work at the same time, see ``Inbox.prepare``); the
-        transactions still run one after the other, in order."""
+        in the database, the next fetch is read and parsed (Python and PostgreSQL work at
+        the same time); the transactions still run one after the other, in order."""
         total = sum(targets.values())
         applying: asyncio.Task[None] | None = None
         try:
@@ -152,12 +151,11 @@ class _Replayer:
                 batch = await self.consumer.getmany(timeout_ms=500, max_records=REPLAY_BATCH)
                 records = records_of(batch)
                 parsed = parse_records(records)
-                prepared = await self.inbox.prepare(records, parsed)
                 if applying is not None:
                     await applying
                     applying = None
                 if records:  # one transaction per fetch, each partition's records in order
-                    applying = asyncio.ensure_future(self._apply(records, parsed, prepared))
+                    applying = asyncio.ensure_future(self._apply(records, parsed))
                 for tp in self.positions:
                     self.positions[tp] = await self.consumer.position(tp)
                 self.progress(
@@ -173,13 +171,10 @@ class _Replayer:
                     await applying
 
     async def _apply(
-        self,
-        records: list[ConsumerRecord],
-        parsed: list[Event | InvalidEvent],
-        prepared: Prepared | None,
+        self, records: list[ConsumerRecord], parsed: list[Event | InvalidEvent]
     ) -> None:
         with _TRACER.start_as_current_span("rebuild apply") as span:
-            outcome = await self.inbox.apply(records, parsed, prepared)
+            outcome = await self.inbox.apply(records, parsed)
             span.set_attribute("teamnl.rebuild.records", len(records))
             span.set_attribute("teamnl.rebuild.applied", len(outcome.applied))
         for record, reason in outcome.dead:
