@@ -123,8 +123,10 @@ async def read_to_end(
     timeout: float = 600.0,
     copy_to: str = "",
     on_record: Callable[[Any], None] | None = None,
+    limit: int = 0,
 ) -> dict[str, Any]:
-    """Read every record of ``topics`` up to their current end offsets.
+    """Read every record of ``topics`` up to their current end offsets (with ``limit``, the
+    first fetches that hold that many: a sample, for a rate).
 
     With ``identities`` the result also holds ``counts``: (ce_source, ce_id) -> records.
     With ``copy_to`` (a database URL) every batch is parsed and COPYed into a fresh table.
@@ -138,6 +140,9 @@ async def read_to_end(
     started = time.monotonic()
     try:
         while remaining and time.monotonic() - started < timeout:
+            if limit and records >= limit:
+                remaining.clear()  # the sample is read
+                break
             batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
             for tp, items in batch.items():
                 records += len(items)
@@ -326,7 +331,13 @@ def main() -> None:
                 invalid["invalid"] += 1
 
         result = asyncio.run(
-            read_to_end(args.bootstrap, args.topic, identities=False, on_record=validate)
+            read_to_end(
+                args.bootstrap,
+                args.topic,
+                identities=False,
+                on_record=validate,
+                limit=args.count,
+            )
         )
         result.pop("counts")
         result["invalid"] = invalid["invalid"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiokafka import TopicPartition
 
 from bench.harness import group_caught_up
+from bench.kafka_io import read_to_end
 from support import topic_prefix
 from teamnl_shared.kafka import ensure_topics, idempotent_producer, manual_commit_consumer
 
@@ -37,3 +38,24 @@ async def test_the_wait_ends_when_the_group_has_committed_what_the_topics_held(
         assert await group_caught_up(kafka_bootstrap, group, topics, timeout=5)
     finally:
         await consumer.stop()
+
+
+async def test_a_sample_read_stops_after_its_limit_and_a_whole_read_reads_all(
+    kafka_bootstrap: str,
+) -> None:
+    """The validating baseline reads a sample (``--count``): its rate, not the whole log;
+    without a limit every record is read."""
+    topic = f"{topic_prefix()}sample"
+    await ensure_topics(kafka_bootstrap, [topic], partitions=1)
+    producer = idempotent_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        for _ in range(25_000):  # more than one fetch (10,000 records at most)
+            await producer.send(topic, b"x")
+        await producer.flush()
+    finally:
+        await producer.stop()
+    whole = await read_to_end(kafka_bootstrap, [topic], identities=False)
+    sample = await read_to_end(kafka_bootstrap, [topic], identities=False, limit=10)
+    assert whole["records"] == 25_000
+    assert 10 <= sample["records"] <= 10_000, sample["records"]
