@@ -89,7 +89,11 @@ class Bench:
         log("1. single-event: nlib ingestion")
         target = targets(self.stack, ("nlib",))[0]
         pipeline = self._closed(target, "single-nlib", self.stack.services["nlib"].pid)
-        self._profile_pass("nlib", "single", lambda: self._closed(target, "profile-single"))
+        self._profile_pass(
+            "nlib",
+            "single",
+            lambda: self._closed(target, "profile-single", seconds=self.size.profile_seconds),
+        )
         self.results["single"] = {
             "baseline": noop,
             "durable": durable,
@@ -134,14 +138,21 @@ class Bench:
         with Profiler(self.stack, service, label, enabled=True):
             work()
 
-    def _closed(self, target: Target, label: str, pid: int | None = None) -> dict[str, Any]:
-        profiling = label.startswith("profile")
+    def _closed(
+        self,
+        target: Target,
+        label: str,
+        pid: int | None = None,
+        *,
+        seconds: float | None = None,
+    ) -> dict[str, Any]:
+        """Single POSTs in a closed loop for `seconds` (default: the size's ``single_seconds``)."""
         config = LoadConfig(
             targets=[target],
             out="",
             mode="single",
             run_id=f"s{label[-4:]}",
-            duration=self.size.profile_seconds if profiling else self.size.single_seconds,
+            duration=seconds or self.size.single_seconds,
             concurrency=self.size.single_concurrency,
         )
         cpu_before = cpu_seconds(pid)
@@ -245,15 +256,7 @@ class Bench:
                 str(min(size.latency_seconds, 20)),
             ]
         )
-        again = LoadConfig(
-            targets=targets(self.stack),
-            out="",
-            mode="single",
-            run_id="lp",
-            duration=self.size.profile_seconds,
-            rate=size.latency_rate,
-            concurrency=64,
-        )
+        again = self._open_loop("lp", size.latency_rate, size.profile_seconds)
         self._profile_pass(  # the ramp's first step waits until this load is projected
             "dashboard", "latency", lambda: run_loadgen(again, self.workdir, "profile-latency")
         )
@@ -273,18 +276,21 @@ class Bench:
             "max_sustained_rate": max(passed) if passed else None,
         }
 
-    def _latency_step(self, label: str, offered: float, seconds: float) -> dict[str, Any]:
-        acks_path = str(self.workdir / f"acks-{label}.jsonl")
-        config = LoadConfig(
+    def _open_loop(self, run_id: str, offered: float, seconds: float) -> LoadConfig:
+        """Single POSTs to the three services at `offered` ev/s for `seconds`."""
+        return LoadConfig(
             targets=targets(self.stack),
             out="",
             mode="single",
-            run_id=label,
+            run_id=run_id,
             duration=seconds,
             rate=offered,
             concurrency=64,
-            acks=acks_path,
         )
+
+    def _latency_step(self, label: str, offered: float, seconds: float) -> dict[str, Any]:
+        acks_path = str(self.workdir / f"acks-{label}.jsonl")
+        config = dataclasses.replace(self._open_loop(label, offered, seconds), acks=acks_path)
         with (
             CommitObserver(self.stack.database_url("dashboard")) as observer,
             KafkaObserver(self.stack.bootstrap, self.stack.topics()) as kafka,
@@ -382,7 +388,11 @@ class Bench:
         for label, path in (("overview_page", "/"), ("overview_api", "/api/v1/overview")):
             pages[label] = self._get_load(label, path)
             graph = label.replace("_", "-")
-            self._profile_pass("dashboard", graph, lambda g=graph, p=path: self._get_load(g, p))
+            self._profile_pass(
+                "dashboard",
+                graph,
+                lambda g=graph, p=path: self._get_load(g, p, self.size.profile_seconds),
+            )
         log(f"4. overview page again while {PROJECTING_RATE:g} ev/s are projected")
         pages["overview_page_projecting"] = self._page_while_projecting()
         self.results["dashboard"] = {
@@ -443,14 +453,14 @@ class Bench:
             "cpu": meter.per_event(counts["applied"]),
         }
 
-    def _get_load(self, label: str, path: str) -> dict[str, Any]:
-        """GET `path` in a closed loop for ``get_seconds`` (a flame graph's pass, named with
-        dashes: ``profile_seconds``), with the CPU per request."""
+    def _get_load(self, label: str, path: str, seconds: float | None = None) -> dict[str, Any]:
+        """GET `path` in a closed loop for `seconds` (default: the size's ``get_seconds``),
+        with the CPU per request."""
         config = LoadConfig(
             targets=[Target("dashboard", self.stack.services["dashboard"].url)],
             out="",
             mode="get",
-            duration=self.size.profile_seconds if "-" in label else self.size.get_seconds,
+            duration=seconds or self.size.get_seconds,
             concurrency=self.size.get_concurrency,
             paths=[path],
             headers={"cookie": self._cookie()},
@@ -496,7 +506,7 @@ class Bench:
         self._profile_pass(  # the trickle goes on for as long
             "dashboard",
             "overview-page-projecting",
-            lambda: self._get_load("overview-page-projecting", "/"),
+            lambda: self._get_load("overview-page-projecting", "/", self.size.profile_seconds),
         )
         result["projecting"] = {
             "offered_rate": PROJECTING_RATE,
