@@ -58,6 +58,7 @@ from .settings import DashboardSettings
 
 log = logging.getLogger(__name__)
 REBUILD_LOCK = 7_310_103
+SWITCH_ATTEMPTS = 3  # the switch is run again when PostgreSQL breaks a deadlock with it
 Progress = Callable[[str], None]
 Positions = dict[TopicPartition, int]
 _TRACER = trace.get_tracer("teamnl.dashboard.rebuild")
@@ -294,23 +295,37 @@ async def _replay_and_swap(
         replayer.phases["replay"] = clock() - started
         progress("caught up; switching over")
         started = clock()
-        async with admin.transaction():
-            await lock_for_swap(admin)
-            live = await live_positions(admin)
-            await replayer.replay_until(
-                {
-                    tp: max(live.get((tp.topic, tp.partition), 0), pos)
-                    for tp, pos in replayer.positions.items()
-                }
-            )
-            await swap_in(admin, schema)
-            # at the switch's commit: every instance's overview cache and open page hear of it
-            await notify(admin, {"kind": "projections", "rebuilt": schema})
+        for attempt in range(1, SWITCH_ATTEMPTS + 1):
+            try:
+                await _switch(admin, schema, replayer)
+                break
+            except asyncpg.exceptions.DeadlockDetectedError:
+                # A reader held a live table while waiting for the locked inbox: nothing of
+                # the switch is done (the catch-up it replayed stays in the new schema).
+                if attempt == SWITCH_ATTEMPTS:
+                    raise
+                progress("the switch met a reader's lock (deadlock); switching again")
         replayer.phases["switch"] = clock() - started
     finally:
         await replayer.stop()
         await pool.close()
     return replayer
+
+
+async def _switch(admin: asyncpg.Connection, schema: str, replayer: _Replayer) -> None:
+    """Lock the live inbox, replay what the live projections saw since, swap the schemas."""
+    async with admin.transaction():
+        await lock_for_swap(admin)
+        live = await live_positions(admin)
+        await replayer.replay_until(
+            {
+                tp: max(live.get((tp.topic, tp.partition), 0), pos)
+                for tp, pos in replayer.positions.items()
+            }
+        )
+        await swap_in(admin, schema)
+        # at the switch's commit: every instance's overview cache and open page hear of it
+        await notify(admin, {"kind": "projections", "rebuilt": schema})
 
 
 async def _replay_in_parts(settings: DashboardSettings, schema: str, replayer: _Replayer) -> None:
