@@ -215,3 +215,45 @@ async def test_a_rebuild_split_between_processes_gives_the_same_projections(
         assert result.records == result.applied == len(events)
         assert any(line.startswith("replaying in 3 processes") for line in lines)
         assert await snapshot(dash) == before
+
+
+async def _waiting_for(pool: asyncpg.Pool, table: str, mode: str) -> None:
+    """Until some backend waits for `mode` on `table`."""
+    while not await pool.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND mode = $2"
+        " AND relation = to_regclass($1))",
+        table,
+        mode,
+    ):
+        await asyncio.sleep(0.02)
+
+
+async def test_the_switch_is_run_again_when_a_reader_deadlocks_with_it(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Proves: a reader holding a live table that then reads the inbox the switch has
+    locked deadlocks with it; PostgreSQL fails the switch (it waited first), which is then
+    run again and completes once the reader is done, with the same projections."""
+    clock = FakeClock(NOW)
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    async with running_dashboard(settings, clock) as dash:
+        events, before = await projected_network(dash)
+        reader = await asyncpg.connect(database_url)
+        try:
+            reading = reader.transaction()
+            await reading.start()
+            await reader.fetchval("SELECT count(*) FROM proj.events")
+            lines: list[str] = []
+            rebuilding = asyncio.create_task(rebuild(settings, progress=lines.append, clock=clock))
+            # the switch holds the inbox and its DROP SCHEMA waits for the reader's table
+            await asyncio.wait_for(
+                _waiting_for(dash.pool, "proj.events", "AccessExclusiveLock"), 60
+            )
+            assert await reader.fetchval("SELECT count(*) FROM proj.inbox") == len(events)
+            await reading.commit()
+        finally:
+            await reader.close()
+        result = await rebuilding
+        assert "the switch met a reader's lock (deadlock); switching again" in lines
+        assert result.records == result.applied == len(events)
+        assert await snapshot(dash) == before
