@@ -219,7 +219,7 @@ async def test_a_rebuild_split_between_processes_gives_the_same_projections(
 
 async def _waiting_for(pool: asyncpg.Pool, table: str, mode: str) -> None:
     """Until some backend waits for `mode` on `table`."""
-    while not await pool.fetchval(
+    while not await pool.fetchval(  # noqa: ASYNC110 - PostgreSQL's locks: nothing to await
         "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND mode = $2"
         " AND relation = to_regclass($1))",
         table,
