@@ -322,8 +322,25 @@ async def test_version_3_projections_are_upgraded_in_place_keeping_their_rows(
         await conn.execute(
             "INSERT INTO proj.inbox VALUES ('/partners/a', 'e1', 't', 'tinl', 0, 0, now())"
         )
+        # every function is as a fresh schema has it: language and body (version 8: the
+        # totals' fold in PL/pgSQL, whose plans a connection keeps)
+        async with conn.transaction():
+            await create_schema(conn, "proj_rebuild_fresh")
+            assert await _functions(conn, "proj") == await _functions(conn, "proj_rebuild_fresh")
+            await conn.execute("DROP SCHEMA proj_rebuild_fresh CASCADE")
     finally:
         await conn.close()
+
+
+async def _functions(conn: asyncpg.Connection, schema: str) -> dict[str, tuple[str, str]]:
+    """The functions of `schema`: name -> (language, body)."""
+    rows = await conn.fetch(
+        "SELECT p.proname, l.lanname, p.prosrc FROM pg_proc p"
+        " JOIN pg_language l ON l.oid = p.prolang"
+        " WHERE p.pronamespace = $1::regnamespace",
+        schema,
+    )
+    return {r["proname"]: (r["lanname"], r["prosrc"]) for r in rows}
 
 
 async def _true(value: bool) -> bool:

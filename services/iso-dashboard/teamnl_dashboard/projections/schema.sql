@@ -338,8 +338,10 @@ CREATE TRIGGER wp_projects_portfolio
 
 -- Folds what batches added since: the keys with delta rows (a long history's keys are not
 -- read; its small tables are folded whole, key by key). Two folds at once may each leave a
--- folded row for one key; readers sum the rows of a key.
-CREATE FUNCTION fold_totals() RETURNS void LANGUAGE sql AS $$
+-- folded row for one key; readers sum the rows of a key. PL/pgSQL, so that a connection
+-- plans its statements once (a SQL function plans them again on every call).
+CREATE FUNCTION fold_totals() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
     WITH touched AS (SELECT DISTINCT family, day FROM family_totals WHERE delta),
     gone AS (DELETE FROM family_totals t USING touched
              WHERE (t.family, t.day) = (touched.family, touched.day) RETURNING t.*)
@@ -368,4 +370,4 @@ CREATE FUNCTION fold_totals() RETURNS void LANGUAGE sql AS $$
              WHERE (t.family, t.year) = (twice.family, twice.year) RETURNING t.*)
     INSERT INTO budget_totals SELECT family, year, sum(spends), sum(spent_cents)
     FROM gone GROUP BY family, year;
-$$;
+END $$;
