@@ -16,7 +16,7 @@ from teamnl_dashboard.database import create_dashboard_pool, prepare_database
 from teamnl_dashboard.rules import Facts, Hit, RulesEngine
 from teamnl_dashboard.rules import engine as engine_module
 from teamnl_dashboard.rules.engine import RULES_LOCK
-from teamnl_dashboard.rules.facts import scoped_parts
+from teamnl_dashboard.rules.facts import FactContext, load_facts, scoped_parts
 from teamnl_dashboard.rules.model import Scope
 from teamnl_dashboard.rules.pending import RulesWorker
 from teamnl_shared.db import transaction
@@ -197,3 +197,32 @@ async def test_a_scoped_rule_reads_its_projects_a_part_at_a_time(
     assert everything == [["wp-gh-0", *kenya[:1]], kenya[1:3], kenya[3:5]]
     assert scoped == [["wp-gh-0", *kenya[:3]], kenya[3:5]]
     assert nothing == []
+
+
+async def test_a_scoped_rule_reads_only_the_projects_of_its_scope(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Proves: the projects a scope names and those in its countries are found through the
+    indexes, both the keys to judge and their facts, however the portfolio is spread: of
+    5,000 projects all in India, a batch about one of them and about Kenya reads only that
+    one (PostgreSQL's count of the rows the transaction read from the table). Found in the
+    bench, whose portfolio is all in one country: its every activity abroad read all of it."""
+    settings = dashboard_settings(database_url, kafka_bootstrap, rules_interval_seconds=3600)
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        await dash.pool.execute(
+            "INSERT INTO proj.wp_projects (project_id, title, country, sectors, sdgs,"
+            " onboarded_on, status, onboarded_event_id) SELECT 'wp-in-' || n, 'in India', 'IN',"
+            " '{}', '{}', '2018-01-02', 'active', 'e-' || n FROM generate_series(1, 5000) n"
+        )
+        await dash.pool.execute("ANALYZE proj.wp_projects")
+        scope = Scope(projects=frozenset({"wp-in-7"}), countries=frozenset({"KE"}))
+        async with transaction(dash.pool) as conn:
+            keys = [part async for part in scoped_parts(conn, scope, 100)]
+            facts = await load_facts(conn, {"projects"}, FactContext(NOW, {}, scope))
+            read = await conn.fetchval(
+                "SELECT seq_tup_read + coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables"
+                " WHERE relid = 'proj.wp_projects'::regclass"
+            )
+    assert keys == [["wp-in-7"]]
+    assert [p.project_id for p in facts.projects] == ["wp-in-7"]
+    assert read <= 2, f"{read} rows read to find one project twice"

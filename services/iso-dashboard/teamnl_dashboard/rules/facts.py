@@ -254,8 +254,8 @@ async def _projects(conn: asyncpg.Connection, ctx: FactContext) -> tuple[Project
         rows = await conn.fetch(f"{_PROJECTS} ORDER BY project_id", ctx.as_of)  # noqa: S608
     else:
         rows = await conn.fetch(
-            f"{_PROJECTS} AND project_id IN (SELECT unnest($2::text[])) UNION"  # noqa: S608
-            f" {_PROJECTS} AND country IN (SELECT unnest($3::text[])) ORDER BY project_id",
+            f"{_PROJECTS} AND (project_id = ANY($2::text[]) OR country = ANY($3::text[]))"  # noqa: S608
+            " ORDER BY project_id",
             ctx.as_of,
             sorted(ctx.scope.projects),
             sorted(ctx.scope.countries),
@@ -500,9 +500,8 @@ async def scoped_parts(
         cursor = await conn.cursor("SELECT project_id FROM wp_projects ORDER BY project_id")
     else:
         cursor = await conn.cursor(
-            "SELECT project_id FROM wp_projects WHERE project_id IN (SELECT unnest($1::text[]))"
-            " UNION SELECT project_id FROM wp_projects"
-            " WHERE country IN (SELECT unnest($2::text[])) ORDER BY 1",
+            "SELECT project_id FROM wp_projects"
+            " WHERE project_id = ANY($1::text[]) OR country = ANY($2::text[]) ORDER BY 1",
             sorted(scope.projects),
             sorted(scope.countries),
         )
