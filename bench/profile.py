@@ -106,10 +106,10 @@ OTHER = "other (stdlib, logging, ...)"
 def shares_of(svg: Path) -> dict[str, Any]:
     """The share of a profile's samples spent *in* each part (a frame's own samples, i.e.
     not in the frames it called), largest first, with the sample count."""
-    frames = [
-        (m["title"], int(m["y"]), int(m["x"]), int(m["w"]))
-        for m in _FRAME.finditer(svg.read_text())
-    ]
+    # py-spy may name a frame it misread with bytes that are not UTF-8 (seen once: a
+    # frame of 1 sample in 529); such a name is kept, replaced, as its own part
+    text = svg.read_bytes().decode("utf-8", errors="replace")
+    frames = [(m["title"], int(m["y"]), int(m["x"]), int(m["w"])) for m in _FRAME.finditer(text)]
     if not frames:
         return {"samples": 0, "shares": {}}
     by_level: dict[int, list[tuple[int, int]]] = {}

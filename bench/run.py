@@ -711,12 +711,16 @@ def main(argv: list[str] | None = None) -> int:
                 getattr(bench, phase)()
         bench.memory_at_rest("end")
     finally:
-        if args.profile:
-            bench.results["profiles"] = _profiles_since(started_at)
-        bench.results["elapsed_s"] = round(time.monotonic() - started, 1)
-        report.write(bench.results, args.out, stack)
-        if not args.keep:
-            stack.down()
+        try:  # what was measured is written, and the stack stopped, whatever fails here
+            try:
+                if args.profile:
+                    bench.results["profiles"] = _profiles_since(started_at)
+            finally:
+                bench.results["elapsed_s"] = round(time.monotonic() - started, 1)
+                report.write(bench.results, args.out, stack)
+        finally:
+            if not args.keep:
+                stack.down()
     print(report.table(bench.results))
     return 0
 
