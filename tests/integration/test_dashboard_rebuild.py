@@ -21,6 +21,7 @@ from dashboard_harness import (
     make_event,
     running_dashboard,
 )
+from support import eventually
 from teamnl_dashboard import queries
 from teamnl_dashboard import rebuild as rebuild_module
 from teamnl_dashboard.projections.schema import PROJECTION_VERSION
@@ -217,17 +218,6 @@ async def test_a_rebuild_split_between_processes_gives_the_same_projections(
         assert await snapshot(dash) == before
 
 
-async def _waiting_for(pool: asyncpg.Pool, table: str, mode: str) -> None:
-    """Until some backend waits for `mode` on `table`."""
-    while not await pool.fetchval(  # noqa: ASYNC110 - PostgreSQL's locks: nothing to await
-        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND mode = $2"
-        " AND relation = to_regclass($1))",
-        table,
-        mode,
-    ):
-        await asyncio.sleep(0.02)
-
-
 async def test_the_switch_is_run_again_when_a_reader_deadlocks_with_it(
     database_url: str, kafka_bootstrap: str
 ) -> None:
@@ -245,10 +235,17 @@ async def test_the_switch_is_run_again_when_a_reader_deadlocks_with_it(
             await reader.fetchval("SELECT count(*) FROM proj.events")
             lines: list[str] = []
             rebuilding = asyncio.create_task(rebuild(settings, progress=lines.append, clock=clock))
-            # the switch holds the inbox and its DROP SCHEMA waits for the reader's table
-            await asyncio.wait_for(
-                _waiting_for(dash.pool, "proj.events", "AccessExclusiveLock"), 60
-            )
+
+            async def switch_waits() -> bool:  # it holds the inbox; DROP SCHEMA waits
+                return bool(
+                    await dash.pool.fetchval(
+                        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted"
+                        " AND mode = 'AccessExclusiveLock'"
+                        " AND relation = 'proj.events'::regclass)"
+                    )
+                )
+
+            await eventually(switch_waits, timeout=60, interval=0.02)
             assert await reader.fetchval("SELECT count(*) FROM proj.inbox") == len(events)
             await reading.commit()
         finally:
