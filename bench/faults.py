@@ -680,7 +680,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--size", choices=sorted(FAULT_SIZES), default="smoke")
-    parser.add_argument("--keep", action="store_true")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the stack and data running (the next run removes the data)",
+    )
     args = parser.parse_args(argv)
     report = run_faults(args.size, keep=args.keep)
     print(report.text())

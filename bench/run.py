@@ -664,7 +664,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--size", choices=sorted(SIZES), default="smoke")
     parser.add_argument("--infra", choices=["private", "shared"], default="private")
-    parser.add_argument("--keep", action="store_true", help="leave the stack and data running")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the stack and data running (a private stack's next run removes the data)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
         "--profile",

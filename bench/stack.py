@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,13 +26,14 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import httpx
 
 from bench import events
 from bench.procmem import tree_rss_kib
 from teamnl_shared.db import create_pool
 from teamnl_shared.ingestion.keys import create_key, ensure_key_store
-from teamnl_shared.kafka import delete_topics_containing, ensure_topics
+from teamnl_shared.kafka import admin_client, delete_topics_containing, ensure_topics
 from teamnl_suite.infra import InfraConfig, Infrastructure
 from teamnl_suite.infra.config import _default_state_dir
 from teamnl_suite.infra.postgres import create_databases, drop_databases
@@ -269,6 +271,8 @@ class BenchStack:
         )
 
     async def _prepare(self) -> None:
+        if self.private:
+            await purge_other_runs(self.bootstrap, self.infra.admin_database_url(), self.run_id)
         names = [self.database(s) for s in ALL_SERVICES]
         await create_databases(self.infra.admin_database_url(), names)
         await ensure_topics(self.bootstrap, self.topics())
@@ -288,6 +292,46 @@ class BenchStack:
             self.infra.admin_database_url(), [self.database(s) for s in ALL_SERVICES]
         )
         await delete_topics_containing(self.bootstrap, self.prefix)
+
+
+# a run's topics start with its prefix ``bench.<run>.`` (dead-letter topics hold it after
+# ``teamnl.deadletter.``); its databases are ``bench_<run>_<service>``
+_RUN_TOPIC = re.compile(r"(?:^|\.)bench\.([0-9a-f]{8})\.")
+_RUN_DATABASE = re.compile(r"^bench_([0-9a-f]{8})_")
+
+
+async def purge_other_runs(
+    bootstrap: str, admin_url: str, run_id: str
+) -> tuple[list[str], list[str]]:
+    """Delete the topics and databases of every bench run but ``run_id``; returns their names.
+
+    Only for a private stack, whose broker and server are the bench's alone: a run stopped
+    before its clean-up (killed, crashed, or ``--keep``) leaves its topics behind, and a broker
+    reads every log it holds again when it starts. After a ``kill -9`` it also recovers them:
+    with 666 such partitions, the fault run's broker was not back within 90 s (a CI run)."""
+    admin = admin_client(bootstrap)
+    await admin.start()
+    try:
+        topics = [
+            name
+            for name in await admin.list_topics()
+            if (found := _RUN_TOPIC.search(name)) and found.group(1) != run_id
+        ]
+        if topics:
+            await admin.delete_topics(topics)
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(admin_url)
+    try:
+        databases = [
+            row["datname"]
+            for row in await conn.fetch("SELECT datname FROM pg_database")
+            if (found := _RUN_DATABASE.match(row["datname"])) and found.group(1) != run_id
+        ]
+    finally:
+        await conn.close()
+    await drop_databases(admin_url, databases)
+    return topics, databases
 
 
 def _postmaster_pid(data: Path) -> int | None:
