@@ -56,9 +56,10 @@ lint: bootstrap
 BENCH_SIZE ?= full
 FAULTS_SIZE ?= smoke
 SOAK_SIZE ?= smoke
+BENCH_ARGS ?=
 .PHONY: bench-smoke soak
 bench: bootstrap
-	@$(PY) -m bench.run --size $(BENCH_SIZE) --profile
+	@$(PY) -m bench.run --size $(BENCH_SIZE) --profile $(BENCH_ARGS)
 
 bench-smoke: bootstrap
 	@$(PY) -m bench.run --size smoke

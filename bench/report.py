@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from bench import pgstats
 from bench.profile import REBUILD_SECONDS
 from teamnl_suite.infra.config import KAFKA_VERSION
 
@@ -415,6 +416,7 @@ def markdown(r: dict[str, Any]) -> str:
             *targets_section(r),
             *cpu_section(r),
             *profile_section(r),
+            *pgstats.section(r),
             "Raw figures: [`latest.json`](latest.json). Re-run: `make bench` (full size) or "
             "`make bench-smoke` (the CI size).",
             "",

@@ -51,6 +51,7 @@ from bench.harness import (
 from bench.hops import KafkaObserver, PushObserver, breakdown
 from bench.kafka_io import end_offsets
 from bench.loadgen import LoadConfig, Target
+from bench.pgstats import Statements
 from bench.procmem import CpuMeter, cpu_seconds
 from bench.profile import REBUILD_SECONDS, Profiler, shares_of
 from bench.profile import RESULTS as PROFILES
@@ -69,14 +70,30 @@ VALIDATED_SAMPLE = 400_000  # records the validating bare consumer reads (a rate
 
 
 class Bench:
-    def __init__(self, stack: BenchStack, size: BenchSize, *, profile: bool = False) -> None:
+    def __init__(
+        self,
+        stack: BenchStack,
+        size: BenchSize,
+        *,
+        profile: bool = False,
+        statements: Statements | None = None,
+    ) -> None:
         self.stack = stack
         self.profile = profile
+        self.statements = statements
         self.size = size
         self.workdir = stack.workdir
         self.results: dict[str, Any] = {"size": size.name, "run_id": stack.run_id}
         self.sampler = MemorySampler(stack)
         self._session: str | None = None
+
+    def run_phase(self, phase: str) -> None:
+        """One phase; with ``--pg-stats``, its statements that took the most time kept too."""
+        if self.statements is not None:
+            self.statements.reset()
+        getattr(self, phase)()
+        if self.statements is not None:
+            self.results.setdefault("pg_statements", {})[phase] = self.statements.top()
 
     # -- 1 ------------------------------------------------------------------------------------
     def single(self) -> None:
@@ -683,6 +700,12 @@ def main(argv: list[str] | None = None) -> int:
         f" {', '.join(PHASES)}); for working on one figure, the report then holds only those",
     )
     parser.add_argument(
+        "--pg-stats",
+        action="store_true",
+        help="PostgreSQL loads pg_stat_statements (its server restarted for it): per phase, the"
+        " statements that took the most time, in the report (private infrastructure only)",
+    )
+    parser.add_argument(
         "--events",
         type=int,
         help="events loaded into Kafka for the dashboard and rebuild figures (default: the size's)",
@@ -696,23 +719,31 @@ def main(argv: list[str] | None = None) -> int:
         size = dataclasses.replace(size, projected_events=args.events)
     from teamnl_suite.infra import Infrastructure
 
-    infra = private_infra() if args.infra == "private" else Infrastructure.from_env()
-    stack = BenchStack(infra, args.infra == "private", RESULTS / "runs")
+    if args.pg_stats and args.infra != "private":
+        parser.error("--pg-stats needs --infra private (its PostgreSQL is restarted)")
+    private = args.infra == "private"
+    infra = private_infra(statements=args.pg_stats) if private else Infrastructure.from_env()
+    stack = BenchStack(infra, private, RESULTS / "runs")
     stack.workdir = RESULTS / "runs" / stack.run_id
     started, started_at = time.monotonic(), time.time()
     log(f"bench {size.name}: run {stack.run_id}, infra {args.infra} ({stack.bootstrap})")
-    bench = Bench(stack, size, profile=args.profile)
+    statements = Statements(infra.admin_database_url(), stack.run_id) if args.pg_stats else None
+    bench = Bench(stack, size, profile=args.profile, statements=statements)
     try:
+        if statements is not None:
+            infra.down()  # a server running without the library starts again with it
         bench.results["startup_s"] = stack.up()
+        if statements is not None:
+            statements.start()
         bench.memory_at_rest("at_rest")
         with bench.sampler:
             for phase in ("single", "batch", "latency"):
                 if phase in phases:
-                    getattr(bench, phase)()
+                    bench.run_phase(phase)
         bench.results.setdefault("memory", {})["under_load"] = dict(bench.sampler.peak)
         for phase in ("dashboard", "rebuild"):
             if phase in phases:
-                getattr(bench, phase)()
+                bench.run_phase(phase)
         bench.memory_at_rest("end")
     finally:
         try:  # what was measured is written, and the stack stopped, whatever fails here

@@ -63,10 +63,15 @@ def bench_slot() -> int:
 
 
 def private_infra(
-    kafka_port: int | None = None, postgres_port: int | None = None, *, kafka_proxy: bool = False
+    kafka_port: int | None = None,
+    postgres_port: int | None = None,
+    *,
+    kafka_proxy: bool = False,
+    statements: bool = False,
 ) -> Infrastructure:
     """``kafka_proxy``: the broker gets a second listener (port + 2) advertised as port + 3,
-    where the fault run's TCP proxy listens (see :func:`kafka_proxy_ports`)."""
+    where the fault run's TCP proxy listens (see :func:`kafka_proxy_ports`). ``statements``:
+    PostgreSQL loads pg_stat_statements (see :class:`bench.pgstats.Statements`)."""
     slot = bench_slot()
     kafka_port = kafka_port or 29092 + 10 * slot
     # below Linux's ephemeral range (32768-60999): a client connection's source port there
@@ -85,6 +90,7 @@ def private_infra(
             external_kafka=None,
             external_database_url=None,
             kafka_proxied_listener=kafka_proxy_ports(kafka_port) if kafka_proxy else None,
+            postgres_statements=statements,
         )
     )
 

@@ -156,10 +156,13 @@ class LocalPostgres:
                 time.sleep(1.0)
 
     def _server_options(self) -> str:
-        return (
+        options = (
             f"-p {self.config.postgres_port} -c listen_addresses={self.config.host} "
             f"-k {self.run_dir} -c max_connections=300 -c shared_buffers=128MB"
         )
+        if self.config.postgres_statements:
+            options += " -c shared_preload_libraries=pg_stat_statements"
+        return options
 
     def _prepare_dirs(self) -> None:
         for folder in (self.dir, self.run_dir):
