@@ -2,9 +2,10 @@
 and stores it with one PostgreSQL INSERT (its own committed transaction, so one WAL flush)
 per request, then answers 202.
 
-Same server (uvicorn, one process), same pool size and the same database as the service it
-is compared with; what ingestion adds on top of it is authentication, validation,
-idempotency, the state rows and the outbox row.
+Same server (uvicorn, one process), same pool size, same pool release (no reset query: the
+services skip asyncpg's, so the baseline must too, or it pays a round trip they do not) and
+the same database as the service it is compared with; what ingestion adds on top of it is
+authentication, validation, idempotency, the state rows and the outbox row.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from contextlib import asynccontextmanager
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from teamnl_shared.db import keep_session
 
 DATABASE_URL_ENV = "BENCH_DURABLE_DATABASE_URL"
 POOL_SIZE = 10  # the services' db_pool_max_size default
@@ -32,7 +35,9 @@ def create_app(database_url: str) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        pool = await asyncpg.create_pool(database_url, min_size=POOL_SIZE, max_size=POOL_SIZE)
+        pool = await asyncpg.create_pool(
+            database_url, min_size=POOL_SIZE, max_size=POOL_SIZE, reset=keep_session
+        )
         assert pool is not None
         await pool.execute(_CREATE)
         pools.append(pool)
