@@ -1,4 +1,5 @@
-"""Where PostgreSQL's time goes, statement by statement (``python -m bench.run --pg-stats``).
+"""Where PostgreSQL's time goes: statement by statement (``python -m bench.run --pg-stats``),
+and what its own maintenance did while a latency step ran (:class:`ServerLog`).
 
 The private PostgreSQL then loads pg_stat_statements. Before each phase its counts are reset;
 after it, the statements of the run's databases that took the most execution time are kept
@@ -9,7 +10,9 @@ function's own statements count in its call, so no time is counted twice.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -70,6 +73,45 @@ class Statements:
             }
             for row in found
         ]
+
+
+_MAINTENANCE = re.compile(r"LOG:\s+(checkpoint (?:starting|complete)|automatic (?:vacuum|analyze))")
+LOGGED_LINES = 12
+LOGGED_CHARS = 200
+
+
+@dataclass
+class ServerLog:
+    """The checkpoints, autovacuums and autoanalyzes the server logged since :meth:`mark`.
+
+    A stall of every service's commits at once (a ramp step's accept and projection hops
+    both at seconds, the CPU not saturated) points at the server: this says whether its
+    maintenance ran meanwhile. The bench's private server logs each autovacuum and
+    autoanalyze of 250 ms or more (``log_autovacuum_min_duration``: the shorter ones, on small
+    tables, are many and cannot stall anything); checkpoints it logs by default."""
+
+    path: Path
+    offset: int = 0
+
+    def mark(self) -> None:
+        try:
+            self.offset = self.path.stat().st_size
+        except OSError:  # external infrastructure: no log of ours to read
+            self.offset = 0
+
+    def since(self) -> list[str]:
+        try:
+            with self.path.open("rb") as log:
+                log.seek(self.offset)
+                text = log.read().decode(errors="replace")
+        except OSError:
+            return []
+        found = []
+        for line in text.splitlines():
+            if match := _MAINTENANCE.search(line):
+                stamp = line.split(" UTC", 1)[0].rsplit(" ", 1)[-1]  # the time of day
+                found.append(f"{stamp} {line[match.start(1) :]}"[:LOGGED_CHARS])
+        return found[:LOGGED_LINES]
 
 
 def section(r: dict[str, Any]) -> list[str]:

@@ -556,6 +556,16 @@ def _labelled(label: str, text: str) -> str:
     return f"{label}: {text}" if text else ""
 
 
+def _server_log(step: dict[str, Any] | None) -> str:
+    """What PostgreSQL's maintenance did during a step (a run before the log was read: "")."""
+    if not step or "pg_log" not in step:
+        return ""
+    logged = step["pg_log"]
+    if not logged:
+        return "; PostgreSQL logged no checkpoint, autovacuum or autoanalyze meanwhile"
+    return "; PostgreSQL logged meanwhile: " + "; ".join(f"`{line}`" for line in logged)
+
+
 def _cpu_line(cpu: dict[str, Any] | None) -> str:
     if not cpu:
         return ""
@@ -768,7 +778,8 @@ def _targets(r: dict[str, Any]) -> list[Target]:
                 f"{_n(best)} ev/s",
                 best is not None and best >= 3000,
                 (f"first step not sustained, {_n(failed['offered_rate'])} ev/s: " if failed else "")
-                + _cpu_line(failed.get("cpu") if failed else None),
+                + _cpu_line(failed.get("cpu") if failed else None)
+                + _server_log(failed),
             )
         )
     dashboard = r.get("dashboard")

@@ -51,7 +51,7 @@ from bench.harness import (
 from bench.hops import KafkaObserver, PushObserver, breakdown
 from bench.kafka_io import end_offsets
 from bench.loadgen import LoadConfig, Target
-from bench.pgstats import Statements
+from bench.pgstats import ServerLog, Statements
 from bench.procmem import CpuMeter, cpu_seconds
 from bench.profile import REBUILD_SECONDS, Profiler, shares_of
 from bench.profile import RESULTS as PROFILES
@@ -313,6 +313,8 @@ class Bench:
             KafkaObserver(self.stack.bootstrap, self.stack.topics()) as kafka,
             PushObserver(self.stack.services["dashboard"].url, self._cookie()) as push,
         ):
+            server_log = ServerLog(self.stack.infra.postgres.log_file)
+            server_log.mark()
             with CpuMeter(self.stack.cpu_pids()) as meter:
                 result = run_loadgen(config, self.workdir, label, self.sampler)
                 acks = read_acks(acks_path)
@@ -346,6 +348,7 @@ class Bench:
             "sustained": sustained,
             "loadavg": os.getloadavg(),
             "cpu": meter.per_event(len(acks), loadgen=result["loadgen_cpu_s"]),
+            "pg_log": server_log.since(),
         }
 
     def _cookie(self) -> str:

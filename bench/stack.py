@@ -71,7 +71,9 @@ def private_infra(
 ) -> Infrastructure:
     """``kafka_proxy``: the broker gets a second listener (port + 2) advertised as port + 3,
     where the fault run's TCP proxy listens (see :func:`kafka_proxy_ports`). ``statements``:
-    PostgreSQL loads pg_stat_statements (see :class:`bench.pgstats.Statements`)."""
+    PostgreSQL loads pg_stat_statements (see :class:`bench.pgstats.Statements`). PostgreSQL
+    logs each autovacuum and autoanalyze of 250 ms or more (checkpoints it logs by default),
+    so that a stalled step can be read against them (:class:`bench.pgstats.ServerLog`)."""
     slot = bench_slot()
     kafka_port = kafka_port or 29092 + 10 * slot
     # below Linux's ephemeral range (32768-60999): a client connection's source port there
@@ -90,7 +92,10 @@ def private_infra(
             external_kafka=None,
             external_database_url=None,
             kafka_proxied_listener=kafka_proxy_ports(kafka_port) if kafka_proxy else None,
-            postgres_statements=statements,
+            postgres_settings=(
+                "log_autovacuum_min_duration=250",  # ms: the ones a stall could be
+                *(("shared_preload_libraries=pg_stat_statements",) if statements else ()),
+            ),
         )
     )
 

@@ -37,9 +37,9 @@ class InfraConfig:
     # connect to the advertised port, where a TCP proxy forwards to the listener; so all of
     # their traffic passes the proxy (the fault run cuts it). None: no second listener.
     kafka_proxied_listener: tuple[int, int] | None = None
-    # PostgreSQL loads pg_stat_statements (the time each statement took, for the bench's
-    # ``--pg-stats``); a server already running without it must be stopped first
-    postgres_statements: bool = False
+    # further ``name=value`` server settings (the bench's: pg_stat_statements for ``--pg-stats``,
+    # maintenance logged); a server already running without them must be stopped first
+    postgres_settings: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> InfraConfig:

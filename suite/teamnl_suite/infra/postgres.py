@@ -160,9 +160,7 @@ class LocalPostgres:
             f"-p {self.config.postgres_port} -c listen_addresses={self.config.host} "
             f"-k {self.run_dir} -c max_connections=300 -c shared_buffers=128MB"
         )
-        if self.config.postgres_statements:
-            options += " -c shared_preload_libraries=pg_stat_statements"
-        return options
+        return options + "".join(f" -c {setting}" for setting in self.config.postgres_settings)
 
     def _prepare_dirs(self) -> None:
         for folder in (self.dir, self.run_dir):
