@@ -39,9 +39,9 @@ class Statements:
         asyncio.run(self._execute("SELECT pg_stat_statements_reset()"))
 
     def start(self) -> None:
-        """The extension in the admin database (its view shows every database's), counts reset."""
+        """The extension in the admin database (its view shows every database's); each phase
+        resets the counts itself (:meth:`Bench.run_phase`)."""
         asyncio.run(self._execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
-        self.reset()
 
     def top(self, n: int = TOP) -> list[dict[str, Any]]:
         return asyncio.run(self._top(n))

@@ -26,17 +26,16 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
 import httpx
 
 from bench import events
 from bench.procmem import tree_rss_kib
 from teamnl_shared.db import create_pool
 from teamnl_shared.ingestion.keys import create_key, ensure_key_store
-from teamnl_shared.kafka import admin_client, delete_topics_containing, ensure_topics
+from teamnl_shared.kafka import delete_topics_containing, delete_topics_where, ensure_topics
 from teamnl_suite.infra import InfraConfig, Infrastructure
 from teamnl_suite.infra.config import _default_state_dir
-from teamnl_suite.infra.postgres import create_databases, drop_databases
+from teamnl_suite.infra.postgres import create_databases, database_names, drop_databases
 
 INITIATIVES = events.SERVICES
 ALL_SERVICES = (*INITIATIVES, "dashboard")
@@ -320,27 +319,17 @@ async def purge_other_runs(
     before its clean-up (killed, crashed, or ``--keep``) leaves its topics behind, and a broker
     reads every log it holds again when it starts. After a ``kill -9`` it also recovers them:
     with 666 such partitions, the fault run's broker was not back within 90 s (a CI run)."""
-    admin = admin_client(bootstrap)
-    await admin.start()
-    try:
-        topics = [
-            name
-            for name in await admin.list_topics()
-            if (found := _RUN_TOPIC.search(name)) and found.group(1) != run_id
-        ]
-        if topics:
-            await admin.delete_topics(topics)
-    finally:
-        await admin.close()
-    conn = await asyncpg.connect(admin_url)
-    try:
-        databases = [
-            row["datname"]
-            for row in await conn.fetch("SELECT datname FROM pg_database")
-            if (found := _RUN_DATABASE.match(row["datname"])) and found.group(1) != run_id
-        ]
-    finally:
-        await conn.close()
+
+    def doomed(name: str) -> bool:
+        found = _RUN_TOPIC.search(name)
+        return found is not None and found.group(1) != run_id
+
+    topics = await delete_topics_where(bootstrap, doomed)
+    databases = [
+        name
+        for name in sorted(await database_names(admin_url))
+        if (found := _RUN_DATABASE.match(name)) and found.group(1) != run_id
+    ]
     await drop_databases(admin_url, databases)
     return topics, databases
 

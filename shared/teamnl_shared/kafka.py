@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -79,10 +80,15 @@ async def delete_topics_containing(bootstrap: str, part: str) -> list[str]:
     """Delete every topic whose name holds `part` (a run's own topics on a shared cluster:
     its prefix starts the event topics' names and follows ``teamnl.deadletter.`` in its
     dead-letter topics'); returns their names."""
+    return await delete_topics_where(bootstrap, lambda topic: part in topic)
+
+
+async def delete_topics_where(bootstrap: str, doomed_if: Callable[[str], bool]) -> list[str]:
+    """Delete every topic whose name `doomed_if` accepts; returns their names."""
     admin = admin_client(bootstrap)
     await admin.start()
     try:
-        doomed = [topic for topic in await admin.list_topics() if part in topic]
+        doomed = [topic for topic in await admin.list_topics() if doomed_if(topic)]
         if doomed:
             await admin.delete_topics(doomed)
         return doomed

@@ -5,12 +5,10 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import asyncpg
-
 from bench.stack import BenchStack
 from teamnl_shared.kafka import admin_client, delete_topics_containing, ensure_topics
 from teamnl_suite.infra import Infrastructure
-from teamnl_suite.infra.postgres import create_databases
+from teamnl_suite.infra.postgres import create_databases, database_names
 
 
 async def _topics(bootstrap: str) -> set[str]:
@@ -20,14 +18,6 @@ async def _topics(bootstrap: str) -> set[str]:
         return set(await admin.list_topics())
     finally:
         await admin.close()
-
-
-async def _databases(admin_url: str) -> set[str]:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        return {row["datname"] for row in await conn.fetch("SELECT datname FROM pg_database")}
-    finally:
-        await conn.close()
 
 
 async def test_a_private_stack_deletes_the_topics_and_databases_earlier_runs_left(
@@ -48,7 +38,7 @@ async def test_a_private_stack_deletes_the_topics_and_databases_earlier_runs_lef
     stack = BenchStack(infra=infra, private=True, workdir=tmp_path, run_id=current)
     try:
         await stack._prepare()
-        topics, databases = await _topics(kafka_bootstrap), await _databases(admin_url)
+        topics, databases = await _topics(kafka_bootstrap), await database_names(admin_url)
         assert not topics & set(left)
         assert unowned in topics
         assert set(stack.topics()) <= topics

@@ -221,11 +221,19 @@ class LocalPostgres:
         await create_databases(self.url(), SERVICE_DATABASES)
 
 
-async def create_databases(admin_url: str, names: tuple[str, ...] | list[str]) -> None:
-    """Create each database that does not exist yet (database-per-service)."""
+async def database_names(admin_url: str) -> set[str]:
     conn = await asyncpg.connect(admin_url)
     try:
-        existing = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
+        return {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
+    finally:
+        await conn.close()
+
+
+async def create_databases(admin_url: str, names: tuple[str, ...] | list[str]) -> None:
+    """Create each database that does not exist yet (database-per-service)."""
+    existing = await database_names(admin_url)
+    conn = await asyncpg.connect(admin_url)
+    try:
         for name in names:
             if name not in existing:
                 await conn.execute(f'CREATE DATABASE "{name}"')
