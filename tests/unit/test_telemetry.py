@@ -418,3 +418,53 @@ def test_process_wide_instrumentation_spans_go_to_the_app_of_their_parent() -> N
             pass
     names = [sorted(s.name for s in e.get_finished_spans()) for e in exporters]
     assert names == [["query 0", "request 0"], ["query 1", "request 1"]]
+
+
+def test_process_wide_instrumentation_makes_no_span_outside_a_trace() -> None:
+    """Proves: a query with no parent span (the outbox relay's read and mark, a poll loop)
+    records no span of its own, while the same query inside a request is recorded."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from teamnl_shared.telemetry.routing import ParentRoutedTracerProvider
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    router = ParentRoutedTracerProvider()
+    router.register(provider)
+    library_tracer = router.get_tracer("a-library")
+
+    with library_tracer.start_as_current_span("relay poll") as lone:
+        assert not lone.is_recording()
+    library_tracer.start_span("relay mark").end()
+    request = provider.get_tracer("app").start_as_current_span("request")
+    with request, library_tracer.start_as_current_span("query") as inside:
+        assert inside.is_recording()
+    assert sorted(s.name for s in exporter.get_finished_spans()) == ["query", "request"]
+
+
+def test_process_wide_instrumentation_asks_each_provider_for_its_tracer_once() -> None:
+    """Proves: the routed tracer keeps each app's tracer (the SDK's get_tracer, which also
+    resets the warnings filters, is not paid per query)."""
+    from unittest import mock
+
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from teamnl_shared.telemetry.routing import ParentRoutedTracerProvider
+
+    providers = [TracerProvider(), TracerProvider()]
+    router = ParentRoutedTracerProvider()
+    for provider in providers:
+        router.register(provider)
+    library_tracer = router.get_tracer("a-library")
+    spies = [mock.patch.object(p, "get_tracer", wraps=p.get_tracer) for p in providers]
+    with spies[0] as first, spies[1] as second:
+        for _ in range(5):
+            for provider in providers:
+                with provider.get_tracer("app").start_as_current_span("request"):
+                    library_tracer.start_span("query").end()
+    # the app's own get_tracer("app") calls are 5 each; the library's add one each
+    assert [c.args[0] for c in first.call_args_list].count("a-library") == 1
+    assert [c.args[0] for c in second.call_args_list].count("a-library") == 1

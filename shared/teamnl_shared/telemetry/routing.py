@@ -5,6 +5,11 @@ provider. When several apps share a process (the tests run an initiative service
 dashboard side by side), each query span must still go to the app it belongs to: the
 provider of its parent span. With one app per process, as in production, this is simply
 that app's provider.
+
+A span with no parent is not made: a query outside any trace comes from a loop of the
+service's own (the outbox relay's read and mark, a poll), and would be a trace of one span
+each time it runs, many per event at low rates, that tells an operator nothing. Queries
+inside a request, a consume or a publish span are traced as before.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ class ParentRoutedTracerProvider(trace.TracerProvider):
         return _ParentRoutedTracer(self._providers, instrumenting_module_name, args, kwargs)
 
 
+_UNTRACED = trace.NoOpTracer()
+
+
 class _ParentRoutedTracer(trace.Tracer):
     def __init__(
         self,
@@ -39,15 +47,20 @@ class _ParentRoutedTracer(trace.Tracer):
     ) -> None:
         self._providers = providers
         self._name, self._args, self._kwargs = name, args, kwargs
+        self._tracers: dict[int, trace.Tracer] = {}
+        """Each provider's tracer, made once: the SDK's get_tracer costs more than the span."""
 
     def _target(self) -> trace.Tracer:
-        resource = getattr(trace.get_current_span(), "resource", None)
-        chosen = next((p for p in self._providers if p.resource is resource), None)
-        if chosen is None and self._providers:
-            chosen = self._providers[0]
-        if chosen is None:
-            return trace.NoOpTracer()
-        return chosen.get_tracer(self._name, *self._args, **self._kwargs)
+        parent = trace.get_current_span()
+        if not parent.get_span_context().is_valid or not self._providers:
+            return _UNTRACED
+        resource = getattr(parent, "resource", None)
+        chosen = next((p for p in self._providers if p.resource is resource), self._providers[0])
+        tracer = self._tracers.get(id(chosen))
+        if tracer is None:
+            tracer = chosen.get_tracer(self._name, *self._args, **self._kwargs)
+            self._tracers[id(chosen)] = tracer
+        return tracer
 
     def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:
         return self._target().start_span(*args, **kwargs)

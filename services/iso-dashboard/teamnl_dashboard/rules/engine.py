@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
+from opentelemetry import trace
 
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.db import transaction
@@ -42,6 +43,7 @@ from .score import (
 )
 
 log = logging.getLogger(__name__)
+_TRACER = trace.get_tracer("teamnl.dashboard.rules")
 
 Clock = Callable[[], datetime]
 RULES_LOCK = 7_310_102
@@ -130,7 +132,12 @@ class RulesEngine:
                 limit,
             )
             if rows:
-                await self.evaluate_owed(conn, Owed.merged(rows))
+                # One trace per evaluation, its queries inside (a query outside any span
+                # is not traced, see teamnl_shared.telemetry.routing).
+                with _TRACER.start_as_current_span(
+                    "rules evaluation", attributes={"teamnl.rules.fetches": len(rows)}
+                ):
+                    await self.evaluate_owed(conn, Owed.merged(rows))
         return len(rows)
 
     async def evaluate_owed(self, conn: asyncpg.Connection, owed: Owed) -> int:
