@@ -7,12 +7,15 @@ once, in order).
 Publishing: one :class:`OutboxRelay` per database is the leader (a PostgreSQL advisory
 lock held on its own connection; other instances wait). It sends unpublished rows in
 ``seq`` order with an idempotent producer (``acks=all``), to the partition Kafka's default
-partitioner gives the key, and marks them published with the offsets Kafka returned.
-``LISTEN/NOTIFY`` wakes it; a short poll is the fallback.
+partitioner gives the key, and marks them published with the offsets Kafka returned. The
+mark of a batch goes with the read of the next one when that comes within ``mark_delay``
+(one statement per batch instead of two when batches hold a few events); the read leaves
+out the rows it marks. ``LISTEN/NOTIFY`` wakes it; a short poll is the fallback.
 
 Crashes and broker outages: whenever the relay (re)starts a session it first reconciles
 with Kafka: it reads every record written after the last offset it recorded per
-partition and marks the rows behind them (``ce_source``/``ce_id``) as published. Rows are
+partition and marks the rows behind them (``ce_source``/``ce_id``) as published (so a
+mark still waiting for the next read when the relay died is lost to no one). Rows are
 thus never lost, never sent twice, and never reordered within a key. Reconciling saves
 its progress as it reads (rows marked and checkpoints advanced per chunk), so a long
 backlog is never read twice and an interrupted reconcile resumes where it stopped.
@@ -223,6 +226,9 @@ class OutboxRelay:
     tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.outbox"))
     parked_topic: str | None = None
     """Where a notice of each parked row goes (e.g. ``teamnl.deadletter.nlib``)."""
+    mark_delay: float = 0.1
+    """Seconds a published batch's mark waits to go with the next read before it is sent
+    alone."""
     service: str = ""
     on_parked: ParkedHook | None = None
     published_total: int = 0
@@ -232,6 +238,8 @@ class OutboxRelay:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _partitions: dict[str, list[int]] = field(default_factory=dict)
+    _marks: _Marks = field(default_factory=lambda: _Marks())
+    """Rows Kafka acknowledged that are not marked published yet (this session's)."""
 
     # -- lifecycle ----------------------------------------------------------------------
     async def run(self) -> None:
@@ -265,6 +273,7 @@ class OutboxRelay:
             producer = idempotent_producer(self.bootstrap, **self.producer_options)
             await producer.start()
             self.leader = True
+            self._marks = _Marks()  # an earlier session's: its reconcile finds them in Kafka
             try:
                 await self._reconcile(conn, producer)
                 await self._relay(conn, producer)
@@ -281,6 +290,11 @@ class OutboxRelay:
             sent = await self._publish_batch(conn, producer)
             if sent == self.batch_size or (sent and self._stopping.is_set()):
                 continue  # more may be pending; stopping, it ends on an empty read
+            if self._marks:  # goes with the next read if woken soon, else alone
+                await self._sleep(self.mark_delay, self._wake)
+                if self._wake.is_set() and not self._stopping.is_set():
+                    continue
+                await self._flush_marks(conn)
             if self._stopping.is_set():
                 return
             # A short batch read every row committed before it: nothing is pending unless
@@ -288,7 +302,8 @@ class OutboxRelay:
             await self._sleep(self.poll_interval, self._wake)
 
     async def _publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
-        rows = await _pending(conn, self.batch_size)
+        rows = await _pending(conn, self.batch_size, self._marks)
+        self._marks = _Marks()  # marked by that read
         if not rows:
             return 0
         sent: list[tuple[_Row, asyncio.Future[Any]]] = []
@@ -302,14 +317,19 @@ class OutboxRelay:
                 unpublishable.append((row, _reason(error)))
         results = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
         published, offsets, retry = _sort_out(sent, results, unpublishable)
-        if published:
-            await _mark_published(conn, published, offsets)
-            self.published_total += len(published)
+        self._marks.add(published, offsets)
+        self.published_total += len(published)
         if unpublishable:
             await self._park(conn, producer, unpublishable)
         if retry is not None:
+            await self._flush_marks(conn)
             raise retry  # a session-wide failure: restart the session, resend the rest
         return len(rows)
+
+    async def _flush_marks(self, conn: asyncpg.Connection) -> None:
+        if self._marks:
+            await _mark_published(conn, self._marks.seqs, self._marks.offsets)
+            self._marks = _Marks()
 
     async def _park(
         self, conn: asyncpg.Connection, producer: AIOKafkaProducer, rows: list[tuple[_Row, str]]
@@ -449,10 +469,35 @@ _PARK = (
 )
 
 
-async def _pending(conn: asyncpg.Connection, limit: int) -> list[_Row]:
+@dataclass
+class _Marks:
+    """Rows Kafka acknowledged (their ``seq``) and the next offset per partition after them."""
+
+    seqs: list[int] = field(default_factory=list)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.seqs)
+
+    def add(self, seqs: list[int], offsets: dict[tuple[str, int], int]) -> None:
+        self.seqs += seqs
+        for partition, offset in offsets.items():
+            self.offsets[partition] = max(self.offsets.get(partition, 0), offset)
+
+
+async def _pending(conn: asyncpg.Connection, limit: int, marks: _Marks) -> list[_Row]:
+    """The next unpublished rows, in one statement with the mark of the rows published
+    since the last read (the read's snapshot does not see that mark, so it leaves them out
+    itself)."""
+    keys = list(marks.offsets)
     records = await conn.fetch(
-        "SELECT seq, topic, key, headers, value, event_source, event_id, event_type FROM outbox"
-        " WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+        f"WITH marked AS ({_MARK}), saved AS ({_SAVE_CHECKPOINTS})"  # noqa: S608 - constants
+        " SELECT seq, topic, key, headers, value, event_source, event_id, event_type FROM outbox"
+        " WHERE published_at IS NULL AND seq <> ALL($4::bigint[]) ORDER BY seq LIMIT $5",
+        [t for t, _ in keys],
+        [p for _, p in keys],
+        [marks.offsets[k] for k in keys],
+        marks.seqs,
         limit,
     )
     return [_row(r) for r in records]
