@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -116,6 +117,9 @@ class DashboardHandlers:
         on_dead_letter: DeadLetterCounter | None = None,
         tracer: Tracer | None = None,
         wake_rules: Wake | None = None,
+        *,
+        fold_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.pool = pool
         self.engine = engine
@@ -124,6 +128,9 @@ class DashboardHandlers:
         self.tracer = tracer or trace.get_tracer("teamnl.dashboard")
         self.wake_rules = wake_rules
         self.writes = projections.DeferredProjections()
+        self.fold_seconds = fold_seconds
+        self.clock = clock
+        self._folded_at: float | None = None
 
     async def handle(
         self, _conn: asyncpg.Connection, event: Event, _record: ConsumerRecord
@@ -137,8 +144,14 @@ class DashboardHandlers:
     async def before_commit(
         self, conn: asyncpg.Connection, applied: list[tuple[Event, ConsumerRecord]]
     ) -> None:
-        """The batch's totals, then what it owes the rules, before its commit."""
-        await projections.fold_totals(conn)
+        """What the batch owes the rules, before its commit; and the running totals'
+        delta rows folded, at most once per ``fold_seconds``. Readers sum a key's rows, so a
+        delta row left for a later batch reads the same; folding each batch of a few events
+        was the dashboard database's costliest statement at moderate rates."""
+        now = self.clock()
+        if self._folded_at is None or now - self._folded_at >= self.fold_seconds:
+            await projections.fold_totals(conn)
+            self._folded_at = now
         await self.engine.queue(conn, (event for event, _ in applied))
 
     async def after_commit(self, applied: list[tuple[Event, ConsumerRecord]]) -> None:
@@ -248,7 +261,15 @@ def build_consumer(
     wake_rules: Wake | None = None,
 ) -> InboxConsumer:
     tracer = tracer or trace.get_tracer("teamnl.dashboard")
-    handlers = DashboardHandlers(pool, engine, on_latency, on_dead_letter, tracer, wake_rules)
+    handlers = DashboardHandlers(
+        pool,
+        engine,
+        on_latency,
+        on_dead_letter,
+        tracer,
+        wake_rules,
+        fold_seconds=settings.totals_fold_seconds,
+    )
     return InboxConsumer(
         pool=pool,
         bootstrap=settings.kafka_bootstrap_servers,
