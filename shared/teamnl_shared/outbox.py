@@ -10,7 +10,9 @@ lock held on its own connection; other instances wait). It sends unpublished row
 partitioner gives the key, and marks them published with the offsets Kafka returned. The
 mark of a batch goes with the read of the next one when that comes within ``mark_delay``
 (one statement per batch instead of two when batches hold a few events); the read leaves
-out the rows it marks. ``LISTEN/NOTIFY`` wakes it; a short poll is the fallback.
+out the rows it marks. ``LISTEN/NOTIFY`` wakes it (an outbox insert notifies, unless its
+connection sets :data:`OUTBOX_NOTIFY_SETTING` off because its writer wakes the relay in
+process, as the ingestion services do); a short poll is the fallback.
 
 Crashes and broker outages: whenever the relay (re)starts a session it first reconciles
 with Kafka: it reads every record written after the last offset it recorded per
@@ -161,6 +163,15 @@ async def enqueue(
     record = record_of(event, extra, topic or event.topic)
     seq: int = await conn.fetchval(INSERT_MANY, *insert_many_args([record]))
     return seq
+
+
+OUTBOX_NOTIFY_SETTING = "teamnl.outbox_notify"
+"""'off' on a connection: its outbox inserts send no NOTIFY (its writer wakes the relay)."""
+
+
+async def notify_relay(pool: asyncpg.Pool) -> None:
+    """Wake the leading relay, whichever process it runs in."""
+    await pool.execute("SELECT pg_notify($1, '')", CHANNEL)
 
 
 async def backlog(pool: asyncpg.Pool) -> tuple[int, float]:

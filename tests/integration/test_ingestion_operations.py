@@ -9,6 +9,7 @@ import sys
 import pytest
 from ingestion_helpers import auth, example, running, structured
 
+from support import eventually
 from teamnl_shared.db import create_pool
 
 pytestmark = pytest.mark.integration
@@ -51,6 +52,34 @@ async def test_shutdown_flushes_the_outbox(database_url: str, kafka_bootstrap: s
         assert pending == 0
     finally:
         await pool.close()
+
+
+async def test_accepted_events_wake_the_relay_in_process(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Proves: the service's own commits (which send no NOTIFY) wake its relay: with the
+    relay's poll at 30 s, a single event and a batch are published within seconds."""
+    async with running("nlib", database_url, kafka_bootstrap, relay_poll_interval=30) as svc:
+        key = await svc.key()
+        pool = await create_pool(database_url)
+        try:
+
+            async def leading() -> bool:
+                return svc.app.state.runtime.relay.leader  # type: ignore[no-any-return]
+
+            async def none_pending() -> bool:
+                pending = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+                return await pool.fetchval(pending) == 0  # type: ignore[no-any-return]
+
+            await eventually(leading)
+            assert (await svc.post(structured(HELD, example(HELD, "-one")), key)).status_code == 202
+            await eventually(none_pending, timeout=5)
+            batch = [structured(HELD, example(HELD, f"-b{i}")) for i in range(3)]
+            assert (await svc.post_batch(batch, key)).status_code == 200
+            await eventually(none_pending, timeout=5)
+            assert await pool.fetchval("SELECT count(*) FROM outbox") >= 4
+        finally:
+            await pool.close()
 
 
 async def test_metrics_count_accepted_and_rejected(database_url: str, kafka_bootstrap: str) -> None:
