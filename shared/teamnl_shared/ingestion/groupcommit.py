@@ -19,8 +19,6 @@ its own savepoint. Every guarantee of a lone request holds:
   the group raises the error, answered 503 + Retry-After; nothing of the group is stored.
 
 ``writers=0`` turns it off: each request runs its own transaction (the bench compares both).
-Either way ``on_committed`` is told after each commit that accepted an event (the runtime
-wakes the outbox relay).
 """
 
 from __future__ import annotations
@@ -78,11 +76,9 @@ class GroupCommit:
         linger: float,
         writers: int,
         tracer: Tracer | None = None,
-        on_committed: Callable[[], None] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.connection = connection
-        self.on_committed = on_committed
         self.max_events = max_events
         self.linger = linger
         self.tracer = tracer or trace.get_tracer("teamnl.ingestion")
@@ -113,8 +109,6 @@ class GroupCommit:
         if not self._queues:
             async with self.connection() as conn:
                 [outcome] = await self.pipeline.accept_group(conn, [submission])
-            if self.on_committed is not None and outcome.accepted:
-                self.on_committed()
             return outcome
         if not self._tasks:
             raise RuntimeError("the ingestion app is not started (lifespan not running)")
@@ -155,8 +149,6 @@ class GroupCommit:
         except Exception as error:  # noqa: BLE001 - answered per request below
             await self._failed(group, error)
         else:
-            if self.on_committed is not None and any(o.accepted for o in outcomes):
-                self.on_committed()
             for waiting, outcome in zip(group, outcomes, strict=True):
                 waiting.answer(outcome)
 

@@ -17,7 +17,7 @@ back and run again, up to :data:`ATTEMPTS` times; nothing is ever partly stored.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -84,6 +84,8 @@ class Candidate:
 class Pipeline:
     service: ServiceDefinition
     settings: IngestionSettings
+    on_committed: Callable[[], None] | None = None
+    """Told after each transaction that accepted an event (its outbox rows committed)."""
 
     def authorise(self, partner: Partner, event: Event) -> None:
         if not self.service.accepts(event.type):
@@ -150,7 +152,7 @@ class Pipeline:
         while True:
             unit = _UnitOfWork(self, conn, candidates, careful=careful)
             try:
-                return await unit.run()
+                outcomes = await unit.run()
             except _Refused:
                 careful = True  # run it again, each event in its own savepoint
             except pg.TransactionRollbackError as error:
@@ -158,6 +160,10 @@ class Pipeline:
                     raise
                 log.info("ingestion transaction rolled back (%r); attempt %d", error, attempt + 1)
                 attempt += 1
+            else:
+                if self.on_committed is not None and any(o.accepted for o in outcomes.values()):
+                    self.on_committed()
+                return outcomes
 
 
 class _Undone(Exception):

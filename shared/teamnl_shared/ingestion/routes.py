@@ -84,8 +84,6 @@ async def _accept_all(
     parsed = [_parse(document, max_event_bytes) for document in documents]
     async with runtime.connection() as conn:
         outcomes = await runtime.pipeline.accept_all(conn, partner, parsed, inject_traceparent())
-    if any(outcome.accepted for outcome in outcomes):
-        runtime.outbox_written()
     for item, outcome in zip(parsed, outcomes, strict=True):
         _count(runtime, partner, item, outcome)
     return outcomes

@@ -64,7 +64,7 @@ class Runtime:
     _announcing: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
-        self.pipeline = Pipeline(self.service, self.settings)
+        self.pipeline = Pipeline(self.service, self.settings, on_committed=self.outbox_written)
         self.limiter = RateLimiter(
             self.settings.rate_limit_per_second, self.settings.rate_limit_burst
         )
@@ -169,7 +169,6 @@ class Runtime:
             linger=settings.group_commit_linger,
             writers=settings.group_commit_writers,
             tracer=self.tracer,
-            on_committed=self.outbox_written,
         )
         self._committer.start()
         self._tasks.append(asyncio.create_task(self._relay_when_topics(), name="outbox-relay"))
