@@ -44,7 +44,7 @@ VIEWS = (
 )
 
 
-# The running totals hold delta rows that `fold_totals()` folds per batch; consumers (or
+# The running totals hold delta rows that `fold_totals()` folds now and then; consumers (or
 # rebuild processes) folding at the same time may each leave a row for one key, and readers
 # sum them. What they hold is their sums per key (as schema.sql's fold_totals sums them).
 RUNNING_TOTALS = {
@@ -185,8 +185,20 @@ async def test_a_rebuild_read_in_many_small_fetches_gives_the_same_projections(
 ) -> None:
     """Proves: with the next fetch read and parsed while the one before is in the database
     (here three records per fetch, so every fetch overlaps another), each record is still
-    applied once, in order: the projections, views and findings equal those before."""
+    applied once, in order: the projections, views and findings equal those before. The
+    running totals are folded after every `FOLD_AFTER_RECORDS` applied (here ten) and once
+    caught up, not per fetch: no delta row is left."""
     monkeypatch.setattr(rebuild_module, "REPLAY_BATCH", 3)
+    monkeypatch.setattr(rebuild_module, "FOLD_AFTER_RECORDS", 10)
+    folds = 0
+    fold = rebuild_module._Replayer.fold
+
+    async def counted_fold(replayer: Any) -> None:
+        nonlocal folds
+        folds += 1
+        await fold(replayer)
+
+    monkeypatch.setattr(rebuild_module._Replayer, "fold", counted_fold)
     clock = FakeClock(NOW)
     settings = dashboard_settings(database_url, kafka_bootstrap)
     async with running_dashboard(settings, clock) as dash:
@@ -196,6 +208,10 @@ async def test_a_rebuild_read_in_many_small_fetches_gives_the_same_projections(
         assert result.records == result.applied == len(events) > 3 * 4
         assert sum(line.startswith("replayed") for line in lines) >= len(events) // 3
         assert await snapshot(dash) == before
+        # every 10 to 12 records (fetches of up to 3), then the replay and its catch-up
+        assert len(events) // 12 + 2 <= folds <= len(events) // 10 + 2
+        for table in ("family_totals", "activity_months"):
+            assert await dash.pool.fetchval(f"SELECT count(*) FROM proj.{table} WHERE delta") == 0
 
 
 async def test_a_rebuild_split_between_processes_gives_the_same_projections(
