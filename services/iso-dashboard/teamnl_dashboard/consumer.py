@@ -5,8 +5,8 @@ partitions over however many dashboard instances run. Per fetch (up to ``LIVE_BA
 records of any partitions, each partition's in order), in one transaction: each record's
 inbox row, the projections' writes set-based (`projections.writes`), then what the batch's
 events owe the rules (a ``rules_pending`` row, worked off by `rules.pending` beside the
-consumer, which it wakes after the commit); the offsets are committed after that
-transaction. Invalid
+consumer, which it wakes after the commit, as it wakes `projections.totals` to fold the
+running totals); the offsets are committed after that transaction. Invalid
 records go to the group's dead-letter topic (by the inbox) and are also recorded here, so
 the ``invalid-events`` rule can raise a finding.
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -65,7 +64,8 @@ events): under a backlog fetches are full at once; at a low rate events share a 
 DeadLetterCounter = Callable[[str, str], None]
 """Called once per dead letter: (original topic, reason kind ``invalid-event``/``poison``)."""
 Wake = Callable[[], None]
-"""Called after a commit that queued rule evaluations (the rules worker's ``wake``)."""
+"""Called after a commit that applied events: the rules worker's ``wake`` (they queued rule
+evaluations) and the totals folder's (they added delta rows to the running totals)."""
 
 
 def event_topics(settings: DashboardSettings) -> list[str]:
@@ -117,9 +117,7 @@ class DashboardHandlers:
         on_dead_letter: DeadLetterCounter | None = None,
         tracer: Tracer | None = None,
         wake_rules: Wake | None = None,
-        *,
-        fold_seconds: float = 0.0,
-        clock: Callable[[], float] = time.monotonic,
+        wake_totals: Wake | None = None,
     ) -> None:
         self.pool = pool
         self.engine = engine
@@ -127,10 +125,8 @@ class DashboardHandlers:
         self.on_dead_letter = on_dead_letter
         self.tracer = tracer or trace.get_tracer("teamnl.dashboard")
         self.wake_rules = wake_rules
+        self.wake_totals = wake_totals
         self.writes = projections.DeferredProjections()
-        self.fold_seconds = fold_seconds
-        self.clock = clock
-        self._folded_at: float | None = None
 
     async def handle(
         self, _conn: asyncpg.Connection, event: Event, _record: ConsumerRecord
@@ -144,20 +140,15 @@ class DashboardHandlers:
     async def before_commit(
         self, conn: asyncpg.Connection, applied: list[tuple[Event, ConsumerRecord]]
     ) -> None:
-        """What the batch owes the rules, before its commit; and the running totals'
-        delta rows folded, at most once per ``fold_seconds``. Readers sum a key's rows, so a
-        delta row left for a later batch reads the same; folding each batch of a few events
-        was the dashboard database's costliest statement at moderate rates."""
-        now = self.clock()
-        if self._folded_at is None or now - self._folded_at >= self.fold_seconds:
-            await projections.fold_totals(conn)
-            self._folded_at = now
+        """What the batch owes the rules, in its transaction."""
         await self.engine.queue(conn, (event for event, _ in applied))
 
     async def after_commit(self, applied: list[tuple[Event, ConsumerRecord]]) -> None:
         committed_at = datetime.now(UTC)
         if self.wake_rules is not None:  # every event owes the rules (service-silent at least)
             self.wake_rules()
+        if self.wake_totals is not None:  # and adds to the running totals
+            self.wake_totals()
         if self.on_latency is not None:
             for event, record in applied:
                 accepted_at = _accepted_at(record) or event.time
@@ -259,16 +250,11 @@ def build_consumer(
     on_dead_letter: DeadLetterCounter | None = None,
     tracer: Tracer | None = None,
     wake_rules: Wake | None = None,
+    wake_totals: Wake | None = None,
 ) -> InboxConsumer:
     tracer = tracer or trace.get_tracer("teamnl.dashboard")
     handlers = DashboardHandlers(
-        pool,
-        engine,
-        on_latency,
-        on_dead_letter,
-        tracer,
-        wake_rules,
-        fold_seconds=settings.totals_fold_seconds,
+        pool, engine, on_latency, on_dead_letter, tracer, wake_rules, wake_totals
     )
     return InboxConsumer(
         pool=pool,

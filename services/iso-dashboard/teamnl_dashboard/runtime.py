@@ -7,8 +7,9 @@ of the projections from the topics when an older ``PROJECTION_VERSION`` built th
 (`rebuild.upgrade_projections`). :func:`start` then runs the background tasks - the
 consumer (supervised; it creates its topics at each start, so the dashboard starts and
 serves what it has projected while Kafka is away), the rules worker (what the consumed
-events owe the rules), the rules scheduler and the live hub (which also empties the
-overview's `read_cache` at every change); :func:`stop` ends them.
+events owe the rules), the totals folder (`projections.totals`), the rules scheduler and
+the live hub (which also empties the overview's `read_cache` at every change);
+:func:`stop` ends them.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from .consumer import (
 from .database import create_dashboard_pool, prepare_database
 from .live import LiveHub
 from .notices import NoticeConsumer
+from .projections.totals import TotalsFolder
 from .read_cache import ReadCache
 from .rebuild import upgrade_projections
 from .rules import Clock, RulesEngine, build_engine, system_clock
@@ -61,6 +63,7 @@ class Runtime:
     hub: LiveHub
     notices: NoticeConsumer
     rules: RulesWorker
+    totals: TotalsFolder
     overview_cache: ReadCache
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     findings_open: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -91,6 +94,11 @@ async def open_runtime(
             settle_seconds=settings.rules_settle_seconds,
             poll_seconds=settings.rules_poll_seconds,
         )
+        totals = TotalsFolder(
+            pool,
+            interval=settings.totals_fold_seconds,
+            vacuum_seconds=settings.totals_vacuum_seconds,
+        )
         consumer = build_consumers(
             settings,
             pool,
@@ -99,12 +107,13 @@ async def open_runtime(
             on_dead_letter=on_dead_letter,
             tracer=telemetry.tracer("teamnl.dashboard") if telemetry is not None else None,
             wake_rules=rules.wake,
+            wake_totals=totals.wake,
         )
         notices = NoticeConsumer(settings, pool, engine)
         hub = LiveHub(settings.database_url)
         overview_cache = ReadCache(settings.overview_cache_seconds, hub.listening.is_set)
         hub.watch(overview_cache.clear)
-        yield Runtime(settings, pool, engine, consumer, hub, notices, rules, overview_cache)
+        yield Runtime(settings, pool, engine, consumer, hub, notices, rules, totals, overview_cache)
     finally:
         await pool.close()
 
@@ -167,6 +176,7 @@ def start(runtime: Runtime, telemetry: Telemetry) -> list[asyncio.Task[None]]:
         asyncio.create_task(consume(runtime), name="consumers"),
         asyncio.create_task(supervise(runtime.notices, runtime.stopping), name="parked-notices"),
         asyncio.create_task(runtime.rules.run(runtime.stopping), name="rules-worker"),
+        asyncio.create_task(runtime.totals.run(runtime.stopping), name="totals-folder"),
         asyncio.create_task(_schedule(runtime, telemetry), name="rules-scheduler"),
         asyncio.create_task(runtime.hub.run(), name="live-hub"),
     ]

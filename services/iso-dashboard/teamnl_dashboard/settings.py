@@ -120,9 +120,17 @@ class DashboardSettings(ServiceSettings):
         1.0,
         ge=0,
         le=60,
-        description="each consumer folds the running totals' delta rows into one row per key"
-        " at most this often (readers sum a key's rows, so unfolded ones read the same);"
-        " 0: after every fetch",
+        description="the running totals' delta rows are folded into one row per key at most"
+        " this often after a commit added some, beside the consumers, in a transaction of"
+        " their own (readers sum a key's rows, so unfolded ones read the same)",
+    )
+    totals_vacuum_seconds: float = Field(
+        10.0,
+        ge=1,
+        le=3600,
+        description="after a fold, the running totals' tables are vacuumed at most this often:"
+        " every fold rewrites their rows, and their dead rows, until autovacuum came, made"
+        " each fold read thousands of pages",
     )
     consumer_stall_seconds: float = Field(
         60.0, gt=0, description="/readyz reports the consumer stalled after failing this long"

@@ -1,7 +1,7 @@
-"""``python -m teamnl_dashboard.worker``: only the dashboard's consumer and the rules worker
-that works off what its events owe the rules, no HTTP - an extra worker beside the web app
-(Kafka spreads the partitions over all of them), or the process the crash test kills with
-SIGKILL. It starts the same `runtime` as the web app."""
+"""``python -m teamnl_dashboard.worker``: only the dashboard's consumer, the rules worker
+that works off what its events owe the rules and the folder of the running totals, no
+HTTP - an extra worker beside the web app (Kafka spreads the partitions over all of them),
+or the process the crash test kills with SIGKILL. It starts the same `runtime` as the web app."""
 
 from __future__ import annotations
 
@@ -25,9 +25,11 @@ async def run_worker(settings: DashboardSettings) -> None:
             loop.add_signal_handler(sig, runtime.stopping.set)
         stop = asyncio.ensure_future(_stop_on(runtime.stopping, consumer))
         rules = asyncio.ensure_future(runtime.rules.run(runtime.stopping))
+        totals = asyncio.ensure_future(runtime.totals.run(runtime.stopping))
         await consume(runtime)
         stop.cancel()
         await rules
+        await totals
 
 
 async def _stop_on(stopping: asyncio.Event, consumer: Consumers) -> None:

@@ -3,8 +3,8 @@
 :func:`apply` runs inside the consumer's transaction (the runtime owns it), per event; the
 consumer and the rebuild pass it a :class:`DeferredProjections` in place of the connection,
 so a batch's writes go to the database set-based at the end of the inbox's savepoint;
-:func:`fold_totals` folds the running totals' delta rows (the consumer at most once a
-second, ``totals_fold_seconds``; the rebuild once at its end). An event a
+:func:`fold_totals` folds the running totals' delta rows (`totals` beside the consumers, at
+most once a second, ``totals_fold_seconds``; the rebuild now and then and at its end). An event a
 projection can never store (a value out of the database's range, a broken constraint)
 is refused with :class:`PoisonEvent`, so it goes to the dead-letter topic instead of
 blocking its partition.
