@@ -268,6 +268,26 @@ def wait_projected(
     return caught_up and counts["applied"] >= expected, seconds, counts
 
 
+def _behind(ends: dict[Any, int], committed: dict[Any, Any]) -> dict[Any, int]:
+    """Records each partition holds that the group has not committed (partitions not behind
+    left out)."""
+    lag = {tp: end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items()}
+    return {tp: n for tp, n in lag.items() if n > 0}
+
+
+async def group_backlog(bootstrap: str, group: str, topics: list[str]) -> int:
+    """How many records `topics` hold now that `group` has not committed yet: what is left
+    to project when a load ends (the dashboard commits its offsets after each batch's
+    transaction, so what it committed is what it applied, to one batch)."""
+    admin = admin_client(bootstrap)
+    await admin.start()
+    try:
+        ends = await partition_ends(bootstrap, topics)
+        return sum(_behind(ends, await admin.list_consumer_group_offsets(group)).values())
+    finally:
+        await admin.close()
+
+
 async def group_caught_up(
     bootstrap: str, group: str, topics: list[str], timeout: float, interval: float = 0.1
 ) -> bool:
@@ -278,11 +298,7 @@ async def group_caught_up(
         ends = {tp: end for tp, end in (await partition_ends(bootstrap, topics)).items() if end > 0}
         deadline = time.monotonic() + timeout
         while True:
-            committed = await admin.list_consumer_group_offsets(group)
-            behind = [
-                tp for tp, end in ends.items() if tp not in committed or committed[tp].offset < end
-            ]
-            if not behind:
+            if not _behind(ends, await admin.list_consumer_group_offsets(group)):
                 return True
             if time.monotonic() >= deadline:
                 return False

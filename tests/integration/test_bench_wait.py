@@ -1,11 +1,12 @@
 """The bench waits for a projection through the consumer group's offsets in Kafka (a count
-over the dashboard's inbox, polled, cost the machine more than the projection did)."""
+over the dashboard's inbox, polled, cost the machine more than the projection did), and
+times the projection over the backlog those offsets show when a load ends."""
 
 from __future__ import annotations
 
 from aiokafka import TopicPartition
 
-from bench.harness import group_caught_up
+from bench.harness import group_backlog, group_caught_up
 from bench.kafka_io import read_to_end
 from support import topic_prefix
 from teamnl_shared.kafka import ensure_topics, idempotent_producer, manual_commit_consumer
@@ -30,12 +31,16 @@ async def test_the_wait_ends_when_the_group_has_committed_what_the_topics_held(
     consumer.assign([TopicPartition(t, p) for t in topics for p in (0, 1)])
     try:
         assert not await group_caught_up(kafka_bootstrap, group, topics, timeout=0.3)
+        assert await group_backlog(kafka_bootstrap, group, topics) == 6
         await consumer.commit({TopicPartition(topics[0], 0): 3})
         assert not await group_caught_up(kafka_bootstrap, group, topics, timeout=0.3)
+        assert await group_backlog(kafka_bootstrap, group, topics) == 3
         await consumer.commit({TopicPartition(topics[1], 1): 2})  # one record short
         assert not await group_caught_up(kafka_bootstrap, group, topics, timeout=0.3)
+        assert await group_backlog(kafka_bootstrap, group, topics) == 1
         await consumer.commit({TopicPartition(topics[1], 1): 3})
         assert await group_caught_up(kafka_bootstrap, group, topics, timeout=5)
+        assert await group_backlog(kafka_bootstrap, group, topics) == 0
     finally:
         await consumer.stop()
 
