@@ -83,12 +83,15 @@ def _stat_cpu(pid: int, *, reaped: bool) -> float | None:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def machine_busy_seconds() -> float:
+def machine_busy_seconds() -> tuple[float, float]:
     """CPU seconds all cores spent not idle since boot (``/proc/stat``; idle and iowait
-    excluded)."""
+    excluded), and the part of them stolen: time a virtual machine's cores were ready to run
+    but the host ran another guest (a busy host)."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = values[3] + (values[4] if len(values) > 4 else 0)
-    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    steal = values[7] if len(values) > 7 else 0
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(values[:8]) - idle) / tick, steal / tick
 
 
 class CpuMeter:
@@ -98,17 +101,19 @@ class CpuMeter:
         self.pids = pids
         self.seconds: dict[str, float] = {}
         self.machine = 0.0
+        self.steal = 0.0
         self.wall = 0.0
 
     def __enter__(self) -> CpuMeter:
         self._before = {name: tree_cpu_seconds(pid) for name, pid in self.pids.items()}
-        self._machine = machine_busy_seconds()
+        self._machine, self._steal = machine_busy_seconds()
         self._started = time.monotonic()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.wall = time.monotonic() - self._started
-        self.machine = machine_busy_seconds() - self._machine
+        machine, steal = machine_busy_seconds()
+        self.machine, self.steal = machine - self._machine, steal - self._steal
         for name, pid in self.pids.items():
             before, after = self._before[name], tree_cpu_seconds(pid)
             if before is not None and after is not None:
@@ -116,14 +121,15 @@ class CpuMeter:
 
     def per_event(self, events: int, **reported: float) -> dict[str, Any]:
         """CPU milliseconds per event by process (``reported``: CPU seconds a process measured
-        itself, e.g. the load generator), the rest of the machine as ``other``, and the
-        cores busy on average."""
+        itself, e.g. the load generator), the time the host stole as ``steal``, the rest of
+        the machine as ``other``, and the cores busy on average."""
         if events <= 0 or self.wall <= 0:
             return {}
         self.seconds.update(reported)
         known = sum(self.seconds.values())
         ms = {name: round(s * 1000 / events, 3) for name, s in self.seconds.items()}
-        ms["other"] = round(max(self.machine - known, 0.0) * 1000 / events, 3)
+        ms["steal"] = round(self.steal * 1000 / events, 3)
+        ms["other"] = round(max(self.machine - known - self.steal, 0.0) * 1000 / events, 3)
         return {
             "cpu_ms_per_event": ms,
             "machine_cpu_ms_per_event": round(self.machine * 1000 / events, 3),

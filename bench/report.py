@@ -438,6 +438,7 @@ _CPU_ORDER = (
     "postgres",
     "kafka",
     "loadgen",
+    "steal",
     "other",
 )
 
@@ -480,10 +481,11 @@ def cpu_section(r: dict[str, Any]) -> list[str]:
     lines = [
         "## Where the CPU goes: milliseconds of CPU per accepted event (or request), by process",
         "",
-        "Read from `/proc` around each run (a process with its children; `other` is the rest "
-        "of the machine). `ceiling` is the machine's cores divided by the CPU one event costs "
-        "all processes together: the rate this machine cannot pass at that cost, whatever the "
-        "latency.",
+        "Read from `/proc` around each run (a process with its children; `steal` is the time "
+        "the host ran another guest while this machine's cores were ready to run, high on a "
+        "busy host; `other` is the rest of the machine). `ceiling` is the machine's cores "
+        "divided by the CPU one event costs all processes together: the rate this machine "
+        "cannot pass at that cost, whatever the latency.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
