@@ -7,6 +7,11 @@ import ctypes
 import signal
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
+
+from teamnl_shared.contract.registry import spec_for
+
+BUDGET = "nl.teamnl.nlib.budget.spent.v1"
 
 SESSION_TOPICS = f"test.{uuid.uuid4().hex[:8]}."
 """The start of the name of every topic this pytest run creates (``topic_prefix``): the
@@ -16,6 +21,18 @@ run deletes its topics at its end (conftest), so the test broker does not gather
 def topic_prefix() -> str:
     """A fresh topic prefix of this run: ``test.<run>.<8 hex>.``."""
     return f"{SESSION_TOPICS}{uuid.uuid4().hex[:8]}."
+
+
+def structured(event_type: str = BUDGET, **attributes: Any) -> dict[str, Any]:
+    """A structured CloudEvent of `event_type` with its catalogue example as data."""
+    return {
+        "specversion": "1.0",
+        "id": "e-1",
+        "source": "/partners/acme",
+        "type": event_type,
+        "data": spec_for(event_type).example,
+        **attributes,
+    }
 
 
 async def eventually(

@@ -469,7 +469,7 @@ def records_of(batch: dict[TopicPartition, list[ConsumerRecord]]) -> list[Consum
 def _type_of(record: ConsumerRecord) -> str:
     """The record's ``ce_type`` header (for a reason), or "unknown type"."""
     for name, value in record.headers:
-        if name == "ce_type":
+        if name == "ce_type" and value is not None:  # Kafka allows a header without a value
             return bytes(value).decode(errors="replace")
     return "unknown type"
 

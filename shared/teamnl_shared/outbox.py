@@ -637,7 +637,8 @@ def _chunk(
     for tp, records in batch.items():
         for record in records:
             headers = dict(record.headers)
-            found.add((headers.get("ce_source", b"").decode(), headers.get("ce_id", b"").decode()))
+            source, event_id = headers.get("ce_source") or b"", headers.get("ce_id") or b""
+            found.add((source.decode(errors="replace"), event_id.decode(errors="replace")))
         positions[(tp.topic, tp.partition)] = records[-1].offset + 1
         if records[-1].offset + 1 >= remaining.get(tp, 0):
             remaining.pop(tp, None)

@@ -136,6 +136,49 @@ async def test_a_batch_step_the_database_refuses_isolates_its_record_on_the_dead
     assert b"23514" in dict(dead[0].headers)["teamnl_error"], "names the check violation"
 
 
+async def test_records_with_a_header_without_a_value_are_dead_lettered_and_the_rest_applied(
+    migrated_pool: asyncpg.Pool, make_topics, kafka_bootstrap: str
+) -> None:
+    """Kafka allows a header without a value. Reading one stopped the consumer (the
+    CloudEvents SDK decodes every header) and, a missing ``ce_id`` given a made-up id, a
+    redelivery would have been applied again: each is now an invalid event, dead-lettered
+    with the attribute it lacks, and the partition goes on."""
+    await migrated_pool.execute("CREATE TABLE effects (id text, leads int)")
+    [topic] = await make_topics("null-header", partitions=1)
+    consumer = InboxConsumer(
+        migrated_pool, kafka_bootstrap, f"{topic_prefix()}g", [topic], store_leads
+    )
+    await ensure_topics(kafka_bootstrap, [consumer.deadletter_topic], partitions=1)
+    producer = idempotent_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        for item, emptied in (
+            (mission(0, 1), "ce_id"),
+            (mission(1, 2), "ce_type"),
+            (mission(2, 3), ""),
+        ):
+            headers = [(k, None if k == emptied else v) for k, v in item.to_kafka_headers()]
+            await producer.send_and_wait(topic, item.data_json(), key=b"m-1", headers=headers)
+    finally:
+        await producer.stop()
+    task = asyncio.create_task(consumer.run())
+    try:
+        await eventually(
+            lambda: _true(consumer.applied_total == 1 and consumer.deadletter_total == 2)
+        )
+        assert not consumer.stalled(0.0)
+    finally:
+        await consumer.stop()
+        await task
+
+    rows = await migrated_pool.fetch("SELECT id FROM effects ORDER BY id")
+    assert [r["id"] for r in rows] == ["m-2"]
+    dead = await _read_dead(kafka_bootstrap, consumer.deadletter_topic)
+    reasons = [dict(r.headers)["teamnl_error"] for r in dead]
+    assert len(reasons) == 2
+    assert b"'id'" in reasons[0] and b"'type'" in reasons[1], reasons
+
+
 async def test_the_consumer_reports_itself_stalled_while_every_attempt_fails(
     migrated_pool: asyncpg.Pool, make_topics, kafka_bootstrap: str
 ) -> None:

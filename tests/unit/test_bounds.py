@@ -11,6 +11,7 @@ from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from aiokafka.structs import RecordMetadata
 from pydantic import ValidationError
 
+from support import structured as document
 from teamnl_shared.contract.envelope import InvalidEvent, parse_structured
 from teamnl_shared.contract.registry import spec_for
 from teamnl_shared.contract.types import (
@@ -27,17 +28,6 @@ from teamnl_shared.outbox import _Row, _sort_out
 HELD = "nl.teamnl.nlib.mission.held.v1"
 BUDGET = "nl.teamnl.nlib.budget.spent.v1"
 ONBOARDED = "nl.teamnl.werkplaats.project.onboarded.v1"
-
-
-def document(event_type: str = BUDGET, **attributes: Any) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": "e-1",
-        "source": "/partners/acme",
-        "type": event_type,
-        "data": spec_for(event_type).example,
-        **attributes,
-    }
 
 
 def fields(error: InvalidEvent) -> list[str]:

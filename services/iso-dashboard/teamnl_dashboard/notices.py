@@ -95,7 +95,9 @@ class NoticeConsumer:
 
 def _notice(record: ConsumerRecord) -> dict[str, Any] | None:
     """The notice a record carries, or None for anything else on the topic."""
-    if (NOTICE_HEADER, b"outbox-parked") not in [(k, bytes(v)) for k, v in record.headers]:
+    if (NOTICE_HEADER, b"outbox-parked") not in [
+        (k, bytes(v)) for k, v in record.headers if v is not None
+    ]:
         return None
     try:
         notice = json.loads(record.value)

@@ -24,7 +24,6 @@ from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.exceptions import BaseCloudEventException, CloudEventValidationError
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
-from dateutil.parser import isoparse
 from pydantic import ValidationError
 
 from .registry import EventSpec, UnknownEventType, aggregate_id, spec_for
@@ -44,6 +43,9 @@ from .types import (
 CLOUDEVENTS_JSON = "application/cloudevents+json"
 CLOUDEVENTS_BATCH_JSON = "application/cloudevents-batch+json"
 JSON = "application/json"
+TIME_HEADER = "ce_time"  # a Kafka record's time attribute (binary content mode)
+ID_HEADER = "ce_id"
+MISSING_ID = "Missing required attribute: 'id'"  # worded as the SDK words the others
 _FORMAT = JSONFormat()
 _SAFE_ATTRIBUTE = re.compile(SAFE_ATTRIBUTE_PATTERN)
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]+$")
@@ -202,12 +204,14 @@ def parse_event(
 
 
 def _attribute_problems(attrs: dict[str, Any], prefix: str, sdk_checked: bool) -> list[Problem]:
+    if attrs.get("id") is None:  # the SDK would make one up: a retry would be a new event
+        return [Problem(f"{prefix}id", MISSING_ID)]
     bounds = _bound_problems(attrs, prefix)
     if bounds:
         return bounds  # nothing else reads an unbounded attribute
     if isinstance(attrs.get("time"), str):
         try:
-            attrs["time"] = isoparse(attrs["time"])
+            attrs["time"] = rfc3339(attrs["time"])
         except ValueError:
             return [Problem(f"{prefix}time", "not an RFC 3339 timestamp")]
     if sdk_checked:
@@ -223,6 +227,15 @@ def _attribute_problems(attrs: dict[str, Any], prefix: str, sdk_checked: bool) -
     except BaseCloudEventException as error:
         return [Problem(f"{prefix}specversion", str(error))]
     return []
+
+
+def rfc3339(text: str) -> datetime:
+    """An RFC 3339 timestamp (and the other ISO 8601 forms the standard library reads; RFC
+    3339 also allows a lower-case "t" and "z"). The standard library's parser, not dateutil's
+    ``isoparse``: 16 us a timestamp against 0.4, which was 5% of the live projection's CPU
+    (the CloudEvents SDK parses ``ce_time`` with it, so :func:`parse_kafka` reads the time
+    itself)."""
+    return datetime.fromisoformat(text.upper())
 
 
 def _bound_problems(attrs: dict[str, Any], prefix: str) -> list[Problem]:
@@ -342,11 +355,17 @@ def parse_binary(headers: Mapping[str, str], body: bytes) -> Event:
     return parse_event(attributes, data)
 
 
-def parse_kafka(headers: Sequence[tuple[str, bytes]], value: bytes | None) -> Event:
-    """Read an event back from a Kafka record in binary content mode."""
+def parse_kafka(headers: Sequence[tuple[str, bytes | None]], value: bytes | None) -> Event:
+    """Read an event back from a Kafka record in binary content mode. The SDK reads every
+    attribute but the time, which :func:`parse_event` bounds and reads (:func:`rfc3339`)."""
+    fields = {name: text for name, text in headers if text is not None}  # a null carries none
+    moment = fields.pop(TIME_HEADER, None)
+    if fields.get(ID_HEADER) is None:  # the SDK would make one up, another at each redelivery
+        raise InvalidEvent([Problem("id", MISSING_ID)])
     try:
-        message = ce_kafka.KafkaMessage(headers=dict(headers), key=None, value=value or b"")
+        message = ce_kafka.KafkaMessage(headers=fields, key=None, value=value or b"")
         sdk_event = ce_kafka.from_binary(message, _FORMAT, CloudEvent)
+        time = {} if moment is None else {"time": moment.decode("utf-8")}
     except CloudEventValidationError as error:
         raise InvalidEvent(
             [Problem(name, str(reasons[0])) for name, reasons in error.errors.items()]
@@ -358,4 +377,4 @@ def parse_kafka(headers: Sequence[tuple[str, bytes]], value: bytes | None) -> Ev
     data = sdk_event.get_data()
     if not isinstance(data, dict):
         raise InvalidEvent([Problem("data", "the record value is not a JSON object")])
-    return parse_event(sdk_event.get_attributes(), data, sdk_checked=True)
+    return parse_event({**sdk_event.get_attributes(), **time}, data, sdk_checked=True)
