@@ -248,7 +248,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                     " one `teamnl_dashboard.worker` process (one consumer group)",
                     _projection_rate(pw) + done,
                     "one process (above)",
-                    _ratio(pw["rate"] / pr["rate"] if pr["rate"] else math.nan),
+                    _ratio(worker_ratio(pr, pw)),
                     "",
                 )
             )
@@ -614,6 +614,17 @@ def _machine_ms(figure: dict[str, Any] | None) -> float | None:
     cpu = (figure or {}).get("cpu") or {}
     value = cpu.get("machine_cpu_ms_per_event")
     return float(value) if value else None
+
+
+def worker_ratio(one: dict[str, Any], two: dict[str, Any]) -> float:
+    """The live projection with a worker against one process; NaN unless both were timed
+    over a backlog (a rate counted from the load's start is a lower bound: no ratio)."""
+    if (
+        one.get("rate_basis", "backlog") != "backlog"
+        or two.get("rate_basis", "backlog") != "backlog"
+    ):
+        return math.nan
+    return float(two["rate"] / one["rate"]) if one["rate"] else math.nan
 
 
 def _projection_rate(p: dict[str, Any]) -> str:

@@ -613,6 +613,14 @@ def _children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def results_folder(size: str, workdir: Path, given: Path | None) -> Path:
+    """Where a run writes its report: `given`, else bench/results/ for the full size (the
+    committed report) and the run's own folder for a smaller size."""
+    if given is not None:
+        return given
+    return RESULTS if size == "full" else workdir
+
+
 def _json_process(argv: list[str]) -> dict[str, Any]:
     return _json_result(_started_process(argv), timeout=3600)
 
@@ -688,7 +696,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="leave the stack and data running (a private stack's next run removes the data)",
     )
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where latest.md and latest.json go (default: bench/results/ for the full size,"
+        " the run's own folder bench/results/runs/<run>/ for a smaller one, so that a smoke"
+        " run leaves the committed full-size report as it is)",
+    )
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -754,7 +769,9 @@ def main(argv: list[str] | None = None) -> int:
                     bench.results["profiles"] = _profiles_since(started_at)
             finally:
                 bench.results["elapsed_s"] = round(time.monotonic() - started, 1)
-                report.write(bench.results, args.out, stack)
+                out = results_folder(size.name, stack.workdir, args.out)
+                report.write(bench.results, out, stack)
+                log(f"results: {out / 'latest.md'}")
         finally:
             if not args.keep:
                 stack.down()

@@ -4,10 +4,12 @@ from the run's own baselines (``bench.report.bounds``)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
-from bench.report import accept_floor_ms, bounds, projection_ms, targets_section
+from bench.report import accept_floor_ms, bounds, projection_ms, targets_section, worker_ratio
+from bench.run import RESULTS, results_folder
 
 
 def cpu(ms: float) -> dict[str, Any]:
@@ -72,3 +74,18 @@ def test_the_report_states_each_targets_bound_beside_it() -> None:
         for t, bound in by_target.items()
         if t not in unbounded
     )
+
+
+def test_a_worker_ratio_needs_both_projections_timed_over_a_backlog() -> None:
+    one = {"rate": 2_000.0, "rate_basis": "backlog"}
+    assert worker_ratio(one, {"rate": 3_000.0, "rate_basis": "backlog"}) == 1.5
+    lower_bound = {"rate": 900.0, "rate_basis": "from the load's start"}
+    assert math.isnan(worker_ratio(one, lower_bound))
+    assert math.isnan(worker_ratio(lower_bound, one))
+
+
+def test_only_a_full_size_run_writes_the_committed_report(tmp_path: Path) -> None:
+    workdir = tmp_path / "runs" / "abc"
+    assert results_folder("full", workdir, None) == RESULTS
+    assert results_folder("smoke", workdir, None) == workdir
+    assert results_folder("smoke", workdir, tmp_path) == tmp_path
