@@ -618,11 +618,9 @@ def _machine_ms(figure: dict[str, Any] | None) -> float | None:
 
 def worker_ratio(one: dict[str, Any], two: dict[str, Any]) -> float:
     """The live projection with a worker against one process; NaN unless both were timed
-    over a backlog (a rate counted from the load's start is a lower bound: no ratio)."""
-    if (
-        one.get("rate_basis", "backlog") != "backlog"
-        or two.get("rate_basis", "backlog") != "backlog"
-    ):
+    over a backlog (with none left, the rate is counted from the load's start, a lower bound:
+    no ratio; runs before the backlog was measured have no ``backlog``)."""
+    if one.get("backlog", 1) == 0 or two.get("backlog", 1) == 0:
         return math.nan
     return float(two["rate"] / one["rate"]) if one["rate"] else math.nan
 

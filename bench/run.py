@@ -397,10 +397,7 @@ class Bench:
     def _project_more(self) -> None:
         """:data:`PROFILE_EVENTS` more events loaded into Kafka, until projected."""
         count = min(PROFILE_EVENTS, self.size.projected_events)
-        _json_process(
-            [*KAFKA_IO, "produce", "--bootstrap", self.stack.bootstrap, "--run-id", "pp"]
-            + ["--prefix", self.stack.prefix, "--count", str(count)]
-        )
+        self._load_kafka("pp", count)
         wait_projected(self.stack, "pp-%", count, self.size.drain_timeout)
 
     def _projection_with_a_worker(self) -> dict[str, Any]:
@@ -431,6 +428,14 @@ class Bench:
                 worker.kill()
         return projected | {"processes": 2}
 
+    def _load_kafka(self, run_id: str, count: int, history_every: int = 0) -> dict[str, Any]:
+        """`count` events written straight into the stack's topics by the bare producer."""
+        return _json_process(
+            [*KAFKA_IO, "produce", "--bootstrap", self.stack.bootstrap, "--run-id", run_id]
+            + ["--prefix", self.stack.prefix, "--count", str(count)]
+            + ["--history-every", str(history_every)]
+        )
+
     def _timed_projection(
         self, run_id: str, count: int, pids: dict[str, int | None], history_every: int = 0
     ) -> dict[str, Any]:
@@ -440,14 +445,9 @@ class Bench:
         the loader ran (sharing the cores with it, untimed) is reported apart, with the rate
         counted from the load's start, the lower bound."""
         started = time.monotonic()
-        load = _json_process(
-            [*KAFKA_IO, "produce", "--bootstrap", self.stack.bootstrap, "--run-id", run_id]
-            + ["--prefix", self.stack.prefix, "--count", str(count)]
-            + ["--history-every", str(history_every)]
-        )
-        stack = self.stack
+        load = self._load_kafka(run_id, count, history_every)
         backlog = asyncio.run(
-            group_backlog(stack.bootstrap, stack.dashboard_group(), stack.topics())
+            group_backlog(self.stack.bootstrap, self.stack.dashboard_group(), self.stack.topics())
         )
         loaded_after = time.monotonic() - started
         with CpuMeter(pids) as meter:
@@ -464,7 +464,6 @@ class Bench:
             "seconds": round(seconds, 1),
             # kept up with the loader: nothing left to time, the lower bound stands for it
             "rate": backlog / seconds if backlog else from_start,
-            "rate_basis": "backlog" if backlog else "from the load's start",
             "projected_during_load": max(count - backlog, 0),
             "rate_from_load_start": from_start,
             "applied_total": counts["applied_total"],

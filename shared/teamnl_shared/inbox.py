@@ -55,7 +55,7 @@ from opentelemetry.trace import Span, Tracer
 from .contract.envelope import Event, InvalidEvent, parse_kafka
 from .contract.topics import deadletter_topic
 from .db import transaction
-from .kafka import idempotent_producer, manual_commit_consumer
+from .kafka import header, idempotent_producer, manual_commit_consumer
 from .telemetry.messaging import consume_span
 
 log = logging.getLogger(__name__)
@@ -468,10 +468,7 @@ def records_of(batch: dict[TopicPartition, list[ConsumerRecord]]) -> list[Consum
 
 def _type_of(record: ConsumerRecord) -> str:
     """The record's ``ce_type`` header (for a reason), or "unknown type"."""
-    for name, value in record.headers:
-        if name == "ce_type" and value is not None:  # Kafka allows a header without a value
-            return bytes(value).decode(errors="replace")
-    return "unknown type"
+    return header(record.headers, "ce_type") or "unknown type"
 
 
 def _invalid(span: Span, record: ConsumerRecord, error: InvalidEvent, outcome: Outcome) -> None:

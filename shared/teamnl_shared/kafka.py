@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -16,6 +16,15 @@ from aiokafka.partitioner import DefaultPartitioner
 
 log = logging.getLogger(__name__)
 _partitioner = DefaultPartitioner()
+
+
+def header(headers: Iterable[tuple[str, bytes | None]] | None, name: str) -> str | None:
+    """The text of a record's first header `name`; None when it has none, or one without a
+    value (Kafka allows that)."""
+    for key, value in headers or ():
+        if key == name and value is not None:
+            return bytes(value).decode(errors="replace")
+    return None
 
 
 def idempotent_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:

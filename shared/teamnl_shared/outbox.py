@@ -58,7 +58,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
 from .contract.envelope import Event, canonical_json
-from .kafka import assigned_reader, idempotent_producer, partition_for
+from .kafka import assigned_reader, header, idempotent_producer, partition_for
 from .telemetry.messaging import inject_traceparent, publish_span, trace_headers
 
 log = logging.getLogger(__name__)
@@ -636,9 +636,9 @@ def _chunk(
     positions: dict[tuple[str, int], int] = {}
     for tp, records in batch.items():
         for record in records:
-            headers = dict(record.headers)
-            source, event_id = headers.get("ce_source") or b"", headers.get("ce_id") or b""
-            found.add((source.decode(errors="replace"), event_id.decode(errors="replace")))
+            found.add(
+                (header(record.headers, "ce_source") or "", header(record.headers, "ce_id") or "")
+            )
         positions[(tp.topic, tp.partition)] = records[-1].offset + 1
         if records[-1].offset + 1 >= remaining.get(tp, 0):
             remaining.pop(tp, None)

@@ -77,9 +77,9 @@ def test_the_report_states_each_targets_bound_beside_it() -> None:
 
 
 def test_a_worker_ratio_needs_both_projections_timed_over_a_backlog() -> None:
-    one = {"rate": 2_000.0, "rate_basis": "backlog"}
-    assert worker_ratio(one, {"rate": 3_000.0, "rate_basis": "backlog"}) == 1.5
-    lower_bound = {"rate": 900.0, "rate_basis": "from the load's start"}
+    one = {"rate": 2_000.0, "backlog": 800}
+    assert worker_ratio(one, {"rate": 3_000.0, "backlog": 200}) == 1.5
+    lower_bound = {"rate": 900.0, "backlog": 0}
     assert math.isnan(worker_ratio(one, lower_bound))
     assert math.isnan(worker_ratio(lower_bound, one))
 

@@ -11,6 +11,7 @@ from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from aiokafka.structs import RecordMetadata
 from pydantic import ValidationError
 
+from support import BUDGET
 from support import structured as document
 from teamnl_shared.contract.envelope import InvalidEvent, parse_structured
 from teamnl_shared.contract.registry import spec_for
@@ -26,7 +27,6 @@ from teamnl_shared.ingestion.settings import RECORD_HEADROOM_BYTES, IngestionSet
 from teamnl_shared.outbox import _Row, _sort_out
 
 HELD = "nl.teamnl.nlib.mission.held.v1"
-BUDGET = "nl.teamnl.nlib.budget.spent.v1"
 ONBOARDED = "nl.teamnl.werkplaats.project.onboarded.v1"
 
 

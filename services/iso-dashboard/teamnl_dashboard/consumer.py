@@ -32,6 +32,7 @@ from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.topics import ALL_EVENT_TOPICS
 from teamnl_shared.db import transaction
 from teamnl_shared.inbox import InboxConsumer
+from teamnl_shared.kafka import header
 from teamnl_shared.outbox import ACCEPTED_AT_HEADER
 from teamnl_shared.telemetry.messaging import context_from_headers
 
@@ -72,20 +73,13 @@ def event_topics(settings: DashboardSettings) -> list[str]:
     return [settings.topic(topic) for topic in ALL_EVENT_TOPICS]
 
 
-def _header(record: ConsumerRecord, name: str) -> str | None:
-    for key, value in record.headers or ():
-        if key == name and value is not None:
-            return bytes(value).decode(errors="replace")
-    return None
-
-
 MAX_LINKS = 128
 EVENT_TYPE_ATTRIBUTE = "teamnl.event.type"
 
 
 def _accepted_at(record: ConsumerRecord) -> datetime | None:
     """When teamnl accepted the event (the outbox's header); None for records without it."""
-    raw = _header(record, ACCEPTED_AT_HEADER)
+    raw = header(record.headers, ACCEPTED_AT_HEADER)
     try:
         return datetime.fromisoformat(raw) if raw else None
     except ValueError:
@@ -182,15 +176,15 @@ class DashboardHandlers:
                 partition=record.partition,
                 offset=record.offset,
                 reason=reason,
-                event_id=_header(record, "ce_id"),
-                event_type=_header(record, "ce_type"),
+                event_id=header(record.headers, "ce_id"),
+                event_type=header(record.headers, "ce_type"),
                 recorded_at=self.engine.clock(),
             )
             await self.engine.evaluate(conn, [self.engine.rule("invalid-events")])
         if self.on_dead_letter is not None:
             kind = (
                 "poison"
-                if reason.startswith(f"{_header(record, 'ce_type')}: ")
+                if reason.startswith(f"{header(record.headers, 'ce_type')}: ")
                 else ("invalid-event")
             )
             self.on_dead_letter(record.topic, kind)

@@ -21,7 +21,7 @@ from aiokafka import ConsumerRecord
 
 from teamnl_shared.contract.topics import deadletter_topic
 from teamnl_shared.db import transaction
-from teamnl_shared.kafka import ensure_topics, manual_commit_consumer
+from teamnl_shared.kafka import ensure_topics, header, manual_commit_consumer
 from teamnl_shared.outbox import NOTICE_HEADER
 
 from .projections.network import record_dead_letter
@@ -95,9 +95,7 @@ class NoticeConsumer:
 
 def _notice(record: ConsumerRecord) -> dict[str, Any] | None:
     """The notice a record carries, or None for anything else on the topic."""
-    if (NOTICE_HEADER, b"outbox-parked") not in [
-        (k, bytes(v)) for k, v in record.headers if v is not None
-    ]:
+    if header(record.headers, NOTICE_HEADER) != "outbox-parked":
         return None
     try:
         notice = json.loads(record.value)
