@@ -296,18 +296,20 @@ class OutboxRelay:
 
     async def _relay(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> None:
         while True:
-            # Cleared before the read: a row committed after the read began wakes it again.
+            # Cleared before the read: a row committed after the read began wakes it again,
+            # and so does stop (it sets both events).
             self._wake.clear()
+            stopping = self._stopping.is_set()
             sent = await self._publish_batch(conn, producer)
-            if sent == self.batch_size or (sent and self._stopping.is_set()):
-                continue  # more may be pending; stopping, it ends on an empty read
+            if stopping and not sent:
+                return  # an empty read begun after stop: every row committed before is out
+            if sent == self.batch_size or stopping:
+                continue  # more may be pending
             if self._marks:  # goes with the next read if woken soon, else alone
                 await self._sleep(self.mark_delay, self._wake)
-                if self._wake.is_set() and not self._stopping.is_set():
+                if self._wake.is_set():
                     continue
                 await self._flush_marks(conn)
-            if self._stopping.is_set():
-                return
             # A short batch read every row committed before it: nothing is pending unless
             # woken since (then this returns at once), so no empty read follows each batch.
             await self._sleep(self.poll_interval, self._wake)

@@ -208,6 +208,37 @@ async def test_relay_restarted_after_a_crash_between_send_and_mark_sends_nothing
     assert relay.published_total == 4, "only the rows Kafka did not have yet were sent"
 
 
+async def test_stop_publishes_a_row_committed_while_a_mark_waits(
+    database_url: str, migrated_pool: asyncpg.Pool, make_topics, kafka_bootstrap: str
+) -> None:
+    """Proves: a row committed after the relay's last read, while that read's batch waits
+    for its mark to go with the next read, is published by :meth:`OutboxRelay.stop` (the
+    shutdown's last window of quality reports is such a row). Nothing wakes the relay for
+    the row but the stop itself."""
+    from teamnl_shared.outbox import OUTBOX_NOTIFY_SETTING, OutboxRelay
+
+    (topic,) = await make_topics("stop", partitions=2)
+    first, late = mission_event(1, 0), mission_event(2, 0)
+    async with migrated_pool.acquire() as conn, conn.transaction():
+        await enqueue(conn, first, topic=topic)
+    relay = OutboxRelay(database_url, kafka_bootstrap, poll_interval=30, mark_delay=30)
+    task = asyncio.create_task(relay.run())
+    try:
+        await eventually(lambda: _true(relay.published_total == 1))
+        quiet = await asyncpg.connect(database_url, server_settings={OUTBOX_NOTIFY_SETTING: "off"})
+        try:
+            async with quiet.transaction():
+                await enqueue(quiet, late, topic=topic)
+        finally:
+            await quiet.close()
+    finally:
+        await relay.stop()
+        await asyncio.wait_for(task, 20)
+    assert relay.published_total == 2
+    assert await published(migrated_pool) == 2
+    assert await topic_size(kafka_bootstrap, topic, 2) == 2
+
+
 async def test_unparseable_record_goes_to_dead_letter_and_the_partition_goes_on(
     migrated_pool: asyncpg.Pool,
     make_topics,
