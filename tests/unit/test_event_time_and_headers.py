@@ -14,10 +14,10 @@ from support import BUDGET
 from support import structured as document
 from teamnl_dashboard.notices import NOTICE_HEADER, _notice
 from teamnl_shared.contract.envelope import (
-    MISSING_ID,
     Event,
     InvalidEvent,
     parse_kafka,
+    missing,
     parse_structured,
 )
 from teamnl_shared.contract.registry import spec_for
@@ -106,7 +106,7 @@ def test_an_event_without_an_id_is_refused_not_given_one() -> None:
     be a new event, and a record read again (a redelivery) another one, past the inbox."""
     with pytest.raises(InvalidEvent) as http:
         parse_structured({name: v for name, v in document().items() if name != "id"})
-    assert fields(http.value) == [("id", MISSING_ID)]
+    assert fields(http.value) == [("id", missing("id"))]
     with pytest.raises(ApiProblem) as item:  # an item of a batch
         parse_document({name: v for name, v in document().items() if name != "id"}, 10**6)
     assert (item.value.status, [p.field for p in item.value.errors]) == (422, ["id"])
@@ -118,7 +118,27 @@ def test_an_event_without_an_id_is_refused_not_given_one() -> None:
     headers = [(name, value) for name, value in event.to_kafka_headers() if name != "ce_id"]
     with pytest.raises(InvalidEvent) as kafka:
         parse_kafka(headers, event.data_json())
-    assert fields(kafka.value) == [("id", MISSING_ID)]
+    assert fields(kafka.value) == [("id", missing("id"))]
+
+
+def test_an_event_without_a_specversion_is_refused_not_given_one() -> None:
+    """The SDK takes a missing specversion for "1.0"; the contract requires it, in every
+    content mode and on a Kafka record."""
+    without = {name: v for name, v in document().items() if name != "specversion"}
+    with pytest.raises(InvalidEvent) as http:
+        parse_structured(without)
+    assert fields(http.value) == [("specversion", missing("specversion"))]
+    with pytest.raises(ApiProblem) as item:
+        parse_document(without, 10**6)
+    assert (item.value.status, [p.field for p in item.value.errors]) == (422, ["specversion"])
+    with pytest.raises(ApiProblem) as binary:
+        headers = {"ce-id": "b-1", "ce-source": "/partners/acme", "ce-type": BUDGET}
+        parse_single(headers, json.dumps(spec_for(BUDGET).example).encode(), 10**6)
+    assert (binary.value.status, [p.field for p in binary.value.errors]) == (422, ["specversion"])
+    event = parse_structured(document())
+    with pytest.raises(InvalidEvent) as kafka:
+        parse_kafka(record_of(event, ce_specversion=None), event.data_json())
+    assert fields(kafka.value) == [("specversion", missing("specversion"))]
 
 
 def test_a_header_without_a_value_is_ignored_or_missing_never_a_crash() -> None:
@@ -127,7 +147,7 @@ def test_a_header_without_a_value_is_ignored_or_missing_never_a_crash() -> None:
     assert parse_kafka(with_null, event.data_json()) == event
     with pytest.raises(InvalidEvent) as refused:
         parse_kafka(record_of(event, ce_id=None), event.data_json())
-    assert fields(refused.value) == [("id", MISSING_ID)]
+    assert fields(refused.value) == [("id", missing("id"))]
     null_time = parse_kafka(record_of(event, ce_time=None), event.data_json())
     assert null_time.id == event.id
 

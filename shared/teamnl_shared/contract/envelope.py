@@ -44,8 +44,15 @@ CLOUDEVENTS_JSON = "application/cloudevents+json"
 CLOUDEVENTS_BATCH_JSON = "application/cloudevents-batch+json"
 JSON = "application/json"
 TIME_HEADER = "ce_time"  # a Kafka record's time attribute (binary content mode)
-ID_HEADER = "ce_id"
-MISSING_ID = "Missing required attribute: 'id'"  # worded as the SDK words the others
+DEFAULTED = ("id", "specversion")
+"""Required attributes the CloudEvents SDK makes up when they are missing (a new UUID, or
+"1.0"): refused before it sees them. A made-up id would make a partner's retry, or a
+record read again, a new event; the contract (and the OpenAPI) require a specversion."""
+
+
+def missing(name: str) -> str:
+    """Why a required attribute is refused when absent, worded as the SDK words the others."""
+    return f"Missing required attribute: '{name}'"
 _FORMAT = JSONFormat()
 _SAFE_ATTRIBUTE = re.compile(SAFE_ATTRIBUTE_PATTERN)
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]+$")
@@ -204,8 +211,9 @@ def parse_event(
 
 
 def _attribute_problems(attrs: dict[str, Any], prefix: str, sdk_checked: bool) -> list[Problem]:
-    if attrs.get("id") is None:  # the SDK would make one up: a retry would be a new event
-        return [Problem(f"{prefix}id", MISSING_ID)]
+    absent = [Problem(f"{prefix}{n}", missing(n)) for n in DEFAULTED if attrs.get(n) is None]
+    if absent:
+        return absent
     bounds = _bound_problems(attrs, prefix)
     if bounds:
         return bounds  # nothing else reads an unbounded attribute
@@ -360,8 +368,9 @@ def parse_kafka(headers: Sequence[tuple[str, bytes | None]], value: bytes | None
     attribute but the time, which :func:`parse_event` bounds and reads (:func:`rfc3339`)."""
     fields = {name: text for name, text in headers if text is not None}  # a null carries none
     moment = fields.pop(TIME_HEADER, None)
-    if fields.get(ID_HEADER) is None:  # the SDK would make one up, another at each redelivery
-        raise InvalidEvent([Problem("id", MISSING_ID)])
+    absent = [Problem(name, missing(name)) for name in DEFAULTED if f"ce_{name}" not in fields]
+    if absent:
+        raise InvalidEvent(absent)
     try:
         message = ce_kafka.KafkaMessage(headers=fields, key=None, value=value or b"")
         sdk_event = ce_kafka.from_binary(message, _FORMAT, CloudEvent)
