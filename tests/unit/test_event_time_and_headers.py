@@ -14,10 +14,11 @@ from support import BUDGET
 from support import structured as document
 from teamnl_dashboard.notices import NOTICE_HEADER, _notice
 from teamnl_shared.contract.envelope import (
+    DEFAULTED,
     Event,
     InvalidEvent,
-    parse_kafka,
     missing,
+    parse_kafka,
     parse_structured,
 )
 from teamnl_shared.contract.registry import spec_for
@@ -101,44 +102,28 @@ def test_the_sdk_parser_no_longer_reads_a_record_time(monkeypatch: pytest.Monkey
     assert parse_kafka(event.to_kafka_headers(), event.data_json()).time == TEN
 
 
-def test_an_event_without_an_id_is_refused_not_given_one() -> None:
-    """The CloudEvents SDK makes up a UUID for a missing id: a partner's retry would then
-    be a new event, and a record read again (a redelivery) another one, past the inbox."""
-    with pytest.raises(InvalidEvent) as http:
-        parse_structured({name: v for name, v in document().items() if name != "id"})
-    assert fields(http.value) == [("id", missing("id"))]
-    with pytest.raises(ApiProblem) as item:  # an item of a batch
-        parse_document({name: v for name, v in document().items() if name != "id"}, 10**6)
-    assert (item.value.status, [p.field for p in item.value.errors]) == (422, ["id"])
-    with pytest.raises(ApiProblem) as binary:
-        headers = {"ce-specversion": "1.0", "ce-source": "/partners/acme", "ce-type": BUDGET}
-        parse_single(headers, json.dumps(spec_for(BUDGET).example).encode(), 10**6)
-    assert (binary.value.status, [p.field for p in binary.value.errors]) == (422, ["id"])
-    event = parse_structured(document())
-    headers = [(name, value) for name, value in event.to_kafka_headers() if name != "ce_id"]
-    with pytest.raises(InvalidEvent) as kafka:
-        parse_kafka(headers, event.data_json())
-    assert fields(kafka.value) == [("id", missing("id"))]
-
-
-def test_an_event_without_a_specversion_is_refused_not_given_one() -> None:
-    """The SDK takes a missing specversion for "1.0"; the contract requires it, in every
+@pytest.mark.parametrize("name", DEFAULTED)
+def test_a_required_attribute_missing_is_refused_not_made_up(name: str) -> None:
+    """The CloudEvents SDK makes up a UUID for a missing id (a partner's retry would then be
+    a new event, and a record read again, a redelivery, another one, past the inbox) and
+    takes a missing specversion for "1.0" (the contract requires it): refused in every
     content mode and on a Kafka record."""
-    without = {name: v for name, v in document().items() if name != "specversion"}
+    without = {key: v for key, v in document().items() if key != name}
     with pytest.raises(InvalidEvent) as http:
         parse_structured(without)
-    assert fields(http.value) == [("specversion", missing("specversion"))]
-    with pytest.raises(ApiProblem) as item:
+    assert fields(http.value) == [(name, missing(name))]
+    with pytest.raises(ApiProblem) as item:  # an item of a batch
         parse_document(without, 10**6)
-    assert (item.value.status, [p.field for p in item.value.errors]) == (422, ["specversion"])
+    assert (item.value.status, [p.field for p in item.value.errors]) == (422, [name])
     with pytest.raises(ApiProblem) as binary:
-        headers = {"ce-id": "b-1", "ce-source": "/partners/acme", "ce-type": BUDGET}
+        headers = {f"ce-{key}": str(v) for key, v in without.items() if key != "data"}
         parse_single(headers, json.dumps(spec_for(BUDGET).example).encode(), 10**6)
-    assert (binary.value.status, [p.field for p in binary.value.errors]) == (422, ["specversion"])
+    assert (binary.value.status, [p.field for p in binary.value.errors]) == (422, [name])
     event = parse_structured(document())
+    headers = [(key, v) for key, v in event.to_kafka_headers() if key != f"ce_{name}"]
     with pytest.raises(InvalidEvent) as kafka:
-        parse_kafka(record_of(event, ce_specversion=None), event.data_json())
-    assert fields(kafka.value) == [("specversion", missing("specversion"))]
+        parse_kafka(headers, event.data_json())
+    assert fields(kafka.value) == [(name, missing(name))]
 
 
 def test_a_header_without_a_value_is_ignored_or_missing_never_a_crash() -> None:

@@ -53,6 +53,8 @@ record read again, a new event; the contract (and the OpenAPI) require a specver
 def missing(name: str) -> str:
     """Why a required attribute is refused when absent, worded as the SDK words the others."""
     return f"Missing required attribute: '{name}'"
+
+
 _FORMAT = JSONFormat()
 _SAFE_ATTRIBUTE = re.compile(SAFE_ATTRIBUTE_PATTERN)
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]+$")
