@@ -213,6 +213,32 @@ def test_the_consumer_span_is_a_child_of_the_publish_span(
     }
 
 
+def test_trace_sampling_is_the_operators_choice_and_follows_the_request(
+    monkeypatch: pytest.MonkeyPatch, spans: InMemorySpanExporter
+) -> None:
+    """Proves what the README promises: ``OTEL_TRACES_SAMPLER`` chooses (setup does not
+    override it). With a ratio of 0 a request records no span, yet its trace context still
+    travels on the outbox row and the record, and the consume span follows the request's
+    choice (parent-based): only the record whose traceparent says sampled is recorded."""
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+    telemetry = setup_telemetry("nlib", "1", "test", span_exporter=spans)
+    tracer = telemetry.tracer("test")
+    with tracer.start_as_current_span("POST /events"):
+        outbox_row_trace = inject_traceparent()
+    flags = int(outbox_row_trace["traceparent"].rsplit("-", 1)[1], 16)
+    assert flags & 1 == 0, "carried, marked not sampled"
+    with publish_span(tracer, "t", "k", 0, "e-1", outbox_row_trace):
+        headers = [("ce_id", b"e-1"), *trace_headers()]
+    with consume_span(tracer, FakeRecord("t", 0, 1, b"k", headers), "g"):
+        pass
+    sampled = [("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]
+    with consume_span(tracer, FakeRecord("t", 0, 2, b"k", sampled), "g"):
+        pass
+    assert [span.name for span in spans.get_finished_spans()] == ["process t"]
+    telemetry.shutdown()
+
+
 def test_a_record_without_traceparent_starts_a_new_trace(
     telemetry: Telemetry, spans: InMemorySpanExporter
 ) -> None:
