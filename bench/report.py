@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from bench import pgstats
 from bench.profile import REBUILD_SECONDS
+from bench.sizes import PHASES
 from teamnl_suite.infra.config import KAFKA_VERSION
 
 PACKAGES = ("fastapi", "uvicorn", "starlette", "pydantic", "aiokafka", "asyncpg", "httpx")
@@ -878,6 +879,9 @@ def _targets(r: dict[str, Any]) -> list[Target]:
                 ),
             )
         )
+    duration = _duration(r)
+    if duration is not None:
+        out.append(duration)
     memory = _memory(r)
     services = {
         n: max(v for v in values if v is not None)
@@ -896,6 +900,28 @@ def _targets(r: dict[str, Any]) -> list[Target]:
             )
         )
     return out
+
+
+BENCH_BUDGET_S = 30 * 60
+"""The issue's bound on a full-size ``make bench``."""
+
+
+def _duration(r: dict[str, Any]) -> Target | None:
+    """The run's own length, for a full-size run of every phase (the issue's bound is on
+    that run); where its time went, phase by phase, longest first."""
+    phases = r.get("phase_s") or {}
+    if r.get("size") != "full" or not r.get("elapsed_s") or set(phases) != set(PHASES):
+        return None
+    spent = sorted(phases.items(), key=lambda item: -item[1])
+    rest = r["elapsed_s"] - sum(phases.values())
+    return Target(
+        "duration",
+        f"`make bench` at full size within {BENCH_BUDGET_S // 60} minutes",
+        f"{r['elapsed_s'] / 60:.1f} minutes ({_n(r['elapsed_s'])} s)",
+        r["elapsed_s"] <= BENCH_BUDGET_S,
+        ", ".join(f"{name} {_n(seconds)} s" for name, seconds in spent)
+        + f", start-up and rest {_n(rest)} s",
+    )
 
 
 def targets_section(r: dict[str, Any]) -> list[str]:

@@ -56,7 +56,7 @@ from bench.pgstats import ServerLog, Statements
 from bench.procmem import CpuMeter, cpu_seconds
 from bench.profile import REBUILD_SECONDS, Profiler, shares_of
 from bench.profile import RESULTS as PROFILES
-from bench.sizes import SIZES, BenchSize
+from bench.sizes import PHASES, SIZES, BenchSize
 from bench.stack import BIN, BenchStack, ServiceProcess, private_infra
 from bench.stats import ratio, summarise
 
@@ -92,7 +92,9 @@ class Bench:
         """One phase; with ``--pg-stats``, its statements that took the most time kept too."""
         if self.statements is not None:
             self.statements.reset()
+        started = time.monotonic()
         getattr(self, phase)()
+        self.results.setdefault("phase_s", {})[phase] = round(time.monotonic() - started, 1)
         if self.statements is not None:
             self.results.setdefault("pg_statements", {})[phase] = self.statements.top()
 
@@ -681,9 +683,6 @@ def _profiles_since(moment: float) -> dict[str, Any]:
     return {p.name: shares_of(p) for p in written}
 
 
-PHASES = ("single", "batch", "latency", "dashboard", "rebuild")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -745,6 +744,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"bench {size.name}: run {stack.run_id}, infra {args.infra} ({stack.bootstrap})")
     statements = Statements(infra.admin_database_url(), stack.run_id) if args.pg_stats else None
     bench = Bench(stack, size, profile=args.profile, statements=statements)
+    bench.results["phases"] = phases
     try:
         if statements is not None:
             infra.down()  # a server running without the library starts again with it

@@ -32,6 +32,9 @@ class BenchSize:
         return [round(self.ramp_start * self.ramp_factor**step) for step in steps]
 
 
+PHASES = ("single", "batch", "latency", "dashboard", "rebuild")
+"""The phases of a run, in their order (``--only`` picks some)."""
+
 SIZES = {
     "smoke": BenchSize(
         "smoke",

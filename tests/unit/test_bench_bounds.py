@@ -8,8 +8,16 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench.report import accept_floor_ms, bounds, projection_ms, targets_section, worker_ratio
+from bench.report import (
+    BENCH_BUDGET_S,
+    accept_floor_ms,
+    bounds,
+    projection_ms,
+    targets_section,
+    worker_ratio,
+)
 from bench.run import RESULTS, results_folder
+from bench.sizes import PHASES
 
 
 def cpu(ms: float) -> dict[str, Any]:
@@ -68,7 +76,8 @@ def test_the_report_states_each_targets_bound_beside_it() -> None:
     by_target = {row.split(" | ")[0][2:]: row.split(" | ")[3] for row in rows[1:]}
 
     unbounded = {t for t, bound in by_target.items() if bound == "-"}
-    assert unbounded == {t for t in by_target if t.startswith(("overview page", "each service"))}
+    not_rates = ("overview page", "each service", "`make bench`")
+    assert unbounded == {t for t in by_target if t.startswith(not_rates)}
     assert all(
         bound.endswith(("within reach", "out of reach on this machine"))
         for t, bound in by_target.items()
@@ -89,3 +98,23 @@ def test_only_a_full_size_run_writes_the_committed_report(tmp_path: Path) -> Non
     assert results_folder("full", workdir, None) == RESULTS
     assert results_folder("smoke", workdir, None) == workdir
     assert results_folder("smoke", workdir, tmp_path) == tmp_path
+
+
+def test_a_full_run_of_every_phase_reports_its_own_length_against_30_minutes() -> None:
+    """The issue bounds a full-size `make bench` at 30 minutes: the report says whether the
+    run kept to it, and where its time went; a partial or smaller run says nothing."""
+    phase_s = dict.fromkeys(PHASES, 250.0) | {"dashboard": 500.0}
+
+    def duration_row(**r: Any) -> str | None:
+        rows = [line for line in targets_section(r) if line.startswith("| `make bench`")]
+        return rows[0] if rows else None
+
+    full = {"size": "full", "phases": list(PHASES), "phase_s": phase_s}
+    kept = duration_row(**full, elapsed_s=1_790.0)
+    assert kept is not None and "| 29.8 minutes (1,790 s) | yes |" in kept
+    assert "dashboard 500 s, single 250 s" in kept and "start-up and rest 290 s" in kept
+    over = duration_row(**full, elapsed_s=BENCH_BUDGET_S + 16.0)
+    assert over is not None and "| 30.3 minutes (1,816 s) | no |" in over
+    assert duration_row(**(full | {"size": "smoke"}), elapsed_s=200.0) is None
+    only = {"size": "full", "phase_s": {"dashboard": 500.0}, "elapsed_s": 700.0}
+    assert duration_row(**only) is None
