@@ -21,6 +21,8 @@ mark still waiting for the next read when the relay died is lost to no one). Row
 thus never lost, never sent twice, and never reordered within a key. Reconciling saves
 its progress as it reads (rows marked and checkpoints advanced per chunk), so a long
 backlog is never read twice and an interrupted reconcile resumes where it stopped.
+A stopped relay drains the outbox before it returns, through outages too (its caller bounds
+that time by cancelling it); stopped in the middle of a reconcile, it sends nothing.
 
 Records that can never be published (larger than Kafka accepts, refused by the broker for
 that record alone, or not serialisable) are *parked*: moved to ``outbox_parked`` with the
@@ -85,6 +87,12 @@ UNPUBLISHABLE: tuple[type[BaseException], ...] = (
 """Errors about one record that no retry can cure. Other non-retriable Kafka errors
 (timeouts, authentication, a closed producer) concern the session, not the row: the relay
 restarts its session for them and the row is tried again."""
+
+
+class ReconcileInterrupted(RuntimeError):
+    """A stop ended the reconcile before it read to the end: the session must send nothing
+    (a row it had not found in Kafka yet might be there), and its progress is kept."""
+
 
 NOTICE_HEADER = "teamnl_notice"
 """Marks a parked-row notice on a dead-letter topic (JSON, not a CloudEvent: no ``ce_*``)."""
@@ -254,15 +262,22 @@ class OutboxRelay:
 
     # -- lifecycle ----------------------------------------------------------------------
     async def run(self) -> None:
-        """Relay until :meth:`stop`; survives database and broker outages."""
-        while not self._stopping.is_set():
+        """Relay until :meth:`stop` and the drain after it; survives database and broker
+        outages, during the drain too (the caller bounds the drain: cancel to give up)."""
+        while True:
             try:
                 await self._lead()
+                return  # a session ends only once stopped: drained, or another leads
             except asyncio.CancelledError:
                 raise
+            except ReconcileInterrupted:
+                return  # nothing may be sent before the reconcile ends: the next leader's
             except Exception as error:  # noqa: BLE001 - keep relaying after any failure
                 log.warning("outbox relay session ended: %r; retrying", error)
-                await self._sleep(self.retry_backoff)
+                if self._stopping.is_set():
+                    await asyncio.sleep(self.retry_backoff)  # draining: stop wakes no one
+                else:
+                    await self._sleep(self.retry_backoff)
 
     async def stop(self) -> None:
         """Publish what is pending (the caller stopped taking new events), then stop."""
@@ -624,7 +639,7 @@ async def _read_since(
             elif time.monotonic() - last_progress > RECONCILE_STALL_SECONDS:
                 raise RuntimeError(f"outbox reconcile stalled reading {sorted(remaining)}")
         if stopping.is_set() and remaining:
-            raise RuntimeError("outbox reconcile interrupted by stop; resumes from checkpoint")
+            raise ReconcileInterrupted("outbox reconcile interrupted by stop")
     finally:
         await consumer.stop()
 

@@ -15,13 +15,30 @@ import uvloop
 
 from .outbox import OutboxRelay
 
+FLUSH_SECONDS = 15.0
+"""How long a stopped relay keeps draining the outbox (through outages) before it gives up;
+what it leaves is published by the next leader."""
+
+log = logging.getLogger(__name__)
+
 
 async def _main(database_url: str, bootstrap: str, batch_size: int) -> None:
     relay = OutboxRelay(database_url, bootstrap, batch_size=batch_size, poll_interval=0.5)
+    stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(relay.stop()))
-    await relay.run()
+        loop.add_signal_handler(sig, stopped.set)
+    relaying = asyncio.ensure_future(relay.run())
+    signalled = asyncio.ensure_future(stopped.wait())
+    await asyncio.wait([relaying, signalled], return_when=asyncio.FIRST_COMPLETED)
+    signalled.cancel()
+    await relay.stop()
+    try:
+        await asyncio.wait_for(relaying, FLUSH_SECONDS)
+    except TimeoutError:
+        log.warning(
+            "outbox not drained within %.0f s; the next leader publishes the rest", FLUSH_SECONDS
+        )
 
 
 def main() -> None:

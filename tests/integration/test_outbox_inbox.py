@@ -239,6 +239,41 @@ async def test_stop_publishes_a_row_committed_while_a_mark_waits(
     assert await topic_size(kafka_bootstrap, topic, 2) == 2
 
 
+async def test_stop_keeps_draining_through_an_outage_until_the_row_is_out(
+    database_url: str, migrated_pool: asyncpg.Pool, make_topics, kafka_bootstrap: str
+) -> None:
+    """Proves: a relay stopped while its sessions fail (its database cut off) keeps trying
+    until the outbox is drained, instead of giving up at the first failure after the stop;
+    the caller bounds the drain by cancelling it."""
+    from urllib.parse import urlsplit
+
+    from tcp_proxy import TcpProxy
+
+    from teamnl_shared.outbox import OutboxRelay
+
+    (topic,) = await make_topics("drain", partitions=2)
+    async with migrated_pool.acquire() as conn, conn.transaction():
+        await enqueue(conn, mission_event(3, 0), topic=topic)
+    port = urlsplit(database_url).port
+    proxy = TcpProxy("127.0.0.1", port or 5432)
+    await proxy.up()
+    await proxy.down()  # the relay's database refuses every connection
+    through_proxy = database_url.replace(f":{port}/", f":{proxy.port}/", 1)
+    relay = OutboxRelay(through_proxy, kafka_bootstrap, poll_interval=0.2, retry_backoff=0.2)
+    task = asyncio.create_task(relay.run())
+    try:
+        await relay.stop()
+        await asyncio.sleep(1.5)  # several sessions fail meanwhile
+        assert not task.done(), "gave up draining at the first failure"
+        await proxy.up()
+        await asyncio.wait_for(task, 30)
+    finally:
+        task.cancel()
+        await proxy.down()
+    assert await published(migrated_pool) == 1
+    assert await topic_size(kafka_bootstrap, topic, 2) == 1
+
+
 async def test_unparseable_record_goes_to_dead_letter_and_the_partition_goes_on(
     migrated_pool: asyncpg.Pool,
     make_topics,
