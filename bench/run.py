@@ -744,7 +744,6 @@ def main(argv: list[str] | None = None) -> int:
     log(f"bench {size.name}: run {stack.run_id}, infra {args.infra} ({stack.bootstrap})")
     statements = Statements(infra.admin_database_url(), stack.run_id) if args.pg_stats else None
     bench = Bench(stack, size, profile=args.profile, statements=statements)
-    bench.results["phases"] = phases
     try:
         if statements is not None:
             infra.down()  # a server running without the library starts again with it

@@ -177,6 +177,15 @@ OUTBOX_NOTIFY_SETTING = "teamnl.outbox_notify"
 """'off' on a connection: its outbox inserts send no NOTIFY (its writer wakes the relay)."""
 
 
+async def drained(relaying: asyncio.Future[None], seconds: float) -> None:
+    """Wait up to `seconds` for a stopped relay's :meth:`OutboxRelay.run` to drain the
+    outbox, then give up (it is cancelled): the next leader publishes what is left."""
+    try:
+        await asyncio.wait_for(relaying, seconds)
+    except TimeoutError:
+        log.warning("outbox relay did not flush within %.0f s; rows stay in the outbox", seconds)
+
+
 async def notify_relay(pool: asyncpg.Pool) -> None:
     """Wake the leading relay, whichever process it runs in."""
     await pool.execute("SELECT pg_notify($1, '')", CHANNEL)

@@ -13,13 +13,11 @@ import signal
 
 import uvloop
 
-from .outbox import OutboxRelay
+from .outbox import OutboxRelay, drained
 
 FLUSH_SECONDS = 15.0
 """How long a stopped relay keeps draining the outbox (through outages) before it gives up;
 what it leaves is published by the next leader."""
-
-log = logging.getLogger(__name__)
 
 
 async def _main(database_url: str, bootstrap: str, batch_size: int) -> None:
@@ -33,12 +31,7 @@ async def _main(database_url: str, bootstrap: str, batch_size: int) -> None:
     await asyncio.wait([relaying, signalled], return_when=asyncio.FIRST_COMPLETED)
     signalled.cancel()
     await relay.stop()
-    try:
-        await asyncio.wait_for(relaying, FLUSH_SECONDS)
-    except TimeoutError:
-        log.warning(
-            "outbox not drained within %.0f s; the next leader publishes the rest", FLUSH_SECONDS
-        )
+    await drained(relaying, FLUSH_SECONDS)
 
 
 def main() -> None:

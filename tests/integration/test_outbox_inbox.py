@@ -15,16 +15,18 @@ import subprocess
 import sys
 import uuid
 from datetime import date
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from tcp_proxy import TcpProxy
 
 from support import dies_with_parent, eventually, topic_prefix
 from teamnl_shared.contract.envelope import Event, parse_structured
 from teamnl_shared.db import create_pool, migrate
 from teamnl_shared.inbox import Inbox, InboxConsumer, PoisonEvent
-from teamnl_shared.outbox import backlog, enqueue
+from teamnl_shared.outbox import OUTBOX_NOTIFY_SETTING, OutboxRelay, backlog, enqueue
 from teamnl_suite.infra import Infrastructure
 
 pytestmark = pytest.mark.integration
@@ -182,8 +184,6 @@ async def test_relay_restarted_after_a_crash_between_send_and_mark_sends_nothing
     """The crash window: records reached Kafka, the rows were never marked published."""
     from aiokafka import AIOKafkaProducer
 
-    from teamnl_shared.outbox import OutboxRelay
-
     (topic,) = await make_topics("crash", partitions=2)
     events = [mission_event(i, 0) for i in range(10)]
     async with migrated_pool.acquire() as conn, conn.transaction():
@@ -215,8 +215,6 @@ async def test_stop_publishes_a_row_committed_while_a_mark_waits(
     for its mark to go with the next read, is published by :meth:`OutboxRelay.stop` (the
     shutdown's last window of quality reports is such a row). Nothing wakes the relay for
     the row but the stop itself."""
-    from teamnl_shared.outbox import OUTBOX_NOTIFY_SETTING, OutboxRelay
-
     (topic,) = await make_topics("stop", partitions=2)
     first, late = mission_event(1, 0), mission_event(2, 0)
     async with migrated_pool.acquire() as conn, conn.transaction():
@@ -245,12 +243,6 @@ async def test_stop_keeps_draining_through_an_outage_until_the_row_is_out(
     """Proves: a relay stopped while its sessions fail (its database cut off) keeps trying
     until the outbox is drained, instead of giving up at the first failure after the stop;
     the caller bounds the drain by cancelling it."""
-    from urllib.parse import urlsplit
-
-    from tcp_proxy import TcpProxy
-
-    from teamnl_shared.outbox import OutboxRelay
-
     (topic,) = await make_topics("drain", partitions=2)
     async with migrated_pool.acquire() as conn, conn.transaction():
         await enqueue(conn, mission_event(3, 0), topic=topic)

@@ -210,7 +210,7 @@ class Runtime:
         for task in others:
             task.cancel()
         if relay_task is not None:
-            await self._flush(relay_task)
+            await outbox.drained(relay_task, self.settings.relay_flush_timeout)
         for task in others:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -221,15 +221,6 @@ class Runtime:
             if pool is not None:
                 await pool.close()
         self._pool = self._keys_pool = None
-
-    async def _flush(self, relay_task: asyncio.Task[None]) -> None:
-        try:
-            await asyncio.wait_for(relay_task, self.settings.relay_flush_timeout)
-        except TimeoutError:
-            log.warning(
-                "outbox relay did not flush within %.0f s; rows stay in the outbox",
-                self.settings.relay_flush_timeout,
-            )
 
     async def _refresh_backlog(self) -> None:
         while True:
