@@ -24,10 +24,12 @@ from teamnl_dashboard.rules.catalogue import (
     MissionFollowupOverdue,
     PilotWithoutSoftLanding,
     ProgrammeSpending,
+    ScopedRule,
     ServiceSilent,
     TinlPartnerAbsent,
     WerkplaatsPortfolioTarget,
     daily,
+    is_scoped,
     pair_activities,
     year_elapsed,
 )
@@ -231,6 +233,14 @@ def test_the_scheduler_judges_a_daily_rule_only_on_a_new_date() -> None:
     assert due(None) == names
     assert due(NOW - timedelta(hours=11)) == names - {"isolated-project"}
     assert due(NOW - timedelta(hours=13)) == names  # the day before
+
+
+def test_is_scoped_answers_as_the_protocol_check_every_time() -> None:
+    rules = all_rules(DashboardSettings(database_url="postgresql://unused/db"))
+    expected = [isinstance(rule, ScopedRule) for rule in rules]
+    assert any(expected) and not all(expected)
+    assert [is_scoped(rule) for rule in rules] == expected
+    assert [is_scoped(rule) for rule in rules] == expected  # the second time, from its memo
 
 
 def test_what_a_batch_owes_the_rules_and_queued_batches_owe_together() -> None:

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeGuard, runtime_checkable
 
 from dateutil.relativedelta import relativedelta
 
@@ -99,6 +99,20 @@ class ScopedRule(Rule, Protocol):
     def scope(self, events: Iterable[Event]) -> Scope: ...
 
     def judged(self, facts: Facts) -> set[str]: ...
+
+
+_SCOPED: dict[type, bool] = {}
+
+
+def is_scoped(rule: Rule) -> TypeGuard[ScopedRule]:
+    """``isinstance(rule, ScopedRule)``, checked once per rule class: a check against a
+    runtime protocol looks up each of its members again every time (the engine asks for
+    every rule of every batch projected)."""
+    kind = type(rule)
+    scoped = _SCOPED.get(kind)
+    if scoped is None:
+        scoped = _SCOPED[kind] = isinstance(rule, ScopedRule)
+    return scoped
 
 
 def describe(rule: Rule) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from teamnl_shared.db import transaction
 
 from ..live import notify
 from ..period import end_of_day
-from .catalogue import MarketDuplication, Rule, ScopedRule, daily, operational
+from .catalogue import MarketDuplication, Rule, ScopedRule, daily, is_scoped, operational
 from .facts import SCOPED_FACTS, FactContext, load_facts, scoped_parts, stale_keys
 from .findings import reconcile
 from .model import Hit, Scope
@@ -103,8 +103,8 @@ class RulesEngine:
         events = list(events)
         rules = self.triggered_by(event.type for event in events)
         return Owed(
-            frozenset(rule.name for rule in rules if not isinstance(rule, ScopedRule)),
-            {rule.name: rule.scope(events) for rule in rules if isinstance(rule, ScopedRule)},
+            frozenset(rule.name for rule in rules if not is_scoped(rule)),
+            {rule.name: rule.scope(events) for rule in rules if is_scoped(rule)},
         )
 
     async def queue(self, conn: asyncpg.Connection, events: Iterable[Event]) -> bool:
@@ -159,7 +159,7 @@ class RulesEngine:
         rules = list(rules)
         await conn.execute("SELECT pg_advisory_xact_lock($1)", RULES_LOCK)
         now = self.clock()
-        whole = [rule for rule in rules if not isinstance(rule, ScopedRule)]
+        whole = [rule for rule in rules if not is_scoped(rule)]
         changed = 0
         if whole:
             facts = await load_facts(conn, {n for r in whole for n in r.needs}, self._context(now))
@@ -167,7 +167,7 @@ class RulesEngine:
                 hits = rule.check(facts, now)
                 changed += await reconcile(conn, rule.name, rule.version, hits, now)
         for rule in rules:
-            if isinstance(rule, ScopedRule):
+            if is_scoped(rule):
                 changed += await self._in_parts(conn, rule, scope, now)
         await conn.execute("SELECT fold_finding_totals()")
         return changed
