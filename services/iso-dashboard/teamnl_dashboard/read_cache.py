@@ -1,4 +1,5 @@
-"""The overview's data of the current reading, kept between two changes of the projections.
+"""The overview's data of the current reading, and the latest event's date every reading
+starts from, kept between two changes of the projections.
 
 Every request for the overview would otherwise run its dozen queries again, although the
 figures change only when a consumer batch commits, a finding changes, a coherence score
@@ -11,10 +12,11 @@ listening nothing is served from it, and an entry is never older than ``max_age_
 shows within that time.
 
 Concurrent misses of one key share one computation. Only what many sessions share is kept:
-plain data, and the overview's content rendered per language and role, whose forms carry a
-slot for the CSRF token instead of a session's (`web.templating.shared_part`). Never what
-belongs to a member or a session; callers must not change what they are given, since
-other requests are given the same object.
+plain data, the overview's content rendered per language and role, and its whole page per
+language and member (their header names the member), under a key holding the member; the
+forms of both carry a slot for the CSRF token instead of a session's
+(`web.templating.shared_part`). Never what belongs to one session; callers must not change
+what they are given, since other requests are given the same object.
 """
 
 from __future__ import annotations

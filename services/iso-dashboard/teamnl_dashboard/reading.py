@@ -18,9 +18,11 @@ from fastapi.responses import JSONResponse
 
 from . import queries
 from .period import InvalidReading, Reading, end_of_day, read
+from .read_cache import ReadCache
 from .rules.engine import AsOf, RulesEngine
 
 PROBLEM_JSON = "application/problem+json"
+LATEST_EVENT_ON = ("latest-event-on",)  # its key in the read cache
 
 
 def _today(request: Request) -> date:
@@ -39,8 +41,15 @@ async def reading(
         Query(description="read as of this date (2018-12-31); default: the data's latest date"),
     ] = None,
 ) -> Reading:
-    latest = await queries.latest_event_on(request.app.state.pool)
+    latest = await _latest_event_on(request)
     return read(period, as_of, latest_event_on=latest, today=_today(request))
+
+
+async def _latest_event_on(request: Request) -> date | None:
+    """The latest event's date, which every page and JSON view reads: kept between two
+    changes of the projections like the overview (`read_cache`), the events being one."""
+    cache: ReadCache = request.app.state.overview_cache
+    return await cache.get(LATEST_EVENT_ON, lambda: queries.latest_event_on(request.app.state.pool))
 
 
 CurrentReading = Annotated[Reading, Depends(reading)]

@@ -18,7 +18,7 @@ from ..period import Reading
 from ..read_cache import ReadCache, overview_key
 from ..reading import CurrentReading, findings_of, is_past, rules_as_of, score_as_of_series
 from . import data, i18n
-from .templating import STATIC, render, shared_part
+from .templating import STATIC, page, render, respond, shared_part
 
 router = APIRouter(include_in_schema=False)
 Secretariat = Annotated[Member, Depends(require_role(Role.SECRETARIAT))]
@@ -38,11 +38,28 @@ async def _as_of_findings(request: Request, read: Reading) -> list[dict[str, Any
 
 @router.get("/")
 async def overview(request: Request, member: CurrentMember, read: CurrentReading) -> Response:
+    """The overview: for the current reading, the whole page is rendered once per member and
+    language between two changes (`read_cache`), from content rendered once per role."""
     language = i18n.negotiate(request)
+    if is_past(request, read):
+        return await render(
+            request, "overview.html", await _overview_context(request, read, member, language)
+        )
+
+    async def whole_page() -> Markup:
+        context = await _overview_context(request, read, member, language)
+        return page(request, "overview.html", context, language, member)
+
+    cache: ReadCache = request.app.state.overview_cache
+    html = await cache.get((overview_key("page-whole", read), language, member), whole_page)
+    return await respond(request, html)
+
+
+async def _overview_context(
+    request: Request, read: Reading, member: Member, language: str
+) -> dict[str, Any]:
     main = await _overview_main(request, read, member, language)
-    return await render(
-        request, "overview.html", _reading(request, read), language=language, parts={"main": main}
-    )
+    return {**_reading(request, read), "main": main}
 
 
 async def _overview_main(request: Request, read: Reading, member: Member, language: str) -> Markup:
