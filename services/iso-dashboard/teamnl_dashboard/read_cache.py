@@ -30,7 +30,10 @@ from typing import Any, TypeVar
 from .period import Reading
 
 Value = TypeVar("Value")
-MAX_ENTRIES = 64  # readings kept at once; the usual one is this year as of today
+MAX_ENTRIES = 64
+"""Entries kept at once, the oldest going first: per reading its data, its content per
+language and role, and its page per language and member (the usual reading is this year
+as of today, so one process keeps the pages of some 60 members between two changes)."""
 
 
 def overview_key(view: str, read: Reading) -> Hashable:
