@@ -42,9 +42,8 @@ async def overview(request: Request, member: CurrentMember, read: CurrentReading
     language between two changes (`read_cache`), from content rendered once per role."""
     language = i18n.negotiate(request)
     if is_past(request, read):
-        return await render(
-            request, "overview.html", await _overview_context(request, read, member, language)
-        )
+        context = await _overview_context(request, read, member, language)
+        return await render(request, "overview.html", context, language=language)
 
     async def whole_page() -> Markup:
         context = await _overview_context(request, read, member, language)
