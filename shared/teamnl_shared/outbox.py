@@ -283,10 +283,7 @@ class OutboxRelay:
                 return  # nothing may be sent before the reconcile ends: the next leader's
             except Exception as error:  # noqa: BLE001 - keep relaying after any failure
                 log.warning("outbox relay session ended: %r; retrying", error)
-                if self._stopping.is_set():
-                    await asyncio.sleep(self.retry_backoff)  # draining: stop wakes no one
-                else:
-                    await self._sleep(self.retry_backoff)
+                await self._sleep(self.retry_backoff)
 
     async def stop(self) -> None:
         """Publish what is pending (the caller stopped taking new events), then stop."""
@@ -452,7 +449,12 @@ class OutboxRelay:
             log.info("outbox reconcile: %d rows were already in Kafka", marked)
 
     async def _sleep(self, seconds: float, event: asyncio.Event | None = None) -> None:
+        """`seconds`, cut short by `event` (default: stop). Once stopped, a wait for stop
+        lasts its `seconds`: a relay draining after stop must not retry in a loop."""
         waiter = event or self._stopping
+        if event is None and waiter.is_set():
+            await asyncio.sleep(seconds)
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(waiter.wait(), seconds)
 
