@@ -17,9 +17,9 @@ from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExp
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, Tracer
 from prometheus_client import generate_latest
 
 from teamnl_shared.telemetry import (
@@ -446,12 +446,9 @@ def test_process_wide_instrumentation_spans_go_to_the_app_of_their_parent() -> N
     assert names == [["query 0", "request 0"], ["query 1", "request 1"]]
 
 
-def test_process_wide_instrumentation_makes_no_span_outside_a_trace() -> None:
-    """Proves: a query with no parent span (the outbox relay's read and mark, a poll loop)
-    records no span of its own, while the same query inside a request is recorded."""
-    from opentelemetry.sdk.trace import TracerProvider
+def _routed_once() -> tuple[InMemorySpanExporter, TracerProvider, Tracer]:
+    """One app's provider (spans to the exporter) and a library's tracer routed to it."""
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from teamnl_shared.telemetry.routing import ParentRoutedTracerProvider
 
@@ -460,7 +457,13 @@ def test_process_wide_instrumentation_makes_no_span_outside_a_trace() -> None:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     router = ParentRoutedTracerProvider()
     router.register(provider)
-    library_tracer = router.get_tracer("a-library")
+    return exporter, provider, router.get_tracer("a-library")
+
+
+def test_process_wide_instrumentation_makes_no_span_outside_a_trace() -> None:
+    """Proves: a query with no parent span (the outbox relay's read and mark, a poll loop)
+    records no span of its own, while the same query inside a request is recorded."""
+    exporter, provider, library_tracer = _routed_once()
 
     with library_tracer.start_as_current_span("relay poll") as lone:
         assert not lone.is_recording()
@@ -469,6 +472,22 @@ def test_process_wide_instrumentation_makes_no_span_outside_a_trace() -> None:
     with request, library_tracer.start_as_current_span("query") as inside:
         assert inside.is_recording()
     assert sorted(s.name for s in exporter.get_finished_spans()) == ["query", "request"]
+
+
+def test_process_wide_instrumentation_makes_no_span_for_transaction_control() -> None:
+    """Proves: inside a trace, BEGIN, COMMIT, SAVEPOINT and RELEASE (named as asyncpg's
+    instrumentation names them: the statement's first word) record no span, while the
+    statements between them and a ROLLBACK do."""
+    exporter, provider, library_tracer = _routed_once()
+
+    statements = ["BEGIN;", "INSERT", "SAVEPOINT", "UPDATE", "RELEASE", "ROLLBACK;", "COMMIT;"]
+    with provider.get_tracer("app").start_as_current_span("group commit"):
+        for name in statements:
+            with library_tracer.start_as_current_span(name):
+                pass
+        library_tracer.start_span("commit").end()
+    recorded = [s.name for s in exporter.get_finished_spans()]
+    assert recorded == ["INSERT", "UPDATE", "ROLLBACK;", "group commit"]
 
 
 def test_process_wide_instrumentation_asks_each_provider_for_its_tracer_once() -> None:

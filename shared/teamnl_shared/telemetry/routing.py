@@ -10,6 +10,13 @@ A span with no parent is not made: a query outside any trace comes from a loop o
 service's own (the outbox relay's read and mark, a poll), and would be a trace of one span
 each time it runs, many per event at low rates, that tells an operator nothing. Queries
 inside a request, a consume or a publish span are traced as before.
+
+Nor is a span made for transaction control (``BEGIN``, ``COMMIT``, ``SAVEPOINT``,
+``RELEASE``): the span of the work that owns the transaction (a request, a group commit)
+already times it, and a statement's span costs more CPU than its round trip. A group
+commit of one event (the usual group at a low rate) runs five statements, two of them
+``BEGIN`` and ``COMMIT``. A ``ROLLBACK`` is still traced: it tells that something was
+refused or failed.
 """
 
 from __future__ import annotations
@@ -35,6 +42,13 @@ class ParentRoutedTracerProvider(trace.TracerProvider):
 
 
 _UNTRACED = trace.NoOpTracer()
+TRANSACTION_CONTROL = frozenset({"BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"})
+"""Span names (a statement's first word, as the asyncpg instrumentation names its spans)
+that get no span."""
+
+
+def _is_transaction_control(name: str) -> bool:
+    return name.rstrip(";").upper() in TRANSACTION_CONTROL
 
 
 class _ParentRoutedTracer(trace.Tracer):
@@ -50,7 +64,9 @@ class _ParentRoutedTracer(trace.Tracer):
         self._tracers: dict[int, trace.Tracer] = {}
         """Each provider's tracer, made once: the SDK's get_tracer costs more than the span."""
 
-    def _target(self) -> trace.Tracer:
+    def _target(self, name: str) -> trace.Tracer:
+        if _is_transaction_control(name):
+            return _UNTRACED
         parent = trace.get_current_span()
         if not parent.get_span_context().is_valid or not self._providers:
             return _UNTRACED
@@ -62,12 +78,12 @@ class _ParentRoutedTracer(trace.Tracer):
             self._tracers[id(chosen)] = tracer
         return tracer
 
-    def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:
-        return self._target().start_span(*args, **kwargs)
+    def start_span(self, name: str, *args: Any, **kwargs: Any) -> trace.Span:
+        return self._target(name).start_span(name, *args, **kwargs)
 
     @contextmanager
     def start_as_current_span(  # type: ignore[override]  # same call, looser signature
-        self, *args: Any, **kwargs: Any
+        self, name: str, *args: Any, **kwargs: Any
     ) -> Iterator[trace.Span]:
-        with self._target().start_as_current_span(*args, **kwargs) as span:
+        with self._target(name).start_as_current_span(name, *args, **kwargs) as span:
             yield span
