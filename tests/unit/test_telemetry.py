@@ -407,6 +407,28 @@ def test_asyncpg_is_instrumented_once_per_process(telemetry: Telemetry) -> None:
         instrumentor.uninstrument()
 
 
+def test_asyncpg_is_not_instrumented_when_the_agents_variable_disables_it(
+    telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proves: OTEL_PYTHON_DISABLED_INSTRUMENTATIONS, read as the OpenTelemetry agent reads
+    it (a comma-separated list, or *), turns the statement spans off; another name does not."""
+    instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]  # a singleton
+    was_instrumented = instrumentor.is_instrumented_by_opentelemetry
+    if was_instrumented:
+        instrumentor.uninstrument()
+    try:
+        for listed in ("asyncpg", "requests , asyncpg", "*"):
+            monkeypatch.setenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", listed)
+            telemetry.instrument_asyncpg()
+            assert not instrumentor.is_instrumented_by_opentelemetry, listed
+        monkeypatch.setenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "requests")
+        telemetry.instrument_asyncpg()
+        assert instrumentor.is_instrumented_by_opentelemetry
+    finally:
+        if not was_instrumented and instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
+
+
 def _scrape(telemetry: Telemetry) -> str:
     return generate_latest(telemetry.registry).decode()
 

@@ -14,6 +14,9 @@ from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExp
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+from opentelemetry.instrumentation.environment_variables import (
+    OTEL_PYTHON_DISABLED_INSTRUMENTATIONS,
+)
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, ExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
@@ -120,7 +123,16 @@ class Telemetry:
 
     def instrument_asyncpg(self) -> None:
         """Trace asyncpg queries. The instrumentation patches the asyncpg module once per
-        process; each query span goes to the provider of its parent span's app."""
+        process; each query span goes to the provider of its parent span's app.
+
+        Not when ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` names ``asyncpg`` (or is ``*``),
+        the variable the ``opentelemetry-instrument`` agent reads for the same choice. The
+        spans then end at the work that owns each transaction (a request, a group commit).
+        Statement spans cost CPU at low rates, where most transactions hold one event: on
+        the bench machine, one client posting one event after another, NLIB used about 1 ms
+        less per event (of 8 to 9) without them."""
+        if _disabled_instrumentation("asyncpg"):
+            return
         _ASYNCPG_PROVIDERS.register(self.tracer_provider)
         instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]  # untyped lib
         if not instrumentor.is_instrumented_by_opentelemetry:
@@ -214,6 +226,14 @@ def _metric_readers(
     if _otlp_enabled("METRICS"):
         readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
     return tuple(readers)
+
+
+def _disabled_instrumentation(name: str) -> bool:
+    """`name` is listed in ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` (comma-separated), or
+    the list is ``*`` (all), read as the OpenTelemetry agent reads it."""
+    listed = os.environ.get(OTEL_PYTHON_DISABLED_INSTRUMENTATIONS, "").split(",")
+    names = {entry.strip() for entry in listed}
+    return name in names or "*" in names
 
 
 def _exemplar_filter() -> ExemplarFilter | None:
