@@ -11,12 +11,13 @@ import io
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from pydantic import AfterValidator
 
 from teamnl_shared.contract.registry import Family
 
@@ -57,6 +58,20 @@ Secretariat = Annotated[Member, Depends(require_role("secretariat"))]
 FindingId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Name = Annotated[str, Path(max_length=100, pattern=r"^[\w.:-]+$")]
 NameFilter = Annotated[str | None, Query(max_length=100, pattern=r"^[\w.:-]+$")]
+
+
+def _within_utc_years(moment: datetime) -> datetime:
+    """A time with an offset must stay within years 1-9999 once in UTC, as PostgreSQL's
+    ``timestamptz`` needs (``0001-01-01T00:01+01:01`` does not: a 500 before)."""
+    if moment.tzinfo is not None:
+        try:
+            moment.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("out of range: before year 1 or after 9999 in UTC") from None
+    return moment
+
+
+Since = Annotated[datetime, AfterValidator(_within_utc_years)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "not found"}}
 CHANGE: dict[int | str, dict[str, Any]] = {
     **NOT_FOUND,
@@ -442,7 +457,7 @@ async def score(
     member: CurrentMember,
     read: CurrentReading,
     bucket: Literal["hour", "day", "week", "month"] = "day",
-    since: datetime | None = None,
+    since: Since | None = None,
 ) -> dict[str, Any]:
     """As of today: the stored snapshots. As of a past date: the score the rules give at
     the end of each month of the period up to that date, and at the date itself."""
