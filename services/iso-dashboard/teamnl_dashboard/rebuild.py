@@ -33,7 +33,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from opentelemetry import trace
 
 from teamnl_shared.contract.envelope import Event, InvalidEvent
-from teamnl_shared.inbox import Inbox, parse_records, records_of
+from teamnl_shared.inbox import Inbox, parse_ahead, records_of
 from teamnl_shared.kafka import assigned_reader, partitions_of
 
 from . import projections
@@ -156,7 +156,7 @@ class _Replayer:
             while any(self.positions.get(tp, 0) < end for tp, end in targets.items()):
                 batch = await self.consumer.getmany(timeout_ms=500, max_records=REPLAY_BATCH)
                 records = records_of(batch)
-                parsed = parse_records(records)
+                parsed = await parse_ahead(records)
                 if applying is not None:
                     await applying
                     applying = None
