@@ -101,9 +101,22 @@ async def test_one_event_is_one_trace_from_http_to_projection(infra: Infrastruct
                     and (s.attributes or {}).get("messaging.message.id") == event["id"]
                 ]
 
+            def pushed() -> bool:  # the push ends after the commit and its latency
+                sent = {
+                    s.context.span_id
+                    for s in nlib_spans.get_finished_spans()
+                    if (s.attributes or {}).get("messaging.message.id") == event["id"]
+                }
+                return any(
+                    link.context.span_id in sent
+                    for s in dashboard_spans.get_finished_spans()
+                    if s.name == "live push"
+                    for link in s.links
+                )
+
             async def projected() -> bool:  # the dashboard records latency after commit
                 latency = "teamnl_end_to_end_latency_seconds_count"
-                return metric_total(scrape(dashboard_telemetry), latency) >= 1
+                return metric_total(scrape(dashboard_telemetry), latency) >= 1 and pushed()
 
             await eventually(projected)
             nlib = list(nlib_spans.get_finished_spans())
