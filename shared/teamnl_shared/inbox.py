@@ -74,11 +74,6 @@ DATA_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-READ_AHEAD_STEP = 25
-"""Records the consumer parses ahead between two turns of the event loop (a few milliseconds
-of Python): parsing a whole fetch of 2,000 in one go held the fetch in the database at its
-next statement meanwhile, so the two hardly overlapped."""
-
 # What makes the inbox dead-letter one event and apply the others.
 REFUSALS: tuple[type[BaseException], ...] = (PoisonEvent, *DATA_ERRORS)
 
@@ -457,6 +452,12 @@ class InboxConsumer:
 def parse_records(records: list[ConsumerRecord]) -> list[Event | InvalidEvent]:
     """Each record read through the contract: its event, or why it is not one."""
     return [_parse(record) for record in records]
+
+
+READ_AHEAD_STEP = 25
+"""Records parsed ahead (by a consumer or the rebuild) between two turns of the event loop,
+a few milliseconds of Python: parsing a whole fetch of 2,000 in one go held the fetch in the
+database at its next statement meanwhile, so the two hardly overlapped."""
 
 
 async def parse_ahead(records: list[ConsumerRecord]) -> list[Event | InvalidEvent]:
