@@ -5,13 +5,13 @@ build their aiokafka clients here (tests build their own, as outside parties).""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import RequestTimedOutError, TopicAlreadyExistsError, for_code
 from aiokafka.partitioner import DefaultPartitioner
 
 log = logging.getLogger(__name__)
@@ -139,30 +139,72 @@ async def partitions_of(bootstrap: str, topics: list[str]) -> list[TopicPartitio
 
 KEPT_FOR_EVER = {"retention.ms": "-1"}
 
+# CreateTopics answers per topic: "already exists" means another instance was first, and "timed
+# out" that the controller goes on creating it; both are then waited for like the others
+_CREATED_ANYWAY = {0, TopicAlreadyExistsError.errno, RequestTimedOutError.errno}
+
+
+def _raise_refused(topic_errors: Iterable[tuple[Any, ...]]) -> None:
+    for topic, code, *message in topic_errors:
+        if code not in _CREATED_ANYWAY:
+            reason = message[0] if message and message[0] else for_code(code).description
+            raise for_code(code)(f"topic {topic!r} not created: {reason}")
+
+
+async def _until_led(admin: AIOKafkaAdminClient, topics: list[str], timeout: float) -> None:
+    """Wait until the metadata shows each topic with a leader for every partition."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    waiting = list(topics)
+    while True:
+        described = await admin.describe_topics(waiting)
+        waiting = [
+            topic["topic"]
+            for topic in described
+            if topic["error_code"] != 0
+            or not topic["partitions"]
+            or any(part["leader"] < 0 for part in topic["partitions"])
+        ]
+        if not waiting:
+            return
+        if asyncio.get_running_loop().time() >= deadline:
+            raise TimeoutError(f"topics {waiting} not in the broker's metadata after {timeout} s")
+        await asyncio.sleep(0.05)
+
 
 async def ensure_topics(
-    bootstrap: str, topics: list[str], *, partitions: int = 6, replication: int = 1
+    bootstrap: str,
+    topics: list[str],
+    *,
+    partitions: int = 6,
+    replication: int = 1,
+    timeout: float = 30.0,
 ) -> None:
     """Create the topics that do not exist yet (idempotent), kept for ever: the topics are
-    the network's record, which a rebuild of the dashboard replays from the first event."""
+    the network's record, which a rebuild of the dashboard replays from the first event.
+
+    Returns once the broker's metadata shows every created topic with a leader for each
+    partition: the controller answers CreateTopics before the broker's metadata has caught
+    up, and a client that lists or produces at once may not see the topic yet (a clean-clone
+    CI run listed none of three topics just created). A topic the broker refuses raises."""
     admin = admin_client(bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t not in existing]
         if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):  # another instance was first
-                await admin.create_topics(
-                    [
-                        NewTopic(
-                            t,
-                            num_partitions=partitions,
-                            replication_factor=replication,
-                            topic_configs=KEPT_FOR_EVER,
-                        )
-                        for t in missing
-                    ]
-                )
+            response = await admin.create_topics(
+                [
+                    NewTopic(
+                        t,
+                        num_partitions=partitions,
+                        replication_factor=replication,
+                        topic_configs=KEPT_FOR_EVER,
+                    )
+                    for t in missing
+                ]
+            )
+            _raise_refused(response.topic_errors)
+            await _until_led(admin, missing, timeout)
             log.info("created topics %s", missing)
     finally:
         await admin.close()
