@@ -9,6 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import TopicPartition
+from cloudevents.core.bindings import kafka as ce_kafka
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
 
 from support import BUDGET
 from support import structured as document
@@ -157,3 +160,13 @@ def test_the_readers_of_single_headers_pass_over_one_without_a_value() -> None:
         {tp: 8},
     )
     assert found == {("", "e-1")}
+
+
+@pytest.mark.parametrize("event_type", [BUDGET, "nl.teamnl.werkplaats.project.onboarded.v1"])
+def test_the_kafka_headers_are_the_sdks_binding_of_the_whole_event(event_type: str) -> None:
+    """The headers are made from the attributes alone (the value is `data_json()`): they must
+    be what the CloudEvents SDK's Kafka binding gives the event with its data."""
+    event = parse_structured(document(event_type, traceparent="00-ab-cd-01"))
+    whole = ce_kafka.to_binary(CloudEvent(event.attributes(), event.data_dict()), JSONFormat())
+    assert event.to_kafka_headers() == sorted(whole.headers.items())
+    assert ("content-type", b"application/json") in event.to_kafka_headers()

@@ -162,7 +162,9 @@ class Event:
 
     @cached_property
     def _kafka_headers(self) -> tuple[tuple[str, bytes], ...]:
-        message = ce_kafka.to_binary(self._sdk_event(), _FORMAT)
+        # The headers only: the record's value is data_json(), so the SDK's event carries no
+        # data to dump and encode again (a third of this call's time).
+        message = ce_kafka.to_binary(CloudEvent(self.attributes(), None), _FORMAT)
         return tuple(sorted(message.headers.items()))
 
     def record_size(self) -> int:
@@ -170,9 +172,6 @@ class Event:
         producer, whose request size is bounded."""
         headers = sum(len(name) + len(value) for name, value in self.to_kafka_headers())
         return len(self.key.encode()) + len(self.data_json()) + headers
-
-    def _sdk_event(self) -> CloudEvent:
-        return CloudEvent(self.attributes(), self.data_dict())
 
 
 def canonical_json(value: Any) -> bytes:
