@@ -53,7 +53,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from bench.harness import LoadgenProcess, log, read_acks, targets, wait_until
+from bench.harness import (
+    LoadgenProcess,
+    interrupt_on_sigterm,
+    log,
+    read_acks,
+    targets,
+    wait_until,
+)
 from bench.kafka_io import read_to_end
 from bench.loadgen import LoadConfig
 from bench.report import provenance, provenance_line
@@ -686,6 +693,7 @@ def main(argv: list[str] | None = None) -> int:
         help="leave the stack and data running (the next run removes the data)",
     )
     args = parser.parse_args(argv)
+    interrupt_on_sigterm()
     report = run_faults(args.size, keep=args.keep)
     print(report.text())
     return 0 if report.ok else 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -28,6 +29,17 @@ NOTIFY_CHANNEL = "bench_inbox"
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM (``kill``, a CI job's timeout) ends the run as Ctrl-C does: what was measured
+    is written and the stack stopped. Python's default ends the process at once, leaving
+    the services (each in a session of its own) and a private PostgreSQL and Kafka running."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def targets(stack: BenchStack, services: tuple[str, ...] = INITIATIVES) -> list[Target]:
@@ -79,8 +91,9 @@ class LoadgenProcess:
     def wait(self, timeout: float) -> dict[str, Any]:
         try:
             self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        except BaseException:  # a timeout, or the run interrupted (Ctrl-C, SIGTERM)
             self.process.kill()
+            self.process.wait()
             raise
         if self.process.returncode != 0:
             raise RuntimeError(f"load generator failed ({self.process.returncode})")

@@ -42,6 +42,7 @@ from bench.harness import (
     MemorySampler,
     dashboard_counts,
     group_backlog,
+    interrupt_on_sigterm,
     log,
     read_acks,
     run_loadgen,
@@ -744,6 +745,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"bench {size.name}: run {stack.run_id}, infra {args.infra} ({stack.bootstrap})")
     statements = Statements(infra.admin_database_url(), stack.run_id) if args.pg_stats else None
     bench = Bench(stack, size, profile=args.profile, statements=statements)
+    interrupt_on_sigterm()
     try:
         if statements is not None:
             infra.down()  # a server running without the library starts again with it

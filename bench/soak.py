@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness import LoadgenProcess, log, targets
+from bench.harness import LoadgenProcess, interrupt_on_sigterm, log, targets
 from bench.loadgen import LoadConfig
 from bench.report import provenance, provenance_line
 from bench.stack import BenchStack, private_infra
@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = BenchStack(private_infra(), True, RESULTS / "runs")
     stack.workdir = RESULTS / "runs" / f"soak-{stack.run_id}"
     log(f"soak: {seconds:g}s at {rate:g} ev/s, run {stack.run_id}")
+    interrupt_on_sigterm()
     try:
         stack.up()
         time.sleep(3)
