@@ -5,21 +5,24 @@ caller's connection, inside the caller's transaction (:data:`INSERT_MANY` insert
 once, in order).
 
 Publishing: one :class:`OutboxRelay` per database is the leader (a PostgreSQL advisory
-lock held on its own connection; other instances wait). It sends unpublished rows in
-``seq`` order with an idempotent producer (``acks=all``), to the partition Kafka's default
-partitioner gives the key, and marks them published with the offsets Kafka returned. The
-mark of a batch goes with the read of the next one when that comes within ``mark_delay``
-(one statement per batch instead of two when batches hold a few events); the read leaves
-out the rows it marks. ``LISTEN/NOTIFY`` wakes it (an outbox insert notifies, unless its
-connection sets :data:`OUTBOX_NOTIFY_SETTING` off because its writer wakes the relay in
-process, as the ingestion services do); a short poll is the fallback.
+lock held on its own connection; other instances wait). It sends the rows in ``seq``
+order with an idempotent producer (``acks=all``), to the partition Kafka's default
+partitioner gives the key, and deletes them once Kafka acknowledged them, saving the offsets
+Kafka returned: the outbox holds only what Kafka does not have yet. (It used to mark them
+published and keep them: a second copy of every event beside Kafka's, growing for ever, and
+an UPDATE that wrote each row anew.) This "mark" of a batch goes with the read of the next
+one when that comes within ``mark_delay`` (one statement per batch instead of two when
+batches hold a few events); the read leaves out the rows it deletes. ``LISTEN/NOTIFY``
+wakes it (an outbox insert notifies, unless its connection sets
+:data:`OUTBOX_NOTIFY_SETTING` off because its writer wakes the relay in process, as the
+ingestion services do); a short poll is the fallback.
 
 Crashes and broker outages: whenever the relay (re)starts a session it first reconciles
 with Kafka: it reads every record written after the last offset it recorded per
-partition and marks the rows behind them (``ce_source``/``ce_id``) as published (so a
-mark still waiting for the next read when the relay died is lost to no one). Rows are
+partition and deletes the rows behind them (``ce_source``/``ce_id``) (so a mark still
+waiting for the next read when the relay died is lost to no one). Rows are
 thus never lost, never sent twice, and never reordered within a key. Reconciling saves
-its progress as it reads (rows marked and checkpoints advanced per chunk), so a long
+its progress as it reads (rows deleted and checkpoints advanced per chunk), so a long
 backlog is never read twice and an interrupted reconcile resumes where it stopped.
 A stopped relay drains the outbox before it returns, through outages too (its caller bounds
 that time by cancelling it); stopped in the middle of a reconcile, it sends nothing.
@@ -195,7 +198,7 @@ async def backlog(pool: asyncpg.Pool) -> tuple[int, float]:
     """(unpublished rows, age in seconds of the oldest one)."""
     row = await pool.fetchrow(
         "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age"
-        " FROM outbox WHERE published_at IS NULL"
+        " FROM outbox"
     )
     return int(row["n"]), float(row["age"])
 
@@ -267,7 +270,7 @@ class OutboxRelay:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _partitions: dict[str, list[int]] = field(default_factory=dict)
     _marks: _Marks = field(default_factory=lambda: _Marks())
-    """Rows Kafka acknowledged that are not marked published yet (this session's)."""
+    """Rows Kafka acknowledged that are not deleted yet (this session's)."""
 
     # -- lifecycle ----------------------------------------------------------------------
     async def run(self) -> None:
@@ -337,7 +340,7 @@ class OutboxRelay:
 
     async def _publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
         rows = await _pending(conn, self.batch_size, self._marks)
-        self._marks = _Marks()  # marked by that read
+        self._marks = _Marks()  # deleted by that read
         if not rows:
             return 0
         sent: list[tuple[_Row, asyncio.Future[Any]]] = []
@@ -362,7 +365,7 @@ class OutboxRelay:
 
     async def _flush_marks(self, conn: asyncpg.Connection) -> None:
         if self._marks:
-            await _mark_published(conn, self._marks.seqs, self._marks.offsets)
+            await _delete_published(conn, self._marks.seqs, self._marks.offsets)
             self._marks = _Marks()
 
     async def _park(
@@ -421,17 +424,12 @@ class OutboxRelay:
 
     # -- reconciliation -------------------------------------------------------------------
     async def _reconcile(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> None:
-        """Mark rows that reached Kafka in an earlier session (crash or outage) as published.
+        """Delete the rows that reached Kafka in an earlier session (crash or outage).
 
         Reads from the checkpoints to the end offsets found at the start; each chunk read
-        is marked and checkpointed at once, so no work is lost when the session ends early.
+        is deleted and checkpointed at once, so no work is lost when the session ends early.
         """
-        topics = [
-            r["topic"]
-            for r in await conn.fetch(
-                "SELECT DISTINCT topic FROM outbox WHERE published_at IS NULL"
-            )
-        ]
+        topics = [r["topic"] for r in await conn.fetch("SELECT DISTINCT topic FROM outbox")]
         if not topics:
             return
         for topic in topics:
@@ -442,11 +440,11 @@ class OutboxRelay:
             for t in topics
             for p in self._partitions[t]
         }
-        marked = 0
+        deleted = 0
         async for found, positions in _read_since(self.bootstrap, starts, self._stopping):
-            marked += await _mark_found(conn, found, positions)
-        if marked:
-            log.info("outbox reconcile: %d rows were already in Kafka", marked)
+            deleted += await _delete_found(conn, found, positions)
+        if deleted:
+            log.info("outbox reconcile: %d rows were already in Kafka", deleted)
 
     async def _sleep(self, seconds: float, event: asyncio.Event | None = None) -> None:
         """`seconds`, cut short by `event` (default: stop). Once stopped, a wait for stop
@@ -525,14 +523,14 @@ class _Marks:
 
 
 async def _pending(conn: asyncpg.Connection, limit: int, marks: _Marks) -> list[_Row]:
-    """The next unpublished rows, in one statement with the mark of the rows published
-    since the last read (the read's snapshot does not see that mark, so it leaves them out
+    """The next rows, in one statement with the deletion of the rows published since the
+    last read (the read's snapshot does not see that deletion, so it leaves them out
     itself)."""
     keys = list(marks.offsets)
     records = await conn.fetch(
         f"WITH marked AS ({_MARK}), saved AS ({_SAVE_CHECKPOINTS})"  # noqa: S608 - constants
         " SELECT seq, topic, key, headers, value, event_source, event_id, event_type FROM outbox"
-        " WHERE published_at IS NULL AND seq <> ALL($4::bigint[]) ORDER BY seq LIMIT $5",
+        " WHERE seq <> ALL($4::bigint[]) ORDER BY seq LIMIT $5",
         [t for t, _ in keys],
         [p for _, p in keys],
         [marks.offsets[k] for k in keys],
@@ -559,10 +557,10 @@ def _row(record: asyncpg.Record) -> _Row:
     return row
 
 
-async def _mark_published(
+async def _delete_published(
     conn: asyncpg.Connection, seqs: list[int], offsets: dict[tuple[str, int], int]
 ) -> None:
-    """Mark the rows and advance the checkpoints in one statement (atomic on its own: one
+    """Delete the rows and advance the checkpoints in one statement (atomic on its own: one
     round trip instead of a four-statement transaction)."""
     keys = list(offsets)
     await conn.execute(
@@ -574,7 +572,7 @@ async def _mark_published(
     )
 
 
-_MARK = "UPDATE outbox SET published_at = now() WHERE seq = ANY($4::bigint[]) RETURNING 1"
+_MARK = "DELETE FROM outbox WHERE seq = ANY($4::bigint[]) RETURNING 1"
 _SAVE_CHECKPOINTS = (
     "INSERT INTO outbox_checkpoints (topic, kafka_partition, next_offset)"
     " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])"
@@ -597,18 +595,17 @@ async def _save_checkpoints(conn: asyncpg.Connection, offsets: dict[tuple[str, i
     )
 
 
-async def _mark_found(
+async def _delete_found(
     conn: asyncpg.Connection,
     found: set[tuple[str, str]],
     positions: dict[tuple[str, int], int],
 ) -> int:
-    """Mark the rows behind records found in Kafka and advance the checkpoints past them,
+    """Delete the rows behind records found in Kafka and advance the checkpoints past them,
     in one transaction: the progress of a reconcile is saved chunk by chunk."""
     async with conn.transaction():
         status: str = await conn.execute(
-            "UPDATE outbox SET published_at = now() FROM unnest($1::text[], $2::text[])"
-            " AS f(src, id) WHERE event_source = f.src AND event_id = f.id"
-            " AND published_at IS NULL",
+            "DELETE FROM outbox USING unnest($1::text[], $2::text[])"
+            " AS f(src, id) WHERE event_source = f.src AND event_id = f.id",
             [s for s, _ in found],
             [i for _, i in found],
         )

@@ -209,10 +209,10 @@ async def running(
             yield RunningService(name, app, client, settings)
 
 
-async def read_records(
-    bootstrap: str, topic: str, expected: int, *, partitions: int = 3, timeout: float = 30.0
-) -> list[ConsumerRecord]:
-    """Every record of ``topic`` from the beginning, once at least ``expected`` are there."""
+@asynccontextmanager
+async def _from_the_beginning(
+    bootstrap: str, topic: str, partitions: int
+) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
     )
@@ -221,14 +221,22 @@ async def read_records(
         assigned = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
+        yield consumer, assigned
+    finally:
+        await consumer.stop()
+
+
+async def read_records(
+    bootstrap: str, topic: str, expected: int, *, partitions: int = 3, timeout: float = 30.0
+) -> list[ConsumerRecord]:
+    """Every record of ``topic`` from the beginning, once at least ``expected`` are there."""
+    async with _from_the_beginning(bootstrap, topic, partitions) as (consumer, _):
         records: list[ConsumerRecord] = []
         deadline = time.monotonic() + timeout
         while len(records) < expected and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
             records += [record for part in batch.values() for record in part]
         return records
-    finally:
-        await consumer.stop()
 
 
 async def topic_size(bootstrap: str, topic: str, *, partitions: int = 3) -> int:
@@ -248,12 +256,34 @@ def headers_of(record: ConsumerRecord) -> dict[str, str]:
 
 
 async def stored(svc: RunningService, event: dict[str, Any]) -> tuple[int, int]:
-    """(outbox rows, receipts) of ``event``."""
-    outbox = await svc.pool.fetchval("SELECT count(*) FROM outbox WHERE event_id = $1", event["id"])
+    """(copies of ``event`` queued for Kafka or in it, its receipts). The relay deletes an
+    outbox row once Kafka has the record: the outbox is read first, Kafka after it, so a row
+    published in between is in both (the larger count is taken)."""
+    queued = await svc.pool.fetchval("SELECT count(*) FROM outbox WHERE event_id = $1", event["id"])
+    published = await published_copies(
+        svc.settings.kafka_bootstrap_servers,
+        svc.topic(svc.name),
+        event["id"],
+        partitions=svc.settings.topic_partitions,
+    )
     receipts = await svc.pool.fetchval(
         "SELECT count(*) FROM ingestion_receipts WHERE event_id = $1", event["id"]
     )
-    return outbox, receipts
+    return max(queued, published), receipts
+
+
+async def published_copies(
+    bootstrap: str, topic: str, event_id: str, *, partitions: int = 3
+) -> int:
+    """The records of ``topic`` with ``ce_id`` = ``event_id``, up to the end offsets of now."""
+    async with _from_the_beginning(bootstrap, topic, partitions) as (consumer, assigned):
+        ends = await consumer.end_offsets(assigned)
+        copies = 0
+        while [tp for tp in assigned if await consumer.position(tp) < ends[tp]]:
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                copies += sum(dict(r.headers).get("ce_id") == event_id.encode() for r in records)
+        return copies
 
 
 async def backend_waiting_for_a_lock(admin: asyncpg.Connection) -> int:

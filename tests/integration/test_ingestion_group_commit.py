@@ -56,12 +56,13 @@ async def post_together(svc: RunningService, key: str, *events: Any) -> list[htt
 
 
 async def transactions_of(svc: RunningService, *events: dict[str, Any]) -> set[str]:
-    """The transactions (xmin) that wrote the outbox rows of ``events``."""
+    """The transactions (xmin) that wrote the receipts of ``events`` (their outbox rows are
+    written by the same statement; the relay deletes those once Kafka has them)."""
     rows = await svc.pool.fetch(
-        "SELECT xmin::text AS tx FROM outbox WHERE event_id = ANY($1::text[])",
+        "SELECT xmin::text AS tx FROM ingestion_receipts WHERE event_id = ANY($1::text[])",
         [e["id"] for e in events],
     )
-    assert len(rows) == len({e["id"] for e in events}), "an event has no outbox row"
+    assert len(rows) == len({e["id"] for e in events}), "an event has no receipt"
     return {row["tx"] for row in rows}
 
 

@@ -142,11 +142,11 @@ async def test_a_parked_row_does_not_stop_the_service_and_is_visible(
     async with running("nlib", database_url, kafka_bootstrap) as svc:
         key = await svc.key()
         stuck = with_data(HELD)
-        assert (await svc.post(stuck, key)).status_code == 202
         await svc.runtime.relay.stop()  # type: ignore[union-attr]
         await svc.runtime._tasks[0]
+        assert (await svc.post(stuck, key)).status_code == 202  # stays in the outbox
         await svc.pool.execute(
-            "UPDATE outbox SET value = $1, published_at = NULL WHERE event_id = $2",
+            "UPDATE outbox SET value = $1 WHERE event_id = $2",
             b"x" * (2 * 1024**2),
             stuck["id"],
         )
@@ -193,7 +193,7 @@ async def _restarted_relay(svc: RunningService) -> None:
 
 
 async def _unpublished_is(svc: RunningService, n: int) -> bool:
-    count = await svc.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    count = await svc.pool.fetchval("SELECT count(*) FROM outbox")
     return int(count) == n
 
 
@@ -212,19 +212,17 @@ async def test_readyz_stays_ready_without_kafka(database_url: str, kafka_bootstr
 
 
 async def test_readyz_reports_a_stuck_relay(database_url: str, kafka_bootstrap: str) -> None:
-    """The leading relay cannot mark what it sent (a lock holds the row) while Kafka
-    answers: once the oldest row is older than relay_stuck_seconds, /readyz says 503."""
+    """The leading relay is held in PostgreSQL (a lock on the checkpoints its every read
+    also writes) while Kafka answers: once the oldest row is older than
+    relay_stuck_seconds, /readyz says 503."""
     async with running("nlib", database_url, kafka_bootstrap, relay_stuck_seconds=1.0) as svc:
         key = await svc.key()
         assert (await svc.client.get("/readyz")).status_code == 200
         blocker = await svc.pool.acquire()
         try:
             async with blocker.transaction():
-                event = with_data(HELD)
-                await svc.post(event, key)
-                await blocker.execute(
-                    "SELECT 1 FROM outbox WHERE event_id = $1 FOR UPDATE", event["id"]
-                )
+                await blocker.execute("LOCK TABLE outbox_checkpoints IN EXCLUSIVE MODE")
+                assert (await svc.post(with_data(HELD), key)).status_code == 202
                 await asyncio.sleep(1.5)
                 ready = await svc.client.get("/readyz")
                 assert ready.status_code == 503, ready.text

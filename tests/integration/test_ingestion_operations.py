@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from ingestion_helpers import auth, example, running, structured
+from ingestion_helpers import auth, example, read_records, running, structured
 
 from support import eventually
 from teamnl_shared.db import create_pool
@@ -48,7 +48,7 @@ async def test_shutdown_flushes_the_outbox(database_url: str, kafka_bootstrap: s
         assert {r.status_code for r in responses} == {202}
     pool = await create_pool(database_url)
     try:
-        pending = await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        pending = await pool.fetchval("SELECT count(*) FROM outbox")
         assert pending == 0
     finally:
         await pool.close()
@@ -68,16 +68,19 @@ async def test_accepted_events_wake_the_relay_in_process(
                 return svc.app.state.runtime.relay.leader  # type: ignore[no-any-return]
 
             async def none_pending() -> bool:
-                pending = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+                pending = "SELECT count(*) FROM outbox"
                 return await pool.fetchval(pending) == 0  # type: ignore[no-any-return]
 
             await eventually(leading)
-            assert (await svc.post(structured(HELD, example(HELD, "-one")), key)).status_code == 202
+            single = structured(HELD, example(HELD, "-one"))
+            assert (await svc.post(single, key)).status_code == 202
             await eventually(none_pending, timeout=5)
             batch = [structured(HELD, example(HELD, f"-b{i}")) for i in range(3)]
             assert (await svc.post_batch(batch, key)).status_code == 200
             await eventually(none_pending, timeout=5)
-            assert await pool.fetchval("SELECT count(*) FROM outbox") >= 4
+            records = await read_records(kafka_bootstrap, svc.topic("nlib"), 4, timeout=5)
+            published = {dict(r.headers)["ce_id"].decode() for r in records}
+            assert {e["id"] for e in [single, *batch]} <= published
         finally:
             await pool.close()
 

@@ -62,7 +62,9 @@ async def test_a_batch_applies_each_type_in_one_round_trip_and_keeps_request_ord
         assert await svc.count("missions") == 10
         assert await svc.count("companies") == 10
         assert await svc.count("budget_spendings") == 10
-        rows = await svc.pool.fetch("SELECT event_id FROM outbox ORDER BY seq")
+        rows = await svc.pool.fetch(  # the outbox sequence each receipt names
+            "SELECT event_id FROM ingestion_receipts ORDER BY (receipt->>'sequence')::bigint"
+        )
         assert [row["event_id"] for row in rows] == [e["id"] for e in batch]
 
 

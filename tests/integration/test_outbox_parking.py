@@ -17,7 +17,7 @@ from test_outbox_inbox import mission_event
 
 from support import eventually
 from teamnl_shared.contract.envelope import Event
-from teamnl_shared.outbox import OutboxRelay, _mark_found, _read_since, enqueue, parked_rows
+from teamnl_shared.outbox import OutboxRelay, _delete_found, _read_since, enqueue, parked_rows
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ async def write(pool: asyncpg.Pool, topic: str, events: list[Event]) -> None:
 
 
 async def unpublished(pool: asyncpg.Pool) -> int:
-    return int(await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+    return int(await pool.fetchval("SELECT count(*) FROM outbox"))
 
 
 async def test_a_record_kafka_can_never_take_is_parked_and_the_rest_is_published_in_order(
@@ -116,23 +116,23 @@ async def _send_as_a_crashed_relay(bootstrap: str, topic: str, events: list[Even
 async def test_reconcile_keeps_its_progress_and_the_relay_resumes_without_resending(
     database_url: str, migrated_pool: asyncpg.Pool, make_topics, kafka_bootstrap: str
 ) -> None:
-    """A reconcile that ends after its first chunk has marked that chunk and advanced the
+    """A reconcile that ends after its first chunk has deleted that chunk and advanced the
     checkpoint; the next session reads only the rest and sends nothing twice."""
     (topic,) = await make_topics("reconcile", partitions=1)
     events = [mission_event(i % 7, i) for i in range(3000)]
     await write(migrated_pool, topic, events)
-    await _send_as_a_crashed_relay(kafka_bootstrap, topic, events)  # crash before marking
+    await _send_as_a_crashed_relay(kafka_bootstrap, topic, events)  # crash before deleting
 
     tp = TopicPartition(topic, 0)
     chunks = _read_since(kafka_bootstrap, {tp: 0}, asyncio.Event())
     found, positions = await anext(chunks)
     await chunks.aclose()  # the session ends here
     async with migrated_pool.acquire() as conn:
-        marked = await _mark_found(conn, found, positions)
-    assert 0 < marked < len(events), "a first chunk, not everything"
+        deleted = await _delete_found(conn, found, positions)
+    assert 0 < deleted < len(events), "a first chunk, not everything"
     checkpoint = await migrated_pool.fetchval("SELECT next_offset FROM outbox_checkpoints")
-    assert checkpoint == marked, "the checkpoint follows the rows marked"
-    assert await unpublished(migrated_pool) == len(events) - marked
+    assert checkpoint == deleted, "the checkpoint follows the rows deleted"
+    assert await unpublished(migrated_pool) == len(events) - deleted
 
     relay = OutboxRelay(database_url, kafka_bootstrap, poll_interval=0.2)
     await relay_until_nothing_left(relay, migrated_pool)

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from ingestion_helpers import read_records
 
 from dashboard_harness import dashboard_settings, running_dashboard
 from inprocess import fresh_database, mission_held, post_event, serving
@@ -162,14 +163,19 @@ async def test_the_last_window_is_reported_and_published_at_shutdown(
             assert await send_bad(nlib, key) == [202, 422, 422, 403]
     pool = await create_pool(database_url, max_size=1)
     try:
-        rows = await pool.fetch(
-            "SELECT topic, key, value, published_at FROM outbox WHERE event_type = $1",
-            PartnerQualityReported.TYPE,
-        )
+        unsent = await pool.fetchval("SELECT count(*) FROM outbox")
     finally:
         await pool.close()
-    [row] = rows
-    assert row["topic"] == settings.topic("teamnl.ops.events") and row["key"] == BAD
-    assert row["published_at"] is not None  # the relay flushed it before stopping
-    report = PartnerQualityReported.model_validate_json(bytes(row["value"]))
+    assert unsent == 0  # the relay flushed the report before stopping
+    records = await read_records(
+        settings.kafka_bootstrap_servers,
+        settings.topic("teamnl.ops.events"),
+        1,
+        partitions=settings.topic_partitions,
+    )
+    [record] = [
+        r for r in records if dict(r.headers)["ce_type"] == PartnerQualityReported.TYPE.encode()
+    ]
+    assert record.key == BAD.encode()
+    report = PartnerQualityReported.model_validate_json(record.value)
     assert (report.accepted, report.rejected) == (1, {"forbidden": 1, "invalid-event": 2})
