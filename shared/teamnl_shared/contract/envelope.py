@@ -249,35 +249,46 @@ def rfc3339(text: str) -> datetime:
 
 def _bound_problems(attrs: dict[str, Any], prefix: str) -> list[Problem]:
     """Lengths, character sets and the number of extensions: checked before any parser or
-    database sees an attribute (an 80 kB id must answer 422, not break an index)."""
-    problems = [
-        Problem(f"{prefix}{name}", f"at most {limit} characters")
-        for name, limit in _MAX_LENGTHS.items()
-        if isinstance(attrs.get(name), str) and len(attrs[name]) > limit
+    database sees an attribute (an 80 kB id must answer 422, not break an index). One pass
+    over the attributes (every record read and every event accepted comes through here:
+    a comprehension per check took a fifth of reading a record); the problems are listed
+    in the order of `_MAX_LENGTHS`, then `_SAFE_CHARACTERS`, then the extensions'."""
+    lengths: list[str] = []
+    characters: list[str] = []
+    extensions: list[Problem] = []
+    extension_count = 0
+    for name, value in attrs.items():
+        limit = _MAX_LENGTHS.get(name)
+        if limit is None:
+            extension_count += 1
+            if len(name) > MAX_EXTENSION_NAME_LENGTH or not _EXTENSION_NAME.match(name):
+                reason = f"an extension name is 1-{MAX_EXTENSION_NAME_LENGTH} of [a-z0-9]"
+                extensions.append(Problem(f"{prefix}{name[:MAX_EXTENSION_NAME_LENGTH]}", reason))
+            elif len(str(value)) > MAX_EXTENSION_VALUE_LENGTH:
+                reason = f"an extension value has at most {MAX_EXTENSION_VALUE_LENGTH} characters"
+                extensions.append(Problem(f"{prefix}{name}", reason))
+        elif isinstance(value, str):
+            if len(value) > limit:
+                lengths.append(name)
+            elif name in _SAFE_CHARACTERS and not _SAFE_ATTRIBUTE.match(value):
+                characters.append(name)
+    if extension_count > MAX_EXTENSIONS:
+        extensions = [Problem(prefix or "/", f"at most {MAX_EXTENSIONS} extension attributes")]
+    if not (lengths or characters):
+        return extensions
+    return [
+        *(
+            Problem(f"{prefix}{name}", f"at most {_MAX_LENGTHS[name]} characters")
+            for name in _MAX_LENGTHS
+            if name in lengths
+        ),
+        *(
+            Problem(f"{prefix}{name}", "only visible ASCII characters (no spaces or control codes)")
+            for name in _SAFE_CHARACTERS
+            if name in characters
+        ),
+        *extensions,
     ]
-    problems += [
-        Problem(f"{prefix}{name}", "only visible ASCII characters (no spaces or control codes)")
-        for name in _SAFE_CHARACTERS
-        if isinstance(attrs.get(name), str)
-        and len(attrs[name]) <= _MAX_LENGTHS[name]
-        and not _SAFE_ATTRIBUTE.match(attrs[name])
-    ]
-    return problems + _extension_problems(attrs, prefix)
-
-
-def _extension_problems(attrs: dict[str, Any], prefix: str) -> list[Problem]:
-    names = [name for name in attrs if name not in _KNOWN_ATTRIBUTES]
-    if len(names) > MAX_EXTENSIONS:
-        return [Problem(prefix or "/", f"at most {MAX_EXTENSIONS} extension attributes")]
-    problems = []
-    for name in names:
-        if len(name) > MAX_EXTENSION_NAME_LENGTH or not _EXTENSION_NAME.match(name):
-            reason = f"an extension name is 1-{MAX_EXTENSION_NAME_LENGTH} of [a-z0-9]"
-            problems.append(Problem(f"{prefix}{name[:MAX_EXTENSION_NAME_LENGTH]}", reason))
-        elif len(str(attrs[name])) > MAX_EXTENSION_VALUE_LENGTH:
-            reason = f"an extension value has at most {MAX_EXTENSION_VALUE_LENGTH} characters"
-            problems.append(Problem(f"{prefix}{name}", reason))
-    return problems
 
 
 def _lookup(event_type: str | None, prefix: str, problems: list[Problem]) -> EventSpec | None:
