@@ -6,7 +6,9 @@ The statements are the projectors' own."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, date, datetime
+from typing import Any
 
 import asyncpg
 import pytest
@@ -15,6 +17,7 @@ from teamnl_dashboard.projections.network import INSERT_ACTIVITY as ACTIVITY
 from teamnl_dashboard.projections.network import INSERT_EVENT as EVENT
 from teamnl_dashboard.projections.network import UPSERT_SPEND
 from teamnl_dashboard.projections.schema import create_schema
+from teamnl_dashboard.projections.totals import VACUUM
 from teamnl_dashboard.projections.writes import BufferedWrites
 
 pytestmark = pytest.mark.integration
@@ -178,6 +181,84 @@ async def test_two_folds_at_once_keep_every_count(database_url: str) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+SMALL_TOTALS = {
+    "budget_totals": "INSERT INTO budget_totals SELECT 'nlib', 2025, 1, 100"
+    " FROM generate_series(1, $1)",
+    "tinl_partner_sets": "INSERT INTO tinl_partner_sets SELECT ARRAY['rvo', 'nlib'], 1, 0"
+    " FROM generate_series(1, $1)",
+    "wp_portfolio": "INSERT INTO wp_portfolio SELECT 'active', 2025, NULL, ARRAY[6, 9], 1"
+    " FROM generate_series(1, $1)",
+}
+"""A delta row per row written, as the row triggers add them: one key each."""
+
+
+def _rows_read(plan: dict[str, Any]) -> int:
+    """The rows every node of a plan produced, times its loops: the work it did."""
+    own = int(plan.get("Actual Rows", 0)) * int(plan.get("Actual Loops", 1))
+    return own + sum(_rows_read(child) for child in plan.get("Plans", []))
+
+
+async def test_the_small_totals_fold_in_work_linear_in_their_rows_after_a_vacuum(
+    database_url: str,
+) -> None:
+    """The folder vacuums the running totals after a fold has left them a row per key in
+    the pages a second's delta rows took (statistics: a row in many pages); a second later
+    the row triggers have added thousands of delta rows again, and the connection plans its
+    fold on the vacuum's statistics. Its plans must still touch each
+    row a bounded number of times (joining a table to its own grouping re-grouped every
+    row for every row: a fold of 275 ms instead of 4). Counted from the fold's own plans
+    (auto_explain with ANALYZE), not timed; and every key still sums to every row."""
+    deltas = 1000
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await create_schema(conn, "proj")
+        await conn.execute("SET search_path = proj, public")
+        for insert in SMALL_TOTALS.values():
+            await conn.execute(insert, deltas)
+        await conn.execute("SELECT fold_totals()")
+        # the folder's own: each table holds a row per key, in the pages its deltas took
+        await conn.execute(VACUUM)
+        for insert in SMALL_TOTALS.values():
+            await conn.execute(insert, deltas)
+        plans: list[dict[str, Any]] = []
+        conn.add_log_listener(
+            lambda _c, message: (
+                plans.append(json.loads(message.message.split("plan:", 1)[1]))
+                if "plan:" in message.message
+                else None
+            )
+        )
+        await conn.execute("LOAD 'auto_explain'")
+        for setting in (
+            "auto_explain.log_min_duration = 0",
+            "auto_explain.log_nested_statements = on",
+            "auto_explain.log_analyze = on",
+            "auto_explain.log_timing = off",
+            "auto_explain.log_format = json",
+            "client_min_messages = log",
+        ):
+            await conn.execute(f"SET {setting}")
+        async with conn.transaction():
+            await conn.execute("SELECT fold_totals()")
+        await conn.execute("SET client_min_messages = notice")
+
+        for table in SMALL_TOTALS:
+            [plan] = [p["Plan"] for p in plans if f"DELETE FROM {table}" in p["Query Text"]]
+            assert _rows_read(plan) <= 10 * deltas, table
+        assert [tuple(r) for r in await conn.fetch("SELECT * FROM budget_totals")] == [
+            ("nlib", 2025, 2 * deltas, 100 * 2 * deltas)
+        ]
+        assert [tuple(r) for r in await conn.fetch("SELECT * FROM tinl_partner_sets")] == [
+            (["rvo", "nlib"], 2 * deltas, 0)
+        ]
+        assert [tuple(r) for r in await conn.fetch("SELECT * FROM wp_portfolio")] == [
+            ("active", 2025, None, [6, 9], 2 * deltas)
+        ]
+    finally:
+        await conn.close()
 
 
 class Recording:

@@ -16,11 +16,11 @@ LIVE_SCHEMA = "proj"  # also written out in the SQL below
 # 2: events.title; 3: running totals, indexes for the rules; 4: identity (topic, source, id);
 # 5: date indexes for the TINL partners' latest participation and for budget readings;
 # 6: event and activity totals counted per statement; 7: those totals kept per day;
-# 8: their fold in PL/pgSQL (its plans kept per connection)
-PROJECTION_VERSION = 8
+# 8: their fold in PL/pgSQL (its plans kept per connection); 9: the small totals folded whole
+PROJECTION_VERSION = 9
 # Versions reachable in place from the one before, keeping every row (upgrade_<n>.sql); a
 # version without one is reached by a rebuild from the topics.
-IN_PLACE_UPGRADES = frozenset({4, 5, 6, 7, 8})
+IN_PLACE_UPGRADES = frozenset({4, 5, 6, 7, 8, 9})
 _INSTALL_LOCK = 7_310_101  # one installer or swapper at a time
 _SCHEMA_NAME = re.compile(r"^proj(_rebuild_[a-z0-9]+)?$")
 
