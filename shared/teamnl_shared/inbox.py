@@ -147,9 +147,12 @@ class Inbox:
                 await self.before_commit(conn, outcome.applied)
         return outcome
 
-    def _record_span(self, record: ConsumerRecord) -> contextlib.AbstractContextManager[Span]:
+    def _record_span(
+        self, record: ConsumerRecord, event: Event | InvalidEvent
+    ) -> contextlib.AbstractContextManager[Span]:
         if self.trace_records:
-            return consume_span(self.tracer, record, self.name)
+            event_type = event.type if isinstance(event, Event) else None
+            return consume_span(self.tracer, record, self.name, event_type)
         return contextlib.nullcontext(trace.INVALID_SPAN)
 
     @contextlib.asynccontextmanager
@@ -175,7 +178,7 @@ class Inbox:
         outcome = Outcome()
         fresh = await _record_fresh(conn, records, parsed)
         for record, event in zip(records, parsed, strict=True):
-            with self._record_span(record) as span:
+            with self._record_span(record, event) as span:
                 if isinstance(event, InvalidEvent):
                     _invalid(span, record, event, outcome)
                 elif (record.topic, event.source, event.id) not in fresh:
@@ -195,7 +198,7 @@ class Inbox:
     ) -> Outcome:
         outcome = Outcome()
         for record, event in zip(records, parsed, strict=True):
-            with self._record_span(record) as span:
+            with self._record_span(record, event) as span:
                 if isinstance(event, InvalidEvent):
                     _invalid(span, record, event, outcome)
                 else:
