@@ -13,6 +13,7 @@ import signal
 
 import uvloop
 
+from .collector import settle_collector
 from .outbox import OutboxRelay, drained
 
 FLUSH_SECONDS = 15.0
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=500)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settle_collector()
     uvloop.run(_main(args.database_url, args.bootstrap, args.batch_size))
 
 

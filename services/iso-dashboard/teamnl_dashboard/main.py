@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uvicorn
 
+from teamnl_shared.collector import settle_collector
 from teamnl_shared.telemetry import configure_logging
 
 from .app import create_app
@@ -16,8 +17,10 @@ from .settings import DashboardSettings
 def main() -> None:
     settings = DashboardSettings()
     configure_logging(settings.service_name, settings.log_level)
+    app = create_app(settings)
+    settle_collector()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

@@ -32,6 +32,7 @@ import uvloop
 from aiokafka import ConsumerRecord, TopicPartition
 from opentelemetry import trace
 
+from teamnl_shared.collector import settle_collector
 from teamnl_shared.contract.envelope import Event, InvalidEvent
 from teamnl_shared.inbox import Inbox, parse_ahead, records_of
 from teamnl_shared.kafka import assigned_reader, partitions_of
@@ -433,6 +434,7 @@ def _replay_part_in_process(
     settings: DashboardSettings, schema: str, targets: Positions, result: Connection
 ) -> None:
     """The entry point of a part's process."""
+    settle_collector()
     try:
         done = uvloop.run(_replay_part(settings, schema, targets))
     except BaseException as error:
@@ -468,6 +470,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     ).parse_args()
     logging.basicConfig(level=logging.WARNING)
+    settle_collector()
     result = uvloop.run(rebuild(DashboardSettings(), progress=lambda line: print(line, flush=True)))
     print(
         f"done: {result.records} records, {result.applied} applied, "

@@ -10,6 +10,7 @@ import signal
 
 import uvloop
 
+from teamnl_shared.collector import settle_collector
 from teamnl_shared.telemetry import configure_logging
 
 from .consumer import Consumers
@@ -40,6 +41,7 @@ async def _stop_on(stopping: asyncio.Event, consumer: Consumers) -> None:
 def main() -> None:
     settings = DashboardSettings()
     configure_logging(f"{settings.service_name}-consumer", settings.log_level)
+    settle_collector()
     uvloop.run(run_worker(settings))
 
 

@@ -10,6 +10,7 @@ from typing import TypeVar
 import uvicorn
 from fastapi import FastAPI
 
+from teamnl_shared.collector import settle_collector
 from teamnl_shared.telemetry import configure_logging
 
 from .settings import IngestionSettings
@@ -19,8 +20,10 @@ S = TypeVar("S", bound=IngestionSettings)
 
 def serve(settings: S, create_app: Callable[[S], FastAPI]) -> None:
     configure_logging(settings.service_name, settings.log_level)
+    app = create_app(settings)
+    settle_collector()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
