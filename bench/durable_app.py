@@ -19,6 +19,7 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from teamnl_shared.collector import settle_collector
 from teamnl_shared.db import keep_session
 
 DATABASE_URL_ENV = "BENCH_DURABLE_DATABASE_URL"
@@ -66,5 +67,8 @@ def create_app(database_url: str) -> FastAPI:
 
 
 def app() -> FastAPI:
-    """``uvicorn --factory bench.durable_app:app``, the database named by the environment."""
-    return create_app(os.environ[DATABASE_URL_ENV])
+    """``uvicorn --factory bench.durable_app:app``, the database named by the environment;
+    the garbage collector settled as the services settle theirs."""
+    served = create_app(os.environ[DATABASE_URL_ENV])
+    settle_collector()
+    return served

@@ -11,6 +11,8 @@ import json
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from teamnl_shared.collector import settle_collector
+
 
 def create_app() -> FastAPI:
     app = FastAPI(title="bench no-op baseline")
@@ -27,6 +29,14 @@ def create_app() -> FastAPI:
     async def ready() -> dict[str, str]:
         return {"status": "ready"}
 
+    return app
+
+
+def served() -> FastAPI:
+    """``uvicorn --factory bench.noop_app:served``: the garbage collector settled as the
+    services settle theirs."""
+    app = create_app()
+    settle_collector()
     return app
 
 

@@ -103,7 +103,7 @@ class Bench:
     def single(self) -> None:
         size = self.size
         log(f"1. single-event: baseline no-op FastAPI, {size.single_seconds:g}s")
-        noop = self._baseline_app("noop", "bench.noop_app:create_app", 9, {})
+        noop = self._baseline_app("noop", "bench.noop_app:served", 9, {})
         log(f"1. single-event: baseline durable insert FastAPI, {size.single_seconds:g}s")
         durable_env = {DURABLE_URL_ENV: self.stack.database_url("nlib")}
         durable = self._baseline_app("durable", "bench.durable_app:app", 8, durable_env)
