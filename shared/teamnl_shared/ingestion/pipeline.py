@@ -28,6 +28,7 @@ from opentelemetry import trace
 
 from teamnl_shared import outbox
 from teamnl_shared.contract.envelope import Event, Problem
+from teamnl_shared.telemetry.messaging import EVENT_TYPE
 
 from . import receipts
 from .keys import Partner
@@ -280,7 +281,7 @@ class _UnitOfWork:
         refused: dict[int, ApiProblem] = {}
         for handler, run in waiting.runs.values():
             attributes: dict[str, str | int] = {
-                "teamnl.event.type": run[0].event.type,
+                EVENT_TYPE: run[0].event.type,
                 "teamnl.events": len(run),
             }
             with tracer.start_as_current_span(f"apply {handler.table}", attributes=attributes):
