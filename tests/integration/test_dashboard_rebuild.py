@@ -186,19 +186,40 @@ async def test_a_rebuild_read_in_many_small_fetches_gives_the_same_projections(
     """Proves: with the next fetch read and parsed while the one before is in the database
     (here three records per fetch, so every fetch overlaps another), each record is still
     applied once, in order: the projections, views and findings equal those before. The
-    running totals are folded after every `FOLD_AFTER_RECORDS` applied (here ten) and once
-    per catch-up, not per fetch: no delta row is left."""
+    replay loads tables with no running totals kept and no secondary index (the totals are
+    summed from the loaded rows once, then the indexes built): when it has loaded every
+    record, the totals are empty and the primary keys are the only indexes. Only a
+    catch-up, its triggers then in place, adds delta rows, folded once per catch-up: none
+    is left."""
     monkeypatch.setattr(rebuild_module, "REPLAY_BATCH", 3)
-    monkeypatch.setattr(rebuild_module, "FOLD_AFTER_RECORDS", 10)
     folds = 0
+    loaded: dict[str, int] = {}
     fold = rebuild_module._Replayer.fold
+    complete_load = rebuild_module._Replayer.complete_load
 
     async def counted_fold(replayer: Any) -> None:
         nonlocal folds
         folds += 1
         await fold(replayer)
 
+    async def looked_at_load(replayer: Any, schema: str) -> None:
+        async with replayer.pool.acquire() as conn:
+            for table in RUNNING_TOTALS:
+                loaded[table] = await conn.fetchval(f"SELECT count(*) FROM {schema}.{table}")
+            loaded["indexes"] = await conn.fetchval(
+                "SELECT count(*) FROM pg_indexes WHERE schemaname = $1"
+                " AND indexname NOT LIKE '%_pkey'",
+                schema,
+            )
+            loaded["triggers"] = await conn.fetchval(
+                "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+                " WHERE c.relnamespace = $1::regnamespace AND NOT t.tgisinternal",
+                schema,
+            )
+        await complete_load(replayer, schema)
+
     monkeypatch.setattr(rebuild_module._Replayer, "fold", counted_fold)
+    monkeypatch.setattr(rebuild_module._Replayer, "complete_load", looked_at_load)
     clock = FakeClock(NOW)
     settings = dashboard_settings(database_url, kafka_bootstrap)
     async with running_dashboard(settings, clock) as dash:
@@ -206,14 +227,47 @@ async def test_a_rebuild_read_in_many_small_fetches_gives_the_same_projections(
         lines: list[str] = []
         result = await rebuild(settings, progress=lines.append, clock=clock)
         assert result.records == result.applied == len(events) > 3 * 4
-        assert sum(line.startswith("replayed") for line in lines) >= len(events) // 3
+        assert sum(line.startswith("replayed ") for line in lines) >= len(events) // 3
         assert await snapshot(dash) == before
-        # every 10 to 12 records (fetches of up to 3), then the replay and each catch-up (a
-        # switch that met a live reader's lock is run again, its catch-up with it)
+        assert loaded == dict.fromkeys([*RUNNING_TOTALS, "indexes", "triggers"], 0)
+        # a switch that met a live reader's lock (deadlock) is run again, its catch-up too
         catch_ups = 1 + lines.count("the switch met a reader's lock (deadlock); switching again")
-        assert len(events) // 12 + 1 + catch_ups <= folds <= len(events) // 10 + 1 + catch_ups
+        assert folds == catch_ups
         for table in ("family_totals", "activity_months"):
             assert await dash.pool.fetchval(f"SELECT count(*) FROM proj.{table} WHERE delta") == 0
+
+
+async def test_a_rebuilt_schema_has_the_indexes_and_triggers_of_a_fresh_one(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Proves: what a rebuild's loaded schema left out until loaded - its secondary indexes,
+    its running totals' triggers - is there once it is switched in, the same as in a schema
+    created fresh (named apart from the schema)."""
+    clock = FakeClock(NOW)
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    async with running_dashboard(settings, clock) as dash:
+        await projected_network(dash)
+        fresh = await schema_objects(dash.pool, "proj")
+        assert len(fresh["indexes"]) > len(RUNNING_TOTALS) and len(fresh["triggers"]) >= 6
+        await rebuild(settings, progress=lambda _line: None, clock=clock)
+        assert await schema_objects(dash.pool, "proj") == fresh
+
+
+async def schema_objects(pool: asyncpg.Pool, schema: str) -> dict[str, list[str]]:
+    """Every index and trigger of `schema`, as its definition."""
+    indexes = await pool.fetch(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname", schema
+    )
+    triggers = await pool.fetch(
+        "SELECT pg_get_triggerdef(t.oid) AS def FROM pg_trigger t"
+        " JOIN pg_class c ON c.oid = t.tgrelid"
+        " WHERE c.relnamespace = $1::regnamespace AND NOT t.tgisinternal ORDER BY t.tgname",
+        schema,
+    )
+    return {
+        "indexes": [r["indexdef"] for r in indexes],
+        "triggers": [r["def"] for r in triggers],
+    }
 
 
 async def test_a_rebuild_split_between_processes_gives_the_same_projections(

@@ -2,9 +2,12 @@
 
 ``python -m teamnl_dashboard.rebuild`` (settings from DASHBOARD_*), or :func:`rebuild`.
 
-1. Create a fresh schema ``proj_rebuild_<id>`` (projection tables and its own inbox).
+1. Create a fresh schema ``proj_rebuild_<id>`` (projection tables and its own inbox), to
+   be loaded: without secondary indexes and without the running totals' triggers.
 2. Replay every family topic from the beginning into it (no consumer group: partitions
    are assigned directly), up to the end offsets seen at the start; progress is printed.
+   Then sum the running totals from the loaded rows and build the indexes and triggers
+   (``complete_load``).
 3. Switch over in one transaction: lock the live inbox (live consumers finish their batch
    and wait), replay what the live projections have seen since, drop the live schema and
    rename the new one to ``proj``. Waiting consumers then continue on the new schema,
@@ -45,6 +48,7 @@ from .projections.network import record_dead_letter
 from .projections.schema import (
     PROJECTION_VERSION,
     can_upgrade_in_place,
+    complete_load,
     create_schema,
     drop_schema,
     live_positions,
@@ -68,12 +72,6 @@ PARALLEL_FROM_RECORDS = 50_000
 REPLAY_BATCH = 5000
 """Records per fetch and transaction while replaying: large, since the rules are evaluated
 once at the end, not per batch."""
-FOLD_AFTER_RECORDS = 200_000
-"""A replay folds the running totals' delta rows (`projections.fold_totals`) after about
-this many records, and once more when it has caught up, not per transaction: a fold
-rewrites every key that has a delta row, so it costs about the same however much it
-folds; and the parts of a rebuild, folding the same keys at once, waited on each other's
-row locks (up to half of the replay's database time)."""
 
 
 class RebuildRunning(RuntimeError):
@@ -88,8 +86,9 @@ class RebuildResult:
     dead_letters: int
     seconds: float
     phases: dict[str, float]
-    """Seconds per phase: ``replay`` (up to the end offsets seen at the start), ``switch``
-    (the catch-up under the lock and the swap), ``rules`` (every rule evaluated once)."""
+    """Seconds per phase: ``replay`` (up to the end offsets seen at the start), ``load``
+    (the running totals summed, the indexes built), ``switch`` (the catch-up under the
+    lock and the swap), ``rules`` (every rule evaluated once)."""
 
 
 class _Replayer:
@@ -106,18 +105,21 @@ class _Replayer:
         self.consumer = assigned_reader(settings.kafka_bootstrap_servers)
         self.positions: Positions = {}
         self.records = self.applied = self.dead = 0
-        self.unfolded = 0  # records applied since the last fold
         self.phases: dict[str, float] = {}
 
     async def _project(self, _conn: asyncpg.Connection, event: Event, _rec: ConsumerRecord) -> None:
         await projections.apply(self.writes.as_connection(), event)
 
     async def fold(self) -> None:
-        """Fold the running totals' delta rows (readers sum a key's rows: they read the same
-        either way, but fewer rows faster)."""
+        """Fold the running totals' delta rows that a catch-up's records added (readers sum
+        a key's rows: they read the same either way, but fewer rows faster)."""
         async with self.pool.acquire() as conn:
             await projections.fold_totals(conn)
-        self.unfolded = 0
+
+    async def complete_load(self, schema: str) -> None:
+        """After the replay of every part: the running totals, indexes and triggers."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await complete_load(conn, schema)
 
     async def start(self) -> Positions:
         """Start reading; returns every partition's current end offset."""
@@ -172,7 +174,6 @@ class _Replayer:
             if applying is not None:
                 await applying
                 applying = None
-            await self.fold()
         finally:
             if applying is not None and not applying.done():
                 applying.cancel()
@@ -201,9 +202,6 @@ class _Replayer:
         self.records += len(records)
         self.applied += len(outcome.applied)
         self.dead += len(outcome.dead)
-        self.unfolded += len(outcome.applied)
-        if self.unfolded >= FOLD_AFTER_RECORDS:
-            await self.fold()
 
 
 async def rebuild(
@@ -230,7 +228,7 @@ async def _rebuild_prepared(
             raise RebuildRunning("another rebuild is running")
         schema = f"proj_rebuild_{uuid.uuid4().hex[:10]}"
         async with admin.transaction():
-            await create_schema(admin, schema)
+            await create_schema(admin, schema, to_load=True)
         progress(f"building {schema}")
         try:
             replayer = await _replay_and_swap(settings, admin, schema, progress)
@@ -304,6 +302,10 @@ async def _replay_and_swap(
         started = clock()
         await _replay_in_parts(settings, schema, replayer)
         replayer.phases["replay"] = clock() - started
+        progress("every record replayed; summing the running totals, building the indexes")
+        started = clock()
+        await replayer.complete_load(schema)
+        replayer.phases["load"] = clock() - started
         progress("caught up; switching over")
         started = clock()
         for attempt in range(1, SWITCH_ATTEMPTS + 1):
@@ -334,6 +336,7 @@ async def _switch(admin: asyncpg.Connection, schema: str, replayer: _Replayer) -
                 for tp, pos in replayer.positions.items()
             }
         )
+        await replayer.fold()
         await swap_in(admin, schema)
         # at the switch's commit: every instance's overview cache and open page hear of it
         await notify(admin, {"kind": "projections", "rebuilt": schema})

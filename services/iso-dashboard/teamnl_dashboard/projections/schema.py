@@ -35,17 +35,47 @@ def _checked(schema: str) -> str:
     return schema
 
 
+_AFTER_LOAD = re.compile(r"^CREATE (?:INDEX|TRIGGER)\b[^;]*;", re.MULTILINE)
+"""The statements of schema.sql that a schema created to be loaded leaves out until it is
+loaded (:func:`complete_load`): its secondary indexes (the primary keys stay, for the
+upserts and the inbox) and the triggers that keep the running totals."""
+
+
+def _sql(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text()
+
+
 def _ddl() -> str:
-    return resources.files(__package__).joinpath("schema.sql").read_text()
+    return _sql("schema.sql")
 
 
-async def create_schema(conn: asyncpg.Connection, schema: str) -> None:
-    """Create ``schema`` with empty projection tables (inside the caller's transaction)."""
+async def create_schema(conn: asyncpg.Connection, schema: str, *, to_load: bool = False) -> None:
+    """Create ``schema`` with empty projection tables (inside the caller's transaction).
+    With `to_load` (a rebuild's replay), without the secondary indexes and the running
+    totals' triggers: :func:`complete_load` adds them once the log is loaded."""
     name = _checked(schema)
     await conn.execute(f"CREATE SCHEMA {name}")
     await conn.execute(f"SET LOCAL search_path = {name}")
-    await conn.execute(_ddl())
+    await conn.execute(_AFTER_LOAD.sub("", _ddl()) if to_load else _ddl())
     await conn.execute("INSERT INTO projection_meta (version) VALUES ($1)", PROJECTION_VERSION)
+    await conn.execute("SET LOCAL search_path = DEFAULT")
+
+
+async def complete_load(conn: asyncpg.Connection, schema: str) -> None:
+    """Make a schema created with ``to_load`` and since loaded the same as one kept up
+    event by event (inside the caller's transaction, nothing writing to it meanwhile):
+    its running totals summed from the loaded rows once (``load_totals.sql``), then the
+    indexes built over the loaded tables and the triggers that keep the totals from now on.
+    Each costs less so than kept up row by row: an index built over a table sorts its rows
+    once, and the triggers wrote a delta row per key and statement, then folded them."""
+    name = _checked(schema)
+    await conn.execute(f"SET LOCAL search_path = {name}")
+    await conn.execute(_sql("load_totals.sql"))
+    await conn.execute("\n".join(_AFTER_LOAD.findall(_ddl())))
+    # statistics for the first readers' plans (the rules, right after the switch), rather
+    # than whatever autovacuum had sampled while the tables filled
+    tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", name)
+    await conn.execute("ANALYZE " + ", ".join(f"{name}.{t['tablename']}" for t in tables))
     await conn.execute("SET LOCAL search_path = DEFAULT")
 
 
