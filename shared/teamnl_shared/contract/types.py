@@ -61,8 +61,13 @@ SAFE_ATTRIBUTE_PATTERN = r"^[\x21-\x7e]+$"
 _SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 
 
+_COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)
+"""pycountry's alpha-2 codes, read once: its ``get`` lower-cases and looks up each code
+again (a microsecond, on every country of every event read)."""
+
+
 def _known_country(code: str) -> str:
-    if pycountry.countries.get(alpha_2=code) is None:
+    if code not in _COUNTRY_CODES:  # upper case: the pattern is checked first
         raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 country code")
     return code
 

@@ -7,6 +7,7 @@ family and version, e.g. ``call.closed``). Titles are plain text: the pages esca
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from teamnl_shared.contract.envelope import Event
@@ -30,19 +31,22 @@ LABELS: dict[str, str] = {
 }
 
 
+@cache
 def _name(event_type: str) -> str:
     """``nl.teamnl.<family>.<name...>.v1`` -> ``<name...>``."""
     return ".".join(event_type.split(".")[3:-1])
 
 
 def event_title(event: Event) -> str:
-    data: dict[str, Any] = event.data.model_dump()
+    # the data's fields as validated, read in place: a `model_dump` copied every field of
+    # every event projected (the labels name top-level fields only, never a nested model)
+    data: dict[str, Any] = vars(event.data)
     title = data.get("title")
     if not title:
         name = _name(event.type)
         template = LABELS.get(name)
         try:
-            title = template.format(**data) if template else None
+            title = template.format_map(data) if template else None
         except (KeyError, IndexError, ValueError):
             title = None
         title = title or f"{name.replace('.', ' ').capitalize()}: {event.subject}"
