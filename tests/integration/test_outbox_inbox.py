@@ -428,3 +428,52 @@ async def test_deferred_writes_flush_per_savepoint_and_a_refused_flush_undoes_on
         ("m-2", 0),
         ("m-2", 1),
     ]
+
+
+async def test_the_relay_vacuums_the_outbox_it_deletes_from_at_most_every_vacuum_seconds(
+    database_url: str, migrated_pool: asyncpg.Pool, make_topics, kafka_bootstrap: str
+) -> None:
+    """Proves: a relay that deletes published rows vacuums the outbox (its reads no longer
+    walk the rows deleted since autovacuum last came), at most once per `vacuum_seconds`
+    and only after rows were published (idle, it does not); with `vacuum_seconds` 0 it
+    never does."""
+    (topic,) = await make_topics("vacuum", partitions=2)
+
+    async def vacuums() -> int:
+        return int(
+            await migrated_pool.fetchval(
+                "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'outbox'"
+            )
+        )
+
+    async def relay_events(relay: OutboxRelay, first: int, batches: int) -> tuple[float, int]:
+        """Write `batches` transactions of ten events a fifth of a second apart while
+        `relay` runs, then leave it idle for a second: the seconds it published for, and
+        the vacuums while idle."""
+        started = asyncio.get_running_loop().time()
+        task = asyncio.create_task(relay.run())
+        try:
+            for batch in range(batches):
+                async with migrated_pool.acquire() as conn, conn.transaction():
+                    for n in range(10):
+                        await enqueue(conn, mission_event(first + batch * 10 + n, 0), topic=topic)
+                await asyncio.sleep(0.2)
+            await eventually(lambda: _true(relay.published_total == batches * 10))
+            seconds = asyncio.get_running_loop().time() - started
+            await asyncio.sleep(0.5)  # the last batch's mark goes alone
+            before = await vacuums()
+            await asyncio.sleep(1.0)
+            return seconds, await vacuums() - before
+        finally:
+            await relay.stop()
+            await asyncio.wait_for(task, 20)
+
+    never = OutboxRelay(database_url, kafka_bootstrap, poll_interval=0.2, vacuum_seconds=0)
+    await relay_events(never, 0, 5)
+    assert await vacuums() == 0
+
+    every = OutboxRelay(database_url, kafka_bootstrap, poll_interval=0.2, vacuum_seconds=0.5)
+    seconds, while_idle = await relay_events(every, 1000, 15)
+    assert 2 <= await vacuums() <= seconds / 0.5 + 1
+    assert while_idle == 0
+    assert await published(migrated_pool, 200) == 200

@@ -42,6 +42,8 @@ class _Conn:
         return rows
 
     async def execute(self, query: str, *args: Any) -> str:
+        if query.startswith("VACUUM"):  # the relay's own vacuum of the outbox
+            return "VACUUM"
         assert query.startswith("WITH marked AS (DELETE FROM outbox")
         self.lone_marks.append(list(args[3]))
         return "INSERT 0 1"

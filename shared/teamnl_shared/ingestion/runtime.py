@@ -159,6 +159,7 @@ class Runtime:
             settings.database_url,
             settings.kafka_bootstrap_servers,
             poll_interval=settings.relay_poll_interval,
+            vacuum_seconds=settings.relay_vacuum_seconds,
             tracer=self.tracer,
             **self._relay_parking(),
         )

@@ -37,6 +37,12 @@ class IngestionSettings(ServiceSettings):
     relay_poll_interval: float = Field(
         1.0, gt=0, description="seconds between outbox polls when no NOTIFY arrives"
     )
+    relay_vacuum_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="the relay vacuums the outbox at most this often while it deletes rows "
+        "(a queue: its deleted rows slowed every read until autovacuum came); 0: never",
+    )
     relay_flush_timeout: float = Field(
         15.0, gt=0, description="seconds shutdown waits for the relay to flush the outbox"
     )
