@@ -24,6 +24,7 @@ waiting for the next read when the relay died is lost to no one). Rows are
 thus never lost, never sent twice, and never reordered within a key. Reconciling saves
 its progress as it reads (rows deleted and checkpoints advanced per chunk), so a long
 backlog is never read twice and an interrupted reconcile resumes where it stopped.
+
 Vacuuming: the outbox is a queue, every row deleted soon after it is written, and the
 relay's read walks it from its first ``seq``. Between two autovacuums (a minute apart at
 most per database) the deleted rows pile up in its pages and its index, tens of thousands
