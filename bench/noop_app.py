@@ -38,6 +38,3 @@ def served() -> FastAPI:
     app = create_app()
     settle_collector()
     return app
-
-
-app = create_app()
