@@ -22,9 +22,14 @@ time, each under a savepoint of its own, so a poison event undoes only itself. E
 ``before_commit`` then sees the applied events once, in the same transaction (e.g. to
 evaluate rules once per batch instead of once per event).
 
-A handler may defer its writes (:class:`Deferred`, e.g. to send them set-based): they are
-flushed at the end of the savepoint the handler ran in, so a refused write still undoes
-only its savepoint, and dropped when that savepoint is rolled back.
+A handler may defer its writes (``deferred``, a factory of :class:`Deferred` buffers, e.g.
+to send them set-based): the handler is then called with a buffer in place of the
+connection, flushed at the end of the savepoint the handler ran in, so a refused write
+still undoes only its savepoint, and dropped when that savepoint is rolled back. Such a
+handler only buffers, so a fetch read ahead is also projected ahead (:meth:`Inbox.read_ahead`),
+as if each first copy of an event were new, while the fetch before is still in the
+database; its transaction then flushes that buffer when the inbox found every one of
+them new (the usual case), and projects the fetch again otherwise.
 
 Two parts: :class:`Inbox` applies records (parse and validate, the inbox rows, the
 handler, savepoints, which records to dead-letter: an :class:`Outcome`) and knows no Kafka
@@ -42,7 +47,7 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -93,8 +98,11 @@ DeadLetterHook = Callable[[ConsumerRecord, str], Awaitable[None] | None]
 
 
 class Deferred(Protocol):
-    """Writes the handler buffered: flushed at the end of their savepoint (a refused write
-    raises :class:`PoisonEvent`), discarded when it is rolled back."""
+    """A buffer of the writes a handler made through :meth:`as_connection`: flushed at the
+    end of their savepoint (a refused write raises :class:`PoisonEvent`), discarded when
+    it is rolled back."""
+
+    def as_connection(self) -> asyncpg.Connection: ...
 
     async def flush(self, conn: asyncpg.Connection) -> None: ...
 
@@ -111,6 +119,25 @@ class Outcome:
     duplicates: int = 0
 
 
+Identity = tuple[str, str, str]
+"""What the inbox records an event by: (topic, source, id)."""
+
+
+@dataclass
+class Ahead:
+    """A fetch read ahead of its transaction (:meth:`Inbox.read_ahead`): its records read
+    through the contract and, for a handler that defers its writes, projected as if each
+    first copy of an event were new: the buffer, the outcome and which events that takes
+    as new. ``writes`` is None when it was not projected (or a handler refused an event)."""
+
+    parsed: list[Event | InvalidEvent]
+    writes: Deferred | None = None
+    outcome: Outcome | None = None
+    new: set[Identity] = field(default_factory=set)
+    traced: bool = False
+    """The records' spans were made ahead (a second projection makes none)."""
+
+
 @dataclass
 class Inbox:
     """Applies records to the database with the inbox's semantics; no Kafka client.
@@ -124,28 +151,49 @@ class Inbox:
     name: str
     before_commit: BeforeCommit | None = None
     tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.inbox"))
-    deferred: Deferred | None = None
+    deferred: Callable[[], Deferred] | None = None
+    """Makes a buffer per savepoint (and per fetch projected ahead); the handler is called
+    with it in place of the connection."""
     trace_records: bool = True
 
-    async def apply(
-        self, records: list[ConsumerRecord], parsed: list[Event | InvalidEvent] | None = None
-    ) -> Outcome:
+    async def apply(self, records: list[ConsumerRecord], ahead: Ahead | None = None) -> Outcome:
         """Apply `records` (of one or more partitions, each partition's in order) in one
         transaction: each valid, new event through the handler, then ``before_commit`` once;
-        nothing is sent or committed to Kafka. `parsed`: the records already read through
-        :func:`parse_records` (a caller that reads ahead parses the next batch while this
+        nothing is sent or committed to Kafka. `ahead`: the records already read by
+        :meth:`read_ahead` (a caller that reads ahead does so for the next fetch while this
         one is in the database)."""
-        if parsed is None:
-            parsed = parse_records(records)
+        if ahead is None:
+            ahead = Ahead(parse_records(records))
         async with transaction(self.pool) as conn:
             try:
-                async with self._savepoint(conn):  # a poison event undoes the batch
-                    outcome = await self._apply_together(conn, records, parsed)
+                outcome = await self._apply_together(conn, records, ahead)
             except REFUSALS:
-                outcome = await self._apply_one_by_one(conn, records, parsed)
+                outcome = await self._apply_one_by_one(conn, records, ahead.parsed)
             if self.before_commit is not None and outcome.applied:
                 await self.before_commit(conn, outcome.applied)
         return outcome
+
+    async def read_ahead(self, records: list[ConsumerRecord]) -> Ahead:
+        """`records` read through the contract (:func:`parse_ahead`) and, when the handler
+        defers its writes, projected into a buffer of their own as if each first copy were
+        new, giving the event loop a turn every `READ_AHEAD_STEP` records: the fetch before,
+        in the database meanwhile, sends each next statement at once. A handler's refusal
+        stops the projection (the transaction then takes the usual path)."""
+        parsed = await parse_ahead(records)
+        if self.deferred is None:
+            return Ahead(parsed)
+        writes = self.deferred()
+        outcome, new = Outcome(), set[Identity]()
+        try:
+            for start in range(0, len(records), READ_AHEAD_STEP):
+                step = slice(start, start + READ_AHEAD_STEP)
+                pairs = zip(records[step], parsed[step], strict=True)
+                await self._project(writes.as_connection(), pairs, None, new, outcome)
+                await asyncio.sleep(0)
+        except REFUSALS:
+            writes.discard()
+            return Ahead(parsed)
+        return Ahead(parsed, writes, outcome, new, traced=self.trace_records)
 
     def _record_span(
         self, record: ConsumerRecord, event: Event | InvalidEvent
@@ -156,39 +204,68 @@ class Inbox:
         return contextlib.nullcontext(trace.INVALID_SPAN)
 
     @contextlib.asynccontextmanager
-    async def _savepoint(self, conn: asyncpg.Connection) -> AsyncIterator[None]:
-        """A savepoint whose deferred writes are flushed inside it, or dropped with it."""
+    async def _savepoint(
+        self, conn: asyncpg.Connection, writes: Deferred | None = None
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """A savepoint; yields what the handler writes through: `conn`, or the buffer
+        `writes` (by default a new one, with ``deferred``), flushed inside the savepoint or
+        dropped with it."""
+        if writes is None and self.deferred is not None:
+            writes = self.deferred()
         try:
             async with conn.transaction():
-                yield
-                if self.deferred is not None:
-                    await self.deferred.flush(conn)
+                yield conn if writes is None else writes.as_connection()
+                if writes is not None:
+                    await writes.flush(conn)
         except BaseException:
-            if self.deferred is not None:
-                self.deferred.discard()
+            if writes is not None:
+                writes.discard()
             raise
 
     async def _apply_together(
-        self,
-        conn: asyncpg.Connection,
-        records: list[ConsumerRecord],
-        parsed: list[Event | InvalidEvent],
+        self, conn: asyncpg.Connection, records: list[ConsumerRecord], ahead: Ahead
     ) -> Outcome:
-        """The fast path: the inbox rows in one statement; a poison event aborts it all."""
-        outcome = Outcome()
-        fresh = await _record_fresh(conn, records, parsed)
-        for record, event in zip(records, parsed, strict=True):
-            with self._record_span(record, event) as span:
+        """The fast path: the inbox rows in one statement; a poison event aborts it all
+        (a refused flush too). The projection made ahead stands when every event it took as
+        new was; else the fetch is projected again, the new events alone."""
+        async with self._savepoint(conn, ahead.writes) as target:  # undoes the batch
+            fresh = await _record_fresh(conn, records, ahead.parsed)
+            if ahead.outcome is not None and ahead.writes is not None:
+                if fresh == ahead.new:
+                    return ahead.outcome
+                ahead.writes.discard()  # some were applied before (a redelivery)
+            outcome = Outcome()
+            pairs = zip(records, ahead.parsed, strict=True)
+            await self._project(target, pairs, fresh, set(), outcome, traced=ahead.traced)
+        return outcome
+
+    async def _project(
+        self,
+        target: asyncpg.Connection,
+        pairs: Iterable[tuple[ConsumerRecord, Event | InvalidEvent]],
+        fresh: set[Identity] | None,
+        seen: set[Identity],
+        outcome: Outcome,
+        *,
+        traced: bool = False,
+    ) -> None:
+        """Each valid record's event through the handler (writing to `target`) when it is
+        new: in `fresh` (None: every first copy is), and not `seen` before (a later copy is
+        a duplicate); `seen` and `outcome` are added to. ``traced``: the records' spans
+        were made already."""
+        for record, event in pairs:
+            spanned = contextlib.nullcontext(trace.INVALID_SPAN)
+            with spanned if traced else self._record_span(record, event) as span:
                 if isinstance(event, InvalidEvent):
                     _invalid(span, record, event, outcome)
-                elif (record.topic, event.source, event.id) not in fresh:
+                    continue
+                identity = (record.topic, event.source, event.id)
+                if identity in seen or (fresh is not None and identity not in fresh):
                     outcome.duplicates += 1
-                else:
-                    # a repeat later on is a duplicate
-                    fresh.discard((record.topic, event.source, event.id))
-                    await self.handler(conn, event, record)
-                    outcome.applied.append((event, record))
-        return outcome
+                    continue
+                seen.add(identity)
+                await self.handler(target, event, record)
+                outcome.applied.append((event, record))
 
     async def _apply_one_by_one(
         self,
@@ -209,7 +286,7 @@ class Inbox:
         self, conn: asyncpg.Connection, event: Event, record: ConsumerRecord, outcome: Outcome
     ) -> None:
         try:
-            async with self._savepoint(conn):  # a poison event undoes only itself
+            async with self._savepoint(conn) as target:  # a poison event undoes only itself
                 fresh = await conn.fetchval(
                     "INSERT INTO inbox (event_source, event_id, event_type, topic,"
                     " kafka_partition, kafka_offset) VALUES ($1, $2, $3, $4, $5, $6)"
@@ -224,7 +301,7 @@ class Inbox:
                 if not fresh:
                     outcome.duplicates += 1
                     return
-                await self.handler(conn, event, record)
+                await self.handler(target, event, record)
         except REFUSALS as error:
             outcome.dead.append((record, refused(event.type, error)))
             return
@@ -244,7 +321,7 @@ class InboxConsumer:
     tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.inbox"))
     on_deadletter: DeadLetterHook | None = None
     before_commit: BeforeCommit | None = None
-    deferred: Deferred | None = None
+    deferred: Callable[[], Deferred] | None = None
     applied_total: int = 0
     duplicate_total: int = 0
     deadletter_total: int = 0
@@ -276,10 +353,10 @@ class InboxConsumer:
         processing: asyncio.Task[bool] | None = None
         try:
             while not self._stopping.is_set():
-                # Reads ahead: this fetch is read and parsed while the one before is still
-                # in the database; the fetches are still applied one after the other.
+                # Reads ahead: this fetch is read, parsed and (deferred) projected while the
+                # one before is still in the database; they are applied one after the other.
                 batch = await consumer.getmany(timeout_ms=500)
-                parsed = await parse_ahead(records_of(batch))
+                ahead = await self.inbox.read_ahead(records_of(batch))
                 if processing is not None:
                     done, processing = await processing, None
                     if not done:  # the fetch before is read again: this one after it
@@ -289,7 +366,7 @@ class InboxConsumer:
                     self._next_offsets[tp] = records[-1].offset + 1
                 if batch:
                     processing = asyncio.ensure_future(
-                        self._process(consumer, producer, batch, parsed)
+                        self._process(consumer, producer, batch, ahead)
                     )
             if processing is not None:
                 await processing
@@ -355,7 +432,7 @@ class InboxConsumer:
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
         batch: dict[TopicPartition, list[ConsumerRecord]],
-        parsed: list[Event | InvalidEvent] | None = None,
+        ahead: Ahead | None = None,
     ) -> bool:
         """Apply one fetch - every partition's records, each partition's in order - in one
         transaction (one commit and one ``before_commit`` per fetch, not per partition);
@@ -364,7 +441,7 @@ class InboxConsumer:
         self._rewound.clear()
         records = records_of(batch)
         try:
-            outcome = await self.inbox.apply(records, parsed)
+            outcome = await self.inbox.apply(records, ahead)
         except DATA_ERRORS as error:
             # Only a batch-wide step (``before_commit``) gets here: each event's own refusal
             # is dead-lettered by `apply`. One record at a time finds the one it refuses.

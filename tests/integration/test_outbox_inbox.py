@@ -15,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from datetime import date
+from typing import cast
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -375,22 +376,45 @@ async def test_a_poison_event_undoes_only_itself_and_each_event_applies_once_per
 
 
 class DeferredEffects:
-    """A handler's deferred writes: buffered, flushed with one executemany per savepoint;
-    the flush refuses (as a database would) a batch holding n == 2."""
+    """Buffers of a handler's deferred writes (``Inbox(deferred=effects.buffer)``), each
+    flushed with one executemany; a flush refuses (as a database would) a buffer holding
+    n == 2. ``flushes`` lists the n of each flush, ``projected`` those of each buffering."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, int]] = []
         self.flushes: list[list[int]] = []
+        self.projected: list[int] = []
+
+    def buffer(self) -> EffectsBuffer:
+        return EffectsBuffer(self)
+
+    async def handle(self, writes: asyncpg.Connection, event: Event, _r: ConsumerRecord) -> None:
+        data = event.data_dict()
+        self.projected.append(data["leads"])
+        cast(EffectsBuffer, writes).rows.append((data["mission_id"], data["leads"]))
+
+
+class EffectsBuffer:
+    def __init__(self, effects: DeferredEffects) -> None:
+        self.effects = effects
+        self.rows: list[tuple[str, int]] = []
+
+    def as_connection(self) -> asyncpg.Connection:
+        return cast(asyncpg.Connection, self)
 
     async def flush(self, conn: asyncpg.Connection) -> None:
         rows, self.rows = self.rows, []
-        self.flushes.append([n for _, n in rows])
+        self.effects.flushes.append([n for _, n in rows])
         if any(n == 2 for _, n in rows):
             raise PoisonEvent("n 2 is refused at the flush")
         await conn.executemany("INSERT INTO effects (mission_id, n) VALUES ($1, $2)", rows)
 
     def discard(self) -> None:
         self.rows = []
+
+
+async def effects_of(pool: asyncpg.Pool) -> list[tuple[str, int]]:
+    rows = await pool.fetch("SELECT mission_id, n FROM effects ORDER BY mission_id, n")
+    return [(r["mission_id"], r["n"]) for r in rows]
 
 
 async def test_deferred_writes_flush_per_savepoint_and_a_refused_flush_undoes_only_its_event(
@@ -401,33 +425,100 @@ async def test_deferred_writes_flush_per_savepoint_and_a_refused_flush_undoes_on
     writes flushed in its own savepoint, so only the refused event is dead-lettered and
     nothing of the undone batch is written twice."""
     await migrated_pool.execute("CREATE TABLE effects (mission_id text, n int)")
-    deferred = DeferredEffects()
-
-    async def buffer(_conn: asyncpg.Connection, event: Event, _record: ConsumerRecord) -> None:
-        data = event.data_dict()
-        deferred.rows.append((data["mission_id"], data["leads"]))
-
-    inbox = Inbox(migrated_pool, buffer, "g", deferred=deferred)
+    effects = DeferredEffects()
+    inbox = Inbox(migrated_pool, effects.handle, "g", deferred=effects.buffer)
     clean = await inbox.apply([as_record(mission_event(2, n), n) for n in (0, 1)])
-    assert [e.id for e, _ in clean.applied] == ["2-0", "2-1"] and deferred.flushes == [[0, 1]]
+    assert [e.id for e, _ in clean.applied] == ["2-0", "2-1"] and effects.flushes == [[0, 1]]
 
-    deferred.flushes.clear()
+    effects.flushes.clear()
     events = [mission_event(1, n) for n in (0, 1, 2, 3)]
     outcome = await inbox.apply([as_record(e, i) for i, e in enumerate(events)])
 
-    assert deferred.flushes == [[0, 1, 2, 3], [0], [1], [2], [3]]
+    assert effects.flushes == [[0, 1, 2, 3], [0], [1], [2], [3]]
     assert [e.id for e, _ in outcome.applied] == ["1-0", "1-1", "1-3"]
     assert [(r.offset, reason) for r, reason in outcome.dead] == [
         (2, f"{MISSION_HELD}: n 2 is refused at the flush")
     ]
-    rows = await migrated_pool.fetch("SELECT mission_id, n FROM effects ORDER BY mission_id, n")
-    assert [(r["mission_id"], r["n"]) for r in rows] == [
+    assert await effects_of(migrated_pool) == [
         ("m-1", 0),
         ("m-1", 1),
         ("m-1", 3),
         ("m-2", 0),
         ("m-2", 1),
     ]
+
+
+async def test_a_fetch_projected_ahead_is_flushed_as_projected_when_every_event_is_new(
+    migrated_pool: asyncpg.Pool,
+) -> None:
+    """Proves: `read_ahead` projects a fetch into a buffer of its own before its transaction
+    (a repeat within the fetch is a duplicate, an invalid record a dead letter), and `apply`
+    then flushes that buffer without calling the handler again, while another fetch's
+    buffer stays apart; once the inbox has them, the same fetch read ahead again is
+    projected again in the transaction (each event a duplicate now) and writes nothing."""
+    await migrated_pool.execute("CREATE TABLE effects (mission_id text, n int)")
+    effects = DeferredEffects()
+    inbox = Inbox(migrated_pool, effects.handle, "g", deferred=effects.buffer)
+    events = [mission_event(1, n) for n in (0, 1, 1, 3)]
+    records = [as_record(e, i) for i, e in enumerate(events)]
+    records.append(ConsumerRecord("t", 0, 4, 0, 0, b"k", b"{", None, 1, 1, []))
+    other = [as_record(mission_event(2, 0), 5)]
+
+    ahead = await inbox.read_ahead(records)
+    other_ahead = await inbox.read_ahead(other)  # read while the first is not applied yet
+    assert effects.projected == [0, 1, 3, 0] and effects.flushes == []
+
+    outcome = await inbox.apply(records, ahead)
+    assert effects.projected == [0, 1, 3, 0]  # not projected again
+    assert effects.flushes == [[0, 1, 3]]
+    assert [e.id for e, _ in outcome.applied] == ["1-0", "1-1", "1-3"]
+    assert outcome.duplicates == 1 and [r.offset for r, _ in outcome.dead] == [4]
+    await inbox.apply(other, other_ahead)
+    assert effects.flushes == [[0, 1, 3], [0]]
+
+    again = await inbox.apply(records, await inbox.read_ahead(records))
+    assert again.applied == [] and again.duplicates == 4 and len(again.dead) == 1
+    assert effects.flushes[-1] == []
+    assert await effects_of(migrated_pool) == [("m-1", 0), ("m-1", 1), ("m-1", 3), ("m-2", 0)]
+
+
+async def test_a_fetch_projected_ahead_with_events_applied_before_projects_the_new_ones_again(
+    migrated_pool: asyncpg.Pool,
+) -> None:
+    """Proves: when the inbox finds some events of a fetch read ahead applied before (a
+    redelivery after a crash or a rebalance), the buffer projected ahead is dropped and the
+    transaction projects the new events alone, each once; and a handler refusing an event
+    while reading ahead leaves the fetch to the usual path, which dead-letters it alone."""
+    await migrated_pool.execute("CREATE TABLE effects (mission_id text, n int)")
+    effects = DeferredEffects()
+    inbox = Inbox(migrated_pool, effects.handle, "g", deferred=effects.buffer)
+    events = [mission_event(1, n) for n in (0, 1, 3, 4)]
+    records = [as_record(e, i) for i, e in enumerate(events)]
+    await inbox.apply(records[1:3])  # 1-1 and 1-3 were applied before
+    effects.projected.clear()
+
+    outcome = await inbox.apply(records, await inbox.read_ahead(records))
+    assert effects.projected == [0, 1, 3, 4, 0, 4]  # ahead, then the new ones again
+    assert effects.flushes[-1] == [0, 4]
+    assert [e.id for e, _ in outcome.applied] == ["1-0", "1-4"] and outcome.duplicates == 2
+    assert await effects_of(migrated_pool) == [("m-1", 0), ("m-1", 1), ("m-1", 3), ("m-1", 4)]
+
+    async def refuse_n6(writes: asyncpg.Connection, event: Event, record: ConsumerRecord) -> None:
+        if event.data_dict()["leads"] == 6:
+            raise PoisonEvent("n 6 is refused")
+        await effects.handle(writes, event, record)
+
+    refusing = Inbox(migrated_pool, refuse_n6, "g", deferred=effects.buffer)
+    later = [as_record(mission_event(1, n), 10 + n) for n in (5, 6, 7)]
+    ahead = await refusing.read_ahead(later)
+    assert ahead.writes is None  # not projected: the transaction takes the usual path
+    refused = await refusing.apply(later, ahead)
+    assert [e.id for e, _ in refused.applied] == ["1-5", "1-7"]
+    assert [(r.offset, reason) for r, reason in refused.dead] == [
+        (16, f"{MISSION_HELD}: n 6 is refused")
+    ]
+    rows = await effects_of(migrated_pool)
+    assert [n for _, n in rows] == [0, 1, 3, 4, 5, 7]
 
 
 async def test_the_relay_vacuums_the_outbox_it_deletes_from_at_most_every_vacuum_seconds(

@@ -115,16 +115,15 @@ class DashboardHandlers:
         self.tracer = tracer or trace.get_tracer("teamnl.dashboard")
         self.wake_rules = wake_rules
         self.wake_totals = wake_totals
-        self.writes = projections.DeferredProjections()
 
     async def handle(
-        self, _conn: asyncpg.Connection, event: Event, _record: ConsumerRecord
+        self, writes: asyncpg.Connection, event: Event, _record: ConsumerRecord
     ) -> None:
-        """Project `event` into the batch's deferred writes (the inbox flushes them), inside
-        the record's consume span (which names its type): the writes themselves run
-        set-based for the whole batch, so a span of its own would time only their
-        buffering."""
-        await projections.apply(self.writes.as_connection(), event)
+        """Project `event` into the fetch's deferred writes (a `DeferredProjections` the
+        inbox flushes), inside the record's consume span (which names its type): the writes
+        themselves run set-based for the whole fetch, so a span of its own would time only
+        their buffering."""
+        await projections.apply(writes, event)
 
     async def before_commit(
         self, conn: asyncpg.Connection, applied: list[tuple[Event, ConsumerRecord]]
@@ -254,7 +253,7 @@ def build_consumer(
         before_commit=handlers.before_commit,
         after_commit=handlers.after_commit,
         on_deadletter=handlers.dead_lettered,
-        deferred=handlers.writes,
+        deferred=projections.DeferredProjections,
         consumer_options={
             "max_poll_records": max(1, LIVE_BATCH // settings.consumers),
             "max_partition_fetch_bytes": PARTITION_FETCH_BYTES // settings.consumers,

@@ -36,8 +36,8 @@ from aiokafka import ConsumerRecord, TopicPartition
 from opentelemetry import trace
 
 from teamnl_shared.collector import settle_collector
-from teamnl_shared.contract.envelope import Event, InvalidEvent
-from teamnl_shared.inbox import Inbox, parse_ahead, records_of
+from teamnl_shared.contract.envelope import Event
+from teamnl_shared.inbox import Ahead, Inbox, records_of
 from teamnl_shared.kafka import assigned_reader, partitions_of
 
 from . import projections
@@ -98,17 +98,22 @@ class _Replayer:
         self.settings = settings
         self.pool = pool
         self.progress = progress
-        self.writes = projections.DeferredProjections()
         self.inbox = Inbox(
-            pool, self._project, "rebuild", deferred=self.writes, trace_records=False
+            pool,
+            self._project,
+            "rebuild",
+            deferred=projections.DeferredProjections,
+            trace_records=False,
         )
         self.consumer = assigned_reader(settings.kafka_bootstrap_servers)
         self.positions: Positions = {}
         self.records = self.applied = self.dead = 0
         self.phases: dict[str, float] = {}
 
-    async def _project(self, _conn: asyncpg.Connection, event: Event, _rec: ConsumerRecord) -> None:
-        await projections.apply(self.writes.as_connection(), event)
+    async def _project(
+        self, writes: asyncpg.Connection, event: Event, _rec: ConsumerRecord
+    ) -> None:
+        await projections.apply(writes, event)
 
     async def fold(self) -> None:
         """Fold the running totals' delta rows that a catch-up's records added (readers sum
@@ -151,20 +156,21 @@ class _Replayer:
 
     async def replay_until(self, targets: Positions) -> None:
         """Apply every record up to `targets`. Reads ahead: while one fetch's transaction is
-        in the database, the next fetch is read and parsed (Python and PostgreSQL work at
-        the same time); the transactions still run one after the other, in order."""
+        in the database, the next fetch is read, parsed and projected into its buffer
+        (Python and PostgreSQL work at the same time); the transactions still run one after
+        the other, in order."""
         total = sum(targets.values())
         applying: asyncio.Task[None] | None = None
         try:
             while any(self.positions.get(tp, 0) < end for tp, end in targets.items()):
                 batch = await self.consumer.getmany(timeout_ms=500, max_records=REPLAY_BATCH)
                 records = records_of(batch)
-                parsed = await parse_ahead(records)
+                ahead = await self.inbox.read_ahead(records)
                 if applying is not None:
                     await applying
                     applying = None
                 if records:  # one transaction per fetch, each partition's records in order
-                    applying = asyncio.ensure_future(self._apply(records, parsed))
+                    applying = asyncio.ensure_future(self._apply(records, ahead))
                 for tp in self.positions:
                     self.positions[tp] = await self.consumer.position(tp)
                 self.progress(
@@ -180,11 +186,9 @@ class _Replayer:
                 with contextlib.suppress(asyncio.CancelledError):
                     await applying
 
-    async def _apply(
-        self, records: list[ConsumerRecord], parsed: list[Event | InvalidEvent]
-    ) -> None:
+    async def _apply(self, records: list[ConsumerRecord], ahead: Ahead) -> None:
         with _TRACER.start_as_current_span("rebuild apply") as span:
-            outcome = await self.inbox.apply(records, parsed)
+            outcome = await self.inbox.apply(records, ahead)
             span.set_attribute("teamnl.rebuild.records", len(records))
             span.set_attribute("teamnl.rebuild.applied", len(outcome.applied))
         for record, reason in outcome.dead:
