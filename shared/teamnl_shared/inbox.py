@@ -119,6 +119,9 @@ class Outcome:
     duplicates: int = 0
 
 
+_UNTRACED = contextlib.nullcontext(trace.INVALID_SPAN)
+"""What a record is handled in when it gets no span of its own (reusable: it holds no state)."""
+
 Identity = tuple[str, str, str]
 """What the inbox records an event by: (topic, source, id)."""
 
@@ -201,7 +204,7 @@ class Inbox:
         if self.trace_records:
             event_type = event.type if isinstance(event, Event) else None
             return consume_span(self.tracer, record, self.name, event_type)
-        return contextlib.nullcontext(trace.INVALID_SPAN)
+        return _UNTRACED
 
     @contextlib.asynccontextmanager
     async def _savepoint(
@@ -254,8 +257,7 @@ class Inbox:
         a duplicate); `seen` and `outcome` are added to. ``traced``: the records' spans
         were made already."""
         for record, event in pairs:
-            spanned = contextlib.nullcontext(trace.INVALID_SPAN)
-            with spanned if traced else self._record_span(record, event) as span:
+            with _UNTRACED if traced else self._record_span(record, event) as span:
                 if isinstance(event, InvalidEvent):
                     _invalid(span, record, event, outcome)
                     continue

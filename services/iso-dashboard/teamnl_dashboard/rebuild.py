@@ -37,7 +37,7 @@ from opentelemetry import trace
 
 from teamnl_shared.collector import settle_collector
 from teamnl_shared.contract.envelope import Event
-from teamnl_shared.inbox import Ahead, Inbox, records_of
+from teamnl_shared.inbox import Ahead, Inbox, parse_ahead, records_of
 from teamnl_shared.kafka import assigned_reader, partitions_of
 
 from . import projections
@@ -156,16 +156,18 @@ class _Replayer:
 
     async def replay_until(self, targets: Positions) -> None:
         """Apply every record up to `targets`. Reads ahead: while one fetch's transaction is
-        in the database, the next fetch is read, parsed and projected into its buffer
-        (Python and PostgreSQL work at the same time); the transactions still run one after
-        the other, in order."""
+        in the database, the next fetch is read and parsed (Python and PostgreSQL work at
+        the same time); the transactions still run one after the other, in order."""
         total = sum(targets.values())
         applying: asyncio.Task[None] | None = None
         try:
             while any(self.positions.get(tp, 0) < end for tp, end in targets.items()):
                 batch = await self.consumer.getmany(timeout_ms=500, max_records=REPLAY_BATCH)
                 records = records_of(batch)
-                ahead = await self.inbox.read_ahead(records)
+                # Parsed ahead, not projected ahead (Inbox.read_ahead): the replay's processes
+                # and PostgreSQL keep both cores busy already, and projecting ahead made the
+                # replay of 600,000 events about a tenth slower.
+                ahead = Ahead(await parse_ahead(records))
                 if applying is not None:
                     await applying
                     applying = None
