@@ -127,18 +127,23 @@ Identity = tuple[str, str, str]
 
 
 @dataclass
+class Projected:
+    """A fetch projected ahead of its transaction: the buffer, the outcome, and the events
+    it took as new (each first copy)."""
+
+    writes: Deferred
+    outcome: Outcome
+    new: set[Identity]
+
+
+@dataclass
 class Ahead:
     """A fetch read ahead of its transaction (:meth:`Inbox.read_ahead`): its records read
     through the contract and, for a handler that defers its writes, projected as if each
-    first copy of an event were new: the buffer, the outcome and which events that takes
-    as new. ``writes`` is None when it was not projected (or a handler refused an event)."""
+    first copy of an event were new (None when not, or when a handler refused an event)."""
 
     parsed: list[Event | InvalidEvent]
-    writes: Deferred | None = None
-    outcome: Outcome | None = None
-    new: set[Identity] = field(default_factory=set)
-    traced: bool = False
-    """The records' spans were made ahead (a second projection makes none)."""
+    projected: Projected | None = None
 
 
 @dataclass
@@ -196,7 +201,7 @@ class Inbox:
         except REFUSALS:
             writes.discard()
             return Ahead(parsed)
-        return Ahead(parsed, writes, outcome, new, traced=self.trace_records)
+        return Ahead(parsed, Projected(writes, outcome, new))
 
     def _record_span(
         self, record: ConsumerRecord, event: Event | InvalidEvent
@@ -231,15 +236,18 @@ class Inbox:
         """The fast path: the inbox rows in one statement; a poison event aborts it all
         (a refused flush too). The projection made ahead stands when every event it took as
         new was; else the fetch is projected again, the new events alone."""
-        async with self._savepoint(conn, ahead.writes) as target:  # undoes the batch
+        projected = ahead.projected
+        writes = projected.writes if projected is not None else None
+        async with self._savepoint(conn, writes) as target:  # undoes the batch
             fresh = await _record_fresh(conn, records, ahead.parsed)
-            if ahead.outcome is not None and ahead.writes is not None:
-                if fresh == ahead.new:
-                    return ahead.outcome
-                ahead.writes.discard()  # some were applied before (a redelivery)
+            if projected is not None:
+                if fresh == projected.new:
+                    return projected.outcome
+                projected.writes.discard()  # some were applied before (a redelivery)
             outcome = Outcome()
             pairs = zip(records, ahead.parsed, strict=True)
-            await self._project(target, pairs, fresh, set(), outcome, traced=ahead.traced)
+            # projected ahead, the records have their spans already
+            await self._project(target, pairs, fresh, set(), outcome, traced=projected is not None)
         return outcome
 
     async def _project(

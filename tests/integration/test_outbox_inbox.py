@@ -511,7 +511,7 @@ async def test_a_fetch_projected_ahead_with_events_applied_before_projects_the_n
     refusing = Inbox(migrated_pool, refuse_n6, "g", deferred=effects.buffer)
     later = [as_record(mission_event(1, n), 10 + n) for n in (5, 6, 7)]
     ahead = await refusing.read_ahead(later)
-    assert ahead.writes is None  # not projected: the transaction takes the usual path
+    assert ahead.projected is None  # not projected: the transaction takes the usual path
     refused = await refusing.apply(later, ahead)
     assert [e.id for e, _ in refused.applied] == ["1-5", "1-7"]
     assert [(r.offset, reason) for r, reason in refused.dead] == [

@@ -16,8 +16,9 @@ from itertools import combinations
 from typing import Any, TypeAlias
 
 import asyncpg
-import pycountry
 from dateutil.relativedelta import relativedelta
+
+from teamnl_shared.contract.types import SMART_CITIES, is_country_code
 
 from .period import Period, end_of_day
 from .reference import (
@@ -329,14 +330,10 @@ async def budget_over_period(
     return totals
 
 
-_KNOWN_MARKET = "smart-cities"
-
-
 def known_market(code: str) -> bool:
-    """A market code the dashboard can show: 'smart-cities' or an ISO 3166-1 alpha-2."""
-    return code == _KNOWN_MARKET or (
-        len(code) == 2 and pycountry.countries.get(alpha_2=code.upper()) is not None
-    )
+    """A market code the dashboard can show: 'smart-cities' or an ISO 3166-1 alpha-2 (in
+    either case)."""
+    return code == SMART_CITIES or is_country_code(code.upper())
 
 
 async def markets(
@@ -379,7 +376,7 @@ async def market(
     """One market: its row of :func:`markets`, its activities, Werkplaats projects and
     cross-initiative complementarity in `period` up to `as_of`; None for a code that is no
     market (an empty row for a known market without activity)."""
-    code = code if code == _KNOWN_MARKET else code.upper()
+    code = code if code == SMART_CITIES else code.upper()
     if not known_market(code):
         return None
     found = await markets(db, period=period, as_of=as_of)

@@ -66,8 +66,13 @@ _COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)
 again (a microsecond, on every country of every event read)."""
 
 
+def is_country_code(code: str) -> bool:
+    """An ISO 3166-1 alpha-2 country code (upper case)."""
+    return code in _COUNTRY_CODES
+
+
 def _known_country(code: str) -> str:
-    if code not in _COUNTRY_CODES:  # upper case: the pattern is checked first
+    if not is_country_code(code):  # upper case: the pattern is checked first
         raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 country code")
     return code
 
