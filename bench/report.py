@@ -402,7 +402,11 @@ def markdown(r: dict[str, Any]) -> str:
             "",
             "Every baseline ran in the same run, on the same machine and the same private "
             "Kafka + PostgreSQL, just before or after its figure. The load generator is a "
-            "separate process (`bench/loadgen.py`, raw HTTP/1.1 keep-alive client).",
+            "separate process (`bench/loadgen.py`, raw HTTP/1.1 keep-alive client). "
+            "Figure 3's hops are read by observers beside the pipeline, on the same cores "
+            "(a listener to the dashboard's inbox commits, a reader of the topics, a browser's "
+            "live stream); the ramp's steps, whose hops the report does not show, run without "
+            "the reader of the topics, which took CPU from the rate they measure.",
             "The dashboard figures load their events straight into Kafka with a bare producer "
             "(not through the HTTP ingestion), then wait until the dashboard projected them all; "
             "the projection's rate and CPU per event are those of the backlog the loader left "
