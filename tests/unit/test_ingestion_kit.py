@@ -7,12 +7,16 @@ import json
 import pytest
 import yaml
 from asyncpg import exceptions as pg
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
 
 from teamnl_nlib.app import SERVICE as NLIB
 from teamnl_nlib.app import create_app as create_nlib
 from teamnl_nlib.settings import NlibSettings
 from teamnl_shared.contract.envelope import InvalidEvent, Problem
 from teamnl_shared.contract.registry import spec_for
+from teamnl_shared.ingestion.auth import PartnerDep
 from teamnl_shared.ingestion.keys import (
     InvalidKeyRequest,
     generate_key,
@@ -31,6 +35,7 @@ from teamnl_shared.ingestion.problems import (
     unavailable,
 )
 from teamnl_shared.ingestion.ratelimit import RateLimiter
+from teamnl_shared.ingestion.routes import PartnerRoute
 from teamnl_shared.ingestion.service import ServiceDefinition
 from teamnl_shared.ingestion.unavailable import is_unavailable
 from teamnl_shared.telemetry import redact_text
@@ -229,3 +234,15 @@ def test_text_that_only_spells_a_nul_escape_is_accepted() -> None:
     body = _structured({"company": "Van Dijk \\u0000 B.V."})
     event = parse_single(headers, body, 1_000_000)
     assert event.data_dict()["company"] == "Van Dijk \\u0000 B.V."
+
+
+def test_an_events_route_refuses_an_endpoint_whose_parameters_it_would_not_pass() -> None:
+    """The events routes resolve the partner themselves and pass (request, partner) alone:
+    an endpoint declaring anything else is refused when declared, not served wrongly."""
+    router = APIRouter(route_class=PartnerRoute)
+
+    async def takes_a_query(request: Request, partner: PartnerDep, limit: int = 10) -> Response:
+        return Response()
+
+    with pytest.raises(TypeError, match="must take \\(request, partner\\)"):
+        router.add_api_route("/x", takes_a_query, methods=["POST"])

@@ -5,16 +5,20 @@ the outbox. 503 with ``Retry-After``: the database is unavailable, nothing was s
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.requests import Request
+from starlette.responses import Response
 
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.telemetry import inject_traceparent
 
-from .auth import PartnerDep
+from .auth import PartnerDep, bearer, current_partner
 from .keys import Partner
 from .modes import batch_documents, parse_document, parse_single, read_body
 from .openapi import batch_openapi, single_event_openapi
@@ -28,8 +32,31 @@ from .settings import IngestionSettings
 UNKNOWN_TYPE = "unknown"
 
 
+class PartnerRoute(APIRoute):
+    """An events route, served without FastAPI's dependency solving (FastAPI's own hook for
+    a route's handling, ``get_route_handler``). Its endpoint takes the request and the
+    partner (`PartnerDep`) and declares nothing else, so the handler resolves the partner
+    as the declaration says - the bearer credentials, then `current_partner` - and calls
+    the endpoint; the OpenAPI document still comes from the declaration. Solving it per
+    request took 8% of a single POST's CPU in the profile: closed-loop single POSTs, six
+    runs each, nlib spent 0.51 ms of CPU per event against 0.57."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint = self.endpoint
+        declared = list(inspect.signature(endpoint).parameters)
+        if declared != ["request", "partner"]:  # anything else would be ignored
+            raise TypeError(f"{endpoint.__name__} must take (request, partner), not {declared}")
+
+        async def handle(request: Request) -> Response:
+            partner = await current_partner(request, await bearer(request))
+            response: Response = await endpoint(request, partner)
+            return response
+
+        return handle
+
+
 def events_router(service: ServiceDefinition, settings: IngestionSettings) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["events"])
+    router = APIRouter(prefix="/v1", tags=["events"], route_class=PartnerRoute)
 
     @router.post(
         "/events",
