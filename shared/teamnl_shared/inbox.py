@@ -585,7 +585,7 @@ def _invalid(span: Span, record: ConsumerRecord, error: InvalidEvent, outcome: O
 
 async def _record_fresh(
     conn: asyncpg.Connection, records: list[ConsumerRecord], parsed: list[Event | InvalidEvent]
-) -> set[tuple[str, str, str]]:
+) -> set[Identity]:
     """Insert the batch's inbox rows in one statement; the (topic, source, id) that were new
     (a batch may hold records of several topics)."""
     rows = [

@@ -116,15 +116,6 @@ class DashboardHandlers:
         self.wake_rules = wake_rules
         self.wake_totals = wake_totals
 
-    async def handle(
-        self, writes: asyncpg.Connection, event: Event, _record: ConsumerRecord
-    ) -> None:
-        """Project `event` into the fetch's deferred writes (a `DeferredProjections` the
-        inbox flushes), inside the record's consume span (which names its type): the writes
-        themselves run set-based for the whole fetch, so a span of its own would time only
-        their buffering."""
-        await projections.apply(writes, event)
-
     async def before_commit(
         self, conn: asyncpg.Connection, applied: list[tuple[Event, ConsumerRecord]]
     ) -> None:
@@ -249,7 +240,7 @@ def build_consumer(
         bootstrap=settings.kafka_bootstrap_servers,
         group=settings.group,
         topics=event_topics(settings),
-        handler=handlers.handle,
+        handler=projections.handle,
         before_commit=handlers.before_commit,
         after_commit=handlers.after_commit,
         on_deadletter=handlers.dead_lettered,

@@ -36,7 +36,6 @@ from aiokafka import ConsumerRecord, TopicPartition
 from opentelemetry import trace
 
 from teamnl_shared.collector import settle_collector
-from teamnl_shared.contract.envelope import Event
 from teamnl_shared.inbox import Ahead, Inbox, parse_ahead, records_of
 from teamnl_shared.kafka import assigned_reader, partitions_of
 
@@ -100,7 +99,7 @@ class _Replayer:
         self.progress = progress
         self.inbox = Inbox(
             pool,
-            self._project,
+            projections.handle,
             "rebuild",
             deferred=projections.DeferredProjections,
             trace_records=False,
@@ -109,11 +108,6 @@ class _Replayer:
         self.positions: Positions = {}
         self.records = self.applied = self.dead = 0
         self.phases: dict[str, float] = {}
-
-    async def _project(
-        self, writes: asyncpg.Connection, event: Event, _rec: ConsumerRecord
-    ) -> None:
-        await projections.apply(writes, event)
 
     async def fold(self) -> None:
         """Fold the running totals' delta rows that a catch-up's records added (readers sum

@@ -49,3 +49,9 @@ async def current_partner(
 
 
 PartnerDep = Annotated[Partner, Depends(current_partner)]
+
+
+async def partner_of(request: Request) -> Partner:
+    """`PartnerDep` resolved without FastAPI's dependency solving (the events routes,
+    `routes.PartnerRoute`): the same chain, the bearer credentials then `current_partner`."""
+    return await current_partner(request, await bearer(request))

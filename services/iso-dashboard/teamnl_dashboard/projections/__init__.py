@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+from aiokafka import ConsumerRecord
 
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.registry import CATALOGUE, OPS_FAMILY
@@ -48,6 +49,15 @@ async def apply(conn: asyncpg.Connection, event: Event) -> None:
         await projector(conn, event)
     except _REFUSED_BY_DATABASE as error:
         raise PoisonEvent(f"projection refused the event: {error}") from error
+
+
+async def handle(writes: asyncpg.Connection, event: Event, _record: ConsumerRecord) -> None:
+    """The inbox's handler (the consumer's and the rebuild's): `event` projected into the
+    buffer the inbox gives in place of the connection (a :class:`DeferredProjections`,
+    flushed set-based at the end of its savepoint). The consumer calls it inside the
+    record's consume span, which names its type: a span of its own would time only the
+    buffering."""
+    await apply(writes, event)
 
 
 async def fold_totals(conn: asyncpg.Connection) -> None:
