@@ -81,6 +81,14 @@ RELAY_LOCK = 7_310_002
 CHANNEL = "teamnl_outbox"
 RECONCILE_STALL_SECONDS = 60.0
 """Reconcile gives up a session (its progress kept) when Kafka returns nothing this long."""
+RELAY_PRODUCER: dict[str, Any] = {"linger_ms": 0}
+"""The relay's producer options over :func:`~.kafka.idempotent_producer`'s (its
+``producer_options`` over these). It queues a read's rows one after the other and awaits
+their acknowledgements before it reads again: nothing joins a batch while it lingers, so
+``linger_ms`` (5 by default) only held every read back.
+At 300 ev/s open loop over the three services (four runs each on one machine), relay send ->
+readable p50 went from 10-11 ms to 4-5 and the end-to-end p50 from 60-65 ms to 50-53; at
+1,500 ev/s offered the services achieved 1,097-1,382 ev/s without it, 1,135-1,278 with."""
 
 UNPUBLISHABLE: tuple[type[BaseException], ...] = (
     MessageSizeTooLargeError,
@@ -308,6 +316,10 @@ class OutboxRelay:
     def wake(self) -> None:
         self._wake.set()
 
+    def producer_config(self) -> dict[str, Any]:
+        """Options of each session's producer over the idempotent defaults."""
+        return {**RELAY_PRODUCER, **self.producer_options}
+
     # -- one leadership session -----------------------------------------------------------
     async def _lead(self) -> None:
         conn = await asyncpg.connect(self.pool_url)
@@ -317,7 +329,7 @@ class OutboxRelay:
                     return
                 await self._sleep(self.poll_interval)
             await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
-            producer = idempotent_producer(self.bootstrap, **self.producer_options)
+            producer = idempotent_producer(self.bootstrap, **self.producer_config())
             await producer.start()
             self.leader = True
             self._marks = _Marks()  # an earlier session's: its reconcile finds them in Kafka

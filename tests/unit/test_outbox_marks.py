@@ -141,3 +141,33 @@ async def test_stopping_marks_what_was_published(edges: tuple[_Conn, _Producer])
     await relay.stop()
     await asyncio.wait_for(task, 5)
     assert [seq for seqs in conn.reads + conn.lone_marks for seq in seqs] == [7]
+
+
+async def test_each_session_producer_sends_at_once_and_keeps_the_callers_options(
+    edges: tuple[_Conn, _Producer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proves: the relay's producer does not linger (the relay awaits each read's records
+    before it reads again, so nothing could join them), and the options a caller gives (the
+    services' largest request) still reach it."""
+    conn, producer = edges
+    made: list[dict[str, Any]] = []
+
+    def make(bootstrap: str, **options: Any) -> _Producer:
+        made.append(options)
+        return producer
+
+    monkeypatch.setattr(outbox, "idempotent_producer", make)
+    relay = OutboxRelay(
+        "postgresql://edge",
+        "kafka:9092",
+        poll_interval=30,
+        producer_options={"max_request_size": 9},
+    )
+    conn.queued = [_row(1)]
+    task = asyncio.create_task(relay.run())
+    try:
+        await _until(lambda: relay.published_total == 1)
+    finally:
+        await relay.stop()
+        await task
+    assert made == [{"linger_ms": 0, "max_request_size": 9}]
