@@ -35,9 +35,9 @@ Two parts: :class:`Inbox` applies records (parse and validate, the inbox rows, t
 handler, savepoints, which records to dead-letter: an :class:`Outcome`) and knows no Kafka
 client, so a replay that reads the topics itself (the dashboard's rebuild) applies with the
 very same code. :class:`InboxConsumer` is the Kafka loop around one: it polls, applies,
-sends the dead letters, commits the offsets. ``on_deadletter`` is told about each dead
-letter after it is on the dead-letter topic (sync or async; an infrastructure error it
-raises retries the batch like any other).
+tells ``after_commit``, sends the dead letters, commits the offsets. ``on_deadletter`` is
+told about each dead letter after it is on the dead-letter topic (sync or async; an
+infrastructure error it raises retries the batch like any other).
 """
 
 from __future__ import annotations
@@ -446,8 +446,13 @@ class InboxConsumer:
     ) -> bool:
         """Apply one fetch - every partition's records, each partition's in order - in one
         transaction (one commit and one ``before_commit`` per fetch, not per partition);
-        then its dead letters, then the offsets. False when it must be read again from each
-        partition's first record (after a back-off)."""
+        then ``after_commit``, its dead letters and the offsets. False when it must be read
+        again from each partition's first record (after a back-off).
+
+        ``after_commit`` comes once the transaction committed, not after Kafka too: what it
+        tells (the dashboard's live push) waited for the group coordinator's round trip. The
+        fetch read again after a failure there finds its events in the inbox, applies none,
+        and tells nothing twice."""
         self._rewound.clear()
         records = records_of(batch)
         try:
@@ -460,6 +465,8 @@ class InboxConsumer:
             outcome = Outcome(dead=[(records[0], refused(_type_of(records[0]), error))])
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             return await self._retry_later(consumer, batch, error)
+        if self.after_commit is not None and outcome.applied:
+            await self.after_commit(outcome.applied)
         try:
             for record, reason in outcome.dead:
                 await self._dead_letter(producer, record, reason)
@@ -473,8 +480,6 @@ class InboxConsumer:
         self.applied_total += len(outcome.applied)
         self.duplicate_total += outcome.duplicates
         self.deadletter_total += len(outcome.dead)
-        if self.after_commit is not None and outcome.applied:
-            await self.after_commit(outcome.applied)
         return True
 
     async def _isolate(
