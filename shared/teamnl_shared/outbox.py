@@ -318,10 +318,6 @@ class OutboxRelay:
     def wake(self) -> None:
         self._wake.set()
 
-    def producer_config(self) -> dict[str, Any]:
-        """Options of each session's producer over the idempotent defaults."""
-        return {**RELAY_PRODUCER, **self.producer_options}
-
     # -- one leadership session -----------------------------------------------------------
     async def _lead(self) -> None:
         conn = await asyncpg.connect(self.pool_url)
@@ -331,7 +327,8 @@ class OutboxRelay:
                     return
                 await self._sleep(self.poll_interval)
             await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
-            producer = idempotent_producer(self.bootstrap, **self.producer_config())
+            options = {**RELAY_PRODUCER, **self.producer_options}
+            producer = idempotent_producer(self.bootstrap, **options)
             await producer.start()
             self.leader = True
             self._marks = _Marks()  # an earlier session's: its reconcile finds them in Kafka
