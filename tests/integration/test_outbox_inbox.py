@@ -521,6 +521,45 @@ async def test_a_fetch_projected_ahead_with_events_applied_before_projects_the_n
     assert [n for _, n in rows] == [0, 1, 3, 4, 5, 7]
 
 
+async def test_a_fetch_of_new_events_goes_into_the_inbox_by_one_plain_insert(
+    database_url: str, migrated_pool: asyncpg.Pool
+) -> None:
+    """Proves: the inbox rows of a fetch whose events are all new go in one plain INSERT
+    (no ON CONFLICT, no rows back); a fetch read ahead with an event applied before meets
+    that event's row, and is applied again by the insert that skips the rows already there:
+    the new events once, the one applied before not again, the buffer made ahead dropped."""
+    await migrated_pool.execute("CREATE TABLE effects (mission_id text, n int)")
+    inbox_statements: list[tuple[bool, str | None]] = []
+
+    def log_inbox(logged: asyncpg.connection.LoggedQuery) -> None:
+        if "INTO inbox" in logged.query:
+            refused = type(logged.exception).__name__ if logged.exception else None
+            inbox_statements.append(("ON CONFLICT" in logged.query, refused))
+
+    async def logging_queries(conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(log_inbox)
+
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1, init=logging_queries)
+    try:
+        effects = DeferredEffects()
+        inbox = Inbox(pool, effects.handle, "g", deferred=effects.buffer)
+        new = [as_record(mission_event(1, n), n) for n in (0, 1, 3)]
+        first = await inbox.apply(new, await inbox.read_ahead(new))
+        assert [e.id for e, _ in first.applied] == ["1-0", "1-1", "1-3"]
+        assert inbox_statements == [(False, None)]
+
+        inbox_statements.clear()
+        again = [new[2], *(as_record(mission_event(1, n), n) for n in (4, 5))]
+        second = await inbox.apply(again, await inbox.read_ahead(again))
+        assert [e.id for e, _ in second.applied] == ["1-4", "1-5"]
+        assert second.duplicates == 1
+        assert inbox_statements == [(False, "UniqueViolationError"), (True, None)]
+        assert effects.flushes == [[0, 1, 3], [4, 5]]
+    finally:
+        await pool.close()
+    assert [n for _, n in await effects_of(migrated_pool)] == [0, 1, 3, 4, 5]
+
+
 async def test_the_relay_vacuums_the_outbox_it_deletes_from_at_most_every_vacuum_seconds(
     database_url: str, migrated_pool: asyncpg.Pool, make_topics, kafka_bootstrap: str
 ) -> None:
