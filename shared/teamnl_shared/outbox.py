@@ -81,17 +81,6 @@ RELAY_LOCK = 7_310_002
 CHANNEL = "teamnl_outbox"
 RECONCILE_STALL_SECONDS = 60.0
 """Reconcile gives up a session (its progress kept) when Kafka returns nothing this long."""
-RELAY_PRODUCER: dict[str, Any] = {"linger_ms": 0}
-"""The relay's producer options over :func:`~.kafka.idempotent_producer`'s (its
-``producer_options`` over these). It queues a read's rows one after the other and awaits
-their acknowledgements before it reads again: nothing joins a batch while it lingers, so
-``linger_ms`` (5 by default) only held every read back. (One difference: while a full
-batch waits to be drained, the other partitions' batches now go with it, not yet full.)
-At 300 ev/s open loop over the three services (two runs each on one machine), relay send ->
-readable p50 went from 10-11 ms to 4-5 and the end-to-end p50 from 60-65 ms to 50-53; at
-1,500 ev/s offered the services achieved 1,097-1,382 ev/s without it, 1,135-1,278 with; the
-batch phase (500 events a request) accepted 5,557-5,916 ev/s without it, 5,634-5,975 with."""
-
 UNPUBLISHABLE: tuple[type[BaseException], ...] = (
     MessageSizeTooLargeError,
     RecordTooLargeError,
@@ -327,8 +316,7 @@ class OutboxRelay:
                     return
                 await self._sleep(self.poll_interval)
             await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
-            options = {**RELAY_PRODUCER, **self.producer_options}
-            producer = idempotent_producer(self.bootstrap, **options)
+            producer = idempotent_producer(self.bootstrap, **self.producer_options)
             await producer.start()
             self.leader = True
             self._marks = _Marks()  # an earlier session's: its reconcile finds them in Kafka

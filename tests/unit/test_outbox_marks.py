@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from support import eventually
-from teamnl_shared import outbox
+from teamnl_shared import kafka, outbox
 from teamnl_shared.outbox import OutboxRelay
 
 
@@ -146,17 +146,18 @@ async def test_stopping_marks_what_was_published(edges: tuple[_Conn, _Producer])
 async def test_each_session_producer_sends_at_once_and_keeps_the_callers_options(
     edges: tuple[_Conn, _Producer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Proves: the relay's producer does not linger (the relay awaits each read's records
-    before it reads again, so nothing could join them), and the options a caller gives (the
-    services' largest request) still reach it."""
+    """Proves: the relay's producer (the shared idempotent one) does not linger: the relay
+    awaits each read's records before it reads again, so nothing could join them; and the
+    options a caller gives (the services' largest request) still reach it."""
     conn, producer = edges
     made: list[dict[str, Any]] = []
 
-    def make(bootstrap: str, **options: Any) -> _Producer:
+    def make(**options: Any) -> _Producer:
         made.append(options)
         return producer
 
-    monkeypatch.setattr(outbox, "idempotent_producer", make)
+    monkeypatch.setattr(kafka, "AIOKafkaProducer", make)
+    monkeypatch.setattr(outbox, "idempotent_producer", kafka.idempotent_producer)
     relay = OutboxRelay(
         "postgresql://edge",
         "kafka:9092",
@@ -170,4 +171,6 @@ async def test_each_session_producer_sends_at_once_and_keeps_the_callers_options
     finally:
         await relay.stop()
         await task
-    assert made == [{"linger_ms": 0, "max_request_size": 9}]
+    assert len(made) == 1
+    assert made[0]["linger_ms"] == 0 and made[0]["max_request_size"] == 9
+    assert made[0]["enable_idempotence"] is True and made[0]["acks"] == "all"
