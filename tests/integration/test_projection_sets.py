@@ -13,12 +13,13 @@ from typing import Any
 import asyncpg
 import pytest
 
+from teamnl_dashboard.projections import writes
 from teamnl_dashboard.projections.network import INSERT_ACTIVITY as ACTIVITY
 from teamnl_dashboard.projections.network import INSERT_EVENT as EVENT
 from teamnl_dashboard.projections.network import UPSERT_SPEND
 from teamnl_dashboard.projections.schema import create_schema
 from teamnl_dashboard.projections.totals import VACUUM
-from teamnl_dashboard.projections.writes import BufferedWrites
+from teamnl_dashboard.projections.writes import PLAIN_FROM_ROWS, BufferedWrites
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +105,50 @@ async def test_a_run_stores_what_row_by_row_would_and_the_totals_count_what_it_a
             ("tinl", date(2025, 3, 2), 1, 1),
             ("tinl", date(2025, 3, 30), 0, 1),
         ]
+    finally:
+        await conn.close()
+
+
+async def test_a_long_run_goes_plain_until_a_row_is_there_and_stores_the_same(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proves: a run of a skipping insert of `PLAIN_FROM_ROWS` rows goes as a plain insert
+    while none of its rows is there; one that meets a row already there is rolled back and
+    sent with its ON CONFLICT DO NOTHING, as is every later run of that statement; each
+    stores what row by row would, and the totals count exactly the rows added."""
+    monkeypatch.setattr(writes, "_conflicted", set())
+    conn = await asyncpg.connect(database_url)
+    sent: list[tuple[bool, str | None]] = []
+
+    def log_events(logged: asyncpg.connection.LoggedQuery) -> None:
+        if "INTO events" in logged.query and "unnest" in logged.query:
+            refused = type(logged.exception).__name__ if logged.exception else None
+            sent.append(("ON CONFLICT" in logged.query, refused))
+
+    try:
+        async with conn.transaction():
+            await create_schema(conn, "proj")
+        await conn.execute("SET search_path = proj, public")
+        conn.add_query_logger(log_events)
+        run = PLAIN_FROM_ROWS
+        await _write(conn, EVENT, [_event(f"a{n}", "nlib", "first") for n in range(run)])
+        assert sent == [(False, None)]
+
+        sent.clear()
+        again = [_event("a0", "nlib", "already there"), _event("a1", "nlib", "already there")]
+        await _write(conn, EVENT, [*(_event(f"b{n}", "nlib", "t") for n in range(run)), *again])
+        assert sent == [(False, "UniqueViolationError"), (True, None)]
+
+        sent.clear()
+        await _write(conn, EVENT, [_event(f"c{n}", "tinl", "t") for n in range(run)])
+        assert sent == [(True, None)]
+
+        titles = dict(await conn.fetch("SELECT event_id, title FROM events"))
+        assert len(titles) == 3 * run and titles["a0"] == titles["a1"] == "first"
+        counted = await conn.fetch(
+            "SELECT family, sum(events) AS n FROM family_totals GROUP BY 1 ORDER BY 1"
+        )
+        assert [tuple(r) for r in counted] == [("nlib", 2 * run), ("tinl", run)]
     finally:
         await conn.close()
 

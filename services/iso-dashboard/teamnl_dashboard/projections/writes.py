@@ -14,6 +14,12 @@ as one statement where that does what the rows one by one would:
   rows share a conflict key: each row then meets only what was there before the run, as
   one by one (a run with a repeated key goes row by row, which PostgreSQL requires).
 
+A long run of an insert that skips existing rows goes first without its ``ON CONFLICT DO
+NOTHING``, under a savepoint of its own (:data:`PLAIN_FROM_ROWS`): PostgreSQL inserts a
+row that may conflict speculatively, which costs it about 1.7 times a plain insert. When a row
+was there already, the savepoint is rolled back and the run sent as it is; from then on,
+that statement goes as it is in this process.
+
 One execution, so the table's statement-level triggers (schema.sql) run once per run.
 Order is kept where it
 matters: statements on one table run in the order they came (a run ends when another
@@ -40,13 +46,21 @@ _SET_INSERT = re.compile(
 )
 
 
+PLAIN_FROM_ROWS = 64
+"""A run of a skipping insert this long goes first as a plain insert (the savepoint around
+it costs two round trips: worth it for a run this long, not for a few rows)."""
+_UNIQUE = (asyncpg.UniqueViolationError, asyncpg.ExclusionViolationError)
+
+
 @dataclass(frozen=True)
 class _SetForm:
     """An insert's one-statement form; `keys`: the positions of an upsert's conflict key
-    among the columns (None: a skipping insert, which takes any run)."""
+    among the columns (None: a skipping insert, which takes any run); `plain`: a skipping
+    insert's form without its ``ON CONFLICT DO NOTHING``."""
 
     sql: str
     keys: tuple[int, ...] | None
+    plain: str | None = None
 
     def takes(self, rows: Sequence[Sequence[object]]) -> bool:
         if self.keys is None:
@@ -57,6 +71,8 @@ class _SetForm:
 # An insert's set form (None: it has none), by its SQL; the parameters' types come from the
 # server the first time a run of it is sent (the same in every projection schema).
 _set_forms: dict[str, _SetForm | None] = {}
+# The skipping inserts a plain run of met a row already there: sent as they are from then on.
+_conflicted: set[str] = set()
 
 
 @dataclass
@@ -103,13 +119,31 @@ class BufferedWrites:
             set_form = await _set_form(conn, run.sql) if len(run.rows) > 1 else None
             if set_form is None or not set_form.takes(run.rows):
                 await conn.executemany(run.sql, run.rows)
-            else:
-                columns = zip(*run.rows, strict=True)  # every row has every column
-                await conn.execute(set_form.sql, *(list(column) for column in columns))
+                continue
+            # every row has every column
+            columns = [list(column) for column in zip(*run.rows, strict=True)]
+            if not await _sent_plain(conn, run, set_form, columns):
+                await conn.execute(set_form.sql, *columns)
 
     def discard(self) -> None:
         self._runs = []
         self._last_run_of = {}
+
+
+async def _sent_plain(
+    conn: asyncpg.Connection, run: _Run, set_form: _SetForm, columns: list[list[object]]
+) -> bool:
+    """Whether the run went as a plain insert: a long run of a skipping insert whose plain
+    form met no row already there."""
+    if set_form.plain is None or len(run.rows) < PLAIN_FROM_ROWS or run.sql in _conflicted:
+        return False
+    try:
+        async with conn.transaction():
+            await conn.execute(set_form.plain, *columns)
+    except _UNIQUE:
+        _conflicted.add(run.sql)
+        return False
+    return True
 
 
 @functools.cache  # the projectors' statements are constants: a few dozen strings
@@ -141,10 +175,14 @@ async def _set_form(conn: asyncpg.Connection, sql: str) -> _SetForm | None:
             if all(t.kind == "scalar" for t in types):
                 arrays = ", ".join(f"${n}::{t.schema}.{t.name}[]" for n, t in enumerate(types, 1))
                 conflict = f" ({match['target']})" if target else ""
-                form = _SetForm(
+                insert = (
                     f"INSERT INTO {match['table']} ({match['columns']})"  # noqa: S608 - constants
-                    f" SELECT * FROM unnest({arrays}) ON CONFLICT{conflict} {match['action']}",
+                    f" SELECT * FROM unnest({arrays})"
+                )
+                form = _SetForm(
+                    f"{insert} ON CONFLICT{conflict} {match['action']}",
                     tuple(columns.index(c) for c in target) if upsert else None,
+                    None if upsert else insert,
                 )
     _set_forms[sql] = form
     return form
