@@ -130,12 +130,11 @@ Identity = tuple[str, str, str]
 
 @dataclass
 class Projected:
-    """A fetch projected ahead of its transaction: the buffer, the outcome, and the events
-    it took as new (each first copy)."""
+    """A fetch projected ahead of its transaction: the buffer and the outcome, taking each
+    valid event's first copy as new (as :func:`_record_new` does)."""
 
     writes: Deferred
     outcome: Outcome
-    new: set[Identity]
 
 
 @dataclass
@@ -196,17 +195,17 @@ class Inbox:
         if self.deferred is None:
             return Ahead(parsed)
         writes = self.deferred()
-        outcome, new = Outcome(), set[Identity]()
+        outcome, seen = Outcome(), set[Identity]()
         try:
             for start in range(0, len(records), READ_AHEAD_STEP):
                 step = slice(start, start + READ_AHEAD_STEP)
                 pairs = zip(records[step], parsed[step], strict=True)
-                await self._project(writes.as_connection(), pairs, None, new, outcome)
+                await self._project(writes.as_connection(), pairs, None, seen, outcome)
                 await asyncio.sleep(0)
         except REFUSALS:
             writes.discard()
             return Ahead(parsed)
-        return Ahead(parsed, Projected(writes, outcome, new))
+        return Ahead(parsed, Projected(writes, outcome))
 
     def _record_span(
         self, record: ConsumerRecord, event: Event | InvalidEvent
@@ -252,14 +251,12 @@ class Inbox:
         projected = ahead.projected
         writes = None if projected is None or redelivered else projected.writes
         async with self._savepoint(conn, writes) as target:  # undoes the batch
-            if not redelivered:
-                fresh = await _record_new(conn, records, ahead.parsed)
-                if projected is not None:
-                    if fresh == projected.new:  # both are the valid first copies
-                        return projected.outcome
-                    projected.writes.discard()
-            else:
+            if redelivered:
                 fresh = await _record_fresh(conn, records, ahead.parsed)
+            else:
+                fresh = await _record_new(conn, records, ahead.parsed)
+                if projected is not None:  # it took the same events as new
+                    return projected.outcome
             outcome = Outcome()
             pairs = zip(records, ahead.parsed, strict=True)
             # projected ahead, the records have their spans already

@@ -81,6 +81,7 @@ RELAY_LOCK = 7_310_002
 CHANNEL = "teamnl_outbox"
 RECONCILE_STALL_SECONDS = 60.0
 """Reconcile gives up a session (its progress kept) when Kafka returns nothing this long."""
+
 UNPUBLISHABLE: tuple[type[BaseException], ...] = (
     MessageSizeTooLargeError,
     RecordTooLargeError,
