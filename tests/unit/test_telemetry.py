@@ -30,6 +30,7 @@ from teamnl_shared.telemetry import (
     context_from_headers,
     current_traceparent,
     inject_traceparent,
+    messaging,
     publish_span,
     setup_telemetry,
     trace_headers,
@@ -211,6 +212,40 @@ def test_the_consumer_span_is_a_child_of_the_publish_span(
         "messaging.kafka.message.key": "mission-1",
         "messaging.message.id": "evt-1",
     }
+
+
+def test_the_publish_spans_of_one_stored_context_read_it_once(
+    telemetry: Telemetry, spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The records of a batch request all carry that request's trace context: the relay's
+    publish spans read it once, and each span still gets the parent of its own row."""
+    tracer = telemetry.tracer("test")
+    with tracer.start_as_current_span("POST /events:batch") as batch_request:
+        batch_trace = inject_traceparent()
+    with tracer.start_as_current_span("POST /events") as single_request:
+        single_trace = inject_traceparent()
+    reads: list[object] = []
+    read = messaging._PROPAGATOR.extract
+
+    def counted(carrier: object, *args: object, **kwargs: object) -> object:
+        reads.append(carrier)
+        return read(carrier, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(messaging._PROPAGATOR, "extract", counted)
+
+    rows = [(f"evt-{n}", batch_trace) for n in range(3)] + [("evt-3", single_trace)]
+    rows.append(("evt-4", batch_trace))
+    for message_id, stored in rows:
+        with publish_span(tracer, "teamnl.nlib.events", "m", 0, message_id, stored):
+            pass
+
+    assert reads == [batch_trace, single_trace]
+    published = [s for s in spans.get_finished_spans() if s.kind is SpanKind.PRODUCER]
+    parents = [span.parent.span_id if span.parent else None for span in published]
+    batch_id = batch_request.get_span_context().span_id
+    single_id = single_request.get_span_context().span_id
+    assert parents == [batch_id, batch_id, batch_id, single_id, batch_id]
+    assert len({span.context.span_id for span in published if span.context}) == 5
 
 
 def test_trace_sampling_is_the_operators_choice_and_follows_the_request(

@@ -19,7 +19,8 @@ Attribute names follow the OpenTelemetry messaging semantic conventions (v1.27+)
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from functools import lru_cache
 from typing import Protocol
 
 from opentelemetry.context import Context
@@ -40,7 +41,8 @@ EVENT_TYPE = "teamnl.event.type"
 
 TRACEPARENT = "traceparent"
 CLOUDEVENT_ID_HEADER = "ce_id"
-TRACE_HEADERS = frozenset({TRACEPARENT, "tracestate"})
+TRACESTATE = "tracestate"
+TRACE_HEADERS = frozenset({TRACEPARENT, TRACESTATE})
 """What the W3C propagator reads."""
 CONSUME_HEADERS = TRACE_HEADERS | {CLOUDEVENT_ID_HEADER}
 
@@ -94,7 +96,6 @@ def context_from_headers(headers: HeadersLike | None) -> Context:
     return _PROPAGATOR.extract(_carrier(headers, TRACE_HEADERS), context=Context())
 
 
-@contextmanager
 def publish_span(
     tracer: Tracer,
     topic: str,
@@ -102,11 +103,16 @@ def publish_span(
     partition: int | None,
     message_id: str,
     parent_headers: HeadersLike | None,
-) -> Iterator[Span]:
+) -> AbstractContextManager[Span]:
     """A PRODUCER span ``send <topic>`` continuing the trace in `parent_headers`.
 
     Made current, so `trace_headers()` inside the block gives this span's context for the
     record. Set the partition later with `set_partition` if it is only known after sending.
+
+    The relay opens one per record: it is made with ``start_span`` and ``use_span`` (what
+    ``start_as_current_span`` does, without its decorator layers), and the parent context
+    is read once per stored trace context (:func:`_parent_context`), as the records of one
+    batch request all carry their request's.
     """
     attributes: dict[str, AttributeValue] = {
         **_destination(topic),
@@ -118,13 +124,24 @@ def publish_span(
         attributes[MESSAGING_KAFKA_MESSAGE_KEY] = _text(key)
     if partition is not None:
         attributes[MESSAGING_DESTINATION_PARTITION_ID] = str(partition)
-    with tracer.start_as_current_span(
+    carrier = _carrier(parent_headers, TRACE_HEADERS)
+    span = tracer.start_span(
         f"send {topic}",
-        context=context_from_headers(parent_headers),
+        context=_parent_context(carrier.get(TRACEPARENT), carrier.get(TRACESTATE)),
         kind=SpanKind.PRODUCER,
         attributes=attributes,
-    ) as span:
-        yield span
+    )
+    return use_span(span, end_on_exit=True)
+
+
+@lru_cache(maxsize=64)
+def _parent_context(traceparent: str | None, tracestate: str | None) -> Context:
+    """The context a stored ``traceparent``/``tracestate`` pair names. A context is never
+    changed once made (setting a value makes a new one), so one serves every span."""
+    carrier = {TRACEPARENT: traceparent} if traceparent is not None else {}
+    if tracestate is not None:
+        carrier[TRACESTATE] = tracestate
+    return _PROPAGATOR.extract(carrier, context=Context())
 
 
 @contextmanager
