@@ -24,7 +24,7 @@ from .modes import batch_documents, parse_document, parse_single, read_body
 from .openapi import batch_openapi, single_event_openapi
 from .pipeline import Outcome
 from .problems import ApiProblem, openapi_responses
-from .runtime import Runtime, runtime_of
+from .runtime import Answer, Runtime, runtime_of
 from .schemas import BatchResult, Receipt
 from .service import ServiceDefinition
 from .settings import IngestionSettings
@@ -111,8 +111,8 @@ async def _accept_all(
     parsed = [_parse(document, max_event_bytes) for document in documents]
     async with runtime.connection() as conn:
         outcomes = await runtime.pipeline.accept_all(conn, partner, parsed, inject_traceparent())
-    for item, outcome in zip(parsed, outcomes, strict=True):
-        _count(runtime, partner, item, outcome)
+    answers = [_answer(item, outcome) for item, outcome in zip(parsed, outcomes, strict=True)]
+    runtime.count_all(partner.partner, answers)
     return outcomes
 
 
@@ -151,12 +151,18 @@ def _item(index: int, outcome: Outcome) -> dict[str, Any]:
 
 
 def _count(runtime: Runtime, partner: Partner, item: Event | ApiProblem, outcome: Outcome) -> None:
-    reason = outcome.problem.kind if outcome.problem is not None else ""
-    event = item if isinstance(item, Event) else None
+    answer = _answer(item, outcome)
     runtime.count(
         partner.partner,
-        event.type if event is not None else UNKNOWN_TYPE,
-        status=outcome.status,
-        reason=reason,
-        event_time=event.time if event is not None else None,
+        answer.event_type,
+        status=answer.status,
+        reason=answer.reason,
+        event_time=answer.event_time,
     )
+
+
+def _answer(item: Event | ApiProblem, outcome: Outcome) -> Answer:
+    reason = outcome.problem.kind if outcome.problem is not None else ""
+    if isinstance(item, Event):
+        return Answer(item.type, outcome.status, reason, item.time)
+    return Answer(UNKNOWN_TYPE, outcome.status, reason, None)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
+from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 import asyncpg
 from aiokafka.errors import KafkaError
@@ -261,14 +263,39 @@ class Runtime:
         reason: str = "",
         event_time: datetime | None = None,
     ) -> None:
+        """One answer to ``partner``: in its data quality and in the metrics."""
         self.quality.count(partner, status=status, reason=reason, event_time=event_time)
+        self._count_in_metrics(partner, event_type, status, reason, 1)
+
+    def count_all(self, partner: str, answers: Iterable[Answer]) -> None:
+        """The answers to one batch: each in the partner's data quality, and in the metrics
+        one addition per type, status and reason. A metric's addition costs about 7 us
+        (its attributes are looked up per call): per event, it was a twentieth of nlib's
+        CPU under batch load."""
+        now = datetime.now(UTC)
+        tally: Counter[tuple[str, int, str]] = Counter()
+        for answer in answers:
+            self.quality.count(
+                partner,
+                status=answer.status,
+                reason=answer.reason,
+                event_time=answer.event_time,
+                now=now,
+            )
+            tally[answer.event_type, answer.status, answer.reason] += 1
+        for (event_type, status, reason), events in tally.items():
+            self._count_in_metrics(partner, event_type, status, reason, events)
+
+    def _count_in_metrics(
+        self, partner: str, event_type: str, status: int, reason: str, events: int
+    ) -> None:
         if self.metrics is None:
             return
         if status == 200:
             return  # a replay: nothing new was accepted
         if status == 202:
             self.metrics.event_accepted(
-                service=self.service.name, event_type=event_type, partner=partner
+                service=self.service.name, event_type=event_type, partner=partner, events=events
             )
         else:
             self.metrics.event_rejected(
@@ -276,7 +303,17 @@ class Runtime:
                 event_type=event_type,
                 partner=partner,
                 reason=reason or str(status),
+                events=events,
             )
+
+
+class Answer(NamedTuple):
+    """One event's answer, as counted (:meth:`Runtime.count_all`)."""
+
+    event_type: str
+    status: int
+    reason: str
+    event_time: datetime | None
 
 
 async def _request_pool(url: str, max_size: int, command_timeout: float) -> asyncpg.Pool:

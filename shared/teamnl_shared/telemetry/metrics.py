@@ -78,12 +78,17 @@ class Metrics:
             description="Open data-quality findings",
         )
 
-    def event_accepted(self, *, service: str, event_type: str, partner: str) -> None:
-        self.events_accepted.add(1, {"service": service, "type": event_type, "partner": partner})
+    def event_accepted(
+        self, *, service: str, event_type: str, partner: str, events: int = 1
+    ) -> None:
+        attributes = {"service": service, "type": event_type, "partner": partner}
+        self.events_accepted.add(events, attributes)
 
-    def event_rejected(self, *, service: str, event_type: str, partner: str, reason: str) -> None:
+    def event_rejected(
+        self, *, service: str, event_type: str, partner: str, reason: str, events: int = 1
+    ) -> None:
         attributes = {"service": service, "type": event_type, "partner": partner, "reason": reason}
-        self.events_rejected.add(1, attributes)
+        self.events_rejected.add(events, attributes)
 
     def deadlettered(self, *, topic: str, reason: str) -> None:
         self.deadletters.add(1, {"topic": topic, "reason": reason})
