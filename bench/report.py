@@ -456,6 +456,9 @@ def cpu_section(r: dict[str, Any]) -> list[str]:
     for key, label in (("pipeline", "1. single POST (nlib)"), ("durable", "1. durable INSERT")):
         if single.get(key, {}).get("cpu"):
             runs.append((label, single[key]["cpu"]))
+    batch = r.get("batch", {}).get("pipeline", {})
+    if batch.get("cpu"):
+        runs.append(("2. batch POST, until all in Kafka", batch["cpu"]))
     latency = r.get("latency", {})
     if latency.get("fixed", {}).get("cpu"):
         runs.append(
@@ -786,7 +789,10 @@ def _targets(r: dict[str, Any]) -> list[Target]:
                 "batch accept >= 0.35x bare producer",
                 _ratio(batch["ratio_accept"]),
                 batch["ratio_accept"] >= 0.35,
-                _top_parts(r, "profile-nlib-batch.svg", 4),
+                _why(
+                    _cpu_line(batch["pipeline"].get("cpu")),
+                    _top_parts(r, "profile-nlib-batch.svg", 4),
+                ),
             )
         )
     latency = r.get("latency")

@@ -12,6 +12,7 @@ from bench.report import (
     BENCH_BUDGET_S,
     accept_floor_ms,
     bounds,
+    cpu_section,
     projection_ms,
     targets_section,
     worker_ratio,
@@ -118,3 +119,26 @@ def test_a_full_run_of_every_phase_reports_its_own_length_against_30_minutes() -
     assert duration_row(**(full | {"size": "smoke"}), elapsed_s=200.0) is None
     only = {"size": "full", "phase_s": {"dashboard": 500.0}, "elapsed_s": 700.0}
     assert duration_row(**only) is None
+
+
+def test_the_batch_target_says_what_the_whole_machine_spent_per_event() -> None:
+    """The batch run is measured until every accepted event is in Kafka: its CPU per event
+    by process is a row of the CPU table and the batch target's "where the time goes"."""
+    r: dict[str, Any] = {}
+    r["batch"] = {
+        "baseline": {"rate": 10_000},
+        "ratio_accept": 0.2,
+        "pipeline": {
+            "cpu": {
+                "cpu_ms_per_event": {"nlib": 0.06, "dashboard": 0.07, "postgres": 0.05},
+                "machine_cpu_ms_per_event": 0.4,
+                "cores_busy": 1.98,
+                "cores": 2,
+            }
+        },
+    }
+    [row] = [line for line in targets_section(r) if line.startswith("| batch accept")]
+    assert "0.40 ms of CPU per event on the whole machine (dashboard 0.07, nlib 0.06" in row
+    assert "1.98 of 2 cores busy; ceiling 5,000 ev/s" in row
+    [cpu_row] = [line for line in cpu_section(r) if line.startswith("| 2. batch POST")]
+    assert "| 0.06 |" in cpu_row and "| 5,000 ev/s |" in cpu_row
