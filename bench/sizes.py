@@ -20,6 +20,7 @@ class BenchSize:
     ramp_factor: float  # each next step offers this many times the rate before
     ramp_max_steps: int  # a bound on the time only: the ramp stops at the first failed step
     ramp_seconds: float  # 60 s in full, as the issue asks
+    ramp_refinements: int  # steps between the last rate sustained and the first not
     projected_events: int  # loaded straight into Kafka for the dashboard figures
     get_seconds: float
     get_concurrency: int
@@ -49,6 +50,7 @@ SIZES = {
         ramp_factor=2,
         ramp_max_steps=8,
         ramp_seconds=8,
+        ramp_refinements=1,
         projected_events=5_000,
         get_seconds=5,
         get_concurrency=8,
@@ -68,6 +70,7 @@ SIZES = {
         ramp_factor=1.5,
         ramp_max_steps=12,
         ramp_seconds=60,
+        ramp_refinements=2,
         projected_events=1_000_000,
         get_seconds=30,
         get_concurrency=16,
