@@ -75,10 +75,10 @@ def events_router(service: ServiceDefinition, settings: IngestionSettings) -> AP
             body = await read_body(request, settings.max_event_bytes)
             event = parse_single(request.headers, body, settings.max_event_bytes)
         except ApiProblem as problem:
-            runtime.count(partner.partner, UNKNOWN_TYPE, status=problem.status, reason=problem.kind)
+            runtime.count(partner.partner, Answer(UNKNOWN_TYPE, problem.status, problem.kind, None))
             raise
         outcome = await runtime.committer.submit(partner, event, inject_traceparent())
-        _count(runtime, partner, event, outcome)
+        runtime.count(partner.partner, _answer(event, outcome))
         if outcome.problem is not None:
             raise outcome.problem
         return JSONResponse(
@@ -148,17 +148,6 @@ def _item(index: int, outcome: Outcome) -> dict[str, Any]:
         "receipt": outcome.receipt,
         "problem": problem,
     }
-
-
-def _count(runtime: Runtime, partner: Partner, item: Event | ApiProblem, outcome: Outcome) -> None:
-    answer = _answer(item, outcome)
-    runtime.count(
-        partner.partner,
-        answer.event_type,
-        status=answer.status,
-        reason=answer.reason,
-        event_time=answer.event_time,
-    )
 
 
 def _answer(item: Event | ApiProblem, outcome: Outcome) -> Answer:

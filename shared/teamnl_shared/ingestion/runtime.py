@@ -254,18 +254,12 @@ class Runtime:
         self.outbox_written()
         return len(records)
 
-    def count(
-        self,
-        partner: str,
-        event_type: str,
-        *,
-        status: int,
-        reason: str = "",
-        event_time: datetime | None = None,
-    ) -> None:
+    def count(self, partner: str, answer: Answer) -> None:
         """One answer to ``partner``: in its data quality and in the metrics."""
-        self.quality.count(partner, status=status, reason=reason, event_time=event_time)
-        self._count_in_metrics(partner, event_type, status, reason, 1)
+        self.quality.count(
+            partner, status=answer.status, reason=answer.reason, event_time=answer.event_time
+        )
+        self._count_in_metrics(partner, answer.event_type, answer.status, answer.reason, 1)
 
     def count_all(self, partner: str, answers: Iterable[Answer]) -> None:
         """The answers to one batch: each in the partner's data quality, and in the metrics

@@ -91,9 +91,22 @@ def context_from_headers(headers: HeadersLike | None) -> Context:
     """Extract the W3C trace context from a dict or Kafka headers.
 
     Starts from an empty context, so a message without (or with a malformed) traceparent
-    gives a context without a parent: its span starts a new trace.
+    gives a context without a parent: its span starts a new trace. Read once per
+    ``traceparent``/``tracestate`` pair (:func:`_context_of`): the relay's records of one
+    batch request all carry their request's.
     """
-    return _PROPAGATOR.extract(_carrier(headers, TRACE_HEADERS), context=Context())
+    carrier = _carrier(headers, TRACE_HEADERS)
+    return _context_of(carrier.get(TRACEPARENT), carrier.get(TRACESTATE))
+
+
+@lru_cache(maxsize=64)
+def _context_of(traceparent: str | None, tracestate: str | None) -> Context:
+    """The context a ``traceparent``/``tracestate`` pair names. A context is never changed
+    once made (setting a value makes a new one), so one serves every span."""
+    carrier = {TRACEPARENT: traceparent} if traceparent is not None else {}
+    if tracestate is not None:
+        carrier[TRACESTATE] = tracestate
+    return _PROPAGATOR.extract(carrier, context=Context())
 
 
 def publish_span(
@@ -110,9 +123,8 @@ def publish_span(
     record. Set the partition later with `set_partition` if it is only known after sending.
 
     The relay opens one per record: it is made with ``start_span`` and ``use_span`` (what
-    ``start_as_current_span`` does, without its decorator layers), and the parent context
-    is read once per stored trace context (:func:`_parent_context`), as the records of one
-    batch request all carry their request's.
+    ``start_as_current_span`` does, without its decorator layers), and its parent context is
+    read once per stored trace context (:func:`context_from_headers`).
     """
     attributes: dict[str, AttributeValue] = {
         **_destination(topic),
@@ -124,24 +136,13 @@ def publish_span(
         attributes[MESSAGING_KAFKA_MESSAGE_KEY] = _text(key)
     if partition is not None:
         attributes[MESSAGING_DESTINATION_PARTITION_ID] = str(partition)
-    carrier = _carrier(parent_headers, TRACE_HEADERS)
     span = tracer.start_span(
         f"send {topic}",
-        context=_parent_context(carrier.get(TRACEPARENT), carrier.get(TRACESTATE)),
+        context=context_from_headers(parent_headers),
         kind=SpanKind.PRODUCER,
         attributes=attributes,
     )
     return use_span(span, end_on_exit=True)
-
-
-@lru_cache(maxsize=64)
-def _parent_context(traceparent: str | None, tracestate: str | None) -> Context:
-    """The context a stored ``traceparent``/``tracestate`` pair names. A context is never
-    changed once made (setting a value makes a new one), so one serves every span."""
-    carrier = {TRACEPARENT: traceparent} if traceparent is not None else {}
-    if tracestate is not None:
-        carrier[TRACESTATE] = tracestate
-    return _PROPAGATOR.extract(carrier, context=Context())
 
 
 @contextmanager
