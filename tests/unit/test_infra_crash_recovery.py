@@ -1,5 +1,6 @@
 """The local infrastructure after a fault run's crashes: a SIGKILLed postmaster's lock files,
-and the broker's second listener that routes clients through a TCP proxy."""
+and the broker's second listener that routes clients through a TCP proxy; and the broker's
+garbage collector by the machine's size."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from teamnl_suite.infra import InfraConfig
-from teamnl_suite.infra.kafka import server_properties
+from teamnl_suite.infra.kafka import jvm_options, server_properties
 from teamnl_suite.infra.postgres import LocalPostgres
 
 
@@ -58,3 +59,11 @@ def test_the_proxied_listener_advertises_the_proxy_port(tmp_path: Path) -> None:
     assert "advertised.listeners=PLAINTEXT://127.0.0.1:29000,PROXIED://127.0.0.1:29003" in lines
     assert any(line.endswith(",PROXIED:PLAINTEXT") for line in lines)
     assert "PROXIED" not in server_properties(plain)
+
+
+def test_the_broker_collects_serially_on_two_cores_or_fewer() -> None:
+    """G1 only on a machine with more cores than the bench's two (where its concurrent
+    threads took CPU from the services beside the broker)."""
+    assert jvm_options(1) == jvm_options(2) == ["-XX:+UseSerialGC"]
+    assert jvm_options(4) == []
+    assert jvm_options() == jvm_options(os.cpu_count())

