@@ -75,10 +75,11 @@ def events_router(service: ServiceDefinition, settings: IngestionSettings) -> AP
             body = await read_body(request, settings.max_event_bytes)
             event = parse_single(request.headers, body, settings.max_event_bytes)
         except ApiProblem as problem:
-            runtime.count(partner.partner, Answer(UNKNOWN_TYPE, problem.status, problem.kind, None))
+            answer = Answer(UNKNOWN_TYPE, problem.status, problem.kind, None)
+            runtime.count_all(partner.partner, [answer])
             raise
         outcome = await runtime.committer.submit(partner, event, inject_traceparent())
-        runtime.count(partner.partner, _answer(event, outcome))
+        runtime.count_all(partner.partner, [_answer(event, outcome)])
         if outcome.problem is not None:
             raise outcome.problem
         return JSONResponse(

@@ -254,18 +254,11 @@ class Runtime:
         self.outbox_written()
         return len(records)
 
-    def count(self, partner: str, answer: Answer) -> None:
-        """One answer to ``partner``: in its data quality and in the metrics."""
-        self.quality.count(
-            partner, status=answer.status, reason=answer.reason, event_time=answer.event_time
-        )
-        self._count_in_metrics(partner, answer.event_type, answer.status, answer.reason, 1)
-
     def count_all(self, partner: str, answers: Iterable[Answer]) -> None:
-        """The answers to one batch: each in the partner's data quality, and in the metrics
-        one addition per type, status and reason. A metric's addition costs about 7 us
-        (its attributes are looked up per call): per event, it was a twentieth of nlib's
-        CPU under batch load."""
+        """The answers to one request (a single POST's one, a batch's each): each in the
+        partner's data quality, and in the metrics one addition per type, status and
+        reason. A metric's addition costs about 7 us (its attributes are looked up per
+        call): per event, it was a twentieth of nlib's CPU under batch load."""
         now = datetime.now(UTC)
         tally: Counter[tuple[str, int, str]] = Counter()
         for answer in answers:

@@ -91,10 +91,16 @@ def context_from_headers(headers: HeadersLike | None) -> Context:
     """Extract the W3C trace context from a dict or Kafka headers.
 
     Starts from an empty context, so a message without (or with a malformed) traceparent
-    gives a context without a parent: its span starts a new trace. Read once per
-    ``traceparent``/``tracestate`` pair (:func:`_context_of`): the relay's records of one
-    batch request all carry their request's.
+    gives a context without a parent: its span starts a new trace.
     """
+    return _PROPAGATOR.extract(_carrier(headers, TRACE_HEADERS), context=Context())
+
+
+def _stored_context(headers: HeadersLike | None) -> Context:
+    """:func:`context_from_headers` for the relay, read once per ``traceparent``/
+    ``tracestate`` pair: its records of one batch request all carry their request's. (Not
+    for every reader: a consumer's records each carry their own, and would only churn the
+    cache.)"""
     carrier = _carrier(headers, TRACE_HEADERS)
     return _context_of(carrier.get(TRACEPARENT), carrier.get(TRACESTATE))
 
@@ -106,7 +112,7 @@ def _context_of(traceparent: str | None, tracestate: str | None) -> Context:
     carrier = {TRACEPARENT: traceparent} if traceparent is not None else {}
     if tracestate is not None:
         carrier[TRACESTATE] = tracestate
-    return _PROPAGATOR.extract(carrier, context=Context())
+    return context_from_headers(carrier)
 
 
 def publish_span(
@@ -124,7 +130,7 @@ def publish_span(
 
     The relay opens one per record: it is made with ``start_span`` and ``use_span`` (what
     ``start_as_current_span`` does, without its decorator layers), and its parent context is
-    read once per stored trace context (:func:`context_from_headers`).
+    read once per stored trace context (:func:`_stored_context`).
     """
     attributes: dict[str, AttributeValue] = {
         **_destination(topic),
@@ -138,7 +144,7 @@ def publish_span(
         attributes[MESSAGING_DESTINATION_PARTITION_ID] = str(partition)
     span = tracer.start_span(
         f"send {topic}",
-        context=context_from_headers(parent_headers),
+        context=_stored_context(parent_headers),
         kind=SpanKind.PRODUCER,
         attributes=attributes,
     )
