@@ -1,6 +1,7 @@
 """Every long-running process settles Python's garbage collector once it has started, before
 it serves (`teamnl_shared.collector`): what start-up allocated is frozen and the young
-generation is looked at every `YOUNG_THRESHOLD` objects, not 700."""
+generation is looked at every `YOUNG_THRESHOLD` objects, not 700 (a rebuild's replay,
+which keeps whole fetches of events alive, every `REPLAY_YOUNG_THRESHOLD`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import teamnl_dashboard.rebuild as dashboard_rebuild
 import teamnl_dashboard.worker as dashboard_worker
 import teamnl_shared.ingestion.server as ingestion_server
 import teamnl_shared.relay_main as relay_main
+from teamnl_dashboard.rebuild import REPLAY_YOUNG_THRESHOLD
+from teamnl_dashboard.settings import DashboardSettings
 from teamnl_nlib.app import create_app as create_nlib_app
 from teamnl_nlib.settings import NlibSettings
 from teamnl_shared.collector import YOUNG_THRESHOLD, settle_collector
@@ -68,16 +71,45 @@ def _serve_nlib() -> None:
     ingestion_server.serve(NlibSettings(database_url=DATABASE), create_nlib_app)
 
 
+class _Pipe:
+    """In place of the pipe a rebuild's part process sends its result on."""
+
+    def send(self, _message: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _replay_a_part() -> None:
+    settings = DashboardSettings(database_url=DATABASE)
+    dashboard_rebuild._replay_part_in_process(settings, "proj", {}, _Pipe())  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
-    ("module", "runner", "start", "argv"),
+    ("module", "runner", "start", "argv", "threshold"),
     [
-        (ingestion_server, "uvicorn", _serve_nlib, []),
-        (dashboard_main, "uvicorn", dashboard_main.main, []),
-        (dashboard_worker, "uvloop", dashboard_worker.main, []),
-        (dashboard_rebuild, "uvloop", dashboard_rebuild.main, []),
-        (relay_main, "uvloop", relay_main.main, ["--database-url", DATABASE, "--bootstrap", "x:1"]),
+        (ingestion_server, "uvicorn", _serve_nlib, [], YOUNG_THRESHOLD),
+        (dashboard_main, "uvicorn", dashboard_main.main, [], YOUNG_THRESHOLD),
+        (dashboard_worker, "uvloop", dashboard_worker.main, [], YOUNG_THRESHOLD),
+        (dashboard_rebuild, "uvloop", dashboard_rebuild.main, [], REPLAY_YOUNG_THRESHOLD),
+        (dashboard_rebuild, "uvloop", _replay_a_part, [], REPLAY_YOUNG_THRESHOLD),
+        (
+            relay_main,
+            "uvloop",
+            relay_main.main,
+            ["--database-url", DATABASE, "--bootstrap", "x:1"],
+            YOUNG_THRESHOLD,
+        ),
     ],
-    ids=["initiative service", "dashboard", "dashboard worker", "rebuild", "outbox relay"],
+    ids=[
+        "initiative service",
+        "dashboard",
+        "dashboard worker",
+        "rebuild",
+        "rebuild's part process",
+        "outbox relay",
+    ],
 )
 def test_each_process_settles_the_collector_before_it_serves(
     monkeypatch: pytest.MonkeyPatch,
@@ -85,6 +117,7 @@ def test_each_process_settles_the_collector_before_it_serves(
     runner: str,
     start: Callable[[], None],
     argv: list[str],
+    threshold: int,
 ) -> None:
     seen: list[tuple[int, bool]] = []
     monkeypatch.setattr(getattr(module, runner), "run", _recording(seen))
@@ -95,4 +128,4 @@ def test_each_process_settles_the_collector_before_it_serves(
 
     start()
 
-    assert seen == [(YOUNG_THRESHOLD, True)]
+    assert seen == [(threshold, True)]

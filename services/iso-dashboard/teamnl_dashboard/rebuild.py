@@ -71,6 +71,16 @@ PARALLEL_FROM_RECORDS = 50_000
 REPLAY_BATCH = 5000
 """Records per fetch and transaction while replaying: large, since the rules are evaluated
 once at the end, not per batch."""
+REPLAY_YOUNG_THRESHOLD = 100 * REPLAY_BATCH
+"""A replay's processes look for reference cycles every this many container objects
+allocated net (:func:`settle_collector`), ten times a service's 50,000: a fetch of
+`REPLAY_BATCH` records, parsed while the one before is applied, keeps far more than 50,000
+alive (records, events, buffered rows), so each look walked objects still in use and moved
+them to an older generation. Replaying 400,000 events in two processes, that was 212 looks
+and 1.9-2.0 s of each process's 10.7-11.9 s of CPU; at this threshold none fell within
+the replay. Three A/Bs on one stack: replay 14.2-15.0 s against 17.1-17.8, the rebuild's
+CPU 19.2-20.1 s against 22.6-23.0 and PostgreSQL's 11.0-11.7 against 13.0-14.1; the
+largest process 134 MiB at most against 127."""
 
 
 class RebuildRunning(RuntimeError):
@@ -438,7 +448,7 @@ def _replay_part_in_process(
     settings: DashboardSettings, schema: str, targets: Positions, result: Connection
 ) -> None:
     """The entry point of a part's process."""
-    settle_collector()
+    settle_collector(REPLAY_YOUNG_THRESHOLD)
     try:
         done = uvloop.run(_replay_part(settings, schema, targets))
     except BaseException as error:
@@ -474,7 +484,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     ).parse_args()
     logging.basicConfig(level=logging.WARNING)
-    settle_collector()
+    settle_collector(REPLAY_YOUNG_THRESHOLD)
     result = uvloop.run(rebuild(DashboardSettings(), progress=lambda line: print(line, flush=True)))
     print(
         f"done: {result.records} records, {result.applied} applied, "
