@@ -57,3 +57,23 @@ def dies_with_parent() -> None:
     prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
     if prctl is not None and prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
+def log_copies(monkeypatch: Any, sent: list[tuple[str, str | None]]) -> None:
+    """Note each ``COPY`` of rows (asyncpg's ``copy_records_to_table``, which its query
+    loggers do not see) in `sent`: ``("COPY <table>", None)``, or the name of the error the
+    server refused it with. The copy itself still goes to the server."""
+    import asyncpg
+
+    copy_records = asyncpg.Connection.copy_records_to_table
+
+    async def copy_logged(self: asyncpg.Connection, table: str, **kwargs: Any) -> str:
+        try:
+            done: str = await copy_records(self, table, **kwargs)
+        except asyncpg.PostgresError as error:
+            sent.append((f"COPY {table}", type(error).__name__))
+            raise
+        sent.append((f"COPY {table}", None))
+        return done
+
+    monkeypatch.setattr(asyncpg.Connection, "copy_records_to_table", copy_logged)

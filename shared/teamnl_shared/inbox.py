@@ -612,6 +612,21 @@ _INSERT_INBOX = (
     " kafka_offset) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
     " $5::int[], $6::bigint[])"
 )
+_INBOX_COLUMNS = (
+    "event_source",
+    "event_id",
+    "event_type",
+    "topic",
+    "kafka_partition",
+    "kafka_offset",
+)
+COPY_FROM_ROWS = 64
+"""A fetch with this many new inbox rows or more records them with ``COPY`` rather than
+one ``INSERT ... SELECT FROM unnest(...)``. Each row then costs the client 0.6 us instead
+of 2.1-2.8 (asyncpg encodes an array parameter element by element, asking of each
+whether it is itself an array) and the server about a fifth less (5,000-row batches
+into a copy of the table). Below it, the one statement: ``COPY`` takes a round trip
+more."""
 
 
 def _inbox_rows(
@@ -640,8 +655,9 @@ def _columns(rows: Iterable[tuple[Event, ConsumerRecord]]) -> list[list[Any]]:
 async def _record_new(
     conn: asyncpg.Connection, records: list[ConsumerRecord], parsed: list[Event | InvalidEvent]
 ) -> set[Identity]:
-    """Insert the fetch's inbox rows in one plain statement, as if every event were new
-    (the usual case); their identities. One already there raises :class:`_Redelivered`.
+    """Insert the fetch's inbox rows in one plain statement (``COPY`` from
+    :data:`COPY_FROM_ROWS` rows), as if every event were new (the usual case); their
+    identities. One already there raises :class:`_Redelivered`.
 
     A plain insert, not one that skips rows already there and returns the others: in
     PostgreSQL, ``ON CONFLICT DO NOTHING RETURNING`` costs each row a speculative
@@ -649,11 +665,20 @@ async def _record_new(
     server's CPU a row against 3.0-3.7. A redelivered fetch pays one refused statement
     more (and PostgreSQL logs the duplicate key)."""
     rows = _inbox_rows(records, parsed)
-    if rows:
-        try:
+    try:
+        if len(rows) >= COPY_FROM_ROWS:
+            await conn.copy_records_to_table(
+                "inbox",
+                records=[
+                    (e.source, e.id, e.type, r.topic, r.partition, r.offset)
+                    for e, r in rows.values()
+                ],
+                columns=_INBOX_COLUMNS,
+            )
+        elif rows:
             await conn.execute(_INSERT_INBOX, *_columns(rows.values()))
-        except asyncpg.UniqueViolationError:
-            raise _Redelivered from None
+    except asyncpg.UniqueViolationError:
+        raise _Redelivered from None
     return set(rows)
 
 

@@ -23,10 +23,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from tcp_proxy import TcpProxy
 
-from support import dies_with_parent, eventually, topic_prefix
+from support import dies_with_parent, eventually, log_copies, topic_prefix
 from teamnl_shared.contract.envelope import Event, parse_structured
 from teamnl_shared.db import create_pool, migrate
-from teamnl_shared.inbox import Inbox, InboxConsumer, PoisonEvent
+from teamnl_shared.inbox import COPY_FROM_ROWS, Inbox, InboxConsumer, PoisonEvent
 from teamnl_shared.outbox import OUTBOX_NOTIFY_SETTING, OutboxRelay, backlog, enqueue
 from teamnl_suite.infra import Infrastructure
 
@@ -558,6 +558,53 @@ async def test_a_fetch_of_new_events_goes_into_the_inbox_by_one_plain_insert(
     finally:
         await pool.close()
     assert [n for _, n in await effects_of(migrated_pool)] == [0, 1, 3, 4, 5]
+
+
+async def test_a_long_fetch_of_new_events_goes_into_the_inbox_by_one_copy(
+    database_url: str, migrated_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proves: a fetch of `COPY_FROM_ROWS` new events or more records its inbox rows with one
+    ``COPY``; one with an event applied before meets that event's row (the copy refused),
+    and is applied again by the insert that skips the rows already there: the new events
+    once, the one applied before not again."""
+    await migrated_pool.execute("CREATE TABLE effects (mission_id text, n int)")
+    sent: list[tuple[str, str | None]] = []
+
+    def log_inbox(logged: asyncpg.connection.LoggedQuery) -> None:
+        if "INTO inbox" in logged.query:
+            refused = type(logged.exception).__name__ if logged.exception else None
+            sent.append(("ON CONFLICT" if "ON CONFLICT" in logged.query else "plain", refused))
+
+    async def logging_queries(conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(log_inbox)
+
+    log_copies(monkeypatch, sent)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1, init=logging_queries)
+    try:
+        effects = DeferredEffects()
+        inbox = Inbox(pool, effects.handle, "g", deferred=effects.buffer)
+        first_ns = range(10, 10 + COPY_FROM_ROWS)  # from 10: the flush refuses n 2
+        new = [as_record(mission_event(1, n), n) for n in first_ns]
+        first = await inbox.apply(new, await inbox.read_ahead(new))
+        assert len(first.applied) == COPY_FROM_ROWS
+        assert sent == [("COPY inbox", None)]
+
+        sent.clear()
+        more = range(10 + COPY_FROM_ROWS, 10 + 2 * COPY_FROM_ROWS)
+        again = [new[-1], *(as_record(mission_event(1, n), n) for n in more)]
+        second = await inbox.apply(again, await inbox.read_ahead(again))
+        assert [e.id for e, _ in second.applied] == [f"1-{n}" for n in more]
+        assert second.duplicates == 1
+        assert sent == [("COPY inbox", "UniqueViolationError"), ("ON CONFLICT", None)]
+
+        sent.clear()
+        short = [as_record(mission_event(1, n), n) for n in range(500, 500 + COPY_FROM_ROWS - 1)]
+        await inbox.apply(short, await inbox.read_ahead(short))
+        assert sent == [("plain", None)]  # shorter: one INSERT
+    finally:
+        await pool.close()
+    applied = [n for _, n in await effects_of(migrated_pool)]
+    assert applied == [*range(10, 10 + 2 * COPY_FROM_ROWS), *range(500, 500 + COPY_FROM_ROWS - 1)]
 
 
 async def test_the_relay_vacuums_the_outbox_it_deletes_from_at_most_every_vacuum_seconds(

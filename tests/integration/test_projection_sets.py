@@ -1,7 +1,7 @@
 """The dashboard's set-based projection writes against a real PostgreSQL: a run of an
-insert that skips existing rows, sent as one ``unnest`` statement, stores what row by row
-would, and the running totals (statement-level triggers) count exactly the rows it added.
-The statements are the projectors' own."""
+insert that skips existing rows, sent as one ``unnest`` statement or a ``COPY``, stores
+what row by row would, and the running totals (statement-level triggers) count exactly
+the rows it added. The statements are the projectors' own."""
 
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ from typing import Any
 import asyncpg
 import pytest
 
+from support import log_copies
 from teamnl_dashboard.projections import writes
 from teamnl_dashboard.projections.network import INSERT_ACTIVITY as ACTIVITY
 from teamnl_dashboard.projections.network import INSERT_EVENT as EVENT
 from teamnl_dashboard.projections.network import UPSERT_SPEND
 from teamnl_dashboard.projections.schema import create_schema
 from teamnl_dashboard.projections.totals import VACUUM
-from teamnl_dashboard.projections.writes import PLAIN_FROM_ROWS, BufferedWrites
+from teamnl_dashboard.projections.writes import BufferedWrites
+from teamnl_shared.inbox import COPY_FROM_ROWS
 
 pytestmark = pytest.mark.integration
 
@@ -109,46 +111,52 @@ async def test_a_run_stores_what_row_by_row_would_and_the_totals_count_what_it_a
         await conn.close()
 
 
-async def test_a_long_run_goes_plain_until_a_row_is_there_and_stores_the_same(
+async def test_a_long_run_is_copied_until_a_row_is_there_and_stores_the_same(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Proves: a run of a skipping insert of `PLAIN_FROM_ROWS` rows goes as a plain insert
-    while none of its rows is there; one that meets a row already there is rolled back and
-    sent with its ON CONFLICT DO NOTHING, as is every later run of that statement; each
-    stores what row by row would, and the totals count exactly the rows added."""
+    """Proves: a run of a skipping insert of `COPY_FROM_ROWS` rows goes as a ``COPY`` into
+    its table while none of its rows is there; one that meets a row already there is rolled
+    back and sent with its ON CONFLICT DO NOTHING, as is every later run of that statement;
+    each stores what row by row would, and the totals (statement-level triggers, which
+    ``COPY`` fires too) count exactly the rows added."""
     monkeypatch.setattr(writes, "_conflicted", set())
     conn = await asyncpg.connect(database_url)
-    sent: list[tuple[bool, str | None]] = []
+    sent: list[tuple[str, str | None]] = []
 
     def log_events(logged: asyncpg.connection.LoggedQuery) -> None:
         if "INTO events" in logged.query and "unnest" in logged.query:
             refused = type(logged.exception).__name__ if logged.exception else None
-            sent.append(("ON CONFLICT" in logged.query, refused))
+            sent.append(("ON CONFLICT" if "ON CONFLICT" in logged.query else "plain", refused))
 
     try:
         async with conn.transaction():
             await create_schema(conn, "proj")
         await conn.execute("SET search_path = proj, public")
         conn.add_query_logger(log_events)
-        run = PLAIN_FROM_ROWS
+        log_copies(monkeypatch, sent)
+        run = COPY_FROM_ROWS
         await _write(conn, EVENT, [_event(f"a{n}", "nlib", "first") for n in range(run)])
-        assert sent == [(False, None)]
+        assert sent == [("COPY events", None)]
 
         sent.clear()
         again = [_event("a0", "nlib", "already there"), _event("a1", "nlib", "already there")]
         await _write(conn, EVENT, [*(_event(f"b{n}", "nlib", "t") for n in range(run)), *again])
-        assert sent == [(False, "UniqueViolationError"), (True, None)]
+        assert sent == [("COPY events", "UniqueViolationError"), ("ON CONFLICT", None)]
 
         sent.clear()
         await _write(conn, EVENT, [_event(f"c{n}", "tinl", "t") for n in range(run)])
-        assert sent == [(True, None)]
+        assert sent == [("ON CONFLICT", None)]
+
+        sent.clear()
+        await _write(conn, EVENT, [_event(f"d{n}", "tinl", "t") for n in range(run - 1)])
+        assert sent == [("ON CONFLICT", None)]  # shorter: never copied
 
         titles = dict(await conn.fetch("SELECT event_id, title FROM events"))
-        assert len(titles) == 3 * run and titles["a0"] == titles["a1"] == "first"
+        assert len(titles) == 4 * run - 1 and titles["a0"] == titles["a1"] == "first"
         counted = await conn.fetch(
             "SELECT family, sum(events) AS n FROM family_totals GROUP BY 1 ORDER BY 1"
         )
-        assert [tuple(r) for r in counted] == [("nlib", 2 * run), ("tinl", run)]
+        assert [tuple(r) for r in counted] == [("nlib", 2 * run), ("tinl", 2 * run - 1)]
     finally:
         await conn.close()
 

@@ -14,11 +14,12 @@ as one statement where that does what the rows one by one would:
   rows share a conflict key: each row then meets only what was there before the run, as
   one by one (a run with a repeated key goes row by row, which PostgreSQL requires).
 
-A long run of an insert that skips existing rows goes first without its ``ON CONFLICT DO
-NOTHING``, under a savepoint of its own (:data:`PLAIN_FROM_ROWS`): PostgreSQL inserts a
-row that may conflict speculatively, which costs it about 1.7 times a plain insert. When a row
-was there already, the savepoint is rolled back and the run sent as it is; from then on,
-that statement goes as it is in this process.
+A long run of an insert that skips existing rows goes first as a ``COPY`` into its table,
+under a savepoint of its own (from :data:`~teamnl_shared.inbox.COPY_FROM_ROWS` rows):
+PostgreSQL inserts a row that may conflict speculatively, which costs it about 1.7 times a
+plain insert, and ``COPY`` costs the client a quarter of an ``unnest`` of array parameters
+(see the inbox's). When a row was there already, the savepoint is rolled back and the run
+sent as it is; from then on, that statement goes as it is in this process.
 
 One execution, so the table's statement-level triggers (schema.sql) run once per run.
 Order is kept where it
@@ -38,6 +39,8 @@ from typing import cast
 
 import asyncpg
 
+from teamnl_shared.inbox import COPY_FROM_ROWS
+
 _TABLE = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE)\s+(\w+)", re.IGNORECASE)
 _SET_INSERT = re.compile(
     r"^INSERT INTO (?P<table>\w+) \((?P<columns>\w+(?:, \w+)*)\)"
@@ -46,21 +49,18 @@ _SET_INSERT = re.compile(
 )
 
 
-PLAIN_FROM_ROWS = 64
-"""A run of a skipping insert this long goes first as a plain insert (the savepoint around
-it costs two round trips: worth it for a run this long, not for a few rows)."""
 _UNIQUE = (asyncpg.UniqueViolationError, asyncpg.ExclusionViolationError)
 
 
 @dataclass(frozen=True)
 class _SetForm:
     """An insert's one-statement form; `keys`: the positions of an upsert's conflict key
-    among the columns (None: a skipping insert, which takes any run); `plain`: a skipping
-    insert's form without its ``ON CONFLICT DO NOTHING``."""
+    among the columns (None: a skipping insert, which takes any run); `copy`: a skipping
+    insert's table and columns, for a ``COPY`` of its rows."""
 
     sql: str
     keys: tuple[int, ...] | None
-    plain: str | None = None
+    copy: tuple[str, tuple[str, ...]] | None = None
 
     def takes(self, rows: Sequence[Sequence[object]]) -> bool:
         if self.keys is None:
@@ -71,7 +71,7 @@ class _SetForm:
 # An insert's set form (None: it has none), by its SQL; the parameters' types come from the
 # server the first time a run of it is sent (the same in every projection schema).
 _set_forms: dict[str, _SetForm | None] = {}
-# The skipping inserts a plain run of met a row already there: sent as they are from then on.
+# The skipping inserts a copied run of met a row already there: sent as they are from then on.
 _conflicted: set[str] = set()
 
 
@@ -119,10 +119,9 @@ class BufferedWrites:
             set_form = await _set_form(conn, run.sql) if len(run.rows) > 1 else None
             if set_form is None or not set_form.takes(run.rows):
                 await conn.executemany(run.sql, run.rows)
-                continue
-            # every row has every column
-            columns = [list(column) for column in zip(*run.rows, strict=True)]
-            if not await _sent_plain(conn, run, set_form, columns):
+            elif not await _copied(conn, run, set_form):
+                # every row has every column
+                columns = [list(column) for column in zip(*run.rows, strict=True)]
                 await conn.execute(set_form.sql, *columns)
 
     def discard(self) -> None:
@@ -130,16 +129,15 @@ class BufferedWrites:
         self._last_run_of = {}
 
 
-async def _sent_plain(
-    conn: asyncpg.Connection, run: _Run, set_form: _SetForm, columns: list[list[object]]
-) -> bool:
-    """Whether the run went as a plain insert: a long run of a skipping insert whose plain
-    form met no row already there."""
-    if set_form.plain is None or len(run.rows) < PLAIN_FROM_ROWS or run.sql in _conflicted:
+async def _copied(conn: asyncpg.Connection, run: _Run, set_form: _SetForm) -> bool:
+    """Whether the run went as a ``COPY``: a long run of a skipping insert that met no row
+    already there."""
+    if set_form.copy is None or len(run.rows) < COPY_FROM_ROWS or run.sql in _conflicted:
         return False
+    table, columns = set_form.copy
     try:
         async with conn.transaction():
-            await conn.execute(set_form.plain, *columns)
+            await conn.copy_records_to_table(table, records=run.rows, columns=columns)
     except _UNIQUE:
         _conflicted.add(run.sql)
         return False
@@ -182,7 +180,7 @@ async def _set_form(conn: asyncpg.Connection, sql: str) -> _SetForm | None:
                 form = _SetForm(
                     f"{insert} ON CONFLICT{conflict} {match['action']}",
                     tuple(columns.index(c) for c in target) if upsert else None,
-                    None if upsert else insert,
+                    None if upsert else (match["table"], tuple(columns)),
                 )
     _set_forms[sql] = form
     return form
