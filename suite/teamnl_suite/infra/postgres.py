@@ -229,14 +229,28 @@ async def database_names(admin_url: str) -> set[str]:
         await conn.close()
 
 
+DATABASE_COLLATION = "C"
+"""How each database the project creates orders text. The server's own locale (C.UTF-8
+here) orders by code point too, and so does ``C`` over UTF-8, so no order changes; but
+PostgreSQL 15 compares text in a collation other than ``C`` through the C library's
+``strcoll``, and sorts it without abbreviated keys, while in ``C`` it compares bytes. Every
+key here is text (event ids, sources, topics): a rebuild of 400,000 events, two A/Bs on
+fresh stacks, took PostgreSQL 9.4-9.6 s of CPU against 10.1-10.3, its indexes built in
+1.67-1.85 s against 1.91-2.06. The character classes (``LC_CTYPE``) stay the server's."""
+
+
 async def create_databases(admin_url: str, names: tuple[str, ...] | list[str]) -> None:
-    """Create each database that does not exist yet (database-per-service)."""
+    """Create each database that does not exist yet (database-per-service), ordering text
+    by :data:`DATABASE_COLLATION`."""
     existing = await database_names(admin_url)
     conn = await asyncpg.connect(admin_url)
     try:
         for name in names:
             if name not in existing:
-                await conn.execute(f'CREATE DATABASE "{name}"')
+                await conn.execute(
+                    f'CREATE DATABASE "{name}" TEMPLATE template0'
+                    f" LC_COLLATE '{DATABASE_COLLATION}'"
+                )
     finally:
         await conn.close()
 
