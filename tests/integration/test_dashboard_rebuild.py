@@ -188,7 +188,8 @@ async def test_a_rebuild_read_in_many_small_fetches_gives_the_same_projections(
     applied once, in order: the projections, views and findings equal those before. The
     replay loads tables with no running totals kept and no secondary index (the totals are
     summed from the loaded rows once, then the indexes built): when it has loaded every
-    record, the totals are empty and the primary keys are the only indexes. Only a
+    record, the totals are empty, the primary keys are the only indexes and autovacuum is
+    off on every table. Only a
     catch-up, its triggers then in place, adds delta rows, folded once per catch-up: none
     is left."""
     monkeypatch.setattr(rebuild_module, "REPLAY_BATCH", 3)
@@ -216,6 +217,12 @@ async def test_a_rebuild_read_in_many_small_fetches_gives_the_same_projections(
                 " WHERE c.relnamespace = $1::regnamespace AND NOT t.tgisinternal",
                 schema,
             )
+            loaded["tables autovacuumed"] = await conn.fetchval(
+                "SELECT count(*) FROM pg_class WHERE relnamespace = $1::regnamespace"
+                " AND relkind = 'r'"
+                " AND NOT coalesce('autovacuum_enabled=false' = ANY(reloptions), false)",
+                schema,
+            )
         await complete_load(replayer, schema)
 
     monkeypatch.setattr(rebuild_module._Replayer, "fold", counted_fold)
@@ -229,7 +236,9 @@ async def test_a_rebuild_read_in_many_small_fetches_gives_the_same_projections(
         assert result.records == result.applied == len(events) > 3 * 4
         assert sum(line.startswith("replayed ") for line in lines) >= len(events) // 3
         assert await snapshot(dash) == before
-        assert loaded == dict.fromkeys([*RUNNING_TOTALS, "indexes", "triggers"], 0)
+        assert loaded == dict.fromkeys(
+            [*RUNNING_TOTALS, "indexes", "triggers", "tables autovacuumed"], 0
+        )
         # a switch that met a live reader's lock (deadlock) is run again, its catch-up too
         catch_ups = 1 + lines.count("the switch met a reader's lock (deadlock); switching again")
         assert folds == catch_ups
@@ -241,8 +250,8 @@ async def test_a_rebuilt_schema_has_the_indexes_and_triggers_of_a_fresh_one(
     database_url: str, kafka_bootstrap: str
 ) -> None:
     """Proves: what a rebuild's loaded schema left out until loaded - its secondary indexes,
-    its running totals' triggers - is there once it is switched in, the same as in a schema
-    created fresh (named apart from the schema)."""
+    its running totals' triggers, autovacuum on its tables - is there once it is switched
+    in, the same as in a schema created fresh (named apart from the schema)."""
     clock = FakeClock(NOW)
     settings = dashboard_settings(database_url, kafka_bootstrap)
     async with running_dashboard(settings, clock) as dash:
@@ -264,9 +273,15 @@ async def schema_objects(pool: asyncpg.Pool, schema: str) -> dict[str, list[str]
         " WHERE c.relnamespace = $1::regnamespace AND NOT t.tgisinternal ORDER BY t.tgname",
         schema,
     )
+    tables = await pool.fetch(
+        "SELECT relname, reloptions FROM pg_class WHERE relnamespace = $1::regnamespace"
+        " AND relkind = 'r' ORDER BY relname",
+        schema,
+    )
     return {
         "indexes": [r["indexdef"] for r in indexes],
         "triggers": [r["def"] for r in triggers],
+        "tables": [f"{r['relname']} {r['reloptions']}" for r in tables],
     }
 
 

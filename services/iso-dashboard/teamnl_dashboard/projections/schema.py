@@ -52,12 +52,21 @@ def _ddl() -> str:
 async def create_schema(conn: asyncpg.Connection, schema: str, *, to_load: bool = False) -> None:
     """Create ``schema`` with empty projection tables (inside the caller's transaction).
     With `to_load` (a rebuild's replay), without the secondary indexes and the running
-    totals' triggers: :func:`complete_load` adds them once the log is loaded."""
+    totals' triggers, and with autovacuum off on its tables: :func:`complete_load` adds
+    them and turns it back on once the log is loaded.
+
+    Autovacuum would vacuum and analyse the tables again and again while they fill, on the
+    cores the replay uses, and the indexes built at the end wait for it: ``CREATE INDEX``
+    on a table autovacuum is working on waits until PostgreSQL cancels that (after
+    ``deadlock_timeout``, 1 s). In a bench rebuild of 2.1 million events the load phase
+    waited so on four tables, 14.4 s against 8.7 s in the run before."""
     name = _checked(schema)
     await conn.execute(f"CREATE SCHEMA {name}")
     await conn.execute(f"SET LOCAL search_path = {name}")
     await conn.execute(_AFTER_LOAD.sub("", _ddl()) if to_load else _ddl())
     await conn.execute("INSERT INTO projection_meta (version) VALUES ($1)", PROJECTION_VERSION)
+    if to_load:
+        await _set_autovacuum(conn, name, "SET (autovacuum_enabled = false)")
     await conn.execute("SET LOCAL search_path = DEFAULT")
 
 
@@ -65,18 +74,26 @@ async def complete_load(conn: asyncpg.Connection, schema: str) -> None:
     """Make a schema created with ``to_load`` and since loaded the same as one kept up
     event by event (inside the caller's transaction, nothing writing to it meanwhile):
     its running totals summed from the loaded rows once (``load_totals.sql``), then the
-    indexes built over the loaded tables and the triggers that keep the totals from now on.
+    indexes built over the loaded tables and the triggers that keep the totals from now on;
+    autovacuum on again, and every table analysed.
     Each costs less so than kept up row by row: an index built over a table sorts its rows
     once, and the triggers wrote a delta row per key and statement, then folded them."""
     name = _checked(schema)
     await conn.execute(f"SET LOCAL search_path = {name}")
     await conn.execute(_sql("load_totals.sql"))
     await conn.execute("\n".join(_AFTER_LOAD.findall(_ddl())))
-    # statistics for the first readers' plans (the rules, right after the switch), rather
-    # than whatever autovacuum had sampled while the tables filled
-    tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", name)
-    await conn.execute("ANALYZE " + ", ".join(f"{name}.{t['tablename']}" for t in tables))
+    tables = await _set_autovacuum(conn, name, "RESET (autovacuum_enabled)")
+    # statistics for the first readers' plans (the rules, right after the switch)
+    await conn.execute("ANALYZE " + ", ".join(tables))
     await conn.execute("SET LOCAL search_path = DEFAULT")
+
+
+async def _set_autovacuum(conn: asyncpg.Connection, schema: str, change: str) -> list[str]:
+    """Apply `change` (a storage parameter's) to every table of `schema`; their names."""
+    rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)
+    tables = [f"{schema}.{row['tablename']}" for row in rows]
+    await conn.execute("".join(f"ALTER TABLE {table} {change};" for table in tables))
+    return tables
 
 
 async def ensure_live_schema(conn: asyncpg.Connection) -> bool:
