@@ -624,9 +624,9 @@ COPY_FROM_ROWS = 64
 """A fetch with this many new inbox rows or more records them with ``COPY`` rather than
 one ``INSERT ... SELECT FROM unnest(...)``. Each row then costs the client 0.6 us instead
 of 2.1-2.8 (asyncpg encodes an array parameter element by element, asking of each
-whether it is itself an array) and the server about a fifth less (5,000-row batches
-into a copy of the table). Below it, the one statement: ``COPY`` takes a round trip
-more."""
+whether it is itself an array) and the server 2-22% less (three rounds of 5,000-row
+batches into a copy of the table). Below it, the one statement: ``COPY`` takes a round
+trip more."""
 
 
 def _inbox_rows(
