@@ -9,6 +9,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
+import pytest
+
 from teamnl_shared.contract.registry import spec_for
 
 BUDGET = "nl.teamnl.nlib.budget.spent.v1"
@@ -59,12 +62,10 @@ def dies_with_parent() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
-def log_copies(monkeypatch: Any, sent: list[tuple[str, str | None]]) -> None:
+def log_copies(monkeypatch: pytest.MonkeyPatch, sent: list[tuple[str, str | None]]) -> None:
     """Note each ``COPY`` of rows (asyncpg's ``copy_records_to_table``, which its query
     loggers do not see) in `sent`: ``("COPY <table>", None)``, or the name of the error the
     server refused it with. The copy itself still goes to the server."""
-    import asyncpg
-
     copy_records = asyncpg.Connection.copy_records_to_table
 
     async def copy_logged(self: asyncpg.Connection, table: str, **kwargs: Any) -> str:
