@@ -310,17 +310,7 @@ class Inbox:
     ) -> None:
         try:
             async with self._savepoint(conn) as target:  # a poison event undoes only itself
-                fresh = await conn.fetchval(
-                    "INSERT INTO inbox (event_source, event_id, event_type, topic,"
-                    " kafka_partition, kafka_offset) VALUES ($1, $2, $3, $4, $5, $6)"
-                    " ON CONFLICT DO NOTHING RETURNING true",
-                    event.source,
-                    event.id,
-                    event.type,
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                )
+                fresh = await conn.fetchval(_INSERT_ONE_INBOX, *_inbox_row(event, record))
                 if not fresh:
                     outcome.duplicates += 1
                     return
@@ -607,11 +597,6 @@ class _Redelivered(Exception):
     applied again, reading which events were new (:func:`_record_fresh`)."""
 
 
-_INSERT_INBOX = (
-    "INSERT INTO inbox (event_source, event_id, event_type, topic, kafka_partition,"
-    " kafka_offset) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
-    " $5::int[], $6::bigint[])"
-)
 _INBOX_COLUMNS = (
     "event_source",
     "event_id",
@@ -619,6 +604,15 @@ _INBOX_COLUMNS = (
     "topic",
     "kafka_partition",
     "kafka_offset",
+)
+_INSERT_INBOX = (
+    f"INSERT INTO inbox ({', '.join(_INBOX_COLUMNS)})"  # noqa: S608 - constants only
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],"
+    " $6::bigint[])"
+)
+_INSERT_ONE_INBOX = (
+    f"INSERT INTO inbox ({', '.join(_INBOX_COLUMNS)})"  # noqa: S608 - constants only
+    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING true"
 )
 COPY_FROM_ROWS = 64
 """A fetch with this many new inbox rows or more records them with ``COPY`` rather than
@@ -640,16 +634,14 @@ def _inbox_rows(
     return rows
 
 
+def _inbox_row(event: Event, record: ConsumerRecord) -> tuple[str, str, str, str, int, int]:
+    """An event's inbox row, in the order of :data:`_INBOX_COLUMNS`."""
+    return (event.source, event.id, event.type, record.topic, record.partition, record.offset)
+
+
 def _columns(rows: Iterable[tuple[Event, ConsumerRecord]]) -> list[list[Any]]:
-    pairs = list(rows)
-    return [
-        [e.source for e, _ in pairs],
-        [e.id for e, _ in pairs],
-        [e.type for e, _ in pairs],
-        [r.topic for _, r in pairs],
-        [r.partition for _, r in pairs],
-        [r.offset for _, r in pairs],
-    ]
+    """The parallel arrays of :data:`_INSERT_INBOX` (`rows` not empty)."""
+    return [list(column) for column in zip(*(_inbox_row(e, r) for e, r in rows), strict=True)]
 
 
 async def _record_new(
@@ -669,10 +661,7 @@ async def _record_new(
         if len(rows) >= COPY_FROM_ROWS:
             await conn.copy_records_to_table(
                 "inbox",
-                records=[
-                    (e.source, e.id, e.type, r.topic, r.partition, r.offset)
-                    for e, r in rows.values()
-                ],
+                records=[_inbox_row(e, r) for e, r in rows.values()],
                 columns=_INBOX_COLUMNS,
             )
         elif rows:
