@@ -24,7 +24,7 @@ from dashboard_harness import (
 from support import eventually
 from teamnl_dashboard import queries
 from teamnl_dashboard import rebuild as rebuild_module
-from teamnl_dashboard.projections.schema import PROJECTION_VERSION
+from teamnl_dashboard.projections.schema import PROJECTION_VERSION, create_schema
 from teamnl_dashboard.rebuild import rebuild
 from teamnl_dashboard.runtime import open_runtime
 
@@ -141,10 +141,14 @@ async def test_rebuild_gives_the_same_projections_and_keeps_serving(
             == 200
         )
         assert await dash.applied() == len(events) + len(more)
-        schemas = await dash.pool.fetch(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'proj%'"
-        )
-        assert [r["nspname"] for r in schemas] == ["proj"]
+        assert await projection_schemas(dash.pool) == ["proj"]
+
+
+async def projection_schemas(pool: asyncpg.Pool) -> list[str]:
+    rows = await pool.fetch(
+        "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'proj%' ORDER BY nspname"
+    )
+    return [row["nspname"] for row in rows]
 
 
 async def test_projections_of_an_older_version_are_rebuilt_at_start_up(
@@ -239,9 +243,7 @@ async def test_a_rebuild_read_in_many_small_fetches_gives_the_same_projections(
         assert loaded == dict.fromkeys(
             [*RUNNING_TOTALS, "indexes", "triggers", "tables autovacuumed"], 0
         )
-        # a switch that met a live reader's lock (deadlock) is run again, its catch-up too
-        catch_ups = 1 + lines.count("the switch met a reader's lock (deadlock); switching again")
-        assert folds == catch_ups
+        assert folds == 1  # the switch's catch-up
         for table in ("family_totals", "activity_months"):
             assert await dash.pool.fetchval(f"SELECT count(*) FROM proj.{table} WHERE delta") == 0
 
@@ -305,16 +307,18 @@ async def test_a_rebuild_split_between_processes_gives_the_same_projections(
         assert await snapshot(dash) == before
 
 
-async def test_the_switch_is_run_again_when_a_reader_deadlocks_with_it(
+async def test_a_reader_in_a_transaction_does_not_hold_up_the_switch(
     database_url: str, kafka_bootstrap: str
 ) -> None:
-    """Proves: a reader holding a live table that then reads the inbox the switch has
-    locked deadlocks with it; PostgreSQL fails the switch (it waited first), which is then
-    run again and completes once the reader is done, with the same projections."""
+    """Proves: a reader holding a live table in an open transaction does not hold the
+    switch up (the switch retires the live schema by renaming it, which locks none of its
+    tables): the switch commits meanwhile, the reader's next statement reads the new
+    projections, and only the drop of the retired schema waits for the reader."""
     clock = FakeClock(NOW)
     settings = dashboard_settings(database_url, kafka_bootstrap)
     async with running_dashboard(settings, clock) as dash:
         events, before = await projected_network(dash)
+        live_events = await dash.pool.fetchval("SELECT 'proj.events'::regclass::oid")
         reader = await asyncpg.connect(database_url)
         try:
             reading = reader.transaction()
@@ -323,21 +327,46 @@ async def test_the_switch_is_run_again_when_a_reader_deadlocks_with_it(
             lines: list[str] = []
             rebuilding = asyncio.create_task(rebuild(settings, progress=lines.append, clock=clock))
 
-            async def switch_waits() -> bool:  # it holds the inbox; DROP SCHEMA waits
+            async def retired_drop_waits() -> bool:
                 return bool(
                     await dash.pool.fetchval(
                         "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted"
-                        " AND mode = 'AccessExclusiveLock'"
-                        " AND relation = 'proj.events'::regclass)"
+                        " AND mode = 'AccessExclusiveLock' AND relation = $1)",
+                        live_events,
                     )
                 )
 
-            await eventually(switch_waits, timeout=60, interval=0.02)
+            await eventually(retired_drop_waits, timeout=60, interval=0.02)
+            assert any(line.startswith("evaluating every coherence rule") for line in lines)
+            assert await reader.fetchval("SELECT 'proj.events'::regclass::oid") != live_events
             assert await reader.fetchval("SELECT count(*) FROM proj.inbox") == len(events)
+            assert not rebuilding.done()
             await reading.commit()
         finally:
             await reader.close()
         result = await rebuilding
-        assert "the switch met a reader's lock (deadlock); switching again" in lines
         assert result.records == result.applied == len(events)
         assert await snapshot(dash) == before
+        assert await projection_schemas(dash.pool) == ["proj"]
+
+
+async def test_a_rebuild_drops_the_schemas_a_killed_one_left(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Proves: what a rebuild killed midway leaves - its own schema, half loaded, or the
+    live schema it retired and had not dropped yet - the next rebuild drops first, and it
+    builds the same projections."""
+    clock = FakeClock(NOW)
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    async with running_dashboard(settings, clock) as dash:
+        events, before = await projected_network(dash)
+        async with dash.pool.acquire() as conn, conn.transaction():
+            await create_schema(conn, "proj_rebuild_killed", to_load=True)
+            await create_schema(conn, "proj_retired_killed")
+        lines: list[str] = []
+        result = await rebuild(settings, progress=lines.append, clock=clock)
+        for left in ("proj_rebuild_killed", "proj_retired_killed"):
+            assert f"dropped {left}, left by a rebuild that did not finish" in lines
+        assert result.records == result.applied == len(events)
+        assert await snapshot(dash) == before
+        assert await projection_schemas(dash.pool) == ["proj"]

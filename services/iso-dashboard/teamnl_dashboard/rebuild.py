@@ -9,11 +9,14 @@
    Then sum the running totals from the loaded rows and build the indexes and triggers
    (``complete_load``).
 3. Switch over in one transaction: lock the live inbox (live consumers finish their batch
-   and wait), replay what the live projections have seen since, drop the live schema and
-   rename the new one to ``proj``. Waiting consumers then continue on the new schema,
-   whose inbox already knows what was replayed.
+   and wait), replay what the live projections have seen since, rename the live schema
+   to ``proj_retired_<id>`` and the new one to ``proj``. Waiting consumers then continue
+   on the new schema, whose inbox already knows what was replayed.
 4. Evaluate every coherence rule once against the new projections (findings are kept:
-   they live outside the projection schema and are reconciled, not recreated).
+   they live outside the projection schema and are reconciled, not recreated), while the
+   retired schema is dropped.
+
+A rebuild that was killed leaves its schemas behind; the next one drops them first.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from .projections.schema import (
     live_version,
     lock_for_swap,
     search_path,
+    set_apart_schemas,
     swap_in,
     upgrade_in_place,
 )
@@ -62,7 +66,6 @@ from .settings import DashboardSettings
 
 log = logging.getLogger(__name__)
 REBUILD_LOCK = 7_310_103
-SWITCH_ATTEMPTS = 3  # the switch is run again when PostgreSQL breaks a deadlock with it
 Progress = Callable[[str], None]
 Positions = dict[TopicPartition, int]
 _TRACER = trace.get_tracer("teamnl.dashboard.rebuild")
@@ -97,7 +100,8 @@ class RebuildResult:
     phases: dict[str, float]
     """Seconds per phase: ``replay`` (up to the end offsets seen at the start), ``load``
     (the running totals summed, the indexes built), ``switch`` (the catch-up under the
-    lock and the swap), ``rules`` (every rule evaluated once)."""
+    lock and the swap), ``rules`` (every rule evaluated once, while the retired schema is
+    dropped)."""
 
 
 class _Replayer:
@@ -237,20 +241,25 @@ async def _rebuild_prepared(
     try:
         if not await admin.fetchval("SELECT pg_try_advisory_lock($1)", REBUILD_LOCK):
             raise RebuildRunning("another rebuild is running")
+        for leftover in await set_apart_schemas(admin):
+            await drop_schema(admin, leftover)
+            progress(f"dropped {leftover}, left by a rebuild that did not finish")
         schema = f"proj_rebuild_{uuid.uuid4().hex[:10]}"
         async with admin.transaction():
             await create_schema(admin, schema, to_load=True)
         progress(f"building {schema}")
         try:
-            replayer = await _replay_and_swap(settings, admin, schema, progress)
+            replayer, retired = await _replay_and_swap(settings, admin, schema, progress)
         except BaseException:
             await drop_schema(admin, schema)
             raise
+        progress(f"evaluating every coherence rule; dropping {retired}")
+        rules_started = clock()
+        async with asyncio.TaskGroup() as both:
+            both.create_task(_reconcile_findings(settings, engine))
+            both.create_task(_drop_retired(admin, retired, progress))
     finally:
         await admin.close()
-    progress("evaluating every coherence rule")
-    rules_started = clock()
-    await _reconcile_findings(settings, engine)
     phases = {**replayer.phases, "rules": clock() - rules_started}
     seconds = clock() - started
     progress(
@@ -303,9 +312,19 @@ async def _upgrade_in_place(conn: asyncpg.Connection, version: int) -> None:
             )
 
 
+async def _drop_retired(admin: asyncpg.Connection, retired: str, progress: Progress) -> None:
+    """Drop the schema the switch retired. The rebuild is done either way: one not dropped
+    (a reader of it broke a deadlock with the drop) is left to the next rebuild."""
+    try:
+        await drop_schema(admin, retired)
+    except asyncpg.PostgresError as error:
+        progress(f"{retired} is left for the next rebuild to drop: {error}")
+
+
 async def _replay_and_swap(
     settings: DashboardSettings, admin: asyncpg.Connection, schema: str, progress: Progress
-) -> _Replayer:
+) -> tuple[_Replayer, str]:
+    """Replay into `schema` and swap it in; the replayer and the retired schema's name."""
     pool = await create_dashboard_pool(settings.database_url, search_path(schema), max_size=2)
     replayer = _Replayer(settings, pool, progress)
     clock = asyncio.get_running_loop().time
@@ -319,25 +338,17 @@ async def _replay_and_swap(
         replayer.phases["load"] = clock() - started
         progress("caught up; switching over")
         started = clock()
-        for attempt in range(1, SWITCH_ATTEMPTS + 1):
-            try:
-                await _switch(admin, schema, replayer)
-                break
-            except asyncpg.exceptions.DeadlockDetectedError:
-                # A reader held a live table while waiting for the locked inbox: nothing of
-                # the switch is done (the catch-up it replayed stays in the new schema).
-                if attempt == SWITCH_ATTEMPTS:
-                    raise
-                progress("the switch met a reader's lock (deadlock); switching again")
+        retired = await _switch(admin, schema, replayer)
         replayer.phases["switch"] = clock() - started
     finally:
         await replayer.stop()
         await pool.close()
-    return replayer
+    return replayer, retired
 
 
-async def _switch(admin: asyncpg.Connection, schema: str, replayer: _Replayer) -> None:
-    """Lock the live inbox, replay what the live projections saw since, swap the schemas."""
+async def _switch(admin: asyncpg.Connection, schema: str, replayer: _Replayer) -> str:
+    """Lock the live inbox, replay what the live projections saw since, swap the schemas;
+    the name the live schema was retired under."""
     async with admin.transaction():
         await lock_for_swap(admin)
         live = await live_positions(admin)
@@ -348,9 +359,10 @@ async def _switch(admin: asyncpg.Connection, schema: str, replayer: _Replayer) -
             }
         )
         await replayer.fold()
-        await swap_in(admin, schema)
+        retired = await swap_in(admin, schema)
         # at the switch's commit: every instance's overview cache and open page hear of it
         await notify(admin, {"kind": "projections", "rebuilt": schema})
+    return retired
 
 
 async def _replay_in_parts(settings: DashboardSettings, schema: str, replayer: _Replayer) -> None:
