@@ -253,8 +253,12 @@ async def _projects(conn: asyncpg.Connection, ctx: FactContext) -> tuple[Project
     if ctx.scope is None:
         rows = await conn.fetch(f"{_PROJECTS} ORDER BY project_id", ctx.as_of)  # noqa: S608
     else:
+        # The ids as rows joined to the key, not `project_id = ANY($2) OR country = ANY($3)`:
+        # for a part of 2,000 ids PostgreSQL scanned the whole table, each part again (23 ms
+        # a part at 167,000 projects, 4-5 ms so).
         rows = await conn.fetch(
-            f"{_PROJECTS} AND (project_id = ANY($2::text[]) OR country = ANY($3::text[]))"  # noqa: S608
+            f"{_PROJECTS} AND project_id IN (SELECT unnest($2::text[])"  # noqa: S608
+            "  UNION ALL SELECT project_id FROM wp_projects WHERE country = ANY($3::text[]))"
             " ORDER BY project_id",
             ctx.as_of,
             sorted(ctx.scope.projects),
