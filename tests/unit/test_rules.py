@@ -34,12 +34,14 @@ from teamnl_dashboard.rules.catalogue import (
     year_elapsed,
 )
 from teamnl_dashboard.rules.engine import Owed
+from teamnl_dashboard.rules.findings import _content
 from teamnl_dashboard.rules.model import (
     ActivityFact,
     BudgetFact,
     CallFact,
     CityProgrammeFact,
     DeadLetterFact,
+    Hit,
     MissionFact,
     PartnerFact,
     PortfolioFact,
@@ -445,3 +447,25 @@ def test_spending_over_the_whole_programme_period() -> None:
     )
     keys = {h.key: h.severity for h in rule.check(Facts(budgets=public), NOW)}
     assert keys == {"tinl": Severity.WARNING}  # the public 4 M together: 30%, on pace
+
+
+@pytest.mark.parametrize(
+    ("details", "stored"),
+    [
+        ({"country": "KE", "days": 365, "share": 0.5, "late": True, "market": None}, None),
+        ({"due": date(2026, 1, 2)}, {"due": "2026-01-02"}),
+        ({"ids": ("a", "b")}, {"ids": ["a", "b"]}),
+        ({"by": {"year": 2026}}, {"by": {"year": 2026}}),
+        ({2026: "year"}, {"2026": "year"}),
+    ],
+)
+def test_a_hit_is_compared_with_its_details_as_the_jsonb_column_keeps_them(
+    details: dict[str, object], stored: dict[str, object] | None
+) -> None:
+    """Proves: what a hit's details are compared as is what JSON keeps of them, read back
+    (the findings' jsonb column): text and numbers as they are, a date as its text, a tuple
+    as a list, a number as a name as text."""
+    hit = Hit("k", Severity.INFO, "summary", ("e1",), details)
+    expected = json.loads(json.dumps(details, default=str))
+    assert _content(hit) == (Severity.INFO.value, "summary", expected, ("e1",))
+    assert _content(hit)[2] == (details if stored is None else stored)

@@ -51,9 +51,15 @@ async def reconcile(
 Content = tuple[str, str, Any, tuple[str, ...]]
 
 
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _content(hit: Hit) -> Content:
-    """What a finding says, as stored (details through JSON, as the jsonb column keeps them)."""
-    details = json.loads(json.dumps(hit.details, default=str))
+    """What a finding says, as stored (details through JSON, as the jsonb column keeps them;
+    details of text and numbers by name, as most are, JSON keeps as they are)."""
+    details = hit.details
+    if not all(type(k) is str and type(v) in _JSON_SCALARS for k, v in details.items()):
+        details = json.loads(json.dumps(details, default=str))
     return (hit.severity.value, hit.summary, details, tuple(hit.event_ids))
 
 
