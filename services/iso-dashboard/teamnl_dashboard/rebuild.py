@@ -16,7 +16,8 @@
    they live outside the projection schema and are reconciled, not recreated), while the
    retired schema is dropped.
 
-A rebuild that was killed leaves its schemas behind; the next one drops them first.
+A rebuild that was killed leaves its schemas behind (and one whose drop of the retired
+schema failed, that one); the next rebuild drops them first.
 """
 
 from __future__ import annotations
@@ -243,7 +244,7 @@ async def _rebuild_prepared(
             raise RebuildRunning("another rebuild is running")
         for leftover in await set_apart_schemas(admin):
             await drop_schema(admin, leftover)
-            progress(f"dropped {leftover}, left by a rebuild that did not finish")
+            progress(f"dropped {leftover}, left by an earlier rebuild")
         schema = f"proj_rebuild_{uuid.uuid4().hex[:10]}"
         async with admin.transaction():
             await create_schema(admin, schema, to_load=True)
@@ -313,11 +314,12 @@ async def _upgrade_in_place(conn: asyncpg.Connection, version: int) -> None:
 
 
 async def _drop_retired(admin: asyncpg.Connection, retired: str, progress: Progress) -> None:
-    """Drop the schema the switch retired. The rebuild is done either way: one not dropped
-    (a reader of it broke a deadlock with the drop) is left to the next rebuild."""
+    """Drop the schema the switch retired. The rebuild is done either way: a schema not
+    dropped (the server refused, or the connection was lost) is left to the next rebuild,
+    which drops what earlier ones left first."""
     try:
         await drop_schema(admin, retired)
-    except asyncpg.PostgresError as error:
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
         progress(f"{retired} is left for the next rebuild to drop: {error}")
 
 
