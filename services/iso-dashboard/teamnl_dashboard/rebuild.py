@@ -28,7 +28,6 @@ import contextlib
 import json
 import logging
 import multiprocessing
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,6 +56,7 @@ from .projections.schema import (
     live_positions,
     live_version,
     lock_for_swap,
+    rebuilding_schema,
     search_path,
     set_apart_schemas,
     swap_in,
@@ -245,7 +245,7 @@ async def _rebuild_prepared(
         for leftover in await set_apart_schemas(admin):
             await drop_schema(admin, leftover)
             progress(f"dropped {leftover}, left by an earlier rebuild")
-        schema = f"proj_rebuild_{uuid.uuid4().hex[:10]}"
+        schema = rebuilding_schema()
         async with admin.transaction():
             await create_schema(admin, schema, to_load=True)
         progress(f"building {schema}")

@@ -23,14 +23,25 @@ PROJECTION_VERSION = 9
 # version without one is reached by a rebuild from the topics.
 IN_PLACE_UPGRADES = frozenset({4, 5, 6, 7, 8, 9})
 _INSTALL_LOCK = 7_310_101  # one installer or swapper at a time
-_SCHEMA_NAME = re.compile(r"^proj(_(?:rebuild|retired)_[a-z0-9]+)?$")
-_SET_APART = ("proj_rebuild_", "proj_retired_")
-"""The prefixes of a schema being rebuilt (:func:`create_schema` ``to_load``) and of a live
-schema the rebuild swapped out (:func:`swap_in`), until the rebuild drops it."""
+_REBUILDING = "proj_rebuild_"
+_RETIRED = "proj_retired_"
+_SET_APART = (_REBUILDING, _RETIRED)
+"""The prefixes of a schema being rebuilt (:func:`rebuilding_schema`) and of a live schema
+the rebuild swapped out (:func:`swap_in`), until the rebuild drops it."""
+_SCHEMA_NAME = re.compile(rf"^(?:{LIVE_SCHEMA}|(?:{'|'.join(_SET_APART)})[a-z0-9]+)$")
 
 
 def search_path(schema: str = LIVE_SCHEMA) -> str:
     return f"{_checked(schema)}, public"
+
+
+def rebuilding_schema() -> str:
+    """A fresh name for a schema a rebuild fills."""
+    return _set_apart(_REBUILDING)
+
+
+def _set_apart(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
 
 
 def _checked(schema: str) -> str:
@@ -164,7 +175,7 @@ async def swap_in(conn: asyncpg.Connection, schema: str) -> str:
     (1 s). Dropped within the swap, the live schema took 1.7 s of it so. Statements after
     the commit find the tables by name in the new schema (PostgreSQL looks a name up again
     once it holds the lock, and renaming a schema invalidates every cached plan)."""
-    retired = f"proj_retired_{uuid.uuid4().hex[:10]}"
+    retired = _set_apart(_RETIRED)
     await conn.execute(f"ALTER SCHEMA {LIVE_SCHEMA} RENAME TO {retired}")
     await conn.execute(f"ALTER SCHEMA {_checked(schema)} RENAME TO {LIVE_SCHEMA}")
     return retired
