@@ -402,3 +402,34 @@ async def test_a_retired_schema_not_dropped_is_left_to_the_next_rebuild(
         assert f"dropped {left}, left by an earlier rebuild" in lines
         assert await projection_schemas(dash.pool) == ["proj"]
         assert await snapshot(dash) == before
+
+
+async def test_a_rebuild_whose_rules_fail_raises_their_error_after_switching(
+    database_url: str, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proves: when evaluating the rules fails after the switch, the rebuild raises that
+    error itself (not an exception group holding it); the rebuilt projections are live,
+    and the next rebuild leaves only them."""
+
+    class RulesFailed(RuntimeError):
+        pass
+
+    async def failing(*_: object) -> None:
+        raise RulesFailed("the rules could not be evaluated")
+
+    clock = FakeClock(NOW)
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    async with running_dashboard(settings, clock) as dash:
+        events, before = await projected_network(dash)
+        live = "SELECT oid FROM pg_namespace WHERE nspname = 'proj'"
+        replaced = await dash.pool.fetchval(live)
+        with monkeypatch.context() as patched:
+            patched.setattr(rebuild_module, "_reconcile_findings", failing)
+            with pytest.raises(RulesFailed, match="could not be evaluated"):
+                await rebuild(settings, progress=lambda _: None, clock=clock)
+        assert await dash.pool.fetchval(live) != replaced  # switched to the rebuilt schema
+        assert await snapshot(dash) == before
+        result = await rebuild(settings, progress=lambda _: None, clock=clock)
+        assert result.records == result.applied == len(events)
+        assert await projection_schemas(dash.pool) == ["proj"]
+        assert await snapshot(dash) == before

@@ -521,6 +521,22 @@ async def test_a_fetch_projected_ahead_with_events_applied_before_projects_the_n
     assert [n for _, n in rows] == [0, 1, 3, 4, 5, 7]
 
 
+async def inbox_logging_pool(database_url: str, sent: list[tuple[str, str | None]]) -> asyncpg.Pool:
+    """A pool of one connection that notes each ``INSERT`` into the inbox it sends in
+    `sent`: ``("plain", None)`` or ``("ON CONFLICT", None)``, or the name of the error the
+    server refused it with in place of None."""
+
+    def log_inbox(logged: asyncpg.connection.LoggedQuery) -> None:
+        if "INTO inbox" in logged.query:
+            refused = type(logged.exception).__name__ if logged.exception else None
+            sent.append(("ON CONFLICT" if "ON CONFLICT" in logged.query else "plain", refused))
+
+    async def logging_queries(conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(log_inbox)
+
+    return await asyncpg.create_pool(database_url, min_size=1, max_size=1, init=logging_queries)
+
+
 async def test_a_fetch_of_new_events_goes_into_the_inbox_by_one_plain_insert(
     database_url: str, migrated_pool: asyncpg.Pool
 ) -> None:
@@ -529,31 +545,22 @@ async def test_a_fetch_of_new_events_goes_into_the_inbox_by_one_plain_insert(
     that event's row, and is applied again by the insert that skips the rows already there:
     the new events once, the one applied before not again, the buffer made ahead dropped."""
     await migrated_pool.execute("CREATE TABLE effects (mission_id text, n int)")
-    inbox_statements: list[tuple[bool, str | None]] = []
-
-    def log_inbox(logged: asyncpg.connection.LoggedQuery) -> None:
-        if "INTO inbox" in logged.query:
-            refused = type(logged.exception).__name__ if logged.exception else None
-            inbox_statements.append(("ON CONFLICT" in logged.query, refused))
-
-    async def logging_queries(conn: asyncpg.Connection) -> None:
-        conn.add_query_logger(log_inbox)
-
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1, init=logging_queries)
+    sent: list[tuple[str, str | None]] = []
+    pool = await inbox_logging_pool(database_url, sent)
     try:
         effects = DeferredEffects()
         inbox = Inbox(pool, effects.handle, "g", deferred=effects.buffer)
         new = [as_record(mission_event(1, n), n) for n in (0, 1, 3)]
         first = await inbox.apply(new, await inbox.read_ahead(new))
         assert [e.id for e, _ in first.applied] == ["1-0", "1-1", "1-3"]
-        assert inbox_statements == [(False, None)]
+        assert sent == [("plain", None)]
 
-        inbox_statements.clear()
+        sent.clear()
         again = [new[2], *(as_record(mission_event(1, n), n) for n in (4, 5))]
         second = await inbox.apply(again, await inbox.read_ahead(again))
         assert [e.id for e, _ in second.applied] == ["1-4", "1-5"]
         assert second.duplicates == 1
-        assert inbox_statements == [(False, "UniqueViolationError"), (True, None)]
+        assert sent == [("plain", "UniqueViolationError"), ("ON CONFLICT", None)]
         assert effects.flushes == [[0, 1, 3], [4, 5]]
     finally:
         await pool.close()
@@ -569,17 +576,8 @@ async def test_a_long_fetch_of_new_events_goes_into_the_inbox_by_one_copy(
     once, the one applied before not again."""
     await migrated_pool.execute("CREATE TABLE effects (mission_id text, n int)")
     sent: list[tuple[str, str | None]] = []
-
-    def log_inbox(logged: asyncpg.connection.LoggedQuery) -> None:
-        if "INTO inbox" in logged.query:
-            refused = type(logged.exception).__name__ if logged.exception else None
-            sent.append(("ON CONFLICT" if "ON CONFLICT" in logged.query else "plain", refused))
-
-    async def logging_queries(conn: asyncpg.Connection) -> None:
-        conn.add_query_logger(log_inbox)
-
     log_copies(monkeypatch, sent)
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1, init=logging_queries)
+    pool = await inbox_logging_pool(database_url, sent)
     try:
         effects = DeferredEffects()
         inbox = Inbox(pool, effects.handle, "g", deferred=effects.buffer)
