@@ -8,7 +8,9 @@ rebuild are all applied exactly once, whichever side of the switch they land on.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -24,7 +26,13 @@ from dashboard_harness import (
 from support import eventually
 from teamnl_dashboard import queries
 from teamnl_dashboard import rebuild as rebuild_module
-from teamnl_dashboard.projections.schema import PROJECTION_VERSION, create_schema
+from teamnl_dashboard.database import prepare_database
+from teamnl_dashboard.projections.schema import (
+    PROJECTION_VERSION,
+    SWAP_DEADLOCK_TIMEOUT,
+    create_schema,
+    lock_for_swap,
+)
 from teamnl_dashboard.rebuild import rebuild
 from teamnl_dashboard.runtime import open_runtime
 
@@ -433,3 +441,42 @@ async def test_a_rebuild_whose_rules_fail_raises_their_error_after_switching(
         assert result.records == result.applied == len(events)
         assert await projection_schemas(dash.pool) == ["proj"]
         assert await snapshot(dash) == before
+
+
+async def test_the_swap_waits_less_for_locks_where_its_role_may_say_so(database_url: str) -> None:
+    """Proves: the swap's transaction waits `SWAP_DEADLOCK_TIMEOUT` for a lock before
+    PostgreSQL looks for a deadlock (and cancels an autovacuum of the live inbox in its way,
+    rather than after the server's second), until that transaction ends; a role that may
+    not set it locks the live inbox all the same, waiting as long as the server says."""
+    await prepare_database(database_url)
+    role, password = f"swapper_{secrets.token_hex(4)}", secrets.token_hex(16)
+    admin = await asyncpg.connect(database_url)
+    await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    try:
+        server = await admin.fetchval("SHOW deadlock_timeout")
+        assert server != SWAP_DEADLOCK_TIMEOUT
+        async with admin.transaction():
+            await lock_for_swap(admin)
+            assert await admin.fetchval("SHOW deadlock_timeout") == SWAP_DEADLOCK_TIMEOUT
+        assert await admin.fetchval("SHOW deadlock_timeout") == server
+
+        await admin.execute(f"GRANT USAGE ON SCHEMA proj TO {role}")
+        await admin.execute(f"GRANT UPDATE ON proj.inbox TO {role}")
+        parts = urlsplit(database_url)
+        netloc = f"{role}:{password}@{parts.hostname}:{parts.port}"
+        other = await asyncpg.connect(urlunsplit(parts._replace(netloc=netloc)))
+        try:
+            async with other.transaction():
+                await lock_for_swap(other)
+                assert await other.fetchval("SHOW deadlock_timeout") == server
+                held = await other.fetchval(
+                    "SELECT mode FROM pg_locks WHERE pid = pg_backend_pid()"
+                    " AND relation = 'proj.inbox'::regclass"
+                )
+                assert held == "AccessExclusiveLock"
+        finally:
+            await other.close()
+    finally:
+        await admin.execute(f"DROP OWNED BY {role}")  # its grants
+        await admin.execute(f"DROP ROLE {role}")
+        await admin.close()
