@@ -29,9 +29,11 @@ from teamnl_dashboard import rebuild as rebuild_module
 from teamnl_dashboard.database import prepare_database
 from teamnl_dashboard.projections.schema import (
     PROJECTION_VERSION,
-    SWAP_DEADLOCK_TIMEOUT,
+    REBUILD_DEADLOCK_TIMEOUT,
     create_schema,
+    drop_schema,
     lock_for_swap,
+    schema_exists,
 )
 from teamnl_dashboard.rebuild import rebuild
 from teamnl_dashboard.runtime import open_runtime
@@ -443,26 +445,36 @@ async def test_a_rebuild_whose_rules_fail_raises_their_error_after_switching(
         assert await snapshot(dash) == before
 
 
-async def test_the_swap_waits_less_for_locks_where_its_role_may_say_so(database_url: str) -> None:
-    """Proves: the swap's transaction waits `SWAP_DEADLOCK_TIMEOUT` for a lock before
-    PostgreSQL looks for a deadlock (and cancels an autovacuum of the live inbox in its way,
-    rather than after the server's second), until that transaction ends; a role that may
-    not set it locks the live inbox all the same, waiting as long as the server says."""
+async def test_the_swap_and_drops_wait_less_for_locks_where_their_role_may_say_so(
+    database_url: str,
+) -> None:
+    """Proves: the swap's transaction, and a schema's drop, wait `REBUILD_DEADLOCK_TIMEOUT`
+    for a lock before PostgreSQL looks for a deadlock (and cancels an autovacuum in their
+    way, rather than after the server's second), until their transaction ends; a role that
+    may not set it locks the live inbox, and drops a schema, all the same, waiting as long
+    as the server says."""
     await prepare_database(database_url)
     role, password = f"swapper_{secrets.token_hex(4)}", secrets.token_hex(16)
+    parts = urlsplit(database_url)
     admin = await asyncpg.connect(database_url)
     await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
     try:
         server = await admin.fetchval("SHOW deadlock_timeout")
-        assert server != SWAP_DEADLOCK_TIMEOUT
+        assert server != REBUILD_DEADLOCK_TIMEOUT
         async with admin.transaction():
             await lock_for_swap(admin)
-            assert await admin.fetchval("SHOW deadlock_timeout") == SWAP_DEADLOCK_TIMEOUT
+            assert await admin.fetchval("SHOW deadlock_timeout") == REBUILD_DEADLOCK_TIMEOUT
         assert await admin.fetchval("SHOW deadlock_timeout") == server
+        async with admin.transaction():  # a drop's setting too holds until the end of it
+            await create_schema(admin, "proj_retired_waitsless")
+            await drop_schema(admin, "proj_retired_waitsless")
+            assert await admin.fetchval("SHOW deadlock_timeout") == REBUILD_DEADLOCK_TIMEOUT
+        assert await admin.fetchval("SHOW deadlock_timeout") == server
+        assert not await schema_exists(admin, "proj_retired_waitsless")
 
+        await admin.execute(f"GRANT CREATE ON DATABASE {parts.path.lstrip('/')} TO {role}")
         await admin.execute(f"GRANT USAGE ON SCHEMA proj TO {role}")
         await admin.execute(f"GRANT UPDATE ON proj.inbox TO {role}")
-        parts = urlsplit(database_url)
         netloc = f"{role}:{password}@{parts.hostname}:{parts.port}"
         other = await asyncpg.connect(urlunsplit(parts._replace(netloc=netloc)))
         try:
@@ -474,6 +486,9 @@ async def test_the_swap_waits_less_for_locks_where_its_role_may_say_so(database_
                     " AND relation = 'proj.inbox'::regclass"
                 )
                 assert held == "AccessExclusiveLock"
+            await other.execute("CREATE SCHEMA proj_retired_itsown")
+            await drop_schema(other, "proj_retired_itsown")
+            assert not await schema_exists(admin, "proj_retired_itsown")
         finally:
             await other.close()
     finally:

@@ -152,18 +152,21 @@ async def lock_for_swap(conn: asyncpg.Connection) -> None:
     An autovacuum of the live inbox (frequent: the table only grows) holds a lock that
     this one waits for, while the live consumers wait behind it. PostgreSQL cancels the
     autovacuum once its waiter has waited ``deadlock_timeout``, 1 s by default; the swap's
-    transaction waits `SWAP_DEADLOCK_TIMEOUT` instead where its role may set it."""
+    transaction waits `REBUILD_DEADLOCK_TIMEOUT` instead where its role may set it (the
+    caller's transaction: an upgrade in place, or the rebuild's switch)."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", _INSTALL_LOCK)
     await _wait_less_for_locks(conn)
     await conn.execute("LOCK TABLE proj.inbox IN ACCESS EXCLUSIVE MODE")
 
 
-SWAP_DEADLOCK_TIMEOUT = "50ms"
-"""How long the swap's transaction waits for a lock before PostgreSQL looks for a deadlock
-and cancels an autovacuum in its way (`lock_for_swap`). On the bench machine, a table being
-autovacuumed (slowed down by its cost settings): ``LOCK TABLE`` took 51 ms so, against
-1,001 with the default; in rebuild A/Bs without it, one switch in six took 1.19 s, the
-others 0.15-0.17 s."""
+REBUILD_DEADLOCK_TIMEOUT = "50ms"
+"""How long the swap (`lock_for_swap`) and the drop of a schema (`drop_schema`) wait for a
+lock before PostgreSQL looks for a deadlock and cancels an autovacuum in their way. On the
+bench machine, a table being autovacuumed (slowed down by its cost settings): ``LOCK
+TABLE`` took 51 ms so, against 1,001 with the default. In rebuild A/Bs without it, one
+switch in six took 1.19 s (the others 0.15-0.17 s), the server's log showing an autovacuum
+of ``proj.inbox`` cancelled; and a drop of the retired schema waited 1 s for each of two
+autovacuums of its tables (``activities``, ``budget_spent``)."""
 
 
 async def _wait_less_for_locks(conn: asyncpg.Connection) -> None:
@@ -172,7 +175,7 @@ async def _wait_less_for_locks(conn: asyncpg.Connection) -> None:
     the server's."""
     try:
         async with conn.transaction():
-            await conn.execute(f"SET LOCAL deadlock_timeout = '{SWAP_DEADLOCK_TIMEOUT}'")
+            await conn.execute(f"SET LOCAL deadlock_timeout = '{REBUILD_DEADLOCK_TIMEOUT}'")
     except asyncpg.InsufficientPrivilegeError:
         return
 
@@ -217,4 +220,9 @@ async def set_apart_schemas(conn: asyncpg.Connection) -> list[str]:
 
 
 async def drop_schema(conn: asyncpg.Connection, schema: str) -> None:
-    await conn.execute(f"DROP SCHEMA IF EXISTS {_checked(schema)} CASCADE")
+    """Drop a schema and its tables, cancelling an autovacuum of one of them after
+    `REBUILD_DEADLOCK_TIMEOUT` (a retired live schema is often being vacuumed); a reader in
+    the middle of a transaction on one of them is waited for."""
+    async with conn.transaction():
+        await _wait_less_for_locks(conn)
+        await conn.execute(f"DROP SCHEMA IF EXISTS {_checked(schema)} CASCADE")
