@@ -256,14 +256,14 @@ async def _rebuild_prepared(
             raise
         progress(f"evaluating every coherence rule; dropping {retired}")
         rules_started = clock()
+        dropping = asyncio.create_task(_drop_retired(admin, retired, progress))
         try:
-            async with asyncio.TaskGroup() as both:
-                both.create_task(_reconcile_findings(settings, engine))
-                both.create_task(_drop_retired(admin, retired, progress))
-        except ExceptionGroup as failed:
-            if len(failed.exceptions) == 1:  # the rules' (the drop's own errors are caught)
-                raise failed.exceptions[0] from None
+            await _reconcile_findings(settings, engine)
+        except BaseException:
+            dropping.cancel()  # ended before the admin connection closes
+            await asyncio.wait([dropping])
             raise
+        await dropping
     finally:
         await admin.close()
     phases = {**replayer.phases, "rules": clock() - rules_started}

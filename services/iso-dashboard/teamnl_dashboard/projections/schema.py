@@ -7,6 +7,7 @@ their own schema first instead.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from importlib import resources
@@ -173,11 +174,9 @@ async def _wait_less_for_locks(conn: asyncpg.Connection) -> None:
     """``deadlock_timeout`` for the rest of the caller's transaction, in a savepoint: only a
     superuser, or a role granted ``SET`` on it (PostgreSQL 15), may; another goes on with
     the server's."""
-    try:
+    with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
         async with conn.transaction():
             await conn.execute(f"SET LOCAL deadlock_timeout = '{REBUILD_DEADLOCK_TIMEOUT}'")
-    except asyncpg.InsufficientPrivilegeError:
-        return
 
 
 async def live_positions(conn: asyncpg.Connection) -> dict[tuple[str, int], int]:
@@ -200,9 +199,10 @@ async def swap_in(conn: asyncpg.Connection, schema: str) -> str:
     for whoever holds one, while the live consumers wait for the swap: a reader in the
     middle of a transaction (it may then wait for the locked inbox: a deadlock), or
     autovacuum on a live table, which PostgreSQL cancels only after ``deadlock_timeout``
-    (1 s). Dropped within the swap, the live schema took 1.7 s of it so. Statements after
-    the commit find the tables by name in the new schema (PostgreSQL looks a name up again
-    once it holds the lock, and renaming a schema invalidates every cached plan)."""
+    (then 1 s by default). Dropped within the swap, the live schema took 1.7 s of it so.
+    Statements after the commit find the tables by name in the new schema (PostgreSQL looks
+    a name up again once it holds the lock, and renaming a schema invalidates every cached
+    plan)."""
     retired = _set_apart(_RETIRED)
     await conn.execute(f"ALTER SCHEMA {LIVE_SCHEMA} RENAME TO {retired}")
     await conn.execute(f"ALTER SCHEMA {_checked(schema)} RENAME TO {LIVE_SCHEMA}")
