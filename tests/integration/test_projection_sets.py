@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
+from dashboard_harness import make_event
 from support import log_copies
+from teamnl_dashboard import projections
 from teamnl_dashboard.projections import writes
 from teamnl_dashboard.projections.network import INSERT_ACTIVITY as ACTIVITY
 from teamnl_dashboard.projections.network import INSERT_EVENT as EVENT
@@ -21,7 +25,9 @@ from teamnl_dashboard.projections.network import UPSERT_SPEND
 from teamnl_dashboard.projections.schema import create_schema
 from teamnl_dashboard.projections.totals import VACUUM
 from teamnl_dashboard.projections.writes import BufferedWrites
-from teamnl_shared.inbox import COPY_FROM_ROWS
+from teamnl_shared.contract.envelope import Event
+from teamnl_shared.contract.registry import spec_for
+from teamnl_shared.inbox import COPY_FROM_ROWS, PoisonEvent
 
 pytestmark = pytest.mark.integration
 
@@ -392,3 +398,204 @@ async def test_a_run_of_an_upsert_stores_and_totals_what_row_by_row_would(
     assert [len(s) for s in sent] == [1, 1]
     assert "unnest" in sent[0][0]  # the first run as one statement
     assert sent[1][0] == UPSERT_SPEND  # the second row by row
+
+
+STAGED_TYPES = (
+    "nl.teamnl.tinl.activity.held.v1",  # an array of partners
+    "nl.teamnl.werkplaats.project.onboarded.v1",  # arrays (sectors, sdgs), a literal status
+    "nl.teamnl.nlib.mission.planned.v1",  # a literal status, an update only while planned
+)
+PARTNER_SETS = (["bom", "rvo"], ["rvo", "oost-nl", "bom"], ["rotterdam-partners"])
+
+
+def _staged_run(event_type: str, prefix: str) -> list[Event]:
+    """A run of `event_type` of `STAGE_FROM_ROWS` events, keys `<prefix>0`, `<prefix>1` ..."""
+    spec = spec_for(event_type)
+    changes: list[dict[str, Any]] = []
+    for n in range(writes.STAGE_FROM_ROWS):
+        data: dict[str, Any] = {spec.aggregate: f"{prefix}{n}", "title": f"{prefix} {n}"}
+        if "partners" in spec.example:
+            data["partners"] = PARTNER_SETS[n % len(PARTNER_SETS)]
+        if "sdgs" in spec.example:
+            data["sdgs"] = [9 + n % 9, 1 + n % 8]
+            data["sectors"] = ["water", f"sector-{n % 3}"]
+        changes.append(data)
+    return [make_event(event_type, **data) for data in changes]
+
+
+async def _contents(conn: asyncpg.Connection, schema: str) -> dict[str, list[tuple[object, ...]]]:
+    await conn.execute(f"SET search_path = {schema}, public")
+    await conn.execute("SELECT fold_totals()")
+    tables = {
+        "tinl_activities": "activity_id",
+        "wp_projects": "project_id",
+        "wp_members": "project_id, member",
+        "nlib_missions": "mission_id",
+        "events": "event_id",
+        "activities": "event_id",
+        "tinl_partner_sets": "partners",
+        "wp_portfolio": "status, since, until, sdgs",
+    }
+    found = {
+        table: [tuple(r) for r in await conn.fetch(f"SELECT * FROM {table} ORDER BY {order}")]  # noqa: S608 - constants
+        for table, order in tables.items()
+    }
+    found["family_totals"] = [
+        tuple(r)
+        for r in await conn.fetch(
+            "SELECT family, day, sum(events), sum(activities) FROM family_totals"
+            " GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+    ]
+    return found
+
+
+async def test_a_long_run_of_an_upsert_with_an_array_or_a_literal_is_staged_and_stores_the_same(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proves: a run of `STAGE_FROM_ROWS` TINL activities, Werkplaats onboardings or NLIB
+    missions planned (upserts with an array parameter or a literal value, which ``unnest``
+    cannot take) goes as a ``COPY`` into a staging table of the connection and one
+    ``INSERT`` from it, which leaves the staging table empty; the rows, and the totals the
+    row triggers keep, are those of the same events projected one by one, the upserts'
+    updates of rows already there (and a mission no longer planned left as it was)
+    included. A run one row shorter goes row by row."""
+    monkeypatch.setattr(writes, "_may_stage", None)
+    monkeypatch.setattr(writes, "_conflicted", set())  # the onboarding's members meet theirs
+    conn = await asyncpg.connect(database_url)
+    sent: list[tuple[str, str | None]] = []
+
+    def log_staged(logged: asyncpg.connection.LoggedQuery) -> None:
+        if logged.query.startswith("WITH staged AS"):
+            refused = type(logged.exception).__name__ if logged.exception else None
+            sent.append((logged.query.split(" INSERT INTO ")[1].split(" ")[0], refused))
+
+    try:
+        async with conn.transaction():
+            await create_schema(conn, "proj_rebuild_staged")
+            await create_schema(conn, "proj_rebuild_onebyone")
+        runs = [_staged_run(event_type, f"k{n}-") for n, event_type in enumerate(STAGED_TYPES)]
+        there = [
+            make_event(STAGED_TYPES[0], activity_id="k0-1", partners=["bom"], title="before"),
+            make_event(STAGED_TYPES[1], project_id="k1-2", sdgs=[3], title="before"),
+            make_event(STAGED_TYPES[2], mission_id="k2-3", title="before"),
+            make_event("nl.teamnl.nlib.mission.held.v1", mission_id="k2-4", title="held"),
+        ]
+        short = _staged_run(STAGED_TYPES[0], "short-")[1:]
+        for schema in ("proj_rebuild_staged", "proj_rebuild_onebyone"):
+            await conn.execute(f"SET search_path = {schema}, public")
+            async with conn.transaction():
+                for event in there:
+                    await projections.apply(conn, event)
+            if schema == "proj_rebuild_onebyone":
+                async with conn.transaction():
+                    for event in [e for run in [*runs, short] for e in run]:
+                        await projections.apply(conn, event)
+                continue
+            conn.add_query_logger(log_staged)
+            log_copies(monkeypatch, sent)
+            for run in [*runs, short]:
+                buffered = BufferedWrites()
+                async with conn.transaction():
+                    for event in run:
+                        await projections.apply(buffered.as_connection(), event)
+                    await buffered.flush(conn)
+                    staging = await conn.fetch(
+                        "SELECT relname FROM pg_class WHERE relnamespace = pg_my_temp_schema()"
+                        " AND relkind = 'r'"
+                    )
+                    for row in staging:
+                        assert await conn.fetchval(f"SELECT count(*) FROM pg_temp.{row[0]}") == 0
+            conn.remove_query_logger(log_staged)
+
+        staged = await _contents(conn, "proj_rebuild_staged")
+        one_by_one = await _contents(conn, "proj_rebuild_onebyone")
+    finally:
+        await conn.close()
+
+    assert [name for name, _ in sent if not name.startswith("COPY ")] == [
+        "tinl_activities",
+        "wp_projects",
+        "nlib_missions",
+    ]
+    staging = [(name, refused) for name, refused in sent if "teamnl_stage_" in name]
+    assert len(staging) == 3 and all(refused is None for _, refused in staging)
+    assert all(refused is None for name, refused in sent if not name.startswith("COPY "))
+    assert staged == one_by_one
+    activities = {row[0]: row for row in staged["tinl_activities"]}
+    assert len(activities) == 2 * writes.STAGE_FROM_ROWS - 1
+    assert activities["k0-1"][1] == "k0- 1" and activities["k0-1"][8] == ["bom", "oost-nl", "rvo"]
+    missions = {row[0]: row for row in staged["nlib_missions"]}
+    assert missions["k2-3"][1] == "before"  # planned before: the insert's update leaves it
+    assert missions["k2-4"][1] == "held"  # held: not planned any more
+    assert sum(n for *_, n in staged["wp_portfolio"]) == writes.STAGE_FROM_ROWS
+
+
+async def test_a_role_that_may_not_create_temporary_tables_sends_a_long_run_row_by_row(
+    database_url: str,
+) -> None:
+    """Where the database refuses its role temporary tables, a long run of an upsert goes
+    row by row and stores all the same; the refusal ends only its own savepoint."""
+    role, password = f"stager_{secrets.token_hex(4)}", secrets.token_hex(16)
+    parts = urlsplit(database_url)
+    database = parts.path.lstrip("/")
+    admin = await asyncpg.connect(database_url)
+    await admin.execute(f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC")
+    await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    await admin.execute(f"GRANT CREATE ON DATABASE {database} TO {role}")
+    netloc = f"{role}:{password}@{parts.hostname}:{parts.port}"
+    conn = await asyncpg.connect(urlunsplit(parts._replace(netloc=netloc)))
+    sent: list[str] = []
+    try:
+        async with conn.transaction():
+            await create_schema(conn, "proj_rebuild_owned")
+        await conn.execute("SET search_path = proj_rebuild_owned, public")
+        conn.add_query_logger(lambda logged: sent.append(logged.query))
+        run = _staged_run(STAGED_TYPES[0], "r")
+        buffered = BufferedWrites()
+        for event in run:
+            await projections.apply(buffered.as_connection(), event)
+        writes._may_stage = None
+        async with conn.transaction():
+            await buffered.flush(conn)
+        assert writes._may_stage is False
+        assert await conn.fetchval("SELECT count(*) FROM tinl_activities") == len(run)
+        assert not any(query.startswith("WITH staged AS") for query in sent)
+    finally:
+        writes._may_stage = None
+        await conn.close()
+        await admin.execute(f"DROP OWNED BY {role}")
+        await admin.execute(f"DROP ROLE {role}")
+        await admin.close()
+
+
+async def test_a_staged_run_the_database_refuses_is_poison_and_the_next_run_stages_again(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row the database refuses in a staged run (a negative amount breaks a CHECK) makes
+    the run poison (the inbox then applies its events one by one); once its savepoint is
+    rolled back, the staging table created in it is gone and the next run creates it again
+    and stores its rows."""
+    monkeypatch.setattr(writes, "_may_stage", None)
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await create_schema(conn, "proj")
+        await conn.execute("SET search_path = proj, public")
+        count = writes.STAGE_FROM_ROWS
+        refused = [_spend(f"bad{n}", 2025, -1 if n == 7 else 10) for n in range(count)]
+        fine = [_spend(f"ok{n}", 2025, 10) for n in range(count)]
+        async with conn.transaction():
+            buffered = projections.DeferredProjections()
+            await buffered.executemany(UPSERT_SPEND, refused)
+            with pytest.raises(PoisonEvent, match="amount_cents"):
+                async with conn.transaction():
+                    await buffered.flush(conn)
+            buffered = projections.DeferredProjections()
+            await buffered.executemany(UPSERT_SPEND, fine)
+            await buffered.flush(conn)
+        stored = await conn.fetch("SELECT spend_id FROM budget_spent ORDER BY spend_id")
+        assert sorted(r[0] for r in stored) == sorted(f"ok{n}" for n in range(count))
+        assert writes._may_stage is True
+    finally:
+        await conn.close()
