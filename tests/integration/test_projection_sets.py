@@ -599,3 +599,27 @@ async def test_a_staged_run_the_database_refuses_is_poison_and_the_next_run_stag
         assert writes._may_stage is True
     finally:
         await conn.close()
+
+
+async def test_a_long_run_flushed_outside_a_transaction_is_not_staged_and_stores_every_row(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside a transaction each statement commits, and the staging table is emptied at
+    every commit: a long run of an upsert then goes row by row and stores every row."""
+    monkeypatch.setattr(writes, "_may_stage", True)
+    conn = await asyncpg.connect(database_url)
+    sent: list[str] = []
+    try:
+        async with conn.transaction():
+            await create_schema(conn, "proj")
+        await conn.execute("SET search_path = proj, public")
+        conn.add_query_logger(lambda logged: sent.append(logged.query))
+        buffered = BufferedWrites()
+        await buffered.executemany(
+            UPSERT_SPEND, [_spend(f"s{n}", 2025, 10) for n in range(writes.STAGE_FROM_ROWS)]
+        )
+        await buffered.flush(conn)
+        assert await conn.fetchval("SELECT count(*) FROM budget_spent") == writes.STAGE_FROM_ROWS
+        assert not any(query.startswith(("WITH staged AS", "CREATE TEMPORARY")) for query in sent)
+    finally:
+        await conn.close()

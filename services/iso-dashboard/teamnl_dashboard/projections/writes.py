@@ -185,11 +185,14 @@ async def _copied(conn: asyncpg.Connection, run: _Run, set_form: _SetForm) -> bo
 
 
 async def _staged(conn: asyncpg.Connection, run: _Run, set_form: _SetForm) -> bool:
-    """Whether the run went through its staging table: a long run of an upsert, where this
-    process's role may create temporary tables."""
+    """Whether the run went through its staging table: a long run of an upsert, inside a
+    transaction (outside one, the ``COPY``'s own commit would empty the table before the
+    ``INSERT`` read it), where this process's role may create temporary tables."""
     global _may_stage
     stage = set_form.stage
     if stage is None or len(run.rows) < STAGE_FROM_ROWS or _may_stage is False:
+        return False
+    if not conn.is_in_transaction():
         return False
     if _may_stage is None:
         with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
