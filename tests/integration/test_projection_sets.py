@@ -42,6 +42,13 @@ def _activity(event_id: str, family: str, market: str | None, on: date) -> tuple
     return (event_id, "/p", family, "mission", market, None, None, on)
 
 
+async def _in_schema(conn: asyncpg.Connection, schema: str) -> None:
+    """Create the projection schema `schema` and write to it on `conn` from now on."""
+    async with conn.transaction():
+        await create_schema(conn, schema)
+    await conn.execute(f"SET search_path = {schema}, public")
+
+
 async def _write(conn: asyncpg.Connection, sql: str, rows: list[tuple[object, ...]]) -> None:
     writes = BufferedWrites()
     await writes.executemany(sql, rows)
@@ -55,9 +62,7 @@ async def test_a_run_stores_what_row_by_row_would_and_the_totals_count_what_it_a
 ) -> None:
     conn = await asyncpg.connect(database_url)
     try:
-        async with conn.transaction():
-            await create_schema(conn, "proj")
-        await conn.execute("SET search_path = proj, public")
+        await _in_schema(conn, "proj")
         await _write(conn, EVENT, [_event("e0", "nlib", "before")])
 
         await _write(
@@ -135,9 +140,7 @@ async def test_a_long_run_is_copied_until_a_row_is_there_and_stores_the_same(
             sent.append(("ON CONFLICT" if "ON CONFLICT" in logged.query else "plain", refused))
 
     try:
-        async with conn.transaction():
-            await create_schema(conn, "proj")
-        await conn.execute("SET search_path = proj, public")
+        await _in_schema(conn, "proj")
         conn.add_query_logger(log_events)
         log_copies(monkeypatch, sent)
         run = COPY_FROM_ROWS
@@ -180,9 +183,7 @@ async def test_a_fold_rewrites_only_the_keys_its_batch_touched(database_url: str
     it added delta rows to, and leaves one folded row each."""
     conn = await asyncpg.connect(database_url)
     try:
-        async with conn.transaction():
-            await create_schema(conn, "proj")
-        await conn.execute("SET search_path = proj, public")
+        await _in_schema(conn, "proj")
         await _write(conn, EVENT, [_event(f"e{d}", "nlib", "t", day=d) for d in range(1, 29)])
         await _write(conn, ACTIVITY, [_activity("a1", "tinl", "CN", date(2025, 3, 9))])
         keyed = "SELECT (family, day)::text, xmin::text FROM family_totals"
@@ -272,9 +273,7 @@ async def test_the_small_totals_fold_in_work_linear_in_their_rows_after_a_vacuum
     deltas = 1000
     conn = await asyncpg.connect(database_url)
     try:
-        async with conn.transaction():
-            await create_schema(conn, "proj")
-        await conn.execute("SET search_path = proj, public")
+        await _in_schema(conn, "proj")
         for insert in SMALL_TOTALS.values():
             await conn.execute(insert, deltas)
         await conn.execute("SELECT fold_totals()")
@@ -532,7 +531,7 @@ async def test_a_long_run_of_an_upsert_with_an_array_or_a_literal_is_staged_and_
 
 
 async def test_a_role_that_may_not_create_temporary_tables_sends_a_long_run_row_by_row(
-    database_url: str,
+    database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where the database refuses its role temporary tables, a long run of an upsert goes
     row by row and stores all the same; the refusal ends only its own savepoint."""
@@ -547,22 +546,19 @@ async def test_a_role_that_may_not_create_temporary_tables_sends_a_long_run_row_
     conn = await asyncpg.connect(urlunsplit(parts._replace(netloc=netloc)))
     sent: list[str] = []
     try:
-        async with conn.transaction():
-            await create_schema(conn, "proj_rebuild_owned")
-        await conn.execute("SET search_path = proj_rebuild_owned, public")
+        await _in_schema(conn, "proj_rebuild_owned")
         conn.add_query_logger(lambda logged: sent.append(logged.query))
         run = _staged_run(STAGED_TYPES[0], "r")
         buffered = BufferedWrites()
         for event in run:
             await projections.apply(buffered.as_connection(), event)
-        writes._may_stage = None
+        monkeypatch.setattr(writes, "_may_stage", None)
         async with conn.transaction():
             await buffered.flush(conn)
         assert writes._may_stage is False
         assert await conn.fetchval("SELECT count(*) FROM tinl_activities") == len(run)
         assert not any(query.startswith("WITH staged AS") for query in sent)
     finally:
-        writes._may_stage = None
         await conn.close()
         await admin.execute(f"DROP OWNED BY {role}")
         await admin.execute(f"DROP ROLE {role}")
@@ -579,9 +575,7 @@ async def test_a_staged_run_the_database_refuses_is_poison_and_the_next_run_stag
     monkeypatch.setattr(writes, "_may_stage", None)
     conn = await asyncpg.connect(database_url)
     try:
-        async with conn.transaction():
-            await create_schema(conn, "proj")
-        await conn.execute("SET search_path = proj, public")
+        await _in_schema(conn, "proj")
         count = writes.STAGE_FROM_ROWS
         refused = [_spend(f"bad{n}", 2025, -1 if n == 7 else 10) for n in range(count)]
         fine = [_spend(f"ok{n}", 2025, 10) for n in range(count)]
@@ -610,9 +604,7 @@ async def test_a_long_run_flushed_outside_a_transaction_is_not_staged_and_stores
     conn = await asyncpg.connect(database_url)
     sent: list[str] = []
     try:
-        async with conn.transaction():
-            await create_schema(conn, "proj")
-        await conn.execute("SET search_path = proj, public")
+        await _in_schema(conn, "proj")
         conn.add_query_logger(lambda logged: sent.append(logged.query))
         buffered = BufferedWrites()
         await buffered.executemany(

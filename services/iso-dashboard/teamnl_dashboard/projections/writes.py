@@ -37,7 +37,6 @@ delta rows, which commute).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import re
@@ -153,16 +152,15 @@ class BufferedWrites:
         self.discard()
         for run in runs:
             set_form = await _set_form(conn, run.sql) if len(run.rows) > 1 else None
-            if set_form is None or not set_form.takes(run.rows):
-                await conn.executemany(run.sql, run.rows)
-            elif await _copied(conn, run, set_form) or await _staged(conn, run, set_form):
-                continue
-            elif set_form.sql is not None:
-                # every row has every column
-                columns = [list(column) for column in zip(*run.rows, strict=True)]
-                await conn.execute(set_form.sql, *columns)
-            else:
-                await conn.executemany(run.sql, run.rows)
+            if set_form is not None and set_form.takes(run.rows):
+                if await _copied(conn, run, set_form) or await _staged(conn, run, set_form):
+                    continue
+                if set_form.sql is not None:
+                    # every row has every column
+                    columns = [list(column) for column in zip(*run.rows, strict=True)]
+                    await conn.execute(set_form.sql, *columns)
+                    continue
+            await conn.executemany(run.sql, run.rows)
 
     def discard(self) -> None:
         self._runs = []
@@ -195,12 +193,8 @@ async def _staged(conn: asyncpg.Connection, run: _Run, set_form: _SetForm) -> bo
     if not conn.is_in_transaction():
         return False
     if _may_stage is None:
-        with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
-            async with conn.transaction():  # a refusal ends only this savepoint
-                await conn.execute(stage.create)
-                _may_stage = True
+        _may_stage = await _created_if_allowed(conn, stage.create)
         if not _may_stage:
-            _may_stage = False
             return False
     else:
         await conn.execute(stage.create)
@@ -208,6 +202,17 @@ async def _staged(conn: asyncpg.Connection, run: _Run, set_form: _SetForm) -> bo
         stage.table, records=run.rows, columns=stage.columns, schema_name="pg_temp"
     )
     await conn.execute(stage.insert)
+    return True
+
+
+async def _created_if_allowed(conn: asyncpg.Connection, create: str) -> bool:
+    """Run `create` in a savepoint; False where the role may not create temporary tables
+    (the refusal ends only the savepoint)."""
+    try:
+        async with conn.transaction():
+            await conn.execute(create)
+    except asyncpg.InsufficientPrivilegeError:
+        return False
     return True
 
 
