@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
+import secrets
 import signal
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -78,3 +81,22 @@ def log_copies(monkeypatch: pytest.MonkeyPatch, sent: list[tuple[str, str | None
         return done
 
     monkeypatch.setattr(asyncpg.Connection, "copy_records_to_table", copy_logged)
+
+
+@contextlib.asynccontextmanager
+async def login_role(
+    admin: asyncpg.Connection, database_url: str, prefix: str
+) -> AsyncIterator[str]:
+    """A role of its own (``<prefix>_<hex>``, not a superuser) that may log in and create
+    schemas in `database_url`'s database: the URL that logs in as it. `admin` drops it, and
+    what it owns or was granted, afterwards."""
+    role, password = f"{prefix}_{secrets.token_hex(4)}", secrets.token_hex(16)
+    parts = urlsplit(database_url)
+    await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    try:
+        await admin.execute(f"GRANT CREATE ON DATABASE {parts.path.lstrip('/')} TO {role}")
+        netloc = f"{role}:{password}@{parts.hostname}:{parts.port}"
+        yield urlunsplit(parts._replace(netloc=netloc))
+    finally:
+        await admin.execute(f"DROP OWNED BY {role}")
+        await admin.execute(f"DROP ROLE {role}")

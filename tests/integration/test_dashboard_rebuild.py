@@ -8,9 +8,8 @@ rebuild are all applied exactly once, whichever side of the switch they land on.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -23,7 +22,7 @@ from dashboard_harness import (
     make_event,
     running_dashboard,
 )
-from support import eventually
+from support import eventually, login_role
 from teamnl_dashboard import queries
 from teamnl_dashboard import rebuild as rebuild_module
 from teamnl_dashboard.database import prepare_database
@@ -454,10 +453,7 @@ async def test_the_swap_and_drops_wait_less_for_locks_where_their_role_may_say_s
     may not set it locks the live inbox, and drops a schema, all the same, waiting as long
     as the server says."""
     await prepare_database(database_url)
-    role, password = f"swapper_{secrets.token_hex(4)}", secrets.token_hex(16)
-    parts = urlsplit(database_url)
     admin = await asyncpg.connect(database_url)
-    await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
     try:
         server = await admin.fetchval("SHOW deadlock_timeout")
         assert server != REBUILD_DEADLOCK_TIMEOUT
@@ -472,26 +468,24 @@ async def test_the_swap_and_drops_wait_less_for_locks_where_their_role_may_say_s
         assert await admin.fetchval("SHOW deadlock_timeout") == server
         assert not await schema_exists(admin, "proj_retired_waitsless")
 
-        await admin.execute(f"GRANT CREATE ON DATABASE {parts.path.lstrip('/')} TO {role}")
-        await admin.execute(f"GRANT USAGE ON SCHEMA proj TO {role}")
-        await admin.execute(f"GRANT UPDATE ON proj.inbox TO {role}")
-        netloc = f"{role}:{password}@{parts.hostname}:{parts.port}"
-        other = await asyncpg.connect(urlunsplit(parts._replace(netloc=netloc)))
-        try:
-            async with other.transaction():
-                await lock_for_swap(other)
-                assert await other.fetchval("SHOW deadlock_timeout") == server
-                held = await other.fetchval(
-                    "SELECT mode FROM pg_locks WHERE pid = pg_backend_pid()"
-                    " AND relation = 'proj.inbox'::regclass"
-                )
-                assert held == "AccessExclusiveLock"
-            await other.execute("CREATE SCHEMA proj_retired_itsown")
-            await drop_schema(other, "proj_retired_itsown")
-            assert not await schema_exists(admin, "proj_retired_itsown")
-        finally:
-            await other.close()
+        async with login_role(admin, database_url, "swapper") as role_url:
+            role = urlsplit(role_url).username
+            await admin.execute(f"GRANT USAGE ON SCHEMA proj TO {role}")
+            await admin.execute(f"GRANT UPDATE ON proj.inbox TO {role}")
+            other = await asyncpg.connect(role_url)
+            try:
+                async with other.transaction():
+                    await lock_for_swap(other)
+                    assert await other.fetchval("SHOW deadlock_timeout") == server
+                    held = await other.fetchval(
+                        "SELECT mode FROM pg_locks WHERE pid = pg_backend_pid()"
+                        " AND relation = 'proj.inbox'::regclass"
+                    )
+                    assert held == "AccessExclusiveLock"
+                await other.execute("CREATE SCHEMA proj_retired_itsown")
+                await drop_schema(other, "proj_retired_itsown")
+                assert not await schema_exists(admin, "proj_retired_itsown")
+            finally:
+                await other.close()
     finally:
-        await admin.execute(f"DROP OWNED BY {role}")  # its grants
-        await admin.execute(f"DROP ROLE {role}")
         await admin.close()

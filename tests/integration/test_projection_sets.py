@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
 from dashboard_harness import make_event
-from support import log_copies
+from support import log_copies, login_role
 from teamnl_dashboard import projections
 from teamnl_dashboard.projections import writes
 from teamnl_dashboard.projections.network import INSERT_ACTIVITY as ACTIVITY
@@ -535,33 +534,29 @@ async def test_a_role_that_may_not_create_temporary_tables_sends_a_long_run_row_
 ) -> None:
     """Where the database refuses its role temporary tables, a long run of an upsert goes
     row by row and stores all the same; the refusal ends only its own savepoint."""
-    role, password = f"stager_{secrets.token_hex(4)}", secrets.token_hex(16)
-    parts = urlsplit(database_url)
-    database = parts.path.lstrip("/")
     admin = await asyncpg.connect(database_url)
+    database = urlsplit(database_url).path.lstrip("/")
     await admin.execute(f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC")
-    await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
-    await admin.execute(f"GRANT CREATE ON DATABASE {database} TO {role}")
-    netloc = f"{role}:{password}@{parts.hostname}:{parts.port}"
-    conn = await asyncpg.connect(urlunsplit(parts._replace(netloc=netloc)))
     sent: list[str] = []
     try:
-        await _in_schema(conn, "proj_rebuild_owned")
-        conn.add_query_logger(lambda logged: sent.append(logged.query))
-        run = _staged_run(STAGED_TYPES[0], "r")
-        buffered = BufferedWrites()
-        for event in run:
-            await projections.apply(buffered.as_connection(), event)
-        monkeypatch.setattr(writes, "_may_stage", None)
-        async with conn.transaction():
-            await buffered.flush(conn)
-        assert writes._may_stage is False
-        assert await conn.fetchval("SELECT count(*) FROM tinl_activities") == len(run)
-        assert not any(query.startswith("WITH staged AS") for query in sent)
+        async with login_role(admin, database_url, "stager") as role_url:
+            conn = await asyncpg.connect(role_url)
+            try:
+                await _in_schema(conn, "proj_rebuild_owned")
+                conn.add_query_logger(lambda logged: sent.append(logged.query))
+                run = _staged_run(STAGED_TYPES[0], "r")
+                buffered = BufferedWrites()
+                for event in run:
+                    await projections.apply(buffered.as_connection(), event)
+                monkeypatch.setattr(writes, "_may_stage", None)
+                async with conn.transaction():
+                    await buffered.flush(conn)
+                assert writes._may_stage is False
+                assert await conn.fetchval("SELECT count(*) FROM tinl_activities") == len(run)
+                assert not any(query.startswith("WITH staged AS") for query in sent)
+            finally:
+                await conn.close()
     finally:
-        await conn.close()
-        await admin.execute(f"DROP OWNED BY {role}")
-        await admin.execute(f"DROP ROLE {role}")
         await admin.close()
 
 
