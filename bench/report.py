@@ -160,6 +160,19 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                     achieved,
                 )
             )
+        off = s.get("telemetry_off")
+        if off:
+            out.append(
+                (
+                    "1. single-event POST, nlib restarted with OpenTelemetry off"
+                    " (`OTEL_SDK_DISABLED=true`): nlib's CPU per event",
+                    f"{_n(off['achieved_rate'])} ev/s, p50/p99"
+                    f" {_ms(off['service_ms'], 'p50', 'p99')}; {_cpu_ms(off)}",
+                    f"with it (above): {_cpu_ms(p)}",
+                    _ratio(telemetry_share(p, off)),
+                    f"closed loop -> {_n(off['achieved_rate'])} ev/s",
+                )
+            )
     if "batch" in r:
         s, b, p = r["batch"], r["batch"]["baseline"], r["batch"]["pipeline"]
         label = f"2. batch POST ({p['events_per_request']}/request, {p['events_sent']:,} events)"
@@ -240,19 +253,31 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 "",
             )
         )
-        pw = d.get("projection_with_worker")
-        if pw:
-            done = "" if pw["complete"] else " INCOMPLETE at the time limit"
-            out.append(
-                (
-                    f"4. live projection of {pw['loaded']['events']:,} more events, web app +"
-                    " one `teamnl_dashboard.worker` process (one consumer group)",
-                    _projection_rate(pw) + done,
-                    "one process (above)",
-                    _ratio(worker_ratio(pr, pw)),
-                    "",
+        again = (
+            (
+                "projection_with_worker",
+                "web app + one `teamnl_dashboard.worker` process (one consumer group)",
+                "one process (above)",
+            ),
+            (
+                "projection_telemetry_off",
+                "the dashboard restarted with OpenTelemetry off (`OTEL_SDK_DISABLED=true`)",
+                "with it: the first live projection (above)",
+            ),
+        )
+        for key, how, against in again:
+            figure = d.get(key)
+            if figure:
+                done = "" if figure["complete"] else " INCOMPLETE at the time limit"
+                out.append(
+                    (
+                        f"4. live projection of {figure['loaded']['events']:,} more events, {how}",
+                        _projection_rate(figure) + done,
+                        against,
+                        _ratio(worker_ratio(pr, figure)),
+                        "",
+                    )
                 )
-            )
         for key, label in _overview_runs(d):
             g = d[key]
             out.append(
@@ -455,7 +480,11 @@ def cpu_section(r: dict[str, Any]) -> list[str]:
     the machine's cores could carry at that cost: the ceiling no code path can pass."""
     runs: list[tuple[str, dict[str, Any]]] = []
     single = r.get("single", {})
-    for key, label in (("pipeline", "1. single POST (nlib)"), ("durable", "1. durable INSERT")):
+    for key, label in (
+        ("pipeline", "1. single POST (nlib)"),
+        ("telemetry_off", "1. single POST (nlib), OpenTelemetry off in nlib"),
+        ("durable", "1. durable INSERT"),
+    ):
         if single.get(key, {}).get("cpu"):
             runs.append((label, single[key]["cpu"]))
     batch = r.get("batch", {}).get("pipeline", {})
@@ -480,6 +509,13 @@ def cpu_section(r: dict[str, Any]) -> list[str]:
     if dashboard.get("projection_with_worker", {}).get("cpu"):
         runs.append(
             ("4. live projection, web app + worker", dashboard["projection_with_worker"]["cpu"])
+        )
+    if dashboard.get("projection_telemetry_off", {}).get("cpu"):
+        runs.append(
+            (
+                "4. live projection, OpenTelemetry off in the dashboard",
+                dashboard["projection_telemetry_off"]["cpu"],
+            )
         )
     if r.get("rebuild", {}).get("pipeline", {}).get("cpu"):
         runs.append(("4. rebuild (the process and its start-up)", r["rebuild"]["pipeline"]["cpu"]))
@@ -641,6 +677,40 @@ def worker_ratio(one: dict[str, Any], two: dict[str, Any]) -> float:
     return float(two["rate"] / one["rate"]) if one["rate"] else math.nan
 
 
+def _process_ms(figure: dict[str, Any], process: str) -> float | None:
+    """A process's CPU per event in a figure, ms (a single POST's server: its own measure)."""
+    if process == "nlib" and figure.get("server_cpu_ms_per_event"):
+        return float(figure["server_cpu_ms_per_event"])
+    value = ((figure.get("cpu") or {}).get("cpu_ms_per_event") or {}).get(process)
+    return float(value) if value else None
+
+
+def _cpu_ms(figure: dict[str, Any], process: str = "nlib") -> str:
+    ms = _process_ms(figure, process)
+    return f"{process} {ms:.2f} ms of CPU per event" if ms is not None else "-"
+
+
+def telemetry_share(on: dict[str, Any], off: dict[str, Any], process: str = "nlib") -> float:
+    """`process`'s CPU per event with OpenTelemetry off against on (NaN unless both were
+    measured): 0.7 means its telemetry took 30% of its CPU in that figure."""
+    with_it, without = _process_ms(on, process), _process_ms(off, process)
+    return without / with_it if with_it and without else math.nan
+
+
+def _telemetry_part(on: dict[str, Any], off: dict[str, Any] | None, process: str) -> str:
+    """The targets' "where the time goes": what OpenTelemetry took of `process`'s CPU."""
+    if not off:
+        return ""
+    share = telemetry_share(on, off, process)
+    if math.isnan(share):
+        return ""
+    return (
+        f"OpenTelemetry (spans and metrics): {1 - share:.0%} of {process}'s CPU per event"
+        f" ({_cpu_ms(on, process)} with it, {_process_ms(off, process):.2f} restarted with it"
+        " off)"
+    )
+
+
 def _projection_rate(p: dict[str, Any]) -> str:
     """The live projection's rate and what it was timed over: the backlog the loader left
     (runs before this measure timed everything from the load's end: no ``backlog``)."""
@@ -778,6 +848,7 @@ def _targets(r: dict[str, Any]) -> list[Target]:
         why = _why(
             _labelled("pipeline (accept, relay, project)", _cpu_line(p.get("cpu"))),
             _labelled("durable INSERT", _cpu_line(single["durable"].get("cpu"))),
+            _telemetry_part(p, single.get("telemetry_off"), "nlib"),
             _top_parts(r, "profile-nlib-single.svg"),
         )
         out.append(
@@ -851,6 +922,9 @@ def _targets(r: dict[str, Any]) -> list[Target]:
                 _why(
                     _cpu_line(projection.get("cpu")),
                     _validation_floor(r),
+                    _telemetry_part(
+                        projection, dashboard.get("projection_telemetry_off"), "dashboard"
+                    ),
                     _top_parts(r, "profile-dashboard-projection.svg", 4),
                 ),
             )

@@ -4,13 +4,16 @@ same run, print one table and write ``bench/results/latest.md`` (+ ``latest.json
     python -m bench.run --size smoke|full [--infra private|shared] [--keep]
 
 Phases (in this order, because later ones load the topics and the dashboard):
-1. single-event ingestion vs a no-op FastAPI endpoint (closed loop, keep-alive clients);
+1. single-event ingestion vs a no-op FastAPI endpoint (closed loop, keep-alive clients), and
+   again with nlib restarted with OpenTelemetry off (`TELEMETRY_OFF`);
 2. batch ingestion vs a bare aiokafka producer (acks=all, idempotent), same events;
 3. end-to-end latency 202 -> projection commit at a fixed rate; then the highest rate the
    pipeline sustains with p99 < 1 s (a ramp, each step ``ramp_seconds`` long);
 4. the dashboard with ``projected_events`` loaded straight into Kafka (fast loader):
    overview page and JSON API latency (p50/p95), then the page again while a trickle of
    ``PROJECTING_RATE`` ev/s is projected (its commits keep emptying the overview cache);
+   the live projection is measured again with a worker process, and with the dashboard
+   restarted with OpenTelemetry off;
 5. projection rebuild vs a bare aiokafka consumer reading the same topics;
 6. resident memory of every service at rest, under load and at the end.
 """
@@ -30,7 +33,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +73,10 @@ HISTORY_EVERY = 10  # one loaded event in ten dated a year earlier (kafka_io --h
 PROJECTING_MARGIN_SECONDS = 5.0  # the trickle runs this much longer on each side of the load
 PROFILE_EVENTS = 50_000  # loaded into Kafka for the projection's flame graph
 VALIDATED_SAMPLE = 400_000  # records the validating bare consumer reads (a rate: a sample)
+TELEMETRY_OFF = {"OTEL_SDK_DISABLED": "true"}
+"""OpenTelemetry's own switch: no spans and no metrics. A figure measured again with a service
+restarted with it tells what the service's telemetry (every request and event traced and
+measured) costs that figure, in the same run."""
 
 
 class Bench:
@@ -116,13 +123,35 @@ class Bench:
             "single",
             lambda: self._closed(target, "profile-single", seconds=self.size.profile_seconds),
         )
+        log("1. single-event: nlib again, restarted with OpenTelemetry off")
+        with self._restarted("nlib", TELEMETRY_OFF) as nlib:
+            telemetry_off = self._closed(target, "single-nlib-telemetry-off", nlib.pid)
         self.results["single"] = {
             "baseline": noop,
             "durable": durable,
             "pipeline": pipeline,
+            "telemetry_off": telemetry_off,
             "ratio": ratio(pipeline["achieved_rate"], noop["achieved_rate"]),
             "ratio_durable": ratio(pipeline["achieved_rate"], durable["achieved_rate"]),
         }
+
+    @contextlib.contextmanager
+    def _restarted(self, name: str, env: dict[str, str]) -> Iterator[ServiceProcess]:
+        """The stack's service `name` restarted with `env` added to its environment, and
+        restarted as it was afterwards."""
+        service = self.stack.services[name]
+        usual = service.env
+        service.stop()
+        service.env = {**usual, **env}
+        try:
+            service.start()
+            service.wait_ready()
+            yield service
+        finally:
+            service.stop()
+            service.env = usual
+            service.start()
+            service.wait_ready()
 
     def _baseline_app(
         self, name: str, app: str, port_offset: int, env: dict[str, str]
@@ -403,6 +432,7 @@ class Bench:
         projected |= {"applied_before": before}
         self._profile_pass("dashboard", "projection", self._project_more)
         projected_with_worker = self._projection_with_a_worker()
+        projected_without_telemetry = self._projection_without_telemetry()
         log(f"4. dashboard overview page and JSON API, {size.get_seconds:g}s each")
         pages = {}
         for label, path in (("overview_page", "/"), ("overview_api", "/api/v1/overview")):
@@ -418,6 +448,7 @@ class Bench:
         self.results["dashboard"] = {
             "projection": projected,
             "projection_with_worker": projected_with_worker,
+            "projection_telemetry_off": projected_without_telemetry,
             **pages,
         }
 
@@ -454,6 +485,15 @@ class Bench:
             except subprocess.TimeoutExpired:
                 worker.kill()
         return projected | {"processes": 2}
+
+    def _projection_without_telemetry(self) -> dict[str, Any]:
+        """The live projection again, one dashboard process restarted with OpenTelemetry off
+        (`TELEMETRY_OFF`): what tracing each event and measuring its latency cost it. The
+        dashboard is restarted as it was before the overview figures."""
+        count = self.size.projected_events // 4
+        log(f"4. loading {count} more events, the dashboard restarted with OpenTelemetry off")
+        with self._restarted("dashboard", TELEMETRY_OFF):
+            return self._timed_projection("t", count, self.stack.cpu_pids())
 
     def _load_kafka(self, run_id: str, count: int, history_every: int = 0) -> dict[str, Any]:
         """`count` events written straight into the stack's topics by the bare producer."""

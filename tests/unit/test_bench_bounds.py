@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bench.report import (
     BENCH_BUDGET_S,
     accept_floor_ms,
@@ -15,6 +17,7 @@ from bench.report import (
     cpu_section,
     projection_ms,
     targets_section,
+    telemetry_share,
     worker_ratio,
 )
 from bench.run import RESULTS, results_folder
@@ -22,7 +25,14 @@ from bench.sizes import PHASES
 
 
 def cpu(ms: float) -> dict[str, Any]:
-    return {"cpu": {"machine_cpu_ms_per_event": ms, "cores": 2, "cores_busy": 1.5}}
+    return {
+        "cpu": {
+            "machine_cpu_ms_per_event": ms,
+            "cpu_ms_per_event": {},
+            "cores": 2,
+            "cores_busy": 1.5,
+        }
+    }
 
 
 def run() -> dict[str, Any]:
@@ -142,3 +152,45 @@ def test_the_batch_target_says_what_the_whole_machine_spent_per_event() -> None:
     assert "1.98 of 2 cores busy; ceiling 5,000 ev/s" in row
     [cpu_row] = [line for line in cpu_section(r) if line.startswith("| 2. batch POST")]
     assert "| 0.06 |" in cpu_row and "| 5,000 ev/s |" in cpu_row
+
+
+def test_the_targets_say_what_opentelemetry_took_from_the_same_figure_with_it_off() -> None:
+    """The single POST and the live projection are measured again with the service
+    restarted with OpenTelemetry off: its share of that process's CPU per event is part of
+    their "where the time goes", and each pass is a row of the CPU table."""
+
+    def by_process(ms: float, process: str = "dashboard") -> dict[str, Any]:
+        return {"cpu": cpu(ms)["cpu"] | {"cpu_ms_per_event": {process: ms}}}
+
+    single = {"achieved_rate": 1_000, "server_cpu_ms_per_event": 0.8, **by_process(1.2, "nlib")}
+    off = {"achieved_rate": 1_300, "server_cpu_ms_per_event": 0.6, **by_process(1.0, "nlib")}
+    assert telemetry_share(single, off) == pytest.approx(0.75)
+    assert math.isnan(telemetry_share(single, {"achieved_rate": 1_300}))
+    r: dict[str, Any] = {
+        "single": run()["single"]
+        | {"pipeline": single, "telemetry_off": off, "ratio": 1.0, "ratio_durable": 2.5},
+        "dashboard": {
+            "projection": {"rate": 5_000.0, "applied_total": 10_000} | by_process(0.2),
+            "projection_telemetry_off": {"rate": 8_000.0} | by_process(0.12),
+            **dict.fromkeys(
+                ("overview_page", "overview_api"),
+                {"service_ms": {"p95": 20}, "achieved_rate": 500, "concurrency": 8},
+            ),
+        },
+    }
+    lines = targets_section(r)
+
+    [single_row] = [line for line in lines if line.startswith("| single POST")]
+    assert "OpenTelemetry (spans and metrics): 25% of nlib's CPU per event (nlib 0.80 ms" in (
+        single_row
+    )
+    [projection_row] = [line for line in lines if line.startswith("| live projection >= 10,000")]
+    assert "40% of dashboard's CPU per event (dashboard 0.20 ms of CPU per event with it, 0.12" in (
+        projection_row
+    )
+    cpu_rows = [line.split(" | ")[0] for line in cpu_section(r)]
+    assert "| 1. single POST (nlib), OpenTelemetry off in nlib" in cpu_rows
+    assert "| 4. live projection, OpenTelemetry off in the dashboard" in cpu_rows
+    without = targets_section(r | {"single": r["single"] | {"telemetry_off": None}})
+    [single_row] = [line for line in without if line.startswith("| single POST")]
+    assert "OpenTelemetry (spans" not in single_row  # a run without the pass says nothing
