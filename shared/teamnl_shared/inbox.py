@@ -63,7 +63,7 @@ from .contract.envelope import Event, InvalidEvent, parse_kafka
 from .contract.topics import deadletter_topic
 from .db import transaction
 from .kafka import header, idempotent_producer, manual_commit_consumer
-from .telemetry.messaging import consume_span
+from .telemetry.messaging import consume_span, start_consume_span
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,9 @@ class Inbox:
             for start in range(0, len(records), READ_AHEAD_STEP):
                 step = slice(start, start + READ_AHEAD_STEP)
                 pairs = zip(records[step], parsed[step], strict=True)
-                await self._project(writes.as_connection(), pairs, None, seen, outcome)
+                await self._project(
+                    writes.as_connection(), pairs, None, seen, outcome, buffered=True
+                )
                 await asyncio.sleep(0)
         except REFUSALS:
             writes.discard()
@@ -208,12 +210,17 @@ class Inbox:
         return Ahead(parsed, Projected(writes, outcome))
 
     def _record_span(
-        self, record: ConsumerRecord, event: Event | InvalidEvent
+        self, record: ConsumerRecord, event: Event | InvalidEvent, *, current: bool = True
     ) -> contextlib.AbstractContextManager[Span]:
-        if self.trace_records:
-            event_type = event.type if isinstance(event, Event) else None
+        """The record's consume span; made `current` for a handler that writes to the
+        database (its statements' spans are the record's children), not for one that writes
+        to a buffer (nothing it does is traced or logged)."""
+        if not self.trace_records:
+            return _UNTRACED
+        event_type = event.type if isinstance(event, Event) else None
+        if current:
             return consume_span(self.tracer, record, self.name, event_type)
-        return _UNTRACED
+        return start_consume_span(self.tracer, record, self.name, event_type)
 
     @contextlib.asynccontextmanager
     async def _savepoint(
@@ -260,7 +267,15 @@ class Inbox:
             outcome = Outcome()
             pairs = zip(records, ahead.parsed, strict=True)
             # projected ahead, the records have their spans already
-            await self._project(target, pairs, fresh, set(), outcome, traced=projected is not None)
+            await self._project(
+                target,
+                pairs,
+                fresh,
+                set(),
+                outcome,
+                traced=projected is not None,
+                buffered=target is not conn,
+            )
         return outcome
 
     async def _project(
@@ -272,13 +287,18 @@ class Inbox:
         outcome: Outcome,
         *,
         traced: bool = False,
+        buffered: bool = False,
     ) -> None:
         """Each valid record's event through the handler (writing to `target`) when it is
         new: in `fresh` (None: every first copy is), and not `seen` before (a later copy is
         a duplicate); `seen` and `outcome` are added to. ``traced``: the records' spans
-        were made already."""
+        were made already; ``buffered``: `target` is a buffer (`Deferred`), not the
+        database."""
         for record, event in pairs:
-            with _UNTRACED if traced else self._record_span(record, event) as span:
+            span_of = (
+                _UNTRACED if traced else self._record_span(record, event, current=not buffered)
+            )
+            with span_of as span:
                 if isinstance(event, InvalidEvent):
                     _invalid(span, record, event, outcome)
                     continue

@@ -35,7 +35,7 @@ from teamnl_shared.telemetry import (
     setup_telemetry,
     trace_headers,
 )
-from teamnl_shared.telemetry.messaging import KafkaRecord
+from teamnl_shared.telemetry.messaging import KafkaRecord, start_consume_span
 
 OTEL_ENV = (
     "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -212,6 +212,37 @@ def test_the_consumer_span_is_a_child_of_the_publish_span(
         "messaging.kafka.message.key": "mission-1",
         "messaging.message.id": "evt-1",
     }
+
+
+def test_a_consume_span_not_made_current_ends_on_exit_and_records_what_the_block_raised(
+    telemetry: Telemetry, spans: InMemorySpanExporter
+) -> None:
+    """`start_consume_span` (for a handler that writes to a buffer): the same span as
+    `consume_span`'s, parent and attributes, without becoming the current span."""
+    tracer = telemetry.tracer("test")
+    with tracer.start_as_current_span("send") as producer:
+        headers = [("ce_id", b"evt-1"), *trace_headers()]
+    record = FakeRecord("teamnl.nlib.events", 3, 42, b"mission-1", headers)
+    with consume_span(tracer, record, "dashboard", "nl.example.v1") as current:
+        assert trace.get_current_span() is current
+    with start_consume_span(tracer, record, "dashboard", "nl.example.v1") as span:
+        assert span.is_recording() and trace.get_current_span() is not span
+    with (
+        pytest.raises(ValueError, match="refused"),
+        start_consume_span(tracer, record, "dashboard") as failed,
+    ):
+        raise ValueError("refused")
+
+    _send, made_current, not_current, refused = spans.get_finished_spans()
+    assert not_current.name == made_current.name == "process teamnl.nlib.events"
+    assert not_current.parent is not None
+    assert not_current.parent.span_id == producer.get_span_context().span_id
+    assert not_current.attributes == made_current.attributes
+    assert not_current.status.is_ok and not not_current.events
+    assert refused.context is not None
+    assert refused.context.span_id == failed.get_span_context().span_id
+    assert refused.status.status_code is trace.StatusCode.ERROR
+    assert [event.name for event in refused.events] == ["exception"]
 
 
 def test_the_publish_spans_of_one_stored_context_read_it_once(
