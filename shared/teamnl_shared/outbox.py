@@ -73,7 +73,7 @@ from opentelemetry.trace import Tracer
 
 from .contract.envelope import Event, canonical_json
 from .kafka import assigned_reader, header, idempotent_producer, partition_for
-from .telemetry.messaging import inject_traceparent, publish_span, span_trace_headers
+from .telemetry.messaging import inject_traceparent, span_trace_headers, start_publish_span
 
 log = logging.getLogger(__name__)
 
@@ -447,7 +447,7 @@ class OutboxRelay:
     async def _send(self, producer: AIOKafkaProducer, row: _Row) -> asyncio.Future[Any]:
         """Queue one record; its publish span continues the trace stored with the row."""
         partition = await self._partition(producer, row)
-        span = publish_span(
+        span = start_publish_span(
             self.tracer, row.topic, row.key, partition, row.identity[1], row.headers
         )
         with span:

@@ -36,7 +36,7 @@ from teamnl_shared.telemetry import (
     span_trace_headers,
     trace_headers,
 )
-from teamnl_shared.telemetry.messaging import KafkaRecord, start_consume_span
+from teamnl_shared.telemetry.messaging import KafkaRecord, start_consume_span, start_publish_span
 
 OTEL_ENV = (
     "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -176,11 +176,8 @@ def test_the_consumer_span_is_a_child_of_the_publish_span(
     with tracer.start_as_current_span("POST /events") as request_span:
         outbox_row_trace = inject_traceparent()
 
-    with publish_span(
-        tracer, "teamnl.nlib.events", "mission-1", 3, "evt-1", outbox_row_trace
-    ) as publish:
-        assert trace.get_current_span() is not publish  # nothing inside is traced
-        headers = [("ce_id", b"evt-1"), *span_trace_headers(publish)]
+    with publish_span(tracer, "teamnl.nlib.events", "mission-1", 3, "evt-1", outbox_row_trace):
+        headers = [("ce_id", b"evt-1"), *trace_headers()]
     record = FakeRecord("teamnl.nlib.events", 3, 42, b"mission-1", headers)
     with consume_span(tracer, record, "dashboard"):
         pass
@@ -247,6 +244,31 @@ def test_a_consume_span_not_made_current_ends_on_exit_and_records_what_the_block
     assert refused.context.span_id == failed.get_span_context().span_id
     assert refused.status.status_code is trace.StatusCode.ERROR
     assert [event.name for event in refused.events] == ["exception"]
+
+
+def test_a_publish_span_not_made_current_gives_the_record_its_own_context(
+    telemetry: Telemetry, spans: InMemorySpanExporter
+) -> None:
+    """`start_publish_span` (the relay's): the span `publish_span` makes current, not made
+    current; `span_trace_headers` puts its context on the record all the same."""
+    tracer = telemetry.tracer("test")
+    with tracer.start_as_current_span("POST /events"):
+        stored = inject_traceparent()
+    with publish_span(tracer, "teamnl.nlib.events", "m", 3, "evt-1", stored) as current:
+        assert trace.get_current_span() is current
+        made_current = trace_headers()
+    with start_publish_span(tracer, "teamnl.nlib.events", "m", 3, "evt-1", stored) as span:
+        assert trace.get_current_span() is not span
+        headers = span_trace_headers(span)
+    assert trace_headers() == []  # outside any span, nothing leaked into the context
+
+    first, second = [s for s in spans.get_finished_spans() if s.kind is SpanKind.PRODUCER]
+    assert first.parent == second.parent and first.attributes == second.attributes
+    assert second.context is not None
+    traceparent = dict(headers)["traceparent"].decode()
+    ids = f"{second.context.trace_id:032x}-{second.context.span_id:016x}"
+    assert traceparent == f"00-{ids}-{int(second.context.trace_flags):02x}"
+    assert dict(made_current)["traceparent"] != dict(headers)["traceparent"]
 
 
 def test_the_publish_spans_of_one_stored_context_read_it_once(
