@@ -27,9 +27,9 @@ from support import eventually
 from teamnl_shared.telemetry import (
     consume_span,
     inject_traceparent,
-    publish_span,
     setup_telemetry,
-    trace_headers,
+    span_trace_headers,
+    start_publish_span,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,10 +161,10 @@ def record_one_event_path(otlp_url: str, monkeypatch: pytest.MonkeyPatch) -> str
         tracer = nlib.tracer("teamnl.ingestion")
         with tracer.start_as_current_span("POST /v1/events", kind=SpanKind.SERVER) as request:
             stored_with_outbox_row = inject_traceparent()
-        with publish_span(
+        with start_publish_span(
             nlib.tracer("teamnl.outbox"), topic, "m-1", 0, "event-1", stored_with_outbox_row
-        ):
-            headers = [("ce_id", b"event-1"), *trace_headers()]
+        ) as publish:
+            headers = [("ce_id", b"event-1"), *span_trace_headers(publish)]
         record = _Record(topic, 0, 41, b"m-1", headers)
         with consume_span(dashboard.tracer("teamnl.inbox"), record, "iso-dashboard") as span:
             span.set_attribute("teamnl.event.type", "nl.teamnl.nlib.mission.held.v1")

@@ -44,9 +44,9 @@ from teamnl_shared.telemetry.messaging import (
     context_from_headers,
     current_traceparent,
     inject_traceparent,
-    publish_span,
     set_partition,
     span_trace_headers,
+    start_publish_span,
     trace_headers,
 )
 from teamnl_shared.telemetry.metrics import LATENCY_BUCKETS_SECONDS, Metrics
@@ -62,10 +62,10 @@ __all__ = [
     "context_from_headers",
     "current_traceparent",
     "inject_traceparent",
-    "publish_span",
     "redact_text",
     "set_partition",
     "setup_telemetry",
     "span_trace_headers",
+    "start_publish_span",
     "trace_headers",
 ]

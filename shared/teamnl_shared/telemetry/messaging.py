@@ -7,8 +7,7 @@ close the gap by hand:
 1. the request stores `inject_traceparent()` with the outbox row;
 2. the relay wraps each send in `start_publish_span(..., parent_headers=<stored dict>)`,
    a PRODUCER span continuing the request's trace, and puts `span_trace_headers(span)` (the
-   publish span's W3C context) on the Kafka record (`publish_span` is the same span made
-   current, for a send whose own work is traced);
+   publish span's W3C context) on the Kafka record;
 3. the consumer wraps handling in `consume_span(tracer, record, group)`, a CONSUMER span
    whose parent is the publish span.
 
@@ -20,7 +19,7 @@ Attribute names follow the OpenTelemetry messaging semantic conventions (v1.27+)
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Protocol
 
@@ -119,20 +118,6 @@ def _context_of(traceparent: str | None, tracestate: str | None) -> Context:
     if tracestate is not None:
         carrier[TRACESTATE] = tracestate
     return context_from_headers(carrier)
-
-
-def publish_span(
-    tracer: Tracer,
-    topic: str,
-    key: str | bytes | None,
-    partition: int | None,
-    message_id: str,
-    parent_headers: HeadersLike | None,
-) -> AbstractContextManager[Span]:
-    """A PRODUCER span ``send <topic>`` (:func:`start_publish_span`), made current, so
-    `trace_headers()` inside the block gives this span's context for the record."""
-    span = start_publish_span(tracer, topic, key, partition, message_id, parent_headers)
-    return use_span(span, end_on_exit=True)
 
 
 def start_publish_span(
