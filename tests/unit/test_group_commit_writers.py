@@ -1,4 +1,5 @@
-"""Group commit with several writers (``group_commit_writers`` > 1; one is the default):
+"""Group commit with several writers (``group_commit_writers`` > 1; one is the default), and
+when a writer lingers for more requests:
 each key's events go to one writer, so they are committed in the order they came, while
 the writers' transactions run side by side. The pipeline and the database are faked: what
 is checked is the routing and the grouping, not what a transaction writes (the integration
@@ -12,9 +13,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from support import BUDGET
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.registry import spec_for
+from teamnl_shared.ingestion import groupcommit
 from teamnl_shared.ingestion.groupcommit import GroupCommit
 from teamnl_shared.ingestion.keys import Partner
 from teamnl_shared.ingestion.pipeline import Outcome, Submission
@@ -114,3 +118,56 @@ async def test_one_writer_commits_one_group_at_a_time() -> None:
     assert pipeline.most_in_flight == 1
     # the requests that came while the first transaction ran share the next one
     assert [len(events) for _, events in pipeline.groups] == [1, len(sent) - 1]
+
+
+async def test_a_writer_does_not_linger_for_one_client_sending_one_event_at_a_time() -> None:
+    """Its next request comes only once this one is answered: nothing could join the group.
+    With an hour's linger, each answer still comes at once (else `wait_for` gives up)."""
+    pipeline = RecordingPipeline()
+    sent = [event(n) for n in range(3)]
+    async with writing(pipeline, writers=1, max_events=256, linger=3600) as committer:
+        for e in sent:
+            with committer.request():
+                outcome = await asyncio.wait_for(committer.submit(PARTNER, e, {}), 10)
+            assert outcome.status == 202
+
+    assert [len(events) for _, events in pipeline.groups] == [1, 1, 1]
+
+
+async def test_a_writer_lingers_while_requests_overlap() -> None:
+    """Requests in flight together: the writer waits for the ones still on their way (here
+    until the group is full, `max_events`), so they share one transaction."""
+    pipeline = RecordingPipeline()
+    sent = [event(n) for n in range(3)]
+    async with writing(pipeline, writers=1, max_events=3, linger=3600) as committer:
+
+        async def post(e: Event, after: float) -> Outcome:
+            with committer.request():
+                await asyncio.sleep(after)  # reading and parsing its body
+                return await committer.submit(PARTNER, e, {})
+
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*(post(e, 0.02 * n) for n, e in enumerate(sent))), 10
+        )
+
+    assert [o.status for o in outcomes] == [202] * 3
+    assert [len(events) for _, events in pipeline.groups] == [3]
+
+
+async def test_a_writer_stops_lingering_once_requests_no_longer_overlap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(groupcommit, "OVERLAP_MEMORY", 0.05)
+    pipeline = RecordingPipeline()
+    first, second, lone = event(0), event(1), event(2)
+    async with writing(pipeline, writers=1, max_events=2, linger=3600) as committer:
+        with committer.request(), committer.request():  # two requests overlap
+            await asyncio.gather(
+                committer.submit(PARTNER, first, {}), committer.submit(PARTNER, second, {})
+            )
+        await asyncio.sleep(0.1)  # longer than the memory of that overlap
+        with committer.request():
+            outcome = await asyncio.wait_for(committer.submit(PARTNER, lone, {}), 10)
+
+    assert outcome.status == 202
+    assert [len(events) for _, events in pipeline.groups] == [2, 1]

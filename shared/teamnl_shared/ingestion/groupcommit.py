@@ -19,6 +19,10 @@ its own savepoint. Every guarantee of a lone request holds:
   the group raises the error, answered 503 + Retry-After; nothing of the group is stored.
 
 ``writers=0`` turns it off: each request runs its own transaction (the bench compares both).
+
+A writer lingers only while requests overlap (:meth:`GroupCommit.request`): one client
+posting one event after another sends the next only once the last is answered, so no
+other request can join its group, and waiting would only delay each answer.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
@@ -45,6 +50,11 @@ from .unavailable import is_unavailable
 log = logging.getLogger(__name__)
 
 ConnectionSource = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
+
+OVERLAP_MEMORY = 1.0
+"""Seconds a writer goes on lingering after two requests last overlapped: under a steady
+load of independent requests they overlap all the time, and the next ones arrive while it
+waits; with one client sending one request after another they never do."""
 
 
 @dataclass
@@ -84,6 +94,8 @@ class GroupCommit:
         self.tracer = tracer or trace.get_tracer("teamnl.ingestion")
         self._queues: list[asyncio.Queue[_Waiting]] = [asyncio.Queue() for _ in range(writers)]
         self._tasks: list[asyncio.Task[None]] = []
+        self._requests = 0  # single-event requests in flight (:meth:`request`)
+        self._overlapped_at = -math.inf  # when one last began while another was in flight
 
     def start(self) -> None:
         for number, queue in enumerate(self._queues):
@@ -100,6 +112,32 @@ class GroupCommit:
         for queue in self._queues:
             while not queue.empty():
                 queue.get_nowait().fail(RuntimeError("the ingestion app is stopping"))
+
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        """Around an events request (the events routes' handler, from before its key is
+        checked to its answer): a writer lingers for more requests only within
+        ``OVERLAP_MEMORY`` seconds of two overlapping.
+
+        On the bench machine, one client posting to nlib one event after another (a
+        partner's system sending what it has, one by one), nlib restarted with the code
+        before and after in turn, three rounds each: 141-205 answers a second (p50 4.7-6.7
+        ms) when every group waited its 2 ms linger, 240-313 (p50 3.1-3.7 ms) now. Under
+        load the linger still pays: single POSTs at 800 ev/s over the three services were
+        answered in 63 / 174 ms (p50 / p99) with it and 126 / 720 with none (the requests
+        that arrive while a writer waits share its transaction), 63 / 197 with this rule;
+        64 clients in a closed loop got as much with it as with none (their group forms
+        while the last transaction runs)."""
+        if self._requests:
+            self._overlapped_at = asyncio.get_running_loop().time()
+        self._requests += 1
+        try:
+            yield
+        finally:
+            self._requests -= 1
+
+    def _lingering(self, now: float) -> bool:
+        return now - self._overlapped_at < OVERLAP_MEMORY
 
     async def submit(
         self, partner: Partner, event: Event, trace_headers: Mapping[str, str]
@@ -129,7 +167,8 @@ class GroupCommit:
         group = [await queue.get()]
         await asyncio.sleep(0)  # let requests that are ready in this loop turn queue theirs
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.linger
+        now = loop.time()
+        deadline = now + (self.linger if self._lingering(now) else 0.0)
         while len(group) < self.max_events:
             if not queue.empty():
                 group.append(queue.get_nowait())

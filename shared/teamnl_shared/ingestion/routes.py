@@ -49,7 +49,9 @@ class PartnerRoute(APIRoute):
             raise TypeError(f"{endpoint.__name__} must take (request, partner), not {declared}")
 
         async def handle(request: Request) -> Response:
-            response: Response = await endpoint(request, await partner_of(request))
+            # in flight from here, its key's check included: see GroupCommit.request
+            with runtime_of(request).committer.request():
+                response: Response = await endpoint(request, await partner_of(request))
             return response
 
         return handle

@@ -72,7 +72,8 @@ class IngestionSettings(ServiceSettings):
         0.002,
         ge=0,
         le=1.0,
-        description="seconds a group-commit writer waits for more requests once it has one",
+        description="seconds a group-commit writer waits for more requests once it has one "
+        "(only while requests overlap: one client sending one at a time is never kept waiting)",
     )
     # One writer: while its transaction is in PostgreSQL the next requests queue and share
     # the next one. A second writer splits them into smaller groups: on the bench machine,
