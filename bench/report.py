@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from bench import pgstats
 from bench.profile import REBUILD_SECONDS
 from bench.sizes import PHASES
+from bench.stats import ratio
 from teamnl_suite.infra.config import KAFKA_VERSION
 
 PACKAGES = ("fastapi", "uvicorn", "starlette", "pydantic", "aiokafka", "asyncpg", "httpx")
@@ -126,8 +127,36 @@ def _ratio(value: Any) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.3g}x"
 
 
-def _ms(summary: dict[str, float], *qs: str) -> str:
-    return " / ".join(_n(summary.get(q), 0) for q in qs) + " ms"
+def _ms(summary: dict[str, float], *qs: str, digits: int = 0) -> str:
+    return " / ".join(_n(summary.get(q), digits) for q in qs) + " ms"
+
+
+def _one_client_rows(single: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """nlib and the durable INSERT with one client sending one event after another: its
+    rate is one over the latency of a request that shares its transaction with none."""
+    one = single.get("one_client")
+    if not one:
+        return []
+    alone = (single.get("durable") or {}).get("one_client")
+    baseline, against = "-", "-"
+    if alone:
+        baseline = (
+            f"one durable INSERT per request, one client {_n(alone['achieved_rate'])} ev/s, "
+            f"p50/p99 {_ms(alone['service_ms'], 'p50', 'p99', digits=1)};"
+            f" {_cpu_ms(alone, 'baseline')}"
+        )
+        against = _ratio(ratio(one["achieved_rate"], alone["achieved_rate"]))
+    return [
+        (
+            "1. single-event POST, one client sending one event after another (nlib)",
+            f"{_n(one['achieved_rate'])} ev/s, p50/p99"
+            f" {_ms(one['service_ms'], 'p50', 'p99', digits=1)};"
+            f" {_cpu_ms(one)}",
+            baseline,
+            against,
+            f"closed loop, one client -> {_n(one['achieved_rate'])} ev/s",
+        )
+    ]
 
 
 def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
@@ -173,6 +202,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                     f"closed loop -> {_n(off['achieved_rate'])} ev/s",
                 )
             )
+        out += _one_client_rows(s)
     if "batch" in r:
         s, b, p = r["batch"], r["batch"]["baseline"], r["batch"]["pipeline"]
         label = f"2. batch POST ({p['events_per_request']}/request, {p['events_sent']:,} events)"
@@ -483,10 +513,14 @@ def cpu_section(r: dict[str, Any]) -> list[str]:
     for key, label in (
         ("pipeline", "1. single POST (nlib)"),
         ("telemetry_off", "1. single POST (nlib), OpenTelemetry off in nlib"),
+        ("one_client", "1. single POST (nlib), one client"),
         ("durable", "1. durable INSERT"),
     ):
         if single.get(key, {}).get("cpu"):
             runs.append((label, single[key]["cpu"]))
+    alone = single.get("durable", {}).get("one_client", {})
+    if alone.get("cpu"):
+        runs.append(("1. durable INSERT, one client", alone["cpu"]))
     batch = r.get("batch", {}).get("pipeline", {})
     if batch.get("cpu"):
         runs.append(("2. batch POST, until all in Kafka", batch["cpu"]))

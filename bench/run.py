@@ -5,7 +5,8 @@ same run, print one table and write ``bench/results/latest.md`` (+ ``latest.json
 
 Phases (in this order, because later ones load the topics and the dashboard):
 1. single-event ingestion vs a no-op FastAPI endpoint (closed loop, keep-alive clients), and
-   again with nlib restarted with OpenTelemetry off (`TELEMETRY_OFF`);
+   again with nlib restarted with OpenTelemetry off (`TELEMETRY_OFF`); then nlib and the
+   durable INSERT with one client sending one event after another (`ONE_CLIENT_SECONDS`);
 2. batch ingestion vs a bare aiokafka producer (acks=all, idempotent), same events;
 3. end-to-end latency 202 -> projection commit at a fixed rate; then the highest rate the
    pipeline sustains with p99 < 1 s (a ramp, each step ``ramp_seconds`` long);
@@ -73,6 +74,10 @@ HISTORY_EVERY = 10  # one loaded event in ten dated a year earlier (kafka_io --h
 PROJECTING_MARGIN_SECONDS = 5.0  # the trickle runs this much longer on each side of the load
 PROFILE_EVENTS = 50_000  # loaded into Kafka for the projection's flame graph
 VALIDATED_SAMPLE = 400_000  # records the validating bare consumer reads (a rate: a sample)
+ONE_CLIENT_SECONDS = 0.5
+"""The one-client passes of the single POST take this share of ``single_seconds``: a partner's
+system sending what it has one event at a time waits for each answer, so its rate is one
+over the latency of a lone request (no other request shares its transaction)."""
 TELEMETRY_OFF = {"OTEL_SDK_DISABLED": "true"}
 """OpenTelemetry's own switch: no spans and no metrics. A figure measured again with a service
 restarted with it tells what the service's telemetry (every request and event traced and
@@ -114,7 +119,9 @@ class Bench:
         noop = self._baseline_app("noop", "bench.noop_app:served", 9, {})
         log(f"1. single-event: baseline durable insert FastAPI, {size.single_seconds:g}s")
         durable_env = {DURABLE_URL_ENV: self.stack.database_url("nlib")}
-        durable = self._baseline_app("durable", "bench.durable_app:app", 8, durable_env)
+        durable = self._baseline_app(
+            "durable", "bench.durable_app:app", 8, durable_env, one_client=True
+        )
         log("1. single-event: nlib ingestion")
         target = targets(self.stack, ("nlib",))[0]
         pipeline = self._closed(target, "single-nlib", self.stack.services["nlib"].pid)
@@ -126,11 +133,15 @@ class Bench:
         log("1. single-event: nlib again, restarted with OpenTelemetry off")
         with self._restarted("nlib", TELEMETRY_OFF) as nlib:
             telemetry_off = self._closed(target, "single-nlib-telemetry-off", nlib.pid)
+        log("1. single-event: nlib, one client")
+        nlib_pid = self.stack.services["nlib"].pid  # restarted as it was, above
+        one_client = self._closed(target, "single-nlib-one-client", nlib_pid, one_client=True)
         self.results["single"] = {
             "baseline": noop,
             "durable": durable,
             "pipeline": pipeline,
             "telemetry_off": telemetry_off,
+            "one_client": one_client,
             "ratio": ratio(pipeline["achieved_rate"], noop["achieved_rate"]),
             "ratio_durable": ratio(pipeline["achieved_rate"], durable["achieved_rate"]),
         }
@@ -154,10 +165,16 @@ class Bench:
             service.wait_ready()
 
     def _baseline_app(
-        self, name: str, app: str, port_offset: int, env: dict[str, str]
+        self,
+        name: str,
+        app: str,
+        port_offset: int,
+        env: dict[str, str],
+        *,
+        one_client: bool = False,
     ) -> dict[str, Any]:
         """Serve a baseline app (uvicorn, one process, as the services) and load it exactly as
-        the service will be loaded."""
+        the service will be loaded (`one_client`: by one client too, as ``one_client``)."""
         port = self.stack.base_port + port_offset
         argv = [str(BIN / "python"), "-m", "uvicorn", app, "--factory", "--port", str(port)]
         argv += ["--no-access-log", "--log-level", "warning"]
@@ -174,6 +191,9 @@ class Bench:
             target = Target("nlib", process.url, "none")
             result = self._closed(target, f"single-{name}", process.pid)
             result["rss_mib"] = process.rss_kib() and round(process.rss_kib() / 1024, 1)
+            if one_client:
+                label = f"single-{name}-one-client"
+                result["one_client"] = self._closed(target, label, process.pid, one_client=True)
         finally:
             process.stop()
         return result
@@ -196,15 +216,19 @@ class Bench:
         pid: int | None = None,
         *,
         seconds: float | None = None,
+        one_client: bool = False,
     ) -> dict[str, Any]:
-        """Single POSTs in a closed loop for `seconds` (default: the size's ``single_seconds``)."""
+        """Single POSTs in a closed loop for `seconds` (default: the size's ``single_seconds``)
+        by the size's ``single_concurrency`` clients, or by one (`one_client`, for
+        ``ONE_CLIENT_SECONDS`` of that by default)."""
+        duration = self.size.single_seconds * (ONE_CLIENT_SECONDS if one_client else 1.0)
         config = LoadConfig(
             targets=[target],
             out="",
             mode="single",
             run_id=f"s{label[-4:]}",
-            duration=seconds or self.size.single_seconds,
-            concurrency=self.size.single_concurrency,
+            duration=seconds or duration,
+            concurrency=1 if one_client else self.size.single_concurrency,
         )
         cpu_before = cpu_seconds(pid)
         pids = self.stack.cpu_pids()

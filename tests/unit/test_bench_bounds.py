@@ -16,6 +16,7 @@ from bench.report import (
     bounds,
     cpu_section,
     projection_ms,
+    rows,
     targets_section,
     telemetry_share,
     worker_ratio,
@@ -194,3 +195,38 @@ def test_the_targets_say_what_opentelemetry_took_from_the_same_figure_with_it_of
     without = targets_section(r | {"single": r["single"] | {"telemetry_off": None}})
     [single_row] = [line for line in without if line.startswith("| single POST")]
     assert "OpenTelemetry (spans" not in single_row  # a run without the pass says nothing
+
+
+def test_the_single_post_with_one_client_is_a_row_against_the_durable_insert_with_one() -> None:
+    """One client sending one event after another: nlib's rate and latency beside the
+    durable INSERT's with one client, their ratio, and each pass a row of the CPU table."""
+
+    def pass_of(rate: float, p50: float, process: str, ms: float) -> dict[str, Any]:
+        latency = {"p50": p50, "p99": 2 * p50}
+        return {"achieved_rate": rate, "service_ms": latency} | {
+            "cpu": cpu(ms)["cpu"] | {"cpu_ms_per_event": {process: ms}}
+        }
+
+    many = pass_of(1_000, 50, "nlib", 0.8) | {"concurrency": 64}
+    single = {
+        "baseline": pass_of(4_000, 10, "baseline", 0.2),
+        "durable": pass_of(2_000, 20, "baseline", 0.3),
+        "pipeline": many,
+        "ratio": 0.25,
+        "ratio_durable": 0.5,
+    }
+    without = {"single": single}
+    single["durable"] |= {"one_client": pass_of(800, 1.2, "baseline", 0.5)}
+    r = {"single": single | {"one_client": pass_of(200, 4.8, "nlib", 2.5)}}
+
+    [row] = [row for row in rows(r) if "one client" in row[0]]
+    assert row[1] == "200 ev/s, p50/p99 4.8 / 9.6 ms; nlib 2.50 ms of CPU per event"
+    assert row[2] == (
+        "one durable INSERT per request, one client 800 ev/s, p50/p99 1.2 / 2.4 ms;"
+        " baseline 0.50 ms of CPU per event"
+    )
+    assert row[3] == "0.25x"
+    cpu_rows = [line.split(" | ")[0] for line in cpu_section(r)]
+    assert "| 1. single POST (nlib), one client" in cpu_rows
+    assert "| 1. durable INSERT, one client" in cpu_rows
+    assert not [row for row in rows(without) if "one client" in row[0]]  # not without the pass
