@@ -94,7 +94,7 @@ class GroupCommit:
         self.tracer = tracer or trace.get_tracer("teamnl.ingestion")
         self._queues: list[asyncio.Queue[_Waiting]] = [asyncio.Queue() for _ in range(writers)]
         self._tasks: list[asyncio.Task[None]] = []
-        self._requests = 0  # single-event requests in flight (:meth:`request`)
+        self._requests = 0  # events requests in flight (:meth:`request`)
         self._overlapped_at = -math.inf  # when one last began while another was in flight
 
     def start(self) -> None:
