@@ -6,7 +6,7 @@ same run, print one table and write ``bench/results/latest.md`` (+ ``latest.json
 Phases (in this order, because later ones load the topics and the dashboard):
 1. single-event ingestion vs a no-op FastAPI endpoint (closed loop, keep-alive clients), and
    again with nlib restarted with OpenTelemetry off (`TELEMETRY_OFF`); then nlib and the
-   durable INSERT with one client sending one event after another (`ONE_CLIENT_SECONDS`);
+   durable INSERT with one client sending one event after another (`ONE_CLIENT_SHARE`);
 2. batch ingestion vs a bare aiokafka producer (acks=all, idempotent), same events;
 3. end-to-end latency 202 -> projection commit at a fixed rate; then the highest rate the
    pipeline sustains with p99 < 1 s (a ramp, each step ``ramp_seconds`` long);
@@ -74,7 +74,7 @@ HISTORY_EVERY = 10  # one loaded event in ten dated a year earlier (kafka_io --h
 PROJECTING_MARGIN_SECONDS = 5.0  # the trickle runs this much longer on each side of the load
 PROFILE_EVENTS = 50_000  # loaded into Kafka for the projection's flame graph
 VALIDATED_SAMPLE = 400_000  # records the validating bare consumer reads (a rate: a sample)
-ONE_CLIENT_SECONDS = 0.5
+ONE_CLIENT_SHARE = 0.5
 """The one-client passes of the single POST take this share of ``single_seconds``: a partner's
 system sending what it has one event at a time waits for each answer, so its rate is one
 over the latency of a lone request (no other request shares its transaction)."""
@@ -220,8 +220,8 @@ class Bench:
     ) -> dict[str, Any]:
         """Single POSTs in a closed loop for `seconds` (default: the size's ``single_seconds``)
         by the size's ``single_concurrency`` clients, or by one (`one_client`, for
-        ``ONE_CLIENT_SECONDS`` of that by default)."""
-        duration = self.size.single_seconds * (ONE_CLIENT_SECONDS if one_client else 1.0)
+        ``ONE_CLIENT_SHARE`` of that by default)."""
+        duration = self.size.single_seconds * (ONE_CLIENT_SHARE if one_client else 1.0)
         config = LoadConfig(
             targets=[target],
             out="",

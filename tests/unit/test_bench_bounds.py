@@ -36,6 +36,11 @@ def cpu(ms: float) -> dict[str, Any]:
     }
 
 
+def by_process(ms: float, process: str = "dashboard") -> dict[str, Any]:
+    """:func:`cpu`, all of it spent by `process`."""
+    return {"cpu": cpu(ms)["cpu"] | {"cpu_ms_per_event": {process: ms}}}
+
+
 def run() -> dict[str, Any]:
     """A run on 2 cores: a no-op request costs 0.5 ms of CPU, a projection 1.0 ms in one
     process and 0.5 ms with a worker, validating a record 0.25 ms (4,000 per second)."""
@@ -160,9 +165,6 @@ def test_the_targets_say_what_opentelemetry_took_from_the_same_figure_with_it_of
     restarted with OpenTelemetry off: its share of that process's CPU per event is part of
     their "where the time goes", and each pass is a row of the CPU table."""
 
-    def by_process(ms: float, process: str = "dashboard") -> dict[str, Any]:
-        return {"cpu": cpu(ms)["cpu"] | {"cpu_ms_per_event": {process: ms}}}
-
     single = {"achieved_rate": 1_000, "server_cpu_ms_per_event": 0.8, **by_process(1.2, "nlib")}
     off = {"achieved_rate": 1_300, "server_cpu_ms_per_event": 0.6, **by_process(1.0, "nlib")}
     assert telemetry_share(single, off) == pytest.approx(0.75)
@@ -203,9 +205,7 @@ def test_the_single_post_with_one_client_is_a_row_against_the_durable_insert_wit
 
     def pass_of(rate: float, p50: float, process: str, ms: float) -> dict[str, Any]:
         latency = {"p50": p50, "p99": 2 * p50}
-        return {"achieved_rate": rate, "service_ms": latency} | {
-            "cpu": cpu(ms)["cpu"] | {"cpu_ms_per_event": {process: ms}}
-        }
+        return {"achieved_rate": rate, "service_ms": latency} | by_process(ms, process)
 
     many = pass_of(1_000, 50, "nlib", 0.8) | {"concurrency": 64}
     single = {

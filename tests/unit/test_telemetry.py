@@ -260,13 +260,13 @@ def test_a_publish_span_not_made_current_gives_the_record_its_own_context(
         headers = span_trace_headers(span)
     assert trace_headers() == []  # outside any span, nothing leaked into the context
 
-    [second] = [s for s in spans.get_finished_spans() if s.kind is SpanKind.PRODUCER]
-    assert second.parent is not None
-    assert second.parent.span_id == request.get_span_context().span_id
-    assert second.context is not None
+    [publish] = [s for s in spans.get_finished_spans() if s.kind is SpanKind.PRODUCER]
+    assert publish.parent is not None
+    assert publish.parent.span_id == request.get_span_context().span_id
+    assert publish.context is not None
     traceparent = dict(headers)["traceparent"].decode()
-    ids = f"{second.context.trace_id:032x}-{second.context.span_id:016x}"
-    assert traceparent == f"00-{ids}-{int(second.context.trace_flags):02x}"
+    ids = f"{publish.context.trace_id:032x}-{publish.context.span_id:016x}"
+    assert traceparent == f"00-{ids}-{int(publish.context.trace_flags):02x}"
     assert stored["traceparent"] != dict(headers)["traceparent"]
 
 
