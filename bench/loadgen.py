@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvloop
 
 from bench.events import BenchEvent, make_event
 from bench.rawhttp import RawClient, RawResponse, TransportError
@@ -359,7 +360,10 @@ def write_acks(path: str, acks: list[tuple[str, str, int, float, int]]) -> None:
 def main(config_path: str) -> None:
     config = LoadConfig.load(config_path)
     runner = Runner(config, prepare(config))
-    result = asyncio.run(runner.run())
+    # On uvloop, as the services run: against the no-op app (64 clients, then 1,000 requests
+    # a second), it spent 0.13-0.14 and 0.25-0.29 ms of CPU per request this way, 0.16 and
+    # 0.32-0.34 on asyncio's own loop with `wait_for` (a task per request) for its timeout.
+    result = uvloop.run(runner.run())
     if config.acks:
         write_acks(config.acks, runner.tally.acks)
     Path(config.out).write_text(json.dumps(result, indent=1))

@@ -111,12 +111,11 @@ class RawClient:
         self, connection: _Connection | None, address: tuple[str, int], head: bytes, body: bytes
     ) -> RawResponse:
         try:
-            if connection is None:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(*address), self.timeout
-                )
-                connection = _Connection(reader, writer)
-            response, keep = await asyncio.wait_for(connection.exchange(head, body), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                if connection is None:
+                    reader, writer = await asyncio.open_connection(*address)
+                    connection = _Connection(reader, writer)
+                response, keep = await connection.exchange(head, body)
         except (
             OSError,
             asyncio.IncompleteReadError,
