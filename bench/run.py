@@ -101,6 +101,7 @@ class Bench:
         self.results: dict[str, Any] = {"size": size.name, "run_id": stack.run_id}
         self.sampler = MemorySampler(stack)
         self._session: str | None = None
+        self._closed_passes = 0
 
     def run_phase(self, phase: str) -> None:
         """One phase; with ``--pg-stats``, its statements that took the most time kept too."""
@@ -222,11 +223,14 @@ class Bench:
         by the size's ``single_concurrency`` clients, or by one (`one_client`, for
         ``ONE_CLIENT_SHARE`` of that by default)."""
         duration = self.size.single_seconds * (ONE_CLIENT_SHARE if one_client else 1.0)
+        # Each pass its own events: one sending ids another pass sent to the same service
+        # would be answered as replays (200, nothing written), not accepted.
+        self._closed_passes += 1
         config = LoadConfig(
             targets=[target],
             out="",
             mode="single",
-            run_id=f"s{label[-4:]}",
+            run_id=f"s{self._closed_passes}",
             duration=seconds or duration,
             concurrency=1 if one_client else self.size.single_concurrency,
         )
