@@ -920,7 +920,11 @@ def _targets(r: dict[str, Any]) -> list[Target]:
                 f"end-to-end p99 <= 100 ms at {_n(fixed['offered_rate'])} ev/s",
                 f"p99 {_n(fixed['e2e_ms']['p99'])} ms, {_n(fixed['achieved_rate'])} ev/s achieved",
                 fixed["e2e_ms"]["p99"] <= 100 and fixed["sustained"],
-                hop + _cpu_line(fixed.get("cpu")),
+                _why(
+                    hop + _cpu_line(fixed.get("cpu")),
+                    _top_parts(r, "profile-nlib-latency.svg", 4),
+                    _top_parts(r, "profile-dashboard-latency.svg", 4),
+                ),
             )
         )
         failed = min(

@@ -339,9 +339,18 @@ class Bench:
                 str(min(size.latency_seconds, 20)),
             ]
         )
+        # The ramp's first step waits until these loads are projected. The dashboard's flame
+        # graph shows the slowest hop; nlib's, one of the three services that spend most of
+        # the machine's CPU per event at this rate (each about as much as nlib).
         again = self._open_loop("lp", size.latency_rate, size.profile_seconds)
-        self._profile_pass(  # the ramp's first step waits until this load is projected
+        self._profile_pass(
             "dashboard", "latency", lambda: run_loadgen(again, self.workdir, "profile-latency")
+        )
+        services = self._open_loop("lps", size.latency_rate, size.profile_seconds)
+        self._profile_pass(
+            "nlib",
+            "latency",
+            lambda: run_loadgen(services, self.workdir, "profile-latency-nlib"),
         )
         ramp = []
         for step, offered in enumerate(size.ramp_rates()):
@@ -825,8 +834,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="record py-spy flame graphs of nlib under single-POST and batch load and of the"
-        " dashboard while it projects and rebuilds (bench/results/profile-*.svg)",
+        help="record py-spy flame graphs of nlib under single-POST and batch load, of nlib and"
+        " the dashboard under the end-to-end load, and of the dashboard while it projects,"
+        " serves the overview and rebuilds (bench/results/profile-*.svg)",
     )
     parser.add_argument(
         "--only",

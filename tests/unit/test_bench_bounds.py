@@ -160,6 +160,31 @@ def test_the_batch_target_says_what_the_whole_machine_spent_per_event() -> None:
     assert "| 0.06 |" in cpu_row and "| 5,000 ev/s |" in cpu_row
 
 
+def test_the_end_to_end_target_names_the_flame_graphs_of_its_open_loop() -> None:
+    """Under the end-to-end load the three services spend most of the machine's CPU per
+    event: nlib's flame graph under it is in the target's "where the time goes", beside the
+    dashboard's (the slowest hop's)."""
+    hops = {"projection commit (readable -> committed)": {"p50": 90.0, "p99": 230.0}}
+    fixed = {"offered_rate": 1_000, "achieved_rate": 800, "sustained": False}
+    fixed |= {"e2e_ms": {"p99": 270.0}, "hops_ms": hops, **by_process(2.4, "nlib")}
+    profiles = {
+        "profile-nlib-latency.svg": {"shares": {"HTTP (uvicorn, starlette, fastapi)": 0.3}},
+        "profile-dashboard-latency.svg": {"shares": {"teamnl code": 0.25}},
+    }
+    r = {"latency": {"fixed": fixed, "ramp": [], "max_sustained_rate": None}}
+
+    def row(results: dict[str, Any]) -> str:
+        [found] = [line for line in targets_section(results) if line.startswith("| end-to-end")]
+        return found
+
+    assert "projection commit (readable -> committed) 230 ms" in row(r)
+    assert "`profile-nlib-latency.svg`: HTTP (uvicorn, starlette, fastapi) 30%" in row(
+        r | {"profiles": profiles}
+    )
+    assert "`profile-dashboard-latency.svg`: teamnl code 25%" in row(r | {"profiles": profiles})
+    assert "profile-" not in row(r)
+
+
 def test_the_targets_say_what_opentelemetry_took_from_the_same_figure_with_it_off() -> None:
     """The single POST and the live projection are measured again with the service
     restarted with OpenTelemetry off: its share of that process's CPU per event is part of
