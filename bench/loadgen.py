@@ -362,7 +362,10 @@ def main(config_path: str) -> None:
     runner = Runner(config, prepare(config))
     # On uvloop, as the services run: against the no-op app (64 clients, then 1,000 requests
     # a second), it spent 0.13-0.14 and 0.25-0.29 ms of CPU per request this way, 0.16 and
-    # 0.32-0.34 on asyncio's own loop with `wait_for` (a task per request) for its timeout.
+    # 0.32-0.34 on asyncio's own loop with `wait_for` (a task per request) for its timeout;
+    # in the bench's open-loop steps 0.16-0.46 against 0.19-0.67. Against nlib with 64
+    # clients it spends as much either way (0.16-0.17: it mostly waits), and nlib answered
+    # 885-1,028 ev/s with it, 910-1,017 with the old one (seven rounds each, interleaved).
     result = uvloop.run(runner.run())
     if config.acks:
         write_acks(config.acks, runner.tally.acks)
