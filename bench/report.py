@@ -159,20 +159,32 @@ def _one_client_rows(single: dict[str, Any]) -> list[tuple[str, str, str, str, s
     ]
 
 
+def _rounds(result: dict[str, Any]) -> str:
+    """The rate of each round a figure was loaded in turn with its baselines (the figure is
+    the median round's); "" for a figure measured in one go."""
+    rates = result.get("round_rates") or []
+    if len(rates) < 2:
+        return ""
+    return f" (median of rounds at {' / '.join(_n(rate) for rate in rates)} ev/s)"
+
+
 def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     """(figure, pipeline, baseline, ratio, offered -> achieved)."""
     out: list[tuple[str, str, str, str, str]] = []
     if "single" in r:
         s, b, p = r["single"], r["single"]["baseline"], r["single"]["pipeline"]
         label = f"1. single-event POST, {p['concurrency']} keep-alive clients (nlib)"
-        measured = f"{_n(p['achieved_rate'])} ev/s, p50/p99 {_ms(p['service_ms'], 'p50', 'p99')}"
+        measured = (
+            f"{_n(p['achieved_rate'])} ev/s, p50/p99 {_ms(p['service_ms'], 'p50', 'p99')}"
+            + _rounds(p)
+        )
         achieved = f"closed loop -> {_n(p['achieved_rate'])} ev/s"
         out.append(
             (
                 label,
                 measured,
                 f"no-op FastAPI {_n(b['achieved_rate'])} ev/s, "
-                f"p50/p99 {_ms(b['service_ms'], 'p50', 'p99')}",
+                f"p50/p99 {_ms(b['service_ms'], 'p50', 'p99')}" + _rounds(b),
                 _ratio(s["ratio"]),
                 achieved,
             )
@@ -184,7 +196,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                     label,
                     measured,
                     f"one durable INSERT per request {_n(d['achieved_rate'])} ev/s, "
-                    f"p50/p99 {_ms(d['service_ms'], 'p50', 'p99')}",
+                    f"p50/p99 {_ms(d['service_ms'], 'p50', 'p99')}" + _rounds(d),
                     _ratio(s["ratio_durable"]),
                     achieved,
                 )
@@ -456,7 +468,9 @@ def markdown(r: dict[str, Any]) -> str:
             f"Versions: {versions}.",
             "",
             "Every baseline ran in the same run, on the same machine and the same private "
-            "Kafka + PostgreSQL, just before or after its figure. The load generator is a "
+            "Kafka + PostgreSQL, just before or after its figure; the single POST and its two "
+            "baselines in turn, a few seconds each, and each figure is its median round. "
+            "The load generator is a "
             "separate process (`bench/loadgen.py`, raw HTTP/1.1 keep-alive client). "
             "Figure 3's hops are read by observers beside the pipeline, on the same cores "
             "(a listener to the dashboard's inbox commits, a reader of the topics, a browser's "

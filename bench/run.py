@@ -4,8 +4,9 @@ same run, print one table and write ``bench/results/latest.md`` (+ ``latest.json
     python -m bench.run --size smoke|full [--infra private|shared] [--keep]
 
 Phases (in this order, because later ones load the topics and the dashboard):
-1. single-event ingestion vs a no-op FastAPI endpoint (closed loop, keep-alive clients), and
-   again with nlib restarted with OpenTelemetry off (`TELEMETRY_OFF`); then nlib and the
+1. single-event ingestion vs a no-op FastAPI endpoint and a durable INSERT (closed loop,
+   keep-alive clients; the three in turn, `SINGLE_ROUNDS` rounds each), and again with nlib
+   restarted with OpenTelemetry off (`TELEMETRY_OFF`); then nlib and the
    durable INSERT with one client sending one event after another (`ONE_CLIENT_SHARE`);
 2. batch ingestion vs a bare aiokafka producer (acks=all, idempotent), same events;
 3. end-to-end latency 202 -> projection commit at a fixed rate; then the highest rate the
@@ -78,6 +79,12 @@ ONE_CLIENT_SHARE = 0.5
 """The one-client passes of the single POST take this share of ``single_seconds``: a partner's
 system sending what it has one event at a time waits for each answer, so its rate is one
 over the latency of a lone request (no other request shares its transaction)."""
+SINGLE_ROUNDS = 3
+"""The single POST and its two baselines are loaded in turn, ``single_seconds`` split into this
+many rounds each (the first of each round moving on), and each reports its median round. They
+used to run one after the other, a minute apart, and the host's speed drifts over minutes:
+from one full run to the next the durable INSERT's rate moved +14% while the no-op's moved
+-12%. Turns of a few seconds give the three the same host."""
 TELEMETRY_OFF = {"OTEL_SDK_DISABLED": "true"}
 """OpenTelemetry's own switch: no spans and no metrics. A figure measured again with a service
 restarted with it tells what the service's telemetry (every request and event traced and
@@ -116,27 +123,47 @@ class Bench:
     # -- 1 ------------------------------------------------------------------------------------
     def single(self) -> None:
         size = self.size
-        log(f"1. single-event: baseline no-op FastAPI, {size.single_seconds:g}s")
-        noop = self._baseline_app("noop", "bench.noop_app:served", 9, {})
-        log(f"1. single-event: baseline durable insert FastAPI, {size.single_seconds:g}s")
-        durable_env = {DURABLE_URL_ENV: self.stack.database_url("nlib")}
-        durable = self._baseline_app(
-            "durable", "bench.durable_app:app", 8, durable_env, one_client=True
+        seconds = size.single_seconds / SINGLE_ROUNDS
+        log(
+            "1. single-event: no-op FastAPI, one durable INSERT per request and nlib, in turn:"
+            f" {SINGLE_ROUNDS} rounds of {seconds:g}s each"
         )
-        log("1. single-event: nlib ingestion")
-        target = targets(self.stack, ("nlib",))[0]
-        pipeline = self._closed(target, "single-nlib", self.stack.services["nlib"].pid)
+        durable_env = {DURABLE_URL_ENV: self.stack.database_url("nlib")}
+        nlib = targets(self.stack, ("nlib",))[0]
+        with (
+            self._served("noop", "bench.noop_app:served", 9, {}) as noop_app,
+            self._served("durable", "bench.durable_app:app", 8, durable_env) as durable_app,
+        ):
+            sides = {
+                "noop": (Target("nlib", noop_app.url, "none"), noop_app.pid),
+                "durable": (Target("nlib", durable_app.url, "none"), durable_app.pid),
+                "nlib": (nlib, self.stack.services["nlib"].pid),
+            }
+            rounds: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+            for number in range(SINGLE_ROUNDS):
+                for side in rotated(list(sides), number):
+                    target, pid = sides[side]
+                    label = f"single-{side}-{number + 1}"
+                    rounds[side].append(self._closed(target, label, pid, seconds=seconds))
+            noop, durable, pipeline = (median_round(rounds[side]) for side in sides)
+            for result, app in ((noop, noop_app), (durable, durable_app)):
+                kib = app.rss_kib()
+                result["rss_mib"] = kib and round(kib / 1024, 1)
+            log("1. single-event: the durable INSERT, one client")
+            durable["one_client"] = self._closed(
+                sides["durable"][0], "single-durable-one-client", durable_app.pid, one_client=True
+            )
         self._profile_pass(
             "nlib",
             "single",
-            lambda: self._closed(target, "profile-single", seconds=self.size.profile_seconds),
+            lambda: self._closed(nlib, "profile-single", seconds=self.size.profile_seconds),
         )
         log("1. single-event: nlib again, restarted with OpenTelemetry off")
-        with self._restarted("nlib", TELEMETRY_OFF) as nlib:
-            telemetry_off = self._closed(target, "single-nlib-telemetry-off", nlib.pid)
+        with self._restarted("nlib", TELEMETRY_OFF) as restarted:
+            telemetry_off = self._closed(nlib, "single-nlib-telemetry-off", restarted.pid)
         log("1. single-event: nlib, one client")
         nlib_pid = self.stack.services["nlib"].pid  # restarted as it was, above
-        one_client = self._closed(target, "single-nlib-one-client", nlib_pid, one_client=True)
+        one_client = self._closed(nlib, "single-nlib-one-client", nlib_pid, one_client=True)
         self.results["single"] = {
             "baseline": noop,
             "durable": durable,
@@ -165,17 +192,12 @@ class Bench:
             service.start()
             service.wait_ready()
 
-    def _baseline_app(
-        self,
-        name: str,
-        app: str,
-        port_offset: int,
-        env: dict[str, str],
-        *,
-        one_client: bool = False,
-    ) -> dict[str, Any]:
-        """Serve a baseline app (uvicorn, one process, as the services) and load it exactly as
-        the service will be loaded (`one_client`: by one client too, as ``one_client``)."""
+    @contextlib.contextmanager
+    def _served(
+        self, name: str, app: str, port_offset: int, env: dict[str, str]
+    ) -> Iterator[ServiceProcess]:
+        """A baseline app served (uvicorn, one process, as the services) while the block runs;
+        it is loaded exactly as the service is."""
         port = self.stack.base_port + port_offset
         argv = [str(BIN / "python"), "-m", "uvicorn", app, "--factory", "--port", str(port)]
         argv += ["--no-access-log", "--log-level", "warning"]
@@ -189,15 +211,9 @@ class Bench:
         process.start()
         try:
             process.wait_ready()
-            target = Target("nlib", process.url, "none")
-            result = self._closed(target, f"single-{name}", process.pid)
-            result["rss_mib"] = process.rss_kib() and round(process.rss_kib() / 1024, 1)
-            if one_client:
-                label = f"single-{name}-one-client"
-                result["one_client"] = self._closed(target, label, process.pid, one_client=True)
+            yield process
         finally:
             process.stop()
-        return result
 
     def _profile_pass(self, service: str, label: str, work: Callable[[], object]) -> None:
         """With ``--profile``: `service`'s flame graph under `label`'s load, recorded while
@@ -708,6 +724,21 @@ class Bench:
     def memory_at_rest(self, key: str) -> None:
         time.sleep(3)
         self.results.setdefault("memory", {})[key] = self.stack.rss_mib()
+
+
+def rotated(items: list[str], turn: int) -> list[str]:
+    """`items` starting from the `turn`-th (round-robin): each goes first in its turn."""
+    start = turn % len(items)
+    return items[start:] + items[:start]
+
+
+def median_round(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median rate, whole (its latencies and CPU are of the same seconds),
+    with every round's rate beside it (``round_rates``)."""
+    ordered = sorted(results, key=lambda result: result["achieved_rate"])
+    median = dict(ordered[(len(ordered) - 1) // 2])
+    median["round_rates"] = [result["achieved_rate"] for result in results]
+    return median
 
 
 def refine(

@@ -160,6 +160,21 @@ def test_the_batch_target_says_what_the_whole_machine_spent_per_event() -> None:
     assert "| 0.06 |" in cpu_row and "| 5,000 ev/s |" in cpu_row
 
 
+def test_the_single_post_rows_give_the_rate_of_each_round_beside_the_median() -> None:
+    def side(rate: float, rounds: list[float] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = {"achieved_rate": rate, "concurrency": 64}
+        result["service_ms"] = {"p50": 10.0, "p99": 20.0}
+        return result | ({"round_rates": rounds} if rounds else {})
+
+    single = {"ratio": 0.2, "ratio_durable": 0.5}
+    single |= {"baseline": side(5_000, [5_100, 5_000, 4_900]), "durable": side(2_000)}
+    single["pipeline"] = side(1_000, [1_000, 1_050, 950])
+    noop_row, durable_row = [row for row in rows({"single": single}) if row[0].startswith("1.")]
+    assert noop_row[1].endswith("(median of rounds at 1,000 / 1,050 / 950 ev/s)")
+    assert noop_row[2].endswith("(median of rounds at 5,100 / 5,000 / 4,900 ev/s)")
+    assert durable_row[2].endswith("p50/p99 10 / 20 ms")  # measured in one go: no rounds
+
+
 def test_the_end_to_end_target_names_the_flame_graphs_of_its_open_loop() -> None:
     """Under the end-to-end load the three services spend most of the machine's CPU per
     event: nlib's flame graph under it is in the target's "where the time goes", beside the

@@ -32,3 +32,21 @@ def test_every_closed_pass_has_its_own_run_id(
         bench._closed(target, label, one_client=label.endswith("client"))
     bench._closed(target, "single-nlib")
     assert len({config.run_id for config in sent}) == 4
+
+
+def test_each_side_goes_first_in_its_round() -> None:
+    sides = ["noop", "durable", "nlib"]
+    assert [run.rotated(sides, turn)[0] for turn in range(4)] == ["noop", "durable", "nlib", "noop"]
+    assert all(sorted(run.rotated(sides, turn)) == sorted(sides) for turn in range(3))
+
+
+def test_a_side_reports_its_median_round_whole_with_every_rounds_rate() -> None:
+    rounds = [
+        {"achieved_rate": 900.0, "service_ms": {"p50": 70.0}},
+        {"achieved_rate": 1_100.0, "service_ms": {"p50": 50.0}},
+        {"achieved_rate": 1_000.0, "service_ms": {"p50": 60.0}},
+    ]
+    median = run.median_round(rounds)
+    assert median["achieved_rate"] == 1_000.0 and median["service_ms"] == {"p50": 60.0}
+    assert median["round_rates"] == [900.0, 1_100.0, 1_000.0]
+    assert "round_rates" not in rounds[2]  # the round itself is left as it was
