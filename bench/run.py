@@ -141,7 +141,9 @@ class Bench:
             }
             rounds: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
             for number in range(SINGLE_ROUNDS):
-                for side in rotated(list(sides), number):
+                order = rotated(list(sides), number)
+                log(f"1. single-event: round {number + 1} of {SINGLE_ROUNDS}: {', '.join(order)}")
+                for side in order:
                     target, pid = sides[side]
                     label = f"single-{side}-{number + 1}"
                     rounds[side].append(self._closed(target, label, pid, seconds=seconds))

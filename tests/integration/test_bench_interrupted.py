@@ -14,7 +14,7 @@ from pathlib import Path
 from teamnl_suite.infra import Infrastructure
 
 ROOT = Path(__file__).resolve().parents[2]
-LOADED = "1. single-event: nlib ingestion"
+LOADED = "1. single-event: round 1 of"  # the baseline apps are up; the first load starts
 
 
 def _children(pid: int) -> dict[int, str]:
