@@ -3,6 +3,8 @@
 The survivor takes over the dead member's partitions after its session times out and
 re-reads from the last committed offsets; the inbox makes re-delivered records no-ops.
 The end state: every event applied exactly once, and the sums prove no double effect.
+
+A worker process measures the events it projects, as the web app does.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import TopicPartition
 
 from dashboard_harness import SECRET, dashboard_settings, make_event, serve
+from inprocess import metric_total
 from support import dies_with_parent, eventually
 from teamnl_dashboard.app import create_app
 from teamnl_dashboard.auth import create_member
@@ -57,7 +62,9 @@ async def publish(settings: DashboardSettings, producer: AIOKafkaProducer, event
     await producer.flush()
 
 
-def start_worker(settings, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    settings: DashboardSettings, log: Path, **extra_env: str
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DASHBOARD_DATABASE_URL": settings.database_url,
@@ -67,6 +74,7 @@ def start_worker(settings, log: Path) -> subprocess.Popen[bytes]:
         "TEAMNL_TOPIC_PARTITIONS": str(settings.topic_partitions),
         "DASHBOARD_CONSUMER_SESSION_TIMEOUT_MS": "6000",
         "DASHBOARD_RULES_INTERVAL_SECONDS": "3600",
+        **extra_env,
     }
     with log.open("wb") as out:
         return subprocess.Popen(
@@ -102,7 +110,15 @@ async def test_a_killed_consumer_loses_and_duplicates_nothing(
             await publish(settings, producer, spends(0, HALF))
 
             async def worker_busy() -> bool:
-                return await applied() - survivor.applied_total >= 100
+                # Rows of the partitions the survivor does not own: the worker applied them.
+                # (Not the inbox's count less the survivor's: that counts a batch only once
+                # its offsets are committed, so its fetch in flight looked like the worker's.)
+                owned = survivor.assignment()
+                rows = await runtime.pool.fetch(
+                    "SELECT topic, kafka_partition, count(*) AS n FROM proj.inbox GROUP BY 1, 2"
+                )
+                theirs = (r for r in rows if TopicPartition(r[0], r[1]) not in owned)
+                return sum(r["n"] for r in theirs) >= 100
 
             await eventually(worker_busy, timeout=60)
             worker.send_signal(signal.SIGKILL)
@@ -195,3 +211,51 @@ async def test_the_dashboard_starts_and_serves_while_kafka_is_away(database_url:
             assert ready.json()["kafka"] is False and ready.json()["database"] is True
             assert (await client.get("/api/v1/overview")).status_code == 200
             assert (await client.get("/")).status_code == 200
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_a_worker_measures_the_events_it_projects(
+    database_url: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The worker alone in the group projects every event; its own metrics (served on
+    ``DASHBOARD_WORKER_METRICS_PORT``) hold each event's end-to-end latency. (It once ran
+    without telemetry: the events it projected had no consume span and no latency.)"""
+    settings = dashboard_settings(database_url, kafka_bootstrap, rules_interval_seconds=3600)
+    count = 40
+    port = free_port()
+    async with open_runtime(settings) as runtime:  # topics and schema; nothing consumed here
+        worker = start_worker(
+            settings, tmp_path / "worker.log", DASHBOARD_WORKER_METRICS_PORT=str(port)
+        )
+        producer = idempotent_producer(kafka_bootstrap)
+        await producer.start()
+        try:
+            await publish(settings, producer, spends(0, count))
+            scraped = ""
+
+            async def all_measured() -> bool:
+                nonlocal scraped
+                async with httpx.AsyncClient() as client:
+                    try:
+                        scraped = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+                    except httpx.TransportError:
+                        return False  # not serving yet
+                return metric_total(scraped, "teamnl_end_to_end_latency_seconds_count") >= count
+
+            await eventually(all_measured, timeout=90)
+            projected = await runtime.pool.fetchval("SELECT count(*) FROM proj.inbox")
+        finally:
+            await producer.stop()
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+    assert projected == count
+    assert metric_total(scraped, "teamnl_end_to_end_latency_seconds_count") == count
+    assert worker.returncode == 0, (tmp_path / "worker.log").read_text()[-2000:]

@@ -16,9 +16,9 @@ from fastapi import FastAPI
 
 from teamnl_shared.telemetry import RequestLogMiddleware, Telemetry, setup_telemetry
 
-from . import api, ops, web
+from . import VERSION, api, ops, web
 from .auth import install_auth
-from .consumer import DeadLetterCounter, LatencyHook
+from .consumer import LatencyHook
 from .period import InvalidReading
 from .reading import reading_problem
 from .rules import Clock, system_clock
@@ -28,25 +28,6 @@ from .web.initiative_pages import install as install_initiative_pages
 from .web.quality_pages import install as install_quality_pages
 
 __all__ = ["VERSION", "create_app"]
-
-VERSION = "1.0.0"
-
-
-def _latency_hook(telemetry: Telemetry, given: LatencyHook | None) -> LatencyHook:
-    if given is not None:
-        return given
-
-    def record(seconds: float, topic: str, event_type: str) -> None:
-        telemetry.metrics.record_end_to_end_latency(seconds, topic=topic, event_type=event_type)
-
-    return record
-
-
-def _dead_letter_counter(telemetry: Telemetry) -> DeadLetterCounter:
-    def count(topic: str, reason: str) -> None:
-        telemetry.metrics.deadlettered(topic=topic, reason=reason)
-
-    return count
 
 
 def create_app(
@@ -61,15 +42,13 @@ def create_app(
     `on_latency` receives each event's end-to-end latency (by default recorded in
     telemetry's ``teamnl.end_to_end.latency``)."""
     telemetry = telemetry or setup_telemetry(settings.service_name, VERSION, settings.environment)
-    hook = _latency_hook(telemetry, on_latency)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_runtime(
             settings,
             clock=clock,
-            on_latency=hook,
-            on_dead_letter=_dead_letter_counter(telemetry),
+            on_latency=on_latency,
             telemetry=telemetry,
         ) as runtime:
             _expose(app, runtime)

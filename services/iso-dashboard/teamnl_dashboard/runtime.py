@@ -78,7 +78,13 @@ async def open_runtime(
     on_dead_letter: DeadLetterCounter | None = None,
     telemetry: Telemetry | None = None,
 ) -> AsyncIterator[Runtime]:
-    """The dashboard's parts, connected; the pool is closed on exit."""
+    """The dashboard's parts, connected; the pool is closed on exit. With `telemetry`, the
+    consumers trace each event into it and record each event's end-to-end latency and
+    each dead letter in its metrics (unless `on_latency` / `on_dead_letter` are given):
+    the web app and the worker alike."""
+    if telemetry is not None:
+        on_latency = on_latency or _latency_recorder(telemetry)
+        on_dead_letter = on_dead_letter or _dead_letter_counter(telemetry)
     engine = build_engine(settings, clock or system_clock)
     await prepare_database(settings.database_url)
     try:  # now, so that producers find them; else the consumer creates them as it starts
@@ -116,6 +122,20 @@ async def open_runtime(
         yield Runtime(settings, pool, engine, consumer, hub, notices, rules, totals, overview_cache)
     finally:
         await pool.close()
+
+
+def _latency_recorder(telemetry: Telemetry) -> LatencyHook:
+    def record(seconds: float, topic: str, event_type: str) -> None:
+        telemetry.metrics.record_end_to_end_latency(seconds, topic=topic, event_type=event_type)
+
+    return record
+
+
+def _dead_letter_counter(telemetry: Telemetry) -> DeadLetterCounter:
+    def count(topic: str, reason: str) -> None:
+        telemetry.metrics.deadlettered(topic=topic, reason=reason)
+
+    return count
 
 
 async def _after_tick(runtime: Runtime, telemetry: Telemetry) -> None:

@@ -96,6 +96,14 @@ class DashboardSettings(ServiceSettings):
         10.0, ge=0, description="on SIGTERM, open requests and live streams get this long"
     )
     consumer_group: str = "iso-dashboard"
+    worker_metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="a `teamnl_dashboard.worker` process serves its Prometheus metrics on this"
+        " port, at `host` (0: none; it also exports them over OTLP when"
+        " OTEL_EXPORTER_OTLP_ENDPOINT is set)",
+    )
     consumers: int = Field(
         1,
         ge=1,
