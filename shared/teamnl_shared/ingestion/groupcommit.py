@@ -1,11 +1,12 @@
 """Group commit: concurrent single-event requests share one transaction.
 
-One transaction per request makes every POST pay a BEGIN, a claim, a receipt/outbox write
-and a COMMIT (a WAL flush) of its own. Instead each request queues its parsed event and
-awaits its outcome; a writer task takes everything queued (up to ``max_events``, waiting at
-most ``linger`` seconds for more once it has one) and runs it through the same pipeline as
-a batch: one transaction, one claim, one receipt + outbox statement, each event applied in
-its own savepoint. Every guarantee of a lone request holds:
+One transaction per request makes every POST pay a BEGIN, its handler's statement, a
+receipt/outbox write and a COMMIT (a WAL flush) of its own. Instead each request queues its
+parsed event and awaits its outcome; a writer task takes everything queued (up to
+``max_events``, waiting at most ``linger`` seconds for more once it has one) and runs it
+through the same pipeline as a batch: one transaction, one statement that queues the
+outbox rows and claims the receipts, the events applied together where their handlers
+allow (see :mod:`.pipeline`). Every guarantee of a lone request holds:
 
 - idempotency: a replay in a later group answers 200 with the stored receipt; two copies of
   one ``(source, id)`` in the same group answer 202 and 200 (or 409 for other content);
