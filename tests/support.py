@@ -7,6 +7,7 @@ import contextlib
 import ctypes
 import secrets
 import signal
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -22,6 +23,13 @@ BUDGET = "nl.teamnl.nlib.budget.spent.v1"
 SESSION_TOPICS = f"test.{uuid.uuid4().hex[:8]}."
 """The start of the name of every topic this pytest run creates (``topic_prefix``): the
 run deletes its topics at its end (conftest), so the test broker does not gather them."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a child process to take)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def topic_prefix() -> str:

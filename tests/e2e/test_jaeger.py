@@ -12,7 +12,6 @@ attributes intact. Skipped only where no Go toolchain exists to build Jaeger.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import httpx
 import pytest
 from opentelemetry.trace import SpanKind
 
-from support import eventually
+from support import eventually, free_port
 from teamnl_shared.telemetry import (
     consume_span,
     inject_traceparent,
@@ -43,12 +42,6 @@ pytestmark = [
     # The module fixture may build Jaeger cold (~20 minutes on 2 cores).
     pytest.mark.timeout(BUILD_TIMEOUT_SECONDS + 300),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 JAEGER_CONFIG = """\

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ from aiokafka.structs import TopicPartition
 
 from dashboard_harness import SECRET, dashboard_settings, make_event, serve
 from inprocess import metric_total
-from support import dies_with_parent, eventually
+from support import dies_with_parent, eventually, free_port
 from teamnl_dashboard.app import create_app
 from teamnl_dashboard.auth import create_member
 from teamnl_dashboard.auth import sessions as auth_sessions
@@ -211,12 +210,6 @@ async def test_the_dashboard_starts_and_serves_while_kafka_is_away(database_url:
             assert ready.json()["kafka"] is False and ready.json()["database"] is True
             assert (await client.get("/api/v1/overview")).status_code == 200
             assert (await client.get("/")).status_code == 200
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_a_worker_measures_the_events_it_projects(

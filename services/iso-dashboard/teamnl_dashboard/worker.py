@@ -29,7 +29,7 @@ from .settings import DashboardSettings
 log = logging.getLogger(__name__)
 
 
-async def run_worker(settings: DashboardSettings, telemetry: Telemetry | None = None) -> None:
+async def run_worker(settings: DashboardSettings, telemetry: Telemetry) -> None:
     async with open_runtime(settings, telemetry=telemetry) as runtime:
         consumer = runtime.consumer
         loop = asyncio.get_running_loop()

@@ -66,13 +66,18 @@ _FIND = (
     " JOIN unnest($1::text[], $2::text[]) AS f(source, id)"
     " ON r.event_source = f.source AND r.event_id = f.id"
 )
+# A receipt, from the outbox row just queued (``q``, see outbox.INSERT_MANY's RETURNING) and
+# the acceptance time ($9): the same bytes whichever statement stores it.
+_RECEIPT = (
+    "json_build_object('status', 'accepted', 'id', q.event_id,"
+    " 'source', q.event_source, 'type', q.event_type, 'subject', q.key, 'topic', q.topic,"
+    " 'sequence', q.seq, 'accepted_at', $9::text)"
+)
 # The outbox rows ($1..$7, see outbox.INSERT_MANY) and the receipts naming their sequence.
 _RECORD = (
     f"WITH queued AS ({INSERT_MANY})"  # noqa: S608 - constants only, values are $n
     " UPDATE ingestion_receipts AS r SET event_type = q.event_type, fingerprint = f.fingerprint,"
-    " receipt = json_build_object('status', 'accepted', 'id', q.event_id,"
-    " 'source', q.event_source, 'type', q.event_type, 'subject', q.key, 'topic', q.topic,"
-    " 'sequence', q.seq, 'accepted_at', $9::text)"
+    f" receipt = {_RECEIPT}"
     " FROM queued AS q"
     " JOIN unnest($2::text[], $1::text[], $8::text[]) AS f(source, id, fingerprint)"
     " ON f.source = q.event_source AND f.id = q.event_id"
@@ -85,10 +90,7 @@ _CLAIM_AND_RECORD = (
     f"WITH queued AS ({INSERT_MANY})"  # noqa: S608 - constants only, values are $n
     " INSERT INTO ingestion_receipts AS r"
     " (event_source, event_id, event_type, fingerprint, partner, receipt)"
-    " SELECT q.event_source, q.event_id, q.event_type, f.fingerprint, f.partner,"
-    " json_build_object('status', 'accepted', 'id', q.event_id,"
-    " 'source', q.event_source, 'type', q.event_type, 'subject', q.key, 'topic', q.topic,"
-    " 'sequence', q.seq, 'accepted_at', $9::text)"
+    f" SELECT q.event_source, q.event_id, q.event_type, f.fingerprint, f.partner, {_RECEIPT}"
     " FROM queued AS q"
     " JOIN unnest($2::text[], $1::text[], $8::text[], $10::text[])"
     " AS f(source, id, fingerprint, partner)"
@@ -135,7 +137,7 @@ async def record_accepted(
 ) -> dict[Identity, dict[str, Any]]:
     """Queue the accepted events' Kafka records (in this order) and fill their receipts."""
     rows = await conn.fetch(_RECORD, *insert_many_args(records), list(fingerprints), accepted_at)
-    return {(row["event_source"], row["event_id"]): json.loads(row["receipt"]) for row in rows}
+    return _receipts_of(rows)
 
 
 async def claim_and_record(
@@ -149,7 +151,9 @@ async def claim_and_record(
     their identities were claimed: queue their Kafka records and store their receipts. Only
     the identities stored by no other transaction come back (a concurrent one holding the
     same identity is waited for, as by :func:`claim`); the caller rolls back when one is
-    missing, since its event was then applied twice."""
+    missing, since its event was then applied twice. An identity whose outbox row is still
+    unsent raises ``UniqueViolationError`` instead (the outbox's own key), which the caller
+    reads the same way."""
     rows = await conn.fetch(
         _CLAIM_AND_RECORD,
         *insert_many_args(records),
@@ -157,6 +161,10 @@ async def claim_and_record(
         accepted_at,
         list(partners),
     )
+    return _receipts_of(rows)
+
+
+def _receipts_of(rows: Sequence[asyncpg.Record]) -> dict[Identity, dict[str, Any]]:
     return {(row["event_source"], row["event_id"]): json.loads(row["receipt"]) for row in rows}
 
 
