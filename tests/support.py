@@ -8,6 +8,7 @@ import ctypes
 import secrets
 import signal
 import socket
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -30,6 +31,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def terminated(process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+    """Stop a test's child process with SIGTERM (SIGKILL after `timeout` s); its exit code."""
+    process.terminate()
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
 
 
 def topic_prefix() -> str:

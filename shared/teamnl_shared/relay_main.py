@@ -1,7 +1,17 @@
-"""Run an outbox relay on its own: ``python -m teamnl_shared.relay_main``.
+"""Run a service's outbox relay on its own: ``python -m teamnl_shared.relay_main --service nlib``.
 
 The services run their relay inside their own process; this entry point is for operators
-who prefer a separate process, and for the crash tests that kill it with SIGKILL.
+who prefer a separate process, and for the crash tests that kill it with SIGKILL. Whichever
+holds the leader lock relays (the others wait), so it may run beside the service's own.
+
+It reads the service's settings (``NLIB_DATABASE_URL``, ``KAFKA_BOOTSTRAP_SERVERS``,
+``TEAMNL_TOPIC_PREFIX``, ``NLIB_RELAY_*``, ...; ``--database-url`` and ``--bootstrap`` win
+over them) and relays as the service's own relay does (:func:`service_relay`): publish spans
+as service ``<service_name>-relay`` (over OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set),
+JSON log lines, and each row it parks counted in ``teamnl.outbox.parked`` (metrics in the
+Prometheus format on ``--metrics-port``) and announced on the service's dead-letter topic,
+which it creates. Left to the service: a parked row in its partner's data-quality report
+(the processes that take the events write those).
 """
 
 from __future__ import annotations
@@ -10,40 +20,81 @@ import argparse
 import asyncio
 import logging
 import signal
+from importlib.metadata import version
+from typing import Any
 
 import uvloop
+from prometheus_client import start_http_server
 
 from .collector import settle_collector
-from .outbox import OutboxRelay, drained
+from .ingestion.runtime import parked_topic, relay_once_topics_exist, service_relay
+from .ingestion.settings import IngestionSettings
+from .outbox import drained
+from .telemetry import Telemetry, configure_logging, setup_telemetry
 
-FLUSH_SECONDS = 15.0
-"""How long a stopped relay keeps draining the outbox (through outages) before it gives up;
-what it leaves is published by the next leader."""
+log = logging.getLogger(__name__)
 
 
-async def _main(database_url: str, bootstrap: str, batch_size: int) -> None:
-    relay = OutboxRelay(database_url, bootstrap, batch_size=batch_size, poll_interval=0.5)
+async def _main(
+    settings: IngestionSettings, service: str, batch_size: int, telemetry: Telemetry
+) -> None:
+    relay = service_relay(
+        settings,
+        service,
+        tracer=telemetry.tracer("teamnl.outbox"),
+        metrics=telemetry.metrics,
+        batch_size=batch_size,
+    )
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopped.set)
-    relaying = asyncio.ensure_future(relay.run())
+    relaying = asyncio.ensure_future(
+        relay_once_topics_exist(relay, settings, [parked_topic(settings, service)], stopped.is_set)
+    )
     signalled = asyncio.ensure_future(stopped.wait())
     await asyncio.wait([relaying, signalled], return_when=asyncio.FIRST_COMPLETED)
     signalled.cancel()
     await relay.stop()
-    await drained(relaying, FLUSH_SECONDS)
+    await drained(relaying, settings.relay_flush_timeout)
+
+
+def service_settings(
+    service: str, database_url: str | None = None, bootstrap: str | None = None
+) -> IngestionSettings:
+    """`service`'s settings, read as the service reads them (``<SERVICE>_`` variables);
+    a database URL or Kafka bootstrap given wins over them."""
+    given: dict[str, Any] = {"service_name": service}
+    if database_url is not None:
+        given["database_url"] = database_url
+    if bootstrap is not None:
+        given["kafka_bootstrap_servers"] = bootstrap
+    # _env_prefix: an init option of pydantic-settings the mypy plugin does not know
+    return IngestionSettings(_env_prefix=f"{service.upper()}_", **given)  # type: ignore[call-arg]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--database-url", required=True)
-    parser.add_argument("--bootstrap", required=True)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--service", required=True, help="whose outbox: nlib, tinl or werkplaats")
+    parser.add_argument("--database-url", help="default: <SERVICE>_DATABASE_URL")
+    parser.add_argument("--bootstrap", help="default: KAFKA_BOOTSTRAP_SERVERS")
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument(
+        "--metrics-port", type=int, default=0, help="serve metrics here at <SERVICE>_HOST (0: none)"
+    )
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = service_settings(args.service, args.database_url, args.bootstrap)
+    name = f"{settings.service_name}-relay"
+    configure_logging(name, settings.log_level)
+    telemetry = setup_telemetry(name, version("teamnl-shared"), settings.environment)
+    if args.metrics_port:
+        start_http_server(args.metrics_port, settings.host, telemetry.registry)
+        log.info("metrics on %s:%d", settings.host, args.metrics_port)
     settle_collector()
-    uvloop.run(_main(args.database_url, args.bootstrap, args.batch_size))
+    try:
+        uvloop.run(_main(settings, args.service, args.batch_size, telemetry))
+    finally:
+        telemetry.shutdown()  # what the OTLP exporters still hold
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from opentelemetry.trace import SpanKind
 
-from support import eventually, free_port
+from support import eventually, free_port, terminated
 from teamnl_shared.telemetry import (
     consume_span,
     inject_traceparent,
@@ -123,12 +123,7 @@ def jaeger(jaeger_binary: Path, tmp_path: Path) -> Iterator[Jaeger]:
     try:
         yield Jaeger(f"http://127.0.0.1:{ports['query']}", f"http://127.0.0.1:{ports['otlp']}")
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminated(process)
         log.close()
 
 

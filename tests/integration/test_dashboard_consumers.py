@@ -23,7 +23,7 @@ from aiokafka.structs import TopicPartition
 
 from dashboard_harness import SECRET, dashboard_settings, make_event, serve
 from inprocess import metric_total
-from support import dies_with_parent, eventually, free_port
+from support import dies_with_parent, eventually, free_port, terminated
 from teamnl_dashboard.app import create_app
 from teamnl_dashboard.auth import create_member
 from teamnl_dashboard.auth import sessions as auth_sessions
@@ -244,11 +244,7 @@ async def test_a_worker_measures_the_events_it_projects(
             projected = await runtime.pool.fetchval("SELECT count(*) FROM proj.inbox")
         finally:
             await producer.stop()
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            terminated(worker)
     assert projected == count
     assert metric_total(scraped, "teamnl_end_to_end_latency_seconds_count") == count
     assert worker.returncode == 0, (tmp_path / "worker.log").read_text()[-2000:]

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import uuid
 from datetime import date
-from typing import cast
+from typing import IO, cast
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -70,21 +70,32 @@ async def write_outbox(pool: asyncpg.Pool, topic: str) -> None:
                 await enqueue(conn, event, topic=topic)
 
 
-def start_relay(database_url: str, bootstrap: str) -> subprocess.Popen[bytes]:
+def start_relay(
+    database_url: str,
+    bootstrap: str,
+    *options: str,
+    env: dict[str, str] | None = None,
+    stdout: IO[bytes] | int = subprocess.DEVNULL,
+    stderr: IO[bytes] | int = subprocess.DEVNULL,
+) -> subprocess.Popen[bytes]:
+    """nlib's relay as a process of its own, its topics under a fresh prefix unless `env`
+    gives one (its dead-letter topic's)."""
     return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "teamnl_shared.relay_main",
+            "--service",
+            "nlib",
             "--database-url",
             database_url,
             "--bootstrap",
             bootstrap,
-            "--batch-size",
-            "300",
+            *options,
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        env={**os.environ, "TEAMNL_TOPIC_PREFIX": topic_prefix(), **(env or {})},
         preexec_fn=dies_with_parent,
     )
 
@@ -133,14 +144,14 @@ async def test_ten_thousand_events_survive_relay_kill_and_broker_restart(
         consumer_pool, kafka_bootstrap, f"{topic_prefix()}g", [topic], record_effect
     )
     consumer_task = asyncio.create_task(consumer.run())
-    relay = start_relay(database_url, kafka_bootstrap)
+    relay = start_relay(database_url, kafka_bootstrap, "--batch-size", "300")
     try:
         await write_outbox(outbox_pool, topic)
 
         await eventually(lambda: _at_least(published(outbox_pool, EVENTS), 2_000), timeout=120)
         relay.send_signal(signal.SIGKILL)
         relay.wait()
-        relay = start_relay(database_url, kafka_bootstrap)
+        relay = start_relay(database_url, kafka_bootstrap, "--batch-size", "300")
 
         await eventually(lambda: _at_least(published(outbox_pool, EVENTS), 5_000), timeout=120)
         await asyncio.to_thread(infra.kafka.stop)

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from ingestion_helpers import headers_of, read_records
-from test_outbox_inbox import mission_event
+from test_outbox_inbox import mission_event, start_relay
 
-from support import eventually
+from inprocess import metric_total
+from support import eventually, free_port, terminated
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.outbox import OutboxRelay, _delete_found, _read_since, enqueue, parked_rows
 
@@ -160,3 +164,75 @@ async def test_reconcile_reads_from_the_oldest_record_kept_when_the_checkpoint_i
     relay = OutboxRelay(database_url, kafka_bootstrap, poll_interval=0.2)
     await relay_until_nothing_left(relay, migrated_pool)
     assert relay.published_total == 0, "the kept records were found, not sent again"
+
+
+async def test_the_relay_as_a_process_of_its_own_counts_and_announces_what_it_parks(
+    database_url: str,
+    migrated_pool: asyncpg.Pool,
+    make_topics,
+    kafka_bootstrap: str,
+    tmp_path: Path,
+) -> None:
+    """``python -m teamnl_shared.relay_main --service nlib`` relays as the service's own
+    relay: a row it parks is counted in its metrics and announced on nlib's dead-letter
+    topic (which it creates), its log lines are JSON. (It once set up no telemetry and no
+    parking: a parked row was only moved aside, and the dashboard never heard of it.)"""
+    (topic,) = await make_topics("relayed", partitions=2)
+    prefix = topic.removesuffix("relayed")
+    await write(migrated_pool, topic, [mission_event(1, 0)])
+    await migrated_pool.execute(
+        "UPDATE outbox SET value = $1 WHERE event_id = '1-0'", b"x" * (2 * 1024 * 1024)
+    )
+    behind = [mission_event(1, n) for n in range(1, 4)]
+    await write(migrated_pool, topic, behind)
+    port, log = free_port(), tmp_path / "relay.log"
+    relay = _relay_process(database_url, kafka_bootstrap, prefix, port, log)
+    try:
+        await eventually(lambda: _nothing_unpublished(migrated_pool), timeout=60)
+        records = await read_records(kafka_bootstrap, topic, len(behind), partitions=2)
+        assert sorted(headers_of(r)["ce_id"] for r in records) == sorted(e.id for e in behind)
+        (notice,) = await read_records(
+            kafka_bootstrap, f"{prefix}teamnl.deadletter.nlib", 1, partitions=1
+        )
+        assert json.loads(notice.value)["ce_id"] == "1-0"
+        async with httpx.AsyncClient() as client:
+            scraped = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+        assert (
+            metric_total(
+                scraped,
+                "teamnl_outbox_parked_total",
+                service="nlib",
+                reason="MessageSizeTooLargeError",
+            )
+            == 1
+        ), scraped
+    finally:
+        terminated(relay)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    parked = [line for line in lines if "parked" in line["message"]]
+    assert parked and all(line["service"] == "nlib-relay" for line in lines), lines
+    assert relay.returncode == 0, log.with_suffix(".err").read_text()[-2000:]
+
+
+def _relay_process(
+    database_url: str, bootstrap: str, prefix: str, metrics_port: int, log: Path
+) -> subprocess.Popen[bytes]:
+    """nlib's relay alone, its JSON log lines in `log` (stderr beside it, ``.err``)."""
+    with log.open("wb") as out, log.with_suffix(".err").open("wb") as err:
+        return start_relay(
+            database_url,
+            bootstrap,
+            "--metrics-port",
+            str(metrics_port),
+            env={
+                "TEAMNL_TOPIC_PREFIX": prefix,
+                "TEAMNL_TOPIC_PARTITIONS": "1",  # the dead-letter topic it creates
+                "NLIB_RELAY_POLL_INTERVAL": "0.2",
+            },
+            stdout=out,
+            stderr=err,
+        )
+
+
+async def _nothing_unpublished(pool: asyncpg.Pool) -> bool:
+    return await unpublished(pool) == 0

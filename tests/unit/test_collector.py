@@ -98,7 +98,7 @@ def _replay_a_part() -> None:
             relay_main,
             "uvloop",
             relay_main.main,
-            ["--database-url", DATABASE, "--bootstrap", "x:1"],
+            ["--service", "nlib", "--database-url", DATABASE, "--bootstrap", "x:1"],
             YOUNG_THRESHOLD,
         ),
     ],

@@ -7,11 +7,11 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import asyncpg
 from aiokafka.errors import KafkaError
@@ -42,6 +42,69 @@ KIT_MIGRATIONS = "teamnl_shared.ingestion.migrations"
 BACKLOG_REFRESH_SECONDS = 5.0
 UNSENT_QUALITY_REPORTS = 10_000
 """Quality reports kept while the database cannot take them (the oldest go first)."""
+
+
+def parked_topic(settings: IngestionSettings, service: str) -> str:
+    """Where `service`'s relay announces the outbox rows it parks (no payload, who/why)."""
+    return settings.topic(deadletter_topic(service))
+
+
+def service_relay(
+    settings: IngestionSettings,
+    service: str,
+    *,
+    tracer: Tracer,
+    metrics: Metrics | None,
+    quality: QualityCounters | None = None,
+    batch_size: int = OutboxRelay.batch_size,
+) -> OutboxRelay:
+    """The outbox relay of `service` as its processes run it, in the service or alone
+    (``python -m teamnl_shared.relay_main``): records bounded by ``kafka_max_request_bytes``,
+    each row it parks counted (in ``metrics`` and in the partner's data ``quality``, when
+    given) and announced on :func:`parked_topic`."""
+
+    def count(topic: str, reason: str, source: str) -> None:
+        if quality is not None:
+            quality.parked(source)
+        if metrics is not None:
+            metrics.outbox_row_parked(service=service, topic=topic, reason=reason)
+
+    return OutboxRelay(
+        settings.database_url,
+        settings.kafka_bootstrap_servers,
+        batch_size=batch_size,
+        poll_interval=settings.relay_poll_interval,
+        vacuum_seconds=settings.relay_vacuum_seconds,
+        tracer=tracer,
+        producer_options={"max_request_size": settings.kafka_max_request_bytes},
+        parked_topic=parked_topic(settings, service),
+        service=service,
+        on_parked=count,
+    )
+
+
+async def relay_once_topics_exist(
+    relay: OutboxRelay,
+    settings: IngestionSettings,
+    topics: list[str],
+    stopped: Callable[[], bool],
+) -> None:
+    """Create the topics, then run the relay. Kafka may be down when it starts: the
+    service takes events into the outbox all the same, and they are published once it is
+    back. Returns without relaying if `stopped` before the topics exist."""
+    backoff = 1.0
+    while not stopped():
+        try:
+            await ensure_topics(
+                settings.kafka_bootstrap_servers, topics, partitions=settings.topic_partitions
+            )
+            break
+        except (KafkaError, OSError) as error:
+            log.warning("Kafka unreachable (%r); the outbox keeps the events meanwhile", error)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+    if not stopped():
+        await relay.run()
 
 
 @dataclass
@@ -109,23 +172,7 @@ class Runtime:
     @property
     def parked_topic(self) -> str:
         """Where the relay announces the outbox rows it parks (no payload, just who/why)."""
-        return self.settings.topic(deadletter_topic(self.service.name))
-
-    def _relay_parking(self) -> dict[str, Any]:
-        """How the relay bounds its records and reports the ones it cannot publish."""
-        metrics, service, quality = self.metrics, self.service.name, self.quality
-
-        def count(topic: str, reason: str, source: str) -> None:
-            quality.parked(source)
-            if metrics is not None:
-                metrics.outbox_row_parked(service=service, topic=topic, reason=reason)
-
-        return {
-            "producer_options": {"max_request_size": self.settings.kafka_max_request_bytes},
-            "parked_topic": self.parked_topic,
-            "service": service,
-            "on_parked": count,
-        }
+        return parked_topic(self.settings, self.service.name)
 
     def outbox_written(self) -> None:
         """Rows were committed to the outbox (the request pool's commits send no NOTIFY,
@@ -157,13 +204,12 @@ class Runtime:
                 settings.keys_database_url, 4, settings.db_command_timeout
             )
         await ensure_key_store(self.keys_pool)
-        self.relay = OutboxRelay(
-            settings.database_url,
-            settings.kafka_bootstrap_servers,
-            poll_interval=settings.relay_poll_interval,
-            vacuum_seconds=settings.relay_vacuum_seconds,
+        self.relay = service_relay(
+            settings,
+            self.service.name,
             tracer=self.tracer,
-            **self._relay_parking(),
+            metrics=self.metrics,
+            quality=self.quality,
         )
         self._committer = GroupCommit(
             self.pipeline,
@@ -181,24 +227,13 @@ class Runtime:
             self.metrics.observe_outbox(lambda: self.backlog)
 
     async def _relay_when_topics(self) -> None:
-        """Create the topics, then run the relay. Kafka may be down when the service starts:
-        it takes events into the outbox all the same, and publishes them once it is back."""
         assert self.relay is not None
-        settings, backoff = self.settings, 1.0
-        while not self.draining:
-            try:
-                await ensure_topics(
-                    settings.kafka_bootstrap_servers,
-                    [*self.topics, self.quality_topic, self.parked_topic],
-                    partitions=settings.topic_partitions,
-                )
-                break
-            except (KafkaError, OSError) as error:
-                log.warning("Kafka unreachable (%r); the outbox keeps the events meanwhile", error)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-        if not self.draining:
-            await self.relay.run()
+        await relay_once_topics_exist(
+            self.relay,
+            self.settings,
+            [*self.topics, self.quality_topic, self.parked_topic],
+            lambda: self.draining,
+        )
 
     async def stop(self) -> None:
         """Called once the server stopped taking requests: flush the outbox, then close."""
