@@ -9,7 +9,10 @@ process and prints a JSON result on its last stdout line.
   as JSON and writes one row per record with COPY into a fresh table, the floor of a
   projection rebuild; with ``--validate`` it reads each record as the dashboard does, through
   the contract (``parse_kafka``: the CloudEvents SDK, then the pydantic models), and does
-  nothing else - the floor of anything that must validate every record;
+  nothing else - the floor of anything that must validate every record; with ``--trace`` as
+  well, it also traces each record as the dashboard's consumer does (a consume span and the
+  end-to-end latency measured, on the services' own telemetry set-up, exported nowhere as in
+  the bench), and nothing else - the floor of a live projection, which must do both;
 - ``roundtrip``: Kafka's own end-to-end latency, producer send -> consumer poll, at a fixed
   rate, one record at a time (the floor of the end-to-end latency figure).
 """
@@ -20,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import time
 import uuid
 from collections import Counter
@@ -28,16 +32,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import uvloop
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench import events
 from bench.stats import rate, summarise
 from teamnl_shared import kafka
+from teamnl_shared.collector import settle_collector
 from teamnl_shared.contract.envelope import InvalidEvent, parse_kafka
 from teamnl_shared.kafka import assigned_reader, ensure_topics, idempotent_producer
+from teamnl_shared.telemetry import setup_telemetry
+from teamnl_shared.telemetry.messaging import start_consume_span
 
 IN_FLIGHT = 20_000  # sends queued before awaiting the oldest: pipelined, memory bounded
 HISTORY_DAYS = 365
+FLOOR_GROUP = "iso-dashboard"
+"""The consumer group the traced floor's spans name, as the dashboard's do."""
 
 
 def loaded_events(
@@ -138,7 +148,7 @@ async def read_to_end(
     remaining = {tp for tp, end in ends.items() if end > 0}
     counts: Counter[tuple[str, str]] = Counter()
     records = 0
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     try:
         while remaining and time.monotonic() - started < timeout:
             if limit and records >= limit:
@@ -164,6 +174,7 @@ async def read_to_end(
                 if items and items[-1].offset + 1 >= ends[tp]:
                     remaining.discard(tp)
         elapsed = time.monotonic() - started
+        cpu = time.process_time() - cpu_started
     finally:
         await consumer.stop()
         if sink is not None:
@@ -174,6 +185,9 @@ async def read_to_end(
         "records": records,
         "elapsed_s": round(elapsed, 3),
         "rate": rate(records, elapsed),
+        # what one core given wholly to it would read: the bound of a process doing this work
+        "cpu_s": round(cpu, 3),
+        "cpu_rate": rate(records, cpu),
         "end_offsets": sum(ends.values()),
         "counts": counts,
     }
@@ -286,6 +300,31 @@ async def end_offsets(bootstrap: str, topics: list[str]) -> int:
     return sum((await partition_ends(bootstrap, topics)).values())
 
 
+def _traced(invalid: Counter[str]) -> Callable[[Any], None]:
+    """Each record validated and traced as the dashboard's consumer does: its consume span
+    (``start_consume_span``, the dashboard's for records its handlers buffer) and its
+    end-to-end latency (``record_end_to_end_latency``, from the event's time: the dashboard
+    first looks for the outbox's acceptance header, which loaded records lack)."""
+    for name in [name for name in os.environ if name.startswith("OTEL_EXPORTER_OTLP")]:
+        del os.environ[name]  # exported nowhere, as the bench's services are (bench.stack)
+    telemetry = setup_telemetry("bench-traced-floor", "0", "test")
+    tracer, metrics = telemetry.tracer("teamnl.inbox"), telemetry.metrics
+    settle_collector()  # as every service process does (a span per record allocates much)
+
+    def traced(record: Any) -> None:
+        try:
+            event = parse_kafka(record.headers, record.value)
+        except InvalidEvent:
+            invalid["invalid"] += 1
+            return
+        with start_consume_span(tracer, record, FLOOR_GROUP, event.type):
+            pass
+        seconds = (datetime.now(UTC) - event.time).total_seconds()
+        metrics.record_end_to_end_latency(seconds, topic=record.topic, event_type=event.type)
+
+    return traced
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("action", choices=["produce", "trickle", "consume", "roundtrip"])
@@ -297,6 +336,9 @@ def main() -> None:
     parser.add_argument("--copy-to", default="", help="consume: COPY the rows to this database")
     parser.add_argument(
         "--validate", action="store_true", help="consume: read each record through the contract"
+    )
+    parser.add_argument(
+        "--trace", action="store_true", help="consume --validate: trace each record as well"
     )
     parser.add_argument("--rate", type=float, default=200.0, help="roundtrip, trickle: per s")
     parser.add_argument("--seconds", type=float, default=10.0, help="roundtrip, trickle: how long")
@@ -332,12 +374,15 @@ def main() -> None:
             except InvalidEvent:
                 invalid["invalid"] += 1
 
-        result = asyncio.run(
+        # the traced floor on uvloop, as the dashboard runs (a few per cent faster than
+        # asyncio's loop); the validating one stays on asyncio's, comparable across runs
+        run = uvloop.run if args.trace else asyncio.run
+        result = run(
             read_to_end(
                 args.bootstrap,
                 args.topic,
                 identities=False,
-                on_record=validate,
+                on_record=_traced(invalid) if args.trace else validate,
                 limit=args.count,
             )
         )

@@ -75,6 +75,9 @@ HISTORY_EVERY = 10  # one loaded event in ten dated a year earlier (kafka_io --h
 PROJECTING_MARGIN_SECONDS = 5.0  # the trickle runs this much longer on each side of the load
 PROFILE_EVENTS = 50_000  # loaded into Kafka for the projection's flame graph
 VALIDATED_SAMPLE = 400_000  # records the validating bare consumer reads (a rate: a sample)
+TRACED_SAMPLE = 200_000
+"""Records the bare consumer that validates and traces each reads (the floor of a live
+projection): a sample too, read at about a third of the validating consumer's rate."""
 ONE_CLIENT_SHARE = 0.5
 """The one-client passes of the single POST take this share of ``single_seconds``: a partner's
 system sending what it has one event at a time waits for each answer, so its rate is one
@@ -666,6 +669,8 @@ class Bench:
         baseline = _json_process([*read, "--copy-to", self.stack.database_url("dashboard")])
         log(f"5. rebuild: bare consumer that reads {VALIDATED_SAMPLE} records through the contract")
         validated = _json_process([*read, "--validate", "--count", str(VALIDATED_SAMPLE)])
+        log(f"5. rebuild: the same, tracing each of {TRACED_SAMPLE} records as well")
+        traced = _json_process([*read, "--validate", "--trace", "--count", str(TRACED_SAMPLE)])
         log("5. rebuild: python -m teamnl_dashboard.rebuild")
         process = self.stack.services["dashboard"]
         started = time.monotonic()
@@ -718,6 +723,7 @@ class Bench:
             "baseline": baseline,
             "bare_read": bare_read,
             "bare_validate": validated,
+            "bare_traced": traced,
             "pipeline": pipeline,
             "ratio": ratio(pipeline["rate"], baseline["rate"]),
         }

@@ -270,3 +270,17 @@ def test_the_single_post_with_one_client_is_a_row_against_the_durable_insert_wit
     assert "| 1. single POST (nlib), one client" in cpu_rows
     assert "| 1. durable INSERT, one client" in cpu_rows
     assert not [row for row in rows(without) if "one client" in row[0]]  # not without the pass
+
+
+def test_a_live_projection_is_bounded_by_validating_and_tracing_each_record() -> None:
+    """Measured, the traced floor bounds the live projections (which trace every record),
+    at its records per second of CPU (a core of its own); the rebuild traces none and stays
+    bounded by validation alone."""
+    r = run()
+    r["rebuild"]["bare_traced"] = {"rate": 2_000, "cpu_rate": 2_500}
+    found = bounds(r)
+
+    one = "validating and tracing each record alone, in one process: at most 2,500 ev/s"
+    assert one in found["projection"]
+    assert "in two processes: at most 5,000 ev/s" in found["projection-with-worker"]
+    assert "validating each record alone, in 2 processes: at most 8,000" in found["rebuild"]
