@@ -6,9 +6,14 @@ crash saves its progress as it reads and starts from the oldest record kept."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -16,6 +21,7 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from ingestion_helpers import headers_of, read_records
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from test_outbox_inbox import mission_event, start_relay
 
 from inprocess import metric_total
@@ -175,8 +181,10 @@ async def test_the_relay_as_a_process_of_its_own_counts_and_announces_what_it_pa
 ) -> None:
     """``python -m teamnl_shared.relay_main --service nlib`` relays as the service's own
     relay: a row it parks is counted in its metrics and announced on nlib's dead-letter
-    topic (which it creates), its log lines are JSON. (It once set up no telemetry and no
-    parking: a parked row was only moved aside, and the dashboard never heard of it.)"""
+    topic (which it creates), each record it publishes has its publish span (sent over
+    OTLP, as service ``nlib-relay``), its log lines are JSON. (It once set up no telemetry
+    and no parking: a parked row was only moved aside, and the dashboard never heard of
+    it.)"""
     (topic,) = await make_topics("relayed", partitions=2)
     prefix = topic.removesuffix("relayed")
     await write(migrated_pool, topic, [mission_event(1, 0)])
@@ -185,8 +193,8 @@ async def test_the_relay_as_a_process_of_its_own_counts_and_announces_what_it_pa
     )
     behind = [mission_event(1, n) for n in range(1, 4)]
     await write(migrated_pool, topic, behind)
-    port, log = free_port(), tmp_path / "relay.log"
-    relay = _relay_process(database_url, kafka_bootstrap, prefix, port, log)
+    port, log, otlp = free_port(), tmp_path / "relay.log", OtlpSink()
+    relay = _relay_process(database_url, kafka_bootstrap, prefix, port, log, otlp.url)
     try:
         await eventually(lambda: _nothing_unpublished(migrated_pool), timeout=60)
         records = await read_records(kafka_bootstrap, topic, len(behind), partitions=2)
@@ -207,7 +215,16 @@ async def test_the_relay_as_a_process_of_its_own_counts_and_announces_what_it_pa
             == 1
         ), scraped
     finally:
-        terminated(relay)
+        terminated(relay)  # its telemetry flushed at exit
+        otlp.close()
+    sent = [span for service, span in otlp.spans if service == "nlib-relay"]
+    assert {e.id for e in behind} <= {
+        attribute.value.string_value
+        for span in sent
+        if span.name == f"send {topic}"
+        for attribute in span.attributes
+        if attribute.key == "messaging.message.id"
+    }, sent
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     parked = [line for line in lines if "parked" in line["message"]]
     assert parked and all(line["service"] == "nlib-relay" for line in lines), lines
@@ -215,9 +232,10 @@ async def test_the_relay_as_a_process_of_its_own_counts_and_announces_what_it_pa
 
 
 def _relay_process(
-    database_url: str, bootstrap: str, prefix: str, metrics_port: int, log: Path
+    database_url: str, bootstrap: str, prefix: str, metrics_port: int, log: Path, otlp_url: str
 ) -> subprocess.Popen[bytes]:
-    """nlib's relay alone, its JSON log lines in `log` (stderr beside it, ``.err``)."""
+    """nlib's relay alone, its JSON log lines in `log` (stderr beside it, ``.err``), its
+    spans and metrics sent to `otlp_url`."""
     with log.open("wb") as out, log.with_suffix(".err").open("wb") as err:
         return start_relay(
             database_url,
@@ -228,6 +246,7 @@ def _relay_process(
                 "TEAMNL_TOPIC_PREFIX": prefix,
                 "TEAMNL_TOPIC_PARTITIONS": "1",  # the dead-letter topic it creates
                 "NLIB_RELAY_POLL_INTERVAL": "0.2",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_url,
             },
             stdout=out,
             stderr=err,
@@ -236,3 +255,43 @@ def _relay_process(
 
 async def _nothing_unpublished(pool: asyncpg.Pool) -> bool:
     return await unpublished(pool) == 0
+
+
+class OtlpSink:
+    """An OTLP/HTTP endpoint on 127.0.0.1 (protobuf) that keeps the spans it is sent, each
+    with its resource's ``service.name``, and takes (and drops) everything else."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, Any]] = []
+        spans = self.spans
+
+        class Receiver(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                if self.path == "/v1/traces":
+                    spans.extend(_spans_of(body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _spans_of(body: bytes) -> Iterator[tuple[str, Any]]:
+    """(``service.name``, span) of each span in an OTLP trace export."""
+    for batch in ExportTraceServiceRequest.FromString(body).resource_spans:
+        resource = {a.key: a.value.string_value for a in batch.resource.attributes}
+        for scope in batch.scope_spans:
+            for span in scope.spans:
+                yield resource.get("service.name", ""), span
