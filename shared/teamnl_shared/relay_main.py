@@ -25,6 +25,9 @@ from typing import Any
 
 import uvloop
 from prometheus_client import start_http_server
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+from pydantic_settings import SettingsConfigDict
 
 from .collector import settle_collector
 from .ingestion.runtime import parked_topic, relay_once_topics_exist, service_relay
@@ -64,13 +67,17 @@ def service_settings(
 ) -> IngestionSettings:
     """`service`'s settings, read as the service reads them (``<SERVICE>_`` variables);
     a database URL or Kafka bootstrap given wins over them."""
-    given: dict[str, Any] = {"service_name": service}
+
+    class Settings(IngestionSettings):
+        model_config = SettingsConfigDict(extra="ignore", env_prefix=f"{service.upper()}_")
+        service_name: str = service
+
+    given: dict[str, Any] = {}
     if database_url is not None:
         given["database_url"] = database_url
     if bootstrap is not None:
         given["kafka_bootstrap_servers"] = bootstrap
-    # _env_prefix: an init option of pydantic-settings the mypy plugin does not know
-    return IngestionSettings(_env_prefix=f"{service.upper()}_", **given)  # type: ignore[call-arg]
+    return Settings(**given)
 
 
 def main() -> None:
@@ -83,7 +90,10 @@ def main() -> None:
         "--metrics-port", type=int, default=0, help="serve metrics here at <SERVICE>_HOST (0: none)"
     )
     args = parser.parse_args()
-    settings = service_settings(args.service, args.database_url, args.bootstrap)
+    try:
+        settings = service_settings(args.service, args.database_url, args.bootstrap)
+    except ValidationError as error:
+        parser.error("; ".join(_problem(problem) for problem in error.errors()))
     name = f"{settings.service_name}-relay"
     configure_logging(name, settings.log_level)
     telemetry = setup_telemetry(name, version("teamnl-shared"), settings.environment)
@@ -95,6 +105,12 @@ def main() -> None:
         uvloop.run(_main(settings, args.service, args.batch_size, telemetry))
     finally:
         telemetry.shutdown()  # what the OTLP exporters still hold
+
+
+def _problem(problem: ErrorDetails) -> str:
+    """One settings problem as a line: the setting (if it is one field's) and why."""
+    where = ".".join(str(part) for part in problem["loc"])
+    return f"{where}: {problem['msg']}" if where else problem["msg"]
 
 
 if __name__ == "__main__":
