@@ -39,7 +39,7 @@ from bench import events
 from bench.stats import rate, summarise
 from teamnl_shared import kafka
 from teamnl_shared.collector import settle_collector
-from teamnl_shared.contract.envelope import InvalidEvent, parse_kafka
+from teamnl_shared.contract.envelope import Event, InvalidEvent, parse_kafka
 from teamnl_shared.kafka import assigned_reader, ensure_topics, idempotent_producer
 from teamnl_shared.telemetry import setup_telemetry
 from teamnl_shared.telemetry.messaging import start_consume_span
@@ -133,7 +133,7 @@ async def read_to_end(
     identities: bool,
     timeout: float = 600.0,
     copy_to: str = "",
-    on_record: Callable[[Any], None] | None = None,
+    on_record: Callable[[Any], object] | None = None,
     limit: int = 0,
 ) -> dict[str, Any]:
     """Read every record of ``topics`` up to their current end offsets (with ``limit``, the
@@ -300,7 +300,7 @@ async def end_offsets(bootstrap: str, topics: list[str]) -> int:
     return sum((await partition_ends(bootstrap, topics)).values())
 
 
-def _traced(invalid: Counter[str]) -> Callable[[Any], None]:
+def _traced(validate: Callable[[Any], Event | None]) -> Callable[[Any], None]:
     """Each record validated and traced as the dashboard's consumer does: its consume span
     (``start_consume_span``, the dashboard's for records its handlers buffer) and its
     end-to-end latency (``record_end_to_end_latency``, from the event's time: the dashboard
@@ -312,10 +312,8 @@ def _traced(invalid: Counter[str]) -> Callable[[Any], None]:
     settle_collector()  # as every service process does (a span per record allocates much)
 
     def traced(record: Any) -> None:
-        try:
-            event = parse_kafka(record.headers, record.value)
-        except InvalidEvent:
-            invalid["invalid"] += 1
+        event = validate(record)
+        if event is None:
             return
         with start_consume_span(tracer, record, FLOOR_GROUP, event.type):
             pass
@@ -368,11 +366,12 @@ def main() -> None:
     elif args.validate:
         invalid = Counter[str]()
 
-        def validate(record: Any) -> None:
+        def validate(record: Any) -> Event | None:
             try:
-                parse_kafka(record.headers, record.value)
+                return parse_kafka(record.headers, record.value)
             except InvalidEvent:
                 invalid["invalid"] += 1
+                return None
 
         # the traced floor on uvloop, as the dashboard runs (a few per cent faster than
         # asyncio's loop); the validating one stays on asyncio's, comparable across runs
@@ -382,7 +381,7 @@ def main() -> None:
                 args.bootstrap,
                 args.topic,
                 identities=False,
-                on_record=_traced(invalid) if args.trace else validate,
+                on_record=_traced(validate) if args.trace else validate,
                 limit=args.count,
             )
         )

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 from importlib.metadata import version
 from typing import Any
 
 import uvloop
-from prometheus_client import start_http_server
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 from pydantic_settings import SettingsConfigDict
@@ -34,8 +32,6 @@ from .ingestion.runtime import parked_topic, relay_once_topics_exist, service_re
 from .ingestion.settings import IngestionSettings
 from .outbox import drained
 from .telemetry import Telemetry, configure_logging, setup_telemetry
-
-log = logging.getLogger(__name__)
 
 
 async def _main(
@@ -98,8 +94,7 @@ def main() -> None:
     configure_logging(name, settings.log_level)
     telemetry = setup_telemetry(name, version("teamnl-shared"), settings.environment)
     if args.metrics_port:
-        start_http_server(args.metrics_port, settings.host, telemetry.registry)
-        log.info("metrics on %s:%d", settings.host, args.metrics_port)
+        telemetry.serve_metrics(settings.host, args.metrics_port)
     settle_collector()
     try:
         uvloop.run(_main(settings, args.service, args.batch_size, telemetry))

@@ -12,11 +12,9 @@ span in its trace, ``teamnl.end_to_end.latency``, dead letters), as service
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 
 import uvloop
-from prometheus_client import start_http_server
 
 from teamnl_shared.collector import settle_collector
 from teamnl_shared.telemetry import Telemetry, configure_logging, setup_telemetry
@@ -25,8 +23,6 @@ from . import VERSION
 from .consumer import Consumers
 from .runtime import consume, open_runtime
 from .settings import DashboardSettings
-
-log = logging.getLogger(__name__)
 
 
 async def run_worker(settings: DashboardSettings, telemetry: Telemetry) -> None:
@@ -53,8 +49,7 @@ def worker_telemetry(settings: DashboardSettings) -> Telemetry:
     """The worker's telemetry, its metrics served on ``worker_metrics_port`` if set."""
     telemetry = setup_telemetry(f"{settings.service_name}-consumer", VERSION, settings.environment)
     if settings.worker_metrics_port:
-        start_http_server(settings.worker_metrics_port, settings.host, telemetry.registry)
-        log.info("metrics on %s:%d", settings.host, settings.worker_metrics_port)
+        telemetry.serve_metrics(settings.host, settings.worker_metrics_port)
     return telemetry
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -34,13 +35,20 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 from opentelemetry.trace import Tracer
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    generate_latest,
+    start_http_server,
+)
 from starlette.requests import Request
 from starlette.responses import Response
 
 from teamnl_shared.telemetry.metrics import Metrics
 
 from .routing import ParentRoutedTracerProvider
+
+log = logging.getLogger(__name__)
 
 METER_NAME = "teamnl"
 UNTRACED_PATHS = ("/healthz", "/readyz", "/metrics")
@@ -149,6 +157,12 @@ class Telemetry:
             return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
         return metrics_handler
+
+    def serve_metrics(self, host: str, port: int) -> None:
+        """Serve this instance's metrics in the Prometheus text format on a server thread of
+        their own, for a process without an HTTP app (a dashboard worker, a relay)."""
+        start_http_server(port, host, self.registry)
+        log.info("metrics on %s:%d", host, port)
 
     def shutdown(self) -> None:
         """Flush and stop exporters; idempotent."""
