@@ -172,35 +172,25 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     """(figure, pipeline, baseline, ratio, offered -> achieved)."""
     out: list[tuple[str, str, str, str, str]] = []
     if "single" in r:
-        s, b, p = r["single"], r["single"]["baseline"], r["single"]["pipeline"]
+        s, p = r["single"], r["single"]["pipeline"]
         label = f"1. single-event POST, {p['concurrency']} keep-alive clients (nlib)"
         measured = (
             f"{_n(p['achieved_rate'])} ev/s, p50/p99 {_ms(p['service_ms'], 'p50', 'p99')}"
             + _rounds(p)
         )
         achieved = f"closed loop -> {_n(p['achieved_rate'])} ev/s"
-        out.append(
-            (
-                label,
-                measured,
-                f"no-op FastAPI {_n(b['achieved_rate'])} ev/s, "
-                f"p50/p99 {_ms(b['service_ms'], 'p50', 'p99')}" + _rounds(b),
-                _ratio(s["ratio"]),
-                achieved,
-            )
-        )
-        if "durable" in s:
-            d = s["durable"]
-            out.append(
-                (
-                    label,
-                    measured,
-                    f"one durable INSERT per request {_n(d['achieved_rate'])} ev/s, "
-                    f"p50/p99 {_ms(d['service_ms'], 'p50', 'p99')}" + _rounds(d),
-                    _ratio(s["ratio_durable"]),
-                    achieved,
+        for key, ratio_key, name in (
+            ("baseline", "ratio", "no-op FastAPI"),
+            ("traced", "ratio_traced", "no-op FastAPI traced as the services are"),
+            ("durable", "ratio_durable", "one durable INSERT per request"),
+        ):
+            if key in s:
+                b = s[key]
+                baseline = (
+                    f"{name} {_n(b['achieved_rate'])} ev/s,"
+                    f" p50/p99 {_ms(b['service_ms'], 'p50', 'p99')}" + _rounds(b)
                 )
-            )
+                out.append((label, measured, baseline, _ratio(s[ratio_key]), achieved))
         off = s.get("telemetry_off")
         if off:
             out.append(
@@ -416,7 +406,11 @@ def _server_cpu(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     single = r.get("single", {})
     mine = single.get("pipeline", {}).get("server_cpu_ms_per_event")
     out = []
-    for key, label in (("baseline", "no-op FastAPI"), ("durable", "one durable INSERT")):
+    for key, label in (
+        ("baseline", "no-op FastAPI"),
+        ("traced", "no-op FastAPI, traced"),
+        ("durable", "one durable INSERT"),
+    ):
         theirs = single.get(key, {}).get("server_cpu_ms_per_event")
         if mine and theirs:
             out.append(
@@ -540,6 +534,8 @@ def cpu_section(r: dict[str, Any]) -> list[str]:
         ("pipeline", "1. single POST (nlib)"),
         ("telemetry_off", "1. single POST (nlib), OpenTelemetry off in nlib"),
         ("one_client", "1. single POST (nlib), one client"),
+        ("baseline", "1. no-op FastAPI"),
+        ("traced", "1. no-op FastAPI, traced as the services are"),
         ("durable", "1. durable INSERT"),
     ):
         if single.get(key, {}).get("cpu"):
@@ -547,6 +543,9 @@ def cpu_section(r: dict[str, Any]) -> list[str]:
     alone = single.get("durable", {}).get("one_client", {})
     if alone.get("cpu"):
         runs.append(("1. durable INSERT, one client", alone["cpu"]))
+    producer = r.get("batch", {}).get("baseline", {})
+    if producer.get("cpu"):
+        runs.append(("2. bare producer, while it sends (per record)", producer["cpu"]))
     batch = r.get("batch", {}).get("pipeline", {})
     if batch.get("cpu"):
         runs.append(("2. batch POST, until all in Kafka", batch["cpu"]))
@@ -824,17 +823,42 @@ def projection_ms(r: dict[str, Any]) -> float | None:
     return min(found) if found else None
 
 
-def accept_floor_ms(r: dict[str, Any]) -> float | None:
+def _request_floor(r: dict[str, Any]) -> tuple[str, float] | None:
+    """The cheapest request an accepted event can come in by, whole machine, ms: the no-op
+    endpoint traced as the services are (runs before it was measured: the untraced one)."""
+    single = r.get("single") or {}
+    for key, what in (("traced", "the traced no-op's"), ("baseline", "the no-op's")):
+        ms = _machine_ms(single.get(key))
+        if ms is not None:
+            return what, ms
+    return None
+
+
+def _record_floor_ms(r: dict[str, Any]) -> float:
+    """What putting one record into Kafka costs the machine at the least: the bare
+    producer's CPU per record while it sends (0.0 in runs before it was measured)."""
+    return _machine_ms((r.get("batch") or {}).get("baseline")) or 0.0
+
+
+def accept_floor(r: dict[str, Any]) -> tuple[str, float] | None:
     """The least CPU of the whole machine an event accepted by a single POST can cost, from
-    this run's baselines: its request, as cheap as the no-op endpoint's (server and load
-    generator), plus its projection (the dashboard keeping up on the same cores). Storing
-    it (shared transactions can make that cheaper than a durable INSERT per request),
-    relaying, validating and tracing it come on top."""
-    request = _machine_ms((r.get("single") or {}).get("baseline"))
+    this run's baselines, and what it counts: its request, as cheap as the no-op endpoint's
+    traced as every request is (server and load generator); its record put into Kafka as
+    cheaply as the bare producer puts one (producer and broker); and its projection (the
+    dashboard keeping up on the same cores). Storing it (shared transactions can make that
+    cheaper than a durable INSERT per request), relaying it from the outbox, validating it
+    and its spans beyond the request's come on top."""
+    request = _request_floor(r)
     projection = projection_ms(r)
     if request is None or projection is None:
         return None
-    return request + projection
+    (whose, request_ms), record_ms = request, _record_floor_ms(r)
+    parts = [f"a request as cheap as {whose} ({request_ms:.2f} ms)"]
+    if record_ms:
+        parts.append(f"its record sent as the bare producer sends one ({record_ms:.3f} ms)")
+    parts.append(f"the projection ({projection:.2f} ms)")
+    total = request_ms + record_ms + projection
+    return f"{', '.join(parts[:-1])} and {parts[-1]}: {total:.2f} ms of CPU per event", total
 
 
 def bound_text(what: str, bound_rate: float, target_rate: float, target: str = "the target") -> str:
@@ -861,19 +885,16 @@ def _cores(r: dict[str, Any]) -> int:
 
 def bounds(r: dict[str, Any]) -> dict[str, str]:
     """Per target (by its `Target` key), the most this machine can give whatever the code,
-    from this run's baselines (see `accept_floor_ms`); a target above it cannot be met here
+    from this run's baselines (see `accept_floor`); a target above it cannot be met here
     with every process on the same two cores."""
     out: dict[str, str] = {}
     cores = _cores(r)
-    floor = accept_floor_ms(r)
+    accept = accept_floor(r)
     projection = projection_ms(r)
     single = r.get("single") or {}
-    if floor and "durable" in single:
+    if accept and "durable" in single:
+        what, floor = accept
         ceiling = cores * 1000 / floor
-        what = (
-            f"a request as cheap as the no-op's ({_machine_ms(single['baseline']):.2f} ms) plus"
-            f" the projection ({projection:.2f} ms): {floor:.2f} ms of CPU per event"
-        )
         durable_rate = single["durable"]["achieved_rate"]
         noop_rate = single["baseline"]["achieved_rate"]
         out["single"] = "; ".join(
@@ -894,11 +915,21 @@ def bounds(r: dict[str, Any]) -> dict[str, str]:
     valid = (r.get("rebuild") or {}).get("bare_validate")
     if batch and projection:
         validate_ms = 1000 / floor_rate(valid) if valid and valid.get("rate") else 0.0
-        what = f"projecting each accepted event ({projection:.2f} ms)"
-        if validate_ms:
-            what = f"validating ({validate_ms:.3f} ms) and {what}"
+        record_ms = _record_floor_ms(r)
+        parts = [
+            *([f"validating ({validate_ms:.3f} ms)"] if validate_ms else []),
+            *(
+                [f"sending its record as the bare producer does ({record_ms:.3f} ms)"]
+                if record_ms
+                else []
+            ),
+            f"projecting each accepted event ({projection:.2f} ms)",
+        ]
+        what = f"{', '.join(parts[:-1])} and {parts[-1]}" if len(parts) > 1 else parts[0]
         out["batch"] = bound_text(
-            what, cores * 1000 / (projection + validate_ms), 0.35 * batch["baseline"]["rate"]
+            what,
+            cores * 1000 / (projection + validate_ms + record_ms),
+            0.35 * batch["baseline"]["rate"],
         )
     if valid and valid.get("rate"):
         per_process = floor_rate(valid)
@@ -1124,8 +1155,10 @@ def targets_section(r: dict[str, Any]) -> list[str]:
         "Met or not, from this run; for a target missed, where its time goes (the CPU table "
         "and the flame graph summaries below). The bound is the most this machine can give, "
         "whatever the code, with every process on its two cores, from this run's baselines: "
-        "an accepted event costs at least a no-op request and its projection (storing, "
-        "relaying, validating and tracing it come on top), a live projection at least the "
+        "an accepted event costs at least a no-op request traced as every request is (its "
+        "server span and HTTP metrics), its record put into Kafka as cheaply as a bare "
+        "producer puts one, and its projection (storing, relaying, validating it and its "
+        "other spans come on top), a live projection at least the "
         "validation and the tracing of each record (its consume span and end-to-end latency, "
         "which every event must have), and a rebuild at least the validation of each record "
         "(it traces none). A target beyond its bound cannot be met here; "

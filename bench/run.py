@@ -4,11 +4,13 @@ same run, print one table and write ``bench/results/latest.md`` (+ ``latest.json
     python -m bench.run --size smoke|full [--infra private|shared] [--keep]
 
 Phases (in this order, because later ones load the topics and the dashboard):
-1. single-event ingestion vs a no-op FastAPI endpoint and a durable INSERT (closed loop,
-   keep-alive clients; the three in turn, `SINGLE_ROUNDS` rounds each), and again with nlib
+1. single-event ingestion vs a no-op FastAPI endpoint (untraced, and traced as the
+   services' requests are) and a durable INSERT (closed loop, keep-alive clients; the four
+   in turn, `SINGLE_ROUNDS` rounds each), and again with nlib
    restarted with OpenTelemetry off (`TELEMETRY_OFF`); then nlib and the
    durable INSERT with one client sending one event after another (`ONE_CLIENT_SHARE`);
-2. batch ingestion vs a bare aiokafka producer (acks=all, idempotent), same events;
+2. batch ingestion vs a bare aiokafka producer (acks=all, idempotent), same events (the
+   machine's CPU while it sends: the least one record put into Kafka costs);
 3. end-to-end latency 202 -> projection commit at a fixed rate; then the highest rate the
    pipeline sustains with p99 < 1 s (a ramp, each step ``ramp_seconds`` long);
 4. the dashboard with ``projected_events`` loaded straight into Kafka (fast loader):
@@ -64,7 +66,7 @@ from bench.procmem import CpuMeter, cpu_seconds
 from bench.profile import REBUILD_SECONDS, Profiler, shares_of
 from bench.profile import RESULTS as PROFILES
 from bench.sizes import PHASES, SIZES, BenchSize
-from bench.stack import BIN, BenchStack, ServiceProcess, private_infra
+from bench.stack import BIN, BenchStack, ServiceProcess, exported_nowhere, private_infra
 from bench.stats import ratio, summarise
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -84,11 +86,11 @@ ONE_CLIENT_SHARE = 0.5
 system sending what it has one event at a time waits for each answer, so its rate is one
 over the latency of a lone request (no other request shares its transaction)."""
 SINGLE_ROUNDS = 3
-"""The single POST and its two baselines are loaded in turn, ``single_seconds`` split into this
+"""The single POST and its three baselines are loaded in turn, ``single_seconds`` split into this
 many rounds each (the first of each round moving on), and each reports its median round. They
 used to run one after the other, a minute apart, and the host's speed drifts over minutes:
 from one full run to the next the durable INSERT's rate moved +14% while the no-op's moved
--12%. Turns of a few seconds give the three the same host."""
+-12%. Turns of a few seconds give the four the same host."""
 TELEMETRY_OFF = {"OTEL_SDK_DISABLED": "true"}
 """OpenTelemetry's own switch: no spans and no metrics. A figure measured again with a service
 restarted with it tells what the service's telemetry (every request and event traced and
@@ -129,17 +131,20 @@ class Bench:
         size = self.size
         seconds = size.single_seconds / SINGLE_ROUNDS
         log(
-            "1. single-event: no-op FastAPI, one durable INSERT per request and nlib, in turn:"
-            f" {SINGLE_ROUNDS} rounds of {seconds:g}s each"
+            "1. single-event: no-op FastAPI (untraced, then traced as the services are), one"
+            f" durable INSERT per request and nlib, in turn: {SINGLE_ROUNDS} rounds of"
+            f" {seconds:g}s each"
         )
         durable_env = {DURABLE_URL_ENV: self.stack.database_url("nlib")}
         nlib = targets(self.stack, ("nlib",))[0]
         with (
             self._served("noop", "bench.noop_app:served", 9, {}) as noop_app,
+            self._served("noop-traced", "bench.noop_app:traced", 10, {}) as traced_app,
             self._served("durable", "bench.durable_app:app", 8, durable_env) as durable_app,
         ):
             sides = {
                 "noop": (Target("nlib", noop_app.url, "none"), noop_app.pid),
+                "noop_traced": (Target("nlib", traced_app.url, "none"), traced_app.pid),
                 "durable": (Target("nlib", durable_app.url, "none"), durable_app.pid),
                 "nlib": (nlib, self.stack.services["nlib"].pid),
             }
@@ -151,8 +156,12 @@ class Bench:
                     target, pid = sides[side]
                     label = f"single-{side}-{number + 1}"
                     rounds[side].append(self._closed(target, label, pid, seconds=seconds))
-            noop, durable, pipeline = (median_round(rounds[side]) for side in sides)
-            for result, app in ((noop, noop_app), (durable, durable_app)):
+            noop, noop_traced, durable, pipeline = (median_round(rounds[s]) for s in sides)
+            for result, app in (
+                (noop, noop_app),
+                (noop_traced, traced_app),
+                (durable, durable_app),
+            ):
                 kib = app.rss_kib()
                 result["rss_mib"] = kib and round(kib / 1024, 1)
             log("1. single-event: the durable INSERT, one client")
@@ -172,12 +181,14 @@ class Bench:
         one_client = self._closed(nlib, "single-nlib-one-client", nlib_pid, one_client=True)
         self.results["single"] = {
             "baseline": noop,
+            "traced": noop_traced,
             "durable": durable,
             "pipeline": pipeline,
             "telemetry_off": telemetry_off,
             "one_client": one_client,
             "ratio": ratio(pipeline["achieved_rate"], noop["achieved_rate"]),
             "ratio_durable": ratio(pipeline["achieved_rate"], durable["achieved_rate"]),
+            "ratio_traced": ratio(pipeline["achieved_rate"], noop_traced["achieved_rate"]),
         }
 
     @contextlib.contextmanager
@@ -210,7 +221,7 @@ class Bench:
         process = ServiceProcess(
             name,
             argv,
-            {**os.environ, "PYTHONPATH": str(RESULTS.parent.parent), **env},
+            {**exported_nowhere(os.environ), "PYTHONPATH": str(RESULTS.parent.parent), **env},
             port,
             self.workdir / f"{name}.log",
         )

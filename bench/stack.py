@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,12 @@ ENV_PREFIX = {
 }
 PORT_OFFSET = {"dashboard": 0, "nlib": 1, "tinl": 2, "werkplaats": 3}
 BIN = Path(sys.executable).parent
+
+
+def exported_nowhere(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` without the OTLP exporters' variables: a bench process's telemetry is recorded
+    (spans made, metrics kept) but exported nowhere, so a run does not depend on a collector."""
+    return {k: v for k, v in env.items() if not k.startswith("OTEL_EXPORTER_OTLP")}
 
 
 def bench_slot() -> int:
@@ -258,7 +265,7 @@ class BenchStack:
     def _process(self, name: str) -> ServiceProcess:
         prefix = ENV_PREFIX[name]
         port = self.base_port + PORT_OFFSET[name]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_EXPORTER_OTLP")}
+        env = exported_nowhere(os.environ)
         env.update(
             {
                 "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,

@@ -12,7 +12,7 @@ import pytest
 
 from bench.report import (
     BENCH_BUDGET_S,
-    accept_floor_ms,
+    accept_floor,
     bounds,
     cpu_section,
     projection_ms,
@@ -59,7 +59,52 @@ def run() -> dict[str, Any]:
 def test_an_accepted_event_costs_at_least_a_no_op_request_and_its_cheapest_projection() -> None:
     r = run()
     assert projection_ms(r) == 0.5
-    assert accept_floor_ms(r) == 1.0  # 0.5 + 0.5: 2 cores give at most 2,000 ev/s
+    floor = accept_floor(r)
+    assert floor is not None and floor[1] == 1.0  # 0.5 + 0.5: 2 cores give at most 2,000 ev/s
+    assert floor[0].startswith("a request as cheap as the no-op's (0.50 ms) and the projection")
+
+
+def test_an_accepted_event_costs_a_traced_request_and_its_record_sent_where_measured() -> None:
+    """Every request a service answers is traced, and every accepted event is put into
+    Kafka: measured in the run, the traced no-op's request (not the untraced one's) and the
+    bare producer's CPU per record count in the floor of an accepted event, and the record's
+    in the batch's too."""
+    r = run()
+    r["single"]["traced"] = {"achieved_rate": 800, **cpu(0.7)}
+    r["batch"]["baseline"] |= cpu(0.05)
+    r["rebuild"]["bare_validate"] = {"rate": 4_000}
+    floor = accept_floor(r)
+
+    assert floor is not None and floor[1] == pytest.approx(1.25)  # 0.7 + 0.05 + 0.5
+    assert floor[0] == (
+        "a request as cheap as the traced no-op's (0.70 ms), its record sent as the bare"
+        " producer sends one (0.050 ms) and the projection (0.50 ms): 1.25 ms of CPU per event"
+    )
+    found = bounds(r)
+    assert "at most 1,600 ev/s" in found["single"]
+    assert found["highest"].endswith(
+        "0.533x of the target (3,000 ev/s): out of reach on this machine"
+    )
+    # validating (0.25 ms), sending (0.05 ms) and projecting (0.5 ms): 2,500 ev/s
+    assert "sending its record as the bare producer does (0.050 ms)" in found["batch"]
+    assert "at most 2,500 ev/s" in found["batch"]
+    cpu_rows = [
+        line.split(" | ")[0] for line in cpu_section({k: r[k] for k in ("single", "batch")})
+    ]
+    assert "| 1. no-op FastAPI, traced as the services are" in cpu_rows
+    assert "| 2. bare producer, while it sends (per record)" in cpu_rows
+
+
+def test_the_single_post_is_a_row_against_the_traced_no_op_where_measured() -> None:
+    def side(rate: float) -> dict[str, Any]:
+        return {"achieved_rate": rate, "concurrency": 64, "service_ms": {"p50": 1, "p99": 2}}
+
+    single = {"baseline": side(5_000), "pipeline": side(1_000), "ratio": 0.2}
+    assert not [row for row in rows({"single": single}) if "traced" in row[2]]
+    single |= {"traced": side(4_000), "ratio_traced": 0.25}
+    [row] = [row for row in rows({"single": single}) if "traced" in row[2]]
+    assert row[2].startswith("no-op FastAPI traced as the services are 4,000 ev/s")
+    assert row[3] == "0.25x"
 
 
 def test_a_target_beyond_what_the_cores_give_is_out_of_reach() -> None:
@@ -81,7 +126,7 @@ def test_a_target_beyond_what_the_cores_give_is_out_of_reach() -> None:
 
 def test_a_run_without_the_baselines_states_no_bound() -> None:
     assert bounds({"batch": {"baseline": {"rate": 10_000}}}) == {}
-    assert accept_floor_ms({"dashboard": {"projection": cpu(1.0)}}) is None
+    assert accept_floor({"dashboard": {"projection": cpu(1.0)}}) is None
 
 
 def test_the_report_states_each_targets_bound_beside_it() -> None:
