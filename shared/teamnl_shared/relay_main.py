@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 
@@ -28,10 +29,15 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import SettingsConfigDict
 
 from .collector import settle_collector
+from .contract.topics import INGESTION_SERVICES
 from .ingestion.runtime import parked_topic, relay_once_topics_exist, service_relay
 from .ingestion.settings import IngestionSettings
-from .outbox import drained
+from .outbox import OutboxRelay, drained
 from .telemetry import Telemetry, configure_logging, setup_telemetry
+
+MAX_BATCH_SIZE = 2_000
+"""The most outbox rows a batch may read: they are held in memory together, each up to the
+service's largest event (the services' own relay reads 500)."""
 
 
 async def _main(
@@ -78,12 +84,20 @@ def service_settings(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--service", required=True, help="whose outbox: nlib, tinl or werkplaats")
+    parser.add_argument("--service", required=True, choices=INGESTION_SERVICES, help="whose outbox")
     parser.add_argument("--database-url", help="default: <SERVICE>_DATABASE_URL")
     parser.add_argument("--bootstrap", help="default: KAFKA_BOOTSTRAP_SERVERS")
-    parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument(
-        "--metrics-port", type=int, default=0, help="serve metrics here at <SERVICE>_HOST (0: none)"
+        "--batch-size",
+        type=_within(1, MAX_BATCH_SIZE),
+        default=OutboxRelay.batch_size,
+        help=f"outbox rows read and published at a time (1 to {MAX_BATCH_SIZE:,})",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=_within(0, 65_535),
+        default=0,
+        help="serve metrics here at <SERVICE>_HOST (0: none)",
     )
     args = parser.parse_args()
     try:
@@ -100,6 +114,21 @@ def main() -> None:
         uvloop.run(_main(settings, args.service, args.batch_size, telemetry))
     finally:
         telemetry.shutdown()  # what the OTLP exporters still hold
+
+
+def _within(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high`, else a usage error saying so."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"{number} is not from {low} to {high:,}")
+        return number
+
+    return parse
 
 
 def _problem(problem: ErrorDetails) -> str:

@@ -27,12 +27,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from teamnl_shared.contract.topics import INGESTION_SERVICES, IngestionService
 from teamnl_suite.infra import Infrastructure
 from teamnl_suite.infra.process import exclusive_lock
 
 from . import demo, pidfile
 from .client import IngestionClient, SendReport
-from .config import BY_NAME, INGESTION_SERVICES, SERVICES, SuiteConfig
+from .config import BY_NAME, SERVICES, SuiteConfig
 from .output import ConsoleSink, FileSink
 from .supervisor import Supervisor, install_signal_handlers
 
@@ -50,7 +51,7 @@ T = TypeVar("T")
 
 ReadyTimeout = Annotated[float, typer.Option(help="seconds to wait for the services")]
 NoSeed = Annotated[bool, typer.Option("--no-seed", help="no demo credentials, no seed")]
-ServiceOption = Annotated[str, typer.Option("--service", help="nlib | tinl | werkplaats")]
+ServiceOption = Annotated[IngestionService, typer.Option("--service", help="the service")]
 
 
 def _supervisor_pid_file(config: SuiteConfig) -> Path:
@@ -63,6 +64,7 @@ def _start_infra() -> None:
 
 
 def _check_service(service: str) -> str:
+    """A service named in a value (``--key SERVICE=KEY``); typer checks ``--service``."""
     if service not in INGESTION_SERVICES:
         raise typer.BadParameter(f"{service!r}: one of {', '.join(INGESTION_SERVICES)}")
     return service
@@ -386,7 +388,6 @@ def replay(
     batch_size: Annotated[int, typer.Option(min=1, max=1000)] = 500,
 ) -> None:
     """Post a file of CloudEvents in batches; shows progress and each refused event."""
-    _check_service(service)
     base_url = url or SuiteConfig.from_env().endpoint(service).url
     lines, documents, unreadable = _read_jsonl(file)
     with _progress() as progress:
@@ -468,7 +469,7 @@ def keys_create(
     from teamnl_shared.ingestion import create_key, ensure_key_store
     from teamnl_shared.ingestion.keys import InvalidKeyRequest
 
-    url = SuiteConfig.from_env().keys_database_url(_check_service(service))
+    url = SuiteConfig.from_env().keys_database_url(service)
     event_types = [t.strip() for t in types.split(",") if t.strip()] or None
 
     async def issue(pool: Any) -> Any:
@@ -489,7 +490,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(
     service: Annotated[
-        str | None, typer.Option("--service", help="one service; default all three")
+        IngestionService | None, typer.Option("--service", help="one service; default all three")
     ] = None,
 ) -> None:
     """List keys (ids, partners, scopes; never secrets)."""
@@ -497,7 +498,7 @@ def keys_list(
 
     config = SuiteConfig.from_env()
     table = Table("service", "key id", "partner", "types", "created", "revoked")
-    for name in [_check_service(service)] if service else INGESTION_SERVICES:
+    for name in [service] if service else INGESTION_SERVICES:
 
         async def stored(pool: Any, name: str = name) -> Any:
             await ensure_key_store(pool)
@@ -523,7 +524,7 @@ def keys_revoke(
     """Revoke a key at once."""
     from teamnl_shared.ingestion import revoke_key
 
-    url = SuiteConfig.from_env().keys_database_url(_check_service(service))
+    url = SuiteConfig.from_env().keys_database_url(service)
     if not _with_pool(url, lambda pool: revoke_key(pool, key_id)):
         err.print(f"[red]no active key {key_id} on {service}")
         raise typer.Exit(1)

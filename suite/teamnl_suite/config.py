@@ -19,8 +19,6 @@ from urllib.parse import urlsplit
 
 from teamnl_suite.infra import Infrastructure
 
-INGESTION_SERVICES = ("nlib", "tinl", "werkplaats")
-
 
 @dataclass(frozen=True)
 class ServiceSpec:

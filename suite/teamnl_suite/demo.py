@@ -25,13 +25,14 @@ from typing import TypeVar
 import asyncpg
 import httpx
 
+from teamnl_shared.contract.topics import INGESTION_SERVICES
 from teamnl_shared.db import create_pool
 from teamnl_suite.infra import with_database
 from teamnl_suite.infra.postgres import create_databases
 
 from . import seed
 from .client import IngestionClient, SendReport
-from .config import INGESTION_SERVICES, SuiteConfig, database_name
+from .config import SuiteConfig, database_name
 
 DEMO_EMAIL = "demo@iso.nl"
 DEMO_ROLE = "secretariat"

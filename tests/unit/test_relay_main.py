@@ -38,3 +38,31 @@ def test_without_a_database_it_says_which_variable_to_set(
 
     assert exit_.value.code == 2
     assert "WERKPLAATS_DATABASE_URL is required" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        (["--service", "globalstars"], "argument --service: invalid choice: 'globalstars'"),
+        (["--service", "nlib", "--batch-size", "0"], "--batch-size: 0 is not from 1 to 2,000"),
+        (["--service", "nlib", "--batch-size", "2001"], "2001 is not from 1 to 2,000"),
+        (["--service", "nlib", "--batch-size", "many"], "not a whole number: 'many'"),
+        (["--service", "nlib", "--metrics-port", "70000"], "70000 is not from 0 to 65,535"),
+    ],
+)
+def test_it_refuses_what_it_cannot_relay_with_a_usage_error(
+    arguments: list[str],
+    says: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A service that has no outbox (the Global Stars family is TINL's), or a batch or port
+    out of range, stops it before it reads any setting or connects anywhere."""
+    monkeypatch.setenv("NLIB_DATABASE_URL", "postgresql://nlib@db/nlib")
+    monkeypatch.setattr("sys.argv", ["relay_main", *arguments])
+
+    with pytest.raises(SystemExit) as exit_:
+        relay_main.main()
+
+    assert exit_.value.code == 2
+    assert says in capsys.readouterr().err

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 from aiokafka import ConsumerRecord
 
-from teamnl_shared.contract.topics import deadletter_topic
+from teamnl_shared.contract.topics import INGESTION_SERVICES, deadletter_topic
 from teamnl_shared.db import transaction
 from teamnl_shared.kafka import ensure_topics, header, manual_commit_consumer
 from teamnl_shared.outbox import NOTICE_HEADER
@@ -30,11 +30,9 @@ from .settings import DashboardSettings
 
 log = logging.getLogger(__name__)
 
-INITIATIVE_SERVICES = ("nlib", "tinl", "werkplaats")
-
 
 def notice_topics(settings: DashboardSettings) -> list[str]:
-    return [settings.topic(deadletter_topic(service)) for service in INITIATIVE_SERVICES]
+    return [settings.topic(deadletter_topic(service)) for service in INGESTION_SERVICES]
 
 
 @dataclass

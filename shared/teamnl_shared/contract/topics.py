@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal, get_args
 
 from teamnl_shared.contract.registry import spec_for
 
@@ -23,6 +24,10 @@ PUBLISHED_BY: dict[str, str] = {
 }
 """The service that publishes each initiative family (TINL runs the Global Stars calls);
 every ingestion service publishes the ``ops`` family about itself."""
+IngestionService = Literal["nlib", "tinl", "werkplaats"]
+"""An initiative service: each takes its partners' events and relays them to Kafka from its
+own outbox; the publishers of `PUBLISHED_BY`."""
+INGESTION_SERVICES: tuple[IngestionService, ...] = get_args(IngestionService)
 OPS_PUBLISHER = "every ingestion service"
 
 DEADLETTER_PREFIX = "teamnl.deadletter."

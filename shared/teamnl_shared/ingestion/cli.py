@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from teamnl_shared.contract.topics import IngestionService
 from teamnl_shared.db import create_pool
 from teamnl_shared.outbox import ParkedRow, parked_rows
 
@@ -36,7 +37,9 @@ DatabaseOption = Annotated[
         help="key store; default TEAMNL_KEYS_DATABASE_URL or <SERVICE>_DATABASE_URL",
     ),
 ]
-ServiceOption = Annotated[str, typer.Option("--service", help="nlib | tinl | werkplaats")]
+ServiceOption = Annotated[
+    IngestionService, typer.Option("--service", help="the initiative service")
+]
 
 
 def database_url(service: str, given: str | None) -> str:
