@@ -7,11 +7,14 @@ Central by Maven into a cache folder outside the repository.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -201,11 +204,26 @@ def _cluster_id() -> str:
 
 def wait_ready(bootstrap: str, timeout: float, log_tail: object = None) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        # Ready for consumer groups too: the first group on a new broker would otherwise
-        # wait for the offsets topic to be created (the first test's, say).
-        if asyncio.run(ping(bootstrap, groups=True)):
-            return
-        time.sleep(0.5)
+    with _refusals_expected():
+        while time.monotonic() < deadline:
+            # Ready for consumer groups too: the first group on a new broker would otherwise
+            # wait for the offsets topic to be created (the first test's, say).
+            if asyncio.run(ping(bootstrap, groups=True)):
+                return
+            time.sleep(0.5)
     tail = log_tail() if callable(log_tail) else ""
     raise KafkaError(f"Kafka at {bootstrap} not ready after {timeout:.0f}s\n{tail}")
+
+
+@contextlib.contextmanager
+def _refusals_expected() -> Iterator[None]:
+    """aiokafka logs every refused connection as an error ("Unable connect to ..."): while a
+    broker starts, its port refuses a few times by design, and ``make run`` printed a dozen
+    such lines before every start. The wait reports its own failure, with the broker's log."""
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
