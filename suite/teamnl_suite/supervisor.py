@@ -96,7 +96,7 @@ class Supervisor:
             if code is None:  # stopped on request
                 return
             crashes = 0 if time.monotonic() - started >= self.policy.healthy_after else crashes + 1
-            self.sink.notice(spec.name, f"CRASHED: exited with code {code}", error=True)
+            self.sink.notice(spec.name, f"CRASHED: {how_it_ended(code)}", error=True)
             if crashes >= self.policy.give_up_after:
                 self.sink.notice(
                     spec.name,
@@ -155,12 +155,22 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             await exited
-        self.sink.notice(name, f"stopped (exit code {process.returncode})")
+        code = process.returncode
+        self.sink.notice(name, f"stopped ({how_it_ended(code)})", error=code is None or code > 0)
 
     async def _pump(self, name: str, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
         while line := await process.stdout.readline():
             self.sink.line(name, line.decode(errors="replace").rstrip("\r\n"))
+
+
+def how_it_ended(returncode: int | None) -> str:
+    """ "exited with code 3", or the signal that ended the process: "ended by SIGTERM" (what
+    uvicorn does after its graceful shutdown: it raises the signal it handled again)."""
+    if returncode is not None and returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"ended by {signal.Signals(-returncode).name}"
+    return f"exited with code {returncode}"
 
 
 def install_signal_handlers(

@@ -74,7 +74,12 @@ async def test_a_stop_request_ends_every_service_and_removes_its_pid_file(tmp_pa
         "print('up', flush=True)\n"
         "while True: time.sleep(0.05)"
     )
-    services = tuple(fake_service(tmp_path, name, body) for name in ("one", "two"))
+    # as uvicorn ends: its shutdown done, it raises the signal it handled again
+    again = body.replace(
+        "sys.exit(0)",
+        "signal.signal(signal.SIGTERM, signal.SIG_DFL), signal.raise_signal(signal.SIGTERM)",
+    )
+    services = (fake_service(tmp_path, "one", body), fake_service(tmp_path, "two", again))
     sink = RecordingSink(awaited="up", count=2)
     supervisor = Supervisor(config_for(tmp_path, *services), sink, QUICK, services=services)
     run = asyncio.create_task(supervisor.run())
@@ -87,6 +92,8 @@ async def test_a_stop_request_ends_every_service_and_removes_its_pid_file(tmp_pa
 
     assert sorted(text for _, text in sink.lines) == ["bye", "bye", "up", "up"]
     assert not any(error for _, _, error in sink.notices)
+    stopped = {name: text for name, text, _ in sink.notices if text.startswith("stopped")}
+    assert stopped == {"one": "stopped (exited with code 0)", "two": "stopped (ended by SIGTERM)"}
     assert not any(pidfile.alive(pid) for pid in pids if pid is not None)
     assert not list(supervisor.pid_dir.glob("*.pid"))
 
