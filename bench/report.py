@@ -858,7 +858,12 @@ def accept_floor(r: dict[str, Any]) -> tuple[str, float] | None:
         parts.append(f"its record sent as the bare producer sends one ({record_ms:.3f} ms)")
     parts.append(f"the projection ({projection:.2f} ms)")
     total = request_ms + record_ms + projection
-    return f"{', '.join(parts[:-1])} and {parts[-1]}: {total:.2f} ms of CPU per event", total
+    return f"{_listed(parts)}: {total:.2f} ms of CPU per event", total
+
+
+def _listed(parts: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return f"{', '.join(parts[:-1])} and {parts[-1]}" if len(parts) > 1 else parts[0]
 
 
 def bound_text(what: str, bound_rate: float, target_rate: float, target: str = "the target") -> str:
@@ -916,18 +921,12 @@ def bounds(r: dict[str, Any]) -> dict[str, str]:
     if batch and projection:
         validate_ms = 1000 / floor_rate(valid) if valid and valid.get("rate") else 0.0
         record_ms = _record_floor_ms(r)
-        parts = [
-            *([f"validating ({validate_ms:.3f} ms)"] if validate_ms else []),
-            *(
-                [f"sending its record as the bare producer does ({record_ms:.3f} ms)"]
-                if record_ms
-                else []
-            ),
-            f"projecting each accepted event ({projection:.2f} ms)",
-        ]
-        what = f"{', '.join(parts[:-1])} and {parts[-1]}" if len(parts) > 1 else parts[0]
+        parts = [f"validating ({validate_ms:.3f} ms)"] if validate_ms else []
+        if record_ms:
+            parts.append(f"sending its record as the bare producer does ({record_ms:.3f} ms)")
+        parts.append(f"projecting each accepted event ({projection:.2f} ms)")
         out["batch"] = bound_text(
-            what,
+            _listed(parts),
             cores * 1000 / (projection + validate_ms + record_ms),
             0.35 * batch["baseline"]["rate"],
         )
