@@ -525,7 +525,7 @@ def keys_revoke(
     from teamnl_shared.ingestion import revoke_key
 
     url = SuiteConfig.from_env().keys_database_url(service)
-    if not _with_pool(url, lambda pool: revoke_key(pool, key_id)):
+    if not _with_pool(url, lambda pool: revoke_key(pool, key_id, service)):
         err.print(f"[red]no active key {key_id} on {service}")
         raise typer.Exit(1)
     err.print(f"[green]revoked[/] {key_id}")

@@ -97,12 +97,13 @@ async def test_metrics_count_accepted_and_rejected(database_url: str, kafka_boot
 
 
 async def test_keys_cli_creates_lists_and_revokes(database_url: str, kafka_bootstrap: str) -> None:
-    env = {**os.environ, "NLIB_DATABASE_URL": database_url}
+    # one key store for every service, as TEAMNL_KEYS_DATABASE_URL makes it
+    env = {**os.environ, "TEAMNL_KEYS_DATABASE_URL": database_url}
     cli = [sys.executable, "-m", "teamnl_shared.ingestion.cli"]
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*cli, *args], env=env, capture_output=True, text=True, check=True, timeout=60
+            [*cli, *args], env=env, capture_output=True, text=True, check=check, timeout=60
         )
 
     created = run("create", "--service", "nlib", "--partner", "rvo-crm", "--types", HELD)
@@ -111,9 +112,14 @@ async def test_keys_cli_creates_lists_and_revokes(database_url: str, kafka_boots
     assert key.startswith("tnl_") and key_id in created.stderr
     listing = run("list", "--service", "nlib").stdout
     assert key_id in listing and key.split("_", 2)[2] not in listing
+    assert key_id not in run("list", "--service", "tinl").stdout
     # key_cache_seconds=0: the revocation counts at once (the cache bound has its own test)
     async with running("nlib", database_url, kafka_bootstrap, key_cache_seconds=0) as svc:
         event = structured(HELD, example(HELD), source="/partners/rvo-crm")
         assert (await svc.post(event, key)).status_code == 202
+        # naming another service revokes nothing: the key is nlib's
+        elsewhere = run("revoke", key_id, "--service", "tinl", check=False)
+        assert elsewhere.returncode == 1 and f"no active key {key_id} on tinl" in elsewhere.stderr
+        assert (await svc.client.get("/v1/missions", headers=auth(key))).status_code == 200
         run("revoke", key_id, "--service", "nlib")
         assert (await svc.client.get("/v1/missions", headers=auth(key))).status_code == 401

@@ -119,9 +119,10 @@ def revoke(
     service: ServiceOption,
     database: DatabaseOption = None,
 ) -> None:
-    """Revoke a key at once."""
-    if not _run(database_url(service, database), lambda pool: revoke_stored_key(pool, key_id)):
-        err.print(f"[red]no active key {key_id}[/]")
+    """Revoke a key of the service at once."""
+    url = database_url(service, database)
+    if not _run(url, lambda pool: revoke_stored_key(pool, key_id, service)):
+        err.print(f"[red]no active key {key_id} on {service}[/]")
         raise typer.Exit(1)
     err.print(f"[green]revoked[/] {key_id}")
 

@@ -168,10 +168,14 @@ async def list_keys(pool: asyncpg.Pool, *, service: str | None = None) -> list[S
     ]
 
 
-async def revoke_key(pool: asyncpg.Pool, key_id: str) -> bool:
-    """Revoke a key by its id; False when no active key has that id."""
+async def revoke_key(pool: asyncpg.Pool, key_id: str, service: str | None = None) -> bool:
+    """Revoke a key by its id, only if it is `service`'s when one is named (the services may
+    share one key store); False when no such active key exists."""
     status: str = await pool.execute(
-        "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL", key_id
+        "UPDATE api_keys SET revoked_at = now()"
+        " WHERE key_id = $1 AND revoked_at IS NULL AND ($2::text IS NULL OR service = $2)",
+        key_id,
+        service,
     )
     return status.endswith(" 1")
 
