@@ -70,7 +70,6 @@ from bench.stack import (
     BenchStack,
     kafka_proxy_ports,
     private_infra,
-    start_infra,
 )
 from bench.tcp_proxy import ProxyThread
 from teamnl_shared.contract.registry import spec_for
@@ -271,7 +270,7 @@ class FaultRun:
         _sigkill(pid)
 
     def _start_kafka(self) -> None:
-        start_infra(self.stack.infra)
+        self.stack.infra.up()
 
     def _crash_postgres(self) -> None:
         data = self.stack.infra.postgres.data

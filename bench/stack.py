@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import re
 import signal
@@ -223,7 +222,7 @@ class BenchStack:
     def up(self, services: tuple[str, ...] = ALL_SERVICES) -> dict[str, float]:
         """Infrastructure, databases, topics, the services; returns start-up seconds each."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        start_infra(self.infra)
+        self.infra.up()  # quiet while Kafka boots (teamnl_suite.infra.kafka.wait_ready)
         asyncio.run(self._prepare())
         ready: dict[str, float] = {}
         for name in services:
@@ -346,14 +345,3 @@ def _postmaster_pid(data: Path) -> int | None:
         return int((data / "postmaster.pid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-
-
-def start_infra(infra: Infrastructure) -> None:
-    """``infra.up()`` without aiokafka's log line per refused connection while Kafka boots."""
-    quiet = logging.getLogger("aiokafka")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)
-    try:
-        infra.up()
-    finally:
-        quiet.setLevel(level)
