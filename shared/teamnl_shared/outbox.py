@@ -145,15 +145,23 @@ def record_of(event: Event, extra_headers: Mapping[str, str], topic: str) -> Out
     )
 
 
-# Rows in the order given ($1..$7 are parallel arrays, see insert_many_args); ``seq`` follows
-# that order. Also used as a CTE by the ingestion kit (receipts written in the same statement).
-INSERT_MANY = (
-    "INSERT INTO outbox (event_id, event_source, event_type, topic, key, headers, value)"
-    " SELECT o.id, o.source, o.type, o.topic, o.key, o.headers::jsonb, o.value"
-    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
-    " $7::bytea[]) WITH ORDINALITY AS o(id, source, type, topic, key, headers, value, ord)"
-    " ORDER BY o.ord RETURNING seq, event_id, event_source, event_type, topic, key"
-)
+def insert_many(condition: str = "TRUE") -> str:
+    """Rows in the order given ($1..$7 are parallel arrays, see :func:`insert_many_args`),
+    inserted only when ``condition`` holds; ``seq`` follows that order. Also used as a CTE by
+    the ingestion kit (receipts written in the same statement; the condition there says that
+    the event's own state was written by the same statement)."""
+    return (
+        "INSERT INTO outbox"  # noqa: S608 - the condition is the kit's constant, values are $n
+        " (event_id, event_source, event_type, topic, key, headers, value)"
+        " SELECT o.id, o.source, o.type, o.topic, o.key, o.headers::jsonb, o.value"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+        " $7::bytea[]) WITH ORDINALITY AS o(id, source, type, topic, key, headers, value, ord)"
+        f" WHERE {condition} ORDER BY o.ord"
+        " RETURNING seq, event_id, event_source, event_type, topic, key"
+    )
+
+
+INSERT_MANY = insert_many()
 
 
 _COLUMNS = ("event_id", "event_source", "event_type", "topic", "key", "headers", "value")

@@ -21,19 +21,24 @@ The pipeline's first run of a transaction skips step 1 and claims in step 3 inst
 (:func:`claim_and_record`): nearly every event is new, and a statement less is a round
 trip less per transaction. When an identity turns out to be stored already, or a handler
 refuses an event (which a replay's refusal would look like), that run is rolled back and the
-transaction run again in the order above.
+transaction run again in the order above. A lone event whose handler is one statement
+goes further (:func:`apply_claim_and_record`): its handler's statement, its outbox row and
+its receipt are one statement, run outside any transaction (one round trip instead of
+four, with BEGIN and COMMIT); a replay or a refusal makes the whole statement undo itself.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
-from teamnl_shared.outbox import INSERT_MANY, OutboxRecord, insert_many_args
+from teamnl_shared.outbox import INSERT_MANY, OutboxRecord, insert_many, insert_many_args
 
 Identity = tuple[str, str]  # (source, id)
 
@@ -84,20 +89,42 @@ _RECORD = (
     " WHERE r.event_source = q.event_source AND r.event_id = q.event_id"
     " RETURNING r.event_source, r.event_id, r.receipt::text"
 )
-# The outbox rows ($1..$7) and the receipts naming their sequence, claimed in the same
-# statement (identity order, as :data:`_CLAIM`): only the identities not stored before come back.
-_CLAIM_AND_RECORD = (
-    f"WITH queued AS ({INSERT_MANY})"  # noqa: S608 - constants only, values are $n
-    " INSERT INTO ingestion_receipts AS r"
-    " (event_source, event_id, event_type, fingerprint, partner, receipt)"
-    f" SELECT q.event_source, q.event_id, q.event_type, f.fingerprint, f.partner, {_RECEIPT}"
-    " FROM queued AS q"
-    " JOIN unnest($2::text[], $1::text[], $8::text[], $10::text[])"
-    " AS f(source, id, fingerprint, partner)"
-    " ON f.source = q.event_source AND f.id = q.event_id"
-    " ORDER BY q.event_source, q.event_id"
-    " ON CONFLICT DO NOTHING RETURNING r.event_source, r.event_id, r.receipt::text"
-)
+
+
+def _claim_and_record(before: str, queue: str, on_conflict: str) -> str:
+    """The outbox rows ($1..$7, queued by ``queue``) and the receipts naming their sequence,
+    claimed in the same statement (identity order, as :data:`_CLAIM`); ``before``: CTEs
+    that ``queue`` reads."""
+    return (
+        f"WITH {before}queued AS ({queue})"  # noqa: S608 - constants only, values are $n
+        " INSERT INTO ingestion_receipts AS r"
+        " (event_source, event_id, event_type, fingerprint, partner, receipt)"
+        f" SELECT q.event_source, q.event_id, q.event_type, f.fingerprint, f.partner, {_RECEIPT}"
+        " FROM queued AS q"
+        " JOIN unnest($2::text[], $1::text[], $8::text[], $10::text[])"
+        " AS f(source, id, fingerprint, partner)"
+        " ON f.source = q.event_source AND f.id = q.event_id"
+        f" ORDER BY q.event_source, q.event_id{on_conflict}"
+        " RETURNING r.event_source, r.event_id, r.receipt::text"
+    )
+
+
+# Only the identities not stored before come back.
+_CLAIM_AND_RECORD = _claim_and_record("", INSERT_MANY, " ON CONFLICT DO NOTHING")
+_APPLY_ARGS = 10
+"""The arguments of :data:`_CLAIM_AND_RECORD`; an event's own statement takes the next."""
+
+
+@functools.cache
+def _apply_claim_and_record(statement: str) -> str:
+    """One event's own statement (its ``$n`` moved past :data:`_APPLY_ARGS`), its outbox row
+    queued only if that wrote a row, and its receipt: a replay's receipt is in the way (no
+    ``ON CONFLICT``), so the whole statement fails and nothing of it stays."""
+    shifted = re.sub(r"\$(\d+)", lambda number: f"${int(number[1]) + _APPLY_ARGS}", statement)
+    applied = f"applied AS ({shifted} RETURNING 1), "
+    return _claim_and_record(applied, insert_many("EXISTS (SELECT FROM applied)"), "")
+
+
 _RELEASE = (
     "DELETE FROM ingestion_receipts AS r USING unnest($1::text[], $2::text[]) AS d(source, id)"
     " WHERE r.event_source = d.source AND r.event_id = d.id"
@@ -162,6 +189,31 @@ async def claim_and_record(
         list(partners),
     )
     return _receipts_of(rows)
+
+
+async def apply_claim_and_record(
+    conn: asyncpg.Connection,
+    statement: str,
+    args: Sequence[Any],
+    record: OutboxRecord,
+    fingerprint: str,
+    partner: str,
+    accepted_at: str,
+) -> dict[str, Any] | None:
+    """A lone new event in one statement, outside any transaction: its own ``statement``
+    (taking ``args``; it writes at most one row), its Kafka record queued and its receipt
+    stored, as :func:`claim_and_record` does after the statement. Its receipt, or None when
+    the statement wrote no row (nothing is stored then). A receipt or an outbox row of the
+    same identity raises ``UniqueViolationError``, and nothing is stored either."""
+    rows = await conn.fetch(
+        _apply_claim_and_record(statement),
+        *insert_many_args([record]),
+        [fingerprint],
+        accepted_at,
+        [partner],
+        *args,
+    )
+    return json.loads(rows[0]["receipt"]) if rows else None
 
 
 def _receipts_of(rows: Sequence[asyncpg.Record]) -> dict[Identity, dict[str, Any]]:

@@ -14,8 +14,9 @@ inside a request, a consume or a publish span are traced as before.
 Nor is a span made for transaction control (``BEGIN``, ``COMMIT``, ``SAVEPOINT``,
 ``RELEASE``): the span of the work that owns the transaction (a request, a group commit)
 already times it, and a statement's span costs more CPU than its round trip. A group
-commit of one event (the usual group at a low rate) runs four statements, two of them
-``BEGIN`` and ``COMMIT``. A ``ROLLBACK`` is still traced: it tells that something was
+commit of one event whose handler is not a set handler runs four statements, two of them
+``BEGIN`` and ``COMMIT`` (one of a set handler's type runs one statement and no
+transaction). A ``ROLLBACK`` is still traced: it tells that something was
 refused or failed.
 """
 
