@@ -9,8 +9,19 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
-from ingestion_helpers import RunningService, example, running, structured
+from ingestion_helpers import (
+    FACTORIES,
+    RunningService,
+    example,
+    running,
+    service_settings,
+    structured,
+)
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from teamnl_shared.telemetry import setup_telemetry
 
 pytestmark = pytest.mark.integration
 PLANNED = "nl.teamnl.nlib.mission.planned.v1"
@@ -129,3 +140,33 @@ async def test_concurrent_single_posts_share_a_set_statement(
         assert sum(fetchmany_calls) == 40
         assert len(fetchmany_calls) < 40
         assert await svc.count("companies") == 40
+
+
+async def test_the_apply_spans_of_a_batch_reach_its_own_service(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Proves: the span of a run of set-handler events (``apply <table>``) reaches the
+    exporter of the service that applied them, inside its request's trace, also when
+    another app's telemetry holds the process's global tracer provider (the first one set up
+    in a process does; here a throwaway one is set up first)."""
+    elsewhere = setup_telemetry("elsewhere", "test", "test", span_exporter=InMemorySpanExporter())
+    spans = InMemorySpanExporter()
+    telemetry = setup_telemetry("nlib", "test", "test", span_exporter=spans)
+    try:
+        settings = service_settings("nlib", database_url, kafka_bootstrap)
+        app = FACTORIES["nlib"][1](settings, telemetry=telemetry)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                svc = RunningService("nlib", app, client, settings)
+                batch = [event(PLANNED, f"-spans{n}") for n in range(2)]
+                assert await statuses(svc, batch, await svc.key()) == [202, 202]
+        finished = spans.get_finished_spans()
+    finally:
+        telemetry.shutdown()
+        elsewhere.shutdown()
+
+    [applied] = [s for s in finished if s.name == "apply missions"]
+    assert (applied.attributes or {}).get("teamnl.events") == 2
+    [request] = [s for s in finished if s.name == "POST /v1/events:batch"]
+    assert applied.context.trace_id == request.context.trace_id

@@ -25,6 +25,7 @@ from typing import Any
 import asyncpg
 from asyncpg import exceptions as pg
 from opentelemetry import trace
+from opentelemetry.trace import Tracer
 
 from teamnl_shared import outbox
 from teamnl_shared.contract.envelope import Event, Problem
@@ -38,7 +39,6 @@ from .service import Rejected, ServiceDefinition, SetHandler
 from .settings import IngestionSettings
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer("teamnl.ingestion")
 REPLAY_HEADER = "Idempotent-Replay"
 ATTEMPTS = 3
 
@@ -87,6 +87,9 @@ class Pipeline:
     settings: IngestionSettings
     on_committed: Callable[[], None] | None = None
     """Told after each transaction that accepted an event (its outbox rows committed)."""
+    tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.ingestion"))
+    """Its spans (``apply <table>``): the app passes its own telemetry's, as for the relay's;
+    the global provider is another app's when several run in one process."""
 
     def authorise(self, partner: Partner, event: Event) -> None:
         if not self.service.accepts(event.type):
@@ -334,7 +337,8 @@ class _UnitOfWork:
                 EVENT_TYPE: run[0].event.type,
                 "teamnl.events": len(run),
             }
-            with tracer.start_as_current_span(f"apply {handler.table}", attributes=attributes):
+            span = f"apply {handler.table}"
+            with self.pipeline.tracer.start_as_current_span(span, attributes=attributes):
                 rejections = await handler.many(self.conn, [c.event for c in run])
             for candidate, rejected in zip(run, rejections, strict=True):
                 if rejected is not None:

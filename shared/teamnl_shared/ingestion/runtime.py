@@ -112,7 +112,8 @@ class Runtime:
     settings: IngestionSettings
     service: ServiceDefinition
     metrics: Metrics | None = None
-    # The relay's publish spans; the app passes its own telemetry's (never the global one).
+    # The relay's publish spans and the pipeline's; the app passes its own telemetry's (never
+    # the global one).
     tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.outbox"))
     pipeline: Pipeline = field(init=False)
     limiter: RateLimiter = field(init=False)
@@ -129,7 +130,9 @@ class Runtime:
     _announcing: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
-        self.pipeline = Pipeline(self.service, self.settings, on_committed=self.outbox_written)
+        self.pipeline = Pipeline(
+            self.service, self.settings, on_committed=self.outbox_written, tracer=self.tracer
+        )
         self.limiter = RateLimiter(
             self.settings.rate_limit_per_second, self.settings.rate_limit_burst
         )
