@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +38,8 @@ from typing import Any
 import asyncpg
 
 from teamnl_shared.outbox import INSERT_MANY, OutboxRecord, insert_many, insert_many_args
+
+from .service import arity, shifted
 
 Identity = tuple[str, str]  # (source, id)
 
@@ -111,7 +112,7 @@ def _claim_and_record(before: str, queue: str, on_conflict: str) -> str:
 
 # Only the identities not stored before come back.
 _CLAIM_AND_RECORD = _claim_and_record("", INSERT_MANY, " ON CONFLICT DO NOTHING")
-_APPLY_ARGS = 10
+_APPLY_ARGS = arity(_CLAIM_AND_RECORD)
 """The arguments of :data:`_CLAIM_AND_RECORD`; an event's own statement takes the next."""
 
 
@@ -120,8 +121,7 @@ def _apply_claim_and_record(statement: str) -> str:
     """One event's own statement (its ``$n`` moved past :data:`_APPLY_ARGS`), its outbox row
     queued only if that wrote a row, and its receipt: a replay's receipt is in the way (no
     ``ON CONFLICT``), so the whole statement fails and nothing of it stays."""
-    shifted = re.sub(r"\$(\d+)", lambda number: f"${int(number[1]) + _APPLY_ARGS}", statement)
-    applied = f"applied AS ({shifted} RETURNING 1), "
+    applied = f"applied AS ({shifted(statement, _APPLY_ARGS)} RETURNING 1), "
     return _claim_and_record(applied, insert_many("EXISTS (SELECT FROM applied)"), "")
 
 

@@ -30,6 +30,19 @@ def data_as(event: Event, model: type[D]) -> D:
     return event.data
 
 
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def arity(statement: str) -> int:
+    """How many arguments a statement takes: its highest ``$n``."""
+    return max(map(int, _PLACEHOLDER.findall(statement)), default=0)
+
+
+def shifted(statement: str, by: int) -> str:
+    """The statement with each ``$n`` made ``$(n + by)``, to follow another's arguments."""
+    return _PLACEHOLDER.sub(lambda number: f"${int(number[1]) + by}", statement)
+
+
 class Rejected(Exception):
     """A domain rule refuses the event (answered 422, or ``status``, naming the field)."""
 
@@ -60,8 +73,7 @@ class SetHandler:
     @cached_property
     def sql(self) -> str:
         """The statement returning each execution's position (built once: it runs per batch)."""
-        arity = max(map(int, re.findall(r"\$(\d+)", self.statement)), default=0)
-        return f"{self.statement} RETURNING ${arity + 1}::int"
+        return f"{self.statement} RETURNING ${arity(self.statement) + 1}::int"
 
     async def __call__(self, conn: asyncpg.Connection, event: Event) -> None:
         [refused] = await self.many(conn, [event])
