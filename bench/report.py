@@ -150,7 +150,7 @@ def _one_client_rows(single: dict[str, Any]) -> list[tuple[str, str, str, str, s
         (
             "1. single-event POST, one client sending one event after another (nlib)",
             f"{_n(one['achieved_rate'])} ev/s, p50/p99"
-            f" {_ms(one['service_ms'], 'p50', 'p99', digits=1)};"
+            f" {_ms(one['service_ms'], 'p50', 'p99', digits=1)}{_per_commit(one)};"
             f" {_cpu_ms(one)}",
             baseline,
             against,
@@ -168,6 +168,16 @@ def _rounds(result: dict[str, Any]) -> str:
     return f" (median of rounds at {' / '.join(_n(rate) for rate in rates)} ev/s)"
 
 
+def _per_commit(result: dict[str, Any]) -> str:
+    """ ", N events per commit": the requests each group-commit transaction carried on average
+    (every service that committed; read from their ``teamnl.ingestion.group.size``), or ""
+    when the result has none (a baseline, a service with OpenTelemetry off)."""
+    together = (result.get("groups") or {}).get("all")
+    if not together:
+        return ""
+    return f", {together['mean']:.1f} events per commit"
+
+
 def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     """(figure, pipeline, baseline, ratio, offered -> achieved)."""
     out: list[tuple[str, str, str, str, str]] = []
@@ -176,6 +186,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         label = f"1. single-event POST, {p['concurrency']} keep-alive clients (nlib)"
         measured = (
             f"{_n(p['achieved_rate'])} ev/s, p50/p99 {_ms(p['service_ms'], 'p50', 'p99')}"
+            + _per_commit(p)
             + _rounds(p)
         )
         achieved = f"closed loop -> {_n(p['achieved_rate'])} ev/s"
@@ -231,7 +242,8 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         out.append(
             (
                 "3. end-to-end 202 -> projection commit, p50/p95/p99",
-                _ms(f["e2e_ms"], "p50", "p95", "p99") + f" ({f['projected']:,} events)",
+                _ms(f["e2e_ms"], "p50", "p95", "p99")
+                + f" ({f['projected']:,} events{_per_commit(f)})",
                 "-",
                 "-",
                 f"{_n(f['offered_rate'])} -> {_n(f['achieved_rate'])} ev/s",
@@ -257,7 +269,8 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                     f"3. ramp step {_n(step['offered_rate'])} ev/s{_between(step)}: {verdict}",
                     "p99 "
                     + _ms(step["e2e_ms"], "p99")
-                    + f", {step['not_projected']} late, {step['non_accepted']} non-2xx",
+                    + f", {step['not_projected']} late, {step['non_accepted']} non-2xx"
+                    + _per_commit(step),
                     "-",
                     "-",
                     f"{_n(step['offered_rate'])} -> {_n(step['achieved_rate'])} ev/s",
@@ -483,7 +496,11 @@ def markdown(r: dict[str, Any]) -> str:
             "live stream); the ramp's steps, whose hops the report does not show, run without "
             "the reader of the topics, which took CPU from the rate they measure. The ramp climbs "
             "until a step is not sustained, then runs steps between the highest rate sustained "
-            'and the lowest not (marked "between two steps"), halving the gap each time.',
+            'and the lowest not (marked "between two steps"), halving the gap each time. '
+            '"Events per commit" is how many single-event requests each group-commit '
+            "transaction carried on average, over the figure's seconds: the services' own "
+            "histogram (`teamnl.ingestion.group.size`, on their `/metrics`), read just before "
+            "and just after.",
             "The dashboard figures load their events straight into Kafka with a bare producer "
             "(not through the HTTP ingestion), then wait until the dashboard projected them all; "
             "the projection's rate and CPU per event are those of the backlog the loader left "

@@ -43,7 +43,7 @@ from typing import Any
 
 import httpx
 
-from bench import report
+from bench import groups, report
 from bench.durable_app import DATABASE_URL_ENV as DURABLE_URL_ENV
 from bench.harness import (
     CommitObserver,
@@ -66,7 +66,14 @@ from bench.procmem import CpuMeter, cpu_seconds
 from bench.profile import REBUILD_SECONDS, Profiler, shares_of
 from bench.profile import RESULTS as PROFILES
 from bench.sizes import PHASES, SIZES, BenchSize
-from bench.stack import BIN, BenchStack, ServiceProcess, exported_nowhere, private_infra
+from bench.stack import (
+    BIN,
+    INITIATIVES,
+    BenchStack,
+    ServiceProcess,
+    exported_nowhere,
+    private_infra,
+)
 from bench.stats import ratio, summarise
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -271,9 +278,11 @@ class Bench:
         pids = self.stack.cpu_pids()
         if pid is not None and pid not in pids.values():
             pids["baseline"] = pid  # a baseline app the bench started itself
+        sizes = groups.scrape(self._service_urls())
         with CpuMeter(pids) as meter:
             result = run_loadgen(config, self.workdir, label, self.sampler)
         cpu_after = cpu_seconds(pid)
+        result["groups"] = groups.between(sizes, groups.scrape(self._service_urls()))
         result["loadavg"] = os.getloadavg()
         result["cpu"] = meter.per_event(result["events_acked"], loadgen=result["loadgen_cpu_s"])
         if cpu_before is not None and cpu_after is not None and result["events_acked"]:
@@ -441,10 +450,12 @@ class Bench:
         ):
             server_log = ServerLog(self.stack.infra.postgres.log_file)
             server_log.mark()
+            sizes = groups.scrape(self._service_urls())
             with CpuMeter(self.stack.cpu_pids()) as meter:
                 result = run_loadgen(config, self.workdir, label, self.sampler)
                 acks = read_acks(acks_path)
                 missing = observer.wait_for({a[1] for a in acks}, timeout=self.size.drain_timeout)
+            group_sizes = groups.between(sizes, groups.scrape(self._service_urls()))
             latencies = [(observer.seen[a[1]] - a[3]) * 1000 for a in acks if a[1] in observer.seen]
             time.sleep(1)  # the last announcements and records reach their observers
         e2e = summarise(latencies)
@@ -473,10 +484,16 @@ class Bench:
             "http_ms": result["response_ms"],
             "hops_ms": hops_ms,
             "sustained": sustained,
+            "groups": group_sizes,
             "loadavg": os.getloadavg(),
             "cpu": meter.per_event(len(acks), loadgen=result["loadgen_cpu_s"]),
             "pg_log": server_log.since(),
         }
+
+    def _service_urls(self) -> dict[str, str]:
+        """The services that take events, by name: where their ``/metrics`` are."""
+        services = self.stack.services
+        return {name: services[name].url for name in INITIATIVES if name in services}
 
     def _cookie(self) -> str:
         if self._session is None:

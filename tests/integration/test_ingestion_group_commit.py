@@ -26,6 +26,7 @@ from ingestion_helpers import (
     structured,
 )
 
+from inprocess import metric_total
 from teamnl_shared.contract.envelope import Event
 
 pytestmark = pytest.mark.integration
@@ -85,6 +86,27 @@ async def test_concurrent_requests_share_one_transaction_each_with_its_own_trace
     traces = {headers_of(r)["ce_id"]: headers_of(r)["traceparent"].split("-")[1] for r in records}
     assert set(traces) == {e["id"] for e in events}
     assert len(set(traces.values())) == 8, "the requests' outbox rows share a trace"
+
+
+async def test_each_transaction_is_counted_with_the_requests_it_carried(
+    svc: RunningService,
+) -> None:
+    """Proves: the group-size histogram gets one record per transaction, of the number of
+    requests it carried: eight sent together, then one alone, make two records, of 8 and 1
+    (in the buckets up to 8 and up to 1)."""
+    key = await svc.key()
+    together = [mission(PLANNED, f"-size{n}") for n in range(8)]
+    assert [r.status_code for r in await post_together(svc, key, *together)] == [202] * 8
+    assert len(await transactions_of(svc, *together)) == 1, "not one shared transaction"
+    assert (await svc.post(mission(PLANNED, "-size-alone"), key)).status_code == 202
+
+    page = (await svc.client.get("/metrics")).text
+    name = "teamnl_ingestion_group_size"
+    assert metric_total(page, f"{name}_count", service="nlib") == 2
+    assert metric_total(page, f"{name}_sum", service="nlib") == 9
+    assert metric_total(page, f"{name}_bucket", service="nlib", le="1.0") == 1
+    assert metric_total(page, f"{name}_bucket", service="nlib", le="4.0") == 1
+    assert metric_total(page, f"{name}_bucket", service="nlib", le="8.0") == 2
 
 
 async def test_duplicates_within_one_group_answer_replay_and_conflict(

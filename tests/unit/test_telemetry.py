@@ -352,6 +352,7 @@ async def test_metrics_are_served_with_their_prometheus_names(telemetry: Telemet
     metrics.record_end_to_end_latency(0.040, topic="teamnl.nlib.events", event_type="x")
     metrics.deadlettered(topic="teamnl.nlib.events", reason="poison")
     metrics.observe_findings(lambda: {("missing-country", "high"): 4})
+    metrics.group_committed(service="nlib", events=8)
     app = FastAPI()
     app.add_route("/metrics", telemetry.metrics_endpoint(), include_in_schema=False)
 
@@ -371,6 +372,9 @@ async def test_metrics_are_served_with_their_prometheus_names(telemetry: Telemet
     assert samples["teamnl_end_to_end_latency_seconds_sum"].endswith(" 0.04")
     assert 'reason="poison"' in samples["teamnl_deadletter_total"]
     assert 'severity="high"' in samples["teamnl_findings_open"]
+    assert 'service="nlib"' in samples["teamnl_ingestion_group_size_count"]
+    assert samples["teamnl_ingestion_group_size_sum"].endswith(" 8.0")
+    assert 'le="1000.0"' in response.text
 
 
 def test_two_setups_in_one_process_are_independent() -> None:

@@ -21,6 +21,10 @@ allow (see :mod:`.pipeline`). Every guarantee of a lone request holds:
 
 ``writers=0`` turns it off: each request runs its own transaction (the bench compares both).
 
+How many requests each transaction carried is recorded once per transaction, in the
+histogram ``teamnl.ingestion.group.size`` (by service): it tells how much the requests of a
+given load share (one each while they do not overlap, more as they do).
+
 A writer lingers only while requests overlap (:meth:`GroupCommit.request`): one client
 posting one event after another sends the next only once the last is answered, so no
 other request can join its group, and waiting would only delay each answer.
@@ -43,6 +47,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, Tracer
 
 from teamnl_shared.contract.envelope import Event
+from teamnl_shared.telemetry.metrics import Metrics
 
 from .keys import Partner
 from .pipeline import Outcome, Pipeline, Submission
@@ -87,12 +92,16 @@ class GroupCommit:
         linger: float,
         writers: int,
         tracer: Tracer | None = None,
+        metrics: Metrics | None = None,
+        service: str = "",
     ) -> None:
         self.pipeline = pipeline
         self.connection = connection
         self.max_events = max_events
         self.linger = linger
         self.tracer = tracer or trace.get_tracer("teamnl.ingestion")
+        self.metrics = metrics
+        self.service = service
         self._queues: list[asyncio.Queue[_Waiting]] = [asyncio.Queue() for _ in range(writers)]
         self._tasks: list[asyncio.Task[None]] = []
         self._requests = 0  # events requests in flight (:meth:`request`)
@@ -148,6 +157,7 @@ class GroupCommit:
         if not self._queues:
             async with self.connection() as conn:
                 [outcome] = await self.pipeline.accept_group(conn, [submission])
+            self._committed(1)
             return outcome
         if not self._tasks:
             raise RuntimeError("the ingestion app is not started (lifespan not running)")
@@ -189,8 +199,13 @@ class GroupCommit:
         except Exception as error:  # noqa: BLE001 - answered per request below
             await self._failed(group, error)
         else:
+            self._committed(len(group))
             for waiting, outcome in zip(group, outcomes, strict=True):
                 waiting.answer(outcome)
+
+    def _committed(self, events: int) -> None:
+        if self.metrics is not None:
+            self.metrics.group_committed(service=self.service, events=events)
 
     async def _transact(self, group: list[_Waiting]) -> list[Outcome]:
         links = [Link(trace.get_current_span(w.context).get_span_context()) for w in group]

@@ -221,6 +221,8 @@ class Runtime:
             linger=settings.group_commit_linger,
             writers=settings.group_commit_writers,
             tracer=self.tracer,
+            metrics=self.metrics,
+            service=self.service.name,
         )
         self._committer.start()
         self._tasks.append(asyncio.create_task(self._relay_when_topics(), name="outbox-relay"))

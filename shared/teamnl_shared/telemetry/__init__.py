@@ -27,6 +27,8 @@ counter ``teamnl.outbox.parked`` ({row})            ``teamnl_outbox_parked_total
 gauge ``teamnl.consumer.lag`` ({message})           ``teamnl_consumer_lag`` (topic, partition)
 histogram ``teamnl.end_to_end.latency`` (s)         ``teamnl_end_to_end_latency_seconds_bucket``
                                                     / ``_count`` / ``_sum`` (topic, type, le)
+histogram ``teamnl.ingestion.group.size``           ``teamnl_ingestion_group_size_bucket``
+({event})                                           / ``_count`` / ``_sum`` (service, le)
 counter ``teamnl.deadletter`` ({message})           ``teamnl_deadletter_total`` (topic, reason)
 observable gauge ``teamnl.findings.open``           ``teamnl_findings_open`` (rule, severity)
 ==================================================  ===========================================

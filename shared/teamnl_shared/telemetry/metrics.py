@@ -22,6 +22,12 @@ LATENCY_BUCKETS_SECONDS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )  # fmt: skip
 
+# Powers of two up to the group commit's largest group (``group_commit_max_events``, at most
+# 1,000): how many single-event requests one transaction carried.
+GROUP_SIZE_BUCKETS: tuple[float, ...] = (
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1000.0,
+)  # fmt: skip
+
 
 class Metrics:
     """The service-level instruments; record through the methods, not the raw instruments.
@@ -58,6 +64,13 @@ class Metrics:
             unit="s",
             description="From event time to the consumer having processed it",
             explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_SECONDS,
+        )
+        self.group_size = meter.create_histogram(
+            "teamnl.ingestion.group.size",
+            unit="{event}",
+            description="Single-event requests committed together in one transaction (group"
+            " commit)",
+            explicit_bucket_boundaries_advisory=GROUP_SIZE_BUCKETS,
         )
         meter.create_observable_gauge(
             "teamnl.outbox.backlog",
@@ -101,6 +114,11 @@ class Metrics:
 
     def record_end_to_end_latency(self, seconds: float, *, topic: str, event_type: str) -> None:
         self.end_to_end_latency.record(max(seconds, 0.0), {"topic": topic, "type": event_type})
+
+    def group_committed(self, *, service: str, events: int) -> None:
+        """One group commit's transaction committed, with `events` single-event requests:
+        one record per transaction, not per event."""
+        self.group_size.record(events, {"service": service})
 
     def observe_outbox(self, probe: OutboxProbe) -> None:
         """Feed the outbox gauges from `probe`; a later call replaces the earlier probe."""
