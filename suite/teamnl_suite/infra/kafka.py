@@ -196,10 +196,15 @@ class LocalKafka:
 
 
 def _cluster_id() -> str:
-    # Kafka's cluster ids are 16 random bytes in URL-safe base64 without padding.
+    """A new cluster id: 16 random bytes in URL-safe base64 without padding, as Kafka's own
+    (``Uuid.randomUuid``), and like those never starting with "-": the storage tool would
+    read such an id as an option, and a first start failed so one time in 64."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 def wait_ready(bootstrap: str, timeout: float, log_tail: object = None) -> None:
