@@ -8,6 +8,7 @@ rebuild are all applied exactly once, whichever side of the switch they land on.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,9 +27,11 @@ from support import eventually, login_role
 from teamnl_dashboard import queries
 from teamnl_dashboard import rebuild as rebuild_module
 from teamnl_dashboard.database import prepare_database
+from teamnl_dashboard.projections import schema as schema_module
 from teamnl_dashboard.projections.schema import (
     PROJECTION_VERSION,
     REBUILD_DEADLOCK_TIMEOUT,
+    complete_load,
     create_schema,
     drop_schema,
     lock_for_swap,
@@ -271,6 +274,70 @@ async def test_a_rebuilt_schema_has_the_indexes_and_triggers_of_a_fresh_one(
         assert len(fresh["indexes"]) > len(RUNNING_TOTALS) and len(fresh["triggers"]) >= 6
         await rebuild(settings, progress=lambda _line: None, clock=clock)
         assert await schema_objects(dash.pool, "proj") == fresh
+
+
+async def test_a_loaded_schema_is_completed_on_two_connections_at_once(database_url: str) -> None:
+    """Proves: the completion of a loaded schema (the totals summed, the indexes and
+    triggers made, autovacuum on again, every table analysed) is split by table between two
+    connections that work at the same time: two server processes run its jobs, interleaved,
+    each table's in one job; and the schema then has the indexes, triggers and table
+    options of one created fresh."""
+    await prepare_database(database_url)
+    ran: list[tuple[int, str]] = []  # (server process, statement), as each ended
+
+    async def logged(conn: asyncpg.Connection) -> None:
+        pid = conn.get_server_pid()
+        conn.add_query_logger(lambda query: ran.append((pid, query.query)))
+
+    loaded, fresh = "proj_rebuild_lanes", "proj_retired_lanes"
+    pool = await asyncpg.create_pool(database_url, min_size=2, max_size=2, init=logged)
+    assert pool is not None
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await create_schema(conn, loaded, to_load=True)
+            await create_schema(conn, fresh)
+        ran.clear()
+        await complete_load(pool, loaded, lanes=2)
+
+        jobs = [(pid, query) for pid, query in ran if "ANALYZE" in query]
+        assert len({pid for pid, _ in jobs}) == 2, "one connection did every job"
+        lanes = [pid for pid, query in ran if query.strip() not in ("", "BEGIN;", "COMMIT;")]
+        first = lanes[0]
+        assert first in lanes[lanes.index(next(p for p in lanes if p != first)) :], (
+            "the second connection began only after the first was done"
+        )
+        analysed = [t for _, query in jobs for t in re.findall(r"ANALYZE (\w+);", query)]
+        assert sorted(analysed) == sorted(set(analysed)), "a table's work split between jobs"
+        made, expected = await schema_objects(pool, loaded), await schema_objects(pool, fresh)
+        assert {k: [v.replace(loaded, "S") for v in vs] for k, vs in made.items()} == {
+            k: [v.replace(fresh, "S") for v in vs] for k, vs in expected.items()
+        }
+    finally:
+        async with pool.acquire() as conn:
+            for schema in (loaded, fresh):
+                await drop_schema(conn, schema)
+        await pool.close()
+
+
+async def test_a_failed_lane_ends_the_others_and_raises_its_own_error(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proves: when one connection's job fails, the completion raises that job's error (not
+    a group of errors), the other connection's job is cancelled rather than waited for, and
+    both connections go back to the pool usable."""
+    await prepare_database(database_url)
+    jobs = ["SELECT pg_sleep(30);", "SELECT 1/0;", "SELECT 1;"]
+    monkeypatch.setattr(schema_module, "_load_jobs", lambda _sizes: list(jobs))
+    pool = await asyncpg.create_pool(database_url, min_size=2, max_size=2)
+    assert pool is not None
+    try:
+        ended = asyncio.create_task(complete_load(pool, "proj", lanes=2))
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            await asyncio.wait_for(ended, 20)  # the sleeping job did not hold it up
+        assert [await pool.fetchval("SELECT 1") for _ in range(2)] == [1, 1]
+        assert pool.get_idle_size() == pool.get_size() == 2
+    finally:
+        await pool.close()
 
 
 async def schema_objects(pool: asyncpg.Pool, schema: str) -> dict[str, list[str]]:

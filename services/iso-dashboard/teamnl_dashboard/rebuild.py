@@ -7,7 +7,7 @@
 2. Replay every family topic from the beginning into it (no consumer group: partitions
    are assigned directly), up to the end offsets seen at the start; progress is printed.
    Then sum the running totals from the loaded rows and build the indexes and triggers
-   (``complete_load``).
+   (``complete_load``, split by table between as many connections as processes).
 3. Switch over in one transaction: lock the live inbox (live consumers finish their batch
    and wait), replay what the live projections have seen since, rename the live schema
    to ``proj_retired_<id>`` and the new one to ``proj``. Waiting consumers then continue
@@ -131,9 +131,9 @@ class _Replayer:
             await projections.fold_totals(conn)
 
     async def complete_load(self, schema: str) -> None:
-        """After the replay of every part: the running totals, indexes and triggers."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await complete_load(conn, schema)
+        """After the replay of every part: the running totals, indexes and triggers, on as
+        many connections as the replay had processes."""
+        await complete_load(self.pool, schema, lanes=self.settings.rebuild_processes)
 
     async def start(self) -> Positions:
         """Start reading; returns every partition's current end offset."""
@@ -332,7 +332,9 @@ async def _replay_and_swap(
     settings: DashboardSettings, admin: asyncpg.Connection, schema: str, progress: Progress
 ) -> tuple[_Replayer, str]:
     """Replay into `schema` and swap it in; the replayer and the retired schema's name."""
-    pool = await create_dashboard_pool(settings.database_url, search_path(schema), max_size=2)
+    pool = await create_dashboard_pool(
+        settings.database_url, search_path(schema), max_size=max(2, settings.rebuild_processes)
+    )
     replayer = _Replayer(settings, pool, progress)
     clock = asyncio.get_running_loop().time
     try:

@@ -7,9 +7,11 @@ their own schema first instead.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import uuid
+from collections import deque
 from importlib import resources
 
 import asyncpg
@@ -86,22 +88,80 @@ async def create_schema(conn: asyncpg.Connection, schema: str, *, to_load: bool 
     await conn.execute("SET LOCAL search_path = DEFAULT")
 
 
-async def complete_load(conn: asyncpg.Connection, schema: str) -> None:
+async def complete_load(pool: asyncpg.Pool, schema: str, *, lanes: int = 2) -> None:
     """Make a schema created with ``to_load`` and since loaded the same as one kept up
-    event by event (inside the caller's transaction, nothing writing to it meanwhile):
-    its running totals summed from the loaded rows once (``load_totals.sql``), then the
-    indexes built over the loaded tables and the triggers that keep the totals from now on;
-    autovacuum on again, and every table analysed.
-    Each costs less so than kept up row by row: an index built over a table sorts its rows
-    once, and the triggers wrote a delta row per key and statement, then folded them."""
+    event by event (nothing writing to it meanwhile): its running totals summed from the
+    loaded rows once (``load_totals.sql``), then the indexes built over the loaded tables
+    and the triggers that keep the totals from now on; autovacuum on again, and every table
+    analysed. Each costs less so than kept up row by row: an index built over a table sorts
+    its rows once, and the triggers wrote a delta row per key and statement, then folded
+    them.
+
+    The work is split by table (:func:`_load_jobs`) between `lanes` connections of `pool`,
+    each in a transaction of its own, so PostgreSQL works on as many cores: a rebuild of
+    458,000 events took 2.12-2.14 s so on one connection, 1.54-1.89 s on two (A/B pairs on
+    one stack, two cores). A lane that fails ends the others and raises its error; the
+    schema is then the rebuild's to drop (it is not live)."""
     name = _checked(schema)
-    await conn.execute(f"SET LOCAL search_path = {name}")
-    await conn.execute(_sql("load_totals.sql"))
-    await conn.execute("\n".join(_AFTER_LOAD.findall(_ddl())))
-    tables = await _set_autovacuum(conn, name, "RESET (autovacuum_enabled)")
-    # statistics for the first readers' plans (the rules, right after the switch)
-    await conn.execute("ANALYZE " + ", ".join(tables))
-    await conn.execute("SET LOCAL search_path = DEFAULT")
+    async with pool.acquire() as conn:
+        sizes = {
+            row["relname"]: row["size"]
+            for row in await conn.fetch(
+                "SELECT c.relname, pg_total_relation_size(c.oid) AS size FROM pg_class c"
+                " WHERE c.relnamespace = $1::regnamespace AND c.relkind = 'r'",
+                name,
+            )
+        }
+    jobs = deque(_load_jobs(sizes))
+
+    async def lane() -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(f"SET LOCAL search_path = {name}")
+            while jobs:
+                await conn.execute(jobs.popleft())
+
+    running = [asyncio.create_task(lane()) for _ in range(max(1, min(lanes, len(jobs))))]
+    try:
+        await asyncio.gather(*running)
+    except BaseException:
+        for task in running:
+            task.cancel()  # its transaction rolls back
+        await asyncio.gather(*running, return_exceptions=True)
+        raise
+
+
+_ON_TABLE = re.compile(r"\sON\s+(\w+)")
+_TOTALS_TABLE = re.compile(r"^INSERT INTO (\w+)", re.MULTILINE)
+
+
+def _load_jobs(sizes: dict[str, int]) -> list[str]:
+    """:func:`complete_load`'s work, one job (statements run as one) per table: its indexes
+    and triggers, autovacuum back on, ``ANALYZE`` (statistics for the first readers' plans:
+    the rules, right after the switch); the totals' sums with the tables they fill first
+    (they read every loaded table), then the others largest first (`sizes`: bytes per
+    table), so the lanes end about together. Two lanes never touch one table: an index
+    built in one would hold up a trigger or an ``ANALYZE`` on its table in the other until
+    its lane commits."""
+    after_load: dict[str, list[str]] = {}
+    for statement in _AFTER_LOAD.findall(_ddl()):
+        match = _ON_TABLE.search(statement)
+        assert match is not None, statement
+        after_load.setdefault(match[1], []).append(statement)
+
+    def completed(table: str) -> list[str]:
+        return [
+            *after_load.pop(table, []),
+            f"ALTER TABLE {table} RESET (autovacuum_enabled);",
+            f"ANALYZE {table};",
+        ]
+
+    totals = _sql("load_totals.sql")
+    filled = _TOTALS_TABLE.findall(totals)
+    jobs = ["\n".join([totals, *(s for table in filled for s in completed(table))])]
+    for table in sorted(set(sizes) - set(filled), key=lambda table: (-sizes[table], table)):
+        jobs.append("\n".join(completed(table)))
+    assert not after_load, f"indexes or triggers on tables not in the schema: {after_load}"
+    return jobs
 
 
 async def _set_autovacuum(conn: asyncpg.Connection, schema: str, change: str) -> list[str]:
