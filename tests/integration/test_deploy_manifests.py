@@ -119,6 +119,7 @@ METRICS = (
     "teamnl_outbox_oldest_age_seconds",
     "teamnl_consumer_lag",
     "teamnl_end_to_end_latency_seconds_bucket",
+    "teamnl_ingestion_group_size_sum",
     "teamnl_deadletter_total",
     "teamnl_findings_open",
 )
