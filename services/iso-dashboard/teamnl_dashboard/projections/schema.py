@@ -84,7 +84,7 @@ async def create_schema(conn: asyncpg.Connection, schema: str, *, to_load: bool 
     await conn.execute(_AFTER_LOAD.sub("", _ddl()) if to_load else _ddl())
     await conn.execute("INSERT INTO projection_meta (version) VALUES ($1)", PROJECTION_VERSION)
     if to_load:
-        await _set_autovacuum(conn, name, "SET (autovacuum_enabled = false)")
+        await _autovacuum_off(conn, name)
     await conn.execute("SET LOCAL search_path = DEFAULT")
 
 
@@ -164,12 +164,16 @@ def _load_jobs(sizes: dict[str, int]) -> list[str]:
     return jobs
 
 
-async def _set_autovacuum(conn: asyncpg.Connection, schema: str, change: str) -> list[str]:
-    """Apply `change` (a storage parameter's) to every table of `schema`; their names."""
+async def _autovacuum_off(conn: asyncpg.Connection, schema: str) -> None:
+    """Autovacuum off on every table of `schema` (:func:`_load_jobs` turns it on again, a
+    table at a time)."""
     rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)
-    tables = [f"{schema}.{row['tablename']}" for row in rows]
-    await conn.execute("".join(f"ALTER TABLE {table} {change};" for table in tables))
-    return tables
+    await conn.execute(
+        "".join(
+            f"ALTER TABLE {schema}.{row['tablename']} SET (autovacuum_enabled = false);"
+            for row in rows
+        )
+    )
 
 
 async def ensure_live_schema(conn: asyncpg.Connection) -> bool:
