@@ -29,16 +29,18 @@ class Histogram:
     buckets: dict[float, float] = field(default_factory=dict)
 
 
-def scrape(urls: Mapping[str, str], timeout: float = 5.0) -> dict[str, Histogram]:
-    """Each service's histogram (by name: its ``/metrics`` base URL); a service that does
-    not answer is left out."""
+def scrape(urls: Mapping[str, str], token: str, timeout: float = 5.0) -> dict[str, Histogram]:
+    """Each service's histogram (by name: its ``/metrics`` base URL), read with the metrics
+    `token`; a service that does not answer is left out, one that refuses the token raises."""
     found: dict[str, Histogram] = {}
+    headers = {"Authorization": f"Bearer {token}"}
     for service, url in urls.items():
         try:
-            page = httpx.get(f"{url}/metrics", timeout=timeout).text
-        except httpx.HTTPError:
+            response = httpx.get(f"{url}/metrics", headers=headers, timeout=timeout)
+        except httpx.TransportError:
             continue
-        found[service] = parse(page, service)
+        response.raise_for_status()
+        found[service] = parse(response.text, service)
     return found
 
 

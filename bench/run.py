@@ -278,11 +278,13 @@ class Bench:
         pids = self.stack.cpu_pids()
         if pid is not None and pid not in pids.values():
             pids["baseline"] = pid  # a baseline app the bench started itself
-        sizes = groups.scrape(self._service_urls())
+        sizes = groups.scrape(self._service_urls(), self.stack.metrics_token)
         with CpuMeter(pids) as meter:
             result = run_loadgen(config, self.workdir, label, self.sampler)
         cpu_after = cpu_seconds(pid)
-        result["groups"] = groups.between(sizes, groups.scrape(self._service_urls()))
+        result["groups"] = groups.between(
+            sizes, groups.scrape(self._service_urls(), self.stack.metrics_token)
+        )
         result["loadavg"] = os.getloadavg()
         result["cpu"] = meter.per_event(result["events_acked"], loadgen=result["loadgen_cpu_s"])
         if cpu_before is not None and cpu_after is not None and result["events_acked"]:
@@ -450,12 +452,14 @@ class Bench:
         ):
             server_log = ServerLog(self.stack.infra.postgres.log_file)
             server_log.mark()
-            sizes = groups.scrape(self._service_urls())
+            sizes = groups.scrape(self._service_urls(), self.stack.metrics_token)
             with CpuMeter(self.stack.cpu_pids()) as meter:
                 result = run_loadgen(config, self.workdir, label, self.sampler)
                 acks = read_acks(acks_path)
                 missing = observer.wait_for({a[1] for a in acks}, timeout=self.size.drain_timeout)
-            group_sizes = groups.between(sizes, groups.scrape(self._service_urls()))
+            group_sizes = groups.between(
+                sizes, groups.scrape(self._service_urls(), self.stack.metrics_token)
+            )
             latencies = [(observer.seen[a[1]] - a[3]) * 1000 for a in acks if a[1] in observer.seen]
             time.sleep(1)  # the last announcements and records reach their observers
         e2e = summarise(latencies)

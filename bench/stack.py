@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from bench.procmem import tree_rss_kib
 from teamnl_shared.db import create_pool
 from teamnl_shared.ingestion.keys import create_key, ensure_key_store
 from teamnl_shared.kafka import delete_topics_containing, delete_topics_where, ensure_topics
+from teamnl_shared.telemetry.scrape import TOKEN_VARIABLE
 from teamnl_suite.infra import InfraConfig, Infrastructure
 from teamnl_suite.infra.config import _default_state_dir
 from teamnl_suite.infra.postgres import create_databases, database_names, drop_databases
@@ -193,6 +195,8 @@ class BenchStack:
     env_of: dict[str, dict[str, str]] = field(default_factory=dict)  # per service, applied last
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
+    metrics_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    """What the run's services are given as TEAMNL_METRICS_TOKEN, and its scrapes send."""
 
     @property
     def prefix(self) -> str:
@@ -274,6 +278,7 @@ class BenchStack:
                 f"{prefix}HOST": "127.0.0.1",
                 f"{prefix}DATABASE_URL": self.database_url(name),
                 f"{prefix}LOG_LEVEL": "WARNING",
+                TOKEN_VARIABLE: self.metrics_token,
             }
         )
         if name in INITIATIVES:

@@ -23,11 +23,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import asyncpg
 import pytest
 
-from support import SESSION_TOPICS, topic_prefix
+from support import METRICS_TOKEN, SESSION_TOPICS, topic_prefix
 from teamnl_shared.db import create_pool, migrate
 from teamnl_shared.kafka import delete_topics_containing, ensure_topics
+from teamnl_shared.telemetry.scrape import TOKEN_VARIABLE
 from teamnl_suite.infra import InfraConfig, Infrastructure, with_database
 from teamnl_suite.infra.postgres import create_databases, drop_databases
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _metrics_token() -> Iterator[None]:
+    """Every service a test runs, in process or as a child, serves its metrics to the tests'
+    scrapes (``support.SCRAPE``), as a deployment's do to its Prometheus."""
+    os.environ[TOKEN_VARIABLE] = METRICS_TOKEN
+    yield
+    os.environ.pop(TOKEN_VARIABLE, None)
 
 
 def _docker_engine_available() -> bool:

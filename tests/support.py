@@ -26,6 +26,11 @@ SESSION_TOPICS = f"test.{uuid.uuid4().hex[:8]}."
 run deletes its topics at its end (conftest), so the test broker does not gather them."""
 
 
+METRICS_TOKEN = "test-metrics-token-of-forty-characters-00"
+"""The token the tests' processes are given (TEAMNL_METRICS_TOKEN) and their scrapes send."""
+SCRAPE = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now (for a child process to take)."""
     with socket.socket() as sock:

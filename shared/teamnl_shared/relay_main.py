@@ -108,7 +108,7 @@ def main() -> None:
     configure_logging(name, settings.log_level)
     telemetry = setup_telemetry(name, version("teamnl-shared"), settings.environment)
     if args.metrics_port:
-        telemetry.serve_metrics(settings.host, args.metrics_port)
+        telemetry.serve_metrics(settings.host, args.metrics_port, settings.scrape_token)
     settle_collector()
     try:
         uvloop.run(_main(settings, args.service, args.batch_size, telemetry))

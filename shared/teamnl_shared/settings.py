@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from teamnl_shared.telemetry.scrape import TOKEN_LENGTH, TOKEN_VARIABLE
 
 Environment = Literal["development", "test", "production"]
 
@@ -47,6 +49,25 @@ class ServiceSettings(BaseSettings):
         description="partitions of topics created at start-up (existing ones are kept)",
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    metrics_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices(TOKEN_VARIABLE, "metrics_token"),
+        description="the bearer token a scraper sends for /metrics (32-256 characters, the"
+        " same for every process); unset: /metrics is off (403)",
+    )
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _token_length(cls, token: SecretStr | None) -> SecretStr | None:
+        least, most = TOKEN_LENGTH
+        if token is not None and not least <= len(token.get_secret_value()) <= most:
+            raise ValueError(f"{TOKEN_VARIABLE} must be {least} to {most} characters")
+        return token
+
+    @property
+    def scrape_token(self) -> str | None:
+        """The metrics token in clear, for the one comparison that needs it."""
+        return None if self.metrics_token is None else self.metrics_token.get_secret_value()
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> ServiceSettings:

@@ -28,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from teamnl_shared.contract.topics import INGESTION_SERVICES, IngestionService
+from teamnl_shared.telemetry.scrape import TOKEN_VARIABLE
 from teamnl_suite.infra import Infrastructure
 from teamnl_suite.infra.process import exclusive_lock
 
@@ -324,6 +325,17 @@ def _print_urls(config: SuiteConfig) -> None:
         endpoint = config.endpoint(spec.name)
         docs = "" if spec.name == "dashboard" else f"  (API docs {endpoint.url}/docs)"
         console.print(f"  {spec.name:<11} {endpoint.url}{docs}", soft_wrap=True, highlight=False)
+    token = (
+        f"${TOKEN_VARIABLE}"
+        if config.base_env.get(TOKEN_VARIABLE)
+        else f"the token in {config.metrics_token_file()}"
+    )
+    console.print(
+        f"  each one's /metrics answers a scraper sending 'Authorization: Bearer <token>', {token}",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
 
 
 def _print_credentials(credentials: demo.DemoCredentials) -> None:

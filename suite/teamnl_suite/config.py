@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from teamnl_shared.telemetry.scrape import TOKEN_VARIABLE
 from teamnl_suite.infra import Infrastructure
 
 
@@ -147,10 +148,21 @@ class SuiteConfig:
 
     def session_secret(self) -> str:
         """DASHBOARD_SESSION_SECRET, else one generated once and kept in the state dir (0600)."""
-        given = self.base_env.get("DASHBOARD_SESSION_SECRET")
+        return self._secret("DASHBOARD_SESSION_SECRET", "dashboard-session-secret")
+
+    def metrics_token(self) -> str:
+        """TEAMNL_METRICS_TOKEN, else one generated once and kept in the state dir (0600):
+        what a scrape of any service's ``/metrics`` sends (:meth:`metrics_token_file`)."""
+        return self._secret(TOKEN_VARIABLE, self.metrics_token_file().name)
+
+    def metrics_token_file(self) -> Path:
+        return self.state_dir / "metrics-token"
+
+    def _secret(self, variable: str, file_name: str) -> str:
+        given = self.base_env.get(variable)
         if given:
             return given
-        path = self.state_dir / "dashboard-session-secret"
+        path = self.state_dir / file_name
         if not path.exists():
             self.state_dir.mkdir(parents=True, exist_ok=True)
             path.touch(mode=0o600)
@@ -168,6 +180,7 @@ class SuiteConfig:
             f"{prefix}PORT": str(endpoint.port),
             f"{prefix}DATABASE_URL": endpoint.database_url,
             "PYTHONUNBUFFERED": "1",
+            TOKEN_VARIABLE: self.metrics_token(),
         }
         if name == "dashboard":
             env["DASHBOARD_SESSION_SECRET"] = self.session_secret()

@@ -23,7 +23,7 @@ from aiokafka.structs import TopicPartition
 
 from dashboard_harness import SECRET, dashboard_settings, make_event, serve
 from inprocess import metric_total
-from support import dies_with_parent, eventually, free_port, terminated
+from support import SCRAPE, dies_with_parent, eventually, free_port, terminated
 from teamnl_dashboard.app import create_app
 from teamnl_dashboard.auth import create_member
 from teamnl_dashboard.auth import sessions as auth_sessions
@@ -235,7 +235,9 @@ async def test_a_worker_measures_the_events_it_projects(
                 nonlocal scraped
                 async with httpx.AsyncClient() as client:
                     try:
-                        scraped = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+                        scraped = (
+                            await client.get(f"http://127.0.0.1:{port}/metrics", headers=SCRAPE)
+                        ).text
                     except httpx.TransportError:
                         return False  # not serving yet
                 return metric_total(scraped, "teamnl_end_to_end_latency_seconds_count") >= count

@@ -190,3 +190,35 @@ def test_compose_start_order_is_health_checked() -> None:
         assert result.returncode == 0, result.stderr
     assert all(d["condition"] == "service_healthy" for d in seed["depends_on"].values())
     assert set(seed["depends_on"]) == {"nlib", "tinl", "werkplaats", "dashboard"}
+
+
+def test_prometheus_sends_the_metrics_token_every_service_is_given() -> None:
+    """/metrics answers only TEAMNL_METRICS_TOKEN: compose gives Prometheus the services'
+    token (written to the file its scrape config reads), and every Deployment reads it from
+    a Secret, not from the ConfigMap or a literal."""
+    jobs = {
+        job["job_name"]: job for job in load_yaml(REPO / "deploy/prometheus.yml")["scrape_configs"]
+    }
+    authorization = jobs["teamnl-services"]["authorization"]
+    assert authorization["type"] == "Bearer"
+    services = load_yaml(REPO / "docker-compose.yml")["services"]
+    prometheus = services["prometheus"]
+    entrypoint = " ".join(prometheus["entrypoint"])
+    assert f"> {authorization['credentials_file']}" in entrypoint
+    assert prometheus["tmpfs"] == [str(Path(authorization["credentials_file"]).parent)]
+    token = prometheus["environment"]["TEAMNL_METRICS_TOKEN"]
+    for name in ("nlib", "tinl", "werkplaats", "dashboard"):
+        assert services[name]["environment"]["TEAMNL_METRICS_TOKEN"] == token, name
+    for name in ("nlib", "tinl", "werkplaats", "dashboard"):
+        [deployment] = [
+            doc
+            for doc in yaml.safe_load_all(
+                (REPO / f"deploy/k8s/base/services/{name}.yaml").read_text()
+            )
+            if doc and doc["kind"] == "Deployment"
+        ]
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        env = {item["name"]: item for item in container["env"]}
+        secret = env["TEAMNL_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"]
+        assert secret == {"name": "teamnl-metrics", "key": "token"}, name
+    assert "TEAMNL_METRICS_TOKEN" not in load_yaml(REPO / "deploy/k8s/base/configmap.yaml")["data"]

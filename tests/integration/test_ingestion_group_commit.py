@@ -27,6 +27,7 @@ from ingestion_helpers import (
 )
 
 from inprocess import metric_total
+from support import SCRAPE
 from teamnl_shared.contract.envelope import Event
 
 pytestmark = pytest.mark.integration
@@ -100,7 +101,7 @@ async def test_each_transaction_is_counted_with_the_requests_it_carried(
     assert len(await transactions_of(svc, *together)) == 1, "not one shared transaction"
     assert (await svc.post(mission(PLANNED, "-size-alone"), key)).status_code == 202
 
-    page = (await svc.client.get("/metrics")).text
+    page = (await svc.client.get("/metrics", headers=SCRAPE)).text
     name = "teamnl_ingestion_group_size"
     assert metric_total(page, f"{name}_count", service="nlib") == 2
     assert metric_total(page, f"{name}_sum", service="nlib") == 9

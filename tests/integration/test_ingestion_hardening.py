@@ -24,7 +24,7 @@ from ingestion_helpers import (
 )
 from tcp_proxy import TcpProxy
 
-from support import eventually
+from support import SCRAPE, eventually
 from teamnl_shared.contract.types import MAX_CENTS, MAX_COUNT, MAX_LIST_ITEMS
 
 pytestmark = pytest.mark.integration
@@ -162,7 +162,7 @@ async def test_a_parked_row_does_not_stop_the_service_and_is_visible(
         ready = await svc.client.get("/readyz")
         assert ready.status_code == 200, ready.text
         assert ready.json()["outbox_parked"] == 1
-        metrics = (await svc.client.get("/metrics")).text
+        metrics = (await svc.client.get("/metrics", headers=SCRAPE)).text
         parked = [line for line in metrics.splitlines() if line.startswith("teamnl_outbox_parked")]
         assert len(parked) == 1, metrics
         assert 'reason="MessageSizeTooLargeError"' in parked[0] and parked[0].endswith(" 1.0")

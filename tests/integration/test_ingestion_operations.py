@@ -9,7 +9,7 @@ import sys
 import pytest
 from ingestion_helpers import auth, example, read_records, running, structured
 
-from support import eventually
+from support import SCRAPE, eventually
 from teamnl_shared.db import create_pool
 
 pytestmark = pytest.mark.integration
@@ -90,7 +90,7 @@ async def test_metrics_count_accepted_and_rejected(database_url: str, kafka_boot
         key = await svc.key()
         await svc.post(structured(HELD, example(HELD)), key)
         await svc.post(structured(HELD, {**example(HELD), "leads": -1}), key)
-        text = (await svc.client.get("/metrics")).text
+        text = (await svc.client.get("/metrics", headers=SCRAPE)).text
         assert "teamnl_events_accepted_total" in text
         assert 'reason="invalid-event"' in text
         assert key not in text

@@ -7,7 +7,8 @@ Kafka). What this proves, counting exactly:
 - the dashboard counts each record it sends to its dead-letter topic in
   ``teamnl_deadletter_total`` and observes each applied event once, and only those, in
   ``teamnl_end_to_end_latency_seconds``;
-- the outbox gauges and the consumer lag gauge are served under their documented names.
+- the outbox gauges and the consumer lag gauge are served under their documented names;
+- both pages go only to a scrape sending the metrics token (401 without it).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from inprocess import (
     nlib_and_dashboard,
     post_event,
 )
-from support import eventually
+from support import SCRAPE, eventually
 from teamnl_shared.telemetry import setup_telemetry
 from teamnl_suite.infra import Infrastructure
 
@@ -70,7 +71,8 @@ async def test_metrics_count_what_happened(infra: Infrastructure) -> None:
                     for event in [*accepted, accepted[0], unknown_field, foreign_source]
                 ]
                 assert statuses == [202] * ACCEPTED + [200, 422, 403]
-                nlib_page = (await nlib.get("/metrics")).text
+                nlib_page = (await nlib.get("/metrics", headers=SCRAPE)).text
+                anonymous = [(await nlib.get("/metrics")).status_code]
             await publish_garbage(infra.kafka_bootstrap, pipeline.nlib_topic)
 
             async with httpx.AsyncClient(base_url=pipeline.dashboard_url) as dashboard:
@@ -78,12 +80,13 @@ async def test_metrics_count_what_happened(infra: Infrastructure) -> None:
 
                 async def all_consumed() -> bool:
                     nonlocal page
-                    page = (await dashboard.get("/metrics")).text
+                    page = (await dashboard.get("/metrics", headers=SCRAPE)).text
                     latency = metric_total(page, "teamnl_end_to_end_latency_seconds_count")
                     dead = metric_total(page, "teamnl_deadletter_total")
                     lag = "teamnl_consumer_lag" in page
                     return latency >= ACCEPTED and dead >= DEAD_LETTERED and lag
 
+                anonymous.append((await dashboard.get("/metrics")).status_code)
                 try:
                     await eventually(all_consumed)
                 except AssertionError as error:
@@ -93,6 +96,7 @@ async def test_metrics_count_what_happened(infra: Infrastructure) -> None:
         nlib_telemetry.shutdown()
         dashboard_telemetry.shutdown()
 
+    assert anonymous == [401, 401]  # the pages name partners: only the scraper reads them
     assert metric_total(nlib_page, "teamnl_events_accepted_total") == ACCEPTED
     labels = {"service": "nlib", "type": MISSION_HELD, "partner": PARTNER}
     assert metric_total(nlib_page, "teamnl_events_accepted_total", **labels) == ACCEPTED

@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from test_outbox_inbox import mission_event, start_relay
 
 from inprocess import metric_total
-from support import eventually, free_port, terminated
+from support import SCRAPE, eventually, free_port, terminated
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.outbox import OutboxRelay, _delete_found, _read_since, enqueue, parked_rows
 
@@ -204,7 +204,7 @@ async def test_the_relay_as_a_process_of_its_own_counts_and_announces_what_it_pa
         )
         assert json.loads(notice.value)["ce_id"] == "1-0"
         async with httpx.AsyncClient() as client:
-            scraped = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+            scraped = (await client.get(f"http://127.0.0.1:{port}/metrics", headers=SCRAPE)).text
         assert (
             metric_total(
                 scraped,

@@ -24,7 +24,9 @@ def test_every_closed_pass_has_its_own_run_id(
         return {"events_acked": 1, "loadgen_cpu_s": 0.0}
 
     monkeypatch.setattr(run, "run_loadgen", loadgen)
-    stack = SimpleNamespace(workdir=tmp_path, run_id="r", cpu_pids=dict, services={})
+    stack = SimpleNamespace(
+        workdir=tmp_path, run_id="r", cpu_pids=dict, services={}, metrics_token="t" * 43
+    )
     bench = run.Bench(stack, SIZES["smoke"])  # type: ignore[arg-type]  # what _closed reads
     target = Target("nlib", "http://127.0.0.1:1")
     # the labels of the nlib and durable one-client passes end alike, as in `single`

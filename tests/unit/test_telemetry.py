@@ -354,10 +354,11 @@ async def test_metrics_are_served_with_their_prometheus_names(telemetry: Telemet
     metrics.observe_findings(lambda: {("missing-country", "high"): 4})
     metrics.group_committed(service="nlib", events=8)
     app = FastAPI()
-    app.add_route("/metrics", telemetry.metrics_endpoint(), include_in_schema=False)
+    token = "t" * 40
+    app.add_route("/metrics", telemetry.metrics_endpoint(token), include_in_schema=False)
 
     async with _client(app) as client:
-        response = await client.get("/metrics")
+        response = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
 
     assert response.headers["content-type"].startswith("text/plain")
     samples = {line.split("{")[0].split(" ")[0]: line for line in response.text.splitlines()}

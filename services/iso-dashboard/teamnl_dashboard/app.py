@@ -78,7 +78,9 @@ def create_app(
     install_quality_pages(app)
     app.add_exception_handler(InvalidReading, reading_problem)
     app.add_middleware(RequestLogMiddleware)
-    app.add_route("/metrics", telemetry.metrics_endpoint(), include_in_schema=False)
+    app.add_route(
+        "/metrics", telemetry.metrics_endpoint(settings.scrape_token), include_in_schema=False
+    )
     return app
 
 

@@ -49,7 +49,7 @@ def worker_telemetry(settings: DashboardSettings) -> Telemetry:
     """The worker's telemetry, its metrics served on ``worker_metrics_port`` if set."""
     telemetry = setup_telemetry(f"{settings.service_name}-consumer", VERSION, settings.environment)
     if settings.worker_metrics_port:
-        telemetry.serve_metrics(settings.host, settings.worker_metrics_port)
+        telemetry.serve_metrics(settings.host, settings.worker_metrics_port, settings.scrape_token)
     return telemetry
 
 

@@ -64,7 +64,9 @@ def create_ingestion_app(
     install_openapi(app, service)
     app.add_middleware(RequestLogMiddleware)
     telemetry.instrument_asyncpg()
-    app.add_route("/metrics", telemetry.metrics_endpoint(), include_in_schema=False)
+    app.add_route(
+        "/metrics", telemetry.metrics_endpoint(settings.scrape_token), include_in_schema=False
+    )
     return app
 
 

@@ -7,7 +7,7 @@ Usage in a composition root::
     app = FastAPI(..., telemetry=telemetry.http_telemetry())
     app.add_middleware(RequestLogMiddleware)
     telemetry.instrument_asyncpg()
-    app.add_route("/metrics", telemetry.metrics_endpoint(), include_in_schema=False)
+    app.add_route("/metrics", telemetry.metrics_endpoint(settings.scrape_token))
     # lifespan exit: telemetry.shutdown()
 
 Prometheus names produced by `Metrics` (verified against opentelemetry-exporter-prometheus

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from functools import cached_property
-from typing import Any
+from http import HTTPStatus
+from typing import Any, cast
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import metrics, trace
@@ -35,18 +37,15 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 from opentelemetry.trace import Tracer
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    generate_latest,
-    start_http_server,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 from starlette.requests import Request
 from starlette.responses import Response
 
 from teamnl_shared.telemetry.metrics import Metrics
 
 from .routing import ParentRoutedTracerProvider
+from .scrape import PROBLEM_JSON, refusal
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +53,13 @@ METER_NAME = "teamnl"
 UNTRACED_PATHS = ("/healthz", "/readyz", "/metrics")
 
 _ASYNCPG_PROVIDERS = ParentRoutedTracerProvider()
+
+
+class _Quiet(WSGIRequestHandler):
+    """The metrics server's requests are not logged (a scrape every few seconds)."""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        pass
 
 
 def _untraced(scope: MutableMapping[str, Any]) -> bool:
@@ -146,22 +152,43 @@ class Telemetry:
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(tracer_provider=_ASYNCPG_PROVIDERS)
 
-    def metrics_endpoint(self) -> Callable[[Request], Awaitable[Response]]:
-        """A handler serving this instance's metrics in the Prometheus text format.
+    def metrics_endpoint(self, token: str | None) -> Callable[[Request], Awaitable[Response]]:
+        """A handler serving this instance's metrics in the Prometheus text format to a
+        scraper sending `token` (:mod:`.scrape`; None: to nobody).
 
-        ``app.add_route("/metrics", telemetry.metrics_endpoint(), include_in_schema=False)``
+        ``app.add_route("/metrics", telemetry.metrics_endpoint(token), include_in_schema=False)``
         """
         registry = self.registry
 
-        async def metrics_handler(_request: Request) -> Response:
+        async def metrics_handler(request: Request) -> Response:
+            refused = refusal(request.headers.get("authorization"), token)
+            if refused is not None:
+                return Response(
+                    refused.body(request.url.path),
+                    refused.status,
+                    refused.headers,
+                    media_type=PROBLEM_JSON,
+                )
             return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
         return metrics_handler
 
-    def serve_metrics(self, host: str, port: int) -> None:
-        """Serve this instance's metrics in the Prometheus text format on a server thread of
-        their own, for a process without an HTTP app (a dashboard worker, a relay)."""
-        start_http_server(port, host, self.registry)
+    def serve_metrics(self, host: str, port: int, token: str | None) -> None:
+        """Serve this instance's metrics in the Prometheus text format, to a scraper sending
+        `token` as :meth:`metrics_endpoint` does, on a server thread of their own: for a
+        process without an HTTP app (a dashboard worker, a relay)."""
+        served = make_wsgi_app(self.registry)
+
+        def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+            refused = refusal(environ.get("HTTP_AUTHORIZATION"), token)
+            if refused is None:
+                return cast(Iterable[bytes], served(environ, start_response))
+            headers = [("Content-Type", PROBLEM_JSON), *refused.headers.items()]
+            start_response(f"{refused.status} {HTTPStatus(refused.status).phrase}", headers)
+            return [refused.body(environ.get("PATH_INFO") or "/")]
+
+        server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_Quiet)
+        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
         log.info("metrics on %s:%d", host, port)
 
     def shutdown(self) -> None:
