@@ -41,7 +41,7 @@ def test_only_the_token_in_a_bearer_header_passes() -> None:
     assert "TEAMNL_METRICS_TOKEN" in off.detail
 
 
-@pytest.mark.parametrize("where", ["app", "server of its own"])
+@pytest.mark.parametrize("where", ["app", "server of its own", "server of its own on ::1"])
 async def test_only_a_scraper_sending_the_token_reads_the_metrics(
     telemetry: Telemetry, where: str
 ) -> None:
@@ -75,8 +75,9 @@ async def _answers(
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
     else:
         port = free_port()
-        telemetry.serve_metrics("127.0.0.1", port, token)
-        client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}")
+        host = "::1" if where.endswith("::1") else "127.0.0.1"
+        telemetry.serve_metrics(host, port, token)
+        client = httpx.AsyncClient(base_url=f"http://{'[::1]' if ':' in host else host}:{port}")
     async with client:
         first = await _when_listening(client, SCRAPE)
         return {

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from functools import cached_property
 from http import HTTPStatus
 from typing import Any, cast
-from wsgiref.simple_server import WSGIRequestHandler, make_server
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import metrics, trace
@@ -187,7 +188,10 @@ class Telemetry:
             start_response(f"{refused.status} {HTTPStatus(refused.status).phrase}", headers)
             return [refused.body(environ.get("PATH_INFO") or "/")]
 
-        server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_Quiet)
+        # As prometheus_client's own server: the address's family (AF_INET6 for "::").
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        server_class = type("_Server", (ThreadingWSGIServer,), {"address_family": family[0][0]})
+        server: WSGIServer = make_server(host, port, app, server_class, handler_class=_Quiet)
         threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
         log.info("metrics on %s:%d", host, port)
 
