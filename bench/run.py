@@ -278,13 +278,11 @@ class Bench:
         pids = self.stack.cpu_pids()
         if pid is not None and pid not in pids.values():
             pids["baseline"] = pid  # a baseline app the bench started itself
-        sizes = groups.scrape(self._service_urls(), self.stack.metrics_token)
+        sizes = self._group_sizes()
         with CpuMeter(pids) as meter:
             result = run_loadgen(config, self.workdir, label, self.sampler)
         cpu_after = cpu_seconds(pid)
-        result["groups"] = groups.between(
-            sizes, groups.scrape(self._service_urls(), self.stack.metrics_token)
-        )
+        result["groups"] = groups.between(sizes, self._group_sizes())
         result["loadavg"] = os.getloadavg()
         result["cpu"] = meter.per_event(result["events_acked"], loadgen=result["loadgen_cpu_s"])
         if cpu_before is not None and cpu_after is not None and result["events_acked"]:
@@ -452,14 +450,12 @@ class Bench:
         ):
             server_log = ServerLog(self.stack.infra.postgres.log_file)
             server_log.mark()
-            sizes = groups.scrape(self._service_urls(), self.stack.metrics_token)
+            sizes = self._group_sizes()
             with CpuMeter(self.stack.cpu_pids()) as meter:
                 result = run_loadgen(config, self.workdir, label, self.sampler)
                 acks = read_acks(acks_path)
                 missing = observer.wait_for({a[1] for a in acks}, timeout=self.size.drain_timeout)
-            group_sizes = groups.between(
-                sizes, groups.scrape(self._service_urls(), self.stack.metrics_token)
-            )
+            group_sizes = groups.between(sizes, self._group_sizes())
             latencies = [(observer.seen[a[1]] - a[3]) * 1000 for a in acks if a[1] in observer.seen]
             time.sleep(1)  # the last announcements and records reach their observers
         e2e = summarise(latencies)
@@ -494,10 +490,12 @@ class Bench:
             "pg_log": server_log.since(),
         }
 
-    def _service_urls(self) -> dict[str, str]:
-        """The services that take events, by name: where their ``/metrics`` are."""
+    def _group_sizes(self) -> dict[str, groups.Histogram]:
+        """The group-size histograms of the services that take events, read now from their
+        ``/metrics`` with the run's token."""
         services = self.stack.services
-        return {name: services[name].url for name in INITIATIVES if name in services}
+        urls = {name: services[name].url for name in INITIATIVES if name in services}
+        return groups.scrape(urls, self.stack.metrics_token)
 
     def _cookie(self) -> str:
         if self._session is None:

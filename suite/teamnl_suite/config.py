@@ -148,21 +148,20 @@ class SuiteConfig:
 
     def session_secret(self) -> str:
         """DASHBOARD_SESSION_SECRET, else one generated once and kept in the state dir (0600)."""
-        return self._secret("DASHBOARD_SESSION_SECRET", "dashboard-session-secret")
+        return self._secret("DASHBOARD_SESSION_SECRET", self.state_dir / "dashboard-session-secret")
 
     def metrics_token(self) -> str:
         """TEAMNL_METRICS_TOKEN, else one generated once and kept in the state dir (0600):
         what a scrape of any service's ``/metrics`` sends (:meth:`metrics_token_file`)."""
-        return self._secret(TOKEN_VARIABLE, self.metrics_token_file().name)
+        return self._secret(TOKEN_VARIABLE, self.metrics_token_file())
 
     def metrics_token_file(self) -> Path:
         return self.state_dir / "metrics-token"
 
-    def _secret(self, variable: str, file_name: str) -> str:
+    def _secret(self, variable: str, path: Path) -> str:
         given = self.base_env.get(variable)
         if given:
             return given
-        path = self.state_dir / file_name
         if not path.exists():
             self.state_dir.mkdir(parents=True, exist_ok=True)
             path.touch(mode=0o600)

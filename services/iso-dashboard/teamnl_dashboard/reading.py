@@ -16,12 +16,13 @@ from dateutil.relativedelta import relativedelta
 from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
 
+from teamnl_shared.problem import PROBLEM_JSON, problem_document
+
 from . import queries
 from .period import InvalidReading, Reading, end_of_day, read
 from .read_cache import ReadCache
 from .rules.engine import AsOf, RulesEngine
 
-PROBLEM_JSON = "application/problem+json"
 LATEST_EVENT_ON = ("latest-event-on",)  # its key in the read cache
 
 
@@ -121,14 +122,10 @@ def findings_of(as_of: AsOf) -> list[dict[str, Any]]:
 async def reading_problem(request: Request, error: Exception) -> JSONResponse:
     """An RFC 9457 problem naming the bad query parameter."""
     assert isinstance(error, InvalidReading)  # noqa: S101 - registered for this type only
+    errors = [{"field": f"query/{error.parameter}", "reason": error.reason}]
+    title = "The request parameters are not valid"
     return JSONResponse(
-        {
-            "type": "urn:teamnl:problem:invalid-request",
-            "title": "The request parameters are not valid",
-            "status": 422,
-            "detail": str(error),
-            "errors": [{"field": f"query/{error.parameter}", "reason": error.reason}],
-        },
+        problem_document(422, "invalid-request", title, str(error), errors),
         status_code=422,
         media_type=PROBLEM_JSON,
     )

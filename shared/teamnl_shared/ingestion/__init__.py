@@ -17,7 +17,7 @@ from teamnl_shared.ingestion.keys import (
     list_keys,
     revoke_key,
 )
-from teamnl_shared.ingestion.problems import PROBLEM_JSON, ApiProblem
+from teamnl_shared.ingestion.problems import ApiProblem
 from teamnl_shared.ingestion.service import (
     Handler,
     Rejected,
@@ -27,6 +27,7 @@ from teamnl_shared.ingestion.service import (
     data_as,
 )
 from teamnl_shared.ingestion.settings import IngestionSettings
+from teamnl_shared.problem import PROBLEM_JSON
 
 __all__ = [
     "PROBLEM_JSON",

@@ -16,9 +16,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from teamnl_shared.contract.envelope import InvalidEvent, Problem
+from teamnl_shared.problem import PROBLEM_JSON, problem_document
 
-PROBLEM_JSON = "application/problem+json"
-PROBLEM_TYPE_PREFIX = "urn:teamnl:problem:"
 PROBLEM_SCHEMA_REF = "#/components/schemas/ProblemDetails"  # added by the app's openapi()
 UNAVAILABLE_RETRY_AFTER = 1  # seconds; a PostgreSQL restart takes about that long
 
@@ -69,16 +68,14 @@ class ApiProblem(Exception):
         super().__init__(self.detail)
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
-        document: dict[str, Any] = {
-            "type": PROBLEM_TYPE_PREFIX + self.kind,
-            "title": TITLES.get(self.kind, self.kind),
-            "status": self.status,
-            "detail": self.detail,
-            "errors": [problem.as_dict() for problem in self.errors],
-        }
-        if instance is not None:
-            document["instance"] = instance
-        return document
+        return problem_document(
+            self.status,
+            self.kind,
+            TITLES.get(self.kind, self.kind),
+            self.detail,
+            [problem.as_dict() for problem in self.errors],
+            instance,
+        )
 
     def response(self, instance: str | None = None) -> JSONResponse:
         return JSONResponse(

@@ -43,10 +43,11 @@ from prometheus_client.exposition import ThreadingWSGIServer
 from starlette.requests import Request
 from starlette.responses import Response
 
+from teamnl_shared.problem import PROBLEM_JSON
 from teamnl_shared.telemetry.metrics import Metrics
 
 from .routing import ParentRoutedTracerProvider
-from .scrape import PROBLEM_JSON, refusal
+from .scrape import refusal
 
 log = logging.getLogger(__name__)
 

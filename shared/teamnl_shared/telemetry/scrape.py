@@ -7,7 +7,8 @@ scraper, ``TEAMNL_METRICS_TOKEN`` (:data:`TOKEN_LENGTH` characters), sent as
 ``Authorization: Bearer <token>`` (Prometheus: ``authorization.credentials_file``). A
 process without one serves no metrics (403): off, not open, is the default.
 
-A refusal is an RFC 9457 problem, as the APIs' are; the token is compared in constant time.
+A refusal is an RFC 9457 problem (:mod:`teamnl_shared.problem`), as the APIs' are; the
+token is compared in constant time.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import hmac
 import json
 from dataclasses import dataclass, field
 
+from teamnl_shared.problem import problem_document
+
 TOKEN_VARIABLE = "TEAMNL_METRICS_TOKEN"  # noqa: S105 - the variable's name, not a token
 TOKEN_LENGTH = (32, 256)
 """The least and most characters of a token (``secrets.token_urlsafe(32)`` gives 43)."""
-PROBLEM_JSON = "application/problem+json"
 _BEARER = "bearer "
 
 
@@ -34,15 +36,11 @@ class Refusal:
     headers: dict[str, str] = field(default_factory=dict)
 
     def body(self, instance: str = "/metrics") -> bytes:
-        problem = {
-            "type": f"urn:teamnl:problem:{self.kind}",
-            "title": self.title,
-            "status": self.status,
-            "detail": self.detail,
-            "instance": instance,
-            "errors": [{"field": "header/authorization", "reason": self.detail}],
-        }
-        return json.dumps(problem).encode()
+        errors = [{"field": "header/authorization", "reason": self.detail}]
+        document = problem_document(
+            self.status, self.kind, self.title, self.detail, errors, instance
+        )
+        return json.dumps(document).encode()
 
 
 def refusal(authorization: str | None, token: str | None) -> Refusal | None:
