@@ -8,6 +8,7 @@ hits raise findings (``open``); live findings whose situation is gone are resolv
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime
 from typing import Any
@@ -78,11 +79,17 @@ async def _live(conn: asyncpg.Connection, rule: str, keys: list[str] | None) -> 
             rule,
             keys,
         )
+    # Each distinct details text decoded once: most findings of a rule say the same few
+    # things (a project's country, a budget's family), and an evaluation of every rule
+    # decoded the same text again and again. 151,000 live findings at 908,000 events, A/B
+    # rounds on one stack: an evaluation's CPU 1.3-1.6 s so, against 1.7-2.4. The values
+    # are shared between findings, so they are only compared, never changed.
+    read = functools.cache(json.loads)
     return {
         r["finding_key"]: (
             r["severity"],
             r["summary"],
-            json.loads(r["details"]),
+            read(r["details"]),
             tuple(r["event_ids"] or ()),
         )
         for r in rows
