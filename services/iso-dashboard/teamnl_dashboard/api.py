@@ -20,6 +20,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import AfterValidator
 
 from teamnl_shared.contract.registry import Family
+from teamnl_shared.problem import PROBLEM_JSON
 
 from . import queries, schemas
 from .actions import TransitionRefused, change_finding
@@ -47,7 +48,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         " (RFC 9457) naming the period or as-of parameter",
         "content": {
             "application/json": {"schema": {"type": "object"}},
-            "application/problem+json": {"schema": {"type": "object"}},
+            PROBLEM_JSON: {"schema": {"type": "object"}},
         },
     },
 }
