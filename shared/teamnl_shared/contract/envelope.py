@@ -199,6 +199,7 @@ class JsonData:
 NOT_A_JSON_OBJECT = "the record value is not a JSON object"
 _NOT_AN_OBJECT = frozenset({"json_invalid", "model_type"})
 _JSON_CONTENT_TYPE = JSONFormat.JSON_CONTENT_TYPE_PATTERN  # the SDK's, as it reads data
+_CE_PREFIX_LENGTH = len(ce_kafka.CE_PREFIX)  # a Kafka record's attribute headers' (ce_)
 
 
 # -- parsing --------------------------------------------------------------------------------
@@ -445,9 +446,6 @@ def kafka_attributes(headers: Sequence[tuple[str, bytes | None]]) -> dict[str, A
             [Problem("record", f"not a CloudEvent in binary mode: {error}")]
         ) from None
     return attrs
-
-
-_CE_PREFIX_LENGTH = len(ce_kafka.CE_PREFIX)
 
 
 @lru_cache(maxsize=64)
