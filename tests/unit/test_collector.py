@@ -72,7 +72,8 @@ def _serve_nlib() -> None:
 
 
 class _Pipe:
-    """In place of the pipe a rebuild's part process sends its result on."""
+    """In place of the pipes a rebuild's part process is told to begin on and sends its
+    result on."""
 
     def send(self, _message: object) -> None:
         pass
@@ -83,7 +84,7 @@ class _Pipe:
 
 def _replay_a_part() -> None:
     settings = DashboardSettings(database_url=DATABASE)
-    dashboard_rebuild._replay_part_in_process(settings, "proj", {}, _Pipe())  # type: ignore[arg-type]
+    dashboard_rebuild._replay_part_in_process(settings, "proj", {}, _Pipe(), _Pipe())  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

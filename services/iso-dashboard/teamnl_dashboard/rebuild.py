@@ -135,12 +135,15 @@ class _Replayer:
         many connections as the replay had processes."""
         await complete_load(self.pool, schema, lanes=self.settings.rebuild_processes)
 
-    async def start(self) -> Positions:
-        """Start reading; returns every partition's current end offset."""
+    async def start(self) -> None:
+        """Connect to Kafka."""
+        await self.consumer.start()
+
+    async def end_offsets(self) -> Positions:
+        """Every partition's current end offset (once started)."""
         partitions = await partitions_of(
             self.settings.kafka_bootstrap_servers, event_topics(self.settings)
         )
-        await self.consumer.start()
         ends: Positions = await self.consumer.end_offsets(partitions)
         return ends
 
@@ -246,9 +249,6 @@ async def _rebuild_prepared(
             await drop_schema(admin, leftover)
             progress(f"dropped {leftover}, left by an earlier rebuild")
         schema = rebuilding_schema()
-        async with admin.transaction():
-            await create_schema(admin, schema, to_load=True)
-        progress(f"building {schema}")
         try:
             replayer, retired = await _replay_and_swap(settings, admin, schema, progress)
         except BaseException:
@@ -339,7 +339,7 @@ async def _replay_and_swap(
     clock = asyncio.get_running_loop().time
     try:
         started = clock()
-        await _replay_in_parts(settings, schema, replayer)
+        await _replay_in_parts(settings, admin, schema, replayer)
         replayer.phases["replay"] = clock() - started
         progress("every record replayed; summing the running totals, building the indexes")
         started = clock()
@@ -374,16 +374,30 @@ async def _switch(admin: asyncpg.Connection, schema: str, replayer: _Replayer) -
     return retired
 
 
-async def _replay_in_parts(settings: DashboardSettings, schema: str, replayer: _Replayer) -> None:
-    """Replay up to the end offsets seen now. A large log is split by partition between
-    `processes` (this one and others it starts): each partition's records stay in order
-    in one process, as a consumer group splits them between dashboard instances (the
-    projections are built for that). Returns when every part is done; `replayer` then
-    reads every partition from where its part stopped."""
-    ends = await replayer.start()
+async def _replay_in_parts(
+    settings: DashboardSettings, admin: asyncpg.Connection, schema: str, replayer: _Replayer
+) -> None:
+    """Create `schema` (to be loaded) and replay into it up to the end offsets seen now. A
+    large log is split by partition between `processes` (this one and others it starts):
+    each partition's records stay in order in one process, as a consumer group splits them
+    between dashboard instances (the projections are built for that). Returns when every
+    part is done; `replayer` then reads every partition from where its part stopped.
+
+    The other processes start before the schema is made and get ready meanwhile, reading
+    no end offsets of their own: this one replays alone until they are. A part's process
+    started after the schema was made fetched first 1.49 s after this one (0.88 s its
+    imports, 0.53 its Kafka client and the end offsets); now 0.66 s after (a rebuild of
+    908,000 events on two processes)."""
+    await replayer.start()
+    ends = await replayer.end_offsets()
     parts = _split(ends, _processes(settings, ends))
     others = [_PartProcess(settings, schema, part) for part in parts[1:]]
     try:
+        async with admin.transaction():
+            await create_schema(admin, schema, to_load=True)
+        for other in others:
+            other.begin()
+        replayer.progress(f"building {schema}")
         if others:
             replayer.progress(
                 f"replaying in {len(parts)} processes, by partition;"
@@ -430,19 +444,27 @@ class PartResult:
 
 class _PartProcess:
     """One part of a rebuild's replay in a process of its own (spawned: a fresh
-    interpreter, no state of this one's event loop). Its result comes back over a pipe."""
+    interpreter, no state of this one's event loop). It starts at once and gets ready
+    (imports, its connections, its partitions) while the schema is made, then replays
+    once told to :meth:`begin`; its result comes back over a pipe."""
 
     def __init__(self, settings: DashboardSettings, schema: str, targets: Positions) -> None:
         context = multiprocessing.get_context("spawn")
         self._result, theirs = context.Pipe(duplex=False)
+        go, self._go = context.Pipe(duplex=False)
         self._process = context.Process(
             target=_replay_part_in_process,
-            args=(settings, schema, targets, theirs),
+            args=(settings, schema, targets, theirs, go),
             name=f"rebuild-part-{schema}",
             daemon=True,
         )
         self._process.start()
         theirs.close()
+        go.close()
+
+    def begin(self) -> None:
+        """The schema is there: replay."""
+        self._go.send(True)
 
     async def result(self) -> PartResult:
         try:
@@ -463,15 +485,20 @@ class _PartProcess:
             self._process.terminate()
             self._process.join(timeout=10)
         self._result.close()
+        self._go.close()
 
 
 def _replay_part_in_process(
-    settings: DashboardSettings, schema: str, targets: Positions, result: Connection
+    settings: DashboardSettings,
+    schema: str,
+    targets: Positions,
+    result: Connection,
+    go: Connection,
 ) -> None:
-    """The entry point of a part's process."""
+    """The entry point of a part's process; `go` tells it the schema is there."""
     settle_collector(REPLAY_YOUNG_THRESHOLD)
     try:
-        done = uvloop.run(_replay_part(settings, schema, targets))
+        done = uvloop.run(_replay_part(settings, schema, targets, go))
     except BaseException as error:
         result.send(("failed", repr(error)))
         raise
@@ -479,12 +506,17 @@ def _replay_part_in_process(
     result.close()
 
 
-async def _replay_part(settings: DashboardSettings, schema: str, targets: Positions) -> PartResult:
+async def _replay_part(
+    settings: DashboardSettings, schema: str, targets: Positions, go: Connection
+) -> PartResult:
+    """Replay `targets` into `schema` once `go` says it is there (ready meanwhile: the
+    connections open, the partitions assigned)."""
     pool = await create_dashboard_pool(settings.database_url, search_path(schema), max_size=2)
     replayer = _Replayer(settings, pool, lambda _line: None)
     try:
         await replayer.start()
         await replayer.assign(list(targets))
+        await asyncio.to_thread(go.recv)
         await replayer.replay_until(targets)
         return PartResult(replayer.records, replayer.applied, replayer.dead, replayer.positions)
     finally:
