@@ -159,6 +159,42 @@ async def test_isolated_werkplaats_project_until_nlib_goes_there(dash) -> None:
     await dash.wait_findings("isolated-project", "resolved")
 
 
+async def test_project_facts_read_as_the_projections_hold_them(dash) -> None:
+    """Proves: each project fact carries the project's own values in its own fields (read
+    by position from the row, `facts._projects`), now and as of a day before it ended."""
+    wp = "nl.teamnl.werkplaats.project"
+    onboarded = [
+        make_event(f"{wp}.onboarded.v1", project_id=p, country=c, onboarded_on=on, time=NOW)
+        for p, c, on in (("p-ke", "KE", "2018-03-01"), ("p-in", "IN", "2019-02-01"))
+    ]
+    await dash.publish(
+        *onboarded,
+        make_event(f"{wp}.graduated.v1", project_id="p-ke", graduated_on="2019-05-01", time=NOW),
+    )
+    await dash.wait_applied(3)
+
+    async def projects(as_of: date | None) -> dict[str, tuple[object, ...]]:
+        async with dash.pool.acquire() as conn:
+            facts = await load_facts(conn, {"projects"}, FactContext(NOW, {}, as_of=as_of))
+        return {
+            p.project_id: (p.country, p.status, p.event_id, p.onboarded_on, p.ended_on)
+            for p in facts.projects
+        }
+
+    ke, india = onboarded
+    assert await projects(None) == {
+        "p-ke": ("KE", "graduated", ke.id, date(2018, 3, 1), date(2019, 5, 1)),
+        "p-in": ("IN", "active", india.id, date(2019, 2, 1), None),
+    }
+    assert await projects(date(2019, 4, 30)) == {
+        "p-ke": ("KE", "active", ke.id, date(2018, 3, 1), None),
+        "p-in": ("IN", "active", india.id, date(2019, 2, 1), None),
+    }
+    assert await projects(date(2018, 12, 31)) == {
+        "p-ke": ("KE", "active", ke.id, date(2018, 3, 1), None)
+    }
+
+
 async def test_werkplaats_portfolio_per_finished_year_against_its_target(
     dash, clock: FakeClock
 ) -> None:

@@ -238,10 +238,11 @@ async def _latest_activities(
     return _activity_facts(sorted(_known(rows, ctx), key=lambda r: r["id"]))
 
 
-_PROJECTS = (
-    "SELECT project_id, country, onboarded_event_id, onboarded_on,"
+_PROJECTS = (  # the columns of ProjectFact, in its order
+    "SELECT project_id, country,"
     " CASE WHEN $1::date IS NULL OR coalesce(graduated_on, stopped_on) <= $1 THEN status"
     "  ELSE 'active' END AS status,"
+    " onboarded_event_id, onboarded_on,"
     " CASE WHEN $1::date IS NULL OR coalesce(graduated_on, stopped_on) <= $1"
     "  THEN coalesce(graduated_on, stopped_on) END AS ended_on"
     " FROM wp_projects WHERE ($1::date IS NULL OR onboarded_on <= $1)"
@@ -264,17 +265,7 @@ async def _projects(conn: asyncpg.Connection, ctx: FactContext) -> tuple[Project
             sorted(ctx.scope.projects),
             sorted(ctx.scope.countries),
         )
-    return tuple(
-        ProjectFact(
-            r["project_id"],
-            r["country"],
-            r["status"],
-            r["onboarded_event_id"],
-            r["onboarded_on"],
-            r["ended_on"],
-        )
-        for r in rows
-    )
+    return tuple(map(ProjectFact._make, rows))  # a row's values are the fact's, in order
 
 
 async def _calls(conn: asyncpg.Connection, ctx: FactContext) -> tuple[CallFact, ...]:

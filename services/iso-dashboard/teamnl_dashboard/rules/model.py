@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Severity(StrEnum):
@@ -54,8 +54,12 @@ class ActivityFact:
     event_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class ProjectFact:
+class ProjectFact(NamedTuple):
+    """A Werkplaats project. A named tuple, not a frozen dataclass like the other facts: a
+    portfolio's worth are made at every evaluation of its rules, one per project (151,000
+    at 908,000 events), and a frozen dataclass's ``__init__`` took 0.70 us against 0.20 for
+    a tuple's ``_make`` of the row as it is read (`facts._projects`)."""
+
     project_id: str
     country: str
     status: str
