@@ -22,8 +22,8 @@ other (``full`` repeats the list until the load generator is done):
 After the pipeline drained it asserts, and attributes each anomaly (by its time) to a fault:
 
 - every acknowledged event is in Kafka exactly once per (source, id) (topics read to the end);
-- the dashboard applied every acknowledged event exactly once (its inbox and its ``events``
-  projection each hold every one, once);
+- the dashboard applied every acknowledged event exactly once (its inbox rows hold every
+  one, once, each a network event's ``events`` row: `teamnl_dashboard.projections.ledger`);
 - its additive projections (running totals: events and activities per family, activities
   per month, budget spends and sums per family and year, TINL partner sets, the Werkplaats
   portfolio) equal a recomputation from the events read from Kafka ("wrong sums");
@@ -555,8 +555,9 @@ def _sigkill(pid: int) -> None:
 async def _dashboard_audit(url: str) -> dict[str, Any]:
     conn = await asyncpg.connect(url)
     try:
-        inbox = await conn.fetch(
-            "SELECT event_source, event_id FROM proj.inbox WHERE event_id LIKE 'f-%'"
+        inbox = await conn.fetch(  # a network event's inbox row is its events row
+            "SELECT source, event_id FROM proj.events WHERE event_id LIKE 'f-%'"
+            " UNION ALL SELECT event_source, event_id FROM proj.inbox WHERE event_id LIKE 'f-%'"
         )
         events = await conn.fetch(
             "SELECT source, event_id FROM proj.events WHERE event_id LIKE 'f-%'"

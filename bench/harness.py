@@ -23,7 +23,7 @@ from bench.loadgen import LoadConfig, Target
 from bench.stack import INITIATIVES, BenchStack
 from teamnl_shared.kafka import admin_client
 
-LIVE_INBOX = "proj.inbox"  # the dashboard's live projection schema keeps its inbox there
+LIVE_INBOX = "proj.events"  # a network event's inbox row in the dashboard's live projections
 NOTIFY_CHANNEL = "bench_inbox"
 
 
@@ -190,7 +190,8 @@ class ThreadObserver:
 
 # -- when did each event's projection commit? ---------------------------------------------------
 class CommitObserver(ThreadObserver):
-    """LISTENs to a per-row trigger on the live inbox; NOTIFY arrives at commit.
+    """LISTENs to a per-row trigger on the live inbox (of network events, as the bench's
+    are: their ``events`` rows); NOTIFY arrives at commit.
 
     The trigger exists only while the observer runs, in the run's own database.
     """
@@ -240,10 +241,14 @@ async def _dashboard_counts(url: str, like: str) -> dict[str, int]:
     conn = await asyncpg.connect(url)
     try:
         applied = await conn.fetchval(
-            "SELECT count(*) FROM proj.inbox WHERE event_id LIKE $1", like
+            "SELECT (SELECT count(*) FROM proj.events WHERE event_id LIKE $1)"
+            " + (SELECT count(*) FROM proj.inbox WHERE event_id LIKE $1)",
+            like,
         )
         dead = await conn.fetchval("SELECT count(*) FROM proj.dead_letters")
-        total = await conn.fetchval("SELECT count(*) FROM proj.inbox")
+        total = await conn.fetchval(
+            "SELECT (SELECT count(*) FROM proj.events) + (SELECT count(*) FROM proj.inbox)"
+        )
     finally:
         await conn.close()
     return {"applied": int(applied), "applied_total": int(total), "dead_letters": int(dead)}

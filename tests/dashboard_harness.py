@@ -64,6 +64,11 @@ def dashboard_settings(
     return DashboardSettings(**{**values, **overrides})
 
 
+APPLIED = "SELECT (SELECT count(*) FROM proj.events) + (SELECT count(*) FROM proj.inbox)"
+"""Events the live projections applied: each has its inbox row in one of the two (a network
+event's is its ``events`` row, an ops event's in ``inbox``: `projections.ledger`)."""
+
+
 def make_event(
     event_type: str, *, time: datetime | None = None, source: str = "/partners/test", **data: Any
 ) -> Event:
@@ -110,7 +115,7 @@ class Dashboard:
         )
 
     async def applied(self) -> int:
-        return int(await self.pool.fetchval("SELECT count(*) FROM proj.inbox"))
+        return int(await self.pool.fetchval(APPLIED))
 
     async def wait_applied(self, count: int) -> None:
         async def enough() -> bool:

@@ -1,10 +1,10 @@
 """Inbox / idempotent consumer.
 
 Each record is parsed and validated against the contract. A valid event is applied at most
-once: its ``(topic, source, id)`` is recorded in ``inbox`` in the same transaction as the
-handler's effect (one partner may use one id at two services: two events). Offsets are
-committed only after that transaction, so with Kafka's
-at-least-once delivery every event is applied exactly once in effect.
+once: its ``(topic, source, id)`` is recorded in the same transaction as the handler's
+effect (one partner may use one id at two services: two events), in the ``inbox`` table
+or the consumer's own :class:`Ledger`. Offsets are committed only after that transaction,
+so with Kafka's at-least-once delivery every event is applied exactly once in effect.
 
 A record that cannot be parsed or validated, that the handler refuses with
 :class:`PoisonEvent`, or that meets a database error it would meet on every retry
@@ -15,7 +15,7 @@ a time to find the record behind it. Infrastructure failures (database down) are
 from the first unapplied record after a back-off; :meth:`InboxConsumer.stalled` tells how
 long they have lasted (readiness reports it).
 
-A batch is applied together first: one statement records the whole batch in ``inbox``,
+A batch is applied together first: one statement records the whole batch in the ledger,
 then the handler runs per new event, all under one savepoint. That statement takes every
 event as new; when one was applied before (a redelivery), the savepoint is rolled back and
 the batch applied again with a statement that skips the rows already there. Only when the
@@ -49,7 +49,7 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -131,7 +131,7 @@ Identity = tuple[str, str, str]
 @dataclass
 class Projected:
     """A fetch projected ahead of its transaction: the buffer and the outcome, taking each
-    valid event's first copy as new (as :func:`_record_new` does)."""
+    valid event's first copy as new (as :meth:`Ledger.record_new` does)."""
 
     writes: Deferred
     outcome: Outcome
@@ -164,6 +164,8 @@ class Inbox:
     """Makes a buffer per savepoint (and per fetch projected ahead); the handler is called
     with it in place of the connection."""
     trace_records: bool = True
+    ledger: Ledger = field(default_factory=lambda: INBOX_TABLE)
+    """Where each applied event's identity is recorded."""
 
     async def apply(self, records: list[ConsumerRecord], ahead: Ahead | None = None) -> Outcome:
         """Apply `records` (of one or more partitions, each partition's in order) in one
@@ -250,7 +252,7 @@ class Inbox:
         redelivered: bool = False,
     ) -> Outcome:
         """The fast path: the inbox rows in one statement; a poison event aborts it all
-        (a refused flush too). First as if every event were new (:func:`_record_new`): the
+        (a refused flush too). First as if every event were new (:meth:`Ledger.record_new`): the
         projection made ahead then stands as it is. When an inbox row was there already
         (:class:`_Redelivered`, this savepoint rolled back, the buffer made ahead dropped
         with it), the caller applies the fetch again with `redelivered`: the inbox rows
@@ -258,12 +260,17 @@ class Inbox:
         projected = ahead.projected
         writes = None if projected is None or redelivered else projected.writes
         async with self._savepoint(conn, writes) as target:  # undoes the batch
+            rows = _first_copies(records, ahead.parsed)
             if redelivered:
-                fresh = await _record_fresh(conn, records, ahead.parsed)
+                fresh = await self.ledger.record_fresh(conn, list(rows.values()))
             else:
-                fresh = await _record_new(conn, records, ahead.parsed)
+                try:
+                    await self.ledger.record_new(conn, list(rows.values()))
+                except asyncpg.UniqueViolationError:
+                    raise _Redelivered from None
                 if projected is not None:  # it took the same events as new
                     return projected.outcome
+                fresh = set(rows)
             outcome = Outcome()
             pairs = zip(records, ahead.parsed, strict=True)
             # projected ahead, the records have their spans already
@@ -330,8 +337,7 @@ class Inbox:
     ) -> None:
         try:
             async with self._savepoint(conn) as target:  # a poison event undoes only itself
-                fresh = await conn.fetchval(_INSERT_ONE_INBOX, *_inbox_row(event, record))
-                if not fresh:
+                if not await self.ledger.record_one(conn, event, record):
                     outcome.duplicates += 1
                     return
                 await self.handler(target, event, record)
@@ -355,6 +361,7 @@ class InboxConsumer:
     on_deadletter: DeadLetterHook | None = None
     before_commit: BeforeCommit | None = None
     deferred: Callable[[], Deferred] | None = None
+    ledger: Ledger = field(default_factory=lambda: INBOX_TABLE)
     applied_total: int = 0
     duplicate_total: int = 0
     deadletter_total: int = 0
@@ -367,7 +374,13 @@ class InboxConsumer:
 
     def __post_init__(self) -> None:
         self.inbox = Inbox(
-            self.pool, self.handler, self.group, self.before_commit, self.tracer, self.deferred
+            self.pool,
+            self.handler,
+            self.group,
+            self.before_commit,
+            self.tracer,
+            self.deferred,
+            ledger=self.ledger,
         )
 
     @property
@@ -614,93 +627,134 @@ def _invalid(span: Span, record: ConsumerRecord, error: InvalidEvent, outcome: O
 class _Redelivered(Exception):
     """A fetch's inbox rows met a row already there: an event applied before (a record
     read again after a crash or a rebalance). Its savepoint is rolled back and the fetch
-    applied again, reading which events were new (:func:`_record_fresh`)."""
+    applied again, reading which events were new (:meth:`Ledger.record_fresh`)."""
 
 
-_INBOX_COLUMNS = (
-    "event_source",
-    "event_id",
-    "event_type",
-    "topic",
-    "kafka_partition",
-    "kafka_offset",
-)
-_INSERT_INBOX = (
-    f"INSERT INTO inbox ({', '.join(_INBOX_COLUMNS)})"  # noqa: S608 - constants only
-    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],"
-    " $6::bigint[])"
-)
-_INSERT_ONE_INBOX = (
-    f"INSERT INTO inbox ({', '.join(_INBOX_COLUMNS)})"  # noqa: S608 - constants only
-    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING true"
-)
+Row = tuple[Event, ConsumerRecord]
+"""An event to record and the record it came in."""
+
+
+class Ledger(Protocol):
+    """Where an :class:`Inbox` records each event it applies, in the transaction that
+    applies it: by the event's identity (topic, source, id), on which a unique key makes a
+    second copy's row fail. By default the ``inbox`` table (:data:`INBOX_TABLE`); a
+    consumer that keeps a row per event anyway may record the identity in that row (the
+    dashboard's ``events``), one row per event instead of two."""
+
+    async def record_new(self, conn: asyncpg.Connection, rows: Sequence[Row]) -> None:
+        """Record `rows` (distinct identities), taking every one as new (the usual case):
+        raises :class:`asyncpg.UniqueViolationError` when one was there (the caller then
+        rolls back and calls :meth:`record_fresh`)."""
+
+    async def record_fresh(self, conn: asyncpg.Connection, rows: Sequence[Row]) -> set[Identity]:
+        """Record those of `rows` not there yet; the identities of those recorded."""
+
+    async def record_one(
+        self, conn: asyncpg.Connection, event: Event, record: ConsumerRecord
+    ) -> bool:
+        """Record one event; False when it was there."""
+
+
 COPY_FROM_ROWS = 64
-"""A fetch with this many new inbox rows or more records them with ``COPY`` rather than
-one ``INSERT ... SELECT FROM unnest(...)``. Each row then costs the client 0.6 us instead
+"""A fetch with this many new rows or more records them with ``COPY`` rather than one
+``INSERT ... SELECT FROM unnest(...)``. Each row then costs the client 0.6 us instead
 of 2.1-2.8 (asyncpg encodes an array parameter element by element, asking of each
 whether it is itself an array) and the server 2-22% less (three rounds of 5,000-row
 batches into a copy of the table). Below it, the one statement: ``COPY`` takes a round
 trip more."""
 
 
-def _inbox_rows(
+@dataclass(frozen=True)
+class LedgerTable:
+    """A table as a :class:`Ledger`: its `columns` (name and type) hold what `row` makes of
+    an event, and `identity` names the columns of its topic, source and id (a unique key
+    on them, or on columns that tell events apart as they do).
+
+    :meth:`record_new` is a plain insert, not one that skips rows already there and returns
+    the others: in PostgreSQL, ``ON CONFLICT DO NOTHING RETURNING`` costs each row a
+    speculative insertion, and the client a row back; on the bench machine, 5.8-7.6 us of
+    the server's CPU a row against 3.0-3.7. A redelivered fetch pays one refused statement
+    more (and PostgreSQL logs the duplicate key)."""
+
+    table: str
+    columns: tuple[tuple[str, str], ...]
+    row: Callable[[Event, ConsumerRecord], tuple[Any, ...]]
+    identity: tuple[str, str, str]
+
+    async def record_new(self, conn: asyncpg.Connection, rows: Sequence[Row]) -> None:
+        if len(rows) >= COPY_FROM_ROWS:
+            await conn.copy_records_to_table(
+                self.table,
+                records=[self.row(event, record) for event, record in rows],
+                columns=self._names,
+            )
+        elif rows:
+            await conn.execute(self._insert_all, *self._arrays(rows))
+
+    async def record_fresh(self, conn: asyncpg.Connection, rows: Sequence[Row]) -> set[Identity]:
+        if not rows:
+            return set()
+        inserted = await conn.fetch(
+            f"{self._insert_all} ON CONFLICT DO NOTHING RETURNING {', '.join(self.identity)}",
+            *self._arrays(rows),
+        )
+        return {(row[0], row[1], row[2]) for row in inserted}
+
+    async def record_one(
+        self, conn: asyncpg.Connection, event: Event, record: ConsumerRecord
+    ) -> bool:
+        values = ", ".join(f"${n}" for n in range(1, len(self.columns) + 1))
+        insert = f"INSERT INTO {self.table} ({', '.join(self._names)})"  # noqa: S608 - constants
+        fresh = await conn.fetchval(
+            f"{insert} VALUES ({values}) ON CONFLICT DO NOTHING RETURNING true",
+            *self.row(event, record),
+        )
+        return bool(fresh)
+
+    @property
+    def _names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    @property
+    def _insert_all(self) -> str:
+        arrays = ", ".join(f"${n}::{kind}[]" for n, (_, kind) in enumerate(self.columns, 1))
+        return (
+            f"INSERT INTO {self.table} ({', '.join(self._names)})"  # noqa: S608 - constants only
+            f" SELECT * FROM unnest({arrays})"
+        )
+
+    def _arrays(self, rows: Sequence[Row]) -> list[list[Any]]:
+        """The parallel arrays of :attr:`_insert_all` (`rows` not empty)."""
+        made = (self.row(event, record) for event, record in rows)
+        return [list(column) for column in zip(*made, strict=True)]
+
+
+def _inbox_row(event: Event, record: ConsumerRecord) -> tuple[str, str, str, str, int, int]:
+    return (event.source, event.id, event.type, record.topic, record.partition, record.offset)
+
+
+INBOX_TABLE: LedgerTable = LedgerTable(
+    "inbox",
+    (
+        ("event_source", "text"),
+        ("event_id", "text"),
+        ("event_type", "text"),
+        ("topic", "text"),
+        ("kafka_partition", "int"),
+        ("kafka_offset", "bigint"),
+    ),
+    _inbox_row,
+    ("topic", "event_source", "event_id"),
+)
+"""The ``inbox`` table (migrations), the default :class:`Ledger`."""
+
+
+def _first_copies(
     records: list[ConsumerRecord], parsed: list[Event | InvalidEvent]
-) -> dict[Identity, tuple[Event, ConsumerRecord]]:
+) -> dict[Identity, Row]:
     """Each valid event's first copy in the fetch, by its identity (topic, source, id)."""
-    rows: dict[Identity, tuple[Event, ConsumerRecord]] = {}
+    rows: dict[Identity, Row] = {}
     for record, event in zip(records, parsed, strict=True):
         if isinstance(event, Event):
             rows.setdefault((record.topic, event.source, event.id), (event, record))
     return rows
-
-
-def _inbox_row(event: Event, record: ConsumerRecord) -> tuple[str, str, str, str, int, int]:
-    """An event's inbox row, in the order of :data:`_INBOX_COLUMNS`."""
-    return (event.source, event.id, event.type, record.topic, record.partition, record.offset)
-
-
-def _columns(rows: Iterable[tuple[Event, ConsumerRecord]]) -> list[list[Any]]:
-    """The parallel arrays of :data:`_INSERT_INBOX` (`rows` not empty)."""
-    return [list(column) for column in zip(*(_inbox_row(e, r) for e, r in rows), strict=True)]
-
-
-async def _record_new(
-    conn: asyncpg.Connection, records: list[ConsumerRecord], parsed: list[Event | InvalidEvent]
-) -> set[Identity]:
-    """Insert the fetch's inbox rows in one plain statement (``COPY`` from
-    :data:`COPY_FROM_ROWS` rows), as if every event were new (the usual case); their
-    identities. One already there raises :class:`_Redelivered`.
-
-    A plain insert, not one that skips rows already there and returns the others: in
-    PostgreSQL, ``ON CONFLICT DO NOTHING RETURNING`` costs each row a speculative
-    insertion, and the client a row back; on the bench machine, 5.8-7.6 us of the
-    server's CPU a row against 3.0-3.7. A redelivered fetch pays one refused statement
-    more (and PostgreSQL logs the duplicate key)."""
-    rows = _inbox_rows(records, parsed)
-    try:
-        if len(rows) >= COPY_FROM_ROWS:
-            await conn.copy_records_to_table(
-                "inbox",
-                records=[_inbox_row(e, r) for e, r in rows.values()],
-                columns=_INBOX_COLUMNS,
-            )
-        elif rows:
-            await conn.execute(_INSERT_INBOX, *_columns(rows.values()))
-    except asyncpg.UniqueViolationError:
-        raise _Redelivered from None
-    return set(rows)
-
-
-async def _record_fresh(
-    conn: asyncpg.Connection, records: list[ConsumerRecord], parsed: list[Event | InvalidEvent]
-) -> set[Identity]:
-    """Insert the batch's inbox rows in one statement, skipping those already there; the
-    (topic, source, id) that were new (a batch may hold records of several topics)."""
-    rows = _inbox_rows(records, parsed)
-    if not rows:
-        return set()
-    inserted = await conn.fetch(
-        _INSERT_INBOX + " ON CONFLICT DO NOTHING RETURNING topic, event_source, event_id",
-        *_columns(rows.values()),
-    )
-    return {(row["topic"], row["event_source"], row["event_id"]) for row in inserted}

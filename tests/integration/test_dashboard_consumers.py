@@ -21,7 +21,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from dashboard_harness import SECRET, dashboard_settings, make_event, serve
+from dashboard_harness import APPLIED, SECRET, dashboard_settings, make_event, serve
 from inprocess import metric_total
 from support import SCRAPE, dies_with_parent, eventually, free_port, terminated
 from teamnl_dashboard.app import create_app
@@ -104,7 +104,7 @@ async def test_a_killed_consumer_loses_and_duplicates_nothing(
             await eventually(group_shared, timeout=60)
 
             async def applied() -> int:
-                return int(await runtime.pool.fetchval("SELECT count(*) FROM proj.inbox"))
+                return int(await runtime.pool.fetchval(APPLIED))
 
             await publish(settings, producer, spends(0, HALF))
 
@@ -114,7 +114,7 @@ async def test_a_killed_consumer_loses_and_duplicates_nothing(
                 # its offsets are committed, so its fetch in flight looked like the worker's.)
                 owned = survivor.assignment()
                 rows = await runtime.pool.fetch(
-                    "SELECT topic, kafka_partition, count(*) AS n FROM proj.inbox GROUP BY 1, 2"
+                    "SELECT topic, kafka_partition, count(*) AS n FROM proj.events GROUP BY 1, 2"
                 )
                 theirs = (r for r in rows if TopicPartition(r[0], r[1]) not in owned)
                 return sum(r["n"] for r in theirs) >= 100
@@ -137,8 +137,8 @@ async def test_a_killed_consumer_loses_and_duplicates_nothing(
                 worker.kill()
 
         pool = runtime.pool
-        assert await pool.fetchval("SELECT count(*) FROM proj.inbox") == 2 * HALF
         assert await pool.fetchval("SELECT count(*) FROM proj.events") == 2 * HALF
+        assert await pool.fetchval("SELECT count(*) FROM proj.inbox") == 0  # ops events' only
         assert await pool.fetchval("SELECT count(*) FROM proj.budget_spent") == 2 * HALF
         total = await pool.fetchval("SELECT sum(amount_cents) FROM proj.budget_spent")
         assert total == sum(range(2 * HALF))
@@ -243,7 +243,7 @@ async def test_a_worker_measures_the_events_it_projects(
                 return metric_total(scraped, "teamnl_end_to_end_latency_seconds_count") >= count
 
             await eventually(all_measured, timeout=90)
-            projected = await runtime.pool.fetchval("SELECT count(*) FROM proj.inbox")
+            projected = await runtime.pool.fetchval(APPLIED)
         finally:
             await producer.stop()
             terminated(worker)

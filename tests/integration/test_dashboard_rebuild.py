@@ -17,6 +17,7 @@ import pytest
 from test_dashboard_api import NOW, network_events
 
 from dashboard_harness import (
+    APPLIED,
     FakeClock,
     announcement,
     dashboard_settings,
@@ -34,6 +35,7 @@ from teamnl_dashboard.projections.schema import (
     complete_load,
     create_schema,
     drop_schema,
+    live_positions,
     lock_for_swap,
     schema_exists,
 )
@@ -188,7 +190,7 @@ async def test_projections_of_an_older_version_are_rebuilt_at_start_up(
         meta = await runtime.pool.fetch("SELECT version, built_at FROM projection_meta")
         assert [r["version"] for r in meta] == [PROJECTION_VERSION]
         assert meta[0]["built_at"] > built_at
-        assert await runtime.pool.fetchval("SELECT count(*) FROM inbox") == len(events)
+        assert await runtime.pool.fetchval(APPLIED) == len(events)
         latest = await queries.recent_events(runtime.pool, limit=len(events))
         assert len(latest) == len(events) and all(e["title"] for e in latest)
     async with open_runtime(settings, clock=clock) as runtime:  # current: not rebuilt again
@@ -415,7 +417,7 @@ async def test_a_reader_in_a_transaction_does_not_hold_up_the_switch(
             await eventually(retired_drop_waits, timeout=60, interval=0.02)
             assert any(line.startswith("evaluating every coherence rule") for line in lines)
             assert await reader.fetchval("SELECT 'proj.events'::regclass::oid") != live_events
-            assert await reader.fetchval("SELECT count(*) FROM proj.inbox") == len(events)
+            assert await reader.fetchval(APPLIED) == len(events)
             assert not rebuilding.done()
             await reading.commit()
         finally:
@@ -511,6 +513,36 @@ async def test_a_rebuild_whose_rules_fail_raises_their_error_after_switching(
         assert await snapshot(dash) == before
 
 
+async def test_the_switch_reads_where_live_projections_of_either_shape_stopped(
+    database_url: str,
+) -> None:
+    """Proves: the positions the switch catches up from are the live projections' inbox
+    rows and dead letters: a network event's ``events`` row from version 10 on, and, in
+    live projections of version 9 (which a rebuild by this code replaces), every event's
+    ``inbox`` row."""
+    await prepare_database(database_url)
+    admin = await asyncpg.connect(database_url, server_settings={"search_path": "proj, public"})
+    try:
+        await admin.execute(
+            "INSERT INTO proj.inbox VALUES ('/p', 'ops-1', 't', 'ops', 0, 7, now());"
+            " INSERT INTO proj.dead_letters (topic, kafka_partition, kafka_offset, reason)"
+            " VALUES ('nlib', 1, 30, 'invalid');"
+            " INSERT INTO proj.events VALUES ('e1', '/p', 't', 'nlib', 's', now(), 't',"
+            " 'nlib', 1, 41), ('e2', '/p', 't', 'tinl', 's', now(), 't', 'tinl', 0, 3)"
+        )
+        assert await live_positions(admin) == {("ops", 0): 8, ("nlib", 1): 42, ("tinl", 0): 4}
+
+        await admin.execute(  # version 9's shape: no position in events, every inbox row
+            "ALTER TABLE proj.events DROP COLUMN topic, DROP COLUMN kafka_partition,"
+            " DROP COLUMN kafka_offset;"
+            " INSERT INTO proj.inbox VALUES ('/p', 'e1', 't', 'nlib', 1, 41, now());"
+            " UPDATE proj.projection_meta SET version = 9"
+        )
+        assert await live_positions(admin) == {("ops", 0): 8, ("nlib", 1): 42}
+    finally:
+        await admin.close()
+
+
 async def test_the_swap_and_drops_wait_less_for_locks_where_their_role_may_say_so(
     database_url: str,
 ) -> None:
@@ -538,17 +570,21 @@ async def test_the_swap_and_drops_wait_less_for_locks_where_their_role_may_say_s
         async with login_role(admin, database_url, "swapper") as role_url:
             role = urlsplit(role_url).username
             await admin.execute(f"GRANT USAGE ON SCHEMA proj TO {role}")
-            await admin.execute(f"GRANT UPDATE ON proj.inbox TO {role}")
+            await admin.execute(f"GRANT UPDATE ON proj.inbox, proj.events TO {role}")
             other = await asyncpg.connect(role_url)
             try:
                 async with other.transaction():
                     await lock_for_swap(other)
                     assert await other.fetchval("SHOW deadlock_timeout") == server
-                    held = await other.fetchval(
-                        "SELECT mode FROM pg_locks WHERE pid = pg_backend_pid()"
-                        " AND relation = 'proj.inbox'::regclass"
+                    held = await other.fetch(
+                        "SELECT relation::regclass::text, mode FROM pg_locks"
+                        " WHERE pid = pg_backend_pid() AND relation = ANY($1::regclass[])",
+                        ["proj.inbox", "proj.events"],
                     )
-                    assert held == "AccessExclusiveLock"
+                    assert {tuple(r) for r in held} == {
+                        ("proj.inbox", "AccessExclusiveLock"),
+                        ("proj.events", "ExclusiveLock"),
+                    }
                 await other.execute("CREATE SCHEMA proj_retired_itsown")
                 await drop_schema(other, "proj_retired_itsown")
                 assert not await schema_exists(admin, "proj_retired_itsown")

@@ -262,8 +262,9 @@ async def test_one_id_at_two_services_and_at_two_partners_are_all_kept(
 
 # The version-3 shape of the tables version 4 re-keyed (projections/schema.sql at v3), the
 # per-row totals triggers of versions 3 to 5 and the totals (per family, folded whole) of
-# versions 3 to 6.
+# versions 3 to 6; and the inbox row beside each event's row (versions before 10).
 _DOWN_TO_V3 = """
+ALTER TABLE events DROP COLUMN topic, DROP COLUMN kafka_partition, DROP COLUMN kafka_offset;
 ALTER TABLE family_totals DROP COLUMN day, DROP COLUMN delta;
 ALTER TABLE activity_months DROP COLUMN delta;
 DROP INDEX activity_months_key, nlib_missions_end, nlib_companies_supported_on;
@@ -345,7 +346,10 @@ async def test_version_3_projections_are_upgraded_in_place_keeping_their_rows(
         assert await conn.fetchval("SELECT source FROM proj.nlib_companies_supported") == (
             "/partners/a"
         )
-        assert await conn.fetchval("SELECT count(*) FROM proj.inbox") == 1
+        # version 10: the event's row is its inbox row, where it came from
+        assert await conn.fetchval("SELECT count(*) FROM proj.inbox") == 0
+        came = await conn.fetchrow("SELECT topic, kafka_partition, kafka_offset FROM proj.events")
+        assert tuple(came) == ("nlib", 0, 0)
         # version 7 counts the totals again, per day; version 6 counts a statement's events
         # in one delta row
         assert await conn.fetchval("SELECT sum(events) FROM proj.family_totals") == 1
@@ -356,14 +360,16 @@ async def test_version_3_projections_are_upgraded_in_place_keeping_their_rows(
         rows = await conn.fetchval("SELECT count(*) FROM proj.family_totals")
         await conn.execute("SET search_path = proj, public")  # as the dashboard's connections
         await conn.execute(
-            "INSERT INTO proj.events SELECT 'e' || n, '/partners/a', 't', 'nlib', 's', now(), 't'"
-            " FROM generate_series(2, 3) n"
+            "INSERT INTO proj.events SELECT 'e' || n, '/partners/a', 't', 'nlib', 's', now(), 't',"
+            " 'nlib', 0, n FROM generate_series(2, 3) n"
         )
         totals = await conn.fetchrow("SELECT count(*), sum(events) FROM proj.family_totals")
         assert tuple(totals) == (rows + 1, 3)
         # the new identity: the same (source, id) on another topic is another event
         await conn.execute(
-            "INSERT INTO proj.inbox VALUES ('/partners/a', 'e1', 't', 'tinl', 0, 0, now())"
+            "INSERT INTO proj.inbox VALUES ('/partners/a', 'e1', 't', 'tinl', 0, 0, now());"
+            " INSERT INTO proj.events VALUES ('e1', '/partners/a', 't', 'tinl', 's', now(), 't',"
+            " 'tinl', 0, 1)"
         )
         # every function is as a fresh schema has it: language and body (version 8: the
         # totals' fold in PL/pgSQL, whose plans a connection keeps)

@@ -19,7 +19,6 @@ from support import log_copies, login_role
 from teamnl_dashboard import projections
 from teamnl_dashboard.projections import writes
 from teamnl_dashboard.projections.network import INSERT_ACTIVITY as ACTIVITY
-from teamnl_dashboard.projections.network import INSERT_EVENT as EVENT
 from teamnl_dashboard.projections.network import UPSERT_SPEND
 from teamnl_dashboard.projections.schema import create_schema
 from teamnl_dashboard.projections.totals import VACUUM
@@ -33,8 +32,17 @@ pytestmark = pytest.mark.integration
 AT = datetime(2025, 3, 4, 12, tzinfo=UTC)
 
 
+EVENT = (
+    "INSERT INTO events (event_id, source, type, family, subject, time, title, topic,"
+    " kafka_partition, kafka_offset) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    " ON CONFLICT DO NOTHING"
+)
+"""A skipping insert on a table with the running totals' triggers (the inbox writes an
+``events`` row so, `projections.ledger`)."""
+
+
 def _event(event_id: str, family: str, title: str, day: int = 4) -> tuple[object, ...]:
-    return (event_id, "/p", "t", family, "s", AT.replace(day=day), title)
+    return (event_id, "/p", "t", family, "s", AT.replace(day=day), title, family, 0, 0)
 
 
 def _activity(event_id: str, family: str, market: str | None, on: date) -> tuple[object, ...]:

@@ -2,11 +2,12 @@
 
 One consumer group (``settings.group``) over the four family topics: Kafka spreads the
 partitions over however many dashboard instances run. Per fetch (up to ``LIVE_BATCH``
-records of any partitions, each partition's in order), in one transaction: each record's
-inbox row, the projections' writes set-based (`projections.writes`), then what the batch's
-events owe the rules (a ``rules_pending`` row, worked off by `rules.pending` beside the
-consumer, which it wakes after the commit, as it wakes `projections.totals` to fold the
-running totals); the offsets are committed after that transaction. Invalid
+records of any partitions, each partition's in order), in one transaction: each event's
+inbox row (a network event's ``events`` row, `projections.ledger`), the projections'
+writes set-based (`projections.writes`), then what the batch's events owe the rules (a
+``rules_pending`` row, worked off by `rules.pending` beside the consumer, which it wakes
+after the commit, as it wakes `projections.totals` to fold the running totals); the
+offsets are committed after that transaction. Invalid
 records go to the group's dead-letter topic (by the inbox) and are also recorded here, so
 the ``invalid-events`` rule can raise a finding.
 
@@ -245,6 +246,7 @@ def build_consumer(
         after_commit=handlers.after_commit,
         on_deadletter=handlers.dead_lettered,
         deferred=projections.DeferredProjections,
+        ledger=projections.LEDGER,
         consumer_options={
             "max_poll_records": max(1, LIVE_BATCH // settings.consumers),
             "max_partition_fetch_bytes": PARTITION_FETCH_BYTES // settings.consumers,

@@ -1121,7 +1121,9 @@ async def status(db: DB) -> dict[str, Any]:
     return {
         "projection_version": meta["version"],
         "built_at": meta["built_at"],
-        "events_applied": await db.fetchval("SELECT count(*) FROM inbox"),
+        "events_applied": await db.fetchval(  # each has its inbox row in one of them (ledger)
+            "SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM inbox)"
+        ),
         "dead_letters": await db.fetchval("SELECT count(*) FROM dead_letters"),
         "last_event_at": {r["family"]: r["at"] for r in last},
     }

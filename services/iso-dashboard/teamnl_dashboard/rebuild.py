@@ -118,6 +118,7 @@ class _Replayer:
             "rebuild",
             deferred=projections.DeferredProjections,
             trace_records=False,
+            ledger=projections.LEDGER,
         )
         self.consumer = assigned_reader(settings.kafka_bootstrap_servers)
         self.positions: Positions = {}

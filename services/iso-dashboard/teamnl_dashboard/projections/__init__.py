@@ -1,6 +1,7 @@
 """Projections: each event type's effect on the dashboard's read model.
 
-:func:`apply` runs inside the consumer's transaction (the runtime owns it), per event; the
+:func:`apply` runs inside the consumer's transaction (the runtime owns it), per event, after
+the inbox recorded the event (a network event's ``events`` row: :data:`LEDGER`); the
 consumer and the rebuild pass it a :class:`DeferredProjections` in place of the connection,
 so a batch's writes go to the database set-based at the end of the inbox's savepoint;
 :func:`fold_totals` folds the running totals' delta rows (`totals` beside the consumers, at
@@ -18,11 +19,11 @@ import asyncpg
 from aiokafka import ConsumerRecord
 
 from teamnl_shared.contract.envelope import Event
-from teamnl_shared.contract.registry import CATALOGUE, OPS_FAMILY
+from teamnl_shared.contract.registry import CATALOGUE
 from teamnl_shared.inbox import PoisonEvent
 
 from . import globalstars, nlib, quality, tinl, werkplaats
-from .network import record_event
+from .ledger import LEDGER as LEDGER
 from .writes import BufferedWrites
 
 Projector = Callable[[asyncpg.Connection, Event], Awaitable[None]]
@@ -44,8 +45,6 @@ async def apply(conn: asyncpg.Connection, event: Event) -> None:
     if projector is None:
         raise PoisonEvent(f"no projection for {event.type}")
     try:
-        if event.spec.family != OPS_FAMILY:  # a report about the system, not a network fact
-            await record_event(conn, event)
         await projector(conn, event)
     except _REFUSED_BY_DATABASE as error:
         raise PoisonEvent(f"projection refused the event: {error}") from error

@@ -1,4 +1,5 @@
-"""Cross-network projections: the event log, activity-like facts, budget and dead letters."""
+"""Cross-network projections: activity-like facts, budget and dead letters (the event log,
+``events``, is written as the inbox records each event: `ledger`)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,7 @@ import asyncpg
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.types import BudgetSpent
 
-from .titles import event_title
-
 # Inserts that skip existing rows: a batch's run of one goes as one statement (writes.py).
-INSERT_EVENT = (
-    "INSERT INTO events (event_id, source, type, family, subject, time, title)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"
-)
 INSERT_ACTIVITY = (
     "INSERT INTO activities (event_id, source, family, kind, market, country, city,"
     " on_date) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
@@ -28,19 +23,6 @@ UPSERT_SPEND = (
     " amount_cents = excluded.amount_cents, category = excluded.category,"
     " spent_on = excluded.spent_on, event_id = excluded.event_id"
 )
-
-
-async def record_event(conn: asyncpg.Connection, event: Event) -> None:
-    await conn.execute(
-        INSERT_EVENT,
-        event.id,
-        event.source,
-        event.type,
-        event.spec.family,
-        event.subject,
-        event.time,
-        event_title(event),
-    )
 
 
 async def record_activity(

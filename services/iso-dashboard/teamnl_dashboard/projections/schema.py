@@ -20,11 +20,13 @@ LIVE_SCHEMA = "proj"  # also written out in the SQL below
 # 2: events.title; 3: running totals, indexes for the rules; 4: identity (topic, source, id);
 # 5: date indexes for the TINL partners' latest participation and for budget readings;
 # 6: event and activity totals counted per statement; 7: those totals kept per day;
-# 8: their fold in PL/pgSQL (its plans kept per connection); 9: the small totals folded whole
-PROJECTION_VERSION = 9
+# 8: their fold in PL/pgSQL (its plans kept per connection); 9: the small totals folded whole;
+# 10: a network event's `events` row is its inbox row (topic, partition, offset)
+PROJECTION_VERSION = 10
 # Versions reachable in place from the one before, keeping every row (upgrade_<n>.sql); a
 # version without one is reached by a rebuild from the topics.
-IN_PLACE_UPGRADES = frozenset({4, 5, 6, 7, 8, 9})
+IN_PLACE_UPGRADES = frozenset({4, 5, 6, 7, 8, 9, 10})
+_EVENTS_ARE_INBOX = 10  # the version from which a network event's inbox row is in `events`
 _INSTALL_LOCK = 7_310_101  # one installer or swapper at a time
 _REBUILDING = "proj_rebuild_"
 _RETIRED = "proj_retired_"
@@ -212,7 +214,10 @@ async def live_version(conn: asyncpg.Connection) -> int | None:
 
 
 async def lock_for_swap(conn: asyncpg.Connection) -> None:
-    """Stop live consumers between their batches: they all write the live inbox first.
+    """Stop live consumers between their batches: they all write the live inbox first, a
+    network event's ``events`` row and then an ops event's ``inbox`` row (`ledger`), and
+    they are locked in that order. ``events`` in ``EXCLUSIVE`` mode, which lets the pages
+    read it meanwhile; ``inbox``, which no page reads, in ``ACCESS EXCLUSIVE``.
 
     An autovacuum of the live inbox (frequent: the table only grows) holds a lock that
     this one waits for, while the live consumers wait behind it. PostgreSQL cancels the
@@ -221,6 +226,7 @@ async def lock_for_swap(conn: asyncpg.Connection) -> None:
     caller's transaction: an upgrade in place, or the rebuild's switch)."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", _INSTALL_LOCK)
     await _wait_less_for_locks(conn)
+    await conn.execute("LOCK TABLE proj.events IN EXCLUSIVE MODE")
     await conn.execute("LOCK TABLE proj.inbox IN ACCESS EXCLUSIVE MODE")
 
 
@@ -244,12 +250,20 @@ async def _wait_less_for_locks(conn: asyncpg.Connection) -> None:
 
 
 async def live_positions(conn: asyncpg.Connection) -> dict[tuple[str, int], int]:
-    """Next offset per partition that the live projections have seen (applied or dead)."""
+    """Next offset per partition that the live projections have seen (applied or dead):
+    in their inbox rows (``events`` and ``inbox``; live projections older than version 10,
+    which a rebuild by this code replaces, kept every event's in ``inbox``) and their dead
+    letters."""
+    seen = ["proj.inbox", "proj.dead_letters"]
+    if (await live_version(conn) or 0) >= _EVENTS_ARE_INBOX:
+        seen.insert(0, "proj.events")
+    union = " UNION ALL ".join(
+        f"SELECT topic, kafka_partition, kafka_offset FROM {table}"  # noqa: S608 - constants
+        for table in seen
+    )
     rows = await conn.fetch(
-        "SELECT topic, kafka_partition, max(kafka_offset) + 1 AS next FROM ("
-        " SELECT topic, kafka_partition, kafka_offset FROM proj.inbox"
-        " UNION ALL SELECT topic, kafka_partition, kafka_offset FROM proj.dead_letters"
-        ") seen GROUP BY topic, kafka_partition"
+        "SELECT topic, kafka_partition, max(kafka_offset) + 1 AS next"  # noqa: S608 - constants
+        f" FROM ({union}) seen GROUP BY topic, kafka_partition"
     )
     return {(r["topic"], r["kafka_partition"]): r["next"] for r in rows}
 

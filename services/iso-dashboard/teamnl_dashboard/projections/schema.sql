@@ -8,7 +8,8 @@ CREATE TABLE projection_meta (
 );
 
 -- Idempotent consumer bookkeeping (same shape as teamnl_shared's inbox), per schema so
--- that a rebuild has its own.
+-- that a rebuild has its own: of ops events only; a network event's is its `events` row
+-- (projections/ledger.py).
 CREATE TABLE inbox (
     event_source    text        NOT NULL,
     event_id        text        NOT NULL,
@@ -35,14 +36,19 @@ CREATE TABLE dead_letters (
 );
 
 -- Cross-network: every applied event, and the activity-like facts of every initiative.
+-- An event's row is also its inbox row: where it came from, and its identity (a family
+-- has one topic, so the key tells events apart as (topic, source, id) does).
 CREATE TABLE events (
-    event_id    text        NOT NULL,
-    source      text        NOT NULL,
-    type        text        NOT NULL,
-    family      text        NOT NULL,
-    subject     text        NOT NULL,
-    time        timestamptz NOT NULL,
-    title       text        NOT NULL,   -- data.title or a label per type (titles.py)
+    event_id        text        NOT NULL,
+    source          text        NOT NULL,
+    type            text        NOT NULL,
+    family          text        NOT NULL,
+    subject         text        NOT NULL,
+    time            timestamptz NOT NULL,
+    title           text        NOT NULL,   -- data.title or a label per type (titles.py)
+    topic           text        NOT NULL,
+    kafka_partition int         NOT NULL,
+    kafka_offset    bigint      NOT NULL,
     PRIMARY KEY (family, source, event_id)
 );
 CREATE INDEX events_family_time ON events (family, time);
