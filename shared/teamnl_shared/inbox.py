@@ -51,6 +51,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 import asyncpg
@@ -711,11 +712,11 @@ class LedgerTable:
         )
         return bool(fresh)
 
-    @property
+    @cached_property
     def _names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.columns)
 
-    @property
+    @cached_property
     def _insert_all(self) -> str:
         arrays = ", ".join(f"${n}::{kind}[]" for n, (_, kind) in enumerate(self.columns, 1))
         return (

@@ -62,11 +62,15 @@ EVENTS_TABLE = LedgerTable(
 )
 
 
+def _table_for(event: Event) -> LedgerTable:
+    return INBOX_TABLE if event.spec.family == OPS_FAMILY else EVENTS_TABLE
+
+
 def _network_and_ops(rows: Sequence[Row]) -> tuple[list[Row], list[Row]]:
     network: list[Row] = []
     ops: list[Row] = []
     for row in rows:
-        (ops if row[0].spec.family == OPS_FAMILY else network).append(row)
+        (network if _table_for(row[0]) is EVENTS_TABLE else ops).append(row)
     return network, ops
 
 
@@ -87,8 +91,7 @@ class EventsLedger:
     async def record_one(
         self, conn: asyncpg.Connection, event: Event, record: ConsumerRecord
     ) -> bool:
-        ledger = INBOX_TABLE if event.spec.family == OPS_FAMILY else EVENTS_TABLE
-        return await ledger.record_one(conn, event, record)
+        return await _table_for(event).record_one(conn, event, record)
 
 
 LEDGER = EventsLedger()
