@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -226,3 +226,106 @@ async def test_a_scoped_rule_reads_only_the_projects_of_its_scope(
     assert keys == [["wp-in-7"]]
     assert [p.project_id for p in facts.projects] == ["wp-in-7"]
     assert read <= 2, f"{read} rows read to find one project twice"
+
+
+async def test_every_rule_evaluated_reads_the_next_parts_on_other_connections(
+    database_url: str, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`evaluate_all` (a rebuild's) judges a scoped rule's parts in its transaction while
+    two more connections read the next parts: each part's facts and live findings come from
+    a reader, both readers are used, and the findings end as one connection leaves them (a
+    project raised, one changed, one gone, the rest as they were)."""
+    monkeypatch.setattr(engine_module, "PART_SIZE", 2)
+    read_on: list[int] = []  # the backend of each part's read
+    judged_on: set[int] = set()  # the backend of every other read: the transaction's
+    load_facts = engine_module.load_facts
+
+    async def recorded(conn, needs, ctx):
+        (judged_on.add if ctx.scope is None else read_on.append)(conn.get_server_pid())
+        return await load_facts(conn, needs, ctx)
+
+    settings = dashboard_settings(database_url, kafka_bootstrap, rules_interval_seconds=3600)
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        await dash.publish(*(isolated_project(f"wp-ke-{i}") for i in range(7)))
+        await dash.wait_findings("isolated-project", "open", 7)
+        await dash.pool.execute(
+            "INSERT INTO proj.wp_projects (project_id, title, country, sectors, sdgs,"
+            " onboarded_on, status, onboarded_event_id)"
+            " VALUES ('wp-ke-7', 'new', 'KE', '{}', '{}', '2018-01-02', 'active', 'e-7')"
+        )
+        await dash.pool.execute(
+            "UPDATE proj.wp_projects SET country = 'UG' WHERE project_id = 'wp-ke-3'"
+        )
+        await dash.pool.execute("DELETE FROM proj.wp_projects WHERE project_id = 'wp-ke-5'")
+        monkeypatch.setattr(engine_module, "load_facts", recorded)
+        pool = await create_dashboard_pool(database_url, max_size=3)
+        try:
+            await dash.app.state.engine.evaluate_all(pool, readers=2)
+        finally:
+            await pool.close()
+        open_now = await dash.findings("isolated-project", "open")
+        [gone] = await dash.findings("isolated-project", "resolved")
+
+    assert len(read_on) == 4  # wp-ke-0..7 but 5, two at a time
+    assert len(judged_on) == 1
+    assert len(set(read_on)) == 2, read_on
+    assert not judged_on & set(read_on)
+    assert sorted(f["finding_key"] for f in open_now) == [
+        f"wp-ke-{i}" for i in (0, 1, 2, 3, 4, 6, 7)
+    ]
+    [moved] = [f for f in open_now if f["finding_key"] == "wp-ke-3"]
+    assert " in UG: " in moved["summary"]
+    assert gone["finding_key"] == "wp-ke-5"
+
+
+async def test_an_evaluation_that_fails_mid_way_leaves_no_read_running(
+    database_url: str, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part whose judging fails ends the evaluation: the reads ahead are cancelled, the
+    transaction rolls back (no finding changed) and every connection goes back to the
+    pool."""
+    monkeypatch.setattr(engine_module, "PART_SIZE", 2)
+    settings = dashboard_settings(database_url, kafka_bootstrap, rules_interval_seconds=3600)
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        await dash.publish(*(isolated_project(f"wp-ke-{i}") for i in range(7)))
+        await dash.wait_findings("isolated-project", "open", 7)
+        await dash.pool.execute("UPDATE proj.wp_projects SET country = 'UG'")
+        engine = dash.app.state.engine
+        rule = type(engine.rule("isolated-project"))
+        check = rule.check
+        judged = []
+
+        def failing_second(self: Any, facts: Facts, now: datetime) -> list[Hit]:
+            judged.append(len(facts.projects))
+            if len(judged) == 2:
+                raise RuntimeError("the rule failed")
+            return check(self, facts, now)
+
+        monkeypatch.setattr(rule, "check", failing_second)
+        reads = {"running": 0, "cancelled": 0}
+        live_findings = engine_module.live_findings
+
+        async def slow(conn, *args):  # each part's read takes its time
+            reads["running"] += 1
+            try:
+                await asyncio.sleep(0.3)
+                return await live_findings(conn, *args)
+            except asyncio.CancelledError:
+                reads["cancelled"] += 1
+                raise
+            finally:
+                reads["running"] -= 1
+
+        monkeypatch.setattr(engine_module, "live_findings", slow)
+        pool = await create_dashboard_pool(database_url, max_size=3)
+        try:
+            with pytest.raises(RuntimeError, match="the rule failed"):
+                await engine.evaluate_all(pool, readers=2)
+            assert reads == {"running": 0, "cancelled": 1}  # the third part's, read ahead
+            assert pool.get_size() - pool.get_idle_size() == 0
+        finally:
+            await asyncio.wait_for(pool.close(), 10)
+        still = await dash.findings("isolated-project", "open")
+
+    assert judged == [2, 2]
+    assert all(" in KE: " in f["summary"] for f in still)

@@ -72,6 +72,9 @@ Positions = dict[TopicPartition, int]
 _TRACER = trace.get_tracer("teamnl.dashboard.rebuild")
 PARALLEL_FROM_RECORDS = 50_000
 """A smaller log is replayed in this process alone (another process takes seconds to start)."""
+RULES_READERS = 2
+"""Connections reading the next parts of a scoped rule while the rules judge one
+(`RulesEngine.evaluate_all`)."""
 REPLAY_BATCH = 5000
 """Records per fetch and transaction while replaying: large, since the rules are evaluated
 once at the end, not per batch."""
@@ -526,9 +529,9 @@ async def _replay_part(
 
 
 async def _reconcile_findings(settings: DashboardSettings, engine: RulesEngine) -> None:
-    pool = await create_dashboard_pool(settings.database_url, max_size=1)
+    pool = await create_dashboard_pool(settings.database_url, max_size=1 + RULES_READERS)
     try:
-        await engine.evaluate_all(pool)
+        await engine.evaluate_all(pool, RULES_READERS)
     finally:
         await pool.close()
 

@@ -294,24 +294,29 @@ class IsolatedProject:
 
     def check(self, facts: Facts, now: datetime) -> list[Hit]:
         since = now.date() - timedelta(days=self.isolation_days)
+        if since < NETWORK_OPERATIONAL_SINCE:
+            return []  # the network has not run `isolation_days` yet
         active = {
             market_of(a.market, a.country)
             for a in facts.latest_activities
             if since <= a.end_date and a.start_date <= now.date()
         }
+        # Judged for every project of the portfolio (151,000 at 908,000 bench events): the
+        # loop's constants are read once, not once a project.
+        info, days = Severity.INFO, self.isolation_days
         return [
             Hit(
                 p.project_id,
-                Severity.INFO,
+                info,
                 f"Werkplaats project {p.project_id} in {p.country}: no NLIB or TINL activity "
-                f"there in the last {self.isolation_days} days",
+                f"there in the last {days} days",
                 (p.event_id,),
                 {"country": p.country},
             )
             for p in facts.projects
             if p.status == "active"
             and p.country not in active
-            and max(p.onboarded_on or since, NETWORK_OPERATIONAL_SINCE) <= since
+            and (p.onboarded_on is None or p.onboarded_on <= since)
         ]
 
 

@@ -14,10 +14,12 @@ never both miss each other: the second evaluates after the first has committed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter, deque
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -32,8 +34,8 @@ from ..live import notify
 from ..period import end_of_day
 from .catalogue import MarketDuplication, Rule, ScopedRule, daily, is_scoped, operational
 from .facts import SCOPED_FACTS, FactContext, load_facts, scoped_parts, stale_keys
-from .findings import reconcile
-from .model import Hit, Scope
+from .findings import Content, live_findings, reconcile
+from .model import Facts, Hit, Scope
 from .score import (
     Score,
     coherence_score,
@@ -152,10 +154,16 @@ class RulesEngine:
         return changed
 
     async def evaluate(
-        self, conn: asyncpg.Connection, rules: Iterable[Rule], scope: Scope | None = None
+        self,
+        conn: asyncpg.Connection,
+        rules: Iterable[Rule],
+        scope: Scope | None = None,
+        *,
+        readers: Sequence[asyncpg.Connection] = (),
     ) -> int:
         """Evaluate `rules` now (only within `scope` when given: scoped rules only);
-        returns how many findings changed."""
+        returns how many findings changed. `readers`: connections that read a scoped
+        rule's next parts meanwhile (:meth:`_parts`)."""
         rules = list(rules)
         await conn.execute("SELECT pg_advisory_xact_lock($1)", RULES_LOCK)
         now = self.clock()
@@ -168,29 +176,85 @@ class RulesEngine:
                 changed += await reconcile(conn, rule.name, rule.version, hits, now)
         for rule in rules:
             if is_scoped(rule):
-                changed += await self._in_parts(conn, rule, scope, now)
+                changed += await self._in_parts(conn, rule, scope, now, readers)
         await conn.execute("SELECT fold_finding_totals()")
         return changed
 
     async def _in_parts(
-        self, conn: asyncpg.Connection, rule: ScopedRule, scope: Scope | None, now: datetime
+        self,
+        conn: asyncpg.Connection,
+        rule: ScopedRule,
+        scope: Scope | None,
+        now: datetime,
+        readers: Sequence[asyncpg.Connection],
     ) -> int:
         """Judge a scoped rule's projects (those of `scope`; None: all) `PART_SIZE` at a
         time, so that what one evaluation holds is bounded by that, not by the portfolio;
         a whole evaluation also ends the findings of projects no longer there."""
         shared = await load_facts(conn, rule.needs - SCOPED_FACTS, self._context(now))
         changed = 0
-        async for keys in scoped_parts(conn, scope, PART_SIZE):
-            part = Scope(projects=frozenset(keys))
-            own = await load_facts(conn, rule.needs & SCOPED_FACTS, self._context(now, part))
-            facts = replace(
-                shared, **{name: getattr(own, name) for name in rule.needs & SCOPED_FACTS}
-            )
-            hits = rule.check(facts, now)
-            changed += await reconcile(conn, rule.name, rule.version, hits, now, rule.judged(facts))
+        async with contextlib.aclosing(self._parts(conn, readers, rule, scope, now)) as parts:
+            async for own, live in parts:
+                facts = replace(
+                    shared, **{name: getattr(own, name) for name in rule.needs & SCOPED_FACTS}
+                )
+                hits = rule.check(facts, now)
+                judged = rule.judged(facts)
+                changed += await reconcile(conn, rule.name, rule.version, hits, now, judged, live)
         if scope is None and (stale := await stale_keys(conn, rule.name)):
             changed += await reconcile(conn, rule.name, rule.version, [], now, set(stale))
         return changed
+
+    async def _parts(
+        self,
+        conn: asyncpg.Connection,
+        readers: Sequence[asyncpg.Connection],
+        rule: ScopedRule,
+        scope: Scope | None,
+        now: datetime,
+    ) -> AsyncGenerator[tuple[Facts, dict[str, Content]], None]:
+        """Each part of a scoped rule's projects (:func:`scoped_parts` on `conn`), in order:
+        its own facts and its live findings. With `readers` (connections), the next parts
+        are read there, one on each, while the caller judges this one on `conn`: PostgreSQL
+        reads while Python judges. Safe in READ COMMITTED, where each statement reads what
+        is committed when it starts, on any connection: the parts are apart (each project
+        in one), so a part's findings are read before this transaction writes any of them.
+
+        An evaluation of every rule at 908,000 bench events (76 parts of 2,000 projects)
+        read its parts in 1.4 s, of which PostgreSQL's 0.55, and judged them in 0.9, one
+        after the other: 1.9-2.5 s. Read ahead on two connections: 1.3-1.9 s (a third
+        gained nothing); in a rebuild's rules phase, 2.0-2.7 s against 2.1-3.5."""
+
+        async def read(db: asyncpg.Connection, keys: list[str]) -> tuple[Facts, dict[str, Content]]:
+            part = Scope(projects=frozenset(keys))
+            own = await load_facts(db, rule.needs & SCOPED_FACTS, self._context(now, part))
+            return own, await live_findings(db, rule.name, rule.judged(own))
+
+        keys = scoped_parts(conn, scope, PART_SIZE)
+        if not readers:
+            async for part in keys:
+                yield await read(conn, part)
+            return
+        free = list(readers)
+        reading: deque[tuple[asyncio.Task[tuple[Facts, dict[str, Content]]], asyncpg.Connection]]
+        reading = deque()
+        try:
+            async for part in keys:
+                done = None
+                if not free:
+                    task, reader = reading.popleft()
+                    done = await task
+                    free.append(reader)
+                reader = free.pop()
+                reading.append((asyncio.ensure_future(read(reader, part)), reader))
+                if done is not None:
+                    yield done
+            while reading:
+                yield await reading.popleft()[0]
+        finally:
+            for task, _ in reading:
+                task.cancel()
+            await asyncio.gather(*(task for task, _ in reading), return_exceptions=True)
 
     def due(self, since: datetime | None, now: datetime) -> list[Rule]:
         """The scheduled rules that time alone can have changed from `since` (the last run;
@@ -209,9 +273,15 @@ class RulesEngine:
             await self.snapshot_score(conn)
         return changed
 
-    async def evaluate_all(self, pool: asyncpg.Pool) -> int:
-        async with transaction(pool) as conn:
-            changed = await self.evaluate(conn, self.rules)
+    async def evaluate_all(self, pool: asyncpg.Pool, readers: int = 2) -> int:
+        """Evaluate every rule: in a transaction on one connection of `pool`, `readers`
+        more reading a scoped rule's next parts meanwhile (:meth:`_parts`; the pool needs
+        room for them all)."""
+        if pool.get_max_size() < 1 + readers:
+            raise ValueError(f"evaluate_all needs a pool of {1 + readers} connections")
+        async with transaction(pool) as conn, contextlib.AsyncExitStack() as stack:
+            more = [await stack.enter_async_context(pool.acquire()) for _ in range(readers)]
+            changed = await self.evaluate(conn, self.rules, readers=more)
             await self.snapshot_score(conn)
         return changed
 

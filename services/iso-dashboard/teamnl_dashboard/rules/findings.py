@@ -33,15 +33,19 @@ async def reconcile(
     hits: list[Hit],
     now: datetime,
     within: set[str] | None = None,
+    live: dict[str, Content] | None = None,
 ) -> int:
     """Store `hits` as the rule's live findings (of the keys `within`, when given: the
     rule judged only those); returns how many findings changed.
 
     Compared with the live findings first, so only what changed is written: a rule that
-    sees the same hundred thousand situations as last time writes nothing."""
+    sees the same hundred thousand situations as last time writes nothing. `live`: those
+    findings, when the caller read them already (:func:`live_findings`, of the same keys;
+    read on another connection, they must be findings this transaction has not written)."""
     unique = {hit.key: hit for hit in hits}
-    live = await _live(conn, rule, None if within is None else sorted(within))
-    changed = [hit for key, hit in unique.items() if key not in live or live[key] != _content(hit)]
+    if live is None:
+        live = await live_findings(conn, rule, within)
+    changed = [hit for key, hit in unique.items() if live.get(key) != _content(hit)]
     raised = await _upsert(conn, rule, version, changed, now)
     gone = [key for key in live if key not in unique]
     cleared = await _clear(conn, rule, gone, now)
@@ -59,13 +63,20 @@ def _content(hit: Hit) -> Content:
     """What a finding says, as stored (details through JSON, as the jsonb column keeps them;
     details of text and numbers by name, as most are, JSON keeps as they are)."""
     details = hit.details
-    if not all(type(k) is str and type(v) in _JSON_SCALARS for k, v in details.items()):
-        details = json.loads(json.dumps(details, default=str))
-    return (hit.severity.value, hit.summary, details, tuple(hit.event_ids))
+    for name, value in details.items():
+        if type(name) is not str or type(value) not in _JSON_SCALARS:
+            details = json.loads(json.dumps(details, default=str))
+            break
+    # the severity as the text it is (a StrEnum), not its `.value`: the same, read faster
+    return (hit.severity, hit.summary, details, tuple(hit.event_ids))
 
 
-async def _live(conn: asyncpg.Connection, rule: str, keys: list[str] | None) -> dict[str, Content]:
-    """The rule's live findings (of `keys`, when given) by key, with what they say."""
+async def live_findings(
+    conn: asyncpg.Connection, rule: str, within: set[str] | None = None
+) -> dict[str, Content]:
+    """The rule's live findings (of the keys `within`, when given) by key, with what they
+    say."""
+    keys = None if within is None else sorted(within)
     columns = "f.finding_key, f.severity, f.summary, f.details::text AS details, f.event_ids"
     if keys is None:
         rows = await conn.fetch(
