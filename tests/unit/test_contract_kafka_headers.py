@@ -10,6 +10,7 @@ from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
+from teamnl_shared.contract import envelope
 from teamnl_shared.contract.envelope import (
     InvalidEvent,
     kafka_attributes,
@@ -93,3 +94,35 @@ def test_a_header_that_is_not_utf_8_refuses_the_record_not_the_reader() -> None:
         kafka_attributes(headers)
     assert [problem.field for problem in refused.value.problems] == ["record"]
     assert "not a CloudEvent in binary mode" in refused.value.problems[0].reason
+
+
+def test_header_names_are_read_the_same_once_known_and_past_the_kept_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The attribute a header name carries is kept for the next record (a bounded table of
+    names): a record reads the same the first time, once its names are kept, and once the
+    table is full of other names, which it does not outgrow."""
+    kept: dict[str, Any] = {}
+    monkeypatch.setattr(envelope, "_HEADER_ATTRIBUTES", kept)
+    monkeypatch.setattr(envelope, "_HEADER_NAMES_KEPT", 12)
+    headers: Headers = [
+        *RELAYED[0].to_kafka_headers(),
+        ("CE_Partner", b"acme"),
+        ("ce_", b"no name"),  # an attribute without a name: refused by parse_event
+        ("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+    ]
+    first = kafka_attributes(headers)
+    assert first["partner"] == "acme" and first[""] == "no name"
+    assert "traceparent" not in first
+    assert kept["CE_Partner"] == "partner" and kept["traceparent"] is False
+    assert kafka_attributes(headers) == first
+
+    kept.clear()
+    others: Headers = [(f"ce_other{n}", b"x") for n in range(20)]
+    assert kafka_attributes(others) == {f"other{n}": "x" for n in range(20)}
+    assert len(kept) == 12
+    assert kafka_attributes(headers) == first  # none of its names kept now
+    assert len(kept) == 12
+    with pytest.raises(InvalidEvent) as refused:
+        parse_kafka(headers, RELAYED[0].data_json())
+    assert [problem.field for problem in refused.value.problems] == [""]
