@@ -15,6 +15,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from teamnl_shared.telemetry.scrape import TOKEN_LENGTH, TOKEN_VARIABLE
 
 Environment = Literal["development", "test", "production"]
+PLACEHOLDER_MARKS = ("change-me", "changeme", "change_me")
+"""What every default secret of the code and of docker-compose.yml says of itself (the
+Kubernetes manifests hold none); production refuses a secret that says it."""
+
+
+def is_placeholder(secret: str | SecretStr) -> bool:
+    """Whether `secret` is one of the demo defaults that ask to be changed."""
+    text = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+    return any(mark in text.lower() for mark in PLACEHOLDER_MARKS)
 
 
 class ServiceSettings(BaseSettings):
@@ -74,6 +83,8 @@ class ServiceSettings(BaseSettings):
         if not self.database_url:
             raise ValueError(f"{self.model_config.get('env_prefix')}DATABASE_URL is required")
         if self.environment == "production":
+            if self.metrics_token is not None and is_placeholder(self.metrics_token):
+                raise ValueError(f"{TOKEN_VARIABLE} is a placeholder: set one of its own")
             self.check_production()
         return self
 

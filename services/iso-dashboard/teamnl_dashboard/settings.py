@@ -13,7 +13,7 @@ import os
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
-from teamnl_shared.settings import ServiceSettings
+from teamnl_shared.settings import ServiceSettings, is_placeholder
 
 from .auth.throttle import LoginThrottle
 
@@ -193,7 +193,10 @@ class DashboardSettings(ServiceSettings):
         return self.werkplaats_targets.get(year, self.werkplaats_yearly_target)
 
     def check_production(self) -> None:
-        if self.session_secret == DEFAULT_SESSION_SECRET or len(self.session_secret) < 32:
-            raise ValueError("DASHBOARD_SESSION_SECRET must be set (32+ characters) in production")
+        if is_placeholder(self.session_secret) or len(self.session_secret) < 32:
+            raise ValueError(
+                "DASHBOARD_SESSION_SECRET must be set (32+ characters, not a placeholder)"
+                " in production"
+            )
         if not self.secure_cookies:
             raise ValueError("DASHBOARD_SECURE_COOKIES must be true in production")
