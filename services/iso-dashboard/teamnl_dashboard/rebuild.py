@@ -63,6 +63,7 @@ from .projections.schema import (
     upgrade_in_place,
 )
 from .rules import Clock, RulesEngine, build_engine, system_clock
+from .rules.engine import READ_AHEAD
 from .settings import DashboardSettings
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,6 @@ Positions = dict[TopicPartition, int]
 _TRACER = trace.get_tracer("teamnl.dashboard.rebuild")
 PARALLEL_FROM_RECORDS = 50_000
 """A smaller log is replayed in this process alone (another process takes seconds to start)."""
-RULES_READERS = 2
-"""Connections reading the next parts of a scoped rule while the rules judge one
-(`RulesEngine.evaluate_all`)."""
 REPLAY_BATCH = 5000
 """Records per fetch and transaction while replaying: large, since the rules are evaluated
 once at the end, not per batch."""
@@ -529,9 +527,9 @@ async def _replay_part(
 
 
 async def _reconcile_findings(settings: DashboardSettings, engine: RulesEngine) -> None:
-    pool = await create_dashboard_pool(settings.database_url, max_size=1 + RULES_READERS)
+    pool = await create_dashboard_pool(settings.database_url, max_size=1 + READ_AHEAD)
     try:
-        await engine.evaluate_all(pool, RULES_READERS)
+        await engine.evaluate_all(pool)
     finally:
         await pool.close()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 from collections import Counter, deque
@@ -53,6 +54,12 @@ WORK_OFF_ROWS = 1000
 """Queued fetches one evaluation of the rules works off at most."""
 PART_SIZE = 2000
 """Projects a scoped rule judges at a time (its facts, hits and findings in memory)."""
+READ_AHEAD = 2
+"""Connections of its own on which an evaluation of every rule reads a scoped rule's next
+parts (:meth:`RulesEngine._parts`); a third gained nothing."""
+Part = tuple[Facts, set[str], dict[str, Content]]
+"""A part of a scoped rule's projects: its own facts, the keys it judges, their live
+findings."""
 
 
 def system_clock() -> datetime:
@@ -194,12 +201,11 @@ class RulesEngine:
         shared = await load_facts(conn, rule.needs - SCOPED_FACTS, self._context(now))
         changed = 0
         async with contextlib.aclosing(self._parts(conn, readers, rule, scope, now)) as parts:
-            async for own, live in parts:
+            async for own, judged, live in parts:
                 facts = replace(
                     shared, **{name: getattr(own, name) for name in rule.needs & SCOPED_FACTS}
                 )
                 hits = rule.check(facts, now)
-                judged = rule.judged(facts)
                 changed += await reconcile(conn, rule.name, rule.version, hits, now, judged, live)
         if scope is None and (stale := await stale_keys(conn, rule.name)):
             changed += await reconcile(conn, rule.name, rule.version, [], now, set(stale))
@@ -212,49 +218,46 @@ class RulesEngine:
         rule: ScopedRule,
         scope: Scope | None,
         now: datetime,
-    ) -> AsyncGenerator[tuple[Facts, dict[str, Content]], None]:
+    ) -> AsyncGenerator[Part, None]:
         """Each part of a scoped rule's projects (:func:`scoped_parts` on `conn`), in order:
-        its own facts and its live findings. With `readers` (connections), the next parts
-        are read there, one on each, while the caller judges this one on `conn`: PostgreSQL
-        reads while Python judges. Safe in READ COMMITTED, where each statement reads what
-        is committed when it starts, on any connection: the parts are apart (each project
-        in one), so a part's findings are read before this transaction writes any of them.
+        its own facts, the keys it judges and their live findings. With `readers`
+        (connections), the next parts are read there, one on each in turn, while the
+        caller judges this one on `conn`: PostgreSQL reads while Python judges. Safe in
+        READ COMMITTED, where each statement reads what is committed when it starts, on any
+        connection: the parts are apart (each project in one), so a part's findings are
+        read before this transaction writes any of them.
 
         An evaluation of every rule at 908,000 bench events (76 parts of 2,000 projects)
         read its parts in 1.4 s, of which PostgreSQL's 0.55, and judged them in 0.9, one
         after the other: 1.9-2.5 s. Read ahead on two connections: 1.3-1.9 s (a third
         gained nothing); in a rebuild's rules phase, 2.0-2.7 s against 2.1-3.5."""
 
-        async def read(db: asyncpg.Connection, keys: list[str]) -> tuple[Facts, dict[str, Content]]:
+        async def read(db: asyncpg.Connection, keys: list[str]) -> Part:
             part = Scope(projects=frozenset(keys))
             own = await load_facts(db, rule.needs & SCOPED_FACTS, self._context(now, part))
-            return own, await live_findings(db, rule.name, rule.judged(own))
+            judged = rule.judged(own)
+            return own, judged, await live_findings(db, rule.name, judged)
 
         keys = scoped_parts(conn, scope, PART_SIZE)
         if not readers:
             async for part in keys:
                 yield await read(conn, part)
             return
-        free = list(readers)
-        reading: deque[tuple[asyncio.Task[tuple[Facts, dict[str, Content]]], asyncpg.Connection]]
-        reading = deque()
+        # The oldest read in flight holds the reader the next part takes (each in turn).
+        turn = itertools.cycle(readers)
+        reading: deque[asyncio.Task[Part]] = deque()
         try:
             async for part in keys:
-                done = None
-                if not free:
-                    task, reader = reading.popleft()
-                    done = await task
-                    free.append(reader)
-                reader = free.pop()
-                reading.append((asyncio.ensure_future(read(reader, part)), reader))
+                done = await reading.popleft() if len(reading) == len(readers) else None
+                reading.append(asyncio.ensure_future(read(next(turn), part)))
                 if done is not None:
                     yield done
             while reading:
-                yield await reading.popleft()[0]
+                yield await reading.popleft()
         finally:
-            for task, _ in reading:
+            for task in reading:
                 task.cancel()
-            await asyncio.gather(*(task for task, _ in reading), return_exceptions=True)
+            await asyncio.gather(*reading, return_exceptions=True)
 
     def due(self, since: datetime | None, now: datetime) -> list[Rule]:
         """The scheduled rules that time alone can have changed from `since` (the last run;
@@ -273,7 +276,7 @@ class RulesEngine:
             await self.snapshot_score(conn)
         return changed
 
-    async def evaluate_all(self, pool: asyncpg.Pool, readers: int = 2) -> int:
+    async def evaluate_all(self, pool: asyncpg.Pool, readers: int = READ_AHEAD) -> int:
         """Evaluate every rule: in a transaction on one connection of `pool`, `readers`
         more reading a scoped rule's next parts meanwhile (:meth:`_parts`; the pool needs
         room for them all)."""
