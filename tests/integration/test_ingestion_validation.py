@@ -103,6 +103,23 @@ NLIB_CASES = [
         "content-type",
     ),
     BadInput("oversized body", post(with_data(BUDGET, category="x" * 300_000)), 413, "body"),
+    # accepted (202) until the contract bounded days and times; the dashboard then stored
+    # the first as -infinity and dead-lettered the second (year 10000 in UTC)
+    BadInput(
+        "placeholder day", post(with_data(HELD, start_date="0001-01-01")), 422, "data/start_date"
+    ),
+    BadInput(
+        "time past the years",
+        post({**with_data(BUDGET), "time": "9999-12-31T23:59:59-12:00"}),
+        422,
+        "time",
+    ),
+    BadInput(
+        "data said not to be JSON",
+        post({**with_data(BUDGET), "datacontenttype": "text/plain"}),
+        422,
+        "datacontenttype",
+    ),
 ]
 TINL_CASES = [
     BadInput(

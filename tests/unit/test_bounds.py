@@ -4,6 +4,8 @@ pure functions, no broker or database."""
 from __future__ import annotations
 
 import asyncio
+import json
+from datetime import date
 from typing import Any
 
 import pytest
@@ -13,9 +15,18 @@ from pydantic import ValidationError
 
 from support import BUDGET
 from support import structured as document
-from teamnl_shared.contract.envelope import InvalidEvent, parse_structured
-from teamnl_shared.contract.registry import spec_for
+from teamnl_shared.contract.envelope import (
+    NOT_JSON_CONTENT,
+    TIME_OUT_OF_RANGE,
+    InvalidEvent,
+    parse_binary,
+    parse_kafka,
+    parse_structured,
+)
+from teamnl_shared.contract.registry import CATALOGUE, spec_for
 from teamnl_shared.contract.types import (
+    FIRST_DAY,
+    LAST_DAY,
     MAX_CENTS,
     MAX_COUNT,
     MAX_EVENT_ID_LENGTH,
@@ -94,6 +105,106 @@ def test_an_event_must_fit_a_kafka_request() -> None:
     )
     with pytest.raises(ValidationError, match="kafka_max_request_bytes"):
         IngestionSettings(**base, kafka_max_request_bytes=1024**2, max_event_bytes=1024**2)
+
+
+def _days(event_type: str) -> list[str]:
+    """The names of `event_type`'s fields that are days."""
+    model = spec_for(event_type).model
+    return [name for name, info in model.model_fields.items() if info.annotation is date]
+
+
+DAYS = [(t, name) for t in sorted(CATALOGUE) for name in _days(t)]
+
+
+def test_every_event_type_with_days_is_checked() -> None:
+    assert len(DAYS) >= 20, DAYS  # the catalogue's days: none left out by the lookup
+
+
+@pytest.mark.parametrize(("event_type", "name"), DAYS)
+@pytest.mark.parametrize("day", ["0001-01-01", "1999-12-31", "2101-01-01", "9999-12-31"])
+def test_days_lie_in_the_years_of_the_network(event_type: str, name: str, day: str) -> None:
+    """A placeholder day (0001-01-01, 9999-12-31) or one outside 2000-2100 is refused on its
+    field, before any projection stores it (as -infinity) or a rule adds days to it."""
+    with pytest.raises(InvalidEvent) as refused:
+        parse_structured(document(event_type, data={**spec_for(event_type).example, name: day}))
+    assert f"data/{name}" in fields(refused.value)
+
+
+@pytest.mark.parametrize("day", [FIRST_DAY, LAST_DAY])
+def test_days_at_their_bounds_are_accepted(day: date) -> None:
+    model = spec_for(HELD).model
+    example = spec_for(HELD).example
+    held = model.model_validate({**example, "start_date": day, "end_date": day})
+    assert held.start_date == day  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "0001-01-01T00:00:00Z",
+        "0001-01-01T00:00:00+14:00",  # before year 1 in UTC
+        "1999-12-31T23:59:59Z",
+        "2000-01-01T00:00:00+01:00",  # 1999 in UTC
+        "2101-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "9999-12-31T23:59:59-12:00",  # after year 9999 in UTC
+    ],
+)
+def test_an_event_time_lies_in_the_years_of_the_network(moment: str) -> None:
+    """In every content mode, a time outside 2000-2100 (UTC) is refused on `time`: one after
+    9999 in UTC was accepted (202), and the dashboard then dead-lettered it."""
+    with pytest.raises(InvalidEvent) as structured:
+        parse_structured(document(time=moment))
+    assert [(p.field, p.reason) for p in structured.value.problems] == [("time", TIME_OUT_OF_RANGE)]
+    headers = {"ce-specversion": "1.0", "ce-id": "e-1", "ce-source": "/partners/acme"}
+    headers |= {"ce-type": BUDGET, "ce-time": moment, "content-type": "application/json"}
+    body = json.dumps(spec_for(BUDGET).example).encode()
+    with pytest.raises(InvalidEvent) as binary:
+        parse_binary(headers, body)
+    assert [p.field for p in binary.value.problems] == ["time"]
+    record = [(name.replace("-", "_", 1), value.encode()) for name, value in headers.items()]
+    with pytest.raises(InvalidEvent) as read:
+        parse_kafka([*record[:-1], ("content-type", b"application/json")], body)
+    assert [p.field for p in read.value.problems] == ["time"]
+
+
+@pytest.mark.parametrize(
+    "moment", ["2000-01-01T00:00:00Z", "2100-12-31T23:59:59.999999Z", "2100-12-31T23:00:00-00:59"]
+)
+def test_times_at_their_bounds_are_accepted(moment: str) -> None:
+    assert parse_structured(document(time=moment)).time.year in (2000, 2100)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "", 5])
+def test_data_is_json_whatever_the_content_mode(content_type: object) -> None:
+    """A structured event (or a binary one's ``ce-datacontenttype``) that says its data is not
+    JSON is refused on `datacontenttype`: the data is read as JSON and published as JSON, so
+    an event that said otherwise was stored saying one thing and carrying another. A Kafka
+    record of another content type is refused the same way."""
+    with pytest.raises(InvalidEvent) as refused:
+        parse_structured(document(datacontenttype=content_type))
+    assert [(p.field, p.reason) for p in refused.value.problems] == [
+        ("datacontenttype", NOT_JSON_CONTENT)
+    ]
+    if isinstance(content_type, str) and content_type:
+        headers = {"ce-specversion": "1.0", "ce-id": "e-1", "ce-source": "/partners/acme"}
+        headers |= {"ce-type": BUDGET, "ce-datacontenttype": content_type}
+        body = json.dumps(spec_for(BUDGET).example).encode()
+        with pytest.raises(InvalidEvent) as binary:
+            parse_binary({**headers, "content-type": "application/json"}, body)
+        assert [p.field for p in binary.value.problems] == ["datacontenttype"]
+        record = [(name.replace("-", "_", 1), value.encode()) for name, value in headers.items()]
+        record[-1] = ("content-type", content_type.encode())
+        with pytest.raises(InvalidEvent) as read:
+            parse_kafka(record, body)
+        assert [p.field for p in read.value.problems] == ["datacontenttype"]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "text/json"]
+)
+def test_json_content_types_are_accepted(content_type: str) -> None:
+    assert parse_structured(document(datacontenttype=content_type)).type == BUDGET
 
 
 def test_the_relay_parks_only_what_no_retry_can_cure() -> None:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from urllib.parse import urlencode
 
+from teamnl_shared.contract.types import EARLIEST_YEAR, LATEST_YEAR
+
 PROGRAMME_FIRST_YEAR = 2017
 PROGRAMME_LAST_YEAR = 2021
-EARLIEST_YEAR = 2000
-LATEST_YEAR = 2100
 _SPEC = re.compile(r"^(\d{4})(?:-(\d{4}))?$")
 
 

@@ -30,6 +30,8 @@ from pydantic import ValidationError
 from .registry import EventSpec, UnknownEventType, aggregate_id, spec_for
 from .topics import topic_for
 from .types import (
+    EARLIEST_YEAR,
+    LATEST_YEAR,
     MAX_ATTRIBUTE_LENGTH,
     MAX_DATASCHEMA_LENGTH,
     MAX_EVENT_ID_LENGTH,
@@ -69,6 +71,10 @@ _MAX_LENGTHS = {
     "dataschema": MAX_DATASCHEMA_LENGTH,
 }
 _SAFE_CHARACTERS = ("id", "source", "subject")
+_FIRST_INSTANT = datetime(EARLIEST_YEAR, 1, 1, tzinfo=UTC)
+_END_INSTANT = datetime(LATEST_YEAR + 1, 1, 1, tzinfo=UTC)
+TIME_OUT_OF_RANGE = f"a time in the years {EARLIEST_YEAR} to {LATEST_YEAR} (UTC)"
+NOT_JSON_CONTENT = f"teamnl events carry JSON data ({JSON} or another JSON media type)"
 _KNOWN_ATTRIBUTES = {
     "id",
     "source",
@@ -237,6 +243,11 @@ def _attribute_problems(attrs: dict[str, Any], prefix: str) -> list[Problem]:
     bounds = _bound_problems(attrs, prefix)
     if bounds:
         return bounds  # nothing else reads an unbounded attribute
+    content_type = attrs.get(DATACONTENTTYPE_ATTR)
+    if content_type is not None and not (
+        isinstance(content_type, str) and _json_content(content_type)
+    ):
+        return [Problem(f"{prefix}{DATACONTENTTYPE_ATTR}", NOT_JSON_CONTENT)]
     if isinstance(attrs.get("time"), str):
         try:
             attrs["time"] = rfc3339(attrs["time"])
@@ -252,6 +263,9 @@ def _attribute_problems(attrs: dict[str, Any], prefix: str) -> list[Problem]:
         ]
     except BaseCloudEventException as error:
         return [Problem(f"{prefix}specversion", str(error))]
+    moment = attrs.get("time")  # offset-aware now: the SDK refuses a time without one
+    if moment is not None and not _FIRST_INSTANT <= moment < _END_INSTANT:
+        return [Problem(f"{prefix}time", TIME_OUT_OF_RANGE)]
     return []
 
 
@@ -412,9 +426,7 @@ def parse_kafka(headers: Sequence[tuple[str, bytes | None]], value: bytes | None
     absent = [Problem(name, missing(name)) for name in DEFAULTED if name not in attrs]
     if absent:
         raise InvalidEvent(absent)
-    if not value or not _json_content(
-        attrs.get(DATACONTENTTYPE_ATTR) or _FORMAT.DEFAULT_CONTENT_TYPE
-    ):
+    if not value:
         raise InvalidEvent([Problem("data", NOT_A_JSON_OBJECT)])
     return _parse_event(attrs, JsonData(value), "")
 

@@ -27,6 +27,7 @@ from teamnl_shared.contract.registry import (
     specs_for_family,
 )
 from teamnl_shared.contract.topics import OPS_PUBLISHER, PUBLISHED_BY, TOPICS
+from teamnl_shared.contract.types import TIME_DESCRIPTION
 
 DEFAULT_DOCS_DIR = Path(__file__).resolve().parents[3] / "docs"
 SCHEMAS_DIR = "schemas"
@@ -57,7 +58,7 @@ _KAFKA_HEADERS: dict[str, Any] = {
         },
         "ce_type": {"type": "string", "description": "the event type, version included"},
         "ce_subject": {"type": "string", "description": "aggregate id, also the Kafka key"},
-        "ce_time": {"type": "string", "format": "date-time"},
+        "ce_time": {"type": "string", "format": "date-time", "description": TIME_DESCRIPTION},
         "content-type": {"const": "application/json"},
         "traceparent": {"type": "string", "description": "W3C trace context"},
         "teamnl_accepted_at": {

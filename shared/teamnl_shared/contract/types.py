@@ -43,6 +43,14 @@ MAX_IDENTIFIER_LENGTH = 64
 """Characters of one identifier or slug chosen by a partner system."""
 MAX_LIST_ITEMS = 100
 """Items of one list (partners, sectors, SDGs, consortium members)."""
+EARLIEST_YEAR = 2000
+LATEST_YEAR = 2100
+"""The years an event's days, years and time lie in, and a member's readings: the network
+began in 2017-2018, and a day such as 0001-01-01 or 9999-12-31 is a partner system's
+placeholder or typo (the earliest is stored as ``-infinity``; a later one cannot be moved
+by a rule's 60 days, or to UTC from a negative offset, without overflowing)."""
+FIRST_DAY = date(EARLIEST_YEAR, 1, 1)
+LAST_DAY = date(LATEST_YEAR, 12, 31)
 
 # Bounds of the CloudEvents attributes (checked by the envelope before anything else reads
 # them): an id must fit a PostgreSQL index entry and a Kafka header many times over.
@@ -88,6 +96,12 @@ def _iso_day(value: object) -> object:
     raise ValueError("expected an ISO 8601 date (YYYY-MM-DD)")
 
 
+def _within_the_years(day: date) -> date:
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(f"a day from {FIRST_DAY} to {LAST_DAY}")
+    return day
+
+
 def _unique(items: Sequence[Hashable]) -> Sequence[Hashable]:
     if len(set(items)) != len(items):
         raise ValueError("items must be unique")
@@ -113,7 +127,7 @@ Cents = Annotated[
     Field(ge=0, le=MAX_CENTS, description="amount in euro cents, never negative, at most 10^13"),
 ]
 Count = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT)]
-Year = Annotated[int, Strict(), Field(ge=2000, le=2100)]
+Year = Annotated[int, Strict(), Field(ge=EARLIEST_YEAR, le=LATEST_YEAR)]
 NonEmptyStr = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_LENGTH)
 ]
@@ -127,7 +141,17 @@ Slug = Annotated[
     StringConstraints(min_length=1, max_length=MAX_IDENTIFIER_LENGTH, pattern=_SLUG_PATTERN),
     Field(description="lower-case slug, e.g. 'ho-chi-minh-city'"),
 ]
-Day = Annotated[date, BeforeValidator(_iso_day), Field(description="ISO 8601 date")]
+Day = Annotated[
+    date,
+    BeforeValidator(_iso_day),
+    AfterValidator(_within_the_years),
+    Field(
+        description=f"ISO 8601 date, {FIRST_DAY} to {LAST_DAY}",
+        json_schema_extra={"formatMinimum": str(FIRST_DAY), "formatMaximum": str(LAST_DAY)},
+    ),
+]
+TIME_DESCRIPTION = f"RFC 3339 timestamp, in the years {EARLIEST_YEAR} to {LATEST_YEAR} (UTC)"
+"""An event's ``time`` (checked by the envelope, not a model)."""
 
 T = TypeVar("T", bound=Hashable)
 NonEmptyUniqueList = Annotated[

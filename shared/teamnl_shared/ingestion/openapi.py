@@ -15,6 +15,7 @@ from teamnl_shared.contract.envelope import CLOUDEVENTS_BATCH_JSON, CLOUDEVENTS_
 from teamnl_shared.contract.export import HEADERS_SCHEMA, asyncapi_document
 from teamnl_shared.contract.registry import EventSpec, spec_for
 from teamnl_shared.contract.topics import TOPICS
+from teamnl_shared.contract.types import TIME_DESCRIPTION
 
 from .problems import ProblemDetails
 from .service import ServiceDefinition
@@ -60,7 +61,7 @@ def _structured_schema(spec: EventSpec) -> dict[str, Any]:
                 "type": "string",
                 "description": f"optional; when given it must equal data.{spec.aggregate}",
             },
-            "time": {"type": "string", "format": "date-time"},
+            "time": {"type": "string", "format": "date-time", "description": TIME_DESCRIPTION},
             "datacontenttype": {"const": JSON},
             "data": {"$ref": _REF + spec.type},
         },
@@ -74,7 +75,7 @@ def _binary_header_parameters() -> list[dict[str, Any]]:
         "ce-source": "binary mode: /partners/<partner slug>",
         "ce-type": "binary mode: the event type",
         "ce-subject": "binary mode: the aggregate id (optional)",
-        "ce-time": "binary mode: RFC 3339 timestamp (optional)",
+        "ce-time": f"binary mode: {TIME_DESCRIPTION} (optional)",
     }
     return [
         {
