@@ -7,15 +7,20 @@ findings repository. Used by the JSON API and the web pages alike.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
+from fastapi import Path
 
 from teamnl_shared.db import transaction
 
 from .rules.findings import TransitionRefused, change_state
 
-__all__ = ["TransitionRefused", "change_finding"]
+__all__ = ["FindingId", "TransitionRefused", "change_finding"]
+
+FindingId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+"""A finding's id in a path (the API's and the web form's): one beyond PostgreSQL's bigint
+is a 422 naming it, not a 500 when the database refuses it."""
 
 
 async def change_finding(

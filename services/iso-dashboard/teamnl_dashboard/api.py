@@ -23,7 +23,7 @@ from teamnl_shared.contract.registry import Family
 from teamnl_shared.problem import PROBLEM_JSON
 
 from . import queries, schemas
-from .actions import TransitionRefused, change_finding
+from .actions import FindingId, TransitionRefused, change_finding
 from .auth import CurrentMember, Member, require_role
 from .live import LiveHub, sse_stream
 from .period import Reading
@@ -56,7 +56,6 @@ router = APIRouter(prefix="/api/v1", tags=["dashboard"], responses=RESPONSES)
 Secretariat = Annotated[Member, Depends(require_role("secretariat"))]
 # Bounds on what a query may ask, so that no value reaches PostgreSQL out of its range
 # (a 500) - it is a 422 naming the parameter instead.
-FindingId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Name = Annotated[str, Path(max_length=100, pattern=r"^[\w.:-]+$")]
 NameFilter = Annotated[str | None, Query(max_length=100, pattern=r"^[\w.:-]+$")]
 

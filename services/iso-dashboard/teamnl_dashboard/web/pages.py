@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from markupsafe import Markup
 
+from ..actions import FindingId
 from ..auth.config import auth_config, pool_of
 from ..auth.dependencies import CurrentMember, require_role
 from ..auth.members import Member
@@ -133,7 +134,7 @@ async def findings(
 async def change_finding(
     request: Request,
     member: Secretariat,
-    finding_id: int,
+    finding_id: FindingId,
     action: str,
     next: Annotated[str, Form()] = "/findings",  # noqa: A002
 ) -> Response:
@@ -170,8 +171,12 @@ async def language(
 @router.get("/static/{path:path}")
 async def static(path: str) -> Response:
     root = STATIC.resolve()
-    target = (root / path).resolve()
-    if not target.is_relative_to(root) or not target.is_file() or _hidden(target, root):
+    try:
+        target = (root / path).resolve()
+        found = target.is_relative_to(root) and target.is_file() and not _hidden(target, root)
+    except (ValueError, OSError):  # a NUL byte, a name too long for the file system
+        found = False
+    if not found:
         raise HTTPException(404)
     return FileResponse(
         target, headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
