@@ -8,6 +8,7 @@ from __future__ import annotations
 import uvicorn
 
 from teamnl_shared.collector import settle_collector
+from teamnl_shared.http_head import BoundedHead
 from teamnl_shared.telemetry import configure_logging
 
 from .app import create_app
@@ -25,6 +26,7 @@ def main() -> None:
         port=settings.port,
         log_config=None,
         access_log=False,
+        http=BoundedHead,
         proxy_headers=True,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
     )

@@ -11,6 +11,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from teamnl_shared.collector import settle_collector
+from teamnl_shared.http_head import BoundedHead
 from teamnl_shared.telemetry import configure_logging
 
 from .settings import IngestionSettings
@@ -28,5 +29,6 @@ def serve(settings: S, create_app: Callable[[S], FastAPI]) -> None:
         port=settings.port,
         log_config=None,
         access_log=False,
+        http=BoundedHead,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
     )

@@ -1,0 +1,159 @@
+"""A request's head is bounded (`teamnl_shared.http_head`): on a real uvicorn with httptools on
+127.0.0.1, a head past `MAX_HEAD_BYTES` is answered 431 and its connection closed before
+the server holds it; heads within it, bodies of any size the route takes, and pipelined
+requests are served as before. The services and the dashboard are served with it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+
+from support import eventually
+from teamnl_shared.http_head import MAX_HEAD_BYTES, BoundedHead
+from teamnl_shared.problem import PROBLEM_JSON
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/echo")
+    async def echo(request: Request) -> dict[str, int]:
+        return {"body": len(await request.body()), "headers": len(request.headers)}
+
+    return app
+
+
+@contextlib.asynccontextmanager
+async def serving() -> AsyncIterator[int]:
+    config = uvicorn.Config(
+        _app(), host="127.0.0.1", port=0, http=BoundedHead, log_config=None, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+
+    async def started() -> bool:
+        if task.done():
+            task.result()
+        return server.started
+
+    await eventually(started)
+    try:
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def exchange(port: int, request: bytes) -> bytes:
+    """Send `request` (in one write), read until the server closes or goes quiet."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    await writer.drain()
+    answer = b""
+    with contextlib.suppress(TimeoutError, ConnectionResetError):
+        while chunk := await asyncio.wait_for(reader.read(65536), 1.0):
+            answer += chunk
+    writer.close()
+    return answer
+
+
+def post(headers: dict[str, str], body: bytes = b"{}") -> bytes:
+    lines = [f"{name}: {value}" for name, value in headers.items()]
+    head = "\r\n".join(["POST /echo HTTP/1.1", "host: t", f"content-length: {len(body)}", *lines])
+    return head.encode() + b"\r\n\r\n" + body
+
+
+def statuses(answer: bytes) -> list[int]:
+    """The status of each response, in order (a response's status line follows the body of
+    the one before it)."""
+    return [int(status) for status in re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-big": "v" * (MAX_HEAD_BYTES + 1)},
+        {f"x-{i}": "v" * 100 for i in range(MAX_HEAD_BYTES // 100)},
+        {"x-big": "v" * (10 * MAX_HEAD_BYTES)},
+    ],
+    ids=["one-header", "many-headers", "ten-times"],
+)
+async def test_a_head_past_the_bound_is_refused_with_431(headers: dict[str, str]) -> None:
+    async with serving() as port:
+        answer = await exchange(port, post(headers))
+    assert statuses(answer) == [431]
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert f"content-type: {PROBLEM_JSON}".encode() in head
+    assert b"connection: close" in head
+    problem = json.loads(body)
+    assert problem["status"] == 431 and str(MAX_HEAD_BYTES) in problem["detail"]
+
+
+async def test_a_long_url_counts_as_head() -> None:
+    async with serving() as port:
+        answer = await exchange(port, b"GET /" + b"a" * MAX_HEAD_BYTES + b" HTTP/1.1\r\n\r\n")
+    assert statuses(answer) == [431]
+
+
+async def test_heads_within_the_bound_and_bodies_of_any_size_are_served() -> None:
+    near = {"x-near": "v" * (MAX_HEAD_BYTES - 200)}
+    body = b"x" * (4 * MAX_HEAD_BYTES)  # arrives with its head in the same reads
+    async with serving() as port:
+        within = await exchange(port, post(near))
+        large = await exchange(port, post({"x-small": "v"}, body))
+    assert statuses(within) == [200]
+    assert statuses(large) == [200]
+    assert json.loads(large.partition(b"\r\n\r\n")[2]) == {"body": len(body), "headers": 3}
+
+
+async def test_every_request_of_a_kept_alive_connection_is_bounded() -> None:
+    """After a request served, the next one on the same connection is bounded too."""
+    async with serving() as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(post({"x-small": "v"}))
+        first = await reader.readuntil(b'"headers":3}')
+        writer.write(post({"x-big": "v" * (MAX_HEAD_BYTES + 1)}))
+        second = await asyncio.wait_for(reader.read(), 5.0)
+        writer.close()
+    assert statuses(first) == [200]
+    assert statuses(second) == [431]
+
+
+async def test_pipelined_requests_on_one_connection_are_each_bounded_afresh() -> None:
+    """Three requests of three quarters of the bound each, sent in one write: each is within
+    it, so all three are served; the count starts again with each request."""
+    each = {"x-part": "v" * (MAX_HEAD_BYTES * 3 // 4)}
+    async with serving() as port:
+        answer = await exchange(port, post(each) * 3)
+    assert statuses(answer) == [200, 200, 200]
+
+
+def test_the_services_and_the_dashboard_are_served_with_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from teamnl_dashboard import main as dashboard_main
+    from teamnl_shared.ingestion import server
+
+    runs: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: runs.append(options))
+    monkeypatch.setattr(server, "configure_logging", lambda *args: None)
+    monkeypatch.setattr(dashboard_main, "configure_logging", lambda *args: None)
+    monkeypatch.setattr(dashboard_main, "create_app", lambda settings: FastAPI())
+    monkeypatch.setenv("DASHBOARD_DATABASE_URL", "postgresql://u@localhost/d")
+    server.serve(_settings(), lambda settings: FastAPI())
+    dashboard_main.main()
+    assert [run["http"] for run in runs] == [BoundedHead, BoundedHead]
+
+
+def _settings() -> Any:
+    from teamnl_shared.ingestion.settings import IngestionSettings
+
+    return IngestionSettings(database_url="postgresql://u@localhost/d", environment="test")
