@@ -459,30 +459,26 @@ def _print_replay(
 
 
 def _with_pool(url: str, action: Callable[[Any], Awaitable[T]]) -> T:
-    from teamnl_shared.db import create_pool
+    from teamnl_shared.ingestion.cli import with_pool
 
-    async def main() -> T:
-        pool = await create_pool(url, max_size=2)
-        try:
-            return await action(pool)
-        finally:
-            await pool.close()
-
-    return asyncio.run(main())
+    return with_pool(url, action)
 
 
 @keys_app.command("create")
 def keys_create(
     service: ServiceOption,
     partner: Annotated[str, typer.Option(help="partner slug; events use /partners/<slug>")],
-    types: Annotated[str, typer.Option(help="comma-separated event types; default: all")] = "",
+    types: Annotated[
+        str | None, typer.Option(help="comma-separated event types; default: all")
+    ] = None,
 ) -> None:
     """Issue a key (the ingestion kit's create_key); printed once, on stdout."""
     from teamnl_shared.ingestion import create_key, ensure_key_store
+    from teamnl_shared.ingestion.cli import event_types_option
     from teamnl_shared.ingestion.keys import InvalidKeyRequest
 
     url = SuiteConfig.from_env().keys_database_url(service)
-    event_types = [t.strip() for t in types.split(",") if t.strip()] or None
+    event_types = event_types_option(types)
 
     async def issue(pool: Any) -> Any:
         await ensure_key_store(pool)

@@ -56,3 +56,60 @@ def test_the_suite_refuses_an_unknown_service_the_same_way(
     said = " ".join(result.output.replace("│", " ").split())
     assert result.exit_code == 2
     assert "is not one of 'nlib', 'tinl', 'werkplaats'." in said
+
+
+UNREACHABLE = "postgresql://teamnl:s3cret-password@127.0.0.1:1/keys"  # nothing listens on 1
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["create", "--service", "nlib", "--partner", "rvo-crm"],
+        ["list", "--service", "nlib"],
+        ["revoke", "abcd1234", "--service", "nlib"],
+        ["parked", "--service", "nlib"],
+    ],
+)
+def test_a_database_out_of_reach_is_one_line_naming_it_without_its_password(
+    arguments: list[str],
+) -> None:
+    result = CliRunner().invoke(app, [*arguments, "--database-url", UNREACHABLE])
+
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert "cannot reach the database 127.0.0.1:1/keys" in said
+    assert "s3cret" not in result.output and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [["keys", "create", "--service", "nlib", "--partner", "rvo-crm"], ["keys", "list"]],
+)
+def test_the_suite_says_the_same_of_a_database_out_of_reach(
+    arguments: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEAMNL_KEYS_DATABASE_URL", UNREACHABLE)
+    result = CliRunner().invoke(suite_app, arguments)
+
+    assert result.exit_code == 1, result.output
+    assert "cannot reach the database 127.0.0.1:1/keys" in " ".join(result.output.split())
+    assert "s3cret" not in result.output
+
+
+@pytest.mark.parametrize("types", ["", ",", " , ,"])
+def test_types_that_name_no_event_type_are_refused_not_taken_for_all(types: str) -> None:
+    """Leaving --types out asks for every type of the service; an empty value is a slip
+    (a variable that expanded to nothing), refused before anything connects."""
+    for cli, arguments in (
+        (
+            app,
+            ["create", "--service", "nlib", "--partner", "rvo-crm", "--database-url", UNREACHABLE],
+        ),
+        (suite_app, ["keys", "create", "--service", "nlib", "--partner", "rvo-crm"]),
+    ):
+        result = CliRunner().invoke(cli, [*arguments, "--types", types])
+
+        said = " ".join(result.output.replace("│", " ").split())
+        assert result.exit_code == 2, result.output
+        assert "names no event type" in said

@@ -12,10 +12,12 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
+from urllib.parse import urlsplit
 
 import asyncpg
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from teamnl_shared.contract.topics import IngestionService
@@ -53,16 +55,63 @@ def database_url(service: str, given: str | None) -> str:
     return url
 
 
-def _run(url: str, action: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+class _Unreachable(Exception):
+    """The database could not be connected to."""
+
+
+def with_pool(url: str, action: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    """Run `action` on a small pool of `url`'s database. One that cannot be reached (down,
+    refusing the password, no such database) ends the command with one line naming it and
+    why, exit status 1; never the URL's credentials, nor a traceback."""
+
     async def main() -> T:
-        pool = await create_pool(url, max_size=2)
         try:
-            await ensure_key_store(pool)
+            pool = await create_pool(url, max_size=2)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            raise _Unreachable(f"cannot reach the database {_where(url)}: {error}") from None
+        try:
             return await action(pool)
         finally:
             await pool.close()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except _Unreachable as error:
+        err.print(f"[red]{escape(str(error))}[/]")
+        raise typer.Exit(1) from None
+
+
+def _where(url: str) -> str:
+    """host:port/database of a PostgreSQL URL, without its user or password."""
+    parts = urlsplit(url)
+    try:
+        port = str(parts.port or 5432)
+    except ValueError:  # not a number: the connection said why
+        port = "?"
+    return f"{parts.hostname or 'localhost'}:{port}/{parts.path.lstrip('/')}"
+
+
+def event_types_option(types: str | None) -> list[str] | None:
+    """The event types of ``--types`` (comma-separated); None without it: every type of the
+    service. Given but naming none (``--types ""``, ``--types ,``) is refused: a key for every
+    type must be asked for by leaving the option out, not by a slip."""
+    if types is None:
+        return None
+    named = [t.strip() for t in types.split(",") if t.strip()]
+    if not named:
+        raise typer.BadParameter(
+            "names no event type; leave --types out for every type of the service",
+            param_hint="'--types'",
+        )
+    return named
+
+
+def _run(url: str, action: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    async def in_key_store(pool: asyncpg.Pool) -> T:
+        await ensure_key_store(pool)
+        return await action(pool)
+
+    return with_pool(url, in_key_store)
 
 
 @app.command()
@@ -70,13 +119,13 @@ def create(
     service: ServiceOption,
     partner: Annotated[str, typer.Option("--partner", help="partner slug, e.g. rvo-crm")],
     types: Annotated[
-        str,
+        str | None,
         typer.Option("--types", help="comma-separated event types; default: all of the service"),
-    ] = "",
+    ] = None,
     database: DatabaseOption = None,
 ) -> None:
     """Issue a key; prints it once."""
-    event_types = [t.strip() for t in types.split(",") if t.strip()] or None
+    event_types = event_types_option(types)
     try:
         issued: IssuedKey = _run(
             database_url(service, database),
