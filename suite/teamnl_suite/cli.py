@@ -550,6 +550,7 @@ def members_create(
     """Create a dashboard member (the dashboard's create_member)."""
     from teamnl_dashboard.auth import MemberError, accounts
     from teamnl_dashboard.auth.passwords import WeakPassword
+    from teamnl_shared.ingestion.cli import database_reachable
 
     password = (
         sys.stdin.readline().rstrip("\r\n")
@@ -558,7 +559,8 @@ def members_create(
     )
     url = SuiteConfig.from_env().endpoint("dashboard").database_url
     try:
-        member = asyncio.run(accounts.create_member(url, email, password, role))
+        with database_reachable(url):
+            member = asyncio.run(accounts.create_member(url, email, password, role))
     except (MemberError, WeakPassword, ValueError) as error:
         err.print(f"[red]error:[/] {error}")
         raise typer.Exit(1) from None

@@ -113,3 +113,15 @@ def test_types_that_name_no_event_type_are_refused_not_taken_for_all(types: str)
         said = " ".join(result.output.replace("│", " ").split())
         assert result.exit_code == 2, result.output
         assert "names no event type" in said
+
+
+def test_a_member_cannot_be_created_in_a_database_out_of_reach_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DASHBOARD_DATABASE_URL", UNREACHABLE)
+    arguments = ["members", "create", "--email", "a@example.nl", "--password-stdin"]
+    result = CliRunner().invoke(suite_app, arguments, input="a-long-enough-password-42\n")
+
+    assert result.exit_code == 1, result.output
+    assert "cannot reach the database 127.0.0.1:1/keys" in " ".join(result.output.split())
+    assert "s3cret" not in result.output

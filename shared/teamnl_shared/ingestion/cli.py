@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, TypeVar
 from urllib.parse import urlsplit
 
@@ -55,30 +56,43 @@ def database_url(service: str, given: str | None) -> str:
     return url
 
 
-class _Unreachable(Exception):
-    """The database could not be connected to."""
+CONNECT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # refused, unreachable, no such host
+    TimeoutError,
+    asyncpg.InvalidAuthorizationSpecificationError,  # no such role, password refused
+    asyncpg.InvalidCatalogNameError,  # no such database
+    asyncpg.CannotConnectNowError,  # starting up, shutting down
+    asyncpg.TooManyConnectionsError,
+    asyncpg.PostgresConnectionError,  # the connection went away
+)
+"""What connecting to PostgreSQL (or keeping the connection) raises when the database cannot
+be reached as configured, as distinct from a statement it refuses."""
+
+
+@contextmanager
+def database_reachable(url: str) -> Iterator[None]:
+    """Around a command's work on `url`'s database: a database that cannot be reached (down,
+    refusing the password, no such database) ends the command with one line naming it and
+    why, exit status 1; never the URL's credentials, nor a traceback."""
+    try:
+        yield
+    except CONNECT_ERRORS as error:
+        err.print(f"[red]cannot reach the database {escape(_where(url))}: {escape(str(error))}[/]")
+        raise typer.Exit(1) from None
 
 
 def with_pool(url: str, action: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
-    """Run `action` on a small pool of `url`'s database. One that cannot be reached (down,
-    refusing the password, no such database) ends the command with one line naming it and
-    why, exit status 1; never the URL's credentials, nor a traceback."""
+    """Run `action` on a small pool of `url`'s database (:func:`database_reachable`)."""
 
     async def main() -> T:
-        try:
-            pool = await create_pool(url, max_size=2)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            raise _Unreachable(f"cannot reach the database {_where(url)}: {error}") from None
+        pool = await create_pool(url, max_size=2)
         try:
             return await action(pool)
         finally:
             await pool.close()
 
-    try:
+    with database_reachable(url):
         return asyncio.run(main())
-    except _Unreachable as error:
-        err.print(f"[red]{escape(str(error))}[/]")
-        raise typer.Exit(1) from None
 
 
 def _where(url: str) -> str:
