@@ -302,13 +302,15 @@ async def test_an_evaluation_that_fails_mid_way_leaves_no_read_running(
             return check(self, facts, now)
 
         monkeypatch.setattr(rule, "check", failing_second)
-        reads = {"running": 0, "cancelled": 0}
+        reads = {"started": 0, "running": 0, "cancelled": 0}
         live_findings = engine_module.live_findings
 
-        async def slow(conn, *args):  # each part's read takes its time
+        async def held(conn, *args):  # a read past the failing part ends only when cancelled
+            reads["started"] += 1
             reads["running"] += 1
             try:
-                await asyncio.sleep(0.3)
+                if reads["started"] > 2:
+                    await asyncio.Event().wait()
                 return await live_findings(conn, *args)
             except asyncio.CancelledError:
                 reads["cancelled"] += 1
@@ -316,12 +318,15 @@ async def test_an_evaluation_that_fails_mid_way_leaves_no_read_running(
             finally:
                 reads["running"] -= 1
 
-        monkeypatch.setattr(engine_module, "live_findings", slow)
+        monkeypatch.setattr(engine_module, "live_findings", held)
         pool = await create_dashboard_pool(database_url, max_size=3)
         try:
-            with pytest.raises(RuntimeError, match="the rule failed"):
-                await engine.evaluate_all(pool, readers=2)
-            assert reads == {"running": 0, "cancelled": 1}  # the third part's, read ahead
+            with pytest.raises(RuntimeError, match="the rule failed"):  # not a timeout
+                await asyncio.wait_for(engine.evaluate_all(pool, readers=2), 30)
+            # the reads ahead of the second part (the third's, the fourth's if begun) were
+            # in flight, whatever the machine's speed, and were cancelled
+            assert reads["started"] > 2
+            assert reads == {**reads, "running": 0, "cancelled": reads["started"] - 2}
             assert pool.get_size() - pool.get_idle_size() == 0
         finally:
             await asyncio.wait_for(pool.close(), 10)
