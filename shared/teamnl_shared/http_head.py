@@ -44,8 +44,6 @@ _REFUSAL = json.dumps(
 class BoundedHead(HttpToolsProtocol):
     """:class:`HttpToolsProtocol` refusing a request whose head passes `MAX_HEAD_BYTES`."""
 
-    max_head_bytes = MAX_HEAD_BYTES
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_read: int | None = 0
@@ -66,7 +64,7 @@ class BoundedHead(HttpToolsProtocol):
             if read is None:
                 super().data_received(data)
                 return
-            room = self.max_head_bytes - read
+            room = MAX_HEAD_BYTES - read
             if room <= 0:
                 self._refuse()
                 return

@@ -10,21 +10,21 @@ them, alone and all together."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from dashboard_harness import dashboard_settings, running_dashboard
-from teamnl_shared.contract.envelope import Event, InvalidEvent, parse_event
+from dashboard_harness import dashboard_settings, make_event, running_dashboard
+from teamnl_shared.contract.envelope import Event, InvalidEvent
 from teamnl_shared.contract.registry import CATALOGUE, spec_for
 from teamnl_shared.contract.types import EARLIEST_YEAR, FIRST_DAY, LAST_DAY, LATEST_YEAR
 from teamnl_shared.ingestion.settings import IngestionSettings
 
 pytestmark = pytest.mark.integration
 MAX_EVENT_BYTES = IngestionSettings.model_fields["max_event_bytes"].default
+SOURCE = "/partners/" + "p" * 200  # a long source, within its bound
 TIMES = (
     datetime(EARLIEST_YEAR, 1, 1, tzinfo=UTC),
     datetime(LATEST_YEAR, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
@@ -89,26 +89,15 @@ def _variants(event_type: str) -> Iterator[dict[str, Any]]:
 
 def _valid(event_type: str, data: dict[str, Any]) -> bool:
     try:
-        event = _event(event_type, data, TIMES[0])
+        event = make_event(event_type, time=TIMES[0], source=SOURCE, **data)
     except InvalidEvent:
         return False
     return event.record_size() <= MAX_EVENT_BYTES  # what the ingestion services accept
 
 
-def _event(event_type: str, data: dict[str, Any], time: datetime) -> Event:
-    attributes = {
-        "specversion": "1.0",
-        "id": uuid.uuid4().hex,
-        "source": "/partners/" + "p" * 200,
-        "type": event_type,
-        "time": time,
-    }
-    return parse_event(attributes, data)
-
-
 def extreme_events() -> list[Event]:
     return [
-        _event(event_type, data, TIMES[n % 2])
+        make_event(event_type, time=TIMES[n % 2], source=SOURCE, **data)
         for event_type in sorted(CATALOGUE)
         for n, data in enumerate(_variants(event_type))
     ]

@@ -138,6 +138,24 @@ def test_days_at_their_bounds_are_accepted(day: date) -> None:
     assert held.start_date == day  # type: ignore[attr-defined]
 
 
+BUDGET_DATA = json.dumps(spec_for(BUDGET).example).encode()
+
+
+def _binary(**attributes: str) -> tuple[dict[str, str], list[tuple[str, bytes]]]:
+    """A budget event with `attributes` in binary mode: its HTTP headers (``ce-*``, its data
+    said to be JSON by ``content-type``) and its Kafka record's headers (``ce_*``, where
+    ``content-type`` carries the ``datacontenttype``, JSON when none is given)."""
+    given = {"specversion": "1.0", "id": "e-1", "source": "/partners/acme", "type": BUDGET}
+    given |= attributes
+    http = {f"ce-{name}": value for name, value in given.items()}
+    content_type = given.pop("datacontenttype", "application/json")
+    kafka = [(f"ce_{name}", value.encode()) for name, value in given.items()]
+    return {**http, "content-type": "application/json"}, [
+        *kafka,
+        ("content-type", content_type.encode()),
+    ]
+
+
 @pytest.mark.parametrize(
     "moment",
     [
@@ -156,15 +174,12 @@ def test_an_event_time_lies_in_the_years_of_the_network(moment: str) -> None:
     with pytest.raises(InvalidEvent) as structured:
         parse_structured(document(time=moment))
     assert [(p.field, p.reason) for p in structured.value.problems] == [("time", TIME_OUT_OF_RANGE)]
-    headers = {"ce-specversion": "1.0", "ce-id": "e-1", "ce-source": "/partners/acme"}
-    headers |= {"ce-type": BUDGET, "ce-time": moment, "content-type": "application/json"}
-    body = json.dumps(spec_for(BUDGET).example).encode()
+    headers, record = _binary(time=moment)
     with pytest.raises(InvalidEvent) as binary:
-        parse_binary(headers, body)
+        parse_binary(headers, BUDGET_DATA)
     assert [p.field for p in binary.value.problems] == ["time"]
-    record = [(name.replace("-", "_", 1), value.encode()) for name, value in headers.items()]
     with pytest.raises(InvalidEvent) as read:
-        parse_kafka([*record[:-1], ("content-type", b"application/json")], body)
+        parse_kafka(record, BUDGET_DATA)
     assert [p.field for p in read.value.problems] == ["time"]
 
 
@@ -187,16 +202,12 @@ def test_data_is_json_whatever_the_content_mode(content_type: object) -> None:
         ("datacontenttype", NOT_JSON_CONTENT)
     ]
     if isinstance(content_type, str) and content_type:
-        headers = {"ce-specversion": "1.0", "ce-id": "e-1", "ce-source": "/partners/acme"}
-        headers |= {"ce-type": BUDGET, "ce-datacontenttype": content_type}
-        body = json.dumps(spec_for(BUDGET).example).encode()
+        headers, record = _binary(datacontenttype=content_type)
         with pytest.raises(InvalidEvent) as binary:
-            parse_binary({**headers, "content-type": "application/json"}, body)
+            parse_binary(headers, BUDGET_DATA)
         assert [p.field for p in binary.value.problems] == ["datacontenttype"]
-        record = [(name.replace("-", "_", 1), value.encode()) for name, value in headers.items()]
-        record[-1] = ("content-type", content_type.encode())
         with pytest.raises(InvalidEvent) as read:
-            parse_kafka(record, body)
+            parse_kafka(record, BUDGET_DATA)
         assert [p.field for p in read.value.problems] == ["datacontenttype"]
 
 
