@@ -22,13 +22,15 @@ import uvicorn
 
 from support import eventually, topic_prefix
 from teamnl_dashboard.app import create_app
-from teamnl_dashboard.auth import create_member
+from teamnl_dashboard.auth import MemberError, create_member
 from teamnl_dashboard.auth import sessions as auth_sessions
+from teamnl_dashboard.auth.members import authenticate
 from teamnl_dashboard.settings import DashboardSettings
 from teamnl_shared.contract.envelope import Event, parse_event
 from teamnl_shared.contract.registry import spec_for
 from teamnl_shared.kafka import idempotent_producer
 
+PASSWORD = "a long enough password 123"
 SECRET = "test-session-secret-of-at-least-32-characters"
 
 
@@ -158,7 +160,14 @@ async def announcement(
 
 
 async def signed_in(pool: asyncpg.Pool, base_url: str, email: str, role: str) -> httpx.AsyncClient:
-    member = await create_member(pool, email, "a long enough password 123", role)
+    """A client signed in as `email`: made a member, or (a dashboard started again on the
+    same database) signed in as the member made before."""
+    try:
+        member = await create_member(pool, email, PASSWORD, role)
+    except MemberError:
+        found = await authenticate(pool, email, PASSWORD)
+        assert found is not None and found.role == role, found
+        member = found
     token, session = await auth_sessions.start(pool, SECRET, member)
     return httpx.AsyncClient(
         base_url=base_url,

@@ -63,7 +63,15 @@ from opentelemetry.trace import Span, Tracer
 from .contract.envelope import Event, InvalidEvent, parse_kafka
 from .contract.topics import deadletter_topic
 from .db import transaction
-from .kafka import header, idempotent_producer, manual_commit_consumer
+from .kafka import (
+    PROBE_RECORDS,
+    UNDECODABLE,
+    fetch_before,
+    first_undecodable,
+    header,
+    idempotent_producer,
+    manual_commit_consumer,
+)
 from .telemetry.messaging import consume_span, start_consume_span
 
 log = logging.getLogger(__name__)
@@ -402,7 +410,14 @@ class InboxConsumer:
             while not self._stopping.is_set():
                 # Reads ahead: this fetch is read, parsed and (deferred) projected while the
                 # one before is still in the database; they are applied one after the other.
-                batch = await consumer.getmany(timeout_ms=500)
+                try:
+                    batch = await consumer.getmany(timeout_ms=500)
+                except UNDECODABLE as error:
+                    if processing is not None:
+                        await processing
+                        processing = None
+                    await self._past_undecodable(consumer, producer, error)
+                    continue
                 ahead = await self.inbox.read_ahead(records_of(batch))
                 if processing is not None:
                     done, processing = await processing, None
@@ -425,6 +440,72 @@ class InboxConsumer:
             self._consumer = None
             await consumer.stop()
             await producer.stop()
+
+    async def _past_undecodable(
+        self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, error: UnicodeDecodeError
+    ) -> None:
+        """A fetch met a record aiokafka cannot decode (:data:`UNDECODABLE`), somewhere. The
+        failed fetch moved positions past records it never returned, so each partition is
+        read again from its committed offset (the fetch before it is in: committed, or to be
+        read again from there). In each, the first undecodable record is looked for; the
+        records before it are applied, fetched alone up to it; it is dead-lettered by its
+        offset, and the offsets committed past it. Found nowhere (not in the log any more,
+        or the partitions reassigned meanwhile), the fetch is tried again after a back-off."""
+        starts = {}
+        for tp in consumer.assignment():
+            committed = await consumer.committed(tp)
+            starts[tp] = (
+                committed if committed is not None else (await consumer.beginning_offsets([tp]))[tp]
+            )
+            consumer.seek(tp, starts[tp])
+        found = False
+        for tp, start in starts.items():
+            poison = await first_undecodable(self.bootstrap, tp, start)
+            if poison is None:
+                continue
+            found = True
+            while await consumer.position(tp) < poison:
+                if self._stopping.is_set():
+                    return
+                records = await fetch_before(consumer, tp, poison, PROBE_RECORDS)
+                if records:
+                    self._next_offsets[tp] = records[-1].offset + 1
+                    await self._process(consumer, producer, {tp: records})
+            if not await self._dead_letter_undecodable(consumer, producer, tp, poison, error):
+                return
+        if not found:
+            log.warning("a fetch failed (%r), but no record is undecodable now; retrying", error)
+            await self._back_off()
+
+    async def _dead_letter_undecodable(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        tp: TopicPartition,
+        offset: int,
+        error: UnicodeDecodeError,
+    ) -> bool:
+        """Dead-letter the record at `offset` of `tp` that cannot be decoded - by its
+        position alone: its key, value and headers cannot be read here (they are still in
+        the log, for another client) - commit past it and read on after it. False when
+        that failed: the next fetch meets the record again."""
+        record = ConsumerRecord(  # an empty value: Kafka takes no record without key or value
+            tp.topic, tp.partition, offset, int(time.time() * 1000), 0, None, b"", None, -1, 0, []
+        )
+        try:
+            await self._dead_letter(producer, record, f"the record cannot be decoded: {error}")
+            await consumer.commit({tp: offset + 1})
+        except CommitFailedError:
+            log.info("partitions were reassigned; their new owners meet the record")
+            return False
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as failure:
+            log.warning("dead-lettering an undecodable record failed (%r); retrying", failure)
+            await self._back_off()
+            return False
+        consumer.seek(tp, offset + 1)
+        self._next_offsets[tp] = offset + 1
+        self.deadletter_total += 1
+        return True
 
     def _read_again(
         self, consumer: AIOKafkaConsumer, ahead: dict[TopicPartition, list[ConsumerRecord]]
@@ -547,9 +628,13 @@ class InboxConsumer:
         if self.failing_since is None:
             self.failing_since = time.monotonic()
         self._rewind(consumer, batch)
+        await self._back_off()
+        return False
+
+    async def _back_off(self) -> None:
+        """Wait `retry_backoff` seconds, or until stopped."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), self.retry_backoff)
-        return False
 
     def _rewind(
         self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]

@@ -40,7 +40,13 @@ from opentelemetry import trace
 
 from teamnl_shared.collector import settle_collector
 from teamnl_shared.inbox import Ahead, Inbox, parse_ahead, records_of
-from teamnl_shared.kafka import assigned_reader, partitions_of
+from teamnl_shared.kafka import (
+    UNDECODABLE,
+    assigned_reader,
+    fetch_before,
+    first_undecodable,
+    partitions_of,
+)
 
 from . import projections
 from .consumer import event_topics
@@ -176,7 +182,14 @@ class _Replayer:
         applying: asyncio.Task[None] | None = None
         try:
             while any(self.positions.get(tp, 0) < end for tp, end in targets.items()):
-                batch = await self.consumer.getmany(timeout_ms=500, max_records=REPLAY_BATCH)
+                try:
+                    batch = await self.consumer.getmany(timeout_ms=500, max_records=REPLAY_BATCH)
+                except UNDECODABLE as error:
+                    if applying is not None:
+                        await applying
+                        applying = None
+                    await self._past_undecodable(targets, error)
+                    continue
                 records = records_of(batch)
                 # Parsed ahead, not projected ahead (Inbox.read_ahead): the replay's processes
                 # and PostgreSQL keep both cores busy already; projecting ahead gained nothing
@@ -203,26 +216,63 @@ class _Replayer:
                 with contextlib.suppress(asyncio.CancelledError):
                     await applying
 
+    async def _past_undecodable(self, targets: Positions, error: UnicodeDecodeError) -> None:
+        """A fetch met a record aiokafka cannot decode (:data:`UNDECODABLE`), somewhere.
+        The failed fetch moved positions past records it never returned: each partition is
+        read again from its position before it. In each, the first undecodable record before
+        its target is looked for; the records before it are applied, fetched alone up to it;
+        it is dead-lettered by its position, and the replay goes on after it."""
+        for tp, position in self.positions.items():
+            self.consumer.seek(tp, position)
+        for tp, end in targets.items():
+            start = self.positions[tp]
+            if start >= end:
+                continue
+            poison = await first_undecodable(self.settings.kafka_bootstrap_servers, tp, start, end)
+            if poison is None:
+                continue
+            while await self.consumer.position(tp) < poison:
+                if records := await fetch_before(self.consumer, tp, poison, REPLAY_BATCH):
+                    await self._apply(records, Ahead(await parse_ahead(records)))
+            await self._dead_letter(
+                tp.topic, tp.partition, poison, f"the record cannot be decoded: {error}", None
+            )
+            self.records += 1
+            self.dead += 1
+            self.consumer.seek(tp, poison + 1)
+            self.positions[tp] = poison + 1
+
     async def _apply(self, records: list[ConsumerRecord], ahead: Ahead) -> None:
         with _TRACER.start_as_current_span("rebuild apply") as span:
             outcome = await self.inbox.apply(records, ahead)
             span.set_attribute("teamnl.rebuild.records", len(records))
             span.set_attribute("teamnl.rebuild.applied", len(outcome.applied))
         for record, reason in outcome.dead:
-            async with self.pool.acquire() as conn:
-                await record_dead_letter(
-                    conn,
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    reason=reason,
-                    event_id=None,
-                    event_type=None,
-                    recorded_at=datetime.fromtimestamp(record.timestamp / 1000, UTC),
-                )
+            await self._dead_letter(
+                record.topic, record.partition, record.offset, reason, record.timestamp
+            )
         self.records += len(records)
         self.applied += len(outcome.applied)
         self.dead += len(outcome.dead)
+
+    async def _dead_letter(
+        self, topic: str, partition: int, offset: int, reason: str, timestamp: int | None
+    ) -> None:
+        """Record a dead letter at its record's time (`timestamp`, in ms), or now."""
+        recorded_at = (
+            datetime.fromtimestamp(timestamp / 1000, UTC) if timestamp is not None else None
+        )
+        async with self.pool.acquire() as conn:
+            await record_dead_letter(
+                conn,
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                reason=reason,
+                event_id=None,
+                event_type=None,
+                recorded_at=recorded_at or datetime.now(UTC),
+            )
 
 
 async def rebuild(
