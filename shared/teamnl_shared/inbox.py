@@ -63,16 +63,15 @@ from opentelemetry.trace import Span, Tracer
 from .contract.envelope import Event, InvalidEvent, parse_kafka
 from .contract.topics import deadletter_topic
 from .db import transaction
-from .kafka import (
-    PROBE_RECORDS,
-    UNDECODABLE,
-    fetch_before,
-    first_undecodable,
-    header,
-    idempotent_producer,
-    manual_commit_consumer,
-)
+from .kafka import header, idempotent_producer, manual_commit_consumer
 from .telemetry.messaging import consume_span, start_consume_span
+from .undecodable import (
+    UNDECODABLE,
+    Fetched,
+    Undecodable,
+    committed_offsets,
+    past_undecodable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -444,57 +443,45 @@ class InboxConsumer:
     async def _past_undecodable(
         self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, error: UnicodeDecodeError
     ) -> None:
-        """A fetch met a record aiokafka cannot decode (:data:`UNDECODABLE`), somewhere. The
-        failed fetch moved positions past records it never returned, so each partition is
-        read again from its committed offset (the fetch before it is in: committed, or to be
-        read again from there). In each, the first undecodable record is looked for; the
-        records before it are applied, fetched alone up to it; it is dead-lettered by its
-        offset, and the offsets committed past it. Found nowhere (not in the log any more,
-        or the partitions reassigned meanwhile), the fetch is tried again after a back-off."""
-        starts = {}
-        for tp in consumer.assignment():
-            committed = await consumer.committed(tp)
-            starts[tp] = (
-                committed if committed is not None else (await consumer.beginning_offsets([tp]))[tp]
-            )
-            consumer.seek(tp, starts[tp])
+        """A fetch met a record aiokafka cannot decode (:mod:`.undecodable`), somewhere: every
+        partition is read again from its committed offset (the fetch before is in: committed,
+        or to be read again from there), the records before each such record applied, fetched
+        alone, and the record dead-lettered by its position. Found nowhere (not in the log
+        any more, or the partitions reassigned meanwhile), the fetch is tried again after a
+        back-off."""
         found = False
-        for tp, start in starts.items():
-            poison = await first_undecodable(self.bootstrap, tp, start)
-            if poison is None:
-                continue
-            found = True
-            while await consumer.position(tp) < poison:
+        starts = await committed_offsets(consumer)
+        reading = past_undecodable(consumer, self.bootstrap, starts, error)
+        async with contextlib.aclosing(reading) as items:
+            async for item in items:
                 if self._stopping.is_set():
                     return
-                records = await fetch_before(consumer, tp, poison, PROBE_RECORDS)
-                if records:
-                    self._next_offsets[tp] = records[-1].offset + 1
-                    await self._process(consumer, producer, {tp: records})
-            if not await self._dead_letter_undecodable(consumer, producer, tp, poison, error):
-                return
+                if isinstance(item, Fetched):
+                    self._next_offsets[item.tp] = item.records[-1].offset + 1
+                    await self._process(consumer, producer, {item.tp: item.records})
+                elif await self._dead_letter_undecodable(consumer, producer, item):
+                    found = True
+                else:
+                    return
         if not found:
             log.warning("a fetch failed (%r), but no record is undecodable now; retrying", error)
             await self._back_off()
 
     async def _dead_letter_undecodable(
-        self,
-        consumer: AIOKafkaConsumer,
-        producer: AIOKafkaProducer,
-        tp: TopicPartition,
-        offset: int,
-        error: UnicodeDecodeError,
+        self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, undecodable: Undecodable
     ) -> bool:
-        """Dead-letter the record at `offset` of `tp` that cannot be decoded - by its
-        position alone: its key, value and headers cannot be read here (they are still in
-        the log, for another client) - commit past it and read on after it. False when
-        that failed: the next fetch meets the record again."""
+        """Dead-letter a record that cannot be decoded - by its position alone: its key,
+        value and headers cannot be read here (they are still in the log, for another
+        client) - and commit past it. False when that failed: the next fetch meets the
+        record again."""
+        tp = undecodable.tp
         record = ConsumerRecord(  # an empty value: Kafka takes no record without key or value
-            tp.topic, tp.partition, offset, int(time.time() * 1000), 0, None, b"", None, -1, 0, []
-        )
+            tp.topic, tp.partition, undecodable.offset, int(time.time() * 1000), 0, None, b"",
+            None, -1, 0, [],
+        )  # fmt: skip
         try:
-            await self._dead_letter(producer, record, f"the record cannot be decoded: {error}")
-            await consumer.commit({tp: offset + 1})
+            await self._dead_letter(producer, record, undecodable.reason)
+            await consumer.commit({tp: undecodable.past})
         except CommitFailedError:
             log.info("partitions were reassigned; their new owners meet the record")
             return False
@@ -502,8 +489,7 @@ class InboxConsumer:
             log.warning("dead-lettering an undecodable record failed (%r); retrying", failure)
             await self._back_off()
             return False
-        consumer.seek(tp, offset + 1)
-        self._next_offsets[tp] = offset + 1
+        self._next_offsets[tp] = undecodable.past
         self.deadletter_total += 1
         return True
 

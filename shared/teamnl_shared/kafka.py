@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import RequestTimedOutError, TopicAlreadyExistsError, for_code
 from aiokafka.partitioner import DefaultPartitioner
@@ -84,67 +84,6 @@ def assigned_reader(bootstrap: str, **overrides: object) -> AIOKafkaConsumer:
     }
     options.update(overrides)
     return AIOKafkaConsumer(**options)
-
-
-UNDECODABLE = UnicodeDecodeError
-"""What aiokafka raises from a fetch holding a record it cannot unpack: one with a header name
-that is not UTF-8 (only another producer than the relays can write one). It names neither the
-partition nor the offset; the fetch's records before it are dropped, and no record after it is
-ever returned. :func:`first_undecodable` finds it; :func:`fetch_before` reads up to it."""
-
-PROBE_RECORDS = 500
-"""Records a probe for an undecodable record reads a fetch, until a fetch fails; then one at
-a time from the last good record (at most this many fetches more)."""
-
-
-async def first_undecodable(
-    bootstrap: str, tp: TopicPartition, start: int, end: int | None = None
-) -> int | None:
-    """The offset of the first record of `tp`, from `start` and before `end` (default: the
-    log's end now), that aiokafka cannot decode (:data:`UNDECODABLE`); None if there is none.
-    A reader of its own (no group) reads `PROBE_RECORDS` a fetch, then, once one fails, one
-    record a fetch from the last good one: the record after it is the undecodable one. That
-    takes a partition's offsets to follow each other (no compaction, no transactions: so
-    are teamnl's topics); where they do not, a later offset than the right one may be named,
-    and the consumer meets the record again and probes again from there."""
-    if end is not None and start >= end:
-        return None
-    reader = assigned_reader(bootstrap)
-    await reader.start()
-    try:
-        reader.assign([tp])
-        if end is None:
-            end = (await reader.end_offsets([tp]))[tp]
-        reader.seek(tp, start)
-        last_good, step = start - 1, PROBE_RECORDS
-        while await reader.position(tp) < end:
-            try:
-                fetched = await reader.getmany(tp, timeout_ms=500, max_records=step)
-            except UNDECODABLE:
-                if step == 1:
-                    return last_good + 1
-                step = 1
-                reader.seek(tp, last_good + 1)
-                continue
-            for record in fetched.get(tp, ()):
-                last_good = record.offset
-        return None
-    finally:
-        await reader.stop()
-
-
-async def fetch_before(
-    consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, max_records: int
-) -> list[ConsumerRecord]:
-    """One fetch of `tp` alone, from its position: at most `max_records`, none at `offset`
-    or after it (aiokafka unpacks a fetch's records as they are returned, so a record at
-    `offset` that it cannot decode is never reached); none once the position is there."""
-    wanted = min(max_records, offset - await consumer.position(tp))
-    if wanted <= 0:
-        return []
-    fetched = await consumer.getmany(tp, timeout_ms=500, max_records=wanted)
-    records: list[ConsumerRecord] = fetched.get(tp, [])
-    return records
 
 
 def partition_for(key: str, partitions: list[int]) -> int:

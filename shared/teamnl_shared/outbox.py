@@ -50,7 +50,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -74,6 +74,7 @@ from opentelemetry.trace import Tracer
 from .contract.envelope import Event, canonical_json
 from .kafka import assigned_reader, header, idempotent_producer, partition_for
 from .telemetry.messaging import inject_traceparent, span_trace_headers, start_publish_span
+from .undecodable import UNDECODABLE, Fetched, past_undecodable
 
 log = logging.getLogger(__name__)
 
@@ -690,17 +691,55 @@ async def _read_since(
             else:
                 consumer.pause(tp)
         last_progress = time.monotonic()
+        read_to = {(tp.topic, tp.partition): at for tp, at in starts.items()}  # chunks yielded
         while remaining and not stopping.is_set():
-            batch = await consumer.getmany(timeout_ms=500, max_records=1000)
+            try:
+                batch = await consumer.getmany(timeout_ms=500, max_records=1000)
+            except UNDECODABLE as error:
+                since = {tp: read_to[(tp.topic, tp.partition)] for tp in remaining}
+                chunks = _chunks_past_undecodable(consumer, bootstrap, since, remaining, error)
+                async with contextlib.aclosing(chunks) as past:
+                    async for found, positions in past:
+                        read_to.update(positions)
+                        yield found, positions
+                last_progress = time.monotonic()
+                continue
             if batch:
                 last_progress = time.monotonic()
-                yield _chunk(consumer, batch, remaining)
+                found, positions = _chunk(consumer, batch, remaining)
+                read_to.update(positions)
+                yield found, positions
             elif time.monotonic() - last_progress > RECONCILE_STALL_SECONDS:
                 raise RuntimeError(f"outbox reconcile stalled reading {sorted(remaining)}")
         if stopping.is_set() and remaining:
             raise ReconcileInterrupted("outbox reconcile interrupted by stop")
     finally:
         await consumer.stop()
+
+
+async def _chunks_past_undecodable(
+    consumer: AIOKafkaConsumer,
+    bootstrap: str,
+    since: dict[TopicPartition, int],
+    remaining: dict[TopicPartition, int],
+    error: UnicodeDecodeError,
+) -> AsyncGenerator[tuple[set[tuple[str, str]], dict[tuple[str, int], int]], None]:
+    """:func:`_read_since`'s chunks after a fetch met a record aiokafka cannot decode
+    (:mod:`.undecodable`): another producer's, no outbox row is behind it. The chunks before
+    it, then one that moves the checkpoint past it."""
+    reading = past_undecodable(consumer, bootstrap, since, error, ends=remaining)
+    async with contextlib.aclosing(reading) as items:
+        async for item in items:
+            if isinstance(item, Fetched):
+                yield _chunk(consumer, {item.tp: item.records}, remaining)
+                continue
+            log.warning(
+                "outbox reconcile skipped %s[%d]@%d: %s", *item.tp, item.offset, item.reason
+            )
+            yield set(), {(item.tp.topic, item.tp.partition): item.past}
+            if item.past >= remaining[item.tp]:
+                del remaining[item.tp]
+                consumer.pause(item.tp)
 
 
 def _chunk(

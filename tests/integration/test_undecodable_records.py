@@ -10,27 +10,33 @@ rebuild now find it, apply every record before it, dead-letter it by its offset 
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import uuid
 from itertools import count
 
+import asyncpg
 import pytest
 from aiokafka import TopicPartition
+from test_outbox_inbox import mission_event
+from test_outbox_parking import _send_as_a_crashed_relay, relay_until_nothing_left, write
 
 from dashboard_harness import APPLIED, dashboard_settings, make_event, running_dashboard
 from support import eventually
+from teamnl_dashboard.notices import notice_topics
 from teamnl_dashboard.rebuild import rebuild
 from teamnl_shared.contract import nlib
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.topics import deadletter_topic
 from teamnl_shared.kafka import (
-    PROBE_RECORDS,
     assigned_reader,
-    first_undecodable,
+    ensure_topics,
     idempotent_producer,
     manual_commit_consumer,
     partition_for,
 )
+from teamnl_shared.outbox import NOTICE_HEADER, OutboxRelay
+from teamnl_shared.undecodable import PROBE_RECORDS, first_undecodable
 
 pytestmark = pytest.mark.integration
 
@@ -133,6 +139,57 @@ async def test_a_record_aiokafka_cannot_decode_is_dead_lettered_and_the_rest_pro
         assert [tuple(row) for row in await dash.pool.fetch(DEAD_LETTERS)] == dead
         reasons = await dash.pool.fetch("SELECT reason FROM proj.dead_letters")
     assert all("cannot be decoded" in row["reason"] for row in reasons)
+
+
+async def test_a_relay_reconciles_past_a_record_it_cannot_decode(
+    database_url: str, migrated_pool: asyncpg.Pool, make_topics, kafka_bootstrap: str
+) -> None:
+    """A relay that crashed after sending finds its rows in Kafka on restart, reading past
+    another producer's undecodable record between them: nothing is sent twice."""
+    (topic,) = await make_topics("reconcile-undecodable", partitions=1)
+    events = [mission_event(1, n) for n in range(10)]
+    await write(migrated_pool, topic, events)
+    await _send_as_a_crashed_relay(kafka_bootstrap, topic, events[:5])
+    write_undecodable(kafka_bootstrap, topic, make_event(nlib.MissionHeld.TYPE), partition=0)
+    await _send_as_a_crashed_relay(kafka_bootstrap, topic, events[5:])
+
+    relay = OutboxRelay(database_url, kafka_bootstrap, poll_interval=0.2)
+    await relay_until_nothing_left(relay, migrated_pool)
+
+    assert relay.published_total == 0, "every row was in Kafka already: nothing resent"
+    assert await migrated_pool.fetchval("SELECT next_offset FROM outbox_checkpoints") == 11
+
+
+async def test_a_notice_after_a_record_the_dashboard_cannot_decode_is_recorded(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """The relays' notices of parked rows (their own consumer group): another producer's
+    undecodable record on the topic is skipped, the notice after it recorded."""
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    (notices,) = notice_topics(settings)[:1]
+    await ensure_topics(kafka_bootstrap, [notices], partitions=settings.topic_partitions)
+    write_undecodable(kafka_bootstrap, notices, make_event(nlib.MissionHeld.TYPE), partition=0)
+    notice = {"service": "nlib", "ce_id": "too-big-1", "reason": "MessageSizeTooLargeError"}
+    producer = idempotent_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            notices,
+            json.dumps(notice).encode(),
+            partition=0,
+            headers=[(NOTICE_HEADER, b"outbox-parked")],
+        )
+    finally:
+        await producer.stop()
+
+    async with running_dashboard(settings) as dash:
+
+        async def recorded() -> bool:
+            return dash.app.state.runtime.notices.recorded_total == 1
+
+        await eventually(recorded)
+        dead = [tuple(row) for row in await dash.pool.fetch(DEAD_LETTERS)]
+    assert dead == [(notices, 0, 1, "too-big-1")]
 
 
 DEAD_LETTERS = "SELECT topic, kafka_partition, kafka_offset, event_id FROM proj.dead_letters"

@@ -11,18 +11,20 @@ committed after the rows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from teamnl_shared.contract.topics import INGESTION_SERVICES, deadletter_topic
 from teamnl_shared.db import transaction
 from teamnl_shared.kafka import ensure_topics, header, manual_commit_consumer
 from teamnl_shared.outbox import NOTICE_HEADER
+from teamnl_shared.undecodable import UNDECODABLE, Fetched, committed_offsets, past_undecodable
 
 from .projections.network import record_dead_letter
 from .rules import RulesEngine
@@ -56,12 +58,32 @@ class NoticeConsumer:
         await consumer.start()
         try:
             while not self._stopping.is_set():
-                batch = await consumer.getmany(timeout_ms=500)
+                try:
+                    batch = await consumer.getmany(timeout_ms=500)
+                except UNDECODABLE as error:
+                    await self._past_undecodable(consumer, error)
+                    continue
                 for tp, records in batch.items():
                     await self._record(records)
                     await consumer.commit({tp: records[-1].offset + 1})
         finally:
             await consumer.stop()
+
+    async def _past_undecodable(
+        self, consumer: AIOKafkaConsumer, error: UnicodeDecodeError
+    ) -> None:
+        """A record aiokafka cannot decode is no notice (the relays write none): the notices
+        before it are recorded, it is skipped with a warning."""
+        starts = await committed_offsets(consumer)
+        reading = past_undecodable(consumer, self.settings.kafka_bootstrap_servers, starts, error)
+        async with contextlib.aclosing(reading) as items:
+            async for item in items:
+                if isinstance(item, Fetched):
+                    await self._record(item.records)
+                    await consumer.commit({item.tp: item.records[-1].offset + 1})
+                    continue
+                log.warning("skipped %s[%d]@%d: %s", *item.tp, item.offset, item.reason)
+                await consumer.commit({item.tp: item.past})
 
     async def stop(self) -> None:
         self._stopping.set()

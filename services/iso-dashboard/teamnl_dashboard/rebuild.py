@@ -40,13 +40,8 @@ from opentelemetry import trace
 
 from teamnl_shared.collector import settle_collector
 from teamnl_shared.inbox import Ahead, Inbox, parse_ahead, records_of
-from teamnl_shared.kafka import (
-    UNDECODABLE,
-    assigned_reader,
-    fetch_before,
-    first_undecodable,
-    partitions_of,
-)
+from teamnl_shared.kafka import assigned_reader, partitions_of
+from teamnl_shared.undecodable import UNDECODABLE, Fetched, past_undecodable
 
 from . import projections
 from .consumer import event_topics
@@ -217,30 +212,28 @@ class _Replayer:
                     await applying
 
     async def _past_undecodable(self, targets: Positions, error: UnicodeDecodeError) -> None:
-        """A fetch met a record aiokafka cannot decode (:data:`UNDECODABLE`), somewhere.
-        The failed fetch moved positions past records it never returned: each partition is
-        read again from its position before it. In each, the first undecodable record before
-        its target is looked for; the records before it are applied, fetched alone up to it;
-        it is dead-lettered by its position, and the replay goes on after it."""
-        for tp, position in self.positions.items():
-            self.consumer.seek(tp, position)
-        for tp, end in targets.items():
-            start = self.positions[tp]
-            if start >= end:
-                continue
-            poison = await first_undecodable(self.settings.kafka_bootstrap_servers, tp, start, end)
-            if poison is None:
-                continue
-            while await self.consumer.position(tp) < poison:
-                if records := await fetch_before(self.consumer, tp, poison, REPLAY_BATCH):
-                    await self._apply(records, Ahead(await parse_ahead(records)))
-            await self._dead_letter(
-                tp.topic, tp.partition, poison, f"the record cannot be decoded: {error}", None
-            )
-            self.records += 1
-            self.dead += 1
-            self.consumer.seek(tp, poison + 1)
-            self.positions[tp] = poison + 1
+        """A fetch met a record aiokafka cannot decode (:mod:`teamnl_shared.undecodable`),
+        somewhere: every partition is read again from its position before that fetch, the
+        records before each such record (before its target) applied, fetched alone, and the
+        record dead-lettered by its position."""
+        reading = past_undecodable(
+            self.consumer,
+            self.settings.kafka_bootstrap_servers,
+            dict(self.positions),
+            error,
+            ends=targets,
+            max_records=REPLAY_BATCH,
+        )
+        async with contextlib.aclosing(reading) as items:
+            async for item in items:
+                if isinstance(item, Fetched):
+                    await self._apply(item.records, Ahead(await parse_ahead(item.records)))
+                    continue
+                tp = item.tp
+                await self._dead_letter(tp.topic, tp.partition, item.offset, item.reason, None)
+                self.records += 1
+                self.dead += 1
+                self.positions[tp] = item.past
 
     async def _apply(self, records: list[ConsumerRecord], ahead: Ahead) -> None:
         with _TRACER.start_as_current_span("rebuild apply") as span:
