@@ -12,8 +12,59 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pydantic import BaseModel
+
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:teamnl:problem:"
+PROBLEM_SCHEMA_REF = "#/components/schemas/ProblemDetails"
+"""Where an OpenAPI document that adds :func:`problem_schemas` to its components has it."""
+
+KIND_BY_STATUS = {
+    400: "invalid-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "too-large",
+    422: "invalid-request",
+}
+"""The problem kind of a refusal raised by status alone (a framework's HTTPException)."""
+
+
+class FieldError(BaseModel):
+    field: str
+    reason: str
+
+
+class ProblemDetails(BaseModel):
+    """An RFC 9457 problem; ``type`` is a URN ``urn:teamnl:problem:<kind>``."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldError] = []
+
+
+def problem_schemas() -> dict[str, Any]:
+    """The JSON Schemas of :class:`ProblemDetails` and what it holds, for an OpenAPI
+    document's ``components/schemas``."""
+    problem = ProblemDetails.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {**problem.pop("$defs", {}), "ProblemDetails": problem}
+
+
+def validation_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """FastAPI's (pydantic's) validation errors as the problem's ``errors``: the field as a
+    path (``query/limit``, ``body/note``) and the reason."""
+    return [
+        {
+            "field": "/".join(str(part) for part in error.get("loc", ())),
+            "reason": str(error.get("msg", "")),
+        }
+        for error in errors
+    ]
 
 
 def problem_document(

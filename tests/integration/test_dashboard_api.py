@@ -367,8 +367,8 @@ async def test_a_score_since_that_is_no_postgresql_time_is_a_422(
         for since in ("0001-01-01T00:01:00+01:01", "9999-12-31T23:59:00-01:00"):
             response = await dash.member.get("/api/v1/coherence/score", params={"since": since})
             assert response.status_code == 422, response.text
-            [error] = response.json()["detail"]
-            assert error["loc"] == ["query", "since"] and "out of range" in error["msg"]
+            [error] = response.json()["errors"]
+            assert error["field"] == "query/since" and "out of range" in error["reason"]
         for since in ("0001-01-01T02:00:00+01:01", "2019-06-01T00:00:00Z", "2019-06-01T00:00"):
             response = await dash.member.get("/api/v1/coherence/score", params={"since": since})
             assert response.status_code == 200, (since, response.text)

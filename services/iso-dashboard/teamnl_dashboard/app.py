@@ -20,6 +20,7 @@ from . import VERSION, api, ops, web
 from .auth import install_auth
 from .consumer import LatencyHook
 from .period import InvalidReading
+from .problems import install_api_problems
 from .reading import reading_problem
 from .rules import Clock, system_clock
 from .runtime import Runtime, open_runtime, start, stop
@@ -77,6 +78,7 @@ def create_app(
     install_initiative_pages(app)
     install_quality_pages(app)
     app.add_exception_handler(InvalidReading, reading_problem)
+    install_api_problems(app)
     app.add_middleware(RequestLogMiddleware)
     app.add_route(
         "/metrics", telemetry.metrics_endpoint(settings.scrape_token), include_in_schema=False

@@ -16,10 +16,9 @@ from dateutil.relativedelta import relativedelta
 from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from teamnl_shared.problem import PROBLEM_JSON, problem_document
-
 from . import queries
 from .period import InvalidReading, Reading, end_of_day, read
+from .problems import problem_response
 from .read_cache import ReadCache
 from .rules.engine import AsOf, RulesEngine
 
@@ -123,9 +122,4 @@ async def reading_problem(request: Request, error: Exception) -> JSONResponse:
     """An RFC 9457 problem naming the bad query parameter."""
     assert isinstance(error, InvalidReading)  # noqa: S101 - registered for this type only
     errors = [{"field": f"query/{error.parameter}", "reason": error.reason}]
-    title = "The request parameters are not valid"
-    return JSONResponse(
-        problem_document(422, "invalid-request", title, str(error), errors),
-        status_code=422,
-        media_type=PROBLEM_JSON,
-    )
+    return problem_response(request, 422, str(error), errors)

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from teamnl_shared.problem import KIND_BY_STATUS
 from teamnl_shared.telemetry import RequestLogMiddleware, Telemetry, setup_telemetry
 
 from .openapi import install_openapi
@@ -26,8 +27,6 @@ from .settings import IngestionSettings
 from .unavailable import UNAVAILABLE_ERRORS
 
 log = logging.getLogger(__name__)
-
-_KIND_BY_STATUS = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}
 
 
 def create_ingestion_app(
@@ -81,7 +80,7 @@ def _install_problem_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
-        kind = _KIND_BY_STATUS.get(error.status_code, "invalid-request")
+        kind = KIND_BY_STATUS.get(error.status_code, "invalid-request")
         problem = ApiProblem(
             error.status_code, kind, str(error.detail), headers=dict(error.headers or {})
         )

@@ -16,8 +16,8 @@ from teamnl_shared.contract.export import HEADERS_SCHEMA, asyncapi_document
 from teamnl_shared.contract.registry import EventSpec, spec_for
 from teamnl_shared.contract.topics import TOPICS
 from teamnl_shared.contract.types import TIME_DESCRIPTION
+from teamnl_shared.problem import problem_schemas
 
-from .problems import ProblemDetails
 from .service import ServiceDefinition
 from .settings import IngestionSettings
 
@@ -151,9 +151,7 @@ def _component_schemas(service: ServiceDefinition) -> dict[str, Any]:
     schemas.pop(HEADERS_SCHEMA, None)
     for event_type in service.event_types:
         schemas[_structured_name(event_type)] = _structured_schema(spec_for(event_type))
-    problem = ProblemDetails.model_json_schema(ref_template=_REF + "{model}")
-    schemas.update(problem.pop("$defs", {}))
-    schemas["ProblemDetails"] = problem
+    schemas.update(problem_schemas())
     return schemas
 
 

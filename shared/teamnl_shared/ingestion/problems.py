@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
 from teamnl_shared.contract.envelope import InvalidEvent, Problem
-from teamnl_shared.problem import PROBLEM_JSON, problem_document
+from teamnl_shared.problem import (
+    PROBLEM_JSON,
+    PROBLEM_SCHEMA_REF,
+    problem_document,
+    validation_errors,
+)
 
-PROBLEM_SCHEMA_REF = "#/components/schemas/ProblemDetails"  # added by the app's openapi()
 UNAVAILABLE_RETRY_AFTER = 1  # seconds; a PostgreSQL restart takes about that long
 
 TITLES: dict[str, str] = {
@@ -36,22 +39,6 @@ TITLES: dict[str, str] = {
     "invalid-request": "The request parameters are not valid",
     "unavailable": "The service is temporarily unavailable",
 }
-
-
-class FieldError(BaseModel):
-    field: str
-    reason: str
-
-
-class ProblemDetails(BaseModel):
-    """An RFC 9457 problem; ``type`` is a URN ``urn:teamnl:problem:<kind>``."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
-    errors: list[FieldError] = []
 
 
 @dataclass
@@ -140,10 +127,7 @@ def not_found(what: str) -> ApiProblem:
 
 
 def from_validation_errors(errors: Iterable[Mapping[str, Any]]) -> ApiProblem:
-    problems = [
-        Problem("/".join(str(part) for part in error.get("loc", ())), str(error.get("msg", "")))
-        for error in errors
-    ]
+    problems = [Problem(error["field"], error["reason"]) for error in validation_errors(errors)]
     return ApiProblem(
         422, "invalid-request", "; ".join(f"{p.field}: {p.reason}" for p in problems), problems
     )

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from .problems import ProblemDetails
+from teamnl_shared.problem import ProblemDetails
 
 
 class Receipt(BaseModel):

@@ -21,9 +21,10 @@ from urllib.parse import parse_qs, urlsplit
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..problems import is_api, problem_response
 from .config import ANONYMOUS_CSRF_COOKIE, auth_config, current_session
 
 HEADER = "x-csrf-token"
@@ -103,7 +104,8 @@ class CsrfMiddleware:
             return
         request = Request(scope)
         if cross_site(request.headers):
-            await _refuse(request, "cross-site request refused")(scope, receive, send)
+            refusal = _refuse(request, "cross-site request refused", field="header/origin")
+            await refusal(scope, receive, send)
             return
         try:
             sent, receive = await _sent_token(request, _bounded(request, receive))
@@ -117,7 +119,8 @@ class CsrfMiddleware:
             else AnonymousTokens(auth_config(request).secret).check(sent, expected)
         )
         if not ok:
-            await _refuse(request, "CSRF token missing or invalid")(scope, receive, send)
+            refusal = _refuse(request, "CSRF token missing or invalid", field=f"header/{HEADER}")
+            await refusal(scope, receive, send)
             return
         await _bounded_app(self.app, request, receive, send)
 
@@ -202,9 +205,10 @@ def _form_fields(body: bytes, max_fields: int) -> dict[str, list[str]]:
         raise FormRefused(400, f"a form may have at most {max_fields} fields") from None
 
 
-def _refuse(request: Request, reason: str, status: int = 403) -> Response:
-    if request.url.path.startswith("/api/"):
-        return JSONResponse({"detail": reason}, status_code=status)
+def _refuse(request: Request, reason: str, status: int = 403, field: str = "body") -> Response:
+    """The refusal: a problem naming `field` under ``/api/``, plain text elsewhere."""
+    if is_api(request):
+        return problem_response(request, status, reason, [{"field": field, "reason": reason}])
     return PlainTextResponse(reason, status_code=status)
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 
+from ..problems import is_api, problem_response
 from .config import AuthConfig, AuthSettings
 from .csrf import CsrfMiddleware
 from .dependencies import NotAuthenticated
@@ -22,10 +23,12 @@ def install_auth(app: FastAPI, settings: AuthSettings) -> None:
 
 
 async def _not_authenticated(request: Request, _: Exception) -> Response:
-    if request.url.path.startswith("/api/"):
-        return JSONResponse(
-            {"detail": "not authenticated"},
-            status_code=401,
+    if is_api(request):
+        return problem_response(
+            request,
+            401,
+            "not signed in",
+            [{"field": "cookie/teamnl_session", "reason": "no valid session"}],
             headers={"WWW-Authenticate": 'Cookie realm="teamnl-dashboard"'},
         )
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
