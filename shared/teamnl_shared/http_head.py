@@ -12,11 +12,17 @@ pass :data:`MAX_HEAD_BYTES`. The body is bounded per route (``read_body``), not 
 The bytes after one request's body in the same read (a pipelined request) are counted from
 the next read on: at most one read more than the bound.
 
+It also times the head: it must arrive within :data:`HEAD_SECONDS` of the connection's start
+or of its own first byte, else **408** and the connection is closed. uvicorn times a
+connection out only between two requests (keep-alive): one that was opened and sent nothing,
+or that sent a head a byte at a time (slowloris), was held for ever, with its socket.
+
 Serve with ``uvicorn.run(app, http=BoundedHead, ...)``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -30,28 +36,46 @@ a binary-mode event with the 16 extension attributes of 1,024 characters the con
 allows carries about 17 KiB of headers; a browser's cookies and the CSRF token about 1.
 (nginx allows 4 x 8 KiB by default, h11 16 KiB.)"""
 
-_REFUSAL = json.dumps(
+HEAD_SECONDS = 20.0
+"""The time a request's head may take to arrive. Every client of ours writes one at once;
+Apache's mod_reqtimeout allows 20 s to the first byte, nginx 60 s for the whole head."""
+
+_TOO_LARGE = (
+    b"431 Request Header Fields Too Large",
     problem_document(
         431,
         "too-large",
         "Request Header Fields Too Large",
         f"the request line and headers hold at most {MAX_HEAD_BYTES} bytes",
         [{"field": "header", "reason": f"at most {MAX_HEAD_BYTES} bytes with the request line"}],
-    )
-).encode()
+    ),
+)
 
 
 class BoundedHead(HttpToolsProtocol):
-    """:class:`HttpToolsProtocol` refusing a request whose head passes `MAX_HEAD_BYTES`."""
+    """:class:`HttpToolsProtocol` refusing a request whose head passes `MAX_HEAD_BYTES`, or
+    takes longer than `HEAD_SECONDS` to arrive."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_read: int | None = 0
         """Bytes read of the current request's head; None from its headers' end until the
         end of its body (the next bytes begin the next request's head)."""
+        self._head_timer: asyncio.TimerHandle | None = None
+        """Runs from the connection's start, and from each later head's first byte, until
+        the head is complete."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._time_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._untime_head()
+        super().connection_lost(exc)
 
     def on_headers_complete(self) -> None:
         self._head_read = None
+        self._untime_head()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -66,20 +90,44 @@ class BoundedHead(HttpToolsProtocol):
                 return
             room = MAX_HEAD_BYTES - read
             if room <= 0:
-                self._refuse()
+                self._refuse(*_TOO_LARGE)
                 return
+            if self._head_timer is None:
+                self._time_head()
             part, data = data[:room], data[room:]  # a whole short request: no copy
             self._head_read = read + len(part)
             super().data_received(part)
             if self.transport.is_closing():
                 return
 
-    def _refuse(self) -> None:
-        head = [b"HTTP/1.1 431 Request Header Fields Too Large\r\n"]
+    def _time_head(self) -> None:
+        self._untime_head()
+        self._head_timer = self.loop.call_later(HEAD_SECONDS, self._head_too_slow)
+
+    def _untime_head(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._time_head()  # a pipelined head behind a response still going: after it
+            return
+        detail = f"the request line and headers must arrive within {HEAD_SECONDS:g} s"
+        reason = [{"field": "header", "reason": detail}]
+        document = problem_document(408, "timeout", "Request Timeout", detail, reason)
+        self._refuse(b"408 Request Timeout", document)
+
+    def _refuse(self, status: bytes, document: dict[str, Any]) -> None:
+        body = json.dumps(document).encode()
+        head = [b"HTTP/1.1 " + status + b"\r\n"]
         head += [
             name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers
         ]
         head.append(f"content-type: {PROBLEM_JSON}\r\n".encode())
-        head.append(f"content-length: {len(_REFUSAL)}\r\nconnection: close\r\n\r\n".encode())
-        self.transport.write(b"".join(head) + _REFUSAL)
+        head.append(f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode())
+        self.transport.write(b"".join(head) + body)
         self.transport.close()

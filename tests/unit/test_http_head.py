@@ -15,10 +15,15 @@ from typing import Any
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.responses import StreamingResponse
 
 from support import eventually
+from teamnl_shared import http_head
 from teamnl_shared.http_head import MAX_HEAD_BYTES, BoundedHead
 from teamnl_shared.problem import PROBLEM_JSON
+
+SLOW = 0.4
+"""`HEAD_SECONDS` in the tests of the head's time."""
 
 
 def _app() -> FastAPI:
@@ -27,6 +32,15 @@ def _app() -> FastAPI:
     @app.post("/echo")
     async def echo(request: Request) -> dict[str, int]:
         return {"body": len(await request.body()), "headers": len(request.headers)}
+
+    @app.get("/slowly")
+    async def slowly() -> StreamingResponse:
+        async def parts() -> AsyncIterator[bytes]:
+            for _ in range(4):
+                await asyncio.sleep(SLOW / 2)
+                yield b"part;"
+
+        return StreamingResponse(parts(), media_type="text/plain")
 
     return app
 
@@ -134,6 +148,67 @@ async def test_pipelined_requests_on_one_connection_are_each_bounded_afresh() ->
     async with serving() as port:
         answer = await exchange(port, post(each) * 3)
     assert statuses(answer) == [200, 200, 200]
+
+
+@pytest.fixture
+def head_seconds(monkeypatch: pytest.MonkeyPatch) -> float:
+    monkeypatch.setattr(http_head, "HEAD_SECONDS", SLOW)
+    return SLOW
+
+
+async def read_all(reader: asyncio.StreamReader, within: float = 5.0) -> bytes:
+    return await asyncio.wait_for(reader.read(), within)
+
+
+async def test_a_connection_that_sends_nothing_is_answered_408_and_closed(
+    head_seconds: float,
+) -> None:
+    async with serving() as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        started = asyncio.get_running_loop().time()
+        answer = await read_all(reader)
+        waited = asyncio.get_running_loop().time() - started
+        writer.close()
+    assert statuses(answer) == [408]
+    problem = json.loads(answer.partition(b"\r\n\r\n")[2])
+    assert problem["status"] == 408 and problem["type"] == "urn:teamnl:problem:timeout"
+    assert waited >= head_seconds
+
+
+async def test_a_head_sent_a_byte_at_a_time_is_cut_off(head_seconds: float) -> None:
+    """Slowloris: each byte in time, the head never complete."""
+    request = post({"x-slow": "v" * 100})
+    answer = b""
+    async with serving() as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for byte in request[:-4]:  # never the blank line that ends the head
+            writer.write(bytes([byte]))
+            with contextlib.suppress(TimeoutError):  # a pause between two bytes
+                answer = await asyncio.wait_for(reader.read(65536), head_seconds / 20)
+            if answer:
+                answer += await read_all(reader)
+                break
+        writer.close()
+    assert statuses(answer) == [408]
+
+
+async def test_the_time_bounds_the_head_only(head_seconds: float) -> None:
+    """A body that comes after the head's time, a response that streams for longer, and the
+    next request of a kept-alive connection sent after longer than the head's time (counted
+    from its own first byte) are all served."""
+    body = b'{"late": true}'
+    async with serving() as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(post({}, body)[: -len(body)])  # the head; the body later
+        await asyncio.sleep(2 * head_seconds)
+        writer.write(body)
+        first = await reader.readuntil(b'"headers":2}')
+        await asyncio.sleep(1.5 * head_seconds)  # idle, within uvicorn's keep-alive (5 s)
+        writer.write(b"GET /slowly HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
+        second = await read_all(reader)
+        writer.close()
+    assert statuses(first) == [200]
+    assert statuses(second) == [200] and second.count(b"part;") == 4
 
 
 def test_the_services_and_the_dashboard_are_served_with_the_bound(
