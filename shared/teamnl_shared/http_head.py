@@ -12,10 +12,13 @@ pass :data:`MAX_HEAD_BYTES`. The body is bounded per route (``read_body``), not 
 The bytes after one request's body in the same read (a pipelined request) are counted from
 the next read on: at most one read more than the bound.
 
-It also times the head: it must arrive within :data:`HEAD_SECONDS` of the connection's start
-or of its own first byte, else **408** and the connection is closed. uvicorn times a
-connection out only between two requests (keep-alive): one that was opened and sent nothing,
-or that sent a head a byte at a time (slowloris), was held for ever, with its socket.
+It also times each request as it arrives: its head must arrive within :data:`HEAD_SECONDS`
+of the connection's start or of its own first byte, and its body may pause at most
+:data:`BODY_IDLE_SECONDS` between two reads; else **408** (when no response has started)
+and the connection is closed. uvicorn times a connection out only between two requests
+(keep-alive): one that was opened and sent nothing, or that sent a head or a body a byte at
+a time (slowloris), was held for ever with its socket - a form's body, for one, is read by
+the dashboard's CSRF check before anyone has signed in.
 
 Serve with ``uvicorn.run(app, http=BoundedHead, ...)``.
 """
@@ -40,6 +43,10 @@ HEAD_SECONDS = 20.0
 """The time a request's head may take to arrive. Every client of ours writes one at once;
 Apache's mod_reqtimeout allows 20 s to the first byte, nginx 60 s for the whole head."""
 
+BODY_IDLE_SECONDS = 60.0
+"""The longest pause between two reads of a request's body (nginx's ``client_body_timeout``):
+a body of any size may take its time, as long as it keeps coming."""
+
 _TOO_LARGE = (
     b"431 Request Header Fields Too Large",
     problem_document(
@@ -53,72 +60,83 @@ _TOO_LARGE = (
 
 
 class BoundedHead(HttpToolsProtocol):
-    """:class:`HttpToolsProtocol` refusing a request whose head passes `MAX_HEAD_BYTES`, or
-    takes longer than `HEAD_SECONDS` to arrive."""
+    """:class:`HttpToolsProtocol` refusing a request whose head passes `MAX_HEAD_BYTES` or
+    takes longer than `HEAD_SECONDS` to arrive, or whose body pauses longer than
+    `BODY_IDLE_SECONDS`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_read: int | None = 0
         """Bytes read of the current request's head; None from its headers' end until the
         end of its body (the next bytes begin the next request's head)."""
-        self._head_timer: asyncio.TimerHandle | None = None
-        """Runs from the connection's start, and from each later head's first byte, until
-        the head is complete."""
+        self._timer: asyncio.TimerHandle | None = None
+        """While a request arrives: its head's time (from the connection's start or the
+        head's first byte), then its body's pause (from the head's end or the last read)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._time_head()
+        self._arm(HEAD_SECONDS)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._untime_head()
+        self._disarm()
         super().connection_lost(exc)
 
     def on_headers_complete(self) -> None:
         self._head_read = None
-        self._untime_head()
+        self._arm(BODY_IDLE_SECONDS)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self._head_read = 0
+        self._disarm()
         super().on_message_complete()
 
     def data_received(self, data: bytes) -> None:
         while data:
             read = self._head_read
             if read is None:
+                self._arm(BODY_IDLE_SECONDS)  # the body came on
                 super().data_received(data)
                 return
             room = MAX_HEAD_BYTES - read
             if room <= 0:
                 self._refuse(*_TOO_LARGE)
                 return
-            if self._head_timer is None:
-                self._time_head()
+            if self._timer is None:  # a head's first byte
+                self._arm(HEAD_SECONDS)
             part, data = data[:room], data[room:]  # a whole short request: no copy
             self._head_read = read + len(part)
             super().data_received(part)
             if self.transport.is_closing():
                 return
 
-    def _time_head(self) -> None:
-        self._untime_head()
-        self._head_timer = self.loop.call_later(HEAD_SECONDS, self._head_too_slow)
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(seconds, self._too_slow)
 
-    def _untime_head(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
-    def _head_too_slow(self) -> None:
-        self._head_timer = None
+    def _too_slow(self) -> None:
+        self._timer = None
         if self.transport.is_closing():
             return
-        if self.cycle is not None and not self.cycle.response_complete:
-            self._time_head()  # a pipelined head behind a response still going: after it
+        if self._head_read is None:
+            what = f"the body may pause at most {BODY_IDLE_SECONDS:g} s"
+        elif self.cycle is not None and not self.cycle.response_complete:
+            self._arm(HEAD_SECONDS)  # a head pipelined behind a response
+            return  # still going: timed again after it
+        else:
+            what = f"the request line and headers must arrive within {HEAD_SECONDS:g} s"
+        if self.cycle is not None and self.cycle.response_started:
+            self.transport.close()  # the app answered already: nothing more can be said
             return
-        detail = f"the request line and headers must arrive within {HEAD_SECONDS:g} s"
-        reason = [{"field": "header", "reason": detail}]
-        document = problem_document(408, "timeout", "Request Timeout", detail, reason)
+        field = "body" if self._head_read is None else "header"
+        document = problem_document(
+            408, "timeout", "Request Timeout", what, [{"field": field, "reason": what}]
+        )
         self._refuse(b"408 Request Timeout", document)
 
     def _refuse(self, status: bytes, document: dict[str, Any]) -> None:

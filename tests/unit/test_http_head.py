@@ -152,7 +152,9 @@ async def test_pipelined_requests_on_one_connection_are_each_bounded_afresh() ->
 
 @pytest.fixture
 def head_seconds(monkeypatch: pytest.MonkeyPatch) -> float:
+    """`HEAD_SECONDS` made `SLOW`, `BODY_IDLE_SECONDS` twice that."""
     monkeypatch.setattr(http_head, "HEAD_SECONDS", SLOW)
+    monkeypatch.setattr(http_head, "BODY_IDLE_SECONDS", 2 * SLOW)
     return SLOW
 
 
@@ -192,15 +194,42 @@ async def test_a_head_sent_a_byte_at_a_time_is_cut_off(head_seconds: float) -> N
     assert statuses(answer) == [408]
 
 
-async def test_the_time_bounds_the_head_only(head_seconds: float) -> None:
-    """A body that comes after the head's time, a response that streams for longer, and the
-    next request of a kept-alive connection sent after longer than the head's time (counted
-    from its own first byte) are all served."""
+async def test_a_body_that_pauses_too_long_is_answered_408(head_seconds: float) -> None:
+    body = b'{"late": true}'
+    async with serving() as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(post({}, body)[:-4])  # the head and part of the body; the rest never
+        answer = await read_all(reader)
+        writer.close()
+    assert statuses(answer) == [408]
+    [error] = json.loads(answer.partition(b"\r\n\r\n")[2])["errors"]
+    assert error["field"] == "body"
+
+
+async def test_a_body_that_keeps_coming_may_take_its_time(head_seconds: float) -> None:
+    """Each pause shorter than `BODY_IDLE_SECONDS`, the whole body longer."""
+    body = b'{"slow": "' + b"x" * 8 + b'"}'
+    async with serving() as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(post({}, body)[: -len(body)])
+        for byte in body:
+            await asyncio.sleep(head_seconds / 2)
+            writer.write(bytes([byte]))
+        answer = await reader.readuntil(b'"headers":2}')
+        writer.close()
+    assert statuses(answer) == [200]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["body"] == len(body)
+
+
+async def test_the_time_bounds_a_request_as_it_arrives_only(head_seconds: float) -> None:
+    """A body that comes after the head's time (within its own), a response that streams
+    for longer, and the next request of a kept-alive connection sent after longer than the
+    head's time (counted from its own first byte) are all served."""
     body = b'{"late": true}'
     async with serving() as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(post({}, body)[: -len(body)])  # the head; the body later
-        await asyncio.sleep(2 * head_seconds)
+        await asyncio.sleep(1.5 * head_seconds)
         writer.write(body)
         first = await reader.readuntil(b'"headers":2}')
         await asyncio.sleep(1.5 * head_seconds)  # idle, within uvicorn's keep-alive (5 s)
