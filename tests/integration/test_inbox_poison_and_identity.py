@@ -448,3 +448,38 @@ async def test_a_row_an_initiative_relay_parked_raises_an_invalid_events_finding
             return dash.app.state.runtime.notices.recorded_total == 1
 
         await eventually(counted)
+
+
+async def test_notices_with_values_postgresql_cannot_take_do_not_stop_the_notices_after_them(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Any producer can write to the notices topic: a notice whose values are numbers, lists,
+    hold NUL or run long is recorded as far as it tells anything, and the notices after it
+    are recorded. Before, the first of them stopped the notices' consumer for good (its
+    restart met it again)."""
+    hostile = [
+        {"service": "nlib", "ce_id": 12345, "type": ["x"], "reason": {"a": 1}},
+        {"service": "nl\x00ib", "ce_id": "nul-\x00", "type": "t\x00", "reason": "r\x00"},
+        {"service": "s" * 100_000, "ce_id": "i" * 100_000, "reason": "r" * 100_000},
+    ]
+    good = {"service": "nlib", "ce_id": "after-them", "type": nlib.MissionHeld.TYPE, "reason": "r"}
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    async with running_dashboard(settings) as dash:
+        for notice in [*hostile, good]:
+            await dash.producer.send_and_wait(
+                settings.topic(deadletter_topic("nlib")),
+                json.dumps(notice).encode(),
+                key=b"same-partition",
+                headers=[(NOTICE_HEADER, b"outbox-parked")],
+            )
+
+        async def all_recorded() -> bool:
+            return dash.app.state.runtime.notices.recorded_total == len(hostile) + 1
+
+        await eventually(all_recorded)
+        rows = await dash.pool.fetch(
+            "SELECT event_id, event_type, reason FROM proj.dead_letters ORDER BY kafka_offset"
+        )
+    assert [row["event_id"] for row in rows] == [None, "nul-", "i" * 1000, "after-them"]
+    assert [row["event_type"] for row in rows] == [None, "t", None, nlib.MissionHeld.TYPE]
+    assert all("\x00" not in row["reason"] and len(row["reason"]) <= 2000 for row in rows)

@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -100,12 +100,9 @@ class NoticeConsumer:
                     topic=record.topic,
                     partition=record.partition,
                     offset=record.offset,
-                    reason=(
-                        f"{notice.get('service')} parked an event for"
-                        f" {notice.get('topic')}: {notice.get('reason')}"
-                    ),
-                    event_id=notice.get("ce_id"),
-                    event_type=notice.get("type"),
+                    reason=f"{notice.service} parked an event for {notice.topic}: {notice.reason}",
+                    event_id=notice.ce_id,
+                    event_type=notice.type,
                     recorded_at=self.engine.clock(),
                 )
             await self.engine.evaluate(conn, [self.engine.rule("invalid-events")])
@@ -113,12 +110,37 @@ class NoticeConsumer:
         log.warning("recorded %d parked outbox row(s) of the initiative services", len(parked))
 
 
-def _notice(record: ConsumerRecord) -> dict[str, Any] | None:
-    """The notice a record carries, or None for anything else on the topic."""
+class Notice(NamedTuple):
+    """What a notice tells, as text PostgreSQL takes (None where it tells nothing usable)."""
+
+    service: str | None
+    topic: str | None
+    reason: str | None
+    ce_id: str | None
+    type: str | None
+
+
+NOTICE_TEXT_CHARACTERS = 1000
+"""The most of each value of a notice kept (a relay writes far less; a record's reason is
+cut to 2,000 characters when stored)."""
+
+
+def _notice(record: ConsumerRecord) -> Notice | None:
+    """The notice a record carries, or None for anything else on the topic. Its values are
+    kept only as strings, without NUL, cut to `NOTICE_TEXT_CHARACTERS`: the relays write
+    such notices, but anything on the topic must not stop the notices after it."""
     if header(record.headers, NOTICE_HEADER) != "outbox-parked":
         return None
     try:
         notice = json.loads(record.value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return None
-    return notice if isinstance(notice, dict) else None
+    if not isinstance(notice, dict):
+        return None
+    return Notice(*(_text(notice.get(name)) for name in Notice._fields))
+
+
+def _text(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    return value.replace("\x00", "")[:NOTICE_TEXT_CHARACTERS]
