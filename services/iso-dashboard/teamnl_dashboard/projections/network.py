@@ -74,14 +74,27 @@ async def record_dead_letter(
     event_type: str | None,
     recorded_at: datetime,
 ) -> None:
+    """Record a dead letter. Its texts come from the record (its headers, or what a reason
+    quotes of it), which any producer may have written: they are stored without NUL, which
+    PostgreSQL's text cannot hold, and cut short (a refused dead letter was retried for
+    ever, its partition stuck behind it)."""
     await conn.execute(
         "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, event_id, event_type,"
         " reason, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
         topic,
         partition,
         offset,
-        event_id,
-        event_type,
-        reason[:2000],
+        _storable(event_id, DEAD_LETTER_NAME_CHARACTERS),
+        _storable(event_type, DEAD_LETTER_NAME_CHARACTERS),
+        _storable(reason, DEAD_LETTER_REASON_CHARACTERS),
         recorded_at,
     )
+
+
+DEAD_LETTER_NAME_CHARACTERS = 1000
+"""The most of a dead letter's event id and type kept (the contract's are far shorter)."""
+DEAD_LETTER_REASON_CHARACTERS = 2000
+
+
+def _storable(text: str | None, most: int) -> str | None:
+    return None if text is None else text.replace("\x00", "")[:most]
