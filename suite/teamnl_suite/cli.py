@@ -24,6 +24,7 @@ import asyncpg
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
@@ -573,9 +574,12 @@ def rebuild() -> None:
 
     The dashboard keeps serving meanwhile and switches over atomically at the end.
     """
+    from aiokafka.errors import KafkaConnectionError
+
     from teamnl_dashboard.rebuild import RebuildRunning
     from teamnl_dashboard.rebuild import rebuild as rebuild_projections
     from teamnl_dashboard.settings import DashboardSettings
+    from teamnl_shared.ingestion.cli import database_reachable
 
     config = SuiteConfig.from_env()
     settings = DashboardSettings(
@@ -583,10 +587,17 @@ def rebuild() -> None:
         kafka_bootstrap_servers=config.kafka_bootstrap,
     )
     try:
-        with err.status("rebuilding the projections") as status:
+        with (
+            database_reachable(settings.database_url),
+            err.status("rebuilding the projections") as status,
+        ):
             result = asyncio.run(rebuild_projections(settings, progress=status.update))
     except RebuildRunning as error:
         err.print(f"[red]{error}")
+        raise typer.Exit(1) from None
+    except KafkaConnectionError as error:  # nothing was switched: the projections stand
+        bootstrap = settings.kafka_bootstrap_servers
+        err.print(f"[red]cannot reach Kafka at {escape(bootstrap)}: {escape(str(error))}[/]")
         raise typer.Exit(1) from None
     err.print(
         f"[green]rebuilt[/]: {result.records} records, {result.applied} applied, "

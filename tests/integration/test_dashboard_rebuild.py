@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 from test_dashboard_api import NOW, network_events
+from typer.testing import CliRunner
 
 from dashboard_harness import (
     APPLIED,
@@ -41,6 +42,7 @@ from teamnl_dashboard.projections.schema import (
 )
 from teamnl_dashboard.rebuild import rebuild
 from teamnl_dashboard.runtime import open_runtime
+from teamnl_suite.cli import app as suite_app
 
 pytestmark = pytest.mark.integration
 
@@ -592,3 +594,25 @@ async def test_the_swap_and_drops_wait_less_for_locks_where_their_role_may_say_s
                 await other.close()
     finally:
         await admin.close()
+
+
+async def test_a_rebuild_with_kafka_out_of_reach_says_so_and_leaves_the_projections(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`teamnl rebuild` names Kafka (not the database) in one line, exit status 1; the live
+    projections stand and no schema it began is left."""
+    monkeypatch.setenv("DASHBOARD_DATABASE_URL", database_url)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")  # nothing listens on 1
+    await prepare_database(database_url)
+
+    result = await asyncio.to_thread(CliRunner().invoke, suite_app, ["rebuild"])
+
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert "cannot reach Kafka at 127.0.0.1:1" in said and "Traceback" not in result.output
+    conn = await asyncpg.connect(database_url)
+    try:
+        schemas = await conn.fetch("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'proj%'")
+    finally:
+        await conn.close()
+    assert [row["nspname"] for row in schemas] == ["proj"]

@@ -125,3 +125,12 @@ def test_a_member_cannot_be_created_in_a_database_out_of_reach_and_says_so(
     assert result.exit_code == 1, result.output
     assert "cannot reach the database 127.0.0.1:1/keys" in " ".join(result.output.split())
     assert "s3cret" not in result.output
+
+
+def test_a_rebuild_with_its_database_out_of_reach_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DASHBOARD_DATABASE_URL", UNREACHABLE)
+    result = CliRunner().invoke(suite_app, ["rebuild"])
+
+    assert result.exit_code == 1, result.output
+    assert "cannot reach the database 127.0.0.1:1/keys" in " ".join(result.output.split())
+    assert "s3cret" not in result.output
