@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from copy import deepcopy
@@ -25,8 +26,9 @@ from teamnl_nlib.app import create_app as create_nlib
 from teamnl_nlib.settings import NlibSettings
 from teamnl_shared.contract.envelope import CLOUDEVENTS_BATCH_JSON, CLOUDEVENTS_JSON
 from teamnl_shared.contract.registry import spec_for
-from teamnl_shared.contract.topics import TOPICS
+from teamnl_shared.contract.topics import TOPICS, topic_for
 from teamnl_shared.ingestion import IngestionSettings, create_key
+from teamnl_shared.ingestion.keys import service_event_types
 from teamnl_shared.ingestion.runtime import Runtime
 from teamnl_tinl.app import create_app as create_tinl
 from teamnl_tinl.settings import TinlSettings
@@ -270,6 +272,30 @@ async def stored(svc: RunningService, event: dict[str, Any]) -> tuple[int, int]:
         "SELECT count(*) FROM ingestion_receipts WHERE event_id = $1", event["id"]
     )
     return max(queued, published), receipts
+
+
+async def written(svc: RunningService) -> int:
+    """Events the service has written for Kafka: its outbox rows, or their records once the
+    relay has published them (it deletes a row once Kafka has the record, at its next read,
+    which a test cannot time: counting the outbox alone raced it). The outbox is read first,
+    Kafka after it, so a row published in between is in both: each (source, id) counts the
+    larger of its copies in the two."""
+    rows = await svc.pool.fetch("SELECT event_source, event_id FROM outbox")
+    queued = Counter((row["event_source"], row["event_id"]) for row in rows)
+    topics = {svc.settings.topic(topic_for(t)) for t in service_event_types(svc.name)}
+    published: Counter[tuple[str, str]] = Counter()
+    for topic in topics:
+        async with _from_the_beginning(
+            svc.settings.kafka_bootstrap_servers, topic, svc.settings.topic_partitions
+        ) as (consumer, assigned):
+            ends = await consumer.end_offsets(assigned)
+            while [tp for tp in assigned if await consumer.position(tp) < ends[tp]]:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    published.update(
+                        (headers_of(r).get("ce_source", ""), headers_of(r).get("ce_id", ""))
+                        for r in records
+                    )
+    return sum(max(queued[key], published[key]) for key in queued.keys() | published.keys())
 
 
 async def published_copies(

@@ -11,6 +11,7 @@ from ingestion_helpers import (
     example,
     running,
     structured,
+    written,
 )
 
 from teamnl_shared.ingestion import list_keys, revoke_key
@@ -57,7 +58,7 @@ async def test_missing_or_wrong_key_is_401(
         assert response.headers["www-authenticate"].startswith("Bearer")
         listing = await svc.client.get("/v1/missions", headers=headers)
         assert listing.status_code == 401
-        assert await svc.count("outbox") == 0
+        assert await written(svc) == 0
 
 
 async def test_a_wrong_secret_for_a_known_key_id_is_401(
@@ -140,7 +141,7 @@ async def test_a_spoofed_source_is_403(database_url: str, kafka_bootstrap: str) 
         key = await svc.key(partner="acme-partner")
         spoofed = structured(HELD, example(HELD), source="/partners/rvo-crm")
         assert_problem(await svc.post(spoofed, key), 403, "source")
-        assert await svc.count("outbox") == 0
+        assert await written(svc) == 0
 
 
 async def test_the_rate_limit_answers_429_with_retry_after(

@@ -17,6 +17,7 @@ from ingestion_helpers import (
     running,
     scenario,
     structured,
+    written,
 )
 
 from teamnl_nlib.app import SERVICE as NLIB
@@ -178,4 +179,4 @@ async def test_a_batch_over_1000_events_is_too_large(
         )
         assert response.status_code == 413
         assert response.headers["content-type"] == "application/problem+json"
-        assert await svc.count("outbox") == 0
+        assert await written(svc) == 0

@@ -21,6 +21,7 @@ from ingestion_helpers import (
     read_records,
     running,
     structured,
+    written,
 )
 from tcp_proxy import TcpProxy
 
@@ -131,7 +132,7 @@ async def test_lists_and_the_size_of_one_event_are_bounded(
         assert item["status"] == 413, item
         assert str(svc.settings.max_event_bytes) in item["problem"]["detail"]
         assert "max_event_bytes" in item["problem"]["errors"][0]["reason"]
-        assert await svc.count("outbox") == 0
+        assert await written(svc) == 0
 
 
 async def test_a_parked_row_does_not_stop_the_service_and_is_visible(

@@ -18,6 +18,7 @@ from ingestion_helpers import (
     running,
     service_settings,
     structured,
+    written,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -122,7 +123,7 @@ async def test_a_set_statement_that_writes_no_row_refuses_that_event_alone(
         assert [r["status"] for r in results] == [202, 409, 202, 409, 202]
         fields = [r["problem"]["errors"][0]["field"] for r in results if r["problem"]]
         assert fields == ["data/mission_id", "data/spend_id"]
-        assert await svc.count("outbox") == 3
+        assert await written(svc) == 3
         status = await svc.pool.fetchval("SELECT status FROM missions")
         assert status == "held"
         assert await svc.pool.fetchval("SELECT amount_cents FROM budget_spendings") == 1250000

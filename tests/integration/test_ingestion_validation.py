@@ -20,6 +20,7 @@ from ingestion_helpers import (
     structured,
     structured_headers,
     topic_size,
+    written,
 )
 
 pytestmark = pytest.mark.integration
@@ -196,7 +197,7 @@ async def test_bad_input_answers_a_problem_and_leaves_nothing(
         if service != "nlib":
             response = await svc.post(with_data(sentinel), key)
             assert response.status_code == 202
-        assert await svc.count("outbox") == 1
+        assert await written(svc) == 1
         family = sentinel.split(".")[2]
         records = await read_records(kafka_bootstrap, svc.topic(family), 1)
         assert [dict(r.headers)["ce_type"].decode() for r in records] == [sentinel]
@@ -225,7 +226,7 @@ async def test_replay_answers_the_original_receipt_and_publishes_once(
         assert (binary.status_code, binary.json()) == (200, first.json())
         batch = (await svc.post_batch([event], key)).json()
         assert batch["replayed"] == 1 and batch["results"][0]["receipt"] == first.json()
-        assert await svc.count("outbox") == 1
+        assert await written(svc) == 1
         records = await read_records(kafka_bootstrap, svc.topic("nlib"), 1)
         assert len(records) == 1
         assert await topic_size(kafka_bootstrap, svc.topic("nlib")) == 1
@@ -246,7 +247,7 @@ async def test_same_id_with_other_content_is_a_conflict(
         assert response.json()["errors"][0]["field"] == "id"
         mission = await svc.client.get("/v1/missions/m-2019-vn-01", headers=auth(key))
         assert mission.json()["leads"] == 37
-        assert await svc.count("outbox") == 1
+        assert await written(svc) == 1
 
 
 async def test_structured_content_type_is_required_for_structured_mode(
