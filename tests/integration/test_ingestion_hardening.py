@@ -15,6 +15,7 @@ import pytest
 from ingestion_helpers import (
     RunningService,
     auth,
+    batch_headers,
     binary_headers,
     example,
     new_id,
@@ -272,3 +273,58 @@ async def test_a_batch_of_replays_around_one_refused_event_answers_each(
         response = await svc.post_batch([first, orphan, second], key)
         assert response.status_code == 200, response.text
         assert [item["status"] for item in response.json()["results"]] == [200, 422, 200]
+
+
+async def test_batch_bodies_beyond_what_a_service_takes_at_once_wait_their_turn(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """A batch whose body does not fit beside those being handled (`batch_bytes_at_once`)
+    is not read until it does, and answers 503 with Retry-After past `batch_wait_seconds`;
+    once the first is done, the next is served. (One partner sending 8 batches of 15.6 MB
+    at once took nlib from 75 MiB to 562 MiB: the rate limit counts requests, not bytes.)"""
+    mission = "nl.teamnl.nlib.mission.held.v1"
+
+    def batch(suffix: str) -> bytes:  # about 2 KB: two do not fit in the budget below
+        event = structured(mission, example(mission, f"-{suffix}"), pad="p" * 1000)
+        return json.dumps([event]).encode()
+
+    first = batch("first")
+    async with running(
+        "nlib",
+        database_url,
+        kafka_bootstrap,
+        max_batch_bytes=100_000,
+        batch_bytes_at_once=len(first) + 500,
+        batch_wait_seconds=0.5,
+    ) as svc:
+        key = await svc.key()
+        half = len(first) // 2
+        read_on = asyncio.Event()
+
+        async def slowly() -> Any:  # the first body arrives in two parts, the rest held back
+            yield first[:half]
+            await read_on.wait()
+            yield first[half:]
+
+        headers = {**batch_headers(key), "content-length": str(len(first))}
+        sending = asyncio.create_task(
+            svc.client.post("/v1/events:batch", content=slowly(), headers=headers)
+        )
+
+        async def holding() -> bool:
+            return svc.runtime.batch_budget.used > 0
+
+        await eventually(holding)
+        waited = await svc.client.post(
+            "/v1/events:batch", content=batch("second"), headers=batch_headers(key)
+        )
+        read_on.set()
+        answered = await sending
+        third = await svc.client.post(
+            "/v1/events:batch", content=batch("third"), headers=batch_headers(key)
+        )
+    assert waited.status_code == 503 and waited.headers["retry-after"] == "1", waited.text
+    assert "at once" in waited.json()["detail"]
+    assert answered.status_code == 200 and answered.json()["accepted"] == 1
+    assert third.status_code == 200 and third.json()["accepted"] == 1
+    assert svc.runtime.batch_budget.used == 0

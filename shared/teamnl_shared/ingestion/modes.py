@@ -21,11 +21,20 @@ from teamnl_shared.contract.envelope import (
 from .problems import ApiProblem, invalid_event, malformed, too_large
 
 
+def declared_size(request: Request, limit: int) -> int:
+    """The body's size as its ``content-length`` declares it, or `limit` where it declares
+    none; 413 at once for a size past `limit`."""
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        return limit
+    if int(declared) > limit:
+        raise too_large(f"the body may hold at most {limit} bytes")
+    return int(declared)
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refusing (413) more than ``limit`` bytes without reading them all."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large(f"the body may hold at most {limit} bytes")
+    declared_size(request, limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

@@ -18,12 +18,13 @@ from starlette.responses import Response
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.telemetry import inject_traceparent
 
+from .admission import NotAdmitted
 from .auth import PartnerDep, partner_of
 from .keys import Partner
-from .modes import batch_documents, parse_document, parse_single, read_body
+from .modes import batch_documents, declared_size, parse_document, parse_single, read_body
 from .openapi import batch_openapi, single_event_openapi
 from .pipeline import Outcome
-from .problems import ApiProblem, openapi_responses
+from .problems import ApiProblem, openapi_responses, unavailable
 from .runtime import Answer, Runtime, runtime_of
 from .schemas import BatchResult, Receipt
 from .service import ServiceDefinition
@@ -98,11 +99,19 @@ def events_router(service: ServiceDefinition, settings: IngestionSettings) -> AP
     )
     async def post_batch(request: Request, partner: PartnerDep) -> JSONResponse:
         runtime = runtime_of(request)
-        body = await read_body(request, settings.max_batch_bytes)
-        documents = batch_documents(request.headers, body, settings.max_batch_events)
-        if not documents:
-            raise ApiProblem(422, "invalid-event", "the batch holds no events")
-        outcomes = await _accept_all(runtime, partner, documents, settings.max_event_bytes)
+        size = declared_size(request, settings.max_batch_bytes)  # 413 at once past the bound
+        try:
+            async with runtime.batch_budget.admitted(size, settings.batch_wait_seconds):
+                body = await read_body(request, settings.max_batch_bytes)
+                documents = batch_documents(request.headers, body, settings.max_batch_events)
+                del body  # the documents hold what it held
+                if not documents:
+                    raise ApiProblem(422, "invalid-event", "the batch holds no events")
+                outcomes = await _accept_all(runtime, partner, documents, settings.max_event_bytes)
+        except NotAdmitted:
+            raise unavailable(
+                "as many batches as this service takes at once are being handled; retry shortly"
+            ) from None
         return JSONResponse(_summary(outcomes))
 
     return router

@@ -28,6 +28,7 @@ from teamnl_shared.kafka import ensure_topics
 from teamnl_shared.outbox import OUTBOX_NOTIFY_SETTING, OutboxRelay
 from teamnl_shared.telemetry import Metrics
 
+from .admission import BodyBudget
 from .groupcommit import GroupCommit
 from .keycache import KeyCache
 from .keys import ensure_key_store
@@ -117,6 +118,7 @@ class Runtime:
     tracer: Tracer = field(default_factory=lambda: trace.get_tracer("teamnl.outbox"))
     pipeline: Pipeline = field(init=False)
     limiter: RateLimiter = field(init=False)
+    batch_budget: BodyBudget = field(init=False)
     keys: KeyCache = field(init=False)
     quality: QualityCounters = field(init=False)
     _unsent_quality: list[Event] = field(default_factory=list)
@@ -136,6 +138,7 @@ class Runtime:
         self.limiter = RateLimiter(
             self.settings.rate_limit_per_second, self.settings.rate_limit_burst
         )
+        self.batch_budget = BodyBudget(self.settings.batch_bytes_at_once)
         self.keys = KeyCache(self.settings.key_cache_seconds)
         self.quality = QualityCounters(self.service.name)
 

@@ -31,6 +31,18 @@ class IngestionSettings(ServiceSettings):
     )
     max_batch_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="largest batch body")
     max_batch_events: int = Field(1000, ge=1, le=1000, description="events in one batch")
+    batch_bytes_at_once: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description="bytes of batch bodies (as declared; max_batch_bytes where undeclared) "
+        "read and handled at once in a process; a batch waits its turn beyond (a batch's "
+        "events take several times its size in memory; a larger one goes alone)",
+    )
+    batch_wait_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="seconds a batch waits for its turn before it answers 503 with Retry-After",
+    )
     ready_max_outbox_backlog: int = Field(
         10_000, ge=1, description="/readyz answers 503 once this many outbox rows wait"
     )
