@@ -86,3 +86,8 @@ def problem_document(
     if instance is not None:
         document["instance"] = instance
     return document
+
+
+def joined(errors: Iterable[Mapping[str, str]]) -> str:
+    """A problem's ``detail`` naming each of its `errors`: ``field: reason; ...``."""
+    return "; ".join(f"{error['field']}: {error['reason']}" for error in errors)

@@ -282,19 +282,11 @@ async def written(svc: RunningService) -> int:
     larger of its copies in the two."""
     rows = await svc.pool.fetch("SELECT event_source, event_id FROM outbox")
     queued = Counter((row["event_source"], row["event_id"]) for row in rows)
-    topics = {svc.settings.topic(topic_for(t)) for t in service_event_types(svc.name)}
     published: Counter[tuple[str, str]] = Counter()
-    for topic in topics:
-        async with _from_the_beginning(
-            svc.settings.kafka_bootstrap_servers, topic, svc.settings.topic_partitions
-        ) as (consumer, assigned):
-            ends = await consumer.end_offsets(assigned)
-            while [tp for tp in assigned if await consumer.position(tp) < ends[tp]]:
-                for records in (await consumer.getmany(timeout_ms=200)).values():
-                    published.update(
-                        (headers_of(r).get("ce_source", ""), headers_of(r).get("ce_id", ""))
-                        for r in records
-                    )
+    for topic in {svc.settings.topic(topic_for(t)) for t in service_event_types(svc.name)}:
+        published += await published_identities(
+            svc.settings.kafka_bootstrap_servers, topic, partitions=svc.settings.topic_partitions
+        )
     return sum(max(queued[key], published[key]) for key in queued.keys() | published.keys())
 
 
@@ -302,14 +294,25 @@ async def published_copies(
     bootstrap: str, topic: str, event_id: str, *, partitions: int = 3
 ) -> int:
     """The records of ``topic`` with ``ce_id`` = ``event_id``, up to the end offsets of now."""
+    published = await published_identities(bootstrap, topic, partitions=partitions)
+    return sum(copies for (_, id_), copies in published.items() if id_ == event_id)
+
+
+async def published_identities(
+    bootstrap: str, topic: str, *, partitions: int = 3
+) -> Counter[tuple[str, str]]:
+    """The records of ``topic`` up to the end offsets of now, by (``ce_source``, ``ce_id``)."""
+    found: Counter[tuple[str, str]] = Counter()
     async with _from_the_beginning(bootstrap, topic, partitions) as (consumer, assigned):
         ends = await consumer.end_offsets(assigned)
-        copies = 0
         while [tp for tp in assigned if await consumer.position(tp) < ends[tp]]:
             batch = await consumer.getmany(timeout_ms=200)
             for records in batch.values():
-                copies += sum(dict(r.headers).get("ce_id") == event_id.encode() for r in records)
-        return copies
+                found.update(
+                    (headers.get("ce_source", ""), headers.get("ce_id", ""))
+                    for headers in map(headers_of, records)
+                )
+    return found
 
 
 async def backend_waiting_for_a_lock(admin: asyncpg.Connection) -> int:

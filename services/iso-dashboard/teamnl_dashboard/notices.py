@@ -111,7 +111,8 @@ class NoticeConsumer:
 
 
 class Notice(NamedTuple):
-    """What a notice tells, as text PostgreSQL takes (None where it tells nothing usable)."""
+    """What a notice tells: its values where they are strings (None where not). Stored as a
+    dead letter, which keeps texts without NUL and cut short (`record_dead_letter`)."""
 
     service: str | None
     topic: str | None
@@ -120,15 +121,10 @@ class Notice(NamedTuple):
     type: str | None
 
 
-NOTICE_TEXT_CHARACTERS = 1000
-"""The most of each value of a notice kept (a relay writes far less; a record's reason is
-cut to 2,000 characters when stored)."""
-
-
 def _notice(record: ConsumerRecord) -> Notice | None:
-    """The notice a record carries, or None for anything else on the topic. Its values are
-    kept only as strings, without NUL, cut to `NOTICE_TEXT_CHARACTERS`: the relays write
-    such notices, but anything on the topic must not stop the notices after it."""
+    """The notice a record carries, or None for anything else on the topic. The relays write
+    such notices, but anything on the topic must not stop the notices after it: a value that
+    is not a string is left out."""
     if header(record.headers, NOTICE_HEADER) != "outbox-parked":
         return None
     try:
@@ -141,6 +137,4 @@ def _notice(record: ConsumerRecord) -> Notice | None:
 
 
 def _text(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    return value.replace("\x00", "")[:NOTICE_TEXT_CHARACTERS]
+    return value if isinstance(value, str) else None

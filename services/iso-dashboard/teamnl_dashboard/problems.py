@@ -26,6 +26,7 @@ from teamnl_shared.problem import (
     KIND_BY_STATUS,
     PROBLEM_JSON,
     PROBLEM_SCHEMA_REF,
+    joined,
     problem_document,
     problem_schemas,
     validation_errors,
@@ -102,8 +103,7 @@ async def _on_validation(request: Request, error: Exception) -> Response:
     if not is_api(request):
         return await request_validation_exception_handler(request, error)
     errors = validation_errors(error.errors())
-    detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
-    return problem_response(request, 422, detail, errors)
+    return problem_response(request, 422, joined(errors), errors)
 
 
 def install_api_problems(app: FastAPI) -> None:

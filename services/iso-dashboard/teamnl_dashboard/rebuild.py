@@ -253,7 +253,9 @@ class _Replayer:
     ) -> None:
         """Record a dead letter at its record's time (`timestamp`, in ms), or now."""
         recorded_at = (
-            datetime.fromtimestamp(timestamp / 1000, UTC) if timestamp is not None else None
+            datetime.fromtimestamp(timestamp / 1000, UTC)
+            if timestamp is not None
+            else datetime.now(UTC)
         )
         async with self.pool.acquire() as conn:
             await record_dead_letter(
@@ -264,7 +266,7 @@ class _Replayer:
                 reason=reason,
                 event_id=None,
                 event_type=None,
-                recorded_at=recorded_at or datetime.now(UTC),
+                recorded_at=recorded_at,
             )
 
 

@@ -18,6 +18,7 @@ from teamnl_shared.contract.envelope import InvalidEvent, Problem
 from teamnl_shared.problem import (
     PROBLEM_JSON,
     PROBLEM_SCHEMA_REF,
+    joined,
     problem_document,
     validation_errors,
 )
@@ -127,10 +128,9 @@ def not_found(what: str) -> ApiProblem:
 
 
 def from_validation_errors(errors: Iterable[Mapping[str, Any]]) -> ApiProblem:
-    problems = [Problem(error["field"], error["reason"]) for error in validation_errors(errors)]
-    return ApiProblem(
-        422, "invalid-request", "; ".join(f"{p.field}: {p.reason}" for p in problems), problems
-    )
+    fields = validation_errors(errors)
+    problems = [Problem(error["field"], error["reason"]) for error in fields]
+    return ApiProblem(422, "invalid-request", joined(fields), problems)
 
 
 def openapi_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
