@@ -264,6 +264,7 @@ async def test_one_id_at_two_services_and_at_two_partners_are_all_kept(
 # per-row totals triggers of versions 3 to 5 and the totals (per family, folded whole) of
 # versions 3 to 6; and the inbox row beside each event's row (versions before 10).
 _DOWN_TO_V3 = """
+ALTER TABLE budget_totals ALTER COLUMN spent_cents TYPE bigint;
 ALTER TABLE events DROP COLUMN topic, DROP COLUMN kafka_partition, DROP COLUMN kafka_offset;
 ALTER TABLE family_totals DROP COLUMN day, DROP COLUMN delta;
 ALTER TABLE activity_months DROP COLUMN delta;
@@ -346,6 +347,10 @@ async def test_version_3_projections_are_upgraded_in_place_keeping_their_rows(
         assert await conn.fetchval("SELECT source FROM proj.nlib_companies_supported") == (
             "/partners/a"
         )
+        # version 11: the budget's running totals in numeric
+        spent = "SELECT data_type FROM information_schema.columns WHERE table_schema = 'proj'"
+        spent += " AND table_name = 'budget_totals' AND column_name = 'spent_cents'"
+        assert await conn.fetchval(spent) == "numeric"
         # version 10: the event's row is its inbox row, where it came from
         assert await conn.fetchval("SELECT count(*) FROM proj.inbox") == 0
         came = await conn.fetchrow("SELECT topic, kafka_partition, kafka_offset FROM proj.events")

@@ -328,3 +328,33 @@ async def test_batch_bodies_beyond_what_a_service_takes_at_once_wait_their_turn(
     assert answered.status_code == 200 and answered.json()["accepted"] == 1
     assert third.status_code == 200 and third.json()["accepted"] == 1
     assert svc.runtime.batch_budget.used == 0
+
+
+async def test_a_mission_whose_contract_value_passes_a_bigint_accepts_its_next_lead(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Proves: a mission's running contract value is kept exactly past 2^63 - 1 cents. The
+    contract bounds one conversion (EUR 100 bn), not how many a mission may have: after
+    about 922,000 maximal ones (written here as their sum), the next lead converted
+    answered a 500 (the bigint total overflowed in its transaction); now 202, and the read
+    API answers the exact sum."""
+    async with running("nlib", database_url, kafka_bootstrap) as svc:
+        key = await svc.key()
+        held = with_data(HELD)
+        mission = held["data"]["mission_id"]
+        assert (await svc.post(held, key)).status_code == 202
+        lead = with_data(LEAD, mission_id=mission, contract_value_cents=MAX_CENTS)
+        assert (await svc.post(lead, key)).status_code == 202
+        before = 2**63 - 1 - 5
+        await svc.pool.execute(
+            "UPDATE missions SET contract_value_cents = $2 WHERE mission_id = $1", mission, before
+        )
+        lead = with_data(LEAD, mission_id=mission, contract_value_cents=MAX_CENTS)
+        assert (await svc.post(lead, key)).status_code == 202
+        answer = await svc.client.get(f"/v1/missions/{mission}", headers=auth(key))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["contract_value_cents"] == before + MAX_CENTS
+        assert answer.json()["leads_converted"] == 2
+        listed = await svc.client.get("/v1/missions", headers=auth(key))
+        assert listed.status_code == 200, listed.text
+        assert [m["contract_value_cents"] for m in listed.json()["items"]] == [before + MAX_CENTS]

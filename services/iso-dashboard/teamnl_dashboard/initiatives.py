@@ -58,7 +58,7 @@ async def spending(
     period, spent on or before ``as_of``."""
     _, last = window(period, as_of)
     rows = await db.fetch(
-        "SELECT family, year, sum(amount_cents)::bigint AS spent,"
+        "SELECT family, year, sum(amount_cents) AS spent,"
         " array_agg(event_id ORDER BY spent_on, spend_id) AS event_ids FROM budget_spent"
         " WHERE year BETWEEN $1 AND $2 AND spent_on <= $3 GROUP BY family, year",
         period.first_year,
@@ -90,7 +90,7 @@ def _pct(part: int, whole: int) -> float | None:
 def _spend_row(
     family: str, year: int, allocation: int, row: asyncpg.Record | None
 ) -> dict[str, Any]:
-    spent = row["spent"] if row else 0
+    spent = int(row["spent"]) if row else 0  # a numeric sum (it may pass a bigint)
     return {
         "family": family,
         "name": INITIATIVE_NAMES[family],
@@ -132,7 +132,7 @@ async def nlib_missions(
     start, last = window(period, as_of)
     rows = await db.fetch(
         "SELECT m.*, f.first_on, coalesce(f.ids, '{}') AS followup_ids,"
-        " coalesce(l.n, 0) AS converted, coalesce(l.value, 0)::bigint AS value,"
+        " coalesce(l.n, 0) AS converted, coalesce(l.value, 0) AS value,"
         " coalesce(l.ids, '{}') AS conversion_ids FROM nlib_missions m"
         " LEFT JOIN LATERAL (SELECT min(held_on) AS first_on,"
         "  array_agg(event_id ORDER BY held_on) AS ids FROM nlib_followups"
@@ -189,7 +189,7 @@ def _mission(r: asyncpg.Record, last: date, followup_days: int) -> dict[str, Any
         "followed_up_in_time": None if days is None else days <= followup_days,
         "followup_overdue": held and first is None and last > due,
         "leads_converted": r["converted"],
-        "contract_value_cents": r["value"],
+        "contract_value_cents": int(r["value"]),
         "event_ids": [e for e in (r["held_event_id"] or r["planned_event_id"],) if e],
         "followup_event_ids": list(r["followup_ids"]),
         "conversion_event_ids": list(r["conversion_ids"]),

@@ -267,20 +267,20 @@ async def budget(
     years_read = (period.first_year, period.last_year) if period else (None, None)
     if as_of is None or not await _spent_after(db, as_of):  # the running totals suffice
         rows = await db.fetch(
-            "SELECT family, year, sum(spent_cents)::bigint AS spent FROM budget_totals"
+            "SELECT family, year, sum(spent_cents) AS spent FROM budget_totals"
             " WHERE ($1::int IS NULL OR year BETWEEN $1 AND $2) GROUP BY family, year"
             " HAVING sum(spends) > 0",
             *years_read,
         )
     else:
         rows = await db.fetch(
-            "SELECT family, year, sum(amount_cents)::bigint AS spent FROM budget_spent"
+            "SELECT family, year, sum(amount_cents) AS spent FROM budget_spent"
             " WHERE ($1::int IS NULL OR year BETWEEN $1 AND $2)"
             " AND spent_on <= $3 GROUP BY family, year",
             *years_read,
             as_of,
         )
-    spent = {(r["family"], r["year"]): r["spent"] for r in rows}
+    spent = {(r["family"], r["year"]): int(r["spent"]) for r in rows}  # numeric sums
     years = sorted({y for _, y in spent} | (set(period.years) if period else set()))
     return [
         {
@@ -625,7 +625,7 @@ async def nlib(
             f" (SELECT min(held_on) FROM {_FOLLOWUPS_READ}) AS first_followup_on,"
             " (SELECT count(*) FROM nlib_leads_converted l WHERE l.mission_id = m.mission_id"
             f"  AND {_CONVERSIONS_READ}) AS leads_converted,"
-            " (SELECT coalesce(sum(contract_value_cents), 0)::bigint FROM nlib_leads_converted l"
+            " (SELECT coalesce(sum(contract_value_cents), 0) FROM nlib_leads_converted l"
             f"  WHERE l.mission_id = m.mission_id AND {_CONVERSIONS_READ})"
             "  AS contract_value_cents"
             f" FROM {_MISSIONS_READ}"
@@ -634,6 +634,8 @@ async def nlib(
             last,
         )
     )
+    for mission in missions:  # a numeric sum (many conversions may pass a bigint)
+        mission["contract_value_cents"] = int(mission["contract_value_cents"])
     held = [m for m in missions if m["status"] == "held"]
     followed = [m for m in held if m["first_followup_on"] is not None]
     leads = sum(m["leads"] or 0 for m in held)

@@ -31,8 +31,10 @@ SMART_CITIES = "smart-cities"
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 
 # Upper bounds of the catalogue, declared once. Far above anything real (one event worth
-# EUR 100 bn, a mission of a million companies), far below what a database column or a sum
-# of many events can hold: a bigint total overflows only after ~900,000 maximal events.
+# EUR 100 bn, a mission of a million companies), far below what a database column holds.
+# They bound one event, not how many a partner sends: a sum of money over many events (a
+# year's spending, a mission's contract value) is kept in numeric, since a bigint total
+# passes 2^63 - 1 cents after ~922,000 maximal events.
 MAX_CENTS = 10**13
 """EUR 100 bn in cents: the most one event may carry."""
 MAX_COUNT = 1_000_000

@@ -21,11 +21,12 @@ LIVE_SCHEMA = "proj"  # also written out in the SQL below
 # 5: date indexes for the TINL partners' latest participation and for budget readings;
 # 6: event and activity totals counted per statement; 7: those totals kept per day;
 # 8: their fold in PL/pgSQL (its plans kept per connection); 9: the small totals folded whole;
-# 10: a network event's `events` row is its inbox row (topic, partition, offset)
-PROJECTION_VERSION = 10
+# 10: a network event's `events` row is its inbox row (topic, partition, offset);
+# 11: the budget's running totals in numeric (a bigint overflowed)
+PROJECTION_VERSION = 11
 # Versions reachable in place from the one before, keeping every row (upgrade_<n>.sql); a
 # version without one is reached by a rebuild from the topics.
-IN_PLACE_UPGRADES = frozenset({4, 5, 6, 7, 8, 9, 10})
+IN_PLACE_UPGRADES = frozenset({4, 5, 6, 7, 8, 9, 10, 11})
 _EVENTS_ARE_INBOX = 10  # the version from which a network event's inbox row is in `events`
 _INSTALL_LOCK = 7_310_101  # one installer or swapper at a time
 _REBUILDING = "proj_rebuild_"

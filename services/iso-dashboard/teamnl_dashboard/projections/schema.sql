@@ -256,7 +256,7 @@ CREATE TABLE budget_totals (
     family      text    NOT NULL,
     year        int     NOT NULL,
     spends      bigint  NOT NULL,
-    spent_cents bigint  NOT NULL
+    spent_cents numeric NOT NULL  -- a sum of many events: past a bigint after ~922,000 maximal
 );
 
 -- Events and activities are only ever inserted, a batch's as one statement (writes.py):
