@@ -5,6 +5,12 @@ when its own business date (a mission's start, a follow-up's day, a call's closi
 project's onboarding, a spend's budget year) lies in the period and not after ``as_of``.
 Each listed item carries ``event_ids``: the events behind it, so that every figure can be
 traced back (see `evidence`). Money in euro cents, rates as fractions 0..1.
+
+A reading lists at most :data:`READING_ROWS` items of one kind (missions, projects, calls,
+activities, ...): each list is read with that bound, and a longer one is refused as a
+reading of a period too long (422 naming ``period``), before its rows are built - a reading
+of every item of a million events took the dashboard to 1.9 GB and seconds of its one event
+loop. Sums, counts and rates over more (the overview, the budget) are read in SQL, not here.
 """
 
 from __future__ import annotations
@@ -18,11 +24,13 @@ import asyncpg
 from teamnl_shared.contract.tinl import TinlPartner
 
 from .period import Period
-from .queries import DB, INITIATIVE_NAMES, _call_entry, _ratio
+from .queries import DB, INITIATIVE_NAMES, _call_entry, _ratio, within_reading
 from .reference import CITIES_OF_OPPORTUNITY, FAMILIES, FOCUS_MARKETS, HOME_COUNTRY, city_for
 from .settings import DEFAULT_ALLOCATIONS_CENTS
 
 TINL_PARTNERS: tuple[str, ...] = tuple(p.value for p in TinlPartner)
+FIGURE_EVENTS_SHOWN = 1_000
+"""The most events the events behind one figure lists (the latest; its count is of all)."""
 
 
 def window(period: Period, as_of: date | None) -> tuple[date, date]:
@@ -52,14 +60,14 @@ async def spending(
     *,
     allocations_cents: Mapping[str, int] = DEFAULT_ALLOCATIONS_CENTS,
 ) -> dict[str, Any]:
-    """{"years": [{"family", "name", "year", "allocation_cents", "spent_cents", "spent_pct",
-    "event_ids"}], "totals": [{"family", "name", "allocation_cents", "spent_cents",
+    """{"years": [{"family", "name", "year", "allocation_cents", "spent_cents",
+    "spent_pct"}], "totals": [{"family", "name", "allocation_cents", "spent_cents",
     "spent_pct"}], "allocation_cents", "spent_cents"}: spending per budget year of the
-    period, spent on or before ``as_of``."""
+    period, spent on or before ``as_of`` (sums of any number of spendings; the events
+    behind them: :func:`spending_event_ids`)."""
     _, last = window(period, as_of)
     rows = await db.fetch(
-        "SELECT family, year, sum(amount_cents) AS spent,"
-        " array_agg(event_id ORDER BY spent_on, spend_id) AS event_ids FROM budget_spent"
+        "SELECT family, year, sum(amount_cents) AS spent FROM budget_spent"
         " WHERE year BETWEEN $1 AND $2 AND spent_on <= $3 GROUP BY family, year",
         period.first_year,
         period.last_year,
@@ -98,7 +106,6 @@ def _spend_row(
         "allocation_cents": allocation,
         "spent_cents": spent,
         "spent_pct": _pct(spent, allocation),
-        "event_ids": list(row["event_ids"]) if row else [],
     }
 
 
@@ -111,8 +118,25 @@ def _spend_total(family: str, rows: list[dict[str, Any]], years: int) -> dict[st
         "allocation_cents": allocation,
         "spent_cents": spent,
         "spent_pct": _pct(spent, allocation),
-        "event_ids": [e for r in rows for e in r["event_ids"]],
     }
+
+
+async def spending_event_ids(
+    db: DB, period: Period, as_of: date | None, family: str | None = None
+) -> list[str]:
+    """The events behind :func:`spending` (of one initiative), in the order spent."""
+    _, last = window(period, as_of)
+    rows = await within_reading(
+        db,
+        "spendings",
+        "SELECT event_id FROM budget_spent WHERE year BETWEEN $1 AND $2 AND spent_on <= $3"
+        " AND ($4::text IS NULL OR family = $4) ORDER BY spent_on, spend_id",
+        period.first_year,
+        period.last_year,
+        last,
+        family,
+    )
+    return [r["event_id"] for r in rows]
 
 
 # -- NLinBusiness ----------------------------------------------------------------------------
@@ -130,7 +154,9 @@ async def nlib_missions(
     "business_mixers", "followup_days"}. Missions that started in the period; follow-ups
     and conversions of those missions up to ``as_of``."""
     start, last = window(period, as_of)
-    rows = await db.fetch(
+    rows = await within_reading(
+        db,
+        "missions",
         "SELECT m.*, f.first_on, coalesce(f.ids, '{}') AS followup_ids,"
         " coalesce(l.n, 0) AS converted, coalesce(l.value, 0) AS value,"
         " coalesce(l.ids, '{}') AS conversion_ids FROM nlib_missions m"
@@ -203,7 +229,9 @@ async def cities_of_opportunity(db: DB, period: Period, as_of: date | None) -> d
     NLIB mission held there or a TINL activity abroad there, in the period."""
     start, last = window(period, as_of)
     programmes: dict[str, asyncpg.Record] = {}
-    for r in await db.fetch(
+    for r in await within_reading(
+        db,
+        "city programmes",
         "SELECT city_id, city, tier, soft_landing, updated_on, event_id FROM nlib_cities"
         " WHERE updated_on <= $1",
         last,
@@ -212,7 +240,9 @@ async def cities_of_opportunity(db: DB, period: Period, as_of: date | None) -> d
         if city is not None:
             programmes[city.slug] = r
     activity: dict[str, list[str]] = {}
-    for r in await db.fetch(
+    for r in await within_reading(
+        db,
+        "missions and activities abroad",
         "SELECT coalesce(city_of_opportunity, city) AS city, held_event_id AS event_id"
         " FROM nlib_missions WHERE status = 'held' AND direction = 'outgoing'"
         " AND start_date BETWEEN $1 AND $2"
@@ -264,7 +294,9 @@ async def globalstars_calls(
     in the period (negotiated or opened by its end, not closed before its start); a call
     closing after ``as_of`` is still open, proposals count up to ``as_of``."""
     start, last = window(period, as_of)
-    rows = await db.fetch(
+    rows = await within_reading(
+        db,
+        "calls",
         "SELECT c.call_id, c.country, c.theme, c.negotiation_started_on, c.opened_on,"
         " CASE WHEN c.closed_on <= $2 THEN c.closed_on END AS closed_on,"
         " CASE WHEN c.closed_on <= $2 THEN c.dutch_proposals END AS dutch_proposals,"
@@ -316,7 +348,9 @@ async def werkplaats_portfolio(
     point in the period; their status as of its last day."""
     targets = {2019: 20} if targets is None else targets
     start, last = window(period, as_of)
-    rows = await db.fetch(
+    rows = await within_reading(
+        db,
+        "projects",
         "SELECT p.*, coalesce(m.members, '{}') AS consortium, coalesce(s.n, 0) AS milestones"
         " FROM wp_projects p"
         " LEFT JOIN LATERAL (SELECT array_agg(member ORDER BY member) AS members FROM wp_members"
@@ -391,7 +425,9 @@ async def tinl_network(db: DB, period: Period, as_of: date | None) -> dict[str, 
     start, last = window(period, as_of)
     activities = [
         {**dict(r), "partners": list(r["partners"]), "event_ids": [r["event_id"]]}
-        for r in await db.fetch(
+        for r in await within_reading(
+            db,
+            "activities",
             "SELECT activity_id, title, kind, market, country, city, start_date, partners,"
             " event_id FROM tinl_activities WHERE start_date BETWEEN $1 AND $2"
             " ORDER BY start_date, activity_id",
@@ -399,7 +435,9 @@ async def tinl_network(db: DB, period: Period, as_of: date | None) -> dict[str, 
             last,
         )
     ]
-    knowledge = await db.fetch(
+    knowledge = await within_reading(
+        db,
+        "knowledge shares",
         "SELECT partners, event_id FROM tinl_knowledge WHERE shared_on BETWEEN $1 AND $2",
         start,
         last,
@@ -445,12 +483,18 @@ def _focus_market(market: str, activities: list[dict[str, Any]]) -> dict[str, An
 # -- the events behind a figure --------------------------------------------------------------
 
 
-async def events_by_id(db: DB, event_ids: list[str]) -> list[dict[str, Any]]:
-    """[{"event_id", "source", "type", "family", "subject", "time", "title"}] of these
-    events, oldest first."""
-    rows = await db.fetch(
-        "SELECT event_id, source, type, family, subject, time, title FROM events"
-        " WHERE event_id = ANY($1::text[]) ORDER BY time, event_id",
-        list(dict.fromkeys(event_ids)),
+async def events_by_id(db: DB, event_ids: list[str]) -> tuple[int, list[dict[str, Any]]]:
+    """How many events these are, and [{"event_id", "source", "type", "family", "subject",
+    "time", "title"}] of the latest :data:`FIGURE_EVENTS_SHOWN` of them, oldest first."""
+    ids = list(dict.fromkeys(event_ids))
+    count: int = await db.fetchval(
+        "SELECT count(*) FROM events WHERE event_id = ANY($1::text[])", ids
     )
-    return [dict(r) for r in rows]
+    rows = await db.fetch(
+        "SELECT * FROM (SELECT event_id, source, type, family, subject, time, title FROM events"
+        " WHERE event_id = ANY($1::text[]) ORDER BY time DESC, event_id DESC LIMIT $2) latest"
+        " ORDER BY time, event_id",
+        ids,
+        FIGURE_EVENTS_SHOWN,
+    )
+    return count, [dict(r) for r in rows]

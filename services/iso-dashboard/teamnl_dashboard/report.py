@@ -9,7 +9,7 @@ links every number to ``/events?figure=<name>&period=...`` (and ``/api/v1/events
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -126,48 +126,73 @@ def _projects(report: Report, status: str | None = None) -> list[dict[str, Any]]
     return [p for p in report["werkplaats"]["projects"] if status in (None, p["status"])]
 
 
-def _spending(family: str | None) -> Callable[[Report], list[str]]:
-    def pick(report: Report) -> list[str]:
-        rows = report["spending"]["years"]
-        return _ids([r for r in rows if family in (None, r["family"])])
-
-    return pick
+Figure = Callable[[DB, Period, date | None, ReportSettings], Awaitable[list[str]]]
+"""The event ids behind one figure, for a reading."""
 
 
-def _focus_market(market: str) -> Callable[[Report], list[str]]:
+def _from_report(pick: Callable[[Report], list[str]]) -> Figure:
+    """A figure whose events the report's items name (it lists them)."""
+
+    async def ids(db: DB, period: Period, as_of: date | None, s: ReportSettings) -> list[str]:
+        return pick(await progress_report(db, period, as_of, s))
+
+    return ids
+
+
+def _spending(family: str | None) -> Figure:
+    """The spending's events, read apart: the report sums any number of spendings."""
+
+    async def ids(db: DB, period: Period, as_of: date | None, _: ReportSettings) -> list[str]:
+        return await initiatives.spending_event_ids(db, period, as_of, family)
+
+    return ids
+
+
+def _focus_market(market: str) -> Figure:
     def pick(report: Report) -> list[str]:
         return _ids([m for m in report["tinl"]["focus_markets"] if m["market"] == market])
 
-    return pick
+    return _from_report(pick)
 
 
-FIGURES: dict[str, Callable[[Report], list[str]]] = {
+FIGURES: dict[str, Figure] = {
     "spending": _spending(None),
     **{f"spending.{family}": _spending(family) for family in FAMILIES},
-    "missions.held": lambda r: _ids(_held(r)),
-    "missions.followed_up": lambda r: _ids(_held(r), "followup_event_ids"),
-    "missions.followed_up_in_time": lambda r: _ids(
-        [m for m in _held(r) if m["followed_up_in_time"]], "followup_event_ids"
+    "missions.held": _from_report(lambda r: _ids(_held(r))),
+    "missions.followed_up": _from_report(lambda r: _ids(_held(r), "followup_event_ids")),
+    "missions.followed_up_in_time": _from_report(
+        lambda r: _ids([m for m in _held(r) if m["followed_up_in_time"]], "followup_event_ids")
     ),
-    "missions.overdue": lambda r: _ids([m for m in _held(r) if m["followup_overdue"]]),
-    "leads.converted": lambda r: _ids(_held(r), "conversion_event_ids"),
-    "cities.programmes": lambda r: _ids(r["cities"]["cities"], "programme_event_ids"),
-    "cities.active": lambda r: _ids(r["cities"]["cities"]),
-    "tinl.activities": lambda r: _ids(r["tinl"]["activities"]),
-    "tinl.partners": lambda r: _ids(r["tinl"]["partners"]),
-    "tinl.knowledge": lambda r: list(r["tinl"]["knowledge_event_ids"]),
+    "missions.overdue": _from_report(
+        lambda r: _ids([m for m in _held(r) if m["followup_overdue"]])
+    ),
+    "leads.converted": _from_report(lambda r: _ids(_held(r), "conversion_event_ids")),
+    "cities.programmes": _from_report(lambda r: _ids(r["cities"]["cities"], "programme_event_ids")),
+    "cities.active": _from_report(lambda r: _ids(r["cities"]["cities"])),
+    "tinl.activities": _from_report(lambda r: _ids(r["tinl"]["activities"])),
+    "tinl.partners": _from_report(lambda r: _ids(r["tinl"]["partners"])),
+    "tinl.knowledge": _from_report(lambda r: list(r["tinl"]["knowledge_event_ids"])),
     **{f"tinl.market.{market}": _focus_market(market) for market in FOCUS_MARKETS},
-    "calls.closed": lambda r: _ids(_closed(r)),
-    "calls.proposals": lambda r: _ids(_closed(r), "proposal_event_ids"),
-    "werkplaats.portfolio": lambda r: _ids(_projects(r)),
-    "werkplaats.graduated": lambda r: _ids(_projects(r, "graduated")),
-    "werkplaats.stopped": lambda r: _ids(_projects(r, "stopped")),
+    "calls.closed": _from_report(lambda r: _ids(_closed(r))),
+    "calls.proposals": _from_report(lambda r: _ids(_closed(r), "proposal_event_ids")),
+    "werkplaats.portfolio": _from_report(lambda r: _ids(_projects(r))),
+    "werkplaats.graduated": _from_report(lambda r: _ids(_projects(r, "graduated"))),
+    "werkplaats.stopped": _from_report(lambda r: _ids(_projects(r, "stopped"))),
 }
+
+
+@dataclass(frozen=True)
+class FigureEvents:
+    """The events behind one figure: how many, and the latest
+    (:data:`initiatives.FIGURE_EVENTS_SHOWN` at most), oldest first."""
+
+    count: int
+    events: list[dict[str, Any]]
 
 
 async def figure_events(
     db: DB, figure: str, period: Period, as_of: date | None, settings: ReportSettings
-) -> list[dict[str, Any]]:
+) -> FigureEvents:
     """The events behind one figure of the report (``figure`` is a key of FIGURES)."""
-    report = await progress_report(db, period, as_of, settings)
-    return await initiatives.events_by_id(db, FIGURES[figure](report))
+    ids = await FIGURES[figure](db, period, as_of, settings)
+    return FigureEvents(*await initiatives.events_by_id(db, ids))

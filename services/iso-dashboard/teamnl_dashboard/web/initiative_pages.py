@@ -23,7 +23,7 @@ from ..pdf import PdfFailed, html_to_pdf
 from ..period import InvalidReading, Period, Reading
 from ..queries import INITIATIVE_NAMES
 from ..reading import CurrentReading
-from ..report import FIGURES, ReportSettings
+from ..report import FIGURES, FigureEvents, ReportSettings
 from . import i18n, initiative_messages
 from .data import country_name
 from .templating import SECURITY_HEADERS, STATIC, environment, render
@@ -118,7 +118,7 @@ async def initiative_page(
 Figure = Annotated[str, Query(description="a figure of the progress report, e.g. missions.held")]
 
 
-async def _figure_events(request: Request, figure: str, now: Reading) -> list[dict[str, Any]]:
+async def _figure_events(request: Request, figure: str, now: Reading) -> FigureEvents:
     if figure not in FIGURES:
         raise InvalidReading("figure", f"unknown figure; one of {', '.join(sorted(FIGURES))}")
     return await report.figure_events(
@@ -130,9 +130,14 @@ async def _figure_events(request: Request, figure: str, now: Reading) -> list[di
 async def figure_events_page(
     request: Request, member: CurrentMember, figure: Figure, now: ReadingDep
 ) -> Response:
-    events = await _figure_events(request, figure, now)
+    behind = await _figure_events(request, figure, now)
     language = i18n.negotiate(request)
-    context = {"figure": figure, "events": events, **_helpers(now, language)}
+    context = {
+        "figure": figure,
+        "count": behind.count,
+        "events": behind.events,
+        **_helpers(now, language),
+    }
     return await render(request, "figure_events.html", context)
 
 
@@ -141,14 +146,15 @@ async def figure_events_api(
     request: Request, member: CurrentMember, figure: Figure, now: ReadingDep
 ) -> dict[str, Any]:
     """{"figure", "period", "as_of", "count", "events": [{"event_id", "source", "type",
-    "family", "subject", "time", "title"}]}"""
-    events = await _figure_events(request, figure, now)
+    "family", "subject", "time", "title"}]}: ``count`` events lie behind the figure;
+    ``events`` lists the latest of them (1,000 at most), oldest first."""
+    behind = await _figure_events(request, figure, now)
     return {
         "figure": figure,
         "period": now.period.label,
         "as_of": now.as_of,
-        "count": len(events),
-        "events": events,
+        "count": behind.count,
+        "events": behind.events,
     }
 
 

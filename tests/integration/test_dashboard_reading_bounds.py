@@ -1,0 +1,107 @@
+"""What one reading may list is bounded: a page, the report, the API's lists and the events
+behind a figure read at most `queries.READING_ROWS` items of one kind, and a figure's page
+lists at most `initiatives.FIGURE_EVENTS_SHOWN` events. Before, a reading listed every item
+of its period: with a million events (the bench's), the NLIB page took 8 s and 55 MB, the
+events behind the spending 21 s and 137 MB, and the dashboard's process grew to 1.9 GB,
+its one event loop (the live projection's too) held for seconds. The bounds are set low
+here; the defaults are in the modules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from dashboard_harness import FakeClock, dashboard_settings, make_event, running_dashboard
+from teamnl_dashboard import initiatives, queries
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2019, 12, 1, 12, tzinfo=UTC)
+HELD = "nl.teamnl.nlib.mission.held.v1"
+SPENT = "nl.teamnl.nlib.budget.spent.v1"
+
+
+def _mission(n: int, year: int) -> object:
+    return make_event(
+        HELD,
+        time=datetime(year, 3, n, tzinfo=UTC),
+        mission_id=f"m-{year}-{n}",
+        start_date=f"{year}-03-0{n}",
+        end_date=f"{year}-03-0{n}",
+    )
+
+
+def _spend(n: int) -> object:
+    return make_event(
+        SPENT, spend_id=f"s-{n}", year=2019, amount_cents=100 * n, spent_on=f"2019-04-0{n}"
+    )
+
+
+@pytest.mark.timeout(120)
+async def test_a_reading_listing_more_than_its_bound_is_a_problem_naming_the_period(
+    database_url: str, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proves: with the bound at 2, a year of 3 missions is refused (422 naming
+    ``query/period``, saying what is listed) on the NLIB page, its API, the report and a
+    figure's events, while a year of 2 missions reads; the spending's sums read any number
+    of spendings, their events are bounded as the lists are."""
+    monkeypatch.setattr(queries, "READING_ROWS", 2)
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        events = [_mission(n, 2019) for n in (1, 2, 3)] + [_mission(n, 2018) for n in (1, 2)]
+        events += [_spend(n) for n in (1, 2, 3)]
+        await dash.publish(*events)
+        await dash.wait_applied(len(events))
+
+        refused = {
+            "/api/v1/initiatives/nlib": {},
+            "/initiatives/nlib": {},
+            "/report": {},
+            "/api/v1/events": {"figure": "missions.held"},
+            "/events": {"figure": "spending"},
+        }
+        for path, more in refused.items():
+            answer = await dash.member.get(path, params={"period": "2019", **more})
+            assert answer.status_code == 422, (path, answer.text[:300])
+            problem = answer.json()
+            assert [e["field"] for e in problem["errors"]] == ["query/period"], problem
+            assert "more than 2 " in problem["errors"][0]["reason"], problem
+        assert (
+            "more than 2 missions"
+            in (await dash.member.get("/initiatives/nlib", params={"period": "2019"})).json()[
+                "detail"
+            ]
+        )
+
+        nlib = await dash.get("/api/v1/initiatives/nlib", period="2018")
+        assert nlib["missions_held"] == 2
+        for path in ("/initiatives/nlib", "/report"):
+            answer = await dash.member.get(path, params={"period": "2018"})
+            assert answer.status_code == 200, (path, answer.text[:300])
+        budget = await dash.get("/api/v1/budget", period="2019")
+        assert [r["spent_cents"] for r in budget if r["family"] == "nlib"] == [600]
+
+
+@pytest.mark.timeout(120)
+async def test_the_events_behind_a_figure_count_all_and_list_the_latest(
+    database_url: str, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proves: with 2 events shown at most, the events behind a figure of 3 count 3 and
+    list the latest 2, oldest first (API and page)."""
+    monkeypatch.setattr(initiatives, "FIGURE_EVENTS_SHOWN", 2)
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        missions = [_mission(n, 2019) for n in (1, 2, 3)]
+        await dash.publish(*missions)
+        await dash.wait_applied(len(missions))
+
+        behind = await dash.get("/api/v1/events", figure="missions.held", period="2019")
+        assert behind["count"] == 3
+        assert [e["event_id"] for e in behind["events"]] == [m.id for m in missions[1:]]
+        page = await dash.member.get(
+            "/events", params={"figure": "missions.held", "period": "2019"}
+        )
+        assert page.status_code == 200
+        assert '<strong id="event-count">3</strong>' in page.text
+        assert missions[0].id not in page.text
+        assert all(m.id in page.text for m in missions[1:])
