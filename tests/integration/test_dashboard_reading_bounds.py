@@ -105,3 +105,38 @@ async def test_the_events_behind_a_figure_count_all_and_list_the_latest(
         assert '<strong id="event-count">3</strong>' in page.text
         assert missions[0].id not in page.text
         assert all(m.id in page.text for m in missions[1:])
+
+
+@pytest.mark.timeout(120)
+async def test_a_markets_preparation_lists_its_latest_activities_at_home(
+    database_url: str, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proves: with 2 shown at most, a market prepared by 3 TINL activities at home lists
+    the latest 2 (every one of a million events' was 12 MB of JSON); the market still
+    counts its activities and is complementary."""
+    monkeypatch.setattr(queries, "PREPARATION_SHOWN", 2)
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        held = [
+            make_event(
+                "nl.teamnl.tinl.activity.held.v1",
+                activity_id=f"cbw-{n}",
+                city=city,
+                start_date=f"2019-05-0{n}",
+                end_date=f"2019-05-0{n}",
+            )
+            for n, city in ((1, "Tilburg"), (2, "Zaandam"), (3, "Arnhem"))
+        ]
+        mission = make_event(HELD, country="CN", city="Shanghai", mission_id="m-cn")
+        await dash.publish(*held, mission)
+        await dash.wait_applied(len(held) + 1)
+
+        together = {c["market"]: c for c in await dash.get("/api/v1/complementarity")}
+        china = together["CN"]
+        assert [p["city"] for p in china["preparation"]] == ["Zaandam", "Arnhem"]
+        assert {i["family"]: i["activities"] for i in china["initiatives"]} == {
+            "nlib": 1,
+            "tinl": 3,
+        }
+        assert china["complementary"]
+        assert (await dash.member.get("/markets/CN")).status_code == 200

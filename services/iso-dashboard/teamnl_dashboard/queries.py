@@ -44,6 +44,10 @@ INITIATIVE_NAMES = {
 }
 DEFAULT_WERKPLAATS_TARGETS: Mapping[int, int] = {2019: 20}
 DEFAULT_WERKPLAATS_YEARLY_TARGET = 30
+PREPARATION_SHOWN = 20
+"""The most TINL activities at home listed as a market's preparation (the latest): every one
+of the period's, on the bench's million events, was 12 MB of JSON and 300 MB of the
+dashboard's memory for /api/v1/complementarity."""
 READING_ROWS = 10_000
 """The most items of one kind (missions, projects, calls, activities, spendings) a reading of
 the pages, the report, the API's lists or a figure's events may list: the network the
@@ -539,8 +543,8 @@ async def complementarity(
     """Per market (country code or 'smart-cities'), which of the four initiatives worked it
     in `period` up to `as_of` and how they complement each other, most initiatives first:
     [{"market", "initiatives": [{"family", "activities", "first_on", "last_on"}],
-    "links": [[family, family], ...], "preparation": [{"event_id", "city", "on_date"}],
-    "complementary": bool}].
+    "links": [[family, family], ...], "preparation": [{"event_id", "city", "on_date"}] (the
+    latest :data:`PREPARATION_SHOWN`), "complementary": bool}].
 
     Presence is an activity of the family for the market (an NLIB mission, incoming ones
     too; a TINL activity; a Global Stars call; a Werkplaats onboarding) or a Werkplaats
@@ -565,14 +569,17 @@ async def complementarity(
         market,
     )
     preparation = await db.fetch(
-        "SELECT market, event_id, city, end_date AS on_date FROM tinl_activities"
-        " WHERE country = $4 AND ($1::date IS NULL OR end_date >= $1)"
-        " AND ($2::date IS NULL OR end_date <= $2) AND ($3::text IS NULL OR market = $3)"
-        " ORDER BY end_date, event_id",
+        "SELECT market, event_id, city, on_date FROM (SELECT market, event_id, city,"
+        "  end_date AS on_date, row_number() OVER (PARTITION BY market"
+        "  ORDER BY end_date DESC, event_id DESC) AS latest FROM tinl_activities"
+        "  WHERE country = $4 AND ($1::date IS NULL OR end_date >= $1)"
+        "  AND ($2::date IS NULL OR end_date <= $2) AND ($3::text IS NULL OR market = $3)) p"
+        " WHERE latest <= $5 ORDER BY on_date, event_id",
         first,
         last,
         market,
         HOME_COUNTRY,
+        PREPARATION_SHOWN,
     )
     table: dict[str, dict[str, Any]] = {}
     for r in rows:
