@@ -45,6 +45,8 @@ INITIATIVE_NAMES = {
 DEFAULT_WERKPLAATS_TARGETS: Mapping[int, int] = {2019: 20}
 DEFAULT_WERKPLAATS_YEARLY_TARGET = 30
 PREPARATION_SHOWN = 20
+FINDINGS_SHOWN = 500
+"""The most findings a page or the API lists by default (the API's ``limit`` goes to 5,000)."""
 """The most TINL activities at home listed as a market's preparation (the latest): every one
 of the period's, on the bench's million events, was 12 MB of JSON and 300 MB of the
 dashboard's memory for /api/v1/complementarity."""
@@ -1065,7 +1067,7 @@ async def findings(
     state: str | None = None,
     rule: str | None = None,
     severity: str | None = None,
-    limit: int = 500,
+    limit: int = FINDINGS_SHOWN,
 ) -> list[dict[str, Any]]:
     """[{"id", "rule", "rule_version", "finding_key", "severity", "summary", "details",
     "event_ids", "state", "condition_holds", "raised_at", "updated_at", "acknowledged_by",
