@@ -14,6 +14,7 @@ import pytest
 
 from dashboard_harness import FakeClock, dashboard_settings, make_event, running_dashboard
 from teamnl_dashboard import initiatives, queries
+from teamnl_dashboard.rules import engine as engine_module
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2019, 12, 1, 12, tzinfo=UTC)
@@ -162,3 +163,31 @@ async def test_the_findings_page_as_of_a_past_date_lists_at_most_its_bound(
         page = await dash.member.get("/findings", params=reading)
         assert page.status_code == 200
         assert page.text.count('<li class="finding" data-id="None"') == 1  # as of then: no id
+
+
+@pytest.mark.timeout(120)
+async def test_a_reading_as_of_a_past_date_keeps_its_first_hits_and_counts_them_all(
+    database_url: str, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proves: as of a past date, the rules' reading keeps the first `AS_OF_HITS_KEPT` hits
+    of each rule and severity (by key) and counts every one: the overview's open findings
+    count all, the findings API lists the kept ones (every one of a million events' was a
+    finding's row each: 420 MiB)."""
+    monkeypatch.setattr(engine_module, "AS_OF_HITS_KEPT", 1)
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        missions = [_mission(n, 2019) for n in (1, 2, 3)]  # held, never followed up
+        await dash.publish(*missions)
+        await dash.wait_applied(len(missions))
+
+        reading = {"period": "2019", "as_of": "2019-11-30"}
+        overdue = await dash.get("/api/v1/findings", **reading, rule="mission-followup-overdue")
+        assert [f["finding_key"] for f in overdue] == ["m-2019-1"]
+        overview = await dash.get("/api/v1/overview", **reading)
+        listed = await dash.get("/api/v1/findings", **reading)
+        assert sum(overview["findings_open"].values()) > len(listed)
+        counted = {**overview["findings_open"]}
+        monkeypatch.setattr(engine_module, "AS_OF_HITS_KEPT", 100)
+        everything = await dash.get("/api/v1/findings", **reading)
+        assert len(everything) == sum(counted.values())
+        assert sum(f["rule"] == "mission-followup-overdue" for f in everything) == 3

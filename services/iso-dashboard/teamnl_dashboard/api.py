@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
@@ -139,7 +138,7 @@ async def _overview(request: Request, read: Reading, as_of: AsOf | None) -> dict
             period=read.period,
             as_of=read.as_of,
             allocations_cents=_settings(request).allocations_cents,
-            findings_open=Counter(f["severity"] for f in findings_of(as_of)) if as_of else None,
+            findings_open=dict(as_of.by_severity) if as_of else None,
             past=as_of is not None,
         )
 

@@ -8,7 +8,8 @@ lies in the past (a seeded or archived data set opens at its own date), else as 
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Annotated, Any
 
@@ -90,9 +91,22 @@ def month_ends(chosen: Reading) -> list[date]:
     return [*days, chosen.until]
 
 
+@dataclass(frozen=True)
+class FindingsThen:
+    """What the rules see as of a past date, for the pages: the first findings of each rule
+    and severity (:func:`findings_of`), and every one counted by severity."""
+
+    rows: list[dict[str, Any]]
+    open_by_severity: Mapping[str, int]
+
+
+def findings_then(as_of: AsOf) -> FindingsThen:
+    return FindingsThen(findings_of(as_of), dict(as_of.by_severity))
+
+
 def findings_of(as_of: AsOf) -> list[dict[str, Any]]:
-    """The hits of a reading as of a date, shaped like stored findings (no id, never
-    acknowledged: nothing is stored), worst first."""
+    """The hits a reading as of a date keeps (the first of each rule and severity), shaped
+    like stored findings (no id, never acknowledged: nothing is stored), worst first."""
     order = {"critical": 0, "warning": 1, "info": 2}
     rows = [
         {

@@ -6,7 +6,7 @@ shaped for one template (see the templates for the fields).
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
@@ -17,6 +17,7 @@ import pycountry
 from .. import actions, queries
 from ..period import Reading
 from ..queries import INITIATIVE_NAMES
+from ..reading import FindingsThen
 from ..reference import FAMILIES
 from . import geo
 
@@ -144,7 +145,7 @@ async def overview(
     pool: asyncpg.Pool,
     allocations_cents: Mapping[str, int],
     read: Reading,
-    as_of_findings: list[dict[str, Any]] | None = None,
+    as_of_findings: FindingsThen | None = None,
     as_of_scores: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The overview as of `read`; for a past date, the rules' findings and scores as of
@@ -158,12 +159,10 @@ async def _overview(
     conn: asyncpg.Connection,
     allocations_cents: Mapping[str, int],
     read: Reading,
-    as_of_findings: list[dict[str, Any]] | None,
+    as_of_findings: FindingsThen | None,
     as_of_scores: list[dict[str, Any]] | None,
 ) -> dict[str, Any]:
-    open_by_severity = (
-        Counter(f["severity"] for f in as_of_findings) if as_of_findings is not None else None
-    )
+    open_by_severity = as_of_findings.open_by_severity if as_of_findings is not None else None
     network = await queries.overview(
         conn,
         period=read.period,
@@ -176,7 +175,7 @@ async def _overview(
     stored = as_of_scores if as_of_scores is not None else await queries.score_series(conn)
     scores = [{**row, "at": _text(row["at"])[:10]} for row in stored]
     found = (
-        as_of_findings
+        as_of_findings.rows
         if as_of_findings is not None
         else await queries.findings(conn, state="open", limit=OVERVIEW_FINDINGS)
     )
@@ -299,13 +298,13 @@ async def world_map(pool: asyncpg.Pool, read: Reading) -> dict[str, Any]:
 
 
 async def findings(
-    pool: asyncpg.Pool, state: str | None, as_of_findings: list[dict[str, Any]] | None = None
+    pool: asyncpg.Pool, state: str | None, as_of_findings: FindingsThen | None = None
 ) -> dict[str, Any]:
     """The stored findings (by state), or those the rules saw as of a past date: the first
     :data:`queries.FINDINGS_SHOWN` (as of a past date of the bench's million events, the
     rules saw 250,000: 112 MB of HTML)."""
     if as_of_findings is not None:
-        rows = as_of_findings[: queries.FINDINGS_SHOWN] if state in (None, "open") else []
+        rows = as_of_findings.rows[: queries.FINDINGS_SHOWN] if state in (None, "open") else []
     else:
         rows = await queries.findings(pool, state=state)
     return {"findings": [_finding(row) for row in rows]}

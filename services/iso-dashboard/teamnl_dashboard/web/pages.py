@@ -17,7 +17,14 @@ from ..auth.redirects import safe_next
 from ..auth.roles import Role
 from ..period import Reading
 from ..read_cache import ReadCache, overview_key
-from ..reading import CurrentReading, findings_of, is_past, rules_as_of, score_as_of_series
+from ..reading import (
+    CurrentReading,
+    FindingsThen,
+    findings_then,
+    is_past,
+    rules_as_of,
+    score_as_of_series,
+)
 from . import data, i18n
 from .templating import STATIC, page, render, respond, shared_part
 
@@ -30,11 +37,11 @@ def _reading(request: Request, read: Reading) -> dict[str, Any]:
     return {"reading": data.reading_view(read, is_past(request, read))}
 
 
-async def _as_of_findings(request: Request, read: Reading) -> list[dict[str, Any]] | None:
+async def _as_of_findings(request: Request, read: Reading) -> FindingsThen | None:
     """For a past date, the findings the rules see as of then; None: the stored ones."""
     if not is_past(request, read):
         return None
-    return findings_of(await rules_as_of(request, read))
+    return findings_then(await rules_as_of(request, read))
 
 
 @router.get("/")
