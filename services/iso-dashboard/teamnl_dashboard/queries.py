@@ -1149,16 +1149,23 @@ async def score_series(
 
 async def status(db: DB) -> dict[str, Any]:
     """{"projection_version", "built_at", "events_applied", "dead_letters",
-    "last_event_at": {family: datetime}}"""
+    "last_event_at": {family: datetime}}: the network's events from the running totals (a
+    row per family and day), as the overview reads them. Counting and scanning ``events``
+    itself took 0.4-0.5 s of PostgreSQL per request at a million events, for any member
+    polling it."""
     meta = await db.fetchrow(
         "SELECT max(version) AS version, max(built_at) AS built_at FROM projection_meta"
     )
-    last = await db.fetch("SELECT family, max(time) AS at FROM events GROUP BY family")
+    last = await db.fetch(
+        "SELECT family, max(last_event_at) AS at FROM family_totals GROUP BY family"
+        " HAVING max(last_event_at) IS NOT NULL"
+    )
     return {
         "projection_version": meta["version"],
         "built_at": meta["built_at"],
         "events_applied": await db.fetchval(  # each has its inbox row in one of them (ledger)
-            "SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM inbox)"
+            "SELECT coalesce((SELECT sum(events) FROM family_totals), 0)::bigint"
+            " + (SELECT count(*) FROM inbox)"
         ),
         "dead_letters": await db.fetchval("SELECT count(*) FROM dead_letters"),
         "last_event_at": {r["family"]: r["at"] for r in last},
