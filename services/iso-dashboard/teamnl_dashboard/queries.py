@@ -45,11 +45,11 @@ INITIATIVE_NAMES = {
 DEFAULT_WERKPLAATS_TARGETS: Mapping[int, int] = {2019: 20}
 DEFAULT_WERKPLAATS_YEARLY_TARGET = 30
 PREPARATION_SHOWN = 20
-FINDINGS_SHOWN = 500
-"""The most findings a page or the API lists by default (the API's ``limit`` goes to 5,000)."""
 """The most TINL activities at home listed as a market's preparation (the latest): every one
 of the period's, on the bench's million events, was 12 MB of JSON and 300 MB of the
 dashboard's memory for /api/v1/complementarity."""
+FINDINGS_SHOWN = 500
+"""The most findings a page or the API lists by default (the API's ``limit`` goes to 5,000)."""
 READING_ROWS = 10_000
 """The most items of one kind (missions, projects, calls, activities, spendings) a reading of
 the pages, the report, the API's lists or a figure's events may list: the network the
