@@ -6,7 +6,7 @@ project's onboarding, a spend's budget year) lies in the period and not after ``
 Each listed item carries ``event_ids``: the events behind it, so that every figure can be
 traced back (see `evidence`). Money in euro cents, rates as fractions 0..1.
 
-A reading lists at most :data:`READING_ROWS` items of one kind (missions, projects, calls,
+A reading lists at most :data:`.queries.READING_ROWS` items of one kind (missions, projects, calls,
 activities, ...): each list is read with that bound, and a longer one is refused as a
 reading of a period too long (422 naming ``period``), before its rows are built - a reading
 of every item of a million events took the dashboard to 1.9 GB and seconds of its one event
