@@ -18,6 +18,15 @@ async def holding(budget: BodyBudget, size: int, release: asyncio.Event, log: li
         await release.wait()
 
 
+async def held_whole() -> tuple[BodyBudget, asyncio.Event, list[int], asyncio.Task[None]]:
+    """A budget of 100 held whole by a body until the event is set; the log of sizes
+    admitted."""
+    budget, release, log = BodyBudget(100), asyncio.Event(), list[int]()
+    holder = asyncio.create_task(holding(budget, 100, release, log))
+    await asyncio.sleep(0)
+    return budget, release, log, holder
+
+
 async def test_bodies_that_fit_go_side_by_side_and_a_larger_one_waits_its_turn() -> None:
     budget = BodyBudget(100)
     first, second = asyncio.Event(), asyncio.Event()
@@ -47,11 +56,7 @@ async def test_a_body_larger_than_the_budget_goes_alone() -> None:
 
 
 async def test_a_wait_past_its_time_is_refused_and_leaves_the_budget_as_it_was() -> None:
-    budget = BodyBudget(100)
-    release = asyncio.Event()
-    log: list[int] = []
-    holder = asyncio.create_task(holding(budget, 100, release, log))
-    await asyncio.sleep(0)
+    budget, release, log, holder = await held_whole()
     with pytest.raises(NotAdmitted):
         async with budget.admitted(50, wait_seconds=0.05):
             pytest.fail("admitted beyond the budget")
@@ -63,11 +68,7 @@ async def test_a_wait_past_its_time_is_refused_and_leaves_the_budget_as_it_was()
 
 
 async def test_a_cancelled_wait_leaves_no_trace() -> None:
-    budget = BodyBudget(100)
-    release = asyncio.Event()
-    log: list[int] = []
-    holder = asyncio.create_task(holding(budget, 100, release, log))
-    await asyncio.sleep(0)
+    budget, release, log, holder = await held_whole()
     waiter = asyncio.create_task(holding(budget, 100, release, log))
     await asyncio.sleep(0)
     waiter.cancel()

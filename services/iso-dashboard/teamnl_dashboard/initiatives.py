@@ -486,15 +486,12 @@ def _focus_market(market: str, activities: list[dict[str, Any]]) -> dict[str, An
 async def events_by_id(db: DB, event_ids: list[str]) -> tuple[int, list[dict[str, Any]]]:
     """How many events these are, and [{"event_id", "source", "type", "family", "subject",
     "time", "title"}] of the latest :data:`FIGURE_EVENTS_SHOWN` of them, oldest first."""
-    ids = list(dict.fromkeys(event_ids))
-    count: int = await db.fetchval(
-        "SELECT count(*) FROM events WHERE event_id = ANY($1::text[])", ids
-    )
     rows = await db.fetch(
-        "SELECT * FROM (SELECT event_id, source, type, family, subject, time, title FROM events"
-        " WHERE event_id = ANY($1::text[]) ORDER BY time DESC, event_id DESC LIMIT $2) latest"
-        " ORDER BY time, event_id",
-        ids,
+        "SELECT * FROM (SELECT event_id, source, type, family, subject, time, title,"
+        " count(*) OVER () AS behind FROM events WHERE event_id = ANY($1::text[])"
+        " ORDER BY time DESC, event_id DESC LIMIT $2) latest ORDER BY time, event_id",
+        list(dict.fromkeys(event_ids)),
         FIGURE_EVENTS_SHOWN,
     )
-    return count, [dict(r) for r in rows]
+    count = rows[0]["behind"] if rows else 0  # every row's, counted before the limit
+    return count, [{k: v for k, v in r.items() if k != "behind"} for r in rows]
