@@ -28,6 +28,7 @@ from tcp_proxy import TcpProxy
 
 from support import SCRAPE, eventually
 from teamnl_shared.contract.types import MAX_CENTS, MAX_COUNT, MAX_LIST_ITEMS
+from teamnl_shared.contract.werkplaats import MAX_CONSORTIUM_MEMBERS
 
 pytestmark = pytest.mark.integration
 PROBLEM_JSON = "application/problem+json"
@@ -358,3 +359,29 @@ async def test_a_mission_whose_contract_value_passes_a_bigint_accepts_its_next_l
         listed = await svc.client.get("/v1/missions", headers=auth(key))
         assert listed.status_code == 200, listed.text
         assert [m["contract_value_cents"] for m in listed.json()["items"]] == [before + MAX_CENTS]
+
+
+async def test_a_full_consortium_refuses_the_next_member_naming_the_field(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Proves: a project's consortium holds at most `MAX_CONSORTIUM_MEMBERS`; the join past
+    it answers 409 naming `data/member`, and the project keeps what it had. Each join grew
+    the project's row without a bound (at 50,000 members of 500 characters a join took
+    0.24 s and reading the project answered 25 MB)."""
+    joined = "nl.teamnl.werkplaats.consortium.member.joined.v1"
+    members = [f"member {i}" for i in range(MAX_CONSORTIUM_MEMBERS - 1)]
+    async with running("werkplaats", database_url, kafka_bootstrap) as svc:
+        key = await svc.key()
+        onboarded = with_data(ONBOARDED, consortium_members=members)
+        project = onboarded["data"]["project_id"]
+        assert (await svc.post(onboarded, key)).status_code == 202
+
+        def join(member: str) -> dict[str, Any]:
+            return with_data(joined, project_id=project, member=member, joined_on="2019-01-01")
+
+        assert (await svc.post(join("the last one"), key)).status_code == 202
+        problem = assert_names(await svc.post(join("one too many"), key), 409, "data/member")
+        assert str(MAX_CONSORTIUM_MEMBERS) in problem["errors"][0]["reason"], problem
+        answer = await svc.client.get(f"/v1/projects/{project}", headers=auth(key))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["consortium_members"] == [*members, "the last one"]

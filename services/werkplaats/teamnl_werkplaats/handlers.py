@@ -9,6 +9,7 @@ import asyncpg
 
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.werkplaats import (
+    MAX_CONSORTIUM_MEMBERS,
     ConsortiumMemberJoined,
     MilestoneReached,
     ProjectGraduated,
@@ -58,6 +59,13 @@ async def handle_member_joined(conn: asyncpg.Connection, event: Event) -> None:
     project = await _active_project(conn, joined.project_id, joined.joined_on, "joined_on")
     if joined.member in project["consortium_members"]:
         raise Rejected("data/member", f"{joined.member} is already a member", status=409)
+    if len(project["consortium_members"]) >= MAX_CONSORTIUM_MEMBERS:
+        raise Rejected(
+            "data/member",
+            f"the consortium of project {joined.project_id} already has"
+            f" {MAX_CONSORTIUM_MEMBERS} members, the most one holds",
+            status=409,
+        )
     await repository.add_member(conn, joined.project_id, joined.member)
 
 
