@@ -269,6 +269,7 @@ ALTER TABLE events DROP COLUMN topic, DROP COLUMN kafka_partition, DROP COLUMN k
 ALTER TABLE family_totals DROP COLUMN day, DROP COLUMN delta;
 ALTER TABLE activity_months DROP COLUMN delta;
 DROP INDEX activity_months_key, nlib_missions_end, nlib_companies_supported_on;
+DROP INDEX nlib_leads_converted_mission, gs_proposals_call, wp_milestones_project;
 CREATE OR REPLACE FUNCTION fold_totals() RETURNS void LANGUAGE sql AS $$
     WITH gone AS (DELETE FROM family_totals RETURNING *)
     INSERT INTO family_totals SELECT family, sum(events), max(last_event_at), sum(activities)
@@ -347,6 +348,13 @@ async def test_version_3_projections_are_upgraded_in_place_keeping_their_rows(
         assert await conn.fetchval("SELECT source FROM proj.nlib_companies_supported") == (
             "/partners/a"
         )
+        # version 12: the index of the item each conversion, proposal, milestone belongs to
+        indexes = "SELECT indexname FROM pg_indexes WHERE schemaname = 'proj'"
+        assert {r["indexname"] for r in await conn.fetch(indexes)} >= {
+            "nlib_leads_converted_mission",
+            "gs_proposals_call",
+            "wp_milestones_project",
+        }
         # version 11: the budget's running totals in numeric
         spent = "SELECT data_type FROM information_schema.columns WHERE table_schema = 'proj'"
         spent += " AND table_name = 'budget_totals' AND column_name = 'spent_cents'"

@@ -122,6 +122,7 @@ CREATE TABLE nlib_leads_converted (
     converted_on         date   NOT NULL,
     event_id             text   NOT NULL
 );
+CREATE INDEX nlib_leads_converted_mission ON nlib_leads_converted (mission_id);
 
 CREATE TABLE nlib_cities (
     city_id      text PRIMARY KEY,
@@ -191,6 +192,7 @@ CREATE TABLE gs_proposals (
     submitted_on      date    NOT NULL,
     event_id          text    NOT NULL
 );
+CREATE INDEX gs_proposals_call ON gs_proposals (call_id);
 
 -- De Werkplaats
 CREATE TABLE wp_projects (
@@ -224,6 +226,7 @@ CREATE TABLE wp_milestones (
     reached_on date NOT NULL,
     PRIMARY KEY (source, event_id)
 );
+CREATE INDEX wp_milestones_project ON wp_milestones (project_id);
 
 -- Running totals the overview and the rules read instead of counting millions of rows.
 -- Triggers append delta rows per change (no hot row, no lock shared between writers, so

@@ -155,7 +155,7 @@ class MissionFollowupOverdue:
                 {"mission_id": m.mission_id, "due": str(due)},
             )
             for m in facts.missions
-            if not m.followup_event_ids
+            if not m.followed_up
             and now.date() > (due := m.end_date + timedelta(days=self.followup_days))
         ]
 

@@ -61,13 +61,13 @@ class FactContext:
 async def _missions(conn: asyncpg.Connection, ctx: FactContext) -> tuple[MissionFact, ...]:
     rows = await conn.fetch(
         "SELECT m.mission_id, m.country, m.end_date, m.held_event_id, m.leads,"
-        " coalesce(array_agg(f.event_id ORDER BY f.held_on) FILTER (WHERE f.event_id IS NOT NULL"
-        "  AND ($1::date IS NULL OR f.held_on <= $1)), '{}') AS followups,"
+        " EXISTS (SELECT FROM nlib_followups f WHERE f.mission_id = m.mission_id"
+        "  AND ($1::date IS NULL OR f.held_on <= $1)) AS followed_up,"
         " (SELECT count(*) FROM nlib_leads_converted l WHERE l.mission_id = m.mission_id"
         "  AND ($1::date IS NULL OR l.converted_on <= $1)) AS converted"
-        " FROM nlib_missions m LEFT JOIN nlib_followups f USING (mission_id)"
+        " FROM nlib_missions m"
         " WHERE m.status = 'held' AND ($1::date IS NULL OR m.end_date <= $1)"
-        " GROUP BY m.mission_id ORDER BY m.mission_id",
+        " ORDER BY m.mission_id",
         ctx.as_of,
     )
     return tuple(
@@ -76,7 +76,7 @@ async def _missions(conn: asyncpg.Connection, ctx: FactContext) -> tuple[Mission
             r["country"],
             r["end_date"],
             r["held_event_id"],
-            tuple(r["followups"]),
+            r["followed_up"],
             r["leads"] or 0,
             r["converted"],
         )

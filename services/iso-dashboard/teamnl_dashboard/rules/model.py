@@ -35,7 +35,8 @@ class MissionFact:
     country: str
     end_date: date
     held_event_id: str
-    followup_event_ids: tuple[str, ...] = ()
+    followed_up: bool = False
+    """Whether a follow-up took place (as of the reading's date)."""
     leads: int = 0
     converted_leads: int = 0
 
