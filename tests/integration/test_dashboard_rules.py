@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from dashboard_harness import FakeClock, dashboard_settings, make_event, running_dashboard
 from support import eventually
 from teamnl_dashboard.rules import pair_activities
+from teamnl_dashboard.rules.engine import RULES_LOCK
 from teamnl_dashboard.rules.facts import FactContext, load_facts
-from teamnl_dashboard.rules.model import ActivityFact
+from teamnl_dashboard.rules.model import DEAD_LETTER_IDS, ActivityFact, DeadLettersFact
 from teamnl_shared.contract.topics import deadletter_topic
 from teamnl_shared.kafka import manual_commit_consumer
 
@@ -418,3 +419,58 @@ async def test_changes_are_pushed_to_the_live_stream(dash) -> None:
                 kinds.add(line.removeprefix("event: "))
             if {"event", "finding"} <= kinds:
                 break
+
+
+async def test_dead_letters_are_counted_per_topic_within_the_window_in_the_database(
+    dash, clock: FakeClock
+) -> None:
+    """Proves: the ``invalid-events`` facts are one per topic, counted within the rule's
+    window (7 days), naming the latest reason and the latest `DEAD_LETTER_IDS` event ids
+    oldest first; records without an id count but name none. (Read one row each before: a
+    flood of invalid records made every evaluation read them all.)"""
+    rows = [
+        ("t.nlib", n, f"e{n}" if n % 2 else None, f"reason {n}", NOW - timedelta(hours=60 - n))
+        for n in range(50)
+    ]
+    rows += [("t.nlib", 100, "too-old", "old", NOW - timedelta(days=8))]
+    rows += [("t.tinl", 0, "t0", "tinl's", NOW - timedelta(days=1))]
+    await dash.pool.executemany(
+        "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, event_id, reason,"
+        " recorded_at) VALUES ($1, 0, $2, $3, $4, $5)",
+        rows,
+    )
+    facts = await load_facts(dash.pool, {"dead_letters"}, FactContext(NOW, {}, dead_letter_days=7))
+    odd = [f"e{n}" for n in range(1, 50, 2)]
+    assert facts.dead_letters == (
+        DeadLettersFact("t.nlib", 50, "reason 49", tuple(odd[-DEAD_LETTER_IDS:])),
+        DeadLettersFact("t.tinl", 1, "tinl's", ("t0",)),
+    )
+    everything = await load_facts(dash.pool, {"dead_letters"}, FactContext(NOW, {}))
+    assert [d.count for d in everything.dead_letters] == [51, 1]
+
+
+async def test_a_dead_letter_does_not_wait_for_an_evaluation_of_the_rules(dash) -> None:
+    """Proves: while an evaluation of the rules holds their lock, an invalid record is
+    dead-lettered and the valid event behind it (same partition) is projected; the
+    ``invalid-events`` finding follows once the lock is free. The consumer evaluated that
+    rule itself, in the dead letter's transaction: it waited for the lock, its partitions
+    behind it (at 15,479 missions and 154,836 conversions an evaluation held it for minutes)."""
+    after = make_event("nl.teamnl.nlib.budget.spent.v1", spend_id="x1", time=NOW, amount_cents=7)
+    async with dash.pool.acquire() as holder, holder.transaction():
+        await holder.execute("SELECT pg_advisory_xact_lock($1)", RULES_LOCK)
+        await dash.publish_raw(
+            "teamnl.nlib.events",
+            b"{not json",
+            b"x1",
+            [("ce_id", b"broken-1"), ("ce_type", b"nl.teamnl.nlib.budget.spent.v1")],
+        )
+
+        async def recorded() -> bool:
+            return await dash.pool.fetchval("SELECT count(*) FROM dead_letters") == 1
+
+        await eventually(recorded)
+        await dash.publish(after)  # same key: the partition goes on
+        await dash.wait_applied(1)
+        assert await dash.findings("invalid-events") == []
+    [finding] = await dash.wait_findings("invalid-events", "open")
+    assert "broken-1" in finding["event_ids"]

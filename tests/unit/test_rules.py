@@ -40,7 +40,7 @@ from teamnl_dashboard.rules.model import (
     BudgetFact,
     CallFact,
     CityProgrammeFact,
-    DeadLetterFact,
+    DeadLettersFact,
     Hit,
     MissionFact,
     PartnerFact,
@@ -322,11 +322,15 @@ def test_silent_service_and_invalid_events() -> None:
     fresh = ServiceFact("tinl", NOW - timedelta(days=1), "e2")
     assert [h.key for h in ServiceSilent(30).check(Facts(services=(heard, fresh)), NOW)] == ["nlib"]
     dead = (
-        DeadLetterFact("t.nlib", NOW - timedelta(days=1), "bad", "x1"),
-        DeadLetterFact("t.tinl", NOW - timedelta(days=9), "old", None),
+        DeadLettersFact("t.tinl", 1, "old", ()),
+        DeadLettersFact("t.nlib", 3, "bad", ("x1", "x2")),
     )
-    [hit] = InvalidEvents(7).check(Facts(dead_letters=dead), NOW)
-    assert (hit.key, hit.event_ids) == ("t.nlib", ("x1",))
+    hits = InvalidEvents(7).check(Facts(dead_letters=dead), NOW)
+    assert [(h.key, h.event_ids, h.details) for h in hits] == [
+        ("t.nlib", ("x1", "x2"), {"count": 3}),
+        ("t.tinl", (), {"count": 1}),
+    ]
+    assert hits[0].summary == "3 record(s) on t.nlib failed validation; last: bad"
 
 
 def test_the_score_weighs_joint_actions_against_open_findings() -> None:

@@ -155,6 +155,10 @@ class DashboardHandlers:
                 )
 
     async def dead_lettered(self, record: ConsumerRecord, reason: str) -> None:
+        """Record a dead letter and owe the ``invalid-events`` rule its evaluation, worked off
+        by the rules worker as a fetch's are. Evaluated here, the consumer waited for the
+        rules' lock behind any evaluation (minutes, once, behind the mission facts), and a
+        flood of invalid records was judged once per record: 25 records a second at 10,000."""
         async with transaction(self.pool) as conn:
             await record_dead_letter(
                 conn,
@@ -166,7 +170,9 @@ class DashboardHandlers:
                 event_type=header(record.headers, "ce_type"),
                 recorded_at=self.engine.clock(),
             )
-            await self.engine.evaluate(conn, [self.engine.rule("invalid-events")])
+            await self.engine.queue_rule(conn, "invalid-events")
+        if self.wake_rules is not None:
+            self.wake_rules()
         if self.on_dead_letter is not None:
             kind = (
                 "poison"

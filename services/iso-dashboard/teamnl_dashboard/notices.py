@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -42,6 +43,8 @@ class NoticeConsumer:
     settings: DashboardSettings
     pool: asyncpg.Pool
     engine: RulesEngine
+    wake_rules: Callable[[], None] | None = None
+    """The rules worker's ``wake``: the dead letters recorded owe the ``invalid-events`` rule."""
     recorded_total: int = 0
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -105,7 +108,9 @@ class NoticeConsumer:
                     event_type=notice.type,
                     recorded_at=self.engine.clock(),
                 )
-            await self.engine.evaluate(conn, [self.engine.rule("invalid-events")])
+            await self.engine.queue_rule(conn, "invalid-events")
+        if self.wake_rules is not None:
+            self.wake_rules()
         self.recorded_total += len(parked)
         log.warning("recorded %d parked outbox row(s) of the initiative services", len(parked))
 

@@ -115,7 +115,7 @@ async def open_runtime(
             wake_rules=rules.wake,
             wake_totals=totals.wake,
         )
-        notices = NoticeConsumer(settings, pool, engine)
+        notices = NoticeConsumer(settings, pool, engine, wake_rules=rules.wake)
         hub = LiveHub(settings.database_url)
         overview_cache = ReadCache(settings.overview_cache_seconds, hub.listening.is_set)
         hub.watch(overview_cache.clear)

@@ -788,20 +788,18 @@ class InvalidEvents:
     scheduled: ClassVar[bool] = True
 
     def check(self, facts: Facts, now: datetime) -> list[Hit]:
-        since = now - timedelta(days=self.deadletter_window_days)
-        by_topic: dict[str, list[Any]] = defaultdict(list)
-        for dead in facts.dead_letters:
-            if dead.recorded_at >= since:
-                by_topic[dead.topic].append(dead)
+        """One hit per topic; its facts are counted within `deadletter_window_days` (the
+        engine's ``FactContext.dead_letter_days``)."""
         return [
             Hit(
-                topic,
+                dead.topic,
                 Severity.WARNING,
-                f"{len(dead)} record(s) on {topic} failed validation; last: {dead[-1].reason}",
-                tuple(d.event_id for d in dead if d.event_id)[-20:],
-                {"count": len(dead)},
+                f"{dead.count} record(s) on {dead.topic} failed validation; last: "
+                f"{dead.last_reason}",
+                dead.event_ids,
+                {"count": dead.count},
             )
-            for topic, dead in sorted(by_topic.items())
+            for dead in sorted(facts.dead_letters, key=lambda d: d.topic)
         ]
 
 

@@ -34,7 +34,15 @@ from teamnl_shared.db import transaction
 
 from ..live import notify
 from ..period import end_of_day
-from .catalogue import MarketDuplication, Rule, ScopedRule, daily, is_scoped, operational
+from .catalogue import (
+    InvalidEvents,
+    MarketDuplication,
+    Rule,
+    ScopedRule,
+    daily,
+    is_scoped,
+    operational,
+)
 from .facts import SCOPED_FACTS, FactContext, load_facts, scoped_parts, stale_keys
 from .findings import Content, live_findings, reconcile
 from .model import Facts, Hit, Scope
@@ -85,6 +93,11 @@ class RulesEngine:
             + [r.overlap_window_days for r in self.rules if isinstance(r, MarketDuplication)]
         )
         """The days within which activities pair for the score and the duplication rule."""
+        self._dead_letter_days = max(
+            (r.deadletter_window_days for r in self.rules if isinstance(r, InvalidEvents)),
+            default=None,
+        )
+        """The days back within which dead letters count (the ``invalid-events`` rule's)."""
         self._by_trigger: dict[str, list[Rule]] = {}
         for rule in self.rules:
             for event_type in rule.triggers:
@@ -93,7 +106,9 @@ class RulesEngine:
     def _context(
         self, now: datetime, scope: Scope | None = None, as_of: date | None = None
     ) -> FactContext:
-        return FactContext(now, self._allocations, scope, as_of, self._pair_window)
+        return FactContext(
+            now, self._allocations, scope, as_of, self._pair_window, self._dead_letter_days
+        )
 
     def rule(self, name: str) -> Rule:
         return next(rule for rule in self.rules if rule.name == name)
@@ -120,7 +135,15 @@ class RulesEngine:
     async def queue(self, conn: asyncpg.Connection, events: Iterable[Event]) -> bool:
         """Record what `events` owe, in the caller's (the projecting) transaction; False
         when they trigger no rule."""
-        owed = self.owed(events)
+        return await self._owe(conn, self.owed(events))
+
+    async def queue_rule(self, conn: asyncpg.Connection, name: str) -> None:
+        """Record that rule `name` owes an evaluation, in the caller's transaction."""
+        await self._owe(conn, Owed(frozenset({name})))
+
+    async def _owe(self, conn: asyncpg.Connection, owed: Owed) -> bool:
+        """Record `owed` for the rules worker (:meth:`work_off`), in the caller's
+        transaction; False when it is nothing."""
         if not owed:
             return False
         await conn.execute(

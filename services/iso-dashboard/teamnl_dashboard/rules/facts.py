@@ -14,11 +14,12 @@ from ..period import end_of_day
 from ..quality import MAX_WINDOW_HOURS
 from ..reference import HOME_COUNTRY, TINL_PARTNERS, WERKPLAATS_TARGET_FIRST_YEAR, market_of
 from .model import (
+    DEAD_LETTER_IDS,
     ActivityFact,
     BudgetFact,
     CallFact,
     CityProgrammeFact,
-    DeadLetterFact,
+    DeadLettersFact,
     Facts,
     MissionFact,
     PartnerFact,
@@ -37,7 +38,7 @@ class FactContext:
     evaluation of what a batch of events changed its scope (None: everything), for a
     reading as of a past date that date (facts dated after it are left out), and the days
     within which an NLIB and a TINL activity pair (None: every activity abroad in a market
-    both worked is read)."""
+    both worked is read) and the days back within which dead letters count (None: all)."""
 
     def __init__(
         self,
@@ -46,12 +47,14 @@ class FactContext:
         scope: Scope | None = None,
         as_of: date | None = None,
         pair_window_days: int | None = None,
+        dead_letter_days: int | None = None,
     ) -> None:
         self.now = now
         self.allocations_cents = allocations_cents
         self.scope = scope
         self.as_of = as_of
         self.pair_window_days = pair_window_days
+        self.dead_letter_days = dead_letter_days
 
     def known(self, day: date | None) -> bool:
         """Whether a fact dated `day` is known at the reading's date."""
@@ -350,15 +353,25 @@ async def _services(conn: asyncpg.Connection, ctx: FactContext) -> tuple[Service
     return tuple(latest[s] for s in sorted(latest))
 
 
-async def _dead_letters(conn: asyncpg.Connection, ctx: FactContext) -> tuple[DeadLetterFact, ...]:
+async def _dead_letters(conn: asyncpg.Connection, ctx: FactContext) -> tuple[DeadLettersFact, ...]:
+    """Per topic, the dead letters recorded within ``ctx.dead_letter_days`` before now (all
+    when None), counted in the database: one row each before, so a flood of invalid records
+    made every evaluation read them all."""
+    since = ctx.now - timedelta(days=ctx.dead_letter_days) if ctx.dead_letter_days else None
     rows = await conn.fetch(
-        "SELECT topic, recorded_at, reason, event_id FROM dead_letters"
-        " WHERE ($1::timestamptz IS NULL OR recorded_at <= $1)"
-        " ORDER BY recorded_at, topic, kafka_partition, kafka_offset",
+        "SELECT topic, count(*) AS n, (array_agg(reason ORDER BY recorded_at DESC,"
+        "  kafka_partition DESC, kafka_offset DESC))[1] AS last_reason,"
+        " (array_agg(event_id ORDER BY recorded_at DESC, kafka_partition DESC,"
+        "  kafka_offset DESC) FILTER (WHERE event_id IS NOT NULL))[1:$3] AS ids"
+        " FROM dead_letters WHERE ($1::timestamptz IS NULL OR recorded_at >= $1)"
+        " AND ($2::timestamptz IS NULL OR recorded_at <= $2) GROUP BY topic ORDER BY topic",
+        since,
         end_of_day(ctx.as_of) if ctx.as_of else None,
+        DEAD_LETTER_IDS,
     )
     return tuple(
-        DeadLetterFact(r["topic"], r["recorded_at"], r["reason"], r["event_id"]) for r in rows
+        DeadLettersFact(r["topic"], r["n"], r["last_reason"], tuple(reversed(r["ids"] or ())))
+        for r in rows
     )
 
 

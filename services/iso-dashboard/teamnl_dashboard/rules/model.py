@@ -105,12 +105,20 @@ class ServiceFact:
     last_event_id: str
 
 
+DEAD_LETTER_IDS = 20
+"""The latest dead letters' event ids a topic's fact (and its finding) names."""
+
+
 @dataclass(frozen=True, slots=True)
-class DeadLetterFact:
+class DeadLettersFact:
+    """One topic's dead letters recorded within the facts' window
+    (``FactContext.dead_letter_days``): how many, the latest one's reason, and the event ids
+    of the latest `DEAD_LETTER_IDS` that carry one, oldest first."""
+
     topic: str
-    recorded_at: datetime
-    reason: str
-    event_id: str | None
+    count: int
+    last_reason: str
+    event_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +187,8 @@ class Facts:
     calls: tuple[CallFact, ...] = ()
     budgets: tuple[BudgetFact, ...] = ()
     services: tuple[ServiceFact, ...] = ()
-    dead_letters: tuple[DeadLetterFact, ...] = ()
+    dead_letters: tuple[DeadLettersFact, ...] = ()
+    """Per topic, within the window of the ``invalid-events`` rule."""
     city_programmes: tuple[CityProgrammeFact, ...] = ()
     tinl_partners: tuple[PartnerFact, ...] = ()
     partner_quality: tuple[PartnerQualityFact, ...] = ()
