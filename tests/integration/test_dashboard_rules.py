@@ -300,6 +300,31 @@ async def test_budget_off_pace_and_overspent(dash) -> None:
     assert over["severity"] == "critical"
 
 
+async def test_each_services_latest_event_now_and_as_of_a_past_date(dash) -> None:
+    """Proves: the ``services`` facts name each service's latest event of its families (TINL
+    publishes the Global Stars calls too), now and as of a past date."""
+
+    def at(day: int) -> datetime:
+        return datetime(2019, 6, day, 12, tzinfo=UTC)
+
+    tinl_early = make_event(ACTIVITY, activity_id="a1", time=at(1))
+    nlib = make_event("nl.teamnl.nlib.budget.spent.v1", spend_id="s1", time=at(5))
+    tinl_late = make_event(ACTIVITY, activity_id="a2", time=at(10))
+    call = make_event("nl.teamnl.globalstars.call.opened.v1", call_id="c1", time=at(20))
+    await dash.publish(tinl_early, nlib, tinl_late, call)
+    await dash.wait_applied(4)
+
+    async def latest(as_of: date | None) -> list[tuple[str, datetime, str]]:
+        facts = await load_facts(dash.pool, {"services"}, FactContext(NOW, {}, as_of=as_of))
+        return [(s.service, s.last_event_at, s.last_event_id) for s in facts.services]
+
+    assert await latest(None) == [("nlib", at(5), nlib.id), ("tinl", at(20), call.id)]
+    assert await latest(date(2019, 6, 9)) == [
+        ("nlib", at(5), nlib.id),
+        ("tinl", at(1), tinl_early.id),
+    ]
+
+
 async def test_a_silent_service(dash, clock: FakeClock) -> None:
     await dash.publish(
         make_event(

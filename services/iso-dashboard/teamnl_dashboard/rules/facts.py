@@ -337,10 +337,18 @@ async def _budgets(conn: asyncpg.Connection, ctx: FactContext) -> tuple[BudgetFa
 
 
 async def _services(conn: asyncpg.Connection, ctx: FactContext) -> tuple[ServiceFact, ...]:
+    """Each service's latest event: its family's latest time (``max``, read backwards on
+    ``events_family_time``), then an event of that time. Ordered by time and limited, the
+    lookup walked ``events_time`` from the newest event down to the family's latest,
+    passing every other family's since: 0.6 s an evaluation (every event triggers the
+    ``service-silent`` rule) with 700,000 events since a quiet family's last, which is
+    what that rule is for."""
     rows = await conn.fetch(
         f"SELECT f AS family, e.time, e.event_id FROM {_active_families('$2')}"  # noqa: S608
+        " CROSS JOIN LATERAL (SELECT max(time) AS at FROM events WHERE family = f"
+        "  AND ($1::timestamptz IS NULL OR time <= $1)) latest"
         " CROSS JOIN LATERAL (SELECT time, event_id FROM events WHERE family = f"
-        "  AND ($1::timestamptz IS NULL OR time <= $1) ORDER BY time DESC LIMIT 1) e",
+        "  AND time = latest.at LIMIT 1) e",
         end_of_day(ctx.as_of) if ctx.as_of else None,
         list(PUBLISHED_BY),
     )
