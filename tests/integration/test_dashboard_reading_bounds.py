@@ -20,6 +20,7 @@ pytestmark = pytest.mark.integration
 NOW = datetime(2019, 12, 1, 12, tzinfo=UTC)
 HELD = "nl.teamnl.nlib.mission.held.v1"
 SPENT = "nl.teamnl.nlib.budget.spent.v1"
+LEAD = "nl.teamnl.nlib.lead.converted.v1"
 
 
 def _mission(n: int, year: int) -> object:
@@ -81,6 +82,37 @@ async def test_a_reading_listing_more_than_its_bound_is_a_problem_naming_the_per
             assert answer.status_code == 200, (path, answer.text[:300])
         budget = await dash.get("/api/v1/budget", period="2019")
         assert [r["spent_cents"] for r in budget if r["family"] == "nlib"] == [600]
+
+
+def _lead(n: int, year: int) -> object:
+    return make_event(
+        LEAD, lead_id=f"l-{n}", mission_id=f"m-{year}-1", converted_on=f"{year}-04-0{n}"
+    )
+
+
+@pytest.mark.timeout(120)
+async def test_an_items_own_events_count_as_items_of_the_reading(
+    database_url: str, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proves: with the bound at 2, one mission with 3 conversions is refused as a reading
+    of 3 conversions (the report and the figure's events), while 2 conversions read and
+    their figure names them. A mission's follow-ups and conversions, and a call's
+    proposals, were arrays within the item's row, bounded by nothing."""
+    monkeypatch.setattr(queries, "READING_ROWS", 2)
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        two = [_mission(1, 2018), _lead(1, 2018), _lead(2, 2018)]
+        three = [_mission(1, 2019)] + [_lead(n, 2019) for n in (3, 4, 5)]
+        await dash.publish(*two, *three)
+        await dash.wait_applied(len(two) + len(three))
+
+        for path, more in {"/report": {}, "/api/v1/events": {"figure": "leads.converted"}}.items():
+            answer = await dash.member.get(path, params={"period": "2019", **more})
+            assert answer.status_code == 422, (path, answer.text[:300])
+            assert "more than 2 conversions" in answer.json()["errors"][0]["reason"]
+        assert (await dash.member.get("/report", params={"period": "2018"})).status_code == 200
+        behind = await dash.get("/api/v1/events", figure="leads.converted", period="2018")
+        assert [e["event_id"] for e in behind["events"]] == [e.id for e in two[1:]]
 
 
 @pytest.mark.timeout(120)
