@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
 from dashboard_harness import make_event
 from teamnl_dashboard.reference import market_of
-from teamnl_dashboard.rules import Facts, Severity, all_rules, build_engine, describe
+from teamnl_dashboard.rules import Facts, Rule, Severity, all_rules, build_engine, describe
 from teamnl_dashboard.rules.catalogue import (
     BudgetOffPace,
     CityGap,
@@ -33,7 +34,7 @@ from teamnl_dashboard.rules.catalogue import (
     pair_activities,
     year_elapsed,
 )
-from teamnl_dashboard.rules.engine import Owed
+from teamnl_dashboard.rules.engine import FirstHits, Owed
 from teamnl_dashboard.rules.findings import _content
 from teamnl_dashboard.rules.model import (
     ActivityFact,
@@ -473,3 +474,28 @@ def test_a_hit_is_compared_with_its_details_as_the_jsonb_column_keeps_them(
     expected = json.loads(json.dumps(details, default=str))
     assert _content(hit) == (Severity.INFO.value, "summary", expected, ("e1",))
     assert _content(hit)[2] == (details if stored is None else stored)
+
+
+def test_first_hits_keeps_the_first_of_each_rule_and_severity_by_key_and_counts_all() -> None:
+    """FirstHits against sorting every hit: keys in any order, repeated keys (the earlier
+    added first), groups cut back many times and later hits skipped past the kept ones."""
+    rules = [ServiceSilent(30), InvalidEvents(7)]
+    rng = random.Random(7)
+    added: list[tuple[Rule, Hit]] = []
+    first = FirstHits(3)
+    for _ in range(40):  # parts of hits, as a scoped rule adds them
+        rule = rng.choice(rules)
+        part = [
+            Hit(f"k{rng.randrange(60):02d}", rng.choice(list(Severity)), str(len(added) + n))
+            for n in range(rng.randrange(12))
+        ]
+        first.add(rule, part)
+        added += [(rule, hit) for hit in part]
+    expected: dict[tuple[str, str], list[Hit]] = {}
+    for rule, hit in sorted(added, key=lambda pair: pair[1].key):  # stable: ties as added
+        expected.setdefault((rule.name, hit.severity.value), []).append(hit)
+    kept: dict[tuple[str, str], list[Hit]] = {}
+    for rule, hit in first.kept():
+        kept.setdefault((rule.name, hit.severity.value), []).append(hit)
+    assert kept == {group: hits[:3] for group, hits in expected.items()}
+    assert first.counted == Counter(hit.severity.value for _, hit in added)

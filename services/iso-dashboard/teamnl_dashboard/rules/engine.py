@@ -413,16 +413,25 @@ class FirstHits:
         self.most = most
         self.counted: Counter[str] = Counter()
         self._groups: dict[tuple[str, str], list[tuple[str, int, Rule, Hit]]] = {}
+        self._past: dict[tuple[str, str], str] = {}
+        """Per group cut back, the largest key it kept: a later hit of that key or a larger
+        one cannot be among the first (it came after), and is only counted."""
         self._seen = 0
 
     def add(self, rule: Rule, hits: Iterable[Hit]) -> None:
         for hit in hits:
-            self.counted[hit.severity.value] += 1
-            group = self._groups.setdefault((rule.name, hit.severity.value), [])
+            severity = hit.severity.value
+            self.counted[severity] += 1
+            name = (rule.name, severity)
+            past = self._past.get(name)
+            if past is not None and hit.key >= past:
+                continue
+            group = self._groups.setdefault(name, [])
             group.append((hit.key, self._seen, rule, hit))
             self._seen += 1
             if len(group) >= 2 * self.most:
                 group[:] = heapq.nsmallest(self.most, group, key=_by_key)
+                self._past[name] = group[-1][0]
 
     def kept(self) -> list[tuple[Rule, Hit]]:
         return [
