@@ -9,7 +9,6 @@ keyword arguments with the documented defaults, e.g. ``allocations_cents``.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from itertools import combinations
@@ -919,25 +918,65 @@ async def werkplaats(
     "sdg_coverage": [{"sdg", "projects"}] (1..17), "sdgs_covered", "graduations":
     [{"project_id", "title", "graduated_on"}]}: projects onboarded by `as_of` and supported
     at some point in `period`, with their state as of `as_of`. The portfolio of a year
-    counts projects supported at some point in it; no target before 2019."""
+    counts projects supported at some point in it; no target before 2019. Counted in SQL;
+    only the graduations are listed (bounded as a reading's lists are): every project was
+    read, 250,000 of them in 4 s and 114 MiB for a past reading's overview."""
     first, last = _bounds(period, as_of)
-    projects = (
-        "(SELECT project_id, title, country, sdgs, onboarded_on,"
-        " CASE WHEN $2::date IS NULL OR graduated_on <= $2 THEN graduated_on END AS graduated_on,"
-        " CASE WHEN $2::date IS NULL OR stopped_on <= $2 THEN stopped_on END AS stopped_on"
-        " FROM wp_projects WHERE ($2::date IS NULL OR onboarded_on <= $2)) w"
-    )
-    running = " WHERE ($1::date IS NULL OR coalesce(w.graduated_on, w.stopped_on, $1) >= $1)"
-    rows = await db.fetch(
-        "SELECT w.*, CASE WHEN w.graduated_on IS NOT NULL THEN 'graduated'"  # noqa: S608 - constants
-        " WHEN w.stopped_on IS NOT NULL THEN 'stopped' ELSE 'active' END AS status"
-        f" FROM {projects}{running} ORDER BY w.onboarded_on, w.project_id",  # noqa: S608
+    counts = await _werkplaats_counts(db, first, last, targets, yearly_target)
+    graduations = await within_reading(
+        db,
+        "graduations",
+        "SELECT w.project_id, w.title, w.country, w.graduated_on"  # noqa: S608 - constants
+        f" FROM {_WP_PROJECTS}{_WP_RUNNING} AND w.graduated_on IS NOT NULL"
+        " ORDER BY w.onboarded_on, w.project_id",
         first,
         last,
     )
+    return {**_reading(period, as_of), **counts, "graduations": _rows(graduations)}
+
+
+# The projects onboarded by $2 with their ends known then, and those of them supported at
+# some point from $1 (both None: all).
+_WP_PROJECTS = (
+    "(SELECT project_id, title, country, sdgs, onboarded_on,"
+    " CASE WHEN $2::date IS NULL OR graduated_on <= $2 THEN graduated_on END AS graduated_on,"
+    " CASE WHEN $2::date IS NULL OR stopped_on <= $2 THEN stopped_on END AS stopped_on"
+    " FROM wp_projects WHERE ($2::date IS NULL OR onboarded_on <= $2)) w"
+)
+_WP_RUNNING = " WHERE ($1::date IS NULL OR coalesce(w.graduated_on, w.stopped_on, $1) >= $1)"
+
+
+async def _werkplaats_counts(
+    db: DB,
+    first: date | None,
+    last: date | None,
+    targets: Mapping[int, int],
+    yearly_target: int,
+) -> dict[str, Any]:
+    """:func:`werkplaats` without its list: the projects by status, the portfolio per year,
+    the next target and the SDGs covered."""
+    statuses = await db.fetchrow(
+        "SELECT count(*) AS projects,"  # noqa: S608 - constants
+        " count(*) FILTER (WHERE w.graduated_on IS NOT NULL) AS graduated,"
+        " count(*) FILTER (WHERE w.graduated_on IS NULL AND w.stopped_on IS NOT NULL)"
+        "  AS stopped"
+        f" FROM {_WP_PROJECTS}{_WP_RUNNING}",
+        first,
+        last,
+    )
+    sdgs = {
+        r["sdg"]: r["projects"]
+        for r in await db.fetch(
+            "SELECT s AS sdg, count(*) AS projects"  # noqa: S608 - constants
+            f" FROM {_WP_PROJECTS} CROSS JOIN LATERAL unnest(w.sdgs) s{_WP_RUNNING}"
+            " GROUP BY s",
+            first,
+            last,
+        )
+    }
     portfolio = await db.fetch(
         "SELECT y AS year, count(*) FILTER (WHERE extract(year FROM onboarded_on) = y)"  # noqa: S608 - constants
-        f" AS onboarded, count(*) AS portfolio FROM {projects},"  # noqa: S608 - constants
+        f" AS onboarded, count(*) AS portfolio FROM {_WP_PROJECTS},"
         " generate_series(extract(year FROM onboarded_on)::int,"
         "  extract(year FROM coalesce(graduated_on, stopped_on, $2, current_date))::int) y"
         " WHERE ($1::date IS NULL OR y >= extract(year FROM $1::date))"
@@ -946,24 +985,16 @@ async def werkplaats(
         first,
         last,
     )
-    statuses = Counter(r["status"] for r in rows)
-    sdgs = Counter(s for r in rows for s in r["sdgs"])
     entries = [_portfolio_entry(r, targets, yearly_target) for r in portfolio]
     return {
-        **_reading(period, as_of),
-        "projects": len(rows),
-        "active": statuses["active"],
+        "projects": statuses["projects"],
+        "active": statuses["projects"] - statuses["graduated"] - statuses["stopped"],
         "graduated": statuses["graduated"],
         "stopped": statuses["stopped"],
         "portfolio": entries,
         "next_target": _next_target(entries, targets, yearly_target),
         "sdg_coverage": [{"sdg": s, "projects": sdgs.get(s, 0)} for s in range(1, 18)],
         "sdgs_covered": len(sdgs),
-        "graduations": [
-            {k: r[k] for k in ("project_id", "title", "country", "graduated_on")}
-            for r in rows
-            if r["status"] == "graduated"
-        ],
     }
 
 
@@ -1007,14 +1038,12 @@ async def werkplaats_summary(
     early the projects began."""
     first, last = _bounds(period, as_of)
     if not await reaches_latest(db, last):
-        found = await werkplaats(
-            db, period=period, as_of=as_of, targets=targets, yearly_target=yearly_target
-        )
+        found = await _werkplaats_counts(db, first, last, targets, yearly_target)
         return {
             "portfolio": found["portfolio"][-1] if found["portfolio"] else None,
             "next_target": found["next_target"],
             "sdgs_covered": found["sdgs_covered"],
-            "graduations": len(found["graduations"]),
+            "graduations": found["graduated"],
         }
     row = await db.fetchrow(
         "WITH b AS (SELECT $1::int AS first, coalesce($2::int,"
