@@ -144,6 +144,10 @@ async def spending_event_ids(
 # -- NLinBusiness ----------------------------------------------------------------------------
 
 
+_MISSIONS_STARTED = "m.start_date BETWEEN $1 AND $2"
+"""The missions ``m`` of a reading from $1 to $2: those that started in it."""
+
+
 async def nlib_missions(
     db: DB, period: Period, as_of: date | None, *, followup_days: int = 60
 ) -> dict[str, Any]:
@@ -159,23 +163,23 @@ async def nlib_missions(
     rows = await within_reading(
         db,
         "missions",
-        "SELECT m.*, f.first_on, coalesce(l.n, 0) AS converted, coalesce(l.value, 0) AS value"
-        " FROM nlib_missions m"
+        "SELECT m.*, f.first_on,"  # noqa: S608 - constants
+        " coalesce(l.n, 0) AS converted, coalesce(l.value, 0) AS value FROM nlib_missions m"
         " LEFT JOIN LATERAL (SELECT min(held_on) AS first_on FROM nlib_followups"
         "  WHERE mission_id = m.mission_id AND held_on <= $2) f ON true"
         " LEFT JOIN LATERAL (SELECT count(*) AS n, sum(contract_value_cents) AS value"
         "  FROM nlib_leads_converted"
         "  WHERE mission_id = m.mission_id AND converted_on <= $2) l ON true"
-        " WHERE m.start_date BETWEEN $1 AND $2 ORDER BY m.start_date, m.mission_id",
+        f" WHERE {_MISSIONS_STARTED} ORDER BY m.start_date, m.mission_id",
         start,
         last,
     )
     followups = await _ids_by_item(
         db,
         "follow-ups",
-        "SELECT f.mission_id AS item, f.event_id FROM nlib_followups f"
+        "SELECT f.mission_id AS item, f.event_id FROM nlib_followups f"  # noqa: S608 - constants
         " JOIN nlib_missions m USING (mission_id)"
-        " WHERE m.start_date BETWEEN $1 AND $2 AND f.held_on <= $2"
+        f" WHERE {_MISSIONS_STARTED} AND f.held_on <= $2"
         " ORDER BY f.held_on, f.followup_id",
         start,
         last,
@@ -183,9 +187,10 @@ async def nlib_missions(
     conversions = await _ids_by_item(
         db,
         "conversions",
-        "SELECT l.mission_id AS item, l.event_id FROM nlib_leads_converted l"
+        "SELECT l.mission_id AS item, l.event_id"  # noqa: S608 - constants
+        " FROM nlib_leads_converted l"
         " JOIN nlib_missions m USING (mission_id)"
-        " WHERE m.start_date BETWEEN $1 AND $2 AND l.converted_on <= $2"
+        f" WHERE {_MISSIONS_STARTED} AND l.converted_on <= $2"
         " ORDER BY l.converted_on, l.lead_id",
         start,
         last,

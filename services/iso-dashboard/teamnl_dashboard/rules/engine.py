@@ -226,10 +226,7 @@ class RulesEngine:
         changed = 0
         async with contextlib.aclosing(self._parts(conn, readers, rule, scope, now)) as parts:
             async for own, judged, live in parts:
-                facts = replace(
-                    shared, **{name: getattr(own, name) for name in rule.needs & SCOPED_FACTS}
-                )
-                hits = rule.check(facts, now)
+                hits = rule.check(with_part(shared, own, rule), now)
                 changed += await reconcile(conn, rule.name, rule.version, hits, now, judged, live)
         if scope is None and (stale := await stale_keys(conn, rule.name)):
             changed += await reconcile(conn, rule.name, rule.version, [], now, set(stale))
@@ -347,8 +344,7 @@ class RulesEngine:
                 async for keys in scoped_parts(conn, None, PART_SIZE):
                     part = self._context(now, Scope(projects=frozenset(keys)), as_of)
                     own = await load_facts(conn, rule.needs & SCOPED_FACTS, part)
-                    mine = {name: getattr(own, name) for name in rule.needs & SCOPED_FACTS}
-                    first.add(rule, rule.check(replace(facts, **mine), now))
+                    first.add(rule, rule.check(with_part(facts, own, rule), now))
         score = coherence_score(
             facts.paired_activities,
             first.counted,
@@ -357,6 +353,12 @@ class RulesEngine:
             await complementary_links(conn, now),
         )
         return AsOf(as_of, first.kept(), first.counted, score)
+
+
+def with_part(shared: Facts, own: Facts, rule: ScopedRule) -> Facts:
+    """`shared` (the facts every part reads) with a part's own scoped facts (`own`), as
+    `rule` judges that part."""
+    return replace(shared, **{name: getattr(own, name) for name in rule.needs & SCOPED_FACTS})
 
 
 @dataclass(frozen=True)
