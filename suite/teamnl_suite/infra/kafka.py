@@ -61,12 +61,23 @@ class KafkaError(RuntimeError):
 
 
 def resolve_jars(config: InfraConfig) -> Path:
-    """Resolve Kafka's jars with Maven once; later calls reuse the cache."""
+    """Resolve Kafka's jars with Maven once; later calls reuse the cache. The cache is one
+    per machine, shared by every state folder (the tests', each bench slot's): two first
+    starts at once both copied into its partial folder, and one failed ("Failed to copy
+    full contents"), so it is resolved under a lock of its own."""
     libs = config.kafka_libs
-    if (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+    jar = libs / f"kafka_2.13-{KAFKA_VERSION}.jar"
+    if jar.exists():
         return libs
     if shutil.which("mvn") is None:
         raise KafkaError("Maven (mvn) fetches Apache Kafka's jars: apt-get install maven")
+    with exclusive_lock(libs.with_name(".libs.lock")):
+        if not jar.exists():  # resolved by another start while this one waited
+            _copy_jars(libs)
+    return libs
+
+
+def _copy_jars(libs: Path) -> None:
     pom = resources.files("teamnl_suite.infra").joinpath("kafka-pom.xml")
     with resources.as_file(pom) as pom_path:
         tmp = libs.with_name("libs.partial")
@@ -86,7 +97,6 @@ def resolve_jars(config: InfraConfig) -> Path:
             check=True,
         )
         tmp.replace(libs)
-    return libs
 
 
 def server_properties(config: InfraConfig) -> str:
