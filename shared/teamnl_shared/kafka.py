@@ -31,7 +31,7 @@ def idempotent_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer
     """acks=all, idempotent: a retried send never duplicates or reorders a record.
 
     It sends at once (``linger_ms`` 0): each of its users awaits what it sent before it
-    sends more (the outbox relay a read's records, the inbox each dead letter), so nothing
+    sends more (the outbox relay a read's records, the inbox a fetch's dead letters), so nothing
     could join a batch while it lingered; the wait only held each send back. (aiokafka's
     ``send`` queues without giving the event loop a turn unless a batch is full: a read's
     records still share their batches. While one full batch waits to be drained, the other

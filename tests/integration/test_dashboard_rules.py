@@ -10,6 +10,7 @@ import asyncio
 import json
 from datetime import UTC, date, datetime, timedelta
 
+import asyncpg
 import pytest
 
 from dashboard_harness import FakeClock, dashboard_settings, make_event, running_dashboard
@@ -19,7 +20,7 @@ from teamnl_dashboard.rules.engine import RULES_LOCK
 from teamnl_dashboard.rules.facts import FactContext, load_facts
 from teamnl_dashboard.rules.model import DEAD_LETTER_IDS, ActivityFact, DeadLettersFact
 from teamnl_shared.contract.topics import deadletter_topic
-from teamnl_shared.kafka import manual_commit_consumer
+from teamnl_shared.kafka import ensure_topics, idempotent_producer, manual_commit_consumer
 
 pytestmark = pytest.mark.integration
 
@@ -499,3 +500,48 @@ async def test_a_dead_letter_does_not_wait_for_an_evaluation_of_the_rules(dash) 
         assert await dash.findings("invalid-events") == []
     [finding] = await dash.wait_findings("invalid-events", "open")
     assert "broken-1" in finding["event_ids"]
+
+
+FLOOD = 40
+"""Invalid records in one fetch."""
+
+
+async def test_a_fetch_of_invalid_records_is_recorded_at_once_owing_the_rule_once(
+    database_url: str, kafka_bootstrap: str, clock: FakeClock
+) -> None:
+    """Proves: a fetch's invalid records are each recorded in ``dead_letters`` and owe the
+    ``invalid-events`` rule one ``rules_pending`` row, not one each (a transaction and a row
+    per record held a flood of them at about 450 a second); the finding then names them.
+    The records are in their partition before the dashboard starts, so that its first fetch
+    holds them all, and the rules' lock is held, so that the row is counted before the rules
+    worker works it off."""
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    topic = settings.topic("teamnl.nlib.events")
+    await ensure_topics(kafka_bootstrap, [topic], partitions=settings.topic_partitions)
+    producer = idempotent_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        for n in range(FLOOD):
+            headers = [("ce_id", f"broken-{n}".encode()), ("ce_type", b"nl.teamnl.nlib.x.v1")]
+            await producer.send_and_wait(topic, b"{not json", partition=0, headers=headers)
+    finally:
+        await producer.stop()
+    holder = await asyncpg.connect(database_url)
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", RULES_LOCK)
+        async with running_dashboard(settings, clock) as dash:
+
+            async def all_recorded() -> bool:
+                return await dash.pool.fetchval("SELECT count(*) FROM dead_letters") == FLOOD
+
+            await eventually(all_recorded)
+            owed = await dash.pool.fetchval(
+                "SELECT count(*) FROM rules_pending WHERE 'invalid-events' = ANY(rules)"
+            )
+            assert owed == 1, f"{owed} rows owe the rule for {FLOOD} records of one fetch"
+            await holder.execute("SELECT pg_advisory_unlock($1)", RULES_LOCK)
+            [finding] = await dash.wait_findings("invalid-events", "open")
+    finally:
+        await holder.close()
+    assert finding["details"]["count"] == FLOOD
+    assert f"broken-{FLOOD - 1}" in finding["event_ids"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -32,7 +33,7 @@ from teamnl_shared.contract import nlib, werkplaats
 from teamnl_shared.contract.envelope import Event, parse_event
 from teamnl_shared.contract.registry import spec_for
 from teamnl_shared.contract.topics import deadletter_topic
-from teamnl_shared.inbox import Inbox, InboxConsumer
+from teamnl_shared.inbox import DeadLetters, Inbox, InboxConsumer
 from teamnl_shared.kafka import ensure_topics, idempotent_producer
 from teamnl_shared.outbox import NOTICE_HEADER
 
@@ -111,22 +112,12 @@ async def test_a_batch_step_the_database_refuses_isolates_its_record_on_the_dead
         retry_backoff=0.1,
     )
     await ensure_topics(kafka_bootstrap, [consumer.deadletter_topic], partitions=1)
-    producer = idempotent_producer(kafka_bootstrap)
-    await producer.start()
-    try:
-        for item in (mission(0, 1), mission(1, 5_000), mission(2, 3), mission(3, 4)):
-            await producer.send_and_wait(
-                topic, item.data_json(), key=b"m-1", headers=item.to_kafka_headers()
-            )
-    finally:
-        await producer.stop()
-    task = asyncio.create_task(consumer.run())
-    try:
-        await eventually(lambda: _true(consumer.applied_total == 3 and consumer.deadletter_total))
-        assert not consumer.stalled(0.0)
-    finally:
-        await consumer.stop()
-        await task
+    items = (mission(0, 1), mission(1, 5_000), mission(2, 3), mission(3, 4))
+    await _publish(kafka_bootstrap, topic, [(i.data_json(), i.to_kafka_headers()) for i in items])
+    await _consume_until(
+        consumer, lambda: consumer.applied_total == 3 and consumer.deadletter_total
+    )
+    assert not consumer.stalled(0.0)
 
     rows = await migrated_pool.fetch("SELECT id FROM effects ORDER BY id")
     assert [r["id"] for r in rows] == ["m-0", "m-2", "m-3"]
@@ -149,27 +140,16 @@ async def test_records_with_a_header_without_a_value_are_dead_lettered_and_the_r
         migrated_pool, kafka_bootstrap, f"{topic_prefix()}g", [topic], store_leads
     )
     await ensure_topics(kafka_bootstrap, [consumer.deadletter_topic], partitions=1)
-    producer = idempotent_producer(kafka_bootstrap)
-    await producer.start()
-    try:
-        for item, emptied in (
-            (mission(0, 1), "ce_id"),
-            (mission(1, 2), "ce_type"),
-            (mission(2, 3), ""),
-        ):
-            headers = [(k, None if k == emptied else v) for k, v in item.to_kafka_headers()]
-            await producer.send_and_wait(topic, item.data_json(), key=b"m-1", headers=headers)
-    finally:
-        await producer.stop()
-    task = asyncio.create_task(consumer.run())
-    try:
-        await eventually(
-            lambda: _true(consumer.applied_total == 1 and consumer.deadletter_total == 2)
-        )
-        assert not consumer.stalled(0.0)
-    finally:
-        await consumer.stop()
-        await task
+    emptying = ((mission(0, 1), "ce_id"), (mission(1, 2), "ce_type"), (mission(2, 3), ""))
+    records = [
+        (item.data_json(), [(k, None if k == emptied else v) for k, v in item.to_kafka_headers()])
+        for item, emptied in emptying
+    ]
+    await _publish(kafka_bootstrap, topic, records)
+    await _consume_until(
+        consumer, lambda: consumer.applied_total == 1 and consumer.deadletter_total == 2
+    )
+    assert not consumer.stalled(0.0)
 
     rows = await migrated_pool.fetch("SELECT id FROM effects ORDER BY id")
     assert [r["id"] for r in rows] == ["m-2"]
@@ -177,6 +157,45 @@ async def test_records_with_a_header_without_a_value_are_dead_lettered_and_the_r
     reasons = [dict(r.headers)["teamnl_error"] for r in dead]
     assert len(reasons) == 2
     assert b"'id'" in reasons[0] and b"'type'" in reasons[1], reasons
+
+
+FLOOD = 20
+"""Invalid records in one fetch."""
+
+
+async def test_a_fetchs_dead_letters_are_all_on_their_topic_before_one_call_tells_of_them(
+    migrated_pool: asyncpg.Pool, make_topics, kafka_bootstrap: str
+) -> None:
+    """Proves: the invalid records of one fetch are all on the dead-letter topic, in their
+    order, when ``on_deadletters`` is told of them, all in one call; the valid event after
+    them is applied. (Each was sent and awaited alone and told of on its own: a flood of
+    invalid records went by at about 450 a second, a dashboard transaction each.)"""
+    await migrated_pool.execute("CREATE TABLE effects (id text, leads int)")
+    [topic] = await make_topics("flood", partitions=1)
+    told: list[tuple[list[int], int]] = []  # (offsets told of, records on the topic by then)
+
+    async def tell(dead: DeadLetters) -> None:
+        on_topic = await _read_dead(kafka_bootstrap, consumer.deadletter_topic)
+        told.append(([record.offset for record, _ in dead], len(on_topic)))
+
+    group = f"{topic_prefix()}g"
+    consumer = InboxConsumer(
+        migrated_pool, kafka_bootstrap, group, [topic], store_leads, on_deadletters=tell
+    )
+    await ensure_topics(kafka_bootstrap, [consumer.deadletter_topic], partitions=1)
+    invalid, valid = mission(0, 1).to_kafka_headers(), mission(1, 2)
+    # all in the partition before the consumer starts: its first fetch holds them all
+    records = [(b"{not json", invalid)] * FLOOD + [(valid.data_json(), valid.to_kafka_headers())]
+    await _publish(kafka_bootstrap, topic, records)
+    await _consume_until(
+        consumer, lambda: consumer.applied_total + consumer.deadletter_total > FLOOD
+    )
+
+    assert told == [(list(range(FLOOD)), FLOOD)], told
+    assert (consumer.applied_total, consumer.deadletter_total) == (1, FLOOD)
+    dead = await _read_dead(kafka_bootstrap, consumer.deadletter_topic)
+    offsets = [int(dict(r.headers)["teamnl_original_offset"]) for r in dead]
+    assert offsets == list(range(FLOOD)), "each once, in the partition's order"
 
 
 async def test_the_consumer_reports_itself_stalled_while_every_attempt_fails(
@@ -202,11 +221,8 @@ async def test_the_consumer_reports_itself_stalled_while_every_attempt_fails(
         flaky,
         retry_backoff=0.1,
     )
-    producer = idempotent_producer(kafka_bootstrap)
-    await producer.start()
     item = mission(0, 1)
-    await producer.send_and_wait(topic, item.data_json(), key=b"k", headers=item.to_kafka_headers())
-    await producer.stop()
+    await _publish(kafka_bootstrap, topic, [(item.data_json(), item.to_kafka_headers())])
     task = asyncio.create_task(consumer.run())
     try:
         await eventually(lambda: _true(consumer.stalled(0.5)))
@@ -407,6 +423,30 @@ async def _functions(conn: asyncpg.Connection, schema: str) -> dict[str, tuple[s
 
 async def _true(value: bool) -> bool:
     return value
+
+
+Headers = list[tuple[str, bytes | None]]
+
+
+async def _publish(bootstrap: str, topic: str, records: list[tuple[bytes, Headers]]) -> None:
+    """Each (value, headers) on `topic`, in order, under one key (one partition)."""
+    producer = idempotent_producer(bootstrap)
+    await producer.start()
+    try:
+        for value, headers in records:
+            await producer.send_and_wait(topic, value, key=b"m-1", headers=headers)
+    finally:
+        await producer.stop()
+
+
+async def _consume_until(consumer: InboxConsumer, done: Callable[[], object]) -> None:
+    """Run `consumer` until `done()` is true, then stop it."""
+    task = asyncio.create_task(consumer.run())
+    try:
+        await eventually(lambda: _true(bool(done())))
+    finally:
+        await consumer.stop()
+        await task
 
 
 async def _read_dead(bootstrap: str, topic: str) -> list[ConsumerRecord]:

@@ -8,8 +8,8 @@ writes set-based (`projections.writes`), then what the batch's events owe the ru
 ``rules_pending`` row, worked off by `rules.pending` beside the consumer, which it wakes
 after the commit, as it wakes `projections.totals` to fold the running totals); the
 offsets are committed after that transaction. Invalid
-records go to the group's dead-letter topic (by the inbox) and are also recorded here, so
-the ``invalid-events`` rule can raise a finding.
+records go to the group's dead-letter topic (by the inbox) and are also recorded here, a
+fetch's in one transaction, so the ``invalid-events`` rule can raise a finding.
 
 ``python -m teamnl_dashboard.worker`` runs only a consumer (no HTTP), see `worker`.
 """
@@ -32,14 +32,14 @@ from opentelemetry.trace import SpanContext, SpanKind, Tracer
 from teamnl_shared.contract.envelope import Event
 from teamnl_shared.contract.topics import ALL_EVENT_TOPICS
 from teamnl_shared.db import transaction
-from teamnl_shared.inbox import InboxConsumer
+from teamnl_shared.inbox import DeadLetters, InboxConsumer
 from teamnl_shared.kafka import header
 from teamnl_shared.outbox import ACCEPTED_AT_HEADER
 from teamnl_shared.telemetry.messaging import context_from_headers
 
 from . import projections
 from .live import notify
-from .projections.network import record_dead_letter
+from .projections.network import DeadLetter, record_dead_letters
 from .rules import RulesEngine
 from .settings import DashboardSettings
 
@@ -154,32 +154,44 @@ class DashboardHandlers:
                     },
                 )
 
-    async def dead_lettered(self, record: ConsumerRecord, reason: str) -> None:
-        """Record a dead letter and owe the ``invalid-events`` rule its evaluation, worked off
-        by the rules worker as a fetch's are. Evaluated here, the consumer waited for the
-        rules' lock behind any evaluation (minutes, once, behind the mission facts), and a
-        flood of invalid records was judged once per record: 25 records a second at 10,000."""
-        async with transaction(self.pool) as conn:
-            await record_dead_letter(
-                conn,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                reason=reason,
-                event_id=header(record.headers, "ce_id"),
-                event_type=header(record.headers, "ce_type"),
-                recorded_at=self.engine.clock(),
+    async def dead_lettered(self, dead: DeadLetters) -> None:
+        """Record a fetch's dead letters and owe the ``invalid-events`` rule one evaluation
+        for them all (`owe_dead_letters`); each is counted in the metrics."""
+        recorded_at = self.engine.clock()
+        letters = [
+            DeadLetter(
+                record.topic,
+                record.partition,
+                record.offset,
+                reason,
+                header(record.headers, "ce_id"),
+                header(record.headers, "ce_type"),
+                recorded_at,
             )
-            await self.engine.queue_rule(conn, "invalid-events")
-        if self.wake_rules is not None:
-            self.wake_rules()
+            for record, reason in dead
+        ]
+        await owe_dead_letters(self.pool, self.engine, letters, self.wake_rules)
         if self.on_dead_letter is not None:
-            kind = (
-                "poison"
-                if reason.startswith(f"{header(record.headers, 'ce_type')}: ")
-                else ("invalid-event")
-            )
-            self.on_dead_letter(record.topic, kind)
+            for letter in letters:  # a refusal's reason starts with the event's type
+                refused = letter.reason.startswith(f"{letter.event_type}: ")
+                self.on_dead_letter(letter.topic, "poison" if refused else "invalid-event")
+
+
+async def owe_dead_letters(
+    pool: asyncpg.Pool, engine: RulesEngine, letters: list[DeadLetter], wake_rules: Wake | None
+) -> None:
+    """Record `letters` and owe the ``invalid-events`` rule their evaluation, in one
+    transaction (one ``rules_pending`` row however many), then wake the rules worker.
+    Evaluated here, the consumer waited for the rules' lock behind any evaluation (minutes,
+    once, behind the mission facts), and a flood of invalid records was judged once per
+    record: 25 records a second at 10,000. Recorded a transaction and a ``rules_pending`` row
+    each, 80-450 a second (PostgreSQL 4.4 ms of CPU a record, the dashboard 1.9); a fetch's
+    together, 2,300-3,500 (0.1 and 0.2 ms)."""
+    async with transaction(pool) as conn:
+        await record_dead_letters(conn, letters)
+        await engine.queue_rule(conn, "invalid-events")
+    if wake_rules is not None:
+        wake_rules()
 
 
 class Consumers:
@@ -250,7 +262,7 @@ def build_consumer(
         handler=projections.handle,
         before_commit=handlers.before_commit,
         after_commit=handlers.after_commit,
-        on_deadletter=handlers.dead_lettered,
+        on_deadletters=handlers.dead_lettered,
         deferred=projections.DeferredProjections,
         ledger=projections.LEDGER,
         consumer_options={

@@ -22,12 +22,12 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from teamnl_shared.contract.topics import INGESTION_SERVICES, deadletter_topic
-from teamnl_shared.db import transaction
 from teamnl_shared.kafka import ensure_topics, header, manual_commit_consumer
 from teamnl_shared.outbox import NOTICE_HEADER
 from teamnl_shared.undecodable import UNDECODABLE, Fetched, committed_offsets, past_undecodable
 
-from .projections.network import record_dead_letter
+from .consumer import owe_dead_letters
+from .projections.network import DeadLetter
 from .rules import RulesEngine
 from .settings import DashboardSettings
 
@@ -96,28 +96,26 @@ class NoticeConsumer:
         parked = [(record, notice) for record, notice in notices if notice is not None]
         if not parked:
             return
-        async with transaction(self.pool) as conn:
-            for record, notice in parked:
-                await record_dead_letter(
-                    conn,
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    reason=f"{notice.service} parked an event for {notice.topic}: {notice.reason}",
-                    event_id=notice.ce_id,
-                    event_type=notice.type,
-                    recorded_at=self.engine.clock(),
-                )
-            await self.engine.queue_rule(conn, "invalid-events")
-        if self.wake_rules is not None:
-            self.wake_rules()
+        letters = [
+            DeadLetter(
+                record.topic,
+                record.partition,
+                record.offset,
+                f"{notice.service} parked an event for {notice.topic}: {notice.reason}",
+                notice.ce_id,
+                notice.type,
+                self.engine.clock(),
+            )
+            for record, notice in parked
+        ]
+        await owe_dead_letters(self.pool, self.engine, letters, self.wake_rules)
         self.recorded_total += len(parked)
         log.warning("recorded %d parked outbox row(s) of the initiative services", len(parked))
 
 
 class Notice(NamedTuple):
     """What a notice tells: its values where they are strings (None where not). Stored as a
-    dead letter, which keeps texts without NUL and cut short (`record_dead_letter`)."""
+    dead letter, which keeps texts without NUL and cut short (`record_dead_letters`)."""
 
     service: str | None
     topic: str | None

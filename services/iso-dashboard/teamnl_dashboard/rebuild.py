@@ -47,7 +47,7 @@ from . import projections
 from .consumer import event_topics
 from .database import create_dashboard_pool, prepare_database
 from .live import notify
-from .projections.network import record_dead_letter
+from .projections.network import DeadLetter, record_dead_letters
 from .projections.schema import (
     PROJECTION_VERSION,
     can_upgrade_in_place,
@@ -230,7 +230,9 @@ class _Replayer:
                     await self._apply(item.records, Ahead(await parse_ahead(item.records)))
                     continue
                 tp = item.tp
-                await self._dead_letter(tp.topic, tp.partition, item.offset, item.reason, None)
+                at = datetime.now(UTC)
+                dead = DeadLetter(tp.topic, tp.partition, item.offset, item.reason, None, None, at)
+                await self._record([dead])
                 self.records += 1
                 self.dead += 1
                 self.positions[tp] = item.past
@@ -240,34 +242,21 @@ class _Replayer:
             outcome = await self.inbox.apply(records, ahead)
             span.set_attribute("teamnl.rebuild.records", len(records))
             span.set_attribute("teamnl.rebuild.applied", len(outcome.applied))
-        for record, reason in outcome.dead:
-            await self._dead_letter(
-                record.topic, record.partition, record.offset, reason, record.timestamp
-            )
+        if outcome.dead:
+            await self._record([_dead_letter(record, reason) for record, reason in outcome.dead])
         self.records += len(records)
         self.applied += len(outcome.applied)
         self.dead += len(outcome.dead)
 
-    async def _dead_letter(
-        self, topic: str, partition: int, offset: int, reason: str, timestamp: int | None
-    ) -> None:
-        """Record a dead letter at its record's time (`timestamp`, in ms), or now."""
-        recorded_at = (
-            datetime.fromtimestamp(timestamp / 1000, UTC)
-            if timestamp is not None
-            else datetime.now(UTC)
-        )
+    async def _record(self, letters: list[DeadLetter]) -> None:
         async with self.pool.acquire() as conn:
-            await record_dead_letter(
-                conn,
-                topic=topic,
-                partition=partition,
-                offset=offset,
-                reason=reason,
-                event_id=None,
-                event_type=None,
-                recorded_at=recorded_at,
-            )
+            await record_dead_letters(conn, letters)
+
+
+def _dead_letter(record: ConsumerRecord, reason: str) -> DeadLetter:
+    """A record replayed into the dead letters, at its own time (its timestamp)."""
+    at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+    return DeadLetter(record.topic, record.partition, record.offset, reason, None, None, at)
 
 
 async def rebuild(

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
+from typing import NamedTuple
 
 import asyncpg
 
@@ -63,31 +65,35 @@ async def record_spend(conn: asyncpg.Connection, event: Event) -> None:
     )
 
 
-async def record_dead_letter(
-    conn: asyncpg.Connection,
-    *,
-    topic: str,
-    partition: int,
-    offset: int,
-    reason: str,
-    event_id: str | None,
-    event_type: str | None,
-    recorded_at: datetime,
-) -> None:
-    """Record a dead letter. Its texts come from the record (its headers, or what a reason
-    quotes of it), which any producer may have written: they are stored without NUL, which
+class DeadLetter(NamedTuple):
+    """A record dead-lettered, by its original position, as ``dead_letters`` keeps it."""
+
+    topic: str
+    partition: int
+    offset: int
+    reason: str
+    event_id: str | None
+    event_type: str | None
+    recorded_at: datetime
+
+
+async def record_dead_letters(conn: asyncpg.Connection, letters: Sequence[DeadLetter]) -> None:
+    """Record `letters` in one statement; one recorded before (a fetch read again) is
+    skipped. Their texts come from the records (their headers, or what a reason quotes of
+    them), which any producer may have written: they are stored without NUL, which
     PostgreSQL's text cannot hold, and cut short (a refused dead letter was retried for
     ever, its partition stuck behind it)."""
     await conn.execute(
         "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, event_id, event_type,"
-        " reason, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-        topic,
-        partition,
-        offset,
-        _storable(event_id, DEAD_LETTER_NAME_CHARACTERS),
-        _storable(event_type, DEAD_LETTER_NAME_CHARACTERS),
-        _storable(reason, DEAD_LETTER_REASON_CHARACTERS),
-        recorded_at,
+        " reason, recorded_at) SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[],"
+        " $4::text[], $5::text[], $6::text[], $7::timestamptz[]) ON CONFLICT DO NOTHING",
+        [letter.topic for letter in letters],
+        [letter.partition for letter in letters],
+        [letter.offset for letter in letters],
+        [_storable(letter.event_id, DEAD_LETTER_NAME_CHARACTERS) for letter in letters],
+        [_storable(letter.event_type, DEAD_LETTER_NAME_CHARACTERS) for letter in letters],
+        [_storable(letter.reason, DEAD_LETTER_REASON_CHARACTERS) for letter in letters],
+        [letter.recorded_at for letter in letters],
     )
 
 
