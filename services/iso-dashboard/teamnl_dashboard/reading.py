@@ -74,11 +74,35 @@ def score_of(as_of: AsOf) -> dict[str, Any]:
 
 
 async def score_as_of_series(request: Request, chosen: Reading) -> list[dict[str, Any]]:
-    """The score at the end of every month of the period up to the as-of date, and at it."""
-    return [
-        score_of(await rules_as_of(request, Reading(chosen.period, day)))
-        for day in month_ends(chosen)
-    ]
+    """The score at the points of :func:`series_days` (:meth:`RulesEngine.scores_as_of`),
+    shaped like stored snapshots; kept between two changes of the projections like the
+    overview (`read_cache`): the overview's page and JSON and the score's JSON read it."""
+    engine: RulesEngine = request.app.state.engine
+    days = series_days(chosen)
+
+    async def series() -> list[dict[str, Any]]:
+        async with request.app.state.pool.acquire() as conn:
+            scores = await engine.scores_as_of(conn, days)
+        return [{"at": end_of_day(day), **asdict(s)} for day, s in zip(days, scores, strict=True)]
+
+    cache: ReadCache = request.app.state.overview_cache
+    return await cache.get(("score-series", tuple(days)), series)
+
+
+SCORE_POINTS = 24
+"""Points of a past period's score series at most: each is a reading of the rules as of its
+day (2 s at the bench's 1.5 M events), so a run of years read month by month (up to 1,212
+for 2000-2100) would have one request evaluate them for minutes."""
+
+
+def series_days(chosen: Reading) -> list[date]:
+    """The month ends of the period before its last day read (`Reading.until`), and that
+    day; past `SCORE_POINTS` of them, every k-th counted back from that day, so that at
+    most that many remain: a year's are its month ends, the programme's five years' its
+    quarter ends."""
+    days = month_ends(chosen)
+    step = -(-len(days) // SCORE_POINTS)  # the least step that leaves SCORE_POINTS at most
+    return days[::-step][::-1]
 
 
 def month_ends(chosen: Reading) -> list[date]:

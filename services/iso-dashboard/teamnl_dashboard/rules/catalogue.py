@@ -11,7 +11,7 @@ Bump ``version`` when a rule's meaning changes.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
@@ -44,6 +44,7 @@ from .model import (
     Facts,
     Hit,
     PartnerQualityFact,
+    ProjectFact,
     Scope,
     Severity,
 )
@@ -293,17 +294,7 @@ class IsolatedProject:
         return {p.project_id for p in facts.projects}
 
     def check(self, facts: Facts, now: datetime) -> list[Hit]:
-        since = now.date() - timedelta(days=self.isolation_days)
-        if since < NETWORK_OPERATIONAL_SINCE:
-            return []  # the network has not run `isolation_days` yet
-        active = {
-            market_of(a.market, a.country)
-            for a in facts.latest_activities
-            if since <= a.end_date and a.start_date <= now.date()
-        }
-        # Judged for every project of the portfolio (151,000 at 908,000 bench events): the
-        # loop's constants are read once, not once a project.
-        info, days = Severity.INFO, self.isolation_days
+        info, days = Severity.INFO, self.isolation_days  # read once, not once a project
         return [
             Hit(
                 p.project_id,
@@ -313,6 +304,28 @@ class IsolatedProject:
                 (p.event_id,),
                 {"country": p.country},
             )
+            for p in self._isolated(facts, now)
+        ]
+
+    def count(self, facts: Facts, now: datetime) -> Counter[str]:
+        """The hits of :meth:`check` counted by severity, none made: a past period's score
+        series counts them at each of its points."""
+        isolated = len(self._isolated(facts, now))
+        return Counter({Severity.INFO.value: isolated} if isolated else {})
+
+    def _isolated(self, facts: Facts, now: datetime) -> list[ProjectFact]:
+        """The isolated projects (judged for every project of the portfolio: 151,000 at
+        908,000 bench events)."""
+        since = now.date() - timedelta(days=self.isolation_days)
+        if since < NETWORK_OPERATIONAL_SINCE:
+            return []  # the network has not run `isolation_days` yet
+        active = {
+            market_of(a.market, a.country)
+            for a in facts.latest_activities
+            if since <= a.end_date and a.start_date <= now.date()
+        }
+        return [
+            p
             for p in facts.projects
             if p.status == "active"
             and p.country not in active

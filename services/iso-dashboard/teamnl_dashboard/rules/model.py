@@ -68,6 +68,16 @@ class ProjectFact(NamedTuple):
     onboarded_on: date | None = None
     ended_on: date | None = None  # graduated or stopped
 
+    def known_on(self, day: date) -> ProjectFact | None:
+        """The project as known at the end of `day`: None when onboarded after it, active
+        (no end) when it ended after it. One place for a project's reading as of a date, so
+        that a part of the portfolio read once serves every day of a score series."""
+        if self.onboarded_on is not None and self.onboarded_on > day:
+            return None
+        if self.ended_on is not None and self.ended_on <= day:
+            return self
+        return self if self.status == "active" else self._replace(status="active", ended_on=None)
+
 
 @dataclass(frozen=True, slots=True)
 class PortfolioFact:
