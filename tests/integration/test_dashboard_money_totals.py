@@ -32,7 +32,8 @@ async def test_spending_and_contract_values_past_a_bigint_are_summed_and_read_ex
     rest written as the projection writes them, one row and one delta each) and a
     mission's two maximal conversions beside leads worth more than a bigint, the totals
     fold, and the overview, the budget and the mission read the exact sums (as of today
-    from the running totals, as of a past day from the rows); the pages answer 200."""
+    from the running totals, as of a past day from the totals of the days up to it); the
+    pages answer 200."""
     settings = dashboard_settings(database_url, kafka_bootstrap)
     async with running_dashboard(settings, FakeClock(NOW)) as dash:
         spend = make_event(

@@ -281,6 +281,17 @@ async def test_one_id_at_two_services_and_at_two_partners_are_all_kept(
 # versions 3 to 6; and the inbox row beside each event's row (versions before 10).
 _DOWN_TO_V3 = """
 ALTER TABLE budget_totals ALTER COLUMN spent_cents TYPE bigint;
+ALTER TABLE budget_totals DROP COLUMN spent_on, DROP COLUMN delta;
+CREATE OR REPLACE FUNCTION sum_spend() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        INSERT INTO budget_totals VALUES (OLD.family, OLD.year, -1, -OLD.amount_cents);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO budget_totals VALUES (NEW.family, NEW.year, 1, NEW.amount_cents);
+    END IF;
+    RETURN NULL;
+END $$;
 ALTER TABLE events DROP COLUMN topic, DROP COLUMN kafka_partition, DROP COLUMN kafka_offset;
 ALTER TABLE family_totals DROP COLUMN day, DROP COLUMN delta;
 ALTER TABLE activity_months DROP COLUMN delta;
@@ -341,6 +352,8 @@ INSERT INTO inbox VALUES ('/partners/a', 'e1', 't', 'nlib', 0, 0, now());
 INSERT INTO events VALUES ('e1', '/partners/a', 't', 'nlib', 's', now(), 'title');
 INSERT INTO activities VALUES ('e1', 'nlib', 'company', 'IN', 'IN', NULL, '2018-05-01');
 INSERT INTO nlib_companies_supported VALUES ('e1', 'c-1', 'sme', 'IN', '2018-05-01');
+INSERT INTO budget_spent VALUES ('nlib', 's-1', 2018, 500, 'travel', '2018-05-02', 'e2');
+INSERT INTO budget_spent VALUES ('nlib', 's-2', 2018, 700, 'travel', '2018-06-02', 'e3');
 """
 
 
@@ -364,6 +377,12 @@ async def test_version_3_projections_are_upgraded_in_place_keeping_their_rows(
         assert await conn.fetchval("SELECT source FROM proj.nlib_companies_supported") == (
             "/partners/a"
         )
+        # version 13: the budget's running totals per day spent, folded by their delta rows
+        budget = "SELECT family, year, spends, spent_cents, spent_on, delta FROM proj.budget_totals"
+        assert [tuple(r) for r in await conn.fetch(budget + " ORDER BY spent_on")] == [
+            ("nlib", 2018, 1, 500, date(2018, 5, 2), False),
+            ("nlib", 2018, 1, 700, date(2018, 6, 2), False),
+        ]
         # version 12: the index of the item each conversion, proposal, milestone belongs to
         indexes = "SELECT indexname FROM pg_indexes WHERE schemaname = 'proj'"
         assert {r["indexname"] for r in await conn.fetch(indexes)} >= {

@@ -251,8 +251,8 @@ async def test_two_folds_at_once_keep_every_count(database_url: str) -> None:
 
 
 SMALL_TOTALS = {
-    "budget_totals": "INSERT INTO budget_totals SELECT 'nlib', 2025, 1, 100"
-    " FROM generate_series(1, $1)",
+    "budget_totals": "INSERT INTO budget_totals (family, year, spends, spent_cents, spent_on)"
+    " SELECT 'nlib', 2025, 1, 100, '2025-05-01' FROM generate_series(1, $1)",
     "tinl_partner_sets": "INSERT INTO tinl_partner_sets SELECT ARRAY['rvo', 'nlib'], 1, 0"
     " FROM generate_series(1, $1)",
     "wp_portfolio": "INSERT INTO wp_portfolio SELECT 'active', 2025, NULL, ARRAY[6, 9], 1"
@@ -314,7 +314,7 @@ async def test_the_small_totals_fold_in_work_linear_in_their_rows_after_a_vacuum
             [plan] = [p["Plan"] for p in plans if f"DELETE FROM {table}" in p["Query Text"]]
             assert _rows_read(plan) <= 10 * deltas, table
         assert [tuple(r) for r in await conn.fetch("SELECT * FROM budget_totals")] == [
-            ("nlib", 2025, 2 * deltas, 100 * 2 * deltas)
+            ("nlib", 2025, 2 * deltas, 100 * 2 * deltas, date(2025, 5, 1), False)
         ]
         assert [tuple(r) for r in await conn.fetch("SELECT * FROM tinl_partner_sets")] == [
             (["rvo", "nlib"], 2 * deltas, 0)

@@ -68,9 +68,10 @@ async def spending(
     period, spent on or before ``as_of`` (sums of any number of spendings; the events
     behind them: :func:`spending_event_ids`)."""
     _, last = window(period, as_of)
-    rows = await db.fetch(
-        "SELECT family, year, sum(amount_cents) AS spent FROM budget_spent"
-        " WHERE year BETWEEN $1 AND $2 AND spent_on <= $3 GROUP BY family, year",
+    rows = await db.fetch(  # the running totals per day spent
+        "SELECT family, year, sum(spent_cents) AS spent FROM budget_totals"
+        " WHERE year BETWEEN $1 AND $2 AND spent_on <= $3 GROUP BY family, year"
+        " HAVING sum(spends) > 0",
         period.first_year,
         period.last_year,
         last,

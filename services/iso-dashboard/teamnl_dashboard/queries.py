@@ -293,21 +293,14 @@ async def budget(
     "remaining_cents"}] for every initiative and every year of `period` (without one:
     every year with spending), spent up to `as_of`."""
     years_read = (period.first_year, period.last_year) if period else (None, None)
-    if as_of is None or not await _spent_after(db, as_of):  # the running totals suffice
-        rows = await db.fetch(
-            "SELECT family, year, sum(spent_cents) AS spent FROM budget_totals"
-            " WHERE ($1::int IS NULL OR year BETWEEN $1 AND $2) GROUP BY family, year"
-            " HAVING sum(spends) > 0",
-            *years_read,
-        )
-    else:
-        rows = await db.fetch(
-            "SELECT family, year, sum(amount_cents) AS spent FROM budget_spent"
-            " WHERE ($1::int IS NULL OR year BETWEEN $1 AND $2)"
-            " AND spent_on <= $3 GROUP BY family, year",
-            *years_read,
-            as_of,
-        )
+    rows = await db.fetch(  # the running totals per day spent: a period sums its days
+        "SELECT family, year, sum(spent_cents) AS spent FROM budget_totals"
+        " WHERE ($1::int IS NULL OR year BETWEEN $1 AND $2)"
+        " AND ($3::date IS NULL OR spent_on <= $3) GROUP BY family, year"
+        " HAVING sum(spends) > 0",
+        *years_read,
+        as_of,
+    )
     spent = {(r["family"], r["year"]): int(r["spent"]) for r in rows}  # numeric sums
     years = sorted({y for _, y in spent} | (set(period.years) if period else set()))
     return [
@@ -323,13 +316,6 @@ async def budget(
         for y in years
         for f in FAMILIES
     ]
-
-
-async def _spent_after(db: DB, day: date) -> bool:
-    """Whether any spending is dated after `day` (else the running totals hold the
-    spending known as of `day`)."""
-    latest = await db.fetchval("SELECT max(spent_on) FROM budget_spent")  # its index's end
-    return latest is not None and latest > day
 
 
 async def budget_over_period(

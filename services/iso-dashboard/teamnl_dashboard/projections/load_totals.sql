@@ -18,8 +18,9 @@ INSERT INTO activity_months (family, market, month, n, delta)
 SELECT family, market, date_trunc('month', on_date)::date, count(*), false
 FROM activities GROUP BY 1, 2, 3;
 
-INSERT INTO budget_totals (family, year, spends, spent_cents)
-SELECT family, year, count(*), sum(amount_cents) FROM budget_spent GROUP BY 1, 2;
+INSERT INTO budget_totals (family, year, spends, spent_cents, spent_on, delta)
+SELECT family, year, count(*), sum(amount_cents), spent_on, false FROM budget_spent
+GROUP BY family, year, spent_on;
 
 INSERT INTO tinl_partner_sets (partners, activities, knowledge)
 SELECT partners, sum(activities), sum(knowledge)

@@ -70,8 +70,9 @@ class ProjectFact(NamedTuple):
 
     def known_on(self, day: date) -> ProjectFact | None:
         """The project as known at the end of `day`: None when onboarded after it, active
-        (no end) when it ended after it. One place for a project's reading as of a date, so
-        that a part of the portfolio read once serves every day of a score series."""
+        (no end) when it ended after it; as the rules' facts read it as of a date in SQL
+        (`facts._PROJECTS`), so that a part of the portfolio read once serves every day of
+        a score series."""
         if self.onboarded_on is not None and self.onboarded_on > day:
             return None
         if self.ended_on is not None and self.ended_on <= day:
