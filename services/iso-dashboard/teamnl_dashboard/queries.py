@@ -960,14 +960,17 @@ async def _werkplaats_counts(
             last,
         )
     }
-    portfolio = await db.fetch(
-        "SELECT y AS year, count(*) FILTER (WHERE extract(year FROM onboarded_on) = y)"  # noqa: S608 - constants
-        f" AS onboarded, count(*) AS portfolio FROM {_WP_PROJECTS},"
-        " generate_series(extract(year FROM onboarded_on)::int,"
-        "  extract(year FROM coalesce(graduated_on, stopped_on, $2, current_date))::int) y"
-        " WHERE ($1::date IS NULL OR y >= extract(year FROM $1::date))"
-        " AND ($2::date IS NULL OR y <= extract(year FROM $2::date))"
-        " GROUP BY y ORDER BY y",
+    portfolio = await db.fetch(  # the projects per span of years within the reading's, then
+        # each span's years: a year of each project's own made 2 M rows of 250,501, 2.2 s
+        "WITH spans AS (SELECT extract(year FROM onboarded_on)::int AS onboarded,"  # noqa: S608 - constants
+        "  greatest(extract(year FROM onboarded_on)::int, extract(year FROM $1::date)::int)"
+        "   AS since,"
+        "  least(extract(year FROM coalesce(graduated_on, stopped_on, $2, current_date))::int,"
+        "   extract(year FROM $2::date)::int) AS until, count(*) AS n"
+        f" FROM {_WP_PROJECTS} GROUP BY 1, 2, 3)"
+        " SELECT y AS year, coalesce(sum(n) FILTER (WHERE onboarded = y), 0)::bigint"
+        "  AS onboarded, sum(n)::bigint AS portfolio"
+        " FROM spans, generate_series(since, until) y GROUP BY y ORDER BY y",
         first,
         last,
     )
