@@ -99,6 +99,10 @@ async def test_each_point_of_a_past_series_is_the_score_of_its_day(
         ]
         got = [{k: point[k] for k in expected[0]} for point in series]
         assert got == expected
+        async with dash.pool.acquire() as conn:  # the past overview's: one pass for both
+            then, scores = await engine.read_with_series(conn, days)
+        assert scores == [reading.score for reading in one_by_one]
+        assert then.hits == one_by_one[-1].hits and then.by_severity == one_by_one[-1].by_severity
         isolated = [then.by_severity.get("info", 0) for then in one_by_one]
         assert len(set(isolated)) > 2, isolated  # the year changes what the rules see
         assert answer["current"] == series[-1]
@@ -109,8 +113,8 @@ async def test_a_series_of_years_has_at_most_its_points_and_is_kept_until_a_chan
     database_url: str, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run of years is read at `SCORE_POINTS` points at most (2000-2019: 240 month ends,
-    each a reading of the rules); the overview's page and the score's JSON share one
-    computation until the projections change."""
+    each a reading of the rules); the series the overview's page computed with its findings
+    serves the score's JSON until the projections change."""
     settings = dashboard_settings(  # kept until a change, however long the test takes
         database_url, kafka_bootstrap, rules_interval_seconds=3600, overview_cache_seconds=600
     )
@@ -119,21 +123,34 @@ async def test_a_series_of_years_has_at_most_its_points_and_is_kept_until_a_chan
         await dash.publish(*events)
         await dash.wait_applied(len(events))
         engine = dash.app.state.engine
-        computed: list[int] = []
-        scores_as_of = engine.scores_as_of
+        computed: list[int] = []  # the days of each series computed, by either way
+        scores_as_of, read_with_series = engine.scores_as_of, engine.read_with_series
 
         async def counting(conn: Any, days: Any) -> Any:
             computed.append(len(days))
             return await scores_as_of(conn, days)
 
+        async def counting_both(conn: Any, days: Any) -> Any:
+            computed.append(len(days))
+            return await read_with_series(conn, days)
+
+        alone: list[date] = []  # the days read apart
+        read_as_of = engine.read_as_of
+
+        async def counting_alone(conn: Any, day: date) -> Any:
+            alone.append(day)
+            return await read_as_of(conn, day)
+
         monkeypatch.setattr(engine, "scores_as_of", counting)
+        monkeypatch.setattr(engine, "read_with_series", counting_both)
+        monkeypatch.setattr(engine, "read_as_of", counting_alone)
         reading = {"period": "2000-2019", "as_of": "2019-11-30"}
-        series = (await dash.get("/api/v1/coherence/score", **reading))["series"]
-        assert computed == [len(series)] and len(series) == 24
-        assert series[-1]["at"].startswith("2019-11-30")
-        page = await dash.member.get("/", params=reading)
+        page = await dash.member.get("/", params=reading)  # its findings and series at once
         assert page.status_code == 200
-        assert computed == [24]  # the page read the same series
+        assert computed == [24] and alone == []
+        series = (await dash.get("/api/v1/coherence/score", **reading))["series"]
+        assert computed == [24] and len(series) == 24  # the page's series, kept
+        assert series[-1]["at"].startswith("2019-11-30")
 
         await dash.publish(make_event(ONBOARDED, project_id="p-ke-5", country="KE"))
         await dash.wait_applied(len(events) + 1)

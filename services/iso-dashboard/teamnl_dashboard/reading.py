@@ -22,6 +22,7 @@ from .period import InvalidReading, Reading, end_of_day, read
 from .problems import problem_response
 from .read_cache import ReadCache
 from .rules.engine import AsOf, RulesEngine
+from .rules.score import Score
 
 LATEST_EVENT_ON = ("latest-event-on",)  # its key in the read cache
 
@@ -76,17 +77,44 @@ def score_of(as_of: AsOf) -> dict[str, Any]:
 async def score_as_of_series(request: Request, chosen: Reading) -> list[dict[str, Any]]:
     """The score at the points of :func:`series_days` (:meth:`RulesEngine.scores_as_of`),
     shaped like stored snapshots; kept between two changes of the projections like the
-    overview (`read_cache`): the overview's page and JSON and the score's JSON read it."""
+    overview (`read_cache`): the overview's page and the score's JSON read it."""
     engine: RulesEngine = request.app.state.engine
     days = series_days(chosen)
 
     async def series() -> list[dict[str, Any]]:
         async with request.app.state.pool.acquire() as conn:
-            scores = await engine.scores_as_of(conn, days)
-        return [{"at": end_of_day(day), **asdict(s)} for day, s in zip(days, scores, strict=True)]
+            return _series(days, await engine.scores_as_of(conn, days))
 
     cache: ReadCache = request.app.state.overview_cache
-    return await cache.get(("score-series", tuple(days)), series)
+    return await cache.get(_series_key(days), series)
+
+
+async def rules_with_series(request: Request, chosen: Reading) -> tuple[AsOf, list[dict[str, Any]]]:
+    """The rules as of the reading's date (:func:`rules_as_of`) and its score series, in one
+    pass where the series ends on that date (:meth:`RulesEngine.read_with_series`); the
+    series is kept as :func:`score_as_of_series` keeps it."""
+    days = series_days(chosen)
+    if days[-1] != chosen.as_of:  # the period ended before the date
+        return await rules_as_of(request, chosen), await score_as_of_series(request, chosen)
+    engine: RulesEngine = request.app.state.engine
+    async with request.app.state.pool.acquire() as conn:
+        as_of, scores = await engine.read_with_series(conn, days)
+    series = _series(days, scores)
+
+    async def computed() -> list[dict[str, Any]]:
+        return series
+
+    cache: ReadCache = request.app.state.overview_cache
+    await cache.get(_series_key(days), computed)
+    return as_of, series
+
+
+def _series(days: list[date], scores: list[Score]) -> list[dict[str, Any]]:
+    return [{"at": end_of_day(day), **asdict(s)} for day, s in zip(days, scores, strict=True)]
+
+
+def _series_key(days: list[date]) -> tuple[str, tuple[date, ...]]:
+    return ("score-series", tuple(days))
 
 
 SCORE_POINTS = 24

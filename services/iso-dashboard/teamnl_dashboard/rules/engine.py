@@ -349,19 +349,31 @@ class RulesEngine:
         projects read and 250,501 hits made."""
         return await self._as_of(conn, days, None)
 
+    async def read_with_series(
+        self, conn: asyncpg.Connection, days: Sequence[date]
+    ) -> tuple[AsOf, list[Score]]:
+        """:meth:`read_as_of` the last of `days` and :meth:`scores_as_of` all of them, in
+        one pass: a past overview shows both (apart, the last day was judged twice)."""
+        first = FirstHits(AS_OF_HITS_KEPT)
+        scores = await self._as_of(conn, days, first)
+        return AsOf(days[-1], first.kept(), first.counted, scores[-1]), scores
+
     async def _as_of(
         self, conn: asyncpg.Connection, days: Sequence[date], first: FirstHits | None
     ) -> list[Score]:
-        """The score as of each of `days`; with `first` (one day only), the hits kept there
-        and counted by it, else counted here."""
-        if first is not None and len(days) != 1:
-            raise ValueError("hits are kept for one day's reading only")
+        """The score as of each of `days` (ascending); with `first`, the last day's hits are
+        kept and counted by it, the other days' counted here."""
+        if list(days) != sorted(set(days)):
+            raise ValueError("the days of a reading are distinct and ascending")
         rules = [rule for rule in self.rules if not operational(rule)]
         scoped = [rule for rule in rules if is_scoped(rule)]
-        counted = {day: first.counted if first else Counter[str]() for day in days}
+        counted = {day: Counter[str]() for day in days}
+        last = days[-1]
+        if first is not None:
+            counted[last] = first.counted
 
         def judge(rule: Rule, facts: Facts, day: date) -> None:
-            if first is not None:
+            if first is not None and day == last:
                 first.add(rule, rule.check(facts, end_of_day(day)))
             else:
                 counted[day].update(count_hits(rule, facts, end_of_day(day)))
@@ -382,7 +394,7 @@ class RulesEngine:
                 **{name: getattr(facts, name) for name in shared_needs},
             )
         if scoped:
-            latest = max(days)
+            latest = last
             own_needs = {n for r in scoped for n in r.needs & SCOPED_FACTS}
             async with conn.transaction():  # the parts' cursor
                 async for keys in scoped_parts(conn, None, PART_SIZE):

@@ -23,7 +23,7 @@ from ..reading import (
     findings_then,
     is_past,
     rules_as_of,
-    score_as_of_series,
+    rules_with_series,
 )
 from . import data, i18n
 from .templating import STATIC, page, render, respond, shared_part
@@ -95,9 +95,8 @@ async def _overview(request: Request, read: Reading) -> dict[str, Any]:
     reading's with the findings and scores the rules see as of then."""
     pool, allocations = pool_of(request), request.app.state.settings.allocations_cents
     if is_past(request, read):
-        findings = await _as_of_findings(request, read)
-        scores = await score_as_of_series(request, read)
-        return await data.overview(pool, allocations, read, findings, scores)
+        as_of, scores = await rules_with_series(request, read)
+        return await data.overview(pool, allocations, read, findings_then(as_of), scores)
     cache: ReadCache = request.app.state.overview_cache
     return await cache.get(
         overview_key("page", read), lambda: data.overview(pool, allocations, read)
