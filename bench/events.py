@@ -9,7 +9,7 @@ writes (binary content mode), so baselines and the pipeline move identical bytes
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -115,7 +115,7 @@ def events(service: str, run_id: str, count: int, start: int = 0) -> Iterator[Be
         yield make_event(service, run_id, index, now)
 
 
-def topics(prefix: str = "", services: tuple[str, ...] = SERVICES) -> list[str]:
-    """The event topics the given services publish on."""
-    found = {prefix + topic_for(t) for s in services for t in EVENT_MIX[s]}
-    return sorted(found)
+def topics(prefix: str = "", types: Iterable[str] = ()) -> list[str]:
+    """The event topics of the mix the services are sent, and of `types`."""
+    mixed = [t for mix in EVENT_MIX.values() for t in mix]
+    return sorted({prefix + topic_for(t) for t in (*mixed, *types)})

@@ -258,6 +258,28 @@ def dashboard_counts(stack: BenchStack, like: str = "%") -> dict[str, int]:
     return asyncio.run(_dashboard_counts(stack.database_url("dashboard"), like))
 
 
+async def _grouped(url: str, query: str, *args: object) -> dict[str, int]:
+    conn = await asyncpg.connect(url)
+    try:
+        return {name: int(count) for name, count in await conn.fetch(query, *args)}
+    finally:
+        await conn.close()
+
+
+def projected_types(stack: BenchStack, like: str) -> dict[str, int]:
+    """The events matching `like` the dashboard projected, counted by type."""
+    query = (
+        "SELECT type, count(*) FROM proj.events WHERE event_id LIKE $1 GROUP BY type ORDER BY type"
+    )
+    return asyncio.run(_grouped(stack.database_url("dashboard"), query, like))
+
+
+def findings_by_rule(stack: BenchStack) -> dict[str, int]:
+    """The dashboard's findings whose situation holds, counted by rule."""
+    query = "SELECT rule, count(*) FROM findings WHERE condition_holds GROUP BY rule ORDER BY rule"
+    return asyncio.run(_grouped(stack.database_url("dashboard"), query))
+
+
 def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

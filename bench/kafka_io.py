@@ -35,7 +35,7 @@ import asyncpg
 import uvloop
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench import events
+from bench import chains, events
 from bench.procmem import CpuMeter
 from bench.stats import rate, summarise
 from teamnl_shared import kafka
@@ -52,17 +52,29 @@ FLOOR_GROUP = "iso-dashboard"
 
 
 def loaded_events(
-    run_id: str, count: int, history_every: int = 0, now: datetime | None = None
+    run_id: str,
+    count: int,
+    history_every: int = 0,
+    now: datetime | None = None,
+    chain_share: float = 0.0,
 ) -> Iterator[events.BenchEvent]:
-    """``count`` events round-robin over the services, each dated when it is made (or
-    `now`); with ``history_every`` n, one in n (the n-th, 2n-th, ...) ``HISTORY_DAYS``
-    earlier. Times differ as a partner's do: a million events of one instant would make
-    every "latest events" read sort their ties."""
+    """``count`` events: ``chain_share`` of them, spread evenly, the events of dependent
+    chains (:mod:`bench.chains`: in the order of their days, over the years before `now`),
+    the rest independent events round-robin over the services, each dated when it is made
+    (or `now`); with ``history_every`` n, one independent event in n (the n-th, 2n-th, ...)
+    ``HISTORY_DAYS`` earlier. Times differ as a partner's do: a million events of one instant
+    would make every "latest events" read sort their ties."""
+    chained = chains.events(run_id, now or datetime.now(UTC), int(count * chain_share))
+    independent = 0
     for index in range(count):
+        if chains.takes_slot(index, chain_share):
+            yield next(chained)
+            continue
         moment = now or datetime.now(UTC)
-        if history_every > 0 and index % history_every == history_every - 1:
+        if history_every > 0 and independent % history_every == history_every - 1:
             moment -= timedelta(days=HISTORY_DAYS)
-        yield events.make_event(events.SERVICES[index % 3], run_id, index // 3, moment)
+        yield events.make_event(events.SERVICES[independent % 3], run_id, independent // 3, moment)
+        independent += 1
 
 
 async def produce(
@@ -73,6 +85,7 @@ async def produce(
     topic: str | None = None,
     rate_per_s: float | None = None,
     history_every: int = 0,
+    chain_share: float = 0.0,
 ) -> dict[str, Any]:
     """Write ``count`` events (round-robin over the services) with acks=all, idempotent.
 
@@ -81,12 +94,15 @@ async def produce(
     set: one event every ``1/rate`` s (the trickle the dashboard projects while its overview
     page is measured again); else as fast as Kafka takes them. ``history_every`` n: one
     event in n is dated a year earlier (a deployment's history: the dashboard's reading of
-    this year then holds only part of the events).
+    this year then holds only part of the events). ``chain_share``: that share of the events
+    are dependent chains' (:func:`loaded_events`), counted by type in the result's
+    ``chains``.
     """
-    records = [
-        (topic or event.topic(prefix), *event.kafka_record())
-        for event in loaded_events(run_id, count, history_every)
-    ]
+    records, chained, chain_ids = [], Counter[str](), chains.id_prefix(run_id)
+    for event in loaded_events(run_id, count, history_every, chain_share=chain_share):
+        records.append((topic or event.topic(prefix), *event.kafka_record()))
+        if event.id.startswith(chain_ids):
+            chained[event.type] += 1
     if topic:
         await ensure_topics(bootstrap, [topic])
     # IN_FLIGHT sends before it awaits them: a linger fills the batches (the baseline's own)
@@ -114,6 +130,7 @@ async def produce(
         "elapsed_s": round(elapsed, 3),
         "rate": rate(count, elapsed),
         "cpu": meter.per_event(count),  # the rest of the machine: the broker, mostly
+        "chains": dict(sorted(chained.items())),
     }
 
 
@@ -352,6 +369,9 @@ def main() -> None:
     parser.add_argument(
         "--history-every", type=int, default=0, help="produce: one event in n a year earlier"
     )
+    parser.add_argument(
+        "--chain-share", type=float, default=0.0, help="produce: this share in dependent chains"
+    )
     args = parser.parse_args()
     if args.action == "produce":
         topic = args.topic[0] if args.topic else None
@@ -363,6 +383,7 @@ def main() -> None:
                 args.count,
                 topic,
                 history_every=args.history_every,
+                chain_share=args.chain_share,
             )
         )
     elif args.action == "trickle":

@@ -291,7 +291,8 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         done = "" if pr["complete"] else " INCOMPLETE at the time limit"
         out.append(
             (
-                f"4. live projection of {pr['loaded']['events']:,} events loaded into Kafka",
+                f"4. live projection of {pr['loaded']['events']:,} events loaded into Kafka"
+                + _chained(pr),
                 _projection_rate(pr) + done,
                 f"loader (bare producer) {_n(pr['loaded']['rate'])} ev/s",
                 "-",
@@ -328,7 +329,8 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 done = "" if figure["complete"] else " INCOMPLETE at the time limit"
                 out.append(
                     (
-                        f"4. live projection of {figure['loaded']['events']:,} more events, {how}",
+                        f"4. live projection of {figure['loaded']['events']:,} more events"
+                        f"{_chained(figure)}, {how}",
                         _projection_rate(figure) + done,
                         against,
                         _ratio(worker_ratio(pr, figure)),
@@ -397,6 +399,52 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             )
         )
     return out
+
+
+def _chained(projection: dict[str, Any]) -> str:
+    """ " (N in dependent chains)" when the load held chains' events, else ""."""
+    chained = sum((projection["loaded"].get("chains") or {}).values())
+    return f" ({chained:,} in dependent chains)" if chained else ""
+
+
+def load_section(r: dict[str, Any]) -> list[str]:
+    """What the dashboard's first load held: its chains' events by type, loaded and
+    projected; the dead letters after it; the findings the rules held after the phase."""
+    d = r.get("dashboard")
+    if not d:
+        return []
+    pr = d["projection"]
+    loaded, projected = pr["loaded"].get("chains") or {}, pr.get("chains_projected") or {}
+    lines = [
+        "## The dashboard's load",
+        "",
+        f"{pr['loaded']['events']:,} events loaded into Kafka, {sum(loaded.values()):,} of them"
+        " in dependent chains (`bench/chains.py`: missions planned and held with their"
+        " follow-ups and converted leads, Global Stars calls opened with their proposals and"
+        " closed, Werkplaats projects onboarded with their milestones and consortium joins,"
+        " some graduated or stopped; dated over the years before the run and loaded in the"
+        " order of their days, each chain's events in order on its key), the rest"
+        " independent events."
+        f" {pr['projected']:,} projected; dead letters after the load: {pr['dead_letters']:,}.",
+        "",
+    ]
+    if loaded:
+        lines += ["| chain event type | loaded | projected |", "|---|---|---|"]
+        lines += [f"| `{t}` | {n:,} | {projected.get(t, 0):,} |" for t, n in loaded.items()]
+        lines.append("")
+    findings = d.get("findings") or {}
+    if findings:
+        held = ", ".join(f"{rule} {count:,}" for rule, count in findings.items())
+        lines += [f"Findings held at the end of the phase, by rule: {held}.", ""]
+    return lines
+
+
+def problems_section(r: dict[str, Any]) -> list[str]:
+    """What made the run fail (a load not projected whole, dead letters), first."""
+    problems = r.get("problems") or []
+    if not problems:
+        return []
+    return ["**The run failed:**", "", *(f"- {problem}" for problem in problems), ""]
 
 
 def _overview_runs(d: dict[str, Any]) -> list[tuple[str, str]]:
@@ -486,6 +534,7 @@ def markdown(r: dict[str, Any]) -> str:
             f"Linux {m['kernel']}. Load average at the end: {r.get('loadavg_end')}.",
             f"Versions: {versions}.",
             "",
+            *problems_section(r),
             "Every baseline ran in the same run, on the same machine and the same private "
             "Kafka + PostgreSQL, just before or after its figure; the single POST and its two "
             "baselines in turn, a few seconds each, and each figure is its median round. "
@@ -515,6 +564,7 @@ def markdown(r: dict[str, Any]) -> str:
             "",
             table(r),
             "",
+            *load_section(r),
             *targets_section(r),
             *cpu_section(r),
             *profile_section(r),

@@ -13,7 +13,10 @@ Phases (in this order, because later ones load the topics and the dashboard):
    machine's CPU while it sends: the least one record put into Kafka costs);
 3. end-to-end latency 202 -> projection commit at a fixed rate; then the highest rate the
    pipeline sustains with p99 < 1 s (a ramp, each step ``ramp_seconds`` long);
-4. the dashboard with ``projected_events`` loaded straight into Kafka (fast loader):
+4. the dashboard with ``projected_events`` loaded straight into Kafka (fast loader),
+   ``chain_share`` of them in dependent chains (``bench.chains``: missions held with their
+   follow-ups and converted leads, Global Stars calls with their proposals, Werkplaats
+   projects with their milestones, joins and ends), every one projected, none a dead letter:
    overview page and JSON API latency (p50/p95), then the page again while a trickle of
    ``PROJECTING_RATE`` ev/s is projected (its commits keep emptying the overview cache);
    the live projection is measured again with a worker process, and with the dashboard
@@ -43,15 +46,17 @@ from typing import Any
 
 import httpx
 
-from bench import groups, report
+from bench import chains, groups, report
 from bench.durable_app import DATABASE_URL_ENV as DURABLE_URL_ENV
 from bench.harness import (
     CommitObserver,
     MemorySampler,
     dashboard_counts,
+    findings_by_rule,
     group_backlog,
     interrupt_on_sigterm,
     log,
+    projected_types,
     read_acks,
     run_loadgen,
     targets,
@@ -511,7 +516,10 @@ class Bench:
     # -- 4 ------------------------------------------------------------------------------------
     def dashboard(self) -> None:
         size = self.size
-        log(f"4. loading {size.projected_events} events straight into Kafka")
+        log(
+            f"4. loading {size.projected_events} events straight into Kafka, a share of"
+            f" {size.chain_share:g} in dependent chains"
+        )
         before = dashboard_counts(self.stack)["applied_total"]
         with self.sampler:
             projected = self._timed_projection(
@@ -539,6 +547,7 @@ class Bench:
             "projection_with_worker": projected_with_worker,
             "projection_telemetry_off": projected_without_telemetry,
             **pages,
+            "findings": findings_by_rule(self.stack),
         }
 
     def _project_more(self) -> None:
@@ -590,6 +599,7 @@ class Bench:
             [*KAFKA_IO, "produce", "--bootstrap", self.stack.bootstrap, "--run-id", run_id]
             + ["--prefix", self.stack.prefix, "--count", str(count)]
             + ["--history-every", str(history_every)]
+            + ["--chain-share", str(self.size.chain_share)]
         )
 
     def _timed_projection(
@@ -612,6 +622,8 @@ class Bench:
             )
         log(f"4. {backlog:,} of {count:,} left when the load ended, projected in {seconds:.1f} s")
         from_start = counts["applied"] / (loaded_after + seconds)
+        chained = projected_types(self.stack, chains.id_prefix(run_id) + "%")
+        self._check_projected(run_id, count, counts, load["chains"], chained)
         return {
             "loaded": load,
             "projected": counts["applied"],
@@ -624,8 +636,35 @@ class Bench:
             "rate_from_load_start": from_start,
             "applied_total": counts["applied_total"],
             "dead_letters": counts["dead_letters"],
+            "chains_projected": chained,
             "cpu": meter.per_event(backlog),
         }
+
+    def _check_projected(
+        self,
+        run_id: str,
+        count: int,
+        counts: dict[str, int],
+        loaded: dict[str, int],
+        projected: dict[str, int],
+    ) -> None:
+        """Every event of the load `run_id` projected, its chains' events of each type among
+        them, and no dead letter: else a problem, which the report names and which fails the
+        run (its figures would time a load other than the one it names)."""
+        problems = []
+        if counts["applied"] != count:
+            problems.append(f"{counts['applied']:,} of {count:,} events projected")
+        if projected != loaded:
+            problems.append(f"chain events loaded {loaded}, projected {projected}")
+        if counts["dead_letters"]:
+            problems.append(f"{counts['dead_letters']:,} dead letters")
+        for problem in problems:
+            self._problem(f"load {run_id}: {problem}")
+
+    def _problem(self, problem: str) -> None:
+        """What makes the run fail: named in the report and the log, exit status 1."""
+        log(f"PROBLEM: {problem}")
+        self.results.setdefault("problems", []).append(problem)
 
     def _get_load(self, label: str, path: str, seconds: float | None = None) -> dict[str, Any]:
         """GET `path` in a closed loop for `seconds` (default: the size's ``get_seconds``),
@@ -738,6 +777,8 @@ class Bench:
             self.results["rebuild"] = {"error": (stdout + stderr)[-1500:]}
             return
         records, applied, dead, seconds = match.groups()
+        if int(dead):
+            self._problem(f"rebuild: {dead} dead letters")
         phases = re.search(r"; phases (\{.*\})", stdout)
         pipeline = {
             "records": int(records),
@@ -925,6 +966,11 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="events loaded into Kafka for the dashboard and rebuild figures (default: the size's)",
     )
+    parser.add_argument(
+        "--chain-share",
+        type=float,
+        help="the share of those events in dependent chains, 0 to 1 (default: the size's)",
+    )
     args = parser.parse_args(argv)
     phases = [phase for phase in args.only.split(",") if phase]
     if unknown := set(phases) - set(PHASES):
@@ -932,6 +978,10 @@ def main(argv: list[str] | None = None) -> int:
     size = SIZES[args.size]
     if args.events:
         size = dataclasses.replace(size, projected_events=args.events)
+    if args.chain_share is not None:
+        if not 0 <= args.chain_share <= 1:
+            parser.error("--chain-share is a share, from 0 to 1")
+        size = dataclasses.replace(size, chain_share=args.chain_share)
     from teamnl_suite.infra import Infrastructure
 
     if args.pg_stats and args.infra != "private":
@@ -975,7 +1025,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.keep:
                 stack.down()
     print(report.table(bench.results))
-    return 0
+    return 1 if bench.results.get("problems") else 0
 
 
 if __name__ == "__main__":

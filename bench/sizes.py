@@ -22,6 +22,7 @@ class BenchSize:
     ramp_seconds: float  # 60 s in full, as the issue asks
     ramp_refinements: int  # steps between the last rate sustained and the first not
     projected_events: int  # loaded straight into Kafka for the dashboard figures
+    chain_share: float  # of those, the share in dependent chains (bench.chains)
     get_seconds: float
     get_concurrency: int
     drain_timeout: float
@@ -52,6 +53,7 @@ SIZES = {
         ramp_seconds=8,
         ramp_refinements=1,
         projected_events=5_000,
+        chain_share=0.2,
         get_seconds=5,
         get_concurrency=8,
         drain_timeout=60,
@@ -72,6 +74,7 @@ SIZES = {
         ramp_seconds=60,
         ramp_refinements=2,
         projected_events=1_000_000,
+        chain_share=0.1,
         get_seconds=30,
         get_concurrency=16,
         drain_timeout=1800,

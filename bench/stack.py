@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import events
+from bench import chains, events
 from bench.procmem import tree_rss_kib
 from teamnl_shared.db import create_pool
 from teamnl_shared.ingestion.keys import create_key, ensure_key_store
@@ -213,7 +213,8 @@ class BenchStack:
         return self.infra.database_url(self.database(service))
 
     def topics(self) -> list[str]:
-        return events.topics(self.prefix)
+        """The topics the bench writes: the services' and those of the dashboard's chains."""
+        return events.topics(self.prefix, chains.TYPES)
 
     def dashboard_group(self) -> str:
         """The dashboard's consumer group (prefixed like its topics)."""

@@ -15,6 +15,7 @@ from teamnl_dashboard.reading import SCORE_POINTS, series_days
 from teamnl_dashboard.rules import Facts
 from teamnl_dashboard.rules.catalogue import IsolatedProject
 from teamnl_dashboard.rules.engine import count_hits
+from teamnl_dashboard.rules.facts import projects_known_on, scoped_known_on
 from teamnl_dashboard.rules.model import ActivityFact, Hit, ProjectFact, Severity
 
 
@@ -98,3 +99,16 @@ def test_a_series_reads_month_ends_and_at_most_its_points(
     assert days[0] == first and days[-1] == min(as_of, date(period.last_year, 12, 31))
     assert days == sorted(set(days))
     assert all((d + timedelta(days=1)).day == 1 for d in days[:-1])  # month ends
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_part_known_on_each_day_is_each_project_known_on_it(seed: int) -> None:
+    """The projects no day changes are split off once (`scoped_known_on`): each day still
+    sees every project as known on it, and the split is not all or nothing."""
+    rng = random.Random(seed)
+    own = _portfolio(rng, date(2020, 6, 30))
+    days = [date(2019, m, 28) for m in range(1, 13)]
+    steady = sum(1 for p in own.projects if p.known_on(days[0]) is p)
+    assert 0 < steady < len(own.projects)
+    for day, then in scoped_known_on(own, days):
+        assert sorted(then.projects) == sorted(projects_known_on(own.projects, day)), day
