@@ -319,3 +319,76 @@ async def test_the_budget_as_of_a_date_sums_the_days_spent_up_to_it(
                 }, day
                 seen.append(tuple(sorted(counted.items())))
         assert len(set(seen)) == len(days)  # each date sees another budget
+
+
+GS = "nl.teamnl.globalstars"
+CALLS = [  # (call, negotiation started, opened, closed or None)
+    ("gs-a", "2019-01-10", "2019-02-01", "2019-05-20"),  # 4 months: within the target
+    ("gs-b", "2019-01-10", "2019-03-01", "2019-09-30"),  # 8 months: outside it
+    ("gs-c", "2018-11-01", "2018-12-01", "2019-03-31"),  # 5 months, closed early in 2019
+    ("gs-d", "2019-10-01", "2019-11-01", "2020-02-15"),  # open at the end of 2019
+    ("gs-e", "2020-01-05", "2020-02-01", None),  # never closed
+]
+PROPOSALS = [  # (proposal, call, dutch, submitted on)
+    ("p-1", "gs-a", True, "2019-03-01"),
+    ("p-2", "gs-a", False, "2019-03-02"),
+    ("p-3", "gs-b", True, "2019-06-01"),
+    ("p-4", "gs-b", True, "2019-09-01"),
+    ("p-5", "gs-c", True, "2019-01-15"),
+    ("p-6", "gs-d", True, "2019-12-01"),
+    ("p-7", "gs-d", True, "2020-01-20"),
+    ("p-8", "gs-e", True, "2020-03-01"),
+]
+
+
+def call_events() -> list:
+    events = [
+        make_event(f"{GS}.call.opened.v1", call_id=c, negotiation_started_on=n, opened_on=o)
+        for c, n, o, _ in CALLS
+    ]
+    events += [
+        make_event(
+            f"{GS}.proposal.submitted.v1", proposal_id=p, call_id=c, dutch=d, submitted_on=on
+        )
+        for p, c, d, on in PROPOSALS
+    ]
+    events += [
+        make_event(f"{GS}.call.closed.v1", call_id=c, closed_on=closed, dutch_proposals=1)
+        for c, _, _, closed in CALLS
+        if closed
+    ]
+    return events
+
+
+async def test_the_global_stars_counts_are_those_of_the_calls_listed(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Proves: the overview's Global Stars targets (``globalstars_summary``, counted in SQL)
+    are what listing the reading's calls counts (``globalstars``), for periods and as-of
+    dates that cut calls and proposals."""
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        events = call_events()
+        for event in events:  # in order: a call's proposals and close after its opening
+            await dash.publish(event)
+        await dash.wait_applied(len(events))
+        readings = [
+            (Period(2019, 2019), date(2019, 12, 31)),
+            (Period(2019, 2019), date(2019, 6, 30)),
+            (Period(2019, 2020), date(2020, 1, 31)),
+            (Period(2020, 2020), date(2020, 12, 31)),
+            (None, None),
+        ]
+        seen = []
+        for period, as_of in readings:
+            summary = await queries.globalstars_summary(dash.pool, period=period, as_of=as_of)
+            listed = await queries.globalstars(dash.pool, period=period, as_of=as_of)
+            counted = {
+                "calls_closed": listed["calls_closed"],
+                "dutch_proposals": listed["dutch_proposals"],
+                "within_target": sum(1 for c in listed["calls"] if c["within_target"]),
+            }
+            assert summary == counted, (period, as_of)
+            seen.append(tuple(summary.values()))
+        assert len(set(seen)) == len(readings)  # each reading counts other calls
+        assert (seen[0][2], seen[0][0] - seen[0][2]) == (2, 1)  # within the target, outside

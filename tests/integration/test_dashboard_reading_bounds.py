@@ -49,7 +49,8 @@ async def test_a_reading_listing_more_than_its_bound_is_a_problem_naming_the_per
     """Proves: with the bound at 2, a year of 3 missions is refused (422 naming
     ``query/period``, saying what is listed) on the NLIB page, its API, the report and a
     figure's events, while a year of 2 missions reads; the spending's sums read any number
-    of spendings, their events are bounded as the lists are."""
+    of spendings, their events are bounded as the lists are; three calls are refused by the
+    Global Stars API and its CSV, and counted by the overview's targets."""
     monkeypatch.setattr(queries, "READING_ROWS", 2)
     settings = dashboard_settings(database_url, kafka_bootstrap)
     async with running_dashboard(settings, FakeClock(NOW)) as dash:
@@ -77,6 +78,23 @@ async def test_a_reading_listing_more_than_its_bound_is_a_problem_naming_the_per
                 "detail"
             ]
         )
+
+        calls = [  # three calls of 2019: listed, more than the bound; counted, not listed
+            make_event(
+                "nl.teamnl.globalstars.call.opened.v1",
+                call_id=f"gs-{n}",
+                negotiation_started_on="2019-01-10",
+                opened_on=f"2019-02-0{n}",
+            )
+            for n in (1, 2, 3)
+        ]
+        await dash.publish(*calls)
+        await dash.wait_applied(len(events) + len(calls))
+        for path in ("globalstars", "globalstars/calls.csv"):
+            answer = await dash.member.get(f"/api/v1/initiatives/{path}", params={"period": "2019"})
+            assert answer.status_code == 422, (path, answer.text[:300])
+        page = await dash.member.get("/", params={"period": "2019", "as_of": "2019-12-31"})
+        assert page.status_code == 200, page.text[:300]  # its targets count the calls
 
         nlib = await dash.get("/api/v1/initiatives/nlib", period="2018")
         assert nlib["missions_held"] == 2

@@ -86,7 +86,7 @@ async def _targets(pool: queries.DB, read: Reading) -> dict[str, list[dict[str, 
     """The initiatives' own targets (DOMAIN.md, "What ISO NL wants to see")."""
     nlib = await queries.nlib_rates(pool, period=read.period, as_of=read.as_of)
     tinl = await queries.tinl_summary(pool, period=read.period, as_of=read.as_of)
-    stars = await queries.globalstars(pool, period=read.period, as_of=read.as_of)
+    stars = await queries.globalstars_summary(pool, period=read.period, as_of=read.as_of)
     werkplaats = await queries.werkplaats_summary(pool, period=read.period, as_of=read.as_of)
     portfolio, next_target = werkplaats["portfolio"], werkplaats["next_target"]
     return {
@@ -104,7 +104,7 @@ async def _targets(pool: queries.DB, read: Reading) -> dict[str, list[dict[str, 
             {"label": "Dutch proposals", "value": stars["dutch_proposals"], "target": None},
             {
                 "label": "calls within 5 months",
-                "value": sum(1 for c in stars["calls"] if c["within_target"]),
+                "value": stars["within_target"],
                 "target": None,
             },
         ],
