@@ -393,14 +393,11 @@ class RulesEngine:
                 paired_activities=facts.paired_activities,
                 **{name: getattr(facts, name) for name in shared_needs},
             )
-        if scoped:
-            latest = last
+        if scoped:  # each part read once, as of the last day, and known on each day
             own_needs = {n for r in scoped for n in r.needs & SCOPED_FACTS}
             async with conn.transaction():  # the parts' cursor
                 async for keys in scoped_parts(conn, None, PART_SIZE):
-                    part = self._context(
-                        end_of_day(latest), Scope(projects=frozenset(keys)), latest
-                    )
+                    part = self._context(end_of_day(last), Scope(projects=frozenset(keys)), last)
                     own = await load_facts(conn, own_needs, part)
                     for day, own_then in scoped_known_on(own, days):
                         for rule in scoped:
