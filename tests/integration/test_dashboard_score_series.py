@@ -74,7 +74,7 @@ async def test_each_point_of_a_past_series_is_the_score_of_its_day(
         async def counting(conn: Any, needs: Any, ctx: Any) -> Any:
             facts = await load_facts(conn, needs, ctx)
             if ctx.scope is not None:
-                scoped.append(len(ctx.scope.projects))
+                scoped.append(len(ctx.scope.keys))
             return facts
 
         monkeypatch.setattr(engine_module, "load_facts", counting)

@@ -188,8 +188,41 @@ def test_isolated_project_as_events_arrive_judges_only_what_the_batch_touched() 
         make_event("nl.teamnl.nlib.budget.spent.v1"),
     ]
     assert rule.scope(batch) == Scope(frozenset({"p1", "p2"}), frozenset({"US", "VN"}))
-    projects = (ProjectFact("p1", "KE", "active", "ev-p1"), ProjectFact("p3", "US", "active", "e"))
-    assert rule.judged(Facts(projects=projects)) == {"p1", "p3"}
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_where_the_isolated_project_rule_has_settled_no_project_can_be_isolated(
+    seed: int,
+) -> None:
+    """`settled` names exactly the countries where the rule can see no hit (the engine then
+    judges there only the projects holding a finding): a project active since long ago is
+    isolated in each of the others, in none of them."""
+    rng = random.Random(seed)
+    rule = IsolatedProject(isolation_days=365)
+    countries = ("KE", "VN", "GH", "IN", "US")
+    now = datetime(2021, 7, 1, 12, tzinfo=UTC) - timedelta(days=rng.randrange(0, 1000))
+    activities = tuple(
+        act(f"a{i}", rng.choice(("nlib", "tinl")), rng.choice(countries), start)
+        for i in range(rng.randrange(0, 8))
+        for start in [now.date() - timedelta(days=rng.randrange(-30, 600))]
+    )
+    asked = frozenset(rng.sample(countries, rng.randrange(1, len(countries) + 1)))
+    settled = rule.settled(Facts(latest_activities=activities), now, asked)
+    long_ago = date(2016, 1, 4)
+    projects = tuple(ProjectFact(f"p-{c}", c, "active", f"e-{c}", long_ago) for c in countries)
+    hits = rule.check(Facts(projects=projects, latest_activities=activities), now)
+    isolated = {hit.details["country"] for hit in hits}
+    assert settled <= asked
+    assert settled == asked - isolated
+
+
+def test_the_isolated_project_rule_settles_countries_that_are_active_or_too_early() -> None:
+    rule = IsolatedProject(isolation_days=365)
+    recent = act("m1", "nlib", "KE", date(2019, 3, 1))
+    facts = Facts(latest_activities=(recent,))
+    assert rule.settled(facts, NOW, frozenset({"KE", "VN"})) == {"KE"}
+    early = datetime(2018, 12, 21, tzinfo=UTC)  # the network has not run a year yet
+    assert rule.settled(facts, early, frozenset({"KE", "VN"})) == {"KE", "VN"}
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -225,6 +258,46 @@ def test_an_isolated_project_is_the_same_all_day(seed: int) -> None:
     assert daily(rule)
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_the_mission_and_call_rules_are_the_same_all_day(seed: int) -> None:
+    """The follow-up, conversion and lead-time rules are `daily` (the scheduler judges every
+    mission and call once a day): at any moment of one date each finds the same, over the
+    days they find different things (the test is not vacuous)."""
+    rng = random.Random(seed)
+    day = date(2019, 7, 1)
+    missions = tuple(
+        MissionFact(
+            f"m{i}",
+            "VN",
+            day - timedelta(days=rng.randrange(0, 500)),
+            f"ev-m{i}",
+            followed_up=rng.random() < 0.3,
+            leads=rng.randrange(0, 3),
+            converted_leads=rng.randrange(0, 2),
+        )
+        for i in range(40)
+    )
+    calls = tuple(
+        CallFact(
+            f"c{i}",
+            day - timedelta(days=rng.randrange(100, 200)),
+            None if rng.random() < 0.5 else day - timedelta(days=rng.randrange(0, 60)),
+            (f"ev-c{i}",),
+        )
+        for i in range(40)
+    )
+    facts = Facts(missions=missions, calls=calls)
+    for rule in (MissionFollowupOverdue(), LeadsNotConverted(), GlobalStarsLeadTime()):
+        found = []
+        for offset in range(-150, 150, 5):
+            moment = datetime.combine(day + timedelta(days=offset), time(), UTC)
+            first, last = moment, moment + timedelta(hours=23, minutes=59, seconds=59)
+            found.append(rule.check(facts, first))
+            assert found[-1] == rule.check(facts, last), rule.name
+        assert len({tuple(hit.key for hit in hits) for hits in found}) > 1, rule.name
+        assert daily(rule)
+
+
 def test_the_scheduler_judges_a_daily_rule_only_on_a_new_date() -> None:
     engine = build_engine(DashboardSettings(database_url="postgresql://unused/db"))
     names = {rule.name for rule in engine.scheduled}
@@ -233,8 +306,10 @@ def test_the_scheduler_judges_a_daily_rule_only_on_a_new_date() -> None:
     def due(since: datetime | None) -> set[str]:
         return {rule.name for rule in engine.due(since, NOW)}
 
+    daily = {"isolated-project", "mission-followup-overdue", "leads-not-converted"}
+    daily |= {"globalstars-lead-time"}
     assert due(None) == names
-    assert due(NOW - timedelta(hours=11)) == names - {"isolated-project"}
+    assert due(NOW - timedelta(hours=11)) == names - daily
     assert due(NOW - timedelta(hours=13)) == names  # the day before
 
 
@@ -259,8 +334,16 @@ def test_what_a_batch_owes_the_rules_and_queued_batches_owe_together() -> None:
     assert "budget-off-pace" in first.whole and "market-duplication" not in first.whole
     assert "isolated-project" not in first.whole
     assert first.scoped == {"isolated-project": Scope(frozenset({"p1"}), frozenset())}
-    second = engine.owed([make_event("nl.teamnl.nlib.mission.held.v1", country="VN")])
+    second = engine.owed(
+        [make_event("nl.teamnl.nlib.mission.held.v1", mission_id="m1", country="VN")]
+    )
     assert "market-duplication" in second.whole and "budget-off-pace" not in second.whole
+    m1 = Scope(frozenset({"m1"}))  # the mission rules judge the mission named, alone
+    assert second.scoped == {
+        "isolated-project": Scope(frozenset(), frozenset({"VN"})),
+        "mission-followup-overdue": m1,
+        "leads-not-converted": m1,
+    }
     planned = engine.owed([make_event("nl.teamnl.nlib.mission.planned.v1")])
     assert planned.whole == {"service-silent"} and not planned.scoped  # every event: a sign of life
     assert not engine.owed([]) and not Owed()
@@ -271,7 +354,37 @@ def test_what_a_batch_owes_the_rules_and_queued_batches_owe_together() -> None:
 
     both = Owed.merged([queued(first), queued(second)])
     assert both.whole == first.whole | second.whole
-    assert both.scoped == {"isolated-project": Scope(frozenset({"p1"}), frozenset({"VN"}))}
+    assert both.scoped == {
+        "isolated-project": Scope(frozenset({"p1"}), frozenset({"VN"})),
+        "mission-followup-overdue": m1,
+        "leads-not-converted": m1,
+    }
+    # a row queued by an earlier version named a scope's keys "projects"
+    earlier = {"rules": [], "scoped": '{"isolated-project": {"projects": ["p2"], "countries": []}}'}
+    assert Owed.merged([earlier]).scoped == {"isolated-project": Scope(frozenset({"p2"}))}
+
+
+def test_the_mission_and_call_rules_judge_only_the_items_their_events_name() -> None:
+    """A follow-up or a converted lead can change only its mission's findings, a call's
+    opening or close only that call's: those rules judge the items named, not all of them;
+    other events of the batch name none."""
+    engine = build_engine(DashboardSettings(database_url="postgresql://unused/db"))
+    owed = engine.owed(
+        [
+            make_event("nl.teamnl.nlib.mission.followup.held.v1", mission_id="m1"),
+            make_event("nl.teamnl.nlib.lead.converted.v1", mission_id="m2"),
+            make_event("nl.teamnl.nlib.mission.planned.v1", mission_id="m3"),
+            make_event("nl.teamnl.globalstars.call.closed.v1", call_id="c1"),
+            make_event("nl.teamnl.globalstars.proposal.submitted.v1", call_id="c2"),
+        ]
+    )
+    assert owed.scoped == {
+        "mission-followup-overdue": Scope(frozenset({"m1"})),
+        "leads-not-converted": Scope(frozenset({"m2"})),
+        "globalstars-lead-time": Scope(frozenset({"c1"})),
+        "globalstars-outside-eureka": Scope(frozenset({"c1"})),
+    }
+    assert not {"mission-followup-overdue", "globalstars-lead-time"} & owed.whole
 
 
 def test_focus_market_gap_once_tinl_reports_anything() -> None:

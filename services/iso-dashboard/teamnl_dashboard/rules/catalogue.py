@@ -39,6 +39,9 @@ from ..reference import (
 )
 from ..settings import DashboardSettings
 from .model import (
+    CALLS,
+    MISSIONS,
+    PROJECTS,
     ActivityFact,
     BudgetFact,
     Facts,
@@ -47,6 +50,7 @@ from .model import (
     ProjectFact,
     Scope,
     Severity,
+    Subject,
 )
 
 MISSION_HELD = nlib.MissionHeld.TYPE
@@ -94,12 +98,25 @@ def operational(rule: Rule) -> bool:
 
 @runtime_checkable
 class ScopedRule(Rule, Protocol):
-    """A rule that, as events arrive, judges only what the batch can have changed; the
-    scheduler still evaluates it whole."""
+    """A rule that judges each of its `subject` apart (a project, a mission, a call: a
+    finding's key is the subject's), so that as events arrive it judges only what the
+    batch can have changed (``scope``), a part of its subject at a time; the scheduler
+    still evaluates it whole."""
+
+    subject: ClassVar[Subject]
 
     def scope(self, events: Iterable[Event]) -> Scope: ...
 
-    def judged(self, facts: Facts) -> set[str]: ...
+
+def missions_named(events: Iterable[Event]) -> Scope:
+    """What a batch can have changed of a rule judging each mission: the missions it names
+    (held, followed up, a lead converted)."""
+    return Scope(frozenset(e.data.mission_id for e in events if hasattr(e.data, "mission_id")))
+
+
+def calls_named(events: Iterable[Event]) -> Scope:
+    """What a batch can have changed of a rule judging each call: the calls it names."""
+    return Scope(frozenset(e.data.call_id for e in events if hasattr(e.data, "call_id")))
 
 
 _SCOPED: dict[type, bool] = {}
@@ -144,6 +161,9 @@ class MissionFollowupOverdue:
     needs: ClassVar[frozenset[str]] = frozenset({"missions"})
     triggers: ClassVar[frozenset[str]] = frozenset({MISSION_HELD, FOLLOWUP_HELD})
     scheduled: ClassVar[bool] = True
+    by_date: ClassVar[bool] = True  # `daily`: a follow-up is late from a date on
+    subject: ClassVar[Subject] = MISSIONS
+    scope = staticmethod(missions_named)
 
     def check(self, facts: Facts, now: datetime) -> list[Hit]:
         return [
@@ -278,6 +298,8 @@ class IsolatedProject:
     scheduled: ClassVar[bool] = True
     by_date: ClassVar[bool] = True  # `daily`: judging the whole portfolio once a day is enough
 
+    subject: ClassVar[Subject] = PROJECTS
+
     def scope(self, events: Iterable[Event]) -> Scope:
         """What a batch can have changed: the projects it names, the markets it was in."""
         projects, countries = set(), set()
@@ -288,10 +310,6 @@ class IsolatedProject:
                 data = event.data
                 countries.add(market_of(getattr(data, "market", None), data.country))  # type: ignore[union-attr]
         return Scope(frozenset(projects), frozenset(countries - {None}))
-
-    def judged(self, facts: Facts) -> set[str]:
-        """The finding keys one evaluation over `facts` decides on: its projects."""
-        return {p.project_id for p in facts.projects}
 
     def check(self, facts: Facts, now: datetime) -> list[Hit]:
         info, days = Severity.INFO, self.isolation_days  # read once, not once a project
@@ -313,17 +331,33 @@ class IsolatedProject:
         isolated = len(self._isolated(facts, now))
         return Counter({Severity.INFO.value: isolated} if isolated else {})
 
-    def _isolated(self, facts: Facts, now: datetime) -> list[ProjectFact]:
-        """The isolated projects (judged for every project of the portfolio: 151,000 at
-        908,000 bench events)."""
+    def settled(self, facts: Facts, now: datetime, countries: frozenset[str]) -> frozenset[str]:
+        """Of `countries`, those where no project is isolated at `now`: NLIB or TINL was
+        active there within `isolation_days` (or the network has not run that long). There
+        an evaluation can only end findings, so it need judge only the projects that hold
+        one: the engine's :meth:`~.engine.RulesEngine._narrowed`."""
+        active = self._active(facts, now)
+        return countries if active is None else countries & active
+
+    def _active(self, facts: Facts, now: datetime) -> set[str] | None:
+        """The markets where NLIB or TINL was active within `isolation_days` of `now`; None
+        when the network has not run that long (no project is judged isolated)."""
         since = now.date() - timedelta(days=self.isolation_days)
         if since < NETWORK_OPERATIONAL_SINCE:
-            return []  # the network has not run `isolation_days` yet
-        active = {
+            return None
+        return {
             market_of(a.market, a.country)
             for a in facts.latest_activities
             if since <= a.end_date and a.start_date <= now.date()
         }
+
+    def _isolated(self, facts: Facts, now: datetime) -> list[ProjectFact]:
+        """The isolated projects (judged for every project of the portfolio: 151,000 at
+        908,000 bench events)."""
+        active = self._active(facts, now)
+        if active is None:
+            return []  # the network has not run `isolation_days` yet
+        since = now.date() - timedelta(days=self.isolation_days)
         return [
             p
             for p in facts.projects
@@ -436,6 +470,9 @@ class GlobalStarsLeadTime:
     needs: ClassVar[frozenset[str]] = frozenset({"calls"})
     triggers: ClassVar[frozenset[str]] = frozenset({CALL_OPENED, CALL_CLOSED})
     scheduled: ClassVar[bool] = True
+    by_date: ClassVar[bool] = True  # `daily`: an open call passes its limit on a date
+    subject: ClassVar[Subject] = CALLS
+    scope = staticmethod(calls_named)
 
     def check(self, facts: Facts, now: datetime) -> list[Hit]:
         hits = []
@@ -571,6 +608,8 @@ class GlobalStarsOutsideEureka:
     needs: ClassVar[frozenset[str]] = frozenset({"calls"})
     triggers: ClassVar[frozenset[str]] = frozenset({CALL_OPENED, CALL_CLOSED})
     scheduled: ClassVar[bool] = False
+    subject: ClassVar[Subject] = CALLS
+    scope = staticmethod(calls_named)
 
     def check(self, facts: Facts, now: datetime) -> list[Hit]:
         return [
@@ -600,6 +639,9 @@ class LeadsNotConverted:
     needs: ClassVar[frozenset[str]] = frozenset({"missions"})
     triggers: ClassVar[frozenset[str]] = frozenset({MISSION_HELD, LEAD_CONVERTED})
     scheduled: ClassVar[bool] = True
+    by_date: ClassVar[bool] = True  # `daily`: leads are unconverted from a date on
+    subject: ClassVar[Subject] = MISSIONS
+    scope = staticmethod(missions_named)
 
     def check(self, facts: Facts, now: datetime) -> list[Hit]:
         return [

@@ -23,7 +23,10 @@ from ..period import end_of_day
 from ..quality import MAX_WINDOW_HOURS
 from ..reference import HOME_COUNTRY, TINL_PARTNERS, WERKPLAATS_TARGET_FIRST_YEAR, market_of
 from .model import (
+    CALLS,
     DEAD_LETTER_IDS,
+    MISSIONS,
+    PROJECTS,
     ActivityFact,
     BudgetFact,
     CallFact,
@@ -37,6 +40,7 @@ from .model import (
     ProjectFact,
     Scope,
     ServiceFact,
+    Subject,
 )
 
 Loader = Callable[[asyncpg.Connection, "FactContext"], Awaitable[tuple[Any, ...]]]
@@ -70,18 +74,20 @@ class FactContext:
         return self.as_of is None or (day is not None and day <= self.as_of)
 
 
+_MISSIONS = (
+    "SELECT m.mission_id, m.country, m.end_date, m.held_event_id, m.leads,"
+    " EXISTS (SELECT FROM nlib_followups f WHERE f.mission_id = m.mission_id"
+    "  AND ($1::date IS NULL OR f.held_on <= $1)) AS followed_up,"
+    " (SELECT count(*) FROM nlib_leads_converted l WHERE l.mission_id = m.mission_id"
+    "  AND ($1::date IS NULL OR l.converted_on <= $1)) AS converted"
+    " FROM nlib_missions m"
+    " WHERE m.status = 'held' AND ($1::date IS NULL OR m.end_date <= $1)"
+)
+
+
 async def _missions(conn: asyncpg.Connection, ctx: FactContext) -> tuple[MissionFact, ...]:
-    rows = await conn.fetch(
-        "SELECT m.mission_id, m.country, m.end_date, m.held_event_id, m.leads,"
-        " EXISTS (SELECT FROM nlib_followups f WHERE f.mission_id = m.mission_id"
-        "  AND ($1::date IS NULL OR f.held_on <= $1)) AS followed_up,"
-        " (SELECT count(*) FROM nlib_leads_converted l WHERE l.mission_id = m.mission_id"
-        "  AND ($1::date IS NULL OR l.converted_on <= $1)) AS converted"
-        " FROM nlib_missions m"
-        " WHERE m.status = 'held' AND ($1::date IS NULL OR m.end_date <= $1)"
-        " ORDER BY m.mission_id",
-        ctx.as_of,
-    )
+    """The missions held, or within a scope those of its keys."""
+    rows = await conn.fetch(*_scoped(_MISSIONS, "m.mission_id", ctx))
     return tuple(
         MissionFact(
             r["mission_id"],
@@ -271,7 +277,7 @@ def projects_known_on(projects: Iterable[ProjectFact], day: date) -> tuple[Proje
 
 
 async def _projects(conn: asyncpg.Connection, ctx: FactContext) -> tuple[ProjectFact, ...]:
-    """Every project, or within a scope those it names and those in its countries."""
+    """Every project, or within a scope those of its keys and those in its countries."""
     if ctx.scope is None:
         rows = await conn.fetch(f"{_PROJECTS} ORDER BY project_id", ctx.as_of)  # noqa: S608
     else:
@@ -283,21 +289,37 @@ async def _projects(conn: asyncpg.Connection, ctx: FactContext) -> tuple[Project
             "  UNION ALL SELECT project_id FROM wp_projects WHERE country = ANY($3::text[]))"
             " ORDER BY project_id",
             ctx.as_of,
-            sorted(ctx.scope.projects),
+            sorted(ctx.scope.keys),
             sorted(ctx.scope.countries),
         )
     return tuple(map(ProjectFact._make, rows))  # a row's values are the fact's, in order
 
 
-async def _calls(conn: asyncpg.Connection, ctx: FactContext) -> tuple[CallFact, ...]:
-    rows = await conn.fetch(
-        "SELECT call_id, country, negotiation_started_on, opened_event_id,"
-        " CASE WHEN $1::date IS NULL OR closed_on <= $1 THEN closed_on END AS closed_on,"
-        " CASE WHEN $1::date IS NULL OR closed_on <= $1 THEN closed_event_id END AS closed_id"
-        " FROM gs_calls WHERE ($1::date IS NULL"
-        "  OR coalesce(negotiation_started_on, opened_on, closed_on) <= $1) ORDER BY call_id",
+_CALLS = (
+    "SELECT call_id, country, negotiation_started_on, opened_event_id,"
+    " CASE WHEN $1::date IS NULL OR closed_on <= $1 THEN closed_on END AS closed_on,"
+    " CASE WHEN $1::date IS NULL OR closed_on <= $1 THEN closed_event_id END AS closed_id"
+    " FROM gs_calls WHERE ($1::date IS NULL"
+    "  OR coalesce(negotiation_started_on, opened_on, closed_on) <= $1)"
+)
+
+
+def _scoped(query: str, key: str, ctx: FactContext) -> tuple[Any, ...]:
+    """`query` (as of ``$1``) with its arguments, ordered by `key`; within the context's
+    scope, only the rows of its keys (joined as rows to the key, as :func:`_projects`
+    reads them)."""
+    if ctx.scope is None:
+        return f"{query} ORDER BY {key}", ctx.as_of
+    return (
+        f"{query} AND {key} IN (SELECT unnest($2::text[])) ORDER BY {key}",
         ctx.as_of,
+        sorted(ctx.scope.keys),
     )
+
+
+async def _calls(conn: asyncpg.Connection, ctx: FactContext) -> tuple[CallFact, ...]:
+    """The calls, or within a scope those of its keys."""
+    rows = await conn.fetch(*_scoped(_CALLS, "call_id", ctx))
     return tuple(
         CallFact(
             r["call_id"],
@@ -514,7 +536,7 @@ async def _partner_quality(
     )
 
 
-SCOPED_FACTS = frozenset({"projects"})
+SCOPED_FACTS = frozenset(subject.fact for subject in (PROJECTS, MISSIONS, CALLS))
 """The facts whose loaders read only the context's scope (a scoped rule's part)."""
 
 
@@ -533,30 +555,38 @@ def scoped_known_on(own: Facts, days: Sequence[date]) -> Iterator[tuple[date, Fa
 
 
 async def scoped_parts(
-    conn: asyncpg.Connection, scope: Scope | None, size: int
+    conn: asyncpg.Connection, subject: Subject, scope: Scope | None, size: int
 ) -> AsyncIterator[list[str]]:
-    """What a scoped rule judges within `scope` (None: everything), `size` keys at a time by
-    id: the projects it names and the projects in its countries. Read through a cursor, a
-    part at a time, so that what is held is bounded by `size`, not by the portfolio (the
-    caller's transaction keeps the cursor; it may run other statements between parts)."""
+    """What a scoped rule judges of its `subject` within `scope` (None: everything), `size`
+    keys at a time by key: the keys the scope names that are there and, for a subject with
+    a country, those in its countries. Read through a cursor, a part at a time, so that
+    what is held is bounded by `size`, not by the subject's rows (the caller's transaction
+    keeps the cursor; it may run other statements between parts)."""
+    key, table = subject.key, subject.table
+    query = f"SELECT {key} FROM {table}"  # noqa: S608 - constants
     if scope is None:
-        cursor = await conn.cursor("SELECT project_id FROM wp_projects ORDER BY project_id")
+        cursor = await conn.cursor(f"{query} ORDER BY {key}")
+    elif subject.country is None:
+        cursor = await conn.cursor(
+            f"{query} WHERE {key} = ANY($1::text[]) ORDER BY 1", sorted(scope.keys)
+        )
     else:
         cursor = await conn.cursor(
-            "SELECT project_id FROM wp_projects"
-            " WHERE project_id = ANY($1::text[]) OR country = ANY($2::text[]) ORDER BY 1",
-            sorted(scope.projects),
+            f"{query} WHERE {key} = ANY($1::text[]) OR {subject.country} = ANY($2::text[])"
+            " ORDER BY 1",
+            sorted(scope.keys),
             sorted(scope.countries),
         )
     while rows := await cursor.fetch(size):
-        yield [r["project_id"] for r in rows]
+        yield [r[key] for r in rows]
 
 
-async def stale_keys(conn: asyncpg.Connection, rule: str) -> list[str]:
-    """The live findings of a scoped rule about projects no longer in the projections."""
+async def stale_keys(conn: asyncpg.Connection, rule: str, subject: Subject) -> list[str]:
+    """The live findings of a scoped rule about keys of its `subject` no longer there."""
     rows = await conn.fetch(
-        "SELECT finding_key FROM findings f WHERE f.rule = $1 AND f.condition_holds"
-        " AND NOT EXISTS (SELECT 1 FROM wp_projects p WHERE p.project_id = f.finding_key)",
+        "SELECT finding_key FROM findings f WHERE f.rule = $1 AND f.condition_holds"  # noqa: S608 - constants
+        f" AND NOT EXISTS (SELECT 1 FROM {subject.table} s"
+        f"  WHERE s.{subject.key} = f.finding_key)",
         rule,
     )
     return [r["finding_key"] for r in rows]

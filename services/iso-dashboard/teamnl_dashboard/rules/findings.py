@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -105,6 +106,18 @@ async def live_findings(
         )
         for r in rows
     }
+
+
+async def live_keys_in(conn: asyncpg.Connection, rule: str, countries: Iterable[str]) -> list[str]:
+    """The keys of the rule's live findings about `countries` (their details' ``country``),
+    through the ``findings_live_country`` index: none read of other countries."""
+    rows = await conn.fetch(
+        "SELECT finding_key FROM findings WHERE rule = $1 AND condition_holds"
+        " AND details ->> 'country' = ANY($2::text[])",
+        rule,
+        sorted(countries),
+    )
+    return [r["finding_key"] for r in rows]
 
 
 async def _upsert(

@@ -167,20 +167,45 @@ class PartnerQualityFact:
 @dataclass(frozen=True, slots=True)
 class Scope:
     """What a batch of events can have changed, for a rule that judges only that part
-    (``Rule.scoped``): the projects it named and the foreign markets it was active in."""
+    (``ScopedRule``): the keys of its subject the batch named (projects, missions, calls)
+    and the foreign markets it was active in."""
 
-    projects: frozenset[str] = frozenset()
+    keys: frozenset[str] = frozenset()
     countries: frozenset[str] = frozenset()
 
     def __or__(self, other: Scope) -> Scope:
-        return Scope(self.projects | other.projects, self.countries | other.countries)
+        return Scope(self.keys | other.keys, self.countries | other.countries)
+
+    def __bool__(self) -> bool:
+        """Whether the scope names anything at all."""
+        return bool(self.keys or self.countries)
 
     def as_json(self) -> dict[str, list[str]]:
-        return {"projects": sorted(self.projects), "countries": sorted(self.countries)}
+        return {"keys": sorted(self.keys), "countries": sorted(self.countries)}
 
     @classmethod
     def of_json(cls, value: dict[str, list[str]]) -> Scope:
-        return cls(frozenset(value.get("projects", ())), frozenset(value.get("countries", ())))
+        """A scope queued as JSON; one queued by an earlier version names its keys ``projects``."""
+        keys = value.get("keys", value.get("projects", ()))
+        return cls(frozenset(keys), frozenset(value.get("countries", ())))
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What a scoped rule judges one at a time, each with a finding of its own key: the rows
+    of a projection's table by their key; a scope's countries select them by `country`
+    (for a subject that has one)."""
+
+    fact: str
+    """The field of :class:`Facts` whose loader reads only a scope's keys."""
+    table: str
+    key: str
+    country: str | None = None
+
+
+PROJECTS = Subject("projects", "wp_projects", "project_id", "country")
+MISSIONS = Subject("missions", "nlib_missions", "mission_id")
+CALLS = Subject("calls", "gs_calls", "call_id")
 
 
 @dataclass(frozen=True, slots=True)
