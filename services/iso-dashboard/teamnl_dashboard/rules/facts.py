@@ -23,10 +23,7 @@ from ..period import end_of_day
 from ..quality import MAX_WINDOW_HOURS
 from ..reference import HOME_COUNTRY, TINL_PARTNERS, WERKPLAATS_TARGET_FIRST_YEAR, market_of
 from .model import (
-    CALLS,
     DEAD_LETTER_IDS,
-    MISSIONS,
-    PROJECTS,
     ActivityFact,
     BudgetFact,
     CallFact,
@@ -534,10 +531,6 @@ async def _partner_quality(
         )
         for r in await conn.fetch(_LAST_ACCEPTED)
     )
-
-
-SCOPED_FACTS = frozenset(subject.fact for subject in (PROJECTS, MISSIONS, CALLS))
-"""The facts whose loaders read only the context's scope (a scoped rule's part)."""
 
 
 def scoped_known_on(own: Facts, days: Sequence[date]) -> Iterator[tuple[date, Facts]]:
