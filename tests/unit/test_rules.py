@@ -35,7 +35,7 @@ from teamnl_dashboard.rules.catalogue import (
     year_elapsed,
 )
 from teamnl_dashboard.rules.engine import FirstHits, Owed
-from teamnl_dashboard.rules.findings import _content
+from teamnl_dashboard.rules.findings import Growth, _content
 from teamnl_dashboard.rules.model import (
     ActivityFact,
     BudgetFact,
@@ -612,3 +612,38 @@ def test_first_hits_keeps_the_first_of_each_rule_and_severity_by_key_and_counts_
         kept.setdefault((rule.name, hit.severity.value), []).append(hit)
     assert kept == {group: hits[:3] for group, hits in expected.items()}
     assert first.counted == Counter(hit.severity.value for _, hit in added)
+
+
+class Statements:
+    """A connection's edge for :class:`Growth`: the statements it is asked to run."""
+
+    def __init__(self) -> None:
+        self.run: list[str] = []
+
+    async def execute(self, statement: str) -> None:
+        self.run.append(statement)
+
+
+@pytest.mark.parametrize(
+    ("known", "parts", "analyzed_after"),
+    [
+        (-1.0, [10] * 5, []),  # never analyzed, a few findings: none
+        (0.0, [2000] * 8, [1, 2, 4, 8]),  # a fresh table, doubled each time
+        (150_000.0, [2000] * 80, [75]),  # once, when the transaction doubled it
+        (150_000.0, [600] * 3, []),  # an evaluation as events arrive: none
+        (0.0, [400, 400, 400, 5000], [3, 4]),  # LEAST at least
+    ],
+)
+async def test_a_transaction_analyzes_the_findings_each_time_it_doubles_them(
+    known: float, parts: list[int], analyzed_after: list[int]
+) -> None:
+    conn = Statements()
+    grown = Growth(known)
+    analyzed = []
+    for written, rows in enumerate(parts, start=1):
+        await grown.wrote(conn, rows)  # type: ignore[arg-type]
+        if conn.run:
+            assert conn.run == [f"ANALYZE findings ({Growth.COLUMNS})"]
+            analyzed.append(written)
+            conn.run.clear()
+    assert analyzed == analyzed_after

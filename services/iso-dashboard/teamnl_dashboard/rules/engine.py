@@ -50,7 +50,7 @@ from .facts import (
     scoped_parts,
     stale_keys,
 )
-from .findings import Content, live_findings, live_keys_in, reconcile
+from .findings import Content, Growth, live_findings, live_keys_in, reconcile
 from .model import PROJECTS, Facts, Hit, Scope
 from .score import (
     Score,
@@ -188,12 +188,12 @@ class RulesEngine:
         changed."""
         known = {rule.name: rule for rule in self.rules}
         whole = [known[name] for name in sorted(owed.whole) if name in known]
-        await _locked(conn)
+        grown = await _locked(conn)
         now = self.clock()
-        changed = await self._judge(conn, whole, None, now, ())
+        changed = await self._judge(conn, grown, whole, None, now, ())
         for name, scope in sorted(owed.scoped.items()):
             if name in known:
-                changed += await self._judge(conn, [known[name]], scope, now, ())
+                changed += await self._judge(conn, grown, [known[name]], scope, now, ())
         await conn.execute("SELECT fold_finding_totals()")  # once for every rule judged
         return changed
 
@@ -208,14 +208,15 @@ class RulesEngine:
         """Evaluate `rules` now (only within `scope` when given: scoped rules only);
         returns how many findings changed. `readers`: connections that read a scoped
         rule's next parts meanwhile (:meth:`_parts`)."""
-        await _locked(conn)
-        changed = await self._judge(conn, list(rules), scope, self.clock(), readers)
+        grown = await _locked(conn)
+        changed = await self._judge(conn, grown, list(rules), scope, self.clock(), readers)
         await conn.execute("SELECT fold_finding_totals()")
         return changed
 
     async def _judge(
         self,
         conn: asyncpg.Connection,
+        grown: Growth,
         rules: list[Rule],
         scope: Scope | None,
         now: datetime,
@@ -229,15 +230,16 @@ class RulesEngine:
             facts = await load_facts(conn, {n for r in whole for n in r.needs}, self._context(now))
             for rule in whole:
                 hits = rule.check(facts, now)
-                changed += await reconcile(conn, rule.name, rule.version, hits, now)
+                changed += await reconcile(conn, rule.name, rule.version, hits, now, grown=grown)
         for rule in rules:
             if is_scoped(rule):
-                changed += await self._in_parts(conn, rule, scope, now, readers)
+                changed += await self._in_parts(conn, grown, rule, scope, now, readers)
         return changed
 
     async def _in_parts(
         self,
         conn: asyncpg.Connection,
+        grown: Growth,
         rule: ScopedRule,
         scope: Scope | None,
         now: datetime,
@@ -256,9 +258,13 @@ class RulesEngine:
         async with contextlib.aclosing(self._parts(conn, readers, rule, scope, now)) as parts:
             async for own, judged, live in parts:
                 hits = rule.check(with_part(shared, own, rule), now)
-                changed += await reconcile(conn, rule.name, rule.version, hits, now, judged, live)
+                changed += await reconcile(
+                    conn, rule.name, rule.version, hits, now, judged, live, grown
+                )
         if scope is None and (stale := await stale_keys(conn, rule.name, subject)):
-            changed += await reconcile(conn, rule.name, rule.version, [], now, set(stale))
+            changed += await reconcile(
+                conn, rule.name, rule.version, [], now, set(stale), grown=grown
+            )
         return changed
 
     async def _narrowed(
@@ -459,16 +465,11 @@ class RulesEngine:
         return scores
 
 
-async def _locked(conn: asyncpg.Connection) -> None:
-    """Take the rules' lock for the caller's transaction, and plan its statements for the
-    tables as they are when each runs (``plan_cache_mode``): an evaluation can write a
-    hundred thousand findings in one transaction, and a plan cached while ``findings`` was
-    nearly empty stayed. On a fresh database, 82,000 missions evaluated whole after a few
-    other rules' findings (the foreign key's check from ``finding_changes`` planned as a
-    scan) ran for more than 15 minutes; the second mission rule's live findings took 13-17 s
-    a part. Planning each costs less than a millisecond."""
+async def _locked(conn: asyncpg.Connection) -> Growth:
+    """Take the rules' lock for the caller's transaction; what it writes to ``findings``
+    is counted from here (:class:`Growth`)."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", RULES_LOCK)
-    await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+    return await Growth.since_analyzed(conn)
 
 
 def count_hits(rule: Rule, facts: Facts, now: datetime) -> Counter[str]:
