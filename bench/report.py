@@ -362,7 +362,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                     f"{_n(p['rate'])} ev/s ({p['seconds']} s"
                     + "".join(f"; {k} {v:g} s" for k, v in p.get("phases_s", {}).items())
                     + ")",
-                    f"bare consumer {copying} {_n(b['rate'])} ev/s",
+                    f"bare consumer {copying} ({b['records']:,} records) {_n(b['rate'])} ev/s",
                     _ratio(rb["ratio"]),
                     "",
                 )
