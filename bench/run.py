@@ -141,6 +141,13 @@ class Bench:
         if self.statements is not None:
             self.results.setdefault("pg_statements", {})[phase] = self.statements.top()
 
+    def _statements_apart(self, label: str) -> None:
+        """With ``--pg-stats``: the statements since the last reset kept under `label`, and
+        the counts reset (the phase's own entry then holds what follows)."""
+        if self.statements is not None:
+            self.results.setdefault("pg_statements", {})[label] = self.statements.top()
+            self.statements.reset()
+
     # -- 1 ------------------------------------------------------------------------------------
     def single(self) -> None:
         size = self.size
@@ -716,7 +723,9 @@ class Bench:
             PROJECTING_MARGIN_SECONDS * 10,
         )
         before, started = dashboard_counts(self.stack, "tr-%")["applied"], time.monotonic()
+        self._statements_apart("dashboard, up to the overview page while projecting")
         result = self._get_load("overview_page_projecting", "/")
+        self._statements_apart("dashboard, the overview page while projecting")
         projected = dashboard_counts(self.stack, "tr-%")["applied"] - before
         elapsed = time.monotonic() - started
         self._profile_pass(  # the trickle goes on for as long
