@@ -419,7 +419,9 @@ def main() -> None:
         result["invalid"] = invalid["invalid"]
     else:
         result = asyncio.run(
-            read_to_end(args.bootstrap, args.topic, identities=False, copy_to=args.copy_to)
+            read_to_end(
+                args.bootstrap, args.topic, identities=False, copy_to=args.copy_to, limit=args.count
+            )
         )
         result.pop("counts")
     print(json.dumps(result), flush=True)
