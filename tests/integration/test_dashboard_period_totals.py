@@ -260,6 +260,76 @@ async def test_the_overviews_rates_and_partner_counts_are_those_of_the_reports(
     assert both == {"activities": 3, "partner_pairs": 5, "partners_taking_part": 6}
 
 
+async def test_an_activity_series_is_the_same_as_counting_its_activities(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Proves: ``activity_series`` (the overview's activity chart), from the monthly running
+    totals for the whole months and the activities themselves for a month begun or not
+    ended, says what counting the activities says, by day, month and year, for a reading
+    from and to the start, the middle or the end of a month. Found reading the overview's
+    statements while the dashboard projects: this year as of today counted the year's rows
+    every time (10 ms of PostgreSQL at the bench's million events); and a series from the
+    middle of a month to a month's end counted that month whole (an activity of 2 March
+    in a series from 3 March)."""
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    more = [  # the day before a series starts, in the month it starts; one in May
+        make_event(
+            "nl.teamnl.tinl.activity.held.v1",
+            activity_id=activity,
+            start_date=on,
+            end_date=on,
+            partners=["bom", "rvo"],
+            time=at(on),
+        )
+        for activity, on in (("a-19-mar", "2019-03-02"), ("a-19-may", "2019-05-20"))
+    ]
+    readings = [  # (period, as_of, since)
+        *((period, as_of, None) for period, as_of in READINGS),
+        (None, None, None),
+        (Period(2019, 2019), None, date(2019, 3, 3)),  # from the middle to a month's end
+        (Period(2019, 2019), date(2019, 6, 15), date(2019, 3, 3)),
+        (Period(2019, 2019), date(2019, 3, 20), date(2019, 3, 2)),  # within one month
+        (Period(2019, 2019), date(2019, 3, 31), date(2019, 3, 1)),  # one month, whole
+        (Period(2018, 2019), date(2019, 1, 1), None),
+    ]
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        events = [*nlib_and_tinl_events(), *more]
+        await dash.publish(*events)
+        await dash.wait_applied(len(events))
+        empty = []  # readings with no activity at all: they would compare nothing
+        for period, as_of, since in readings:
+            first, last = queries._bounds(period, as_of)
+            first = max(filter(None, (first, since)), default=None)
+            for granularity, form in (
+                ("day", "YYYY-MM-DD"),
+                ("month", "YYYY-MM"),
+                ("year", "YYYY"),
+            ):
+                for family in (None, "tinl"):
+                    series = await queries.activity_series(
+                        dash.pool,
+                        period=period,
+                        as_of=as_of,
+                        granularity=granularity,
+                        family=family,
+                        since=since,
+                    )
+                    counted = await dash.pool.fetch(
+                        "SELECT to_char(on_date, $1) AS period, family, count(*) AS count"
+                        " FROM proj.activities WHERE on_date BETWEEN $2 AND $3"
+                        " AND ($4::text IS NULL OR family = $4) GROUP BY 1, 2 ORDER BY 1, 2",
+                        form,
+                        first or date.min,
+                        last or date.max,
+                        family,
+                    )
+                    reading = (period, as_of, since, granularity, family)
+                    assert series == [dict(row) for row in counted], reading
+                    if not series and family is None:
+                        empty.append(reading)
+    assert empty == []
+
+
 SPENT = "nl.teamnl.{}.budget.spent.v1"
 SPENDINGS = [  # (family, spend id, budget year, cents, spent on)
     ("nlib", "n-1", 2018, 100, "2018-03-01"),

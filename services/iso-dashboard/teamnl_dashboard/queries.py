@@ -250,16 +250,14 @@ async def activity_series(
         raise ValueError(f"granularity must be one of {sorted(formats)}")
     first, last = _bounds(period, as_of)
     first = max(filter(None, (first, since)), default=None)
-    whole_months = last is None or (last + relativedelta(days=1)).day == 1
-    if granularity != "day" and whole_months:  # the monthly running totals suffice
+    months = _whole_months(first, last)
+    if granularity == "day" or months is None:
         return _rows(
             await db.fetch(
-                "SELECT to_char(month, $1) AS period, family, sum(n)::bigint AS count"
-                " FROM activity_months WHERE ($2::text IS NULL OR family = $2)"
-                " AND ($3::text IS NULL OR market = $3)"
-                " AND ($4::date IS NULL OR month >= date_trunc('month', $4::date))"
-                " AND ($5::date IS NULL OR month <= $5)"
-                " GROUP BY 1, 2 HAVING sum(n) > 0 ORDER BY 1, 2",
+                "SELECT to_char(on_date, $1) AS period, family, count(*) AS count FROM activities"
+                " WHERE ($2::text IS NULL OR family = $2) AND ($3::text IS NULL OR market = $3)"
+                " AND ($4::date IS NULL OR on_date >= $4) AND ($5::date IS NULL OR on_date <= $5)"
+                " GROUP BY 1, 2 ORDER BY 1, 2",
                 formats[granularity],
                 family,
                 market,
@@ -267,19 +265,42 @@ async def activity_series(
                 last,
             )
         )
+    # The whole months from the monthly running totals, the days of a month begun or not
+    # ended from the activities themselves: a year as of a day counted its rows.
+    start, end = months
     return _rows(
         await db.fetch(
-            "SELECT to_char(on_date, $1) AS period, family, count(*) AS count FROM activities"
-            " WHERE ($2::text IS NULL OR family = $2) AND ($3::text IS NULL OR market = $3)"
-            " AND ($4::date IS NULL OR on_date >= $4) AND ($5::date IS NULL OR on_date <= $5)"
-            " GROUP BY 1, 2 ORDER BY 1, 2",
+            "SELECT period, family, sum(n)::bigint AS count FROM ("
+            " SELECT to_char(month, $1) AS period, family, n FROM activity_months"
+            "  WHERE ($2::text IS NULL OR family = $2) AND ($3::text IS NULL OR market = $3)"
+            "  AND ($4::date IS NULL OR month >= $4) AND ($5::date IS NULL OR month < $5)"
+            " UNION ALL"
+            " SELECT to_char(on_date, $1), family, count(*) FROM activities"
+            "  WHERE ($2::text IS NULL OR family = $2) AND ($3::text IS NULL OR market = $3)"
+            "  AND (on_date >= $6 AND on_date < $4 OR on_date >= $5 AND on_date <= $7)"
+            "  GROUP BY 1, 2"
+            ") counted GROUP BY 1, 2 HAVING sum(n) > 0 ORDER BY 1, 2",
             formats[granularity],
             family,
             market,
+            start,
+            end,
             first,
             last,
         )
     )
+
+
+def _whole_months(first: date | None, last: date | None) -> tuple[date | None, date | None] | None:
+    """The first day of the first whole month from `first` to `last` and of the month after
+    the last whole one (None: no bound), or None when no month lies wholly within."""
+    start = (
+        first if first is None or first.day == 1 else first.replace(day=1) + relativedelta(months=1)
+    )
+    end = None if last is None else (last + relativedelta(days=1)).replace(day=1)
+    if start is not None and end is not None and start >= end:
+        return None
+    return start, end
 
 
 async def budget(
