@@ -259,7 +259,7 @@ class RulesEngine:
             async for own, judged, live in parts:
                 hits = rule.check(with_part(shared, own, rule), now)
                 changed += await reconcile(
-                    conn, rule.name, rule.version, hits, now, judged, live, grown
+                    conn, rule.name, rule.version, hits, now, judged, live, grown=grown
                 )
         if scope is None and (stale := await stale_keys(conn, rule.name, subject)):
             changed += await reconcile(
