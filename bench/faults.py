@@ -519,6 +519,7 @@ def expected_sums(events: Iterable[tuple[str, bytes]]) -> Sums:
             sums["tinl_partner_sets.knowledge"]["tinl"][0] += 1
         if kind == WP_ONBOARDED:
             sums["wp_portfolio.n"]["werkplaats"][0] += 1
+            sums["wp_sdgs.n"]["werkplaats"][0] += len(json.loads(value)["sdgs"])
     return {
         total: {key: tuple(v) if total == "budget_totals" else (v[0],) for key, v in by.items()}
         for total, by in sums.items()
@@ -586,6 +587,7 @@ SUM_QUERIES = {
     "tinl_partner_sets.knowledge": "SELECT 'tinl', sum(knowledge) FROM proj.tinl_partner_sets"
     " HAVING sum(knowledge) <> 0",
     "wp_portfolio.n": "SELECT 'werkplaats', sum(n) FROM proj.wp_portfolio HAVING sum(n) <> 0",
+    "wp_sdgs.n": "SELECT 'werkplaats', sum(n) FROM proj.wp_sdgs HAVING sum(n) <> 0",
 }
 
 

@@ -72,8 +72,10 @@ RUNNING_TOTALS = {
     "tinl_partner_sets": "SELECT partners, sum(activities) AS activities, sum(knowledge) AS"
     " knowledge FROM proj.tinl_partner_sets GROUP BY 1"
     " HAVING sum(activities) <> 0 OR sum(knowledge) <> 0",
-    "wp_portfolio": "SELECT status, since, until, sdgs, sum(n) AS n FROM proj.wp_portfolio"
-    " GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0",
+    "wp_portfolio": "SELECT status, since, until, sum(n) AS n FROM proj.wp_portfolio"
+    " GROUP BY 1, 2, 3 HAVING sum(n) <> 0",
+    "wp_sdgs": "SELECT sdg, since, until, sum(n) AS n FROM proj.wp_sdgs"
+    " GROUP BY 1, 2, 3 HAVING sum(n) <> 0",
     "budget_totals": "SELECT family, year, sum(spends) AS spends, sum(spent_cents) AS"
     " spent_cents FROM proj.budget_totals GROUP BY 1, 2"
     " HAVING sum(spends) <> 0 OR sum(spent_cents) <> 0",

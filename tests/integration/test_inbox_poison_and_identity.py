@@ -280,6 +280,23 @@ async def test_one_id_at_two_services_and_at_two_partners_are_all_kept(
 # per-row totals triggers of versions 3 to 5 and the totals (per family, folded whole) of
 # versions 3 to 6; and the inbox row beside each event's row (versions before 10).
 _DOWN_TO_V3 = """
+DROP TABLE wp_sdgs;
+DROP TABLE wp_portfolio;
+CREATE TABLE wp_portfolio (
+    status text NOT NULL, since int NOT NULL, until int, sdgs int[] NOT NULL, n bigint NOT NULL
+);
+CREATE OR REPLACE FUNCTION count_project() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        INSERT INTO wp_portfolio VALUES (OLD.status, extract(year FROM OLD.onboarded_on),
+            extract(year FROM coalesce(OLD.graduated_on, OLD.stopped_on)), OLD.sdgs, -1);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO wp_portfolio VALUES (NEW.status, extract(year FROM NEW.onboarded_on),
+            extract(year FROM coalesce(NEW.graduated_on, NEW.stopped_on)), NEW.sdgs, 1);
+    END IF;
+    RETURN NULL;
+END $$;
 ALTER TABLE budget_totals ALTER COLUMN spent_cents TYPE bigint;
 ALTER TABLE budget_totals DROP COLUMN spent_on, DROP COLUMN delta;
 CREATE OR REPLACE FUNCTION sum_spend() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -354,6 +371,8 @@ INSERT INTO activities VALUES ('e1', 'nlib', 'company', 'IN', 'IN', NULL, '2018-
 INSERT INTO nlib_companies_supported VALUES ('e1', 'c-1', 'sme', 'IN', '2018-05-01');
 INSERT INTO budget_spent VALUES ('nlib', 's-1', 2018, 500, 'travel', '2018-05-02', 'e2');
 INSERT INTO budget_spent VALUES ('nlib', 's-2', 2018, 700, 'travel', '2018-06-02', 'e3');
+INSERT INTO wp_portfolio VALUES ('active', 2018, NULL, '{6, 9}', 1),
+    ('active', 2018, NULL, '{6}', 1), ('stopped', 2018, 2019, '{9}', 1);
 """
 
 
@@ -377,6 +396,18 @@ async def test_version_3_projections_are_upgraded_in_place_keeping_their_rows(
         assert await conn.fetchval("SELECT source FROM proj.nlib_companies_supported") == (
             "/partners/a"
         )
+        # version 14: De Werkplaats's spans without the sets of SDGs, and per SDG apart
+        spans = "SELECT * FROM proj.wp_portfolio ORDER BY status"
+        assert [tuple(r) for r in await conn.fetch(spans)] == [
+            ("active", 2018, None, 2),
+            ("stopped", 2018, 2019, 1),
+        ]
+        sdgs = "SELECT * FROM proj.wp_sdgs ORDER BY sdg, until"
+        assert [tuple(r) for r in await conn.fetch(sdgs)] == [
+            (6, 2018, None, 2),
+            (9, 2018, 2019, 1),
+            (9, 2018, None, 1),
+        ]
         # version 13: the budget's running totals per day spent, folded by their delta rows
         budget = "SELECT family, year, spends, spent_cents, spent_on, delta FROM proj.budget_totals"
         assert [tuple(r) for r in await conn.fetch(budget + " ORDER BY spent_on")] == [

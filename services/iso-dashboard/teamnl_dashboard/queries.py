@@ -990,6 +990,9 @@ _WP_PROJECTS = (
     " FROM wp_projects WHERE ($2::date IS NULL OR onboarded_on <= $2)) w"
 )
 _WP_RUNNING = " WHERE ($1::date IS NULL OR coalesce(w.graduated_on, w.stopped_on, $1) >= $1)"
+# The running spans (wp_portfolio, wp_sdgs) of projects supported at some point in the years
+# from b.first (None: all) to b.last.
+_WP_SPANS = " WHERE since <= b.last AND (b.first IS NULL OR coalesce(until, b.last) >= b.first)"
 
 
 async def _werkplaats_counts(
@@ -1083,8 +1086,8 @@ async def werkplaats_summary(
     """{"portfolio": the last entry of :func:`werkplaats`'s portfolio or None,
     "next_target", "sdgs_covered", "graduations": how many}. A reading that runs up to the
     latest event (the live reading: a year as of today) is answered from the running
-    ``wp_portfolio`` (per onboarding and end year: a period starts on 1 January), however
-    early the projects began."""
+    ``wp_portfolio`` and ``wp_sdgs`` (per onboarding and end year: a period starts on 1
+    January), however early the projects began."""
     first, last = _bounds(period, as_of)
     if not await reaches_latest(db, last):
         found = await _werkplaats_counts(db, first, last, targets, yearly_target)
@@ -1095,18 +1098,18 @@ async def werkplaats_summary(
             "graduations": found["graduated"],
         }
     row = await db.fetchrow(
-        "WITH b AS (SELECT $1::int AS first, coalesce($2::int,"
+        f"WITH b AS (SELECT $1::int AS first, coalesce($2::int,"  # noqa: S608 - constants
         "  extract(year FROM current_date)::int) AS last),"
-        " p AS (SELECT status, since, coalesce(until, b.last) AS until, sdgs, sum(n) AS n"
-        "  FROM wp_portfolio, b WHERE since <= b.last"
-        "  AND (b.first IS NULL OR coalesce(until, b.last) >= b.first)"
-        "  GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0), y AS (SELECT max(until) AS year FROM p)"
+        " p AS (SELECT status, since, coalesce(until, b.last) AS until, sum(n) AS n"
+        f"  FROM wp_portfolio, b{_WP_SPANS} GROUP BY 1, 2, 3 HAVING sum(n) <> 0),"
+        " y AS (SELECT max(until) AS year FROM p)"
         " SELECT y.year,"
         " coalesce(sum(n) FILTER (WHERE since = y.year AND y.year <= until), 0)::bigint"
         "  AS onboarded,"
         " coalesce(sum(n) FILTER (WHERE since <= y.year AND y.year <= until), 0)::bigint"
         "  AS portfolio,"
-        " (SELECT count(DISTINCT s) FROM p, unnest(sdgs) s) AS sdgs_covered,"
+        " (SELECT count(*) FROM (SELECT sdg FROM wp_sdgs, b"
+        f"  {_WP_SPANS} GROUP BY sdg HAVING sum(n) <> 0) s) AS sdgs_covered,"
         " coalesce(sum(n) FILTER (WHERE status = 'graduated'), 0)::bigint AS graduations"
         " FROM y LEFT JOIN p ON true GROUP BY y.year",
         first.year if first else None,

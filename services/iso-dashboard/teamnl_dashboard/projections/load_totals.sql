@@ -31,7 +31,12 @@ FROM (
 ) counted
 GROUP BY partners;
 
-INSERT INTO wp_portfolio (status, since, until, sdgs, n)
+INSERT INTO wp_portfolio (status, since, until, n)
 SELECT status, extract(year FROM onboarded_on), extract(year FROM coalesce(graduated_on, stopped_on)),
-       sdgs, count(*)
-FROM wp_projects GROUP BY 1, 2, 3, 4;
+       count(*)
+FROM wp_projects GROUP BY 1, 2, 3;
+
+INSERT INTO wp_sdgs (sdg, since, until, n)
+SELECT sdg, extract(year FROM onboarded_on), extract(year FROM coalesce(graduated_on, stopped_on)),
+       count(*)
+FROM wp_projects, unnest(sdgs) sdg GROUP BY 1, 2, 3;

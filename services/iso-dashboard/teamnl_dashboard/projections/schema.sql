@@ -332,19 +332,32 @@ CREATE TABLE wp_portfolio (
     status text   NOT NULL,
     since  int    NOT NULL,   -- the year it was onboarded
     until  int,               -- the year it graduated or stopped; NULL while active
-    sdgs   int[]  NOT NULL,
     n      bigint NOT NULL
+);
+-- The same spans per SDG a project serves: apart, so that neither table holds a row per set
+-- of SDGs (upgrade_14.sql).
+CREATE TABLE wp_sdgs (
+    sdg   int    NOT NULL,
+    since int    NOT NULL,
+    until int,
+    n     bigint NOT NULL
 );
 
 CREATE FUNCTION count_project() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         INSERT INTO wp_portfolio VALUES (OLD.status, extract(year FROM OLD.onboarded_on),
-            extract(year FROM coalesce(OLD.graduated_on, OLD.stopped_on)), OLD.sdgs, -1);
+            extract(year FROM coalesce(OLD.graduated_on, OLD.stopped_on)), -1);
+        INSERT INTO wp_sdgs SELECT sdg, extract(year FROM OLD.onboarded_on),
+            extract(year FROM coalesce(OLD.graduated_on, OLD.stopped_on)), -1
+        FROM unnest(OLD.sdgs) sdg;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         INSERT INTO wp_portfolio VALUES (NEW.status, extract(year FROM NEW.onboarded_on),
-            extract(year FROM coalesce(NEW.graduated_on, NEW.stopped_on)), NEW.sdgs, 1);
+            extract(year FROM coalesce(NEW.graduated_on, NEW.stopped_on)), 1);
+        INSERT INTO wp_sdgs SELECT sdg, extract(year FROM NEW.onboarded_on),
+            extract(year FROM coalesce(NEW.graduated_on, NEW.stopped_on)), 1
+        FROM unnest(NEW.sdgs) sdg;
     END IF;
     RETURN NULL;
 END $$;
@@ -378,8 +391,10 @@ BEGIN
     INSERT INTO tinl_partner_sets SELECT partners, sum(activities), sum(knowledge)
     FROM gone GROUP BY partners;
     WITH gone AS (DELETE FROM wp_portfolio RETURNING *)
-    INSERT INTO wp_portfolio SELECT status, since, until, sdgs, sum(n)
-    FROM gone GROUP BY status, since, until, sdgs;
+    INSERT INTO wp_portfolio SELECT status, since, until, sum(n)
+    FROM gone GROUP BY status, since, until;
+    WITH gone AS (DELETE FROM wp_sdgs RETURNING *)
+    INSERT INTO wp_sdgs SELECT sdg, since, until, sum(n) FROM gone GROUP BY sdg, since, until;
     WITH touched AS (SELECT DISTINCT family, year, spent_on FROM budget_totals WHERE delta),
     gone AS (DELETE FROM budget_totals t USING touched
              WHERE (t.family, t.year, t.spent_on) = (touched.family, touched.year,

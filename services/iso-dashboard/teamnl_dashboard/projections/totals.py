@@ -36,6 +36,7 @@ RUNNING_TOTALS = (
     "budget_totals",
     "tinl_partner_sets",
     "wp_portfolio",
+    "wp_sdgs",
 )
 FOLD_LOCK = 7_310_104
 """pg_try_advisory_xact_lock key: one folder of the live totals at a time."""
