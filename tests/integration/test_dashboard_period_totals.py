@@ -8,6 +8,7 @@ those give with counting the period's rows (``queries.werkplaats``, ``events``,
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 
 import pytest
@@ -409,6 +410,15 @@ PROPOSALS = [  # (proposal, call, dutch, submitted on)
     ("p-7", "gs-d", True, "2020-01-20"),
     ("p-8", "gs-e", True, "2020-03-01"),
 ]
+OUT_OF_ORDER = [  # gs-f: its closing and a proposal before its opening, then closed again
+    ("call.closed.v1", {"closed_on": "2020-04-01", "dutch_proposals": 1}),
+    (
+        "proposal.submitted.v1",
+        {"proposal_id": "p-9", "dutch": True, "submitted_on": "2020-03-01"},
+    ),
+    ("call.opened.v1", {"negotiation_started_on": "2020-01-01", "opened_on": "2020-02-01"}),
+    ("call.closed.v1", {"closed_on": "2020-05-15", "dutch_proposals": 1}),
+]
 
 
 def call_events() -> list:
@@ -427,6 +437,7 @@ def call_events() -> list:
         for c, _, _, closed in CALLS
         if closed
     ]
+    events += [make_event(f"{GS}.{kind}", call_id="gs-f", **data) for kind, data in OUT_OF_ORDER]
     return events
 
 
@@ -435,7 +446,10 @@ async def test_the_global_stars_counts_are_those_of_the_calls_listed(
 ) -> None:
     """Proves: the overview's Global Stars targets (``globalstars_summary``, counted in SQL)
     are what listing the reading's calls counts (``globalstars``), for periods and as-of
-    dates that cut calls and proposals."""
+    dates that cut calls and proposals, whether summed from the running totals per
+    closing day (a reading up to a date after every date they count, either fold) or
+    counted call by call (the others); a call's closing and a proposal arriving before its
+    opening, and a second closing, included."""
     settings = dashboard_settings(database_url, kafka_bootstrap)
     async with running_dashboard(settings, FakeClock(NOW)) as dash:
         events = call_events()
@@ -448,17 +462,56 @@ async def test_the_global_stars_counts_are_those_of_the_calls_listed(
             (Period(2019, 2020), date(2020, 1, 31)),
             (Period(2020, 2020), date(2020, 12, 31)),
             (None, None),
+            (Period(2020, 2020), date(2020, 6, 1)),
+            (None, date(2020, 12, 31)),
         ]
+        summed = [False, False, False, True, False, True, True]
         seen = []
-        for period, as_of in readings:
-            summary = await queries.globalstars_summary(dash.pool, period=period, as_of=as_of)
-            listed = await queries.globalstars(dash.pool, period=period, as_of=as_of)
-            counted = {
-                "calls_closed": listed["calls_closed"],
-                "dutch_proposals": listed["dutch_proposals"],
-                "within_target": sum(1 for c in listed["calls"] if c["within_target"]),
-            }
-            assert summary == counted, (period, as_of)
-            seen.append(tuple(summary.values()))
-        assert len(set(seen)) == len(readings)  # each reading counts other calls
+        sent: list[str] = []
+        async with dash.pool.acquire() as conn:
+            conn.add_query_logger(lambda logged: sent.append(logged.query))
+            for (period, as_of), from_totals in [*zip(readings, summed, strict=True)] * 2:
+                if len(seen) == len(readings):  # the same again, the totals folded
+                    await fold_totals(conn)
+                await asyncio.sleep(0)  # asyncpg calls its query loggers soon after a query
+                sent.clear()
+                summary = await queries.globalstars_summary(conn, period=period, as_of=as_of)
+                await asyncio.sleep(0)
+                assert any("FROM gs_calls c" in q for q in sent) != from_totals, (period, as_of)
+                listed = await queries.globalstars(conn, period=period, as_of=as_of)
+                counted = {
+                    "calls_closed": listed["calls_closed"],
+                    "dutch_proposals": listed["dutch_proposals"],
+                    "within_target": sum(1 for c in listed["calls"] if c["within_target"]),
+                }
+                assert summary == counted, (period, as_of)
+                seen.append(tuple(summary.values()))
+        assert seen[: len(readings)] == seen[len(readings) :]
+        assert len(set(seen[:5])) == 5  # each of the first five readings counts other calls
         assert (seen[0][2], seen[0][0] - seen[0][2]) == (2, 1)  # within the target, outside
+
+
+async def test_the_months_a_call_took_answer_every_target_as_the_dates_do(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Proves: ``months_taken`` (the running totals' whole months from a negotiation's start
+    to its call's closing) is the least target of months the call closed within, as
+    ``closed_on <= negotiation_started_on + make_interval(months => target)`` decides it,
+    for every pair of days over two years from month ends and leap days and every target
+    from 0 to 30 months; NULL when either day is."""
+    settings = dashboard_settings(database_url, kafka_bootstrap)
+    async with running_dashboard(settings, FakeClock(NOW)) as dash:
+        wrong = await dash.pool.fetch(
+            "WITH d AS (SELECT s::date AS started, (s + make_interval(days => n))::date AS closed"
+            "  FROM generate_series('2019-12-25'::date, '2020-03-05', '1 day') s,"
+            "  generate_series(-40, 760, 7) n)"
+            " SELECT started, closed, t, proj.months_taken(started, closed) AS m FROM d,"
+            " generate_series(0, 30) t"
+            " WHERE (closed <= started + make_interval(months => t))"
+            "  <> (proj.months_taken(started, closed) <= t)"
+        )
+        assert [tuple(r) for r in wrong] == []
+        nulls = await dash.pool.fetchrow(
+            "SELECT proj.months_taken(NULL, '2020-01-01'), proj.months_taken('2020-01-01', NULL)"
+        )
+        assert tuple(nulls) == (None, None)

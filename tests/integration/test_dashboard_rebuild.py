@@ -76,6 +76,9 @@ RUNNING_TOTALS = {
     " GROUP BY 1, 2, 3 HAVING sum(n) <> 0",
     "wp_sdgs": "SELECT sdg, since, until, sum(n) AS n FROM proj.wp_sdgs"
     " GROUP BY 1, 2, 3 HAVING sum(n) <> 0",
+    "gs_call_totals": "SELECT closed_on, months, sum(calls) AS calls, sum(dutch) AS dutch,"
+    " max(latest) AS latest FROM proj.gs_call_totals GROUP BY 1, 2"
+    " HAVING sum(calls) <> 0 OR sum(dutch) <> 0",
     "budget_totals": "SELECT family, year, sum(spends) AS spends, sum(spent_cents) AS"
     " spent_cents FROM proj.budget_totals GROUP BY 1, 2"
     " HAVING sum(spends) <> 0 OR sum(spent_cents) <> 0",

@@ -280,6 +280,10 @@ async def test_one_id_at_two_services_and_at_two_partners_are_all_kept(
 # per-row totals triggers of versions 3 to 5 and the totals (per family, folded whole) of
 # versions 3 to 6; and the inbox row beside each event's row (versions before 10).
 _DOWN_TO_V3 = """
+DROP TABLE gs_call_totals;
+DROP TRIGGER gs_calls_total ON gs_calls;
+DROP TRIGGER gs_proposals_total ON gs_proposals;
+DROP FUNCTION count_call(), count_proposal(), months_taken(date, date);
 DROP TABLE wp_sdgs;
 DROP TABLE wp_portfolio;
 CREATE TABLE wp_portfolio (
@@ -371,6 +375,10 @@ INSERT INTO activities VALUES ('e1', 'nlib', 'company', 'IN', 'IN', NULL, '2018-
 INSERT INTO nlib_companies_supported VALUES ('e1', 'c-1', 'sme', 'IN', '2018-05-01');
 INSERT INTO budget_spent VALUES ('nlib', 's-1', 2018, 500, 'travel', '2018-05-02', 'e2');
 INSERT INTO budget_spent VALUES ('nlib', 's-2', 2018, 700, 'travel', '2018-06-02', 'e3');
+INSERT INTO gs_calls (call_id, negotiation_started_on, opened_on, closed_on)
+    VALUES ('gs-1', '2018-01-10', '2018-02-01', '2018-06-20'), ('gs-2', NULL, '2018-03-01', NULL);
+INSERT INTO gs_proposals VALUES ('p-1', 'gs-1', 'x', true, '2018-03-01', 'e4'),
+    ('p-2', 'gs-1', 'y', false, '2018-03-02', 'e5'), ('p-3', 'gs-2', 'z', true, '2018-04-01', 'e6');
 INSERT INTO wp_portfolio VALUES ('active', 2018, NULL, '{6, 9}', 1),
     ('active', 2018, NULL, '{6}', 1), ('stopped', 2018, 2019, '{9}', 1);
 """
@@ -396,6 +404,12 @@ async def test_version_3_projections_are_upgraded_in_place_keeping_their_rows(
         assert await conn.fetchval("SELECT source FROM proj.nlib_companies_supported") == (
             "/partners/a"
         )
+        # version 15: Global Stars calls and Dutch proposals per closing day
+        calls = "SELECT closed_on, months, calls, dutch, latest FROM proj.gs_call_totals"
+        assert [tuple(r) for r in await conn.fetch(calls + " ORDER BY closed_on")] == [
+            (date(2018, 6, 20), 6, 1, 1, date(2018, 6, 20)),
+            (date.max, -1, 1, 1, date(2018, 4, 1)),
+        ]
         # version 14: De Werkplaats's spans without the sets of SDGs, and per SDG apart
         spans = "SELECT * FROM proj.wp_portfolio ORDER BY status"
         assert [tuple(r) for r in await conn.fetch(spans)] == [

@@ -40,3 +40,14 @@ INSERT INTO wp_sdgs (sdg, since, until, n)
 SELECT sdg, extract(year FROM onboarded_on), extract(year FROM coalesce(graduated_on, stopped_on)),
        count(*)
 FROM wp_projects, unnest(sdgs) sdg GROUP BY 1, 2, 3;
+
+INSERT INTO gs_call_totals (closed_on, months, calls, dutch, latest, delta)
+SELECT coalesce(c.closed_on, 'infinity'), coalesce(months_taken(c.negotiation_started_on, c.closed_on), -1),
+       count(*), sum(p.dutch), max(greatest(c.closed_on, c.opened_on, c.negotiation_started_on, p.latest)),
+       false
+FROM gs_calls c
+CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE dutch) AS dutch,
+                           max(submitted_on) FILTER (WHERE dutch) AS latest
+                    FROM gs_proposals WHERE call_id = c.call_id) p
+WHERE coalesce(c.opened_on, c.negotiation_started_on) IS NOT NULL
+GROUP BY 1, 2;

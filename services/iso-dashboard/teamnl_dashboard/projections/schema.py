@@ -25,11 +25,12 @@ LIVE_SCHEMA = "proj"  # also written out in the SQL below
 # 11: the budget's running totals in numeric (a bigint overflowed); 12: indexes on the
 # item a conversion, a proposal and a milestone belong to (each item's read scanned them all);
 # 13: the budget's running totals per day spent (a reading as of a date summed every spending);
-# 14: De Werkplaats's spans without the projects' sets of SDGs, and per SDG apart (wp_sdgs)
-PROJECTION_VERSION = 14
+# 14: De Werkplaats's spans without the projects' sets of SDGs, and per SDG apart (wp_sdgs);
+# 15: Global Stars calls and Dutch proposals per closing day (gs_call_totals)
+PROJECTION_VERSION = 15
 # Versions reachable in place from the one before, keeping every row (upgrade_<n>.sql); a
 # version without one is reached by a rebuild from the topics.
-IN_PLACE_UPGRADES = frozenset({4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14})
+IN_PLACE_UPGRADES = frozenset({4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
 _EVENTS_ARE_INBOX = 10  # the version from which a network event's inbox row is in `events`
 _INSTALL_LOCK = 7_310_101  # one installer or swapper at a time
 _REBUILDING = "proj_rebuild_"

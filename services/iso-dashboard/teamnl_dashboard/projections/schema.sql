@@ -365,9 +365,97 @@ CREATE TRIGGER wp_projects_portfolio
     AFTER INSERT OR UPDATE OF status, onboarded_on, graduated_on, stopped_on, sdgs OR DELETE
     ON wp_projects FOR EACH ROW EXECUTE FUNCTION count_project();
 
+-- Global Stars calls per day closed ('infinity': open) and whole months the call took from
+-- its negotiation's start (months_taken; -1: not known), with their Dutch proposals: the
+-- overview's Global Stars target (queries.globalstars_summary). A call counts once it has
+-- an opening or negotiation date (a reading up to a date leaves out a call without either),
+-- with the Dutch proposals it has then; `latest` bounds every date its rows count (never
+-- lowered: a reading up to an earlier date counts the rows instead).
+CREATE TABLE gs_call_totals (
+    closed_on date   NOT NULL,
+    months    int    NOT NULL,
+    calls     bigint NOT NULL,
+    dutch     bigint NOT NULL,
+    latest    date,
+    delta     boolean NOT NULL DEFAULT true
+);
+CREATE INDEX gs_call_totals_key ON gs_call_totals (closed_on, months);
+CREATE INDEX gs_call_totals_delta ON gs_call_totals (closed_on, months) WHERE delta;
+
+-- The least whole months m >= 0 with closed <= started + m months (NULL if either is).
+CREATE FUNCTION months_taken(started date, closed date) RETURNS int
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    m int := greatest(0, extract(year FROM age(closed, started))::int * 12
+                         + extract(month FROM age(closed, started))::int);
+BEGIN
+    IF started IS NULL OR closed IS NULL THEN
+        RETURN NULL;
+    END IF;
+    WHILE closed > started + make_interval(months => m) LOOP
+        m := m + 1;
+    END LOOP;
+    WHILE m > 0 AND closed <= started + make_interval(months => m - 1) LOOP
+        m := m - 1;
+    END LOOP;
+    RETURN m;
+END $$;
+
+CREATE FUNCTION count_call() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        INSERT INTO gs_call_totals (closed_on, months, calls, dutch, latest)
+        SELECT coalesce(OLD.closed_on, 'infinity'),
+            coalesce(months_taken(OLD.negotiation_started_on, OLD.closed_on), -1), -1,
+            -count(*) FILTER (WHERE p.dutch), greatest(OLD.closed_on, OLD.opened_on,
+                OLD.negotiation_started_on, max(p.submitted_on) FILTER (WHERE p.dutch))
+        FROM gs_proposals p WHERE p.call_id = OLD.call_id
+        HAVING coalesce(OLD.opened_on, OLD.negotiation_started_on) IS NOT NULL;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO gs_call_totals (closed_on, months, calls, dutch, latest)
+        SELECT coalesce(NEW.closed_on, 'infinity'),
+            coalesce(months_taken(NEW.negotiation_started_on, NEW.closed_on), -1), 1,
+            count(*) FILTER (WHERE p.dutch), greatest(NEW.closed_on, NEW.opened_on,
+                NEW.negotiation_started_on, max(p.submitted_on) FILTER (WHERE p.dutch))
+        FROM gs_proposals p WHERE p.call_id = NEW.call_id
+        HAVING coalesce(NEW.opened_on, NEW.negotiation_started_on) IS NOT NULL;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER gs_calls_total
+    AFTER INSERT OR UPDATE OF call_id, negotiation_started_on, opened_on, closed_on OR DELETE
+    ON gs_calls FOR EACH ROW EXECUTE FUNCTION count_call();
+
+CREATE FUNCTION count_proposal() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.dutch THEN
+        INSERT INTO gs_call_totals (closed_on, months, calls, dutch, latest)
+        SELECT coalesce(c.closed_on, 'infinity'),
+            coalesce(months_taken(c.negotiation_started_on, c.closed_on), -1), 0, -1,
+            OLD.submitted_on
+        FROM gs_calls c WHERE c.call_id = OLD.call_id
+            AND coalesce(c.opened_on, c.negotiation_started_on) IS NOT NULL;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.dutch THEN
+        INSERT INTO gs_call_totals (closed_on, months, calls, dutch, latest)
+        SELECT coalesce(c.closed_on, 'infinity'),
+            coalesce(months_taken(c.negotiation_started_on, c.closed_on), -1), 0, 1,
+            NEW.submitted_on
+        FROM gs_calls c WHERE c.call_id = NEW.call_id
+            AND coalesce(c.opened_on, c.negotiation_started_on) IS NOT NULL;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER gs_proposals_total
+    AFTER INSERT OR UPDATE OF call_id, dutch, submitted_on OR DELETE
+    ON gs_proposals FOR EACH ROW EXECUTE FUNCTION count_proposal();
+
 -- Folds what batches added since: the keys with delta rows (a long history's keys are not
--- read: per family and day, month, budget year and day spent); the small tables (a row
--- per set or span, a delta row per row written) are folded whole: every row deleted, one summed row per key written back, with no join,
+-- read: per family and day, month, budget year and day spent, call's closing day); the
+-- small tables (a row
+-- per set or span, a delta row per row written) are folded whole: every row deleted, one
+-- summed row per key written back, with no join,
 -- so no plan can read a table once per row (folding only the keys with two rows joined the
 -- table to its own grouping; planned on the statistics of a VACUUM that had just left a
 -- few rows, the join re-grouped every row for every row: 275 ms against 4 for a second of
@@ -402,4 +490,10 @@ BEGIN
     INSERT INTO budget_totals (family, year, spends, spent_cents, spent_on, delta)
     SELECT family, year, sum(spends), sum(spent_cents), spent_on, false
     FROM gone GROUP BY family, year, spent_on;
+    WITH touched AS (SELECT DISTINCT closed_on, months FROM gs_call_totals WHERE delta),
+    gone AS (DELETE FROM gs_call_totals t USING touched
+             WHERE (t.closed_on, t.months) = (touched.closed_on, touched.months) RETURNING t.*)
+    INSERT INTO gs_call_totals (closed_on, months, calls, dutch, latest, delta)
+    SELECT closed_on, months, sum(calls), sum(dutch), max(latest), false
+    FROM gone GROUP BY closed_on, months;
 END $$;

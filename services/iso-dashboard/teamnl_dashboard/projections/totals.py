@@ -37,6 +37,7 @@ RUNNING_TOTALS = (
     "tinl_partner_sets",
     "wp_portfolio",
     "wp_sdgs",
+    "gs_call_totals",
 )
 FOLD_LOCK = 7_310_104
 """pg_try_advisory_xact_lock key: one folder of the live totals at a time."""
