@@ -343,8 +343,9 @@ async def test_a_follow_up_judges_its_mission_alone_and_the_daily_run_every_miss
 ) -> None:
     """Proves: the mission rules judge, as events arrive, only the missions the events name:
     a follow-up of one of 300 overdue missions reads that mission's facts alone and ends its
-    finding alone; the scheduler's run judges every mission. Whole rules before, at the
-    bench's 82,000 missions every fetch with a mission event judged all of them (1.34 s)."""
+    finding alone; the scheduler's run judges every mission held (not the planned ones,
+    and it ends the finding of one held no longer). Whole rules before, at the bench's
+    82,000 missions every fetch with a mission event judged all of them (1.34 s)."""
     loads = loads_of(monkeypatch, "missions")
     settings = dashboard_settings(database_url, kafka_bootstrap, rules_interval_seconds=3600)
     async with running_dashboard(settings, FakeClock(NOW)) as dash:
@@ -375,6 +376,21 @@ async def test_a_follow_up_judges_its_mission_alone_and_the_daily_run_every_miss
         assert sorted(map(len, loads)) == [299, 299]
         gone = await dash.findings("mission-followup-overdue", "resolved")
         assert sorted(f["finding_key"] for f in gone) == ["m-007", "m-299"]
+
+        # only the missions held are read: none planned, nor one held no longer
+        loads.clear()
+        await dash.pool.execute(
+            "INSERT INTO proj.nlib_missions (mission_id, title, direction, country, city,"
+            " start_date, end_date, status) SELECT 'p-' || n, 'planned', 'outgoing', 'IN',"
+            " 'Pune', '2030-01-01', '2030-01-05', 'planned' FROM generate_series(1, 50) n"
+        )
+        await dash.pool.execute(
+            "UPDATE proj.nlib_missions SET status = 'planned' WHERE mission_id = 'm-100'"
+        )
+        await dash.app.state.engine.tick(dash.pool)
+        assert sorted(map(len, loads)) == [298, 298]
+        gone = await dash.findings("mission-followup-overdue", "resolved")
+        assert sorted(f["finding_key"] for f in gone) == ["m-007", "m-100", "m-299"]
 
 
 async def test_every_rule_evaluated_reads_the_next_parts_on_other_connections(

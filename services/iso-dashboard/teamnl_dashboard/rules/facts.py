@@ -552,13 +552,15 @@ async def scoped_parts(
 ) -> AsyncIterator[list[str]]:
     """What a scoped rule judges of its `subject` within `scope` (None: everything), `size`
     keys at a time by key: the keys the scope names that are there and, for a subject with
-    a country, those in its countries. Read through a cursor, a part at a time, so that
+    a country, those in its countries; without a scope, the rows a fact can be read of
+    (``subject.factual``). Read through a cursor, a part at a time, so that
     what is held is bounded by `size`, not by the subject's rows (the caller's transaction
     keeps the cursor; it may run other statements between parts)."""
     key, table = subject.key, subject.table
     query = f"SELECT {key} FROM {table}"  # noqa: S608 - constants
     if scope is None:
-        cursor = await conn.cursor(f"{query} ORDER BY {key}")
+        factual = f" WHERE {subject.factual}" if subject.factual else ""
+        cursor = await conn.cursor(f"{query}{factual} ORDER BY {key}")
     elif subject.country is None:
         cursor = await conn.cursor(
             f"{query} WHERE {key} = ANY($1::text[]) ORDER BY 1", sorted(scope.keys)
@@ -575,11 +577,14 @@ async def scoped_parts(
 
 
 async def stale_keys(conn: asyncpg.Connection, rule: str, subject: Subject) -> list[str]:
-    """The live findings of a scoped rule about keys of its `subject` no longer there."""
+    """The live findings of a scoped rule about keys of its `subject` no longer there, or
+    no longer rows a fact can be read of (``subject.factual``): a whole evaluation does not
+    judge those."""
+    factual = f" AND {subject.factual}" if subject.factual else ""
     rows = await conn.fetch(
         "SELECT finding_key FROM findings f WHERE f.rule = $1 AND f.condition_holds"  # noqa: S608 - constants
         f" AND NOT EXISTS (SELECT 1 FROM {subject.table} s"
-        f"  WHERE s.{subject.key} = f.finding_key)",
+        f"  WHERE s.{subject.key} = f.finding_key{factual})",
         rule,
     )
     return [r["finding_key"] for r in rows]
