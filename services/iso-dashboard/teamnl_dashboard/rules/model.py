@@ -208,8 +208,8 @@ class Subject:
 
 
 PROJECTS = Subject("projects", "wp_projects", "project_id", "country")
-# The missions held: a whole evaluation read the planned too, 151,000 of the bench's 158,000
-# missions, in parts with nothing to judge
+# The missions held: a whole evaluation read the planned too (151,000 of the bench's 158,000
+# missions), 80 parts of 2,000 missions for each mission rule where 4 hold the missions held
 MISSIONS = Subject("missions", "nlib_missions", "mission_id", factual="status = 'held'")
 CALLS = Subject("calls", "gs_calls", "call_id")
 
