@@ -1115,7 +1115,7 @@ async def werkplaats_summary(
             "graduations": found["graduated"],
         }
     row = await db.fetchrow(
-        f"WITH b AS (SELECT $1::int AS first, coalesce($2::int,"  # noqa: S608 - constants
+        "WITH b AS (SELECT $1::int AS first, coalesce($2::int,"  # noqa: S608 - constants
         "  extract(year FROM current_date)::int) AS last),"
         " p AS (SELECT status, since, coalesce(until, b.last) AS until, sum(n) AS n"
         f"  FROM wp_portfolio, b{_WP_SPANS} GROUP BY 1, 2, 3 HAVING sum(n) <> 0),"

@@ -370,7 +370,9 @@ CREATE TRIGGER wp_projects_portfolio
 -- overview's Global Stars target (queries.globalstars_summary). A call counts once it has
 -- an opening or negotiation date (a reading up to a date leaves out a call without either),
 -- with the Dutch proposals it has then; `latest` bounds every date its rows count (never
--- lowered: a reading up to an earlier date counts the rows instead).
+-- lowered: a reading up to an earlier date counts the rows instead). A call and its
+-- proposals share a Kafka key (call_id), so one consumer applies them in order: a trigger
+-- on either side sees the other's rows (with two writers at once, neither would).
 CREATE TABLE gs_call_totals (
     closed_on date   NOT NULL,
     months    int    NOT NULL,
